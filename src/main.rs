@@ -1,0 +1,2 @@
+//! The `casegate` command line.
+fn main() {}
