@@ -1,0 +1,136 @@
+//! `casegate demo`: a newcomer's first run. Starts the built-in demo case app and the real gateway in
+//! front of it on loopback, with a fresh key, and prints links to try. The gateway is started from an
+//! ordinary config (config/demo.toml, embedded) through the same `config::parse` and `start` as `serve`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+
+use casegate::gateway::{Gateway, ShareRequest};
+use tokio::net::TcpListener;
+use tracing::error;
+
+use super::serve::wait_for_stop_signal;
+use super::{print_config_errors, runtime};
+
+const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
+
+pub fn run(port: u16) -> ExitCode {
+    let runtime = match runtime() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            error!(%error, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(demo(port))
+}
+
+async fn demo(port: u16) -> ExitCode {
+    let app_listener = match TcpListener::bind("127.0.0.1:0").await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("cannot bind the demo app on loopback: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let gateway_listener = match bind_gateway(port).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("cannot bind the gateway on loopback: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (Ok(app_addr), Ok(gateway_addr)) = (app_listener.local_addr(), gateway_listener.local_addr())
+    else {
+        eprintln!("cannot read the bound addresses");
+        return ExitCode::FAILURE;
+    };
+    let key = casegate::share::keys::generate_key();
+    let text = DEMO_CONFIG
+        .replace("{gateway_addr}", &gateway_addr.to_string())
+        .replace("{app_addr}", &app_addr.to_string());
+    let env = |name: &str| (name == "CASEGATE_DEMO_KEY").then(|| key.clone());
+    let config = match casegate::config::parse(Path::new("config/demo.toml"), &text, &env) {
+        Ok(config) => config,
+        Err(errors) => {
+            print_config_errors(&errors);
+            return ExitCode::FAILURE;
+        }
+    };
+    let app = match casegate::demo::spawn_demo_app(app_listener).await {
+        Ok(app) => app,
+        Err(error) => {
+            eprintln!("cannot start the demo app: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let running = match casegate::start_on(gateway_listener, &config).await {
+        Ok(running) => running,
+        Err(error) => {
+            eprintln!("cannot start the gateway: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let gateway = match Gateway::build(&config) {
+        Ok(gateway) => gateway,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let now = casegate::clock::unix_now();
+    let links = ["view", "guest"].map(|scope| {
+        gateway.mint_link(
+            &ShareRequest {
+                case: "42",
+                scope,
+                ttl: None,
+                email: None,
+                lang: Some("en"),
+            },
+            now,
+        )
+    });
+    let [Ok(view), Ok(guest)] = links else {
+        eprintln!("cannot mint the demo links");
+        return ExitCode::FAILURE;
+    };
+    print_welcome(gateway_addr, app_addr, &view.url, &guest.url);
+    wait_for_stop_signal().await;
+    running.shutdown().await;
+    drop(app);
+    ExitCode::SUCCESS
+}
+
+/// The requested port, or any free one when it is taken (a second demo, another service).
+async fn bind_gateway(port: u16) -> std::io::Result<TcpListener> {
+    match TcpListener::bind(("127.0.0.1", port)).await {
+        Ok(listener) => Ok(listener),
+        Err(_) if port != 0 => TcpListener::bind("127.0.0.1:0").await,
+        Err(error) => Err(error),
+    }
+}
+
+fn print_welcome(gateway: SocketAddr, app: SocketAddr, view_url: &str, guest_url: &str) {
+    println!(
+        "\
+casegate demo
+  demo case app (the legacy app, direct): http://{app}
+  casegate in front of it:                http://{gateway}
+
+Open this link to case 42 (view-only, valid 24 h):
+  {view_url}
+
+What to try:
+  * Open the link in a browser: the case page opens and the video plays and seeks.
+  * curl -si '{view_url}' | head     -> 303 to /cases/42 with the guest cookie
+  * From the case page, follow the link to case 43: refused (another case).
+  * Post a comment: refused (this link is view-only).
+  * curl -si http://{gateway}/cases/42   -> 401: no share session, nothing reaches the app.
+  * A link that may also comment (scope 'guest'; billing stays hidden):
+    {guest_url}
+
+Stop with Ctrl-C."
+    );
+}

@@ -1,0 +1,94 @@
+//! Every way the request path can refuse or fail, and the one table that maps each to what the
+//! recipient sees. No catch-all arm: a new variant must choose its page.
+
+use std::fmt;
+
+use crate::pages::Page;
+use crate::policy::TargetError;
+use crate::proxy::client::ForwardError;
+use crate::share::cookie::CookieError;
+use crate::share::token::LinkError;
+
+#[derive(Debug)]
+pub enum GatewayError {
+    /// The request target failed canonicalisation.
+    BadTarget(TargetError),
+    /// The request carried no path (authority-form, e.g. CONNECT).
+    NoPath,
+    /// The link token was refused.
+    Link(LinkError),
+    /// A method other than GET or HEAD on a link.
+    LinkMethod,
+    /// No share session and passthrough is off.
+    NoSession,
+    /// The guest cookie was refused.
+    Session(CookieError),
+    /// More than one cookie of our name.
+    DuplicateSession,
+    /// The policy does not allow this request for this share.
+    NotAllowed,
+    /// The cookie names a scope the current config no longer has.
+    UnknownScope,
+    /// A protocol upgrade (WebSocket, h2c) that no rule allows.
+    UpgradeRefused,
+    /// The request body is larger than `max_body_bytes`.
+    BodyTooLarge,
+    /// The upstream did not answer.
+    Upstream(ForwardError),
+    /// Building a response failed; a bug, never the client's fault.
+    Internal(http::Error),
+}
+
+impl GatewayError {
+    /// The page the recipient sees for this error.
+    pub fn page(&self) -> Page {
+        match self {
+            GatewayError::BadTarget(_) | GatewayError::NoPath => Page::BadRequest,
+            GatewayError::Link(error) => match error {
+                LinkError::Expired => Page::ExpiredLink,
+                LinkError::NotYetValid => Page::LinkNotYetValid,
+                LinkError::TooLong
+                | LinkError::Malformed
+                | LinkError::UnsupportedAlgorithm
+                | LinkError::UnknownKey
+                | LinkError::BadSignature
+                | LinkError::LifetimeTooLong
+                | LinkError::UnknownScope
+                | LinkError::BadCase => Page::InvalidLink,
+            },
+            GatewayError::LinkMethod => Page::MethodNotAllowed,
+            GatewayError::NoSession => Page::SessionMissing,
+            GatewayError::Session(CookieError::Expired) => Page::SessionExpired,
+            GatewayError::Session(_) | GatewayError::DuplicateSession => Page::SessionInvalid,
+            GatewayError::NotAllowed | GatewayError::UnknownScope => Page::NotAllowed,
+            GatewayError::UpgradeRefused => Page::UpgradeRefused,
+            GatewayError::BodyTooLarge => Page::PayloadTooLarge,
+            GatewayError::Upstream(ForwardError::Unavailable(_)) => Page::UpstreamUnavailable,
+            GatewayError::Upstream(ForwardError::TimedOut(_)) => Page::UpstreamTimeout,
+            GatewayError::Internal(_) => Page::InternalError,
+        }
+    }
+}
+
+impl fmt::Display for GatewayError {
+    /// For logs. Never includes a token, cookie or any other credential.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GatewayError::BadTarget(error) => write!(f, "request target refused: {error}"),
+            GatewayError::NoPath => f.write_str("request target has no path"),
+            GatewayError::Link(error) => write!(f, "link refused: {error}"),
+            GatewayError::LinkMethod => f.write_str("link opened with a method other than GET/HEAD"),
+            GatewayError::NoSession => f.write_str("no share session"),
+            GatewayError::Session(error) => write!(f, "guest cookie refused: {error}"),
+            GatewayError::DuplicateSession => f.write_str("more than one guest cookie"),
+            GatewayError::NotAllowed => f.write_str("no rule of the share's scope allows this request"),
+            GatewayError::UnknownScope => f.write_str("the share's scope is not configured"),
+            GatewayError::UpgradeRefused => f.write_str("protocol upgrade refused"),
+            GatewayError::BodyTooLarge => f.write_str("request body over the limit"),
+            GatewayError::Upstream(error) => write!(f, "{error}"),
+            GatewayError::Internal(error) => write!(f, "internal error building a response: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for GatewayError {}

@@ -1,0 +1,54 @@
+//! `GET {prefix}{token}`: a valid share link becomes a guest cookie and a redirect to the case, with
+//! the token gone from the address bar, the history and any Referer.
+
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use http_body_util::{BodyExt, Empty};
+
+use super::Gateway;
+use super::error::GatewayError;
+use crate::proxy::Body;
+use crate::share::token::{self, LinkRules};
+use crate::share::{Guest, cookie};
+
+impl Gateway {
+    /// Verifies the link token and answers with the guest cookie and a 303 to the landing page.
+    pub(super) fn exchange_link(&self, token_text: &str, now: i64) -> Result<Response<Body>, GatewayError> {
+        let scope_exists = |scope: &str| self.policy.scope_exists(scope);
+        let rules = LinkRules {
+            now,
+            max_ttl_secs: self.links.max_ttl_secs,
+            clock_skew_secs: self.links.clock_skew_secs,
+            case_grammar: &self.links.case_grammar,
+            scope_exists: &scope_exists,
+        };
+        let claims = token::verify(&self.keys, token_text, &rules).map_err(GatewayError::Link)?;
+        let expires_at = claims
+            .expires_at
+            .min(now.saturating_add(self.session.ttl_secs));
+        let guest = Guest {
+            share_id: claims.share_id,
+            case: claims.case,
+            scope: claims.scope,
+            lang: claims.lang,
+            expires_at,
+            email_verified: false,
+        };
+        let sealed = cookie::seal(&self.keys, &guest);
+        let set_cookie = self.session.set_cookie_header(&sealed, expires_at - now);
+        let location = format!(
+            "{}{}",
+            self.public.as_url_prefix(),
+            self.links.landing_for(&guest)
+        );
+        let response = Response::builder()
+            .status(StatusCode::SEE_OTHER)
+            .header(header::LOCATION, location)
+            .header(header::SET_COOKIE, set_cookie)
+            .header(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
+            .header(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"))
+            .body(Empty::new().map_err(|never| match never {}).boxed())
+            .map_err(GatewayError::Internal)?;
+        Ok(response)
+    }
+}

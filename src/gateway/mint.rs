@@ -1,0 +1,109 @@
+//! Minting share links from the current snapshot: the command line's `mint` (and later the admin API)
+//! turn "share case X with scope Y for T" into a signed URL here, under the same rules `verify` applies.
+
+use std::fmt;
+use std::time::Duration;
+
+use super::Gateway;
+use crate::share::token::{self, LinkClaims};
+
+/// What the sharer asks for.
+#[derive(Debug)]
+pub struct ShareRequest<'a> {
+    pub case: &'a str,
+    pub scope: &'a str,
+    /// `None`: the configured `default_ttl`.
+    pub ttl: Option<Duration>,
+    pub email: Option<&'a str>,
+    pub lang: Option<&'a str>,
+}
+
+/// A signed link and what it grants.
+#[derive(Debug, serde::Serialize)]
+pub struct MintedLink {
+    pub url: String,
+    pub token: String,
+    pub share_id: String,
+    pub case: String,
+    pub scope: String,
+    /// Unix seconds.
+    pub expires_at: i64,
+}
+
+/// Why a link was not minted.
+#[derive(Debug, PartialEq, Eq)]
+pub enum MintError {
+    UnknownScope,
+    BadCase,
+    TtlTooLong { max_secs: i64 },
+    TtlZero,
+    BadEmail,
+    BadLang,
+}
+
+impl fmt::Display for MintError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MintError::UnknownScope => f.write_str("no such scope in the config"),
+            MintError::BadCase => f.write_str("case id does not match the configured case_pattern"),
+            MintError::TtlTooLong { max_secs } => {
+                write!(f, "ttl is longer than links.max_ttl ({max_secs} s)")
+            }
+            MintError::TtlZero => f.write_str("ttl must be at least one second"),
+            MintError::BadEmail => f.write_str("email is not a plausible address"),
+            MintError::BadLang => f.write_str("lang is not a language tag such as en or sv-SE"),
+        }
+    }
+}
+
+impl std::error::Error for MintError {}
+
+impl Gateway {
+    /// Signs a link with the active key. Refuses anything `verify` would refuse later, so a minted
+    /// link always opens (until it expires or is revoked).
+    pub fn mint_link(&self, request: &ShareRequest<'_>, now: i64) -> Result<MintedLink, MintError> {
+        if !self.policy.scope_exists(request.scope) {
+            return Err(MintError::UnknownScope);
+        }
+        if !self.links.case_grammar.matches(request.case) {
+            return Err(MintError::BadCase);
+        }
+        let ttl_secs = match request.ttl {
+            Some(ttl) => i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX),
+            None => self.links.default_ttl_secs,
+        };
+        if ttl_secs <= 0 {
+            return Err(MintError::TtlZero);
+        }
+        if ttl_secs > self.links.max_ttl_secs {
+            return Err(MintError::TtlTooLong {
+                max_secs: self.links.max_ttl_secs,
+            });
+        }
+        if request.email.is_some_and(|email| !token::is_plausible_email(email)) {
+            return Err(MintError::BadEmail);
+        }
+        if request.lang.is_some_and(|lang| !token::is_language_tag(lang)) {
+            return Err(MintError::BadLang);
+        }
+        let claims = LinkClaims {
+            share_id: token::new_share_id(),
+            case: request.case.to_owned(),
+            scope: request.scope.to_owned(),
+            issued_at: now,
+            expires_at: now + ttl_secs,
+            not_before: None,
+            email: request.email.map(str::to_owned),
+            lang: request.lang.map(str::to_owned),
+        };
+        let signed = token::mint(&self.keys, &claims);
+        Ok(MintedLink {
+            url: format!("{}{}{}", self.public.as_url_prefix(), self.links.prefix, signed),
+            token: signed,
+            share_id: claims.share_id,
+            case: claims.case,
+            scope: claims.scope,
+            expires_at: claims.expires_at,
+        })
+    }
+}

@@ -1,0 +1,162 @@
+//! Header hygiene shared by both directions: hop-by-hop headers, the headers a peer names in
+//! `Connection`, and client-supplied identity or override headers that a legacy app might trust.
+
+use http::HeaderMap;
+use http::header::{self, HeaderName};
+
+/// Hop-by-hop headers (RFC 9110 section 7.6.1 plus the legacy ones proxies still see). They describe
+/// one connection, never the message, so they are never forwarded in either direction.
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TRANSFER_ENCODING,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+    header::PROXY_AUTHENTICATE,
+];
+
+/// Exact names of headers that some server, framework or auth proxy treats as a statement about who
+/// the client is, where it came from, or which method or URL it "really" asked for. Only casegate may
+/// make such statements to the upstream, so a client's copies are removed before ours are added.
+const CLIENT_IDENTITY_OR_OVERRIDE: [&str; 24] = [
+    "forwarded",
+    "x-real-ip",
+    "x-client-ip",
+    "client-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-cluster-client-ip",
+    "x-original-url",
+    "x-original-uri",
+    "x-rewrite-url",
+    "x-original-host",
+    "x-host",
+    "x-original-method",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "remote-user",
+    "x-remote-user",
+    "x-user",
+    "x-authenticated-user",
+    "x-auth-user",
+    "http2-settings",
+    "x-proxyuser-ip",
+];
+
+/// Name prefixes with the same meaning as [`CLIENT_IDENTITY_OR_OVERRIDE`]: whole families of headers
+/// (ours, the de-facto forwarding ones, oauth2-proxy's and Envoy's identity headers).
+const CLIENT_IDENTITY_PREFIXES: [&str; 6] = [
+    "x-casegate-",
+    "x-forwarded-",
+    "x-auth-request-",
+    "x-envoy-",
+    "x-original-",
+    "x-remote-",
+];
+
+/// Removes hop-by-hop headers and every header the peer listed in `Connection`.
+///
+/// `Connection` is read before anything is removed, since it is itself hop-by-hop.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+/// Removes every client-supplied header that claims identity, origin or an override, and every header
+/// whose name contains `_` (CGI-style servers fold `X_User` and `X-User` into the same variable, so an
+/// underscore spelling can smuggle a header past a filter that only knows the dash spelling).
+pub fn strip_client_identity(headers: &mut HeaderMap) {
+    let doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| is_client_identity(name.as_str()))
+        .cloned()
+        .collect();
+    for name in doomed {
+        headers.remove(name);
+    }
+}
+
+fn is_client_identity(name: &str) -> bool {
+    name.contains('_')
+        || CLIENT_IDENTITY_OR_OVERRIDE.contains(&name)
+        || CLIENT_IDENTITY_PREFIXES
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_are_removed() {
+        let mut map = headers(&[
+            ("connection", "keep-alive, X-Secret-Thing"),
+            ("connection", "close"),
+            ("x-secret-thing", "1"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("te", "trailers"),
+            ("upgrade", "websocket"),
+            ("proxy-authorization", "Basic eA=="),
+            ("accept", "text/html"),
+        ]);
+        strip_hop_by_hop(&mut map);
+        let left: Vec<&str> = map.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["accept"]);
+    }
+
+    #[test]
+    fn identity_and_override_headers_from_the_client_are_removed() {
+        let cases = [
+            ("x-casegate-case", true),
+            ("X-Casegate-Share", true),
+            ("x-forwarded-for", true),
+            ("x-forwarded-host", true),
+            ("forwarded", true),
+            ("x-real-ip", true),
+            ("x-original-url", true),
+            ("x-rewrite-url", true),
+            ("x-http-method-override", true),
+            ("x-method-override", true),
+            ("remote-user", true),
+            ("x-auth-request-email", true),
+            ("x_forwarded_for", true),
+            ("x_casegate_case", true),
+            ("accept-language", false),
+            ("range", false),
+            ("if-none-match", false),
+            ("user-agent", false),
+        ];
+        for (name, removed) in cases {
+            let mut map = headers(&[(name, "spoofed")]);
+            strip_client_identity(&mut map);
+            assert_eq!(map.is_empty(), removed, "header {name}");
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Everything between the decision and the upstream: header hygiene in and out, the pooled upstream
+//! client, and the rewriting of requests and responses for guests.
+
+pub mod client;
+pub mod hop;
+pub mod request;
+pub mod response;
+pub mod upstream;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+
+/// The error type carried by bodies that flow through the gateway.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The body type of every request and response the gateway hands to hyper: streamed bodies from
+/// either peer and small fixed pages share one type.
+pub type Body = BoxBody<Bytes, BoxError>;

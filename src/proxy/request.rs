@@ -1,0 +1,252 @@
+//! Rewriting a request for the upstream: strip what the client may not say, then add what casegate
+//! vouches for. Stripping always happens before injecting, so a client can never pre-seed our headers.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderName, HeaderValue};
+use http::request::Parts;
+use http::uri::{PathAndQuery, Uri};
+use http::{HeaderMap, Version};
+
+use super::hop::{strip_client_identity, strip_hop_by_hop};
+use super::upstream::Upstream;
+use crate::share::Guest;
+
+pub const X_CASEGATE_CASE: HeaderName = HeaderName::from_static("x-casegate-case");
+pub const X_CASEGATE_SHARE: HeaderName = HeaderName::from_static("x-casegate-share");
+pub const X_CASEGATE_SCOPE: HeaderName = HeaderName::from_static("x-casegate-scope");
+pub const X_CASEGATE_LANG: HeaderName = HeaderName::from_static("x-casegate-lang");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// What casegate itself knows about where a request came from; the only source of the
+/// `X-Forwarded-*` headers the upstream receives.
+#[derive(Clone, Debug)]
+pub struct Origin {
+    pub client_ip: IpAddr,
+    pub https: bool,
+    /// The public host (from `public_url`), never the client's `Host` header.
+    pub public_host: HeaderValue,
+}
+
+/// Prepares a guest's request: no client cookies or credentials, no identity claims, only the
+/// share's identity as casegate states it.
+pub fn rewrite_guest_request(
+    parts: &mut Parts,
+    guest: &Guest,
+    pin_language: bool,
+    upstream: &Upstream,
+    origin: &Origin,
+) {
+    let headers = &mut parts.headers;
+    strip_hop_by_hop(headers);
+    strip_client_identity(headers);
+    // A guest speaks to the upstream only through the share: its own cookies (ours included) and
+    // credentials would let it act as whoever else it is in that browser.
+    headers.remove(header::COOKIE);
+    headers.remove(header::AUTHORIZATION);
+
+    add_forwarding_headers(headers, origin);
+    add_share_identity(headers, guest, pin_language);
+    for (name, value) in &upstream.guest_headers {
+        headers.insert(name.clone(), value.clone());
+    }
+    point_at_upstream(parts, upstream);
+}
+
+/// Prepares a request from someone without a share session when `passthrough` is on: the staff's own
+/// cookies and credentials go through, but identity claims are still casegate's alone.
+pub fn rewrite_passthrough_request(
+    parts: &mut Parts,
+    cookie_name: &str,
+    upstream: &Upstream,
+    origin: &Origin,
+) {
+    let headers = &mut parts.headers;
+    strip_hop_by_hop(headers);
+    strip_client_identity(headers);
+    remove_cookie(headers, cookie_name);
+    add_forwarding_headers(headers, origin);
+    point_at_upstream(parts, upstream);
+}
+
+fn add_forwarding_headers(headers: &mut HeaderMap, origin: &Origin) {
+    headers.insert(X_FORWARDED_FOR, ip_header_value(origin.client_ip));
+    headers.insert(
+        X_FORWARDED_PROTO,
+        HeaderValue::from_static(if origin.https { "https" } else { "http" }),
+    );
+    headers.insert(X_FORWARDED_HOST, origin.public_host.clone());
+}
+
+fn add_share_identity(headers: &mut HeaderMap, guest: &Guest, pin_language: bool) {
+    // Share fields were validated against strict grammars when the link was accepted, so they are
+    // always valid header values; a failure here would mean a bug, and the header is then omitted
+    // rather than forwarded half-formed.
+    if let Ok(case) = HeaderValue::from_str(&guest.case) {
+        headers.insert(X_CASEGATE_CASE, case);
+    }
+    if let Ok(share) = HeaderValue::from_str(&guest.share_id) {
+        headers.insert(X_CASEGATE_SHARE, share);
+    }
+    if let Ok(scope) = HeaderValue::from_str(&guest.scope) {
+        headers.insert(X_CASEGATE_SCOPE, scope);
+    }
+    if let Some(lang) = guest
+        .lang
+        .as_deref()
+        .and_then(|lang| HeaderValue::from_str(lang).ok())
+    {
+        if pin_language {
+            headers.insert(header::ACCEPT_LANGUAGE, lang.clone());
+        }
+        headers.insert(X_CASEGATE_LANG, lang);
+    }
+}
+
+/// Sends the request to the upstream origin with the exact path and query the gateway judged.
+fn point_at_upstream(parts: &mut Parts, upstream: &Upstream) {
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let mut uri = Uri::builder()
+        .scheme(upstream.scheme.clone())
+        .authority(upstream.authority.clone())
+        .path_and_query(path_and_query)
+        .build();
+    if let Ok(built) = uri.as_mut() {
+        std::mem::swap(&mut parts.uri, built);
+    }
+    parts.headers.insert(header::HOST, upstream.host.clone());
+    // The upstream pool speaks HTTP/1.1 whatever the client spoke to us.
+    parts.version = Version::HTTP_11;
+}
+
+fn ip_header_value(ip: IpAddr) -> HeaderValue {
+    // An IP address always renders to valid header characters.
+    HeaderValue::from_str(&ip.to_string()).unwrap_or(HeaderValue::from_static("unknown"))
+}
+
+/// Removes our cookie from every `Cookie` header, keeping the others in their order.
+fn remove_cookie(headers: &mut HeaderMap, cookie_name: &str) {
+    let kept: Vec<String> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .map(str::trim)
+        .filter(|pair| {
+            !pair.is_empty()
+                && pair
+                    .split_once('=')
+                    .is_none_or(|(name, _)| name.trim() != cookie_name)
+        })
+        .map(str::to_owned)
+        .collect();
+    headers.remove(header::COOKIE);
+    if kept.is_empty() {
+        return;
+    }
+    if let Ok(value) = HeaderValue::from_str(&kept.join("; ")) {
+        headers.insert(header::COOKIE, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::Request;
+
+    fn guest() -> Guest {
+        Guest {
+            share_id: "c2hhcmUtaWQtZm9yLXRlc3Q".into(),
+            case: "42".into(),
+            scope: "view".into(),
+            lang: Some("sv-SE".into()),
+            expires_at: 2_000_000_000,
+            email_verified: false,
+        }
+    }
+
+    fn upstream() -> Upstream {
+        Upstream::new(
+            &Uri::from_static("http://127.0.0.1:8080"),
+            vec![(
+                header::AUTHORIZATION,
+                HeaderValue::from_static("Basic cmVhZG9ubHk6eA=="),
+            )],
+        )
+        .unwrap()
+    }
+
+    fn origin() -> Origin {
+        Origin {
+            client_ip: "192.0.2.7".parse().unwrap(),
+            https: true,
+            public_host: HeaderValue::from_static("share.example.org"),
+        }
+    }
+
+    fn spoofed_request() -> Parts {
+        let (parts, ()) = Request::get("/cases/42/video?t=1")
+            .header("host", "evil.example")
+            .header("cookie", "__Host-casegate=abc; staff_session=s3cr3t")
+            .header("authorization", "Bearer stolen")
+            .header("x-casegate-case", "43")
+            .header("x-forwarded-for", "10.0.0.1")
+            .header("x-http-method-override", "DELETE")
+            .header("connection", "x-keep-me-not")
+            .header("x-keep-me-not", "1")
+            .header("range", "bytes=0-99")
+            .header("accept-language", "de")
+            .body(())
+            .unwrap()
+            .into_parts();
+        parts
+    }
+
+    #[test]
+    fn guest_request_carries_only_what_casegate_vouches_for() {
+        let mut parts = spoofed_request();
+        rewrite_guest_request(&mut parts, &guest(), true, &upstream(), &origin());
+        let h = &parts.headers;
+        assert_eq!(parts.uri, "http://127.0.0.1:8080/cases/42/video?t=1");
+        assert_eq!(h["host"], "127.0.0.1:8080");
+        assert_eq!(h["x-casegate-case"], "42");
+        assert_eq!(h["x-casegate-share"], "c2hhcmUtaWQtZm9yLXRlc3Q");
+        assert_eq!(h["x-casegate-scope"], "view");
+        assert_eq!(h["x-casegate-lang"], "sv-SE");
+        assert_eq!(h["accept-language"], "sv-SE");
+        assert_eq!(h["x-forwarded-for"], "192.0.2.7");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "share.example.org");
+        assert_eq!(h["authorization"], "Basic cmVhZG9ubHk6eA==");
+        assert_eq!(h["range"], "bytes=0-99");
+        for gone in ["cookie", "x-http-method-override", "x-keep-me-not", "connection"] {
+            assert!(!h.contains_key(gone), "{gone} must not reach the upstream");
+        }
+        assert_eq!(h.get_all("x-casegate-case").iter().count(), 1);
+    }
+
+    #[test]
+    fn unpinned_scope_keeps_the_clients_language() {
+        let mut parts = spoofed_request();
+        rewrite_guest_request(&mut parts, &guest(), false, &upstream(), &origin());
+        assert_eq!(parts.headers["accept-language"], "de");
+    }
+
+    #[test]
+    fn passthrough_keeps_staff_credentials_but_not_our_cookie_or_claims() {
+        let mut parts = spoofed_request();
+        rewrite_passthrough_request(&mut parts, "__Host-casegate", &upstream(), &origin());
+        let h = &parts.headers;
+        assert_eq!(h["cookie"], "staff_session=s3cr3t");
+        assert_eq!(h["authorization"], "Bearer stolen");
+        assert_eq!(h["x-forwarded-for"], "192.0.2.7");
+        assert!(!h.contains_key("x-casegate-case"));
+        assert!(!h.contains_key("x-http-method-override"));
+    }
+}

@@ -1,0 +1,79 @@
+//! The upstream as the proxy sees it: where to send requests, what it calls itself, and the extra
+//! headers guests carry to it.
+
+use http::uri::{Authority, Scheme};
+use http::{HeaderName, HeaderValue, Uri};
+
+/// The resolved upstream origin plus the guest headers configured for it.
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    pub scheme: Scheme,
+    pub authority: Authority,
+    /// `Host` sent upstream: the upstream's own authority, so that the legacy app builds URLs on its
+    /// own origin, which [`crate::proxy::response`] then rewrites to the public one.
+    pub host: HeaderValue,
+    /// Headers added to every guest request, e.g. a read-only service login. Values may be secret.
+    pub guest_headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Upstream {
+    /// Builds the upstream from a validated `http://host[:port]` URI.
+    pub fn new(
+        url: &Uri,
+        guest_headers: Vec<(HeaderName, HeaderValue)>,
+    ) -> Result<Self, &'static str> {
+        let scheme = url.scheme().cloned().ok_or("upstream url has no scheme")?;
+        let authority = url
+            .authority()
+            .cloned()
+            .ok_or("upstream url has no host")?;
+        let host = HeaderValue::from_str(authority.as_str())
+            .map_err(|_| "upstream host is not a valid header value")?;
+        Ok(Upstream {
+            scheme,
+            authority,
+            host,
+            guest_headers,
+        })
+    }
+
+    /// Whether an absolute URL points at this upstream's origin (same scheme, host and port).
+    pub fn is_own_origin(&self, url: &Uri) -> bool {
+        url.scheme() == Some(&self.scheme)
+            && url.authority().is_some_and(|authority| {
+                authority.host().eq_ignore_ascii_case(self.authority.host())
+                    && authority.port_u16().or(default_port(&self.scheme))
+                        == self.authority.port_u16().or(default_port(&self.scheme))
+            })
+    }
+}
+
+fn default_port(scheme: &Scheme) -> Option<u16> {
+    if *scheme == Scheme::HTTP {
+        Some(80)
+    } else if *scheme == Scheme::HTTPS {
+        Some(443)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_origin_is_recognised_with_and_without_default_port() {
+        let upstream = Upstream::new(&Uri::from_static("http://App.internal:80"), vec![]).unwrap();
+        let cases = [
+            ("http://app.internal/cases/42", true),
+            ("http://APP.internal:80/cases/42", true),
+            ("http://app.internal:8080/cases/42", false),
+            ("https://app.internal/cases/42", false),
+            ("http://other.internal/cases/42", false),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(upstream.is_own_origin(&Uri::from_static(url)), expected, "{url}");
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Tracks when a connection last did anything, so that idle connections can be closed. hyper's own
+//! header timeout covers a slow request head; this covers a connection that simply sits there.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::Instant;
+
+/// Shared between a connection's IO wrapper, its request handler and its idle watchdog.
+#[derive(Debug)]
+pub struct Activity {
+    started: Instant,
+    last_io_millis: AtomicU64,
+    in_flight: AtomicUsize,
+}
+
+impl Activity {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Activity {
+            started: Instant::now(),
+            last_io_millis: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+        })
+    }
+
+    fn touch(&self) {
+        let millis = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_io_millis.store(millis, Ordering::Relaxed);
+    }
+
+    /// Marks a request as in flight until the returned guard is dropped.
+    pub fn request_started(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(Arc::clone(self))
+    }
+
+    /// Waits until the connection has been idle (no request in flight, no IO) for `limit`.
+    pub async fn idle_for(&self, limit: Duration) {
+        loop {
+            let last_io = self.started + Duration::from_millis(self.last_io_millis.load(Ordering::Relaxed));
+            let deadline = last_io + limit;
+            if Instant::now() >= deadline && self.in_flight.load(Ordering::Relaxed) == 0 {
+                return;
+            }
+            let next_check = deadline.max(Instant::now() + Duration::from_millis(100));
+            tokio::time::sleep_until(next_check).await;
+        }
+    }
+}
+
+/// Guard for one request in flight on a connection.
+pub struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
+}
+
+/// An IO stream that records activity on every successful read or write.
+pub struct TrackedIo<T> {
+    inner: T,
+    activity: Arc<Activity>,
+}
+
+impl<T> TrackedIo<T> {
+    pub fn new(inner: T, activity: Arc<Activity>) -> Self {
+        activity.touch();
+        TrackedIo { inner, activity }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.touch();
+        }
+        result
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        result
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,130 @@
+//! Serving one accepted connection: optional TLS handshake, then HTTP/1.1 or HTTP/2 (detected by
+//! ALPN or the HTTP/2 preface) through hyper, under the configured timeouts and limits.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use tracing::debug;
+
+use super::activity::{Activity, TrackedIo};
+use super::limits::Limits;
+use crate::gateway::Gateway;
+
+/// What the gateway knows about the connection a request arrived on.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionInfo {
+    pub peer: SocketAddr,
+    pub tls: bool,
+}
+
+/// hyper refuses a read buffer under 8 KiB; smaller header limits are still enforced by
+/// `max_headers` and the h2 header list size.
+const MIN_HYPER_BUFFER: usize = 8 * 1024;
+
+/// Builds the protocol builder once per listener; it is cheap to share across connections.
+pub fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(MIN_HYPER_BUFFER))
+        .max_headers(limits.max_headers)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(128)
+        // Bounds the HTTP/2 "rapid reset" pattern: streams the client opens and cancels at once.
+        .max_pending_accept_reset_streams(64)
+        .keep_alive_interval(Some(limits.idle_timeout / 2))
+        .keep_alive_timeout(limits.header_read_timeout);
+    builder
+}
+
+/// Runs one connection to completion. Never panics; every failure ends this connection only.
+pub async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    gateway: Arc<Gateway>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    limits: Arc<Limits>,
+    shutdown: watch::Receiver<bool>,
+) {
+    let _ = stream.set_nodelay(true);
+    match tls {
+        None => {
+            let info = ConnectionInfo { peer, tls: false };
+            run_http(stream, info, gateway, &builder, &limits, shutdown).await;
+        }
+        Some(acceptor) => {
+            let handshake =
+                tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream)).await;
+            match handshake {
+                Ok(Ok(tls_stream)) => {
+                    let info = ConnectionInfo { peer, tls: true };
+                    run_http(tls_stream, info, gateway, &builder, &limits, shutdown).await;
+                }
+                Ok(Err(error)) => debug!(%peer, %error, "TLS handshake failed"),
+                Err(_) => debug!(%peer, "TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+async fn run_http<T>(
+    io: T,
+    info: ConnectionInfo,
+    gateway: Arc<Gateway>,
+    builder: &auto::Builder<TokioExecutor>,
+    limits: &Limits,
+    mut shutdown: watch::Receiver<bool>,
+) where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Activity::new();
+    let io = TokioIo::new(TrackedIo::new(io, Arc::clone(&activity)));
+    let service_activity = Arc::clone(&activity);
+    let service = service_fn(move |request| {
+        let gateway = Arc::clone(&gateway);
+        let in_flight = service_activity.request_started();
+        async move {
+            let response = gateway.handle(request, &info).await;
+            drop(in_flight);
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let connection = builder.serve_connection(io, service);
+    tokio::pin!(connection);
+    let mut shutting_down = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    debug!(peer = %info.peer, %error, "connection ended with an error");
+                }
+                return;
+            }
+            () = activity.idle_for(limits.idle_timeout), if !shutting_down => {
+                debug!(peer = %info.peer, "closing idle connection");
+                return;
+            }
+            changed = shutdown.changed(), if !shutting_down => {
+                // A closed channel means the server is gone: shut down the same way.
+                let _ = changed;
+                shutting_down = true;
+                connection.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! The listening side: accepting TCP connections, TLS, HTTP/1.1 and HTTP/2 on one port, and the
+//! timeouts and limits that keep one client from holding resources it does not use.
+
+pub mod activity;
+pub mod connection;
+pub mod limits;
+pub mod listener;
+pub mod tls;
+
+pub use connection::ConnectionInfo;
+pub use limits::Limits;
+pub use listener::serve;

@@ -1,0 +1,156 @@
+//! Shared test harness: a real upstream, the real gateway on port 0, and helpers to mint links and
+//! cookies exactly as the gateway does.
+#![allow(dead_code)]
+
+pub mod raw_client;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use casegate::RunningGateway;
+use casegate::gateway::{Gateway, ShareRequest};
+
+use self::raw_client::{RawResponse, send_raw};
+use self::upstream::TestUpstream;
+
+/// 33 bytes, base64url: the key every test gateway signs with (as `k1`).
+pub const TEST_KEY: &str = "Y2FzZWdhdGUtaW50ZWdyYXRpb24tdGVzdC1rZXktMzJi";
+pub const COOKIE: &str = "casegate";
+
+/// The config every test gateway starts from; `extra` is appended (more scopes, limits...).
+pub fn config_text(upstream_url: &str, server_extra: &str, extra: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+public_url = "http://share.test"
+{server_extra}
+
+[upstream]
+url = "{upstream_url}"
+passthrough = false
+response_timeout = "1s"
+
+[keys]
+active = "k1"
+[keys.secrets]
+k1 = {{ value = "{TEST_KEY}" }}
+
+[links]
+prefix = "/s/"
+landing = "/cases/{{case}}"
+default_ttl = "24h"
+max_ttl = "30d"
+
+[session]
+cookie = "{COOKIE}"
+ttl = "12h"
+
+[scopes.view]
+allow = ["GET /cases/{{case}}", "GET /cases/{{case}}/**", "GET /static/**"]
+pin_language = true
+
+[scopes.guest]
+extends = ["view"]
+allow = ["POST /api/cases/{{case}}/comments", "DELETE /api/cases/{{case}}/team/{{share}}"]
+deny = ["GET /cases/{{case}}/billing/**"]
+
+[scopes.legacy]
+allow = ["GET /legacy/case.php?id={{case}}", "GET /legacy/video.php?id={{case}}&part=*"]
+{extra}
+"#
+    )
+}
+
+/// A running gateway in front of a running upstream.
+pub struct TestGateway {
+    pub addr: SocketAddr,
+    pub upstream: TestUpstream,
+    /// The same snapshot the server runs, for minting links in tests.
+    pub snapshot: Gateway,
+    running: Option<RunningGateway>,
+}
+
+impl TestGateway {
+    pub async fn start() -> TestGateway {
+        Self::start_with("", "").await
+    }
+
+    /// Starts with extra `[server]` lines and extra top-level TOML.
+    pub async fn start_with(server_extra: &str, extra: &str) -> TestGateway {
+        let upstream = TestUpstream::start().await;
+        let text = config_text(&upstream.url(), server_extra, extra);
+        Self::start_from_text(upstream, &text).await
+    }
+
+    pub async fn start_from_text(upstream: TestUpstream, text: &str) -> TestGateway {
+        let config = casegate::config::parse(Path::new("test.toml"), text, &|_| None)
+            .unwrap_or_else(|errors| panic!("test config invalid:\n{errors}"));
+        let snapshot = Gateway::build(&config).expect("build gateway");
+        let running = casegate::start(&config).await.expect("start gateway");
+        TestGateway {
+            addr: running.local_addr,
+            upstream,
+            snapshot,
+            running: Some(running),
+        }
+    }
+
+    /// The path of a freshly minted link (`/s/<token>`).
+    pub fn link_path(&self, case: &str, scope: &str) -> String {
+        let link = self
+            .snapshot
+            .mint_link(
+                &ShareRequest {
+                    case,
+                    scope,
+                    ttl: None,
+                    email: None,
+                    lang: Some("sv-SE"),
+                },
+                casegate::clock::unix_now(),
+            )
+            .expect("mint");
+        format!("/s/{}", link.token)
+    }
+
+    /// Opens a link through the gateway and returns the `name=value` of the guest cookie it set.
+    pub async fn open_link(&self, case: &str, scope: &str) -> String {
+        let path = self.link_path(case, scope);
+        let response = self.get(&path, &[]).await;
+        assert_eq!(response.status, 303, "link exchange: {}", response.text());
+        let set_cookie = response.header("set-cookie").expect("set-cookie");
+        set_cookie.split(';').next().unwrap().to_owned()
+    }
+
+    /// Sends a GET with `Connection: close` and the given extra header lines.
+    pub async fn get(&self, target: &str, headers: &[&str]) -> RawResponse {
+        self.request("GET", target, headers, b"").await
+    }
+
+    pub async fn request(&self, method: &str, target: &str, headers: &[&str], body: &[u8]) -> RawResponse {
+        let mut text = format!("{method} {target} HTTP/1.1\r\nHost: share.test\r\nConnection: close\r\n");
+        for header in headers {
+            text.push_str(header);
+            text.push_str("\r\n");
+        }
+        if !body.is_empty() {
+            text.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        text.push_str("\r\n");
+        let mut bytes = text.into_bytes();
+        bytes.extend_from_slice(body);
+        send_raw(self.addr, &bytes).await.expect("a response")
+    }
+
+    pub async fn raw(&self, bytes: &[u8]) -> Option<RawResponse> {
+        send_raw(self.addr, bytes).await
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+    }
+}

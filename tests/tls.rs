@@ -1,0 +1,155 @@
+//! The TLS listener, with a test CA made at test time: HTTP/1.1 and HTTP/2 (ALPN) on one port, HSTS
+//! and Secure cookies for an https public origin.
+
+mod common;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use common::TestGateway;
+use common::raw_client::parse_response;
+use common::upstream::TestUpstream;
+
+struct TestPki {
+    ca_pem: String,
+    dir: std::path::PathBuf,
+}
+
+/// A CA and a localhost certificate signed by it, written to a fresh directory.
+fn make_pki() -> TestPki {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "casegate test CA");
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
+    let dir = std::env::temp_dir().join(format!("casegate-tls-{}-{}", std::process::id(), rand_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cert.pem"), format!("{}{}", leaf.pem(), ca.pem())).unwrap();
+    std::fs::write(dir.join("key.pem"), leaf_key.serialize_pem()).unwrap();
+    TestPki {
+        ca_pem: ca.pem(),
+        dir,
+    }
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+}
+
+async fn start_tls_gateway(pki: &TestPki) -> TestGateway {
+    let upstream = TestUpstream::start().await;
+    let tls = format!(
+        "[server.tls]\ncert = \"{}\"\nkey = \"{}\"",
+        pki.dir.join("cert.pem").display(),
+        pki.dir.join("key.pem").display()
+    );
+    let text = common::config_text(&upstream.url(), &tls, "")
+        .replace("public_url = \"http://share.test\"", "public_url = \"https://share.test\"")
+        .replace("cookie = \"casegate\"", "cookie = \"__Host-casegate\"");
+    TestGateway::start_from_text(upstream, &text).await
+}
+
+async fn connect(gw: &TestGateway, pki: &TestPki, alpn: &[&[u8]]) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = rustls::pki_types::CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap();
+    roots.add(ca).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let tcp = TcpStream::connect(gw.addr).await.unwrap();
+    TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .expect("TLS handshake with the gateway")
+}
+
+use rustls::pki_types::pem::PemObject;
+
+#[tokio::test]
+async fn http1_over_tls_exchanges_a_link_for_a_secure_cookie_and_serves_the_case() {
+    let pki = make_pki();
+    let gw = start_tls_gateway(&pki).await;
+    let link = gw.link_path("42", "view");
+    let mut tls = connect(&gw, &pki, &[b"http/1.1"]).await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
+    let request = format!("GET {link} HTTP/1.1\r\nHost: share.test\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut bytes = Vec::new();
+    let _ = tls.read_to_end(&mut bytes).await;
+    let response = parse_response(&bytes).expect("a response");
+    assert_eq!(response.status, 303);
+    assert_eq!(response.header("location"), Some("https://share.test/cases/42"));
+    let set_cookie = response.header("set-cookie").unwrap();
+    assert!(set_cookie.starts_with("__Host-casegate="));
+    assert!(set_cookie.contains("; Secure"), "{set_cookie}");
+    let cookie = set_cookie.split(';').next().unwrap().to_owned();
+
+    let mut tls = connect(&gw, &pki, &[b"http/1.1"]).await;
+    let request = format!("GET /cases/42 HTTP/1.1\r\nHost: share.test\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut bytes = Vec::new();
+    let _ = tls.read_to_end(&mut bytes).await;
+    let response = parse_response(&bytes).expect("a response");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("strict-transport-security"), Some("max-age=31536000"));
+    let received = gw.upstream.take();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].header("x-forwarded-proto"), Some("https"));
+    assert_eq!(received[0].header("x-casegate-case"), Some("42"));
+}
+
+#[tokio::test]
+async fn http2_over_tls_is_negotiated_by_alpn_and_guarded_the_same_way() {
+    let pki = make_pki();
+    let gw = start_tls_gateway(&pki).await;
+    let link = gw.link_path("42", "view");
+    let tls = connect(&gw, &pki, &[b"h2", b"http/1.1"]).await;
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut sender, connection) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+        .await
+        .expect("h2 handshake");
+    tokio::spawn(connection);
+
+    let request = |path: &str, cookie: Option<&str>| {
+        let mut builder = http::Request::get(format!("https://share.test{path}"));
+        if let Some(cookie) = cookie {
+            builder = builder.header("cookie", cookie);
+        }
+        builder.body(Empty::<Bytes>::new()).unwrap()
+    };
+    let response = sender.send_request(request(&link, None)).await.unwrap();
+    assert_eq!(response.status(), 303);
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+
+    let response = sender.send_request(request("/cases/42", Some(&cookie))).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(body.starts_with(b"upstream saw GET /cases/42 HTTP/1.1"), "{body:?}");
+
+    let response = sender.send_request(request("/cases/43", Some(&cookie))).await.unwrap();
+    assert_eq!(response.status(), 403);
+    let response = sender.send_request(request("/cases/42/%2e%2e/43", Some(&cookie))).await.unwrap();
+    assert_eq!(response.status(), 400);
+
+    let received = gw.upstream.take();
+    assert_eq!(received.len(), 1, "only the allowed request reaches the upstream");
+    assert_eq!(received[0].request_line, "GET /cases/42 HTTP/1.1");
+}

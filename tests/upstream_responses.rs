@@ -1,0 +1,95 @@
+//! What comes back from the upstream: sanitised for guests, streamed untouched where it must be
+//! (Range for video seeking), and clear pages when the upstream is down or slow.
+
+mod common;
+
+use common::TestGateway;
+use common::upstream::{TestUpstream, video_bytes};
+
+#[tokio::test]
+async fn upstream_responses_cannot_set_cookies_open_cors_or_be_cached() {
+    let gw = TestGateway::start().await;
+    let cookie = gw.open_link("42", "view").await;
+    let response = gw.get("/cases/42/leaky", &[&format!("Cookie: {cookie}")]).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("set-cookie"), None);
+    assert_eq!(response.header("access-control-allow-origin"), None);
+    assert_eq!(response.header("access-control-allow-credentials"), None);
+    assert_eq!(response.header("cache-control"), Some("private, no-store"));
+    assert!(response.headers_named("vary").contains(&"Cookie"));
+    assert_eq!(response.header("referrer-policy"), Some("no-referrer"));
+    assert_eq!(response.text(), "leaky");
+}
+
+#[tokio::test]
+async fn redirects_to_the_upstream_origin_are_rewritten_to_the_public_one() {
+    let gw = TestGateway::start().await;
+    let cookie = gw.open_link("42", "view").await;
+    let response = gw.get("/cases/42/redirect", &[&format!("Cookie: {cookie}")]).await;
+    assert_eq!(response.status, 302);
+    assert_eq!(response.header("location"), Some("http://share.test/cases/42/summary"));
+}
+
+#[tokio::test]
+async fn range_requests_pass_through_so_video_can_seek() {
+    let gw = TestGateway::start().await;
+    let cookie = gw.open_link("42", "view").await;
+    let video = video_bytes();
+    let response = gw
+        .get("/cases/42/video", &[&format!("Cookie: {cookie}"), "Range: bytes=1000-1999"])
+        .await;
+    assert_eq!(response.status, 206);
+    assert_eq!(
+        response.header("content-range"),
+        Some(format!("bytes 1000-1999/{}", video.len()).as_str())
+    );
+    assert_eq!(response.body, video[1000..2000]);
+    let received = gw.upstream.take();
+    assert_eq!(received[0].header("range"), Some("bytes=1000-1999"));
+
+    let full = gw.get("/cases/42/video", &[&format!("Cookie: {cookie}")]).await;
+    assert_eq!(full.status, 200);
+    assert_eq!(full.body.len(), video.len());
+    assert!(full.body == video, "video bytes differ");
+}
+
+#[tokio::test]
+async fn a_dead_upstream_gives_502_and_a_slow_one_504() {
+    // An upstream address nothing listens on: bind, learn the port, close.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_url = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let text = common::config_text(&dead_url, "", "");
+    let gw = TestGateway::start_from_text(TestUpstream::start().await, &text).await;
+    let cookie = gw.open_link("42", "view").await;
+    let response = gw.get("/cases/42", &[&format!("Cookie: {cookie}"), "Accept: application/json"]).await;
+    assert_eq!(response.status, 502);
+    let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+    assert_eq!(body["error"]["code"], "upstream_unavailable");
+
+    let gw = TestGateway::start().await;
+    let cookie = gw.open_link("42", "view").await;
+    let started = std::time::Instant::now();
+    let response = gw.get("/cases/42/slow", &[&format!("Cookie: {cookie}")]).await;
+    assert_eq!(response.status, 504);
+    assert!(started.elapsed() < std::time::Duration::from_millis(2900), "did not time out at 1 s");
+}
+
+#[tokio::test]
+async fn guest_bodies_over_the_limit_are_refused_before_the_upstream() {
+    let gw = TestGateway::start_with("[server.limits]\nmax_body_bytes = 1024", "").await;
+    let cookie = gw.open_link("42", "guest").await;
+    let small = gw
+        .request("POST", "/api/cases/42/comments", &[&format!("Cookie: {cookie}")], b"{\"text\":\"ok\"}")
+        .await;
+    assert_eq!(small.status, 200);
+    let received = gw.upstream.take();
+    assert_eq!(received[0].body, b"{\"text\":\"ok\"}");
+
+    let big = vec![b'x'; 4096];
+    let response = gw
+        .request("POST", "/api/cases/42/comments", &[&format!("Cookie: {cookie}")], &big)
+        .await;
+    assert_eq!(response.status, 413);
+    assert!(gw.upstream.take().is_empty());
+}
