@@ -1,0 +1,1265 @@
+//! The validated config: [`load`] and [`parse`] read the TOML file as written (`file.rs`), then build
+//! types that cannot hold a bad state, collecting every problem with its file:line:column.
+//!
+//! Validation has no side effects beyond reading the files the config names (secrets, and a check
+//! that the TLS files can be opened), so `casegate check` can run exactly what `serve` runs.
+
+mod diagnostics;
+mod duration;
+mod file;
+mod secret_source;
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::uri::{Authority, Scheme};
+use http::{HeaderName, HeaderValue, Uri};
+pub use toml::Spanned;
+
+pub use diagnostics::{ConfigErrors, Diagnostics, Problem};
+pub use duration::{DurationError, format_duration, parse_duration};
+pub use secret_source::{SecretError, SecretText};
+
+use file::RawConfig;
+
+/// A config file is a page or two of TOML; anything this large is the wrong file.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// The `case_pattern` when none is given: the case ids most case apps use, and nothing that can
+/// change the shape of a path.
+pub const DEFAULT_CASE_PATTERN: &str = "[A-Za-z0-9_-]{1,64}";
+
+/// A whole, valid configuration. Every field has been checked; nothing here needs checking again.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub server: Server,
+    pub upstream: Upstream,
+    pub keys: Keys,
+    pub links: Links,
+    pub session: Session,
+    /// Sorted by name; at least one.
+    pub scopes: Vec<Scope>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Server {
+    pub listen: SocketAddr,
+    pub public_url: PublicUrl,
+    /// Absent: plain HTTP (behind a TLS-terminating load balancer, or on loopback).
+    pub tls: Option<TlsFiles>,
+    pub limits: Limits,
+}
+
+/// The origin recipients see, used in minted links and redirects: scheme and authority only.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicUrl {
+    scheme: PublicScheme,
+    authority: Authority,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PublicScheme {
+    Http,
+    Https,
+}
+
+/// Certificate chain and private key, PEM, resolved against the config file's directory. They were
+/// openable at validation time; the server parses them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The resource limits a connection lives under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// The whole request head must arrive within this time (slowloris).
+    pub header_read_timeout: Duration,
+    pub tls_handshake_timeout: Duration,
+    /// A connection with nothing in flight is closed after this time.
+    pub idle_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    /// Upper bound on a guest's request body.
+    pub max_body_bytes: u64,
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header_read_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+            max_body_bytes: 1024 * 1024,
+            max_connections: 10_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Upstream {
+    /// `http://host[:port]/`: no userinfo, no path, no query.
+    pub url: Uri,
+    /// Requests with neither a link nor a guest cookie are forwarded untouched (staff traffic)
+    /// instead of refused.
+    pub passthrough: bool,
+    pub connect_timeout: Duration,
+    /// Time until the upstream's response headers arrive.
+    pub response_timeout: Duration,
+    pub pool_idle_timeout: Duration,
+    /// Added to every guest request. Values are marked sensitive, so `Debug` hides them.
+    pub guest_headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Keys {
+    /// The kid new links are signed with; always one of `secrets`.
+    pub active: String,
+    /// Every key links may be verified with, sorted by kid; at least one.
+    pub secrets: Vec<KeySecret>,
+}
+
+/// One signing key as configured: its text is decoded by the share module, which reports problems
+/// at `span` (the `{ env = ... }` value) through [`Diagnostics`].
+#[derive(Clone, Debug)]
+pub struct KeySecret {
+    pub kid: String,
+    pub secret: SecretText,
+    pub span: Range<usize>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Links {
+    /// Path prefix of links: starts and ends with `/`, canonical characters only, never just `/`.
+    pub prefix: String,
+    /// Where a guest lands after the link exchange: starts with a single `/`, may use `{case}` and
+    /// `{share}`, may carry a query.
+    pub landing: String,
+    pub default_ttl: Duration,
+    /// Never shorter than `default_ttl`.
+    pub max_ttl: Duration,
+    /// Compiled by the share module; the span points at the value, or at `[links]` for the default.
+    pub case_pattern: Spanned<String>,
+    pub clock_skew: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// A cookie-name token; a `__Host-` or `__Secure-` name only with an https public URL.
+    pub cookie: String,
+    pub ttl: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Scope {
+    /// `[a-z0-9_-]{1,32}`.
+    pub name: String,
+    /// Names of other scopes whose rules this one includes; all exist and none leads back here.
+    pub extends: Vec<String>,
+    /// Rules as written, compiled by the policy module, which reports problems at their spans.
+    pub allow: Vec<Spanned<String>>,
+    pub deny: Vec<Spanned<String>>,
+    /// Send the share's language upstream as `Accept-Language`.
+    pub pin_language: bool,
+}
+
+// === impl Config ===
+
+impl Config {
+    pub fn scope(&self, name: &str) -> Option<&Scope> {
+        self.scopes.iter().find(|scope| scope.name == name)
+    }
+}
+
+// === impl PublicUrl ===
+
+impl PublicUrl {
+    pub fn scheme(&self) -> PublicScheme {
+        self.scheme
+    }
+
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.scheme == PublicScheme::Https
+    }
+
+    /// `https://share.example.org[:port]`, without a trailing slash, ready for a path to follow.
+    pub fn origin(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for PublicUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = match self.scheme {
+            PublicScheme::Http => "http",
+            PublicScheme::Https => "https",
+        };
+        write!(f, "{scheme}://{}", self.authority)
+    }
+}
+
+/// Reads the config file and validates it, with the process environment for `{ env = ... }`.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let text = read_config_text(path)?;
+    parse(path, &text, &|name| std::env::var(name).ok())
+}
+
+/// Validates config text. `path` names the file in messages and anchors relative file paths;
+/// `env` answers `{ env = ... }` lookups, so tests need not touch the process environment.
+pub fn parse(
+    path: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    let mut diag = Diagnostics::new(path, text);
+    let raw = RawConfig::read(text, &mut diag);
+    let base_dir = match path.parent() {
+        Some(dir) => dir,
+        // A path like "/" has no parent; relative files are then read from the working directory.
+        None => Path::new(""),
+    };
+    let mut validator = Validator {
+        diag: &mut diag,
+        base_dir,
+        env,
+    };
+    let config = validator.config(raw);
+    diag.finish(config)
+}
+
+fn read_config_text(path: &Path) -> Result<String, ConfigErrors> {
+    let cannot_read = |error: std::io::Error| {
+        ConfigErrors::whole_file(path, format_args!("cannot read: {error}"))
+    };
+    let file = std::fs::File::open(path).map_err(cannot_read)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot_read)?;
+    if u64::try_from(bytes.len()).map_or(true, |len| len > MAX_CONFIG_BYTES) {
+        return Err(ConfigErrors::whole_file(
+            path,
+            format_args!("larger than {MAX_CONFIG_BYTES} bytes; is it the right file?"),
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| ConfigErrors::whole_file(path, "is not UTF-8 text"))
+}
+
+/// Checks one section at a time, reporting into `diag`. Each method returns `None` when its part
+/// is invalid, after checking all of that part so every problem gets reported.
+struct Validator<'v, 't> {
+    diag: &'v mut Diagnostics<'t>,
+    base_dir: &'v Path,
+    env: &'v dyn Fn(&str) -> Option<String>,
+}
+
+/// Inclusive bounds of a duration field; ranges keep typos such as `30d` for a timeout out.
+struct Bounds {
+    min: Duration,
+    max: Duration,
+}
+
+const fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+const MINUTE: u64 = 60;
+const HOUR: u64 = 60 * MINUTE;
+const DAY: u64 = 24 * HOUR;
+
+const HANDSHAKE_BOUNDS: Bounds = Bounds {
+    min: Duration::from_millis(100),
+    max: secs(5 * MINUTE),
+};
+const IDLE_BOUNDS: Bounds = Bounds {
+    min: secs(1),
+    max: secs(HOUR),
+};
+const TTL_BOUNDS: Bounds = Bounds {
+    min: secs(MINUTE),
+    max: secs(365 * DAY),
+};
+const SESSION_TTL_BOUNDS: Bounds = Bounds {
+    min: secs(MINUTE),
+    max: secs(30 * DAY),
+};
+const CLOCK_SKEW_BOUNDS: Bounds = Bounds {
+    min: Duration::ZERO,
+    max: secs(10 * MINUTE),
+};
+
+const UPSTREAM_CONNECT_TIMEOUT: Duration = secs(5);
+const UPSTREAM_RESPONSE_TIMEOUT: Duration = secs(30);
+const UPSTREAM_POOL_IDLE_TIMEOUT: Duration = secs(90);
+const CLOCK_SKEW: Duration = secs(60);
+
+/// Headers a guest header may not set: hop-by-hop ones, the ones that frame or route the request,
+/// and the ones casegate itself sets (the identity the upstream trusts).
+const RESERVED_HEADERS: [&str; 13] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "host",
+    "content-length",
+    "cookie",
+    "forwarded",
+];
+const RESERVED_HEADER_PREFIXES: [&str; 2] = ["x-casegate-", "x-forwarded-"];
+
+impl Validator<'_, '_> {
+    fn config(&mut self, raw: RawConfig) -> Option<Config> {
+        let public_url = raw
+            .server
+            .as_ref()
+            .and_then(|server| self.public_url(&server.public_url));
+        let server = raw
+            .server
+            .and_then(|server| self.server(server, public_url.clone()));
+        let upstream = raw.upstream.and_then(|upstream| self.upstream(upstream));
+        let keys = raw.keys.and_then(|keys| self.keys(keys));
+        let links = raw.links.and_then(|links| self.links(links));
+        let session = raw
+            .session
+            .and_then(|session| self.session(session, public_url.as_ref()));
+        let scopes = raw.scopes.and_then(|scopes| self.scopes(scopes));
+        Some(Config {
+            server: server?,
+            upstream: upstream?,
+            keys: keys?,
+            links: links?,
+            session: session?,
+            scopes: scopes?,
+        })
+    }
+
+    // --- [server] ---
+
+    fn server(
+        &mut self,
+        raw: file::ServerSection,
+        public_url: Option<PublicUrl>,
+    ) -> Option<Server> {
+        let listen = match raw.listen.get_ref().parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                self.diag.error(
+                    raw.listen.span(),
+                    format_args!(
+                        "server.listen: {:?} is not an address like 127.0.0.1:8443 or [::]:8443 \
+                         (an IP address and a port; host names are not resolved)",
+                        raw.listen.get_ref()
+                    ),
+                );
+                None
+            }
+        };
+        let tls = raw.tls.map(|tls| {
+            let cert = self.readable_file("server.tls.cert", &tls.cert);
+            let key = self.readable_file("server.tls.key", &tls.key);
+            Some(TlsFiles {
+                cert: cert?,
+                key: key?,
+            })
+        });
+        let limits = self.limits(raw.limits.unwrap_or_default());
+        Some(Server {
+            listen: listen?,
+            public_url: public_url?,
+            tls: match tls {
+                Some(files) => Some(files?),
+                None => None,
+            },
+            limits: limits?,
+        })
+    }
+
+    fn public_url(&mut self, raw: &Spanned<String>) -> Option<PublicUrl> {
+        let (scheme, authority) = self.origin("server.public_url", raw)?;
+        let scheme = if scheme == Scheme::HTTPS {
+            PublicScheme::Https
+        } else if scheme == Scheme::HTTP {
+            PublicScheme::Http
+        } else {
+            self.diag.error(
+                raw.span(),
+                "server.public_url: must start with https:// or http://",
+            );
+            return None;
+        };
+        Some(PublicUrl { scheme, authority })
+    }
+
+    /// Parses a URL that must be an origin only: scheme, host, optional port, and nothing after.
+    fn origin(&mut self, field: &str, raw: &Spanned<String>) -> Option<(Scheme, Authority)> {
+        let text = raw.get_ref();
+        let span = raw.span();
+        let Ok(uri) = text.parse::<Uri>() else {
+            self.diag.error(
+                span,
+                format_args!("{field}: {text:?} is not a URL like https://host:port"),
+            );
+            return None;
+        };
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            self.diag.error(
+                span,
+                format_args!("{field}: {text:?} needs a scheme and a host, like http://host:port"),
+            );
+            return None;
+        };
+        if authority.as_str().contains('@') {
+            self.diag.error(
+                span,
+                format_args!("{field}: must not contain a user name or password"),
+            );
+            return None;
+        }
+        if authority.host().is_empty() || authority.port_u16() == Some(0) {
+            self.diag.error(
+                span,
+                format_args!("{field}: needs a host and a non-zero port if any"),
+            );
+            return None;
+        }
+        let path = uri.path();
+        if (path != "/" && !path.is_empty()) || uri.query().is_some() || text.contains('#') {
+            self.diag.error(
+                span,
+                format_args!("{field}: must be an origin only (scheme, host, optional port): no path, query or fragment"),
+            );
+            return None;
+        }
+        Some((scheme.clone(), authority.clone()))
+    }
+
+    fn readable_file(&mut self, field: &str, raw: &Spanned<String>) -> Option<PathBuf> {
+        let path = self.base_dir.join(raw.get_ref());
+        match std::fs::File::open(&path).and_then(|file| file.metadata()) {
+            Ok(metadata) if metadata.is_file() => Some(path),
+            Ok(_) => {
+                self.diag.error(
+                    raw.span(),
+                    format_args!("{field}: {} is not a file", path.display()),
+                );
+                None
+            }
+            Err(error) => {
+                self.diag.error(
+                    raw.span(),
+                    format_args!("{field}: cannot open {}: {error}", path.display()),
+                );
+                None
+            }
+        }
+    }
+
+    fn limits(&mut self, raw: file::LimitsSection) -> Option<Limits> {
+        let default = Limits::default();
+        let header_read_timeout = self.optional_duration(
+            "server.limits.header_read_timeout",
+            raw.header_read_timeout.as_ref(),
+            default.header_read_timeout,
+            &HANDSHAKE_BOUNDS,
+        );
+        let tls_handshake_timeout = self.optional_duration(
+            "server.limits.tls_handshake_timeout",
+            raw.tls_handshake_timeout.as_ref(),
+            default.tls_handshake_timeout,
+            &HANDSHAKE_BOUNDS,
+        );
+        let idle_timeout = self.optional_duration(
+            "server.limits.idle_timeout",
+            raw.idle_timeout.as_ref(),
+            default.idle_timeout,
+            &IDLE_BOUNDS,
+        );
+        let max_header_bytes = self.count(
+            "server.limits.max_header_bytes",
+            raw.max_header_bytes.as_ref(),
+            default.max_header_bytes,
+            1024..=1024 * 1024,
+        );
+        let max_headers = self.count(
+            "server.limits.max_headers",
+            raw.max_headers.as_ref(),
+            default.max_headers,
+            1..=1000,
+        );
+        let max_body_bytes = self.count(
+            "server.limits.max_body_bytes",
+            raw.max_body_bytes.as_ref(),
+            usize::try_from(default.max_body_bytes).unwrap_or(usize::MAX),
+            1..=1024 * 1024 * 1024,
+        );
+        let max_connections = self.count(
+            "server.limits.max_connections",
+            raw.max_connections.as_ref(),
+            default.max_connections,
+            1..=1_000_000,
+        );
+        Some(Limits {
+            header_read_timeout: header_read_timeout?,
+            tls_handshake_timeout: tls_handshake_timeout?,
+            idle_timeout: idle_timeout?,
+            max_header_bytes: max_header_bytes?,
+            max_headers: max_headers?,
+            max_body_bytes: u64::try_from(max_body_bytes?).ok()?,
+            max_connections: max_connections?,
+        })
+    }
+
+    // --- [upstream] ---
+
+    fn upstream(&mut self, raw: file::UpstreamSection) -> Option<Upstream> {
+        let url = self.upstream_url(&raw.url);
+        let connect_timeout = self.optional_duration(
+            "upstream.connect_timeout",
+            raw.connect_timeout.as_ref(),
+            UPSTREAM_CONNECT_TIMEOUT,
+            &HANDSHAKE_BOUNDS,
+        );
+        let response_timeout = self.optional_duration(
+            "upstream.response_timeout",
+            raw.response_timeout.as_ref(),
+            UPSTREAM_RESPONSE_TIMEOUT,
+            &IDLE_BOUNDS,
+        );
+        let pool_idle_timeout = self.optional_duration(
+            "upstream.pool_idle_timeout",
+            raw.pool_idle_timeout.as_ref(),
+            UPSTREAM_POOL_IDLE_TIMEOUT,
+            &IDLE_BOUNDS,
+        );
+        let guest_headers = self.guest_headers(raw.guest_headers.unwrap_or_default());
+        Some(Upstream {
+            url: url?,
+            passthrough: raw.passthrough.unwrap_or(false),
+            connect_timeout: connect_timeout?,
+            response_timeout: response_timeout?,
+            pool_idle_timeout: pool_idle_timeout?,
+            guest_headers: guest_headers?,
+        })
+    }
+
+    fn upstream_url(&mut self, raw: &Spanned<String>) -> Option<Uri> {
+        let (scheme, authority) = self.origin("upstream.url", raw)?;
+        if scheme != Scheme::HTTP {
+            self.diag.error(
+                raw.span(),
+                format_args!("upstream.url: only http:// upstreams are supported, not {scheme}://"),
+            );
+            return None;
+        }
+        let built = Uri::builder()
+            .scheme(scheme)
+            .authority(authority)
+            .path_and_query("/")
+            .build();
+        match built {
+            Ok(uri) => Some(uri),
+            Err(error) => {
+                self.diag
+                    .error(raw.span(), format_args!("upstream.url: {error}"));
+                None
+            }
+        }
+    }
+
+    fn guest_headers(
+        &mut self,
+        raw: std::collections::BTreeMap<Spanned<String>, Spanned<file::SecretRef>>,
+    ) -> Option<Vec<(HeaderName, HeaderValue)>> {
+        let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
+        let mut valid = true;
+        for (raw_name, source) in raw {
+            let text = raw_name.get_ref();
+            let field = format!("upstream.guest_headers.{text}");
+            let name = match HeaderName::from_bytes(text.as_bytes()) {
+                Ok(name) if is_reserved_header(&name) => {
+                    self.diag.error(
+                        raw_name.span(),
+                        format_args!(
+                            "{field}: {name} is a header casegate or the connection controls; it cannot be a guest header"
+                        ),
+                    );
+                    None
+                }
+                Ok(name) if headers.iter().any(|(seen, _)| *seen == name) => {
+                    self.diag.error(
+                        raw_name.span(),
+                        format_args!("{field}: {name} is given twice (header names ignore case)"),
+                    );
+                    None
+                }
+                Ok(name) => Some(name),
+                Err(_) => {
+                    self.diag.error(
+                        raw_name.span(),
+                        format_args!("upstream.guest_headers: {text:?} is not a valid header name"),
+                    );
+                    None
+                }
+            };
+            let value = self.secret(&field, &source).and_then(|secret| match HeaderValue::from_str(secret.expose()) {
+                Ok(mut value) => {
+                    value.set_sensitive(true);
+                    Some(value)
+                }
+                Err(_) => {
+                    self.diag.error(
+                        source.span(),
+                        format_args!("{field}: the secret is not a valid header value (it holds a line break or control character)"),
+                    );
+                    None
+                }
+            });
+            match (name, value) {
+                (Some(name), Some(value)) => headers.push((name, value)),
+                (Some(_), None) | (None, Some(_)) | (None, None) => valid = false,
+            }
+        }
+        valid.then_some(headers)
+    }
+
+    // --- [keys] ---
+
+    fn keys(&mut self, raw: file::KeysSection) -> Option<Keys> {
+        let mut secrets = Vec::new();
+        let mut valid = true;
+        for (kid, source) in &raw.secrets {
+            let kid_ok = is_kid(kid.get_ref());
+            if !kid_ok {
+                self.diag.error(
+                    kid.span(),
+                    format_args!(
+                        "keys.secrets: key id {:?} must be 1 to 64 characters of A-Z a-z 0-9 . _ -",
+                        kid.get_ref()
+                    ),
+                );
+            }
+            let secret = self.secret(&format!("keys.secrets.{}", kid.get_ref()), source);
+            match (kid_ok, secret) {
+                (true, Some(secret)) => secrets.push(KeySecret {
+                    kid: kid.get_ref().clone(),
+                    secret,
+                    span: source.span(),
+                }),
+                (true, None) | (false, _) => valid = false,
+            }
+        }
+        let active = raw.active.get_ref();
+        if raw.secrets.is_empty() {
+            self.diag.error(
+                raw.active.span(),
+                "keys.secrets: needs at least one key, e.g. k1 = { env = \"CASEGATE_KEY_K1\" }",
+            );
+            return None;
+        }
+        if !raw.secrets.keys().any(|kid| kid.get_ref() == active) {
+            let known: Vec<&str> = raw
+                .secrets
+                .keys()
+                .map(|kid| kid.get_ref().as_str())
+                .collect();
+            self.diag.error(
+                raw.active.span(),
+                format_args!(
+                    "keys.active: {active:?} is not a key of [keys.secrets] (which has {})",
+                    known.join(", ")
+                ),
+            );
+            return None;
+        }
+        valid.then(|| Keys {
+            active: active.clone(),
+            secrets,
+        })
+    }
+
+    fn secret(&mut self, field: &str, source: &Spanned<file::SecretRef>) -> Option<SecretText> {
+        match secret_source::resolve(source, self.base_dir, self.env) {
+            Ok(text) => Some(text),
+            Err((span, error)) => {
+                self.diag.error(span, format_args!("{field}: {error}"));
+                None
+            }
+        }
+    }
+
+    // --- [links] ---
+
+    fn links(&mut self, raw: Spanned<file::LinksSection>) -> Option<Links> {
+        let links_span = raw.span();
+        let raw = raw.into_inner();
+        let prefix = self.link_prefix(&raw.prefix);
+        let landing = self.landing(&raw.landing);
+        let default_ttl = self.duration("links.default_ttl", &raw.default_ttl, &TTL_BOUNDS);
+        let max_ttl = self.duration("links.max_ttl", &raw.max_ttl, &TTL_BOUNDS);
+        let ttls = match (default_ttl, max_ttl) {
+            (Some(default_ttl), Some(max_ttl)) if default_ttl > max_ttl => {
+                self.diag.error(
+                    raw.default_ttl.span(),
+                    format_args!(
+                        "links.default_ttl: {} is longer than links.max_ttl ({})",
+                        raw.default_ttl.get_ref(),
+                        raw.max_ttl.get_ref()
+                    ),
+                );
+                None
+            }
+            (Some(default_ttl), Some(max_ttl)) => Some((default_ttl, max_ttl)),
+            (Some(_), None) | (None, Some(_)) | (None, None) => None,
+        };
+        let case_pattern = match raw.case_pattern {
+            Some(pattern) if pattern.get_ref().is_empty() => {
+                self.diag
+                    .error(pattern.span(), "links.case_pattern: is empty");
+                None
+            }
+            Some(pattern) => Some(pattern),
+            None => Some(Spanned::new(links_span, DEFAULT_CASE_PATTERN.to_owned())),
+        };
+        let clock_skew = self.optional_duration(
+            "links.clock_skew",
+            raw.clock_skew.as_ref(),
+            CLOCK_SKEW,
+            &CLOCK_SKEW_BOUNDS,
+        );
+        Some(Links {
+            prefix: prefix?,
+            landing: landing?,
+            default_ttl: ttls?.0,
+            max_ttl: ttls?.1,
+            case_pattern: case_pattern?,
+            clock_skew: clock_skew?,
+        })
+    }
+
+    fn link_prefix(&mut self, raw: &Spanned<String>) -> Option<String> {
+        let prefix = raw.get_ref();
+        let fault = if !prefix.starts_with('/') || !prefix.ends_with('/') || prefix == "/" {
+            Some(
+                "must start and end with \"/\" and name at least one segment, like \"/s/\""
+                    .to_owned(),
+            )
+        } else {
+            prefix
+                .get(1..prefix.len() - 1)
+                .and_then(|inner| path_fault(inner, is_unreserved))
+        };
+        match fault {
+            Some(fault) => {
+                self.diag
+                    .error(raw.span(), format_args!("links.prefix: {prefix:?} {fault}"));
+                None
+            }
+            None => Some(prefix.clone()),
+        }
+    }
+
+    fn landing(&mut self, raw: &Spanned<String>) -> Option<String> {
+        let landing = raw.get_ref();
+        match landing_fault(landing) {
+            Some(fault) => {
+                self.diag.error(
+                    raw.span(),
+                    format_args!("links.landing: {landing:?} {fault}"),
+                );
+                None
+            }
+            None => Some(landing.clone()),
+        }
+    }
+
+    // --- [session] ---
+
+    fn session(
+        &mut self,
+        raw: file::SessionSection,
+        public_url: Option<&PublicUrl>,
+    ) -> Option<Session> {
+        let name = raw.cookie.get_ref();
+        let cookie = if name.is_empty() || name.len() > 64 || !name.bytes().all(is_cookie_name_byte)
+        {
+            self.diag.error(
+                raw.cookie.span(),
+                format_args!("session.cookie: {name:?} is not a cookie name (1 to 64 letters, digits or !#$%&'*+-.^_`|~)"),
+            );
+            None
+        } else if needs_https(name) && public_url.is_some_and(|url| !url.is_https()) {
+            self.diag.error(
+                raw.cookie.span(),
+                format_args!(
+                    "session.cookie: browsers accept a {} cookie only over https, but server.public_url is http; \
+                     use a name without the prefix",
+                    name.split_inclusive('-').next().unwrap_or(name)
+                ),
+            );
+            None
+        } else {
+            Some(name.clone())
+        };
+        let ttl = self.duration("session.ttl", &raw.ttl, &SESSION_TTL_BOUNDS);
+        Some(Session {
+            cookie: cookie?,
+            ttl: ttl?,
+        })
+    }
+
+    // --- [scopes] ---
+
+    fn scopes(&mut self, raw: Spanned<file::ScopesSection>) -> Option<Vec<Scope>> {
+        let span = raw.span();
+        let raw = raw.into_inner();
+        if raw.is_empty() {
+            self.diag.error(
+                span,
+                "scopes: needs at least one scope, e.g. [scopes.view] with allow = [...]",
+            );
+            return None;
+        }
+        let names: BTreeSet<&str> = raw.keys().map(|name| name.get_ref().as_str()).collect();
+        let mut valid = true;
+        let mut scopes = Vec::new();
+        for (name, scope) in &raw {
+            match self.scope(name, scope, &names) {
+                Some(scope) => scopes.push(scope),
+                None => valid = false,
+            }
+        }
+        if !valid {
+            return None;
+        }
+        // Extends chains are checked once every scope's own names are known to exist.
+        for ((name, raw_scope), scope) in raw.iter().zip(&scopes) {
+            let raw_extends = raw_scope.get_ref().extends.iter().flatten();
+            for (target, raw_target) in scope.extends.iter().zip(raw_extends) {
+                if reaches(&scopes, target, &scope.name) {
+                    self.diag.error(
+                        raw_target.span(),
+                        format_args!(
+                            "scopes.{}.extends: {target:?} leads back to {:?}; extends cannot loop",
+                            scope.name, scope.name
+                        ),
+                    );
+                    valid = false;
+                }
+            }
+            if valid && !allows_anything(&scopes, scope) {
+                self.diag.error(
+                    name.span(),
+                    format_args!(
+                        "scopes.{}: allows nothing; add allow rules or extends",
+                        scope.name
+                    ),
+                );
+                valid = false;
+            }
+        }
+        valid.then_some(scopes)
+    }
+
+    fn scope(
+        &mut self,
+        name: &Spanned<String>,
+        raw: &Spanned<file::ScopeSection>,
+        names: &BTreeSet<&str>,
+    ) -> Option<Scope> {
+        let text = name.get_ref();
+        let mut valid = true;
+        if !is_scope_name(text) {
+            self.diag.error(
+                name.span(),
+                format_args!(
+                    "scopes: scope name {text:?} must be 1 to 32 characters of a-z 0-9 _ -"
+                ),
+            );
+            valid = false;
+        }
+        let raw = raw.get_ref();
+        let mut extends = Vec::new();
+        for target in raw.extends.iter().flatten() {
+            let target_name = target.get_ref();
+            if target_name == text {
+                self.diag.error(
+                    target.span(),
+                    format_args!("scopes.{text}.extends: a scope cannot extend itself"),
+                );
+                valid = false;
+            } else if !names.contains(target_name.as_str()) {
+                self.diag.error(
+                    target.span(),
+                    format_args!("scopes.{text}.extends: there is no scope {target_name:?}"),
+                );
+                valid = false;
+            } else {
+                extends.push(target_name.clone());
+            }
+        }
+        let allow = raw.allow.clone().unwrap_or_default();
+        let deny = raw.deny.clone().unwrap_or_default();
+        for (list, rules) in [("allow", &allow), ("deny", &deny)] {
+            for rule in rules.iter().filter(|rule| rule.get_ref().trim().is_empty()) {
+                self.diag.error(
+                    rule.span(),
+                    format_args!("scopes.{text}.{list}: a rule cannot be empty"),
+                );
+                valid = false;
+            }
+        }
+        valid.then(|| Scope {
+            name: text.clone(),
+            extends,
+            allow,
+            deny,
+            pin_language: raw.pin_language.unwrap_or(false),
+        })
+    }
+
+    // --- shared field checks ---
+
+    fn duration(
+        &mut self,
+        field: &str,
+        raw: &Spanned<String>,
+        bounds: &Bounds,
+    ) -> Option<Duration> {
+        let text = raw.get_ref();
+        match parse_duration(text) {
+            Ok(duration) if duration < bounds.min || duration > bounds.max => {
+                self.diag.error(
+                    raw.span(),
+                    format_args!(
+                        "{field}: {text} is out of range; use {} to {}",
+                        format_duration(bounds.min),
+                        format_duration(bounds.max)
+                    ),
+                );
+                None
+            }
+            Ok(duration) => Some(duration),
+            Err(error) => {
+                self.diag
+                    .error(raw.span(), format_args!("{field}: {text:?} {error}"));
+                None
+            }
+        }
+    }
+
+    fn optional_duration(
+        &mut self,
+        field: &str,
+        raw: Option<&Spanned<String>>,
+        default: Duration,
+        bounds: &Bounds,
+    ) -> Option<Duration> {
+        match raw {
+            Some(raw) => self.duration(field, raw, bounds),
+            None => Some(default),
+        }
+    }
+
+    fn count(
+        &mut self,
+        field: &str,
+        raw: Option<&Spanned<i64>>,
+        default: usize,
+        bounds: std::ops::RangeInclusive<usize>,
+    ) -> Option<usize> {
+        let Some(raw) = raw else {
+            return Some(default);
+        };
+        match usize::try_from(*raw.get_ref()) {
+            Ok(value) if bounds.contains(&value) => Some(value),
+            Ok(_) | Err(_) => {
+                self.diag.error(
+                    raw.span(),
+                    format_args!(
+                        "{field}: must be between {} and {}, not {}",
+                        bounds.start(),
+                        bounds.end(),
+                        raw.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn is_reserved_header(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    RESERVED_HEADERS.contains(&name)
+        || RESERVED_HEADER_PREFIXES
+            .iter()
+            .any(|prefix| name.starts_with(prefix))
+}
+
+/// Key ids travel in the token header, so they stay plain.
+fn is_kid(kid: &str) -> bool {
+    (1..=64).contains(&kid.len())
+        && kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+fn is_scope_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'))
+}
+
+/// RFC 6265 cookie-name: an RFC 7230 token.
+fn is_cookie_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Browsers only accept `__Host-` and `__Secure-` cookies (in any case) from secure origins.
+fn needs_https(cookie: &str) -> bool {
+    let lower = cookie.to_ascii_lowercase();
+    lower.starts_with("__host-") || lower.starts_with("__secure-")
+}
+
+fn is_unreserved(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~')
+}
+
+/// RFC 3986 `pchar` without percent-encoding: what a canonical path segment may hold as is.
+fn is_pchar(c: char) -> bool {
+    is_unreserved(c) || "!$&'()*+,;=:@".contains(c)
+}
+
+/// Why slash-separated segments are not canonical: empty, dot segments, or a character outside
+/// `allowed`. `None` when they are fine.
+fn path_fault(segments: &str, allowed: fn(char) -> bool) -> Option<String> {
+    for segment in segments.split('/') {
+        if segment.is_empty() {
+            return Some("has an empty segment (\"//\")".to_owned());
+        }
+        if segment == "." || segment == ".." {
+            return Some("has a \".\" or \"..\" segment".to_owned());
+        }
+        if let Some(c) = segment.chars().find(|c| !allowed(*c)) {
+            return Some(format!(
+                "has {c:?}, which is not a canonical path character"
+            ));
+        }
+    }
+    None
+}
+
+/// Why a landing template is unusable, or `None`. It must stay a same-origin path: a leading `//`
+/// would make the redirect leave the site.
+fn landing_fault(landing: &str) -> Option<String> {
+    let Some(rest) = landing.strip_prefix('/') else {
+        return Some("must start with \"/\"".to_owned());
+    };
+    let mut filled = String::with_capacity(landing.len());
+    let mut remaining = rest;
+    while let Some(open) = remaining.find('{') {
+        let (before, from_brace) = remaining.split_at(open);
+        filled.push_str(before);
+        let Some(close) = from_brace.find('}') else {
+            return Some("has a \"{\" without a closing \"}\"".to_owned());
+        };
+        let placeholder = from_brace.get(1..close).unwrap_or("");
+        if placeholder != "case" && placeholder != "share" {
+            return Some(format!(
+                "has an unknown placeholder {{{placeholder}}}; use {{case}} or {{share}}"
+            ));
+        }
+        filled.push('x');
+        remaining = from_brace.get(close + 1..).unwrap_or("");
+    }
+    filled.push_str(remaining);
+    let (path, query) = match filled.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (filled.as_str(), None),
+    };
+    // One trailing slash is a directory-style landing, not an empty segment.
+    let path = path.strip_suffix('/').unwrap_or(path);
+    if let Some(fault) = Some(path)
+        .filter(|path| !path.is_empty())
+        .and_then(|path| path_fault(path, is_pchar))
+    {
+        return Some(fault);
+    }
+    match query {
+        Some("") => Some("has an empty query after \"?\"".to_owned()),
+        Some(query) => query
+            .chars()
+            .find(|c| !is_pchar(*c) && *c != '/' && *c != '?')
+            .map(|c| format!("has {c:?} in its query, which is not a canonical query character")),
+        None => None,
+    }
+}
+
+/// Whether following `extends` from `from` ever arrives at `target`.
+fn reaches(scopes: &[Scope], from: &str, target: &str) -> bool {
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![from];
+    while let Some(name) = stack.pop() {
+        if name == target {
+            return true;
+        }
+        if !seen.insert(name) {
+            continue;
+        }
+        if let Some(scope) = scopes.iter().find(|scope| scope.name == name) {
+            stack.extend(scope.extends.iter().map(String::as_str));
+        }
+    }
+    false
+}
+
+/// Whether a scope, with everything it extends, has at least one allow rule.
+fn allows_anything(scopes: &[Scope], scope: &Scope) -> bool {
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![scope];
+    while let Some(current) = stack.pop() {
+        if !current.allow.is_empty() {
+            return true;
+        }
+        if !seen.insert(current.name.as_str()) {
+            continue;
+        }
+        stack.extend(
+            current
+                .extends
+                .iter()
+                .filter_map(|name| scopes.iter().find(|scope| &scope.name == name)),
+        );
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn landing_templates_stay_same_origin_paths() {
+        let cases = [
+            ("a path with the case is fine", "/cases/{case}", None),
+            (
+                "the share placeholder is fine",
+                "/cases/{case}/shared/{share}",
+                None,
+            ),
+            (
+                "a legacy query is fine",
+                "/legacy/case.php?id={case}&view=1",
+                None,
+            ),
+            ("the root is fine", "/", None),
+            ("a trailing slash is fine", "/cases/{case}/", None),
+            (
+                "an empty query is refused",
+                "/cases/{case}?",
+                Some("empty query"),
+            ),
+            (
+                "a relative path is refused",
+                "cases/{case}",
+                Some("must start with"),
+            ),
+            (
+                "a protocol-relative path is refused",
+                "//evil.example/{case}",
+                Some("empty segment"),
+            ),
+            (
+                "dot segments are refused",
+                "/cases/../admin",
+                Some("\"..\""),
+            ),
+            (
+                "an unknown placeholder is refused",
+                "/cases/{id}",
+                Some("unknown placeholder {id}"),
+            ),
+            (
+                "an unclosed placeholder is refused",
+                "/cases/{case",
+                Some("without a closing"),
+            ),
+            ("a fragment is refused", "/cases/{case}#top", Some("'#'")),
+            ("percent-encoding is refused", "/cases/%2e%2e", Some("'%'")),
+            ("a backslash is refused", "/cases\\{case}", Some("'\\\\'")),
+        ];
+        for (name, landing, expected) in cases {
+            let fault = landing_fault(landing);
+            match expected {
+                None => assert_eq!(fault, None, "{name}"),
+                Some(fragment) => {
+                    let fault = fault.unwrap_or_default();
+                    assert!(fault.contains(fragment), "{name}: {fault}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn header_names_casegate_owns_are_reserved() {
+        let cases = [
+            ("authorization may be injected", "authorization", false),
+            (
+                "an app-specific header may be injected",
+                "x-legacy-user",
+                false,
+            ),
+            ("host is reserved", "host", true),
+            ("a hop-by-hop header is reserved", "connection", true),
+            ("our identity headers are reserved", "x-casegate-case", true),
+            ("forwarding headers are reserved", "x-forwarded-for", true),
+            (
+                "the standard forwarding header is reserved",
+                "forwarded",
+                true,
+            ),
+            ("cookies are reserved", "cookie", true),
+        ];
+        for (name, header, expected) in cases {
+            let header = HeaderName::from_static(header);
+            assert_eq!(is_reserved_header(&header), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn cookie_prefixes_that_need_https_are_recognised_in_any_case() {
+        let cases = [
+            ("__Host- needs https", "__Host-casegate", true),
+            ("__Secure- needs https", "__Secure-casegate", true),
+            (
+                "browsers match the prefix in any case",
+                "__HOST-casegate",
+                true,
+            ),
+            ("a plain name does not", "casegate", false),
+            ("a near miss does not", "_Host-casegate", false),
+        ];
+        for (name, cookie, expected) in cases {
+            assert_eq!(needs_https(cookie), expected, "{name}");
+        }
+    }
+}

@@ -1,0 +1,473 @@
+//! The config as an operator meets it: the shipped example loads, and each broken config is
+//! reported at the exact file:line:column with a message that says what to fix.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use casegate::config::{self, Config, ConfigErrors, PublicScheme};
+
+const KEY_TEXT: &str = "a2V5LW1hdGVyaWFsLWZvci10ZXN0cy1vbmx5LTMyYnl0ZXM";
+const AUTH_TEXT: &str = "Basic cmVhZG9ubHk6c2VjcmV0";
+
+/// A small valid config; the broken ones below each change one thing in it. Line numbers in the
+/// expectations refer to this text.
+const BASE: &str = r#"[server]
+listen = "127.0.0.1:8443"
+public_url = "https://share.example.org"
+
+[upstream]
+url = "http://127.0.0.1:8080"
+
+[upstream.guest_headers]
+Authorization = { env = "LEGACY_AUTH" }
+
+[keys]
+active = "k1"
+
+[keys.secrets]
+k1 = { env = "CASEGATE_KEY_K1" }
+
+[links]
+prefix = "/s/"
+landing = "/cases/{case}"
+default_ttl = "24h"
+max_ttl = "30d"
+
+[session]
+cookie = "__Host-casegate"
+ttl = "12h"
+
+[scopes.view]
+allow = ["GET /cases/{case}", "GET /cases/{case}/**"]
+"#;
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "CASEGATE_KEY_K1" => Some(KEY_TEXT.to_owned()),
+        "LEGACY_AUTH" => Some(AUTH_TEXT.to_owned()),
+        _ => None,
+    }
+}
+
+fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    config::parse(Path::new("test.toml"), text, &env)
+}
+
+fn problems(text: &str) -> Vec<String> {
+    match parse(text) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.problems().iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn edit(from: &str, to: &str) -> String {
+    assert!(BASE.contains(from), "the base config has no {from:?}");
+    BASE.replacen(from, to, 1)
+}
+
+#[test]
+fn the_shipped_config_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/casegate.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let config = config::parse(&path, &text, &env).unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(config.server.listen, "127.0.0.1:8443".parse().unwrap());
+    assert_eq!(config.server.public_url.scheme(), PublicScheme::Https);
+    assert_eq!(
+        config.server.public_url.origin(),
+        "https://share.example.org"
+    );
+    assert_eq!(config.server.limits, config::Limits::default());
+    assert_eq!(config.upstream.url.to_string(), "http://127.0.0.1:8080/");
+    assert!(!config.upstream.passthrough);
+    assert_eq!(config.keys.active, "k1");
+    assert_eq!(config.keys.secrets[0].secret.expose(), KEY_TEXT);
+    assert_eq!(config.links.max_ttl, Duration::from_secs(30 * 86_400));
+    assert_eq!(config.links.case_pattern.get_ref(), "[A-Za-z0-9_-]{1,64}");
+    assert_eq!(config.session.cookie, "__Host-casegate");
+    let names: Vec<&str> = config
+        .scopes
+        .iter()
+        .map(|scope| scope.name.as_str())
+        .collect();
+    assert_eq!(names, ["guest", "legacy", "view"]);
+    assert_eq!(config.scope("guest").unwrap().extends, ["view"]);
+    assert!(config.scope("view").unwrap().pin_language);
+}
+
+#[test]
+fn the_base_config_is_valid_and_defaults_fill_the_rest() {
+    let config = parse(BASE).unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(config.upstream.connect_timeout, Duration::from_secs(5));
+    assert_eq!(config.upstream.response_timeout, Duration::from_secs(30));
+    assert_eq!(config.links.clock_skew, Duration::from_secs(60));
+    assert_eq!(config.upstream.guest_headers.len(), 1);
+    let (name, value) = &config.upstream.guest_headers[0];
+    assert_eq!(name, "authorization");
+    assert_eq!(value, AUTH_TEXT);
+    assert!(value.is_sensitive());
+    let rule = &config.scope("view").unwrap().allow[1];
+    assert_eq!(rule.get_ref(), "GET /cases/{case}/**");
+    assert_eq!(&BASE[rule.span()], "\"GET /cases/{case}/**\"");
+}
+
+#[test]
+fn debug_output_never_shows_a_secret() {
+    let config = parse(BASE).unwrap();
+    let debug = format!("{config:?}");
+    assert!(!debug.contains(KEY_TEXT), "key leaked: {debug}");
+    assert!(
+        !debug.contains("cmVhZG9ubHk6c2VjcmV0"),
+        "guest header leaked: {debug}"
+    );
+}
+
+#[test]
+fn each_broken_config_is_reported_at_the_value_to_fix() {
+    let cases: [(&str, String, &str, &str); 27] = [
+        (
+            "a syntax error is reported where the parser stopped",
+            edit("listen = \"127.0.0.1:8443\"", "listen = \"127.0.0.1:8443"),
+            "2:25",
+            "TOML syntax: invalid basic string",
+        ),
+        (
+            "an unknown field in [server] is named",
+            edit(
+                "public_url = \"https://share.example.org\"",
+                "public_url = \"https://share.example.org\"\nlistn = 1",
+            ),
+            "4:1",
+            "server: unknown field `listn`, expected one of `listen`",
+        ),
+        (
+            "a wrong type names the key",
+            edit("max_ttl = \"30d\"", "max_ttl = 30"),
+            "21:11",
+            "links.max_ttl: invalid type: integer `30`, expected a string",
+        ),
+        (
+            "a missing section is named",
+            edit(
+                "[upstream]\nurl = \"http://127.0.0.1:8080\"\n\n[upstream.guest_headers]\nAuthorization = { env = \"LEGACY_AUTH\" }\n",
+                "",
+            ),
+            "1:1",
+            "missing section [upstream]",
+        ),
+        (
+            "a missing field is reported at its table",
+            edit("url = \"http://127.0.0.1:8080\"", ""),
+            "5:1",
+            "upstream: missing field `url`",
+        ),
+        (
+            "an unknown section is named",
+            edit("[session]", "[sessions]\ncookie = \"x\"\n\n[session]"),
+            "23:2",
+            "unknown section `sessions`",
+        ),
+        (
+            "a bad duration names its unit",
+            edit("default_ttl = \"24h\"", "default_ttl = \"24x\""),
+            "20:15",
+            "links.default_ttl: \"24x\" has an unknown unit `x`",
+        ),
+        (
+            "a default_ttl above max_ttl is refused",
+            edit("max_ttl = \"30d\"", "max_ttl = \"12h\""),
+            "20:15",
+            "links.default_ttl: 24h is longer than links.max_ttl (12h)",
+        ),
+        (
+            "a __Host- cookie with an http public_url is refused",
+            edit("public_url = \"https://", "public_url = \"http://"),
+            "24:10",
+            "session.cookie: browsers accept a __Host- cookie only over https",
+        ),
+        (
+            "a bad header name in guest_headers is refused",
+            edit("Authorization =", "\"Bad Header\" ="),
+            "9:1",
+            "\"Bad Header\" is not a valid header name",
+        ),
+        (
+            "a guest header casegate owns is refused",
+            edit("Authorization =", "X-Forwarded-For ="),
+            "9:1",
+            "x-forwarded-for is a header casegate or the connection controls",
+        ),
+        (
+            "a missing environment variable is named",
+            edit("{ env = \"LEGACY_AUTH\" }", "{ env = \"NOT_SET\" }"),
+            "9:25",
+            "upstream.guest_headers.Authorization: environment variable NOT_SET is not set",
+        ),
+        (
+            "a secret with two sources is refused",
+            edit(
+                "{ env = \"CASEGATE_KEY_K1\" }",
+                "{ env = \"CASEGATE_KEY_K1\", value = \"x\" }",
+            ),
+            "15:6",
+            "keys.secrets.k1: needs exactly one of env, file or value, not several",
+        ),
+        (
+            "a secret file that does not exist is named",
+            edit(
+                "{ env = \"CASEGATE_KEY_K1\" }",
+                "{ file = \"no-such.key\" }",
+            ),
+            "15:15",
+            "keys.secrets.k1: cannot read secret file no-such.key",
+        ),
+        (
+            "an active key missing from the secrets is refused",
+            edit("active = \"k1\"", "active = \"k2\""),
+            "12:10",
+            "keys.active: \"k2\" is not a key of [keys.secrets] (which has k1)",
+        ),
+        (
+            "a listen address with a host name is refused",
+            edit("listen = \"127.0.0.1:8443\"", "listen = \"localhost:8443\""),
+            "2:10",
+            "server.listen: \"localhost:8443\" is not an address",
+        ),
+        (
+            "an upstream with a path is refused",
+            edit(
+                "url = \"http://127.0.0.1:8080\"",
+                "url = \"http://127.0.0.1:8080/app\"",
+            ),
+            "6:7",
+            "upstream.url: must be an origin only",
+        ),
+        (
+            "an https upstream is refused",
+            edit(
+                "url = \"http://127.0.0.1:8080\"",
+                "url = \"https://127.0.0.1:8443\"",
+            ),
+            "6:7",
+            "upstream.url: only http:// upstreams are supported",
+        ),
+        (
+            "an upstream with user info is refused",
+            edit(
+                "url = \"http://127.0.0.1:8080\"",
+                "url = \"http://user:pw@127.0.0.1:8080\"",
+            ),
+            "6:7",
+            "upstream.url: must not contain a user name or password",
+        ),
+        (
+            "a public_url with a path is refused",
+            edit(
+                "\"https://share.example.org\"",
+                "\"https://share.example.org/app\"",
+            ),
+            "3:14",
+            "server.public_url: must be an origin only",
+        ),
+        (
+            "a prefix without a trailing slash is refused",
+            edit("prefix = \"/s/\"", "prefix = \"/s\""),
+            "18:10",
+            "links.prefix: \"/s\" must start and end with \"/\"",
+        ),
+        (
+            "a bad scope name is refused",
+            edit("[scopes.view]", "[scopes.View]"),
+            "27:9",
+            "scopes: scope name \"View\" must be 1 to 32 characters",
+        ),
+        (
+            "extending an unknown scope is refused",
+            edit("allow = [\"GET", "extends = [\"base\"]\nallow = [\"GET"),
+            "28:12",
+            "scopes.view.extends: there is no scope \"base\"",
+        ),
+        (
+            "a zero limit is refused",
+            edit(
+                "[upstream]",
+                "[server.limits]\nmax_headers = 0\n\n[upstream]",
+            ),
+            "6:15",
+            "server.limits.max_headers: must be between 1 and 1000, not 0",
+        ),
+        (
+            "a zero timeout is refused",
+            edit(
+                "[upstream]",
+                "[server.limits]\nidle_timeout = \"0s\"\n\n[upstream]",
+            ),
+            "6:16",
+            "server.limits.idle_timeout: 0s is out of range; use 1s to 1h",
+        ),
+        (
+            "an unknown field in a nested table names the path",
+            edit(
+                "[upstream]",
+                "[server.limits]\nmax_header = 1\n\n[upstream]",
+            ),
+            "6:1",
+            "server.limits: unknown field `max_header`",
+        ),
+        (
+            "a scope that allows nothing is refused",
+            edit(
+                "allow = [\"GET /cases/{case}\", \"GET /cases/{case}/**\"]",
+                "deny = [\"GET /x\"]",
+            ),
+            "27:9",
+            "scopes.view: allows nothing",
+        ),
+    ];
+    for (name, text, position, fragment) in cases {
+        let found = problems(&text);
+        let expected_start = format!("test.toml:{position}: ");
+        assert!(
+            found.len() == 1
+                && found[0].starts_with(&expected_start)
+                && found[0].contains(fragment),
+            "{name}: expected one problem at {position} containing {fragment:?}, found {found:#?}"
+        );
+    }
+}
+
+#[test]
+fn problems_in_several_sections_are_all_reported_in_file_order() {
+    let text = BASE
+        .replace("listen = \"127.0.0.1:8443\"", "listen = \"nowhere\"")
+        .replace(
+            "url = \"http://127.0.0.1:8080\"",
+            "url = \"https://127.0.0.1:8080\"",
+        )
+        .replace("{ env = \"CASEGATE_KEY_K1\" }", "{ env = \"UNSET_KEY\" }")
+        .replace("default_ttl = \"24h\"", "default_ttl = \"1.5h\"")
+        .replace("ttl = \"12h\"", "ttl = \"12\"")
+        .replace("[scopes.view]", "[scopes.view]\nextends = [\"view\"]");
+    let found = problems(&text);
+    let expected = [
+        "test.toml:2:10: server.listen: \"nowhere\" is not an address",
+        "test.toml:6:7: upstream.url: only http:// upstreams are supported",
+        "test.toml:15:14: keys.secrets.k1: environment variable UNSET_KEY is not set",
+        "test.toml:20:15: links.default_ttl: \"1.5h\" cannot have a fraction",
+        "test.toml:25:7: session.ttl: \"12\" has no unit",
+        "test.toml:28:12: scopes.view.extends: a scope cannot extend itself",
+    ];
+    assert_eq!(found.len(), expected.len(), "{found:#?}");
+    for (found, expected) in found.iter().zip(expected) {
+        assert!(
+            found.starts_with(expected),
+            "expected {expected:?}, found {found:?}"
+        );
+    }
+}
+
+#[test]
+fn a_syntax_error_does_not_hide_problems_elsewhere() {
+    let text = BASE
+        .replace("listen = \"127.0.0.1:8443\"", "listen = 127.0.0.1:8443")
+        .replace("prefix = \"/s/\"", "prefix = \"s\"");
+    let found = problems(&text);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(
+        found[0].starts_with("test.toml:2:15: TOML syntax: invalid float"),
+        "{found:#?}"
+    );
+    assert!(
+        found[1].starts_with("test.toml:18:10: links.prefix:"),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn scopes_that_extend_each_other_in_a_loop_are_refused() {
+    let text = format!("{BASE}extends = [\"other\"]\n\n[scopes.other]\nextends = [\"view\"]\n");
+    let found = problems(&text);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(
+        found[0]
+            .starts_with("test.toml:29:12: scopes.view.extends: \"other\" leads back to \"view\""),
+        "{found:#?}"
+    );
+    assert!(
+        found[1]
+            .starts_with("test.toml:32:12: scopes.other.extends: \"view\" leads back to \"other\""),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn relative_files_are_read_beside_the_config_file() {
+    let dir = std::env::temp_dir().join(format!("casegate-config-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("secrets")).unwrap();
+    std::fs::write(dir.join("secrets/k1.key"), format!("{KEY_TEXT}\n")).unwrap();
+    let text = BASE.replace(
+        "{ env = \"CASEGATE_KEY_K1\" }",
+        "{ file = \"secrets/k1.key\" }",
+    );
+    let config = config::parse(&dir.join("casegate.toml"), &text, &env)
+        .unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(config.keys.secrets[0].secret.expose(), KEY_TEXT);
+}
+
+#[test]
+fn tls_files_must_exist() {
+    let text = BASE.replace(
+        "[upstream]",
+        "[server.tls]\ncert = \"tls/cert.pem\"\nkey = \"tls/key.pem\"\n\n[upstream]",
+    );
+    let found = problems(&text);
+    assert_eq!(found.len(), 2, "{found:#?}");
+    assert!(
+        found[0].starts_with("test.toml:6:8: server.tls.cert: cannot open tls/cert.pem"),
+        "{found:#?}"
+    );
+    assert!(
+        found[1].starts_with("test.toml:7:7: server.tls.key: cannot open tls/key.pem"),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn an_unreadable_file_is_one_problem_about_the_whole_file() {
+    let path = PathBuf::from("/nonexistent/casegate.toml");
+    let errors = config::load(&path).unwrap_err();
+    assert_eq!(errors.problems().len(), 1);
+    assert!(
+        errors
+            .to_string()
+            .starts_with("/nonexistent/casegate.toml: cannot read:"),
+        "{errors}"
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+    /// Whatever the text, validation answers (never panics) and every problem points inside it.
+    #[test]
+    fn every_problem_points_inside_the_file(cut in 0..BASE.len(), insert in "[ -~\n]{0,12}") {
+        let mut text = BASE.as_bytes()[..cut].to_vec();
+        text.extend_from_slice(insert.as_bytes());
+        text.extend_from_slice(&BASE.as_bytes()[cut..]);
+        let text = String::from_utf8(text).unwrap();
+        let lines = text.lines().count().max(1);
+        if let Err(errors) = parse(&text) {
+            for problem in errors.problems() {
+                proptest::prop_assert!((1..=lines + 1).contains(&problem.line), "{problem}");
+                proptest::prop_assert!(problem.column >= 1, "{problem}");
+            }
+        }
+    }
+
+    /// Durations never panic, and what is accepted formats back to the same length of time.
+    #[test]
+    fn durations_round_trip_or_refuse(text in "[0-9a-z.+-]{0,12}") {
+        if let Ok(duration) = config::parse_duration(&text) {
+            proptest::prop_assert_eq!(config::parse_duration(&config::format_duration(duration)), Ok(duration));
+        }
+    }
+}
