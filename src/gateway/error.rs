@@ -56,7 +56,8 @@ impl GatewayError {
                 | LinkError::UnknownScope
                 | LinkError::BadCase => Page::InvalidLink,
             },
-            GatewayError::LinkMethod => Page::MethodNotAllowed,
+            // A link only ever answers GET/HEAD; anything else is treated like any other refused request.
+            GatewayError::LinkMethod => Page::NotAllowed,
             GatewayError::NoSession => Page::SessionMissing,
             GatewayError::Session(CookieError::Expired) => Page::SessionExpired,
             GatewayError::Session(_) | GatewayError::DuplicateSession => Page::SessionInvalid,

@@ -69,7 +69,7 @@ impl Gateway {
                     }
                     _ => info!(peer = %connection.peer, %method, code = page.code(), %error, "request refused"),
                 }
-                pages::render(page, wants_json)
+                pages::render(page, wants_json).map(|body| body.map_err(|never| match never {}).boxed())
             }
         }
     }

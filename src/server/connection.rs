@@ -15,7 +15,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
 use super::activity::{Activity, TrackedIo};
-use super::limits::Limits;
+use crate::config::Limits;
 use crate::gateway::Gateway;
 
 /// What the gateway knows about the connection a request arrived on.

@@ -10,7 +10,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{error, warn};
 
 use super::connection::{http_builder, serve_connection};
-use super::limits::Limits;
+use crate::config::Limits;
 use crate::gateway::Gateway;
 
 /// Accepts connections until `shutdown` turns true, then asks every open connection to finish its

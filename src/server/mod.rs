@@ -3,10 +3,9 @@
 
 pub mod activity;
 pub mod connection;
-pub mod limits;
 pub mod listener;
 pub mod tls;
 
 pub use connection::ConnectionInfo;
-pub use limits::Limits;
+pub use crate::config::Limits;
 pub use listener::serve;
