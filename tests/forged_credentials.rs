@@ -16,7 +16,7 @@ fn ring(kid: &str, key: &str) -> KeyRing {
 
 fn claims(case: &str, scope: &str, issued: i64, expires: i64) -> LinkClaims {
     LinkClaims {
-        share_id: new_share_id(),
+        share_id: new_share_id().unwrap(),
         case: case.to_owned(),
         scope: scope.to_owned(),
         issued_at: issued,
@@ -83,18 +83,18 @@ async fn refused_cookies_get_401_and_never_reach_the_upstream() {
     let ours = ring("k1", TEST_KEY);
     let stranger = ring("k1", "c3RyYW5nZXJzLWtleS1pcy0zMi1ieXRlcy1sb25nISE");
     let guest = |case: &str, expires_at: i64| Guest {
-        share_id: new_share_id(),
+        share_id: new_share_id().unwrap(),
         case: case.to_owned(),
         scope: "view".to_owned(),
         lang: None,
         expires_at,
         email_verified: false,
     };
-    let good = cookie::seal(&ours, &guest("42", now + 600));
+    let good = cookie::seal(&ours, &guest("42", now + 600)).unwrap();
     let link_token = mint(&ours, &claims("42", "view", now, now + 600));
     let cases: Vec<(&str, String, &str)> = vec![
-        ("expired", format!("{COOKIE}={}", cookie::seal(&ours, &guest("42", now - 1))), "session_expired"),
-        ("sealed with another key", format!("{COOKIE}={}", cookie::seal(&stranger, &guest("42", now + 600))), "session_invalid"),
+        ("expired", format!("{COOKIE}={}", cookie::seal(&ours, &guest("42", now - 1)).unwrap()), "session_expired"),
+        ("sealed with another key", format!("{COOKIE}={}", cookie::seal(&stranger, &guest("42", now + 600)).unwrap()), "session_invalid"),
         ("a link token used as a cookie", format!("{COOKIE}={link_token}"), "session_invalid"),
         ("two cookies of our name, one bad", format!("{COOKIE}={good}; {COOKIE}=v1.k1.AAAA.BBBB"), "session_invalid"),
         ("two good cookies of our name", format!("{COOKIE}={good}; {COOKIE}={good}"), "session_invalid"),

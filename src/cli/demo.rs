@@ -46,7 +46,13 @@ async fn demo(port: u16) -> ExitCode {
         eprintln!("cannot read the bound addresses");
         return ExitCode::FAILURE;
     };
-    let key = casegate::share::keys::generate_key();
+    let key = match casegate::share::keys::generate_key() {
+        Ok(key) => key,
+        Err(error) => {
+            eprintln!("cannot generate a key: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let text = DEMO_CONFIG
         .replace("{gateway_addr}", &gateway_addr.to_string())
         .replace("{app_addr}", &app_addr.to_string());

@@ -47,10 +47,16 @@ pub fn run(args: Args) -> ExitCode {
         Command::Serve { config } => serve::run(&config),
         Command::Check { config } => check::run(&config),
         Command::Mint(mint_args) => mint::run(&mint_args),
-        Command::Keygen => {
-            println!("{}", casegate::share::keys::generate_key());
-            ExitCode::SUCCESS
-        }
+        Command::Keygen => match casegate::share::keys::generate_key() {
+            Ok(key) => {
+                println!("{key}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("cannot generate a key: {error}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Demo { port } => demo::run(port),
     }
 }

@@ -11,6 +11,7 @@ mod secret_source;
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -26,6 +27,10 @@ pub use duration::{DurationError, format_duration, parse_duration};
 pub use secret_source::{SecretError, SecretText};
 
 use file::RawConfig;
+
+use crate::policy::{self, List, Policy, ScopeSpec};
+use crate::share::CaseGrammar;
+use crate::share::keys::{KeyRing, decode_key};
 
 /// A config file is a page or two of TOML; anything this large is the wrong file.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
@@ -44,6 +49,8 @@ pub struct Config {
     pub session: Session,
     /// Sorted by name; at least one.
     pub scopes: Vec<Scope>,
+    /// The scopes' rules, compiled.
+    pub policy: Arc<Policy>,
 }
 
 #[derive(Clone, Debug)]
@@ -126,6 +133,8 @@ pub struct Keys {
     pub active: String,
     /// Every key links may be verified with, sorted by kid; at least one.
     pub secrets: Vec<KeySecret>,
+    /// The decoded keys, ready to sign and verify.
+    pub ring: Arc<KeyRing>,
 }
 
 /// One signing key as configured: its text is decoded by the share module, which reports problems
@@ -149,6 +158,8 @@ pub struct Links {
     pub max_ttl: Duration,
     /// Compiled by the share module; the span points at the value, or at `[links]` for the default.
     pub case_pattern: Spanned<String>,
+    /// `case_pattern`, compiled.
+    pub case_grammar: CaseGrammar,
     pub clock_skew: Duration,
 }
 
@@ -341,6 +352,7 @@ impl Validator<'_, '_> {
             .session
             .and_then(|session| self.session(session, public_url.as_ref()));
         let scopes = raw.scopes.and_then(|scopes| self.scopes(scopes));
+        let policy = scopes.as_ref().and_then(|scopes| self.policy(scopes));
         Some(Config {
             server: server?,
             upstream: upstream?,
@@ -348,6 +360,7 @@ impl Validator<'_, '_> {
             links: links?,
             session: session?,
             scopes: scopes?,
+            policy: policy?,
         })
     }
 
@@ -689,10 +702,39 @@ impl Validator<'_, '_> {
             );
             return None;
         }
-        valid.then(|| Keys {
+        if !valid {
+            return None;
+        }
+        let ring = self.key_ring(active, &secrets, raw.active.span())?;
+        Some(Keys {
             active: active.clone(),
             secrets,
+            ring: Arc::new(ring),
         })
+    }
+
+    /// Decodes every key (reporting each bad one at its value) and builds the ring.
+    fn key_ring(
+        &mut self,
+        active: &str,
+        secrets: &[KeySecret],
+        active_span: Range<usize>,
+    ) -> Option<KeyRing> {
+        let mut decoded = Vec::new();
+        for key in secrets {
+            match decode_key(key.secret.expose()) {
+                Ok(secret) => decoded.push((key.kid.clone(), secret)),
+                Err(error) => self
+                    .diag
+                    .error(key.span.clone(), format_args!("keys.secrets.{}: {error}", key.kid)),
+            }
+        }
+        if decoded.len() != secrets.len() {
+            return None;
+        }
+        KeyRing::new(active, decoded)
+            .map_err(|error| self.diag.error(active_span, format_args!("keys: {error}")))
+            .ok()
     }
 
     fn secret(&mut self, field: &str, source: &Spanned<file::SecretRef>) -> Option<SecretText> {
@@ -738,6 +780,14 @@ impl Validator<'_, '_> {
             Some(pattern) => Some(pattern),
             None => Some(Spanned::new(links_span, DEFAULT_CASE_PATTERN.to_owned())),
         };
+        let case_grammar = case_pattern.as_ref().and_then(|pattern| {
+            CaseGrammar::parse(pattern.get_ref())
+                .map_err(|error| {
+                    self.diag
+                        .error(pattern.span(), format_args!("links.case_pattern: {error}"))
+                })
+                .ok()
+        });
         let clock_skew = self.optional_duration(
             "links.clock_skew",
             raw.clock_skew.as_ref(),
@@ -750,6 +800,7 @@ impl Validator<'_, '_> {
             default_ttl: ttls?.0,
             max_ttl: ttls?.1,
             case_pattern: case_pattern?,
+            case_grammar: case_grammar?,
             clock_skew: clock_skew?,
         })
     }
@@ -876,6 +927,40 @@ impl Validator<'_, '_> {
             }
         }
         valid.then_some(scopes)
+    }
+
+    /// Compiles every scope's rules, reporting each bad rule at its place in the file.
+    fn policy(&mut self, scopes: &[Scope]) -> Option<Arc<Policy>> {
+        let specs: Vec<(String, ScopeSpec)> = scopes
+            .iter()
+            .map(|scope| {
+                let texts = |rules: &[Spanned<String>]| {
+                    rules.iter().map(|rule| rule.get_ref().clone()).collect()
+                };
+                let spec = ScopeSpec {
+                    allow: texts(&scope.allow),
+                    deny: texts(&scope.deny),
+                    extends: scope.extends.clone(),
+                };
+                (scope.name.clone(), spec)
+            })
+            .collect();
+        match policy::compile(&specs) {
+            Ok(policy) => Some(Arc::new(policy)),
+            Err(errors) => {
+                for error in errors {
+                    let scope = scopes.iter().find(|scope| scope.name == error.scope);
+                    let rule = scope.and_then(|scope| match error.entry {
+                        Some(entry) if entry.list == List::Allow => scope.allow.get(entry.index),
+                        Some(entry) if entry.list == List::Deny => scope.deny.get(entry.index),
+                        Some(_) | None => scope.allow.first().or(scope.deny.first()),
+                    });
+                    let span = rule.map_or(0..0, Spanned::span);
+                    self.diag.error(span, format_args!("scopes: {error}"));
+                }
+                None
+            }
+        }
     }
 
     fn scope(

@@ -7,7 +7,7 @@ use crate::pages::Page;
 use crate::policy::TargetError;
 use crate::proxy::client::ForwardError;
 use crate::share::cookie::CookieError;
-use crate::share::token::LinkError;
+use crate::share::token::{LinkError, LinkErrorKind};
 
 #[derive(Debug)]
 pub enum GatewayError {
@@ -35,6 +35,8 @@ pub enum GatewayError {
     BodyTooLarge,
     /// The upstream did not answer.
     Upstream(ForwardError),
+    /// The guest cookie could not be sealed for a link that verified; a limits mismatch (a bug).
+    Seal(CookieError),
     /// Building a response failed; a bug, never the client's fault.
     Internal(http::Error),
 }
@@ -44,17 +46,10 @@ impl GatewayError {
     pub fn page(&self) -> Page {
         match self {
             GatewayError::BadTarget(_) | GatewayError::NoPath => Page::BadRequest,
-            GatewayError::Link(error) => match error {
-                LinkError::Expired => Page::ExpiredLink,
-                LinkError::NotYetValid => Page::LinkNotYetValid,
-                LinkError::TooLong
-                | LinkError::Malformed
-                | LinkError::UnsupportedAlgorithm
-                | LinkError::UnknownKey
-                | LinkError::BadSignature
-                | LinkError::LifetimeTooLong
-                | LinkError::UnknownScope
-                | LinkError::BadCase => Page::InvalidLink,
+            GatewayError::Link(error) => match error.kind() {
+                LinkErrorKind::Expired => Page::ExpiredLink,
+                LinkErrorKind::NotYetValid => Page::LinkNotYetValid,
+                LinkErrorKind::Invalid => Page::InvalidLink,
             },
             // A link only ever answers GET/HEAD; anything else is treated like any other refused request.
             GatewayError::LinkMethod => Page::NotAllowed,
@@ -66,7 +61,7 @@ impl GatewayError {
             GatewayError::BodyTooLarge => Page::PayloadTooLarge,
             GatewayError::Upstream(ForwardError::Unavailable(_)) => Page::UpstreamUnavailable,
             GatewayError::Upstream(ForwardError::TimedOut(_)) => Page::UpstreamTimeout,
-            GatewayError::Internal(_) => Page::InternalError,
+            GatewayError::Seal(_) | GatewayError::Internal(_) => Page::InternalError,
         }
     }
 }
@@ -87,6 +82,7 @@ impl fmt::Display for GatewayError {
             GatewayError::UpgradeRefused => f.write_str("protocol upgrade refused"),
             GatewayError::BodyTooLarge => f.write_str("request body over the limit"),
             GatewayError::Upstream(error) => write!(f, "{error}"),
+            GatewayError::Seal(error) => write!(f, "cannot seal the guest cookie: {error}"),
             GatewayError::Internal(error) => write!(f, "internal error building a response: {error}"),
         }
     }

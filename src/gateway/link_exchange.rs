@@ -23,19 +23,11 @@ impl Gateway {
             scope_exists: &scope_exists,
         };
         let claims = token::verify(&self.keys, token_text, &rules).map_err(GatewayError::Link)?;
-        let expires_at = claims
-            .expires_at
-            .min(now.saturating_add(self.session.ttl_secs));
-        let guest = Guest {
-            share_id: claims.share_id,
-            case: claims.case,
-            scope: claims.scope,
-            lang: claims.lang,
-            expires_at,
-            email_verified: false,
-        };
-        let sealed = cookie::seal(&self.keys, &guest);
-        let set_cookie = self.session.set_cookie_header(&sealed, expires_at - now);
+        let mut guest = Guest::from_link(claims);
+        // The cookie never outlives the link, nor the configured session length.
+        guest.expires_at = guest.expires_at.min(now.saturating_add(self.session.ttl_secs));
+        let sealed = cookie::seal(&self.keys, &guest).map_err(GatewayError::Seal)?;
+        let set_cookie = self.session.set_cookie_header(&sealed, guest.expires_at - now);
         let location = format!(
             "{}{}",
             self.public.as_url_prefix(),

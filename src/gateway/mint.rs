@@ -39,6 +39,8 @@ pub enum MintError {
     TtlZero,
     BadEmail,
     BadLang,
+    /// The system's random number generator failed: no share id can be made.
+    NoRandomness,
 }
 
 impl fmt::Display for MintError {
@@ -52,6 +54,7 @@ impl fmt::Display for MintError {
             MintError::TtlZero => f.write_str("ttl must be at least one second"),
             MintError::BadEmail => f.write_str("email is not a plausible address"),
             MintError::BadLang => f.write_str("lang is not a language tag such as en or sv-SE"),
+            MintError::NoRandomness => f.write_str("the system random number generator failed"),
         }
     }
 }
@@ -80,14 +83,15 @@ impl Gateway {
                 max_secs: self.links.max_ttl_secs,
             });
         }
-        if request.email.is_some_and(|email| !token::is_plausible_email(email)) {
+        if request.email.is_some_and(|email| !token::is_email(email)) {
             return Err(MintError::BadEmail);
         }
-        if request.lang.is_some_and(|lang| !token::is_language_tag(lang)) {
+        if request.lang.is_some_and(|lang| !token::is_lang_tag(lang)) {
             return Err(MintError::BadLang);
         }
+        let share_id = token::new_share_id().map_err(|_| MintError::NoRandomness)?;
         let claims = LinkClaims {
-            share_id: token::new_share_id(),
+            share_id,
             case: request.case.to_owned(),
             scope: request.scope.to_owned(),
             issued_at: now,

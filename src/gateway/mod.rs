@@ -13,6 +13,7 @@ mod mint;
 mod settings;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response};
@@ -39,8 +40,8 @@ use crate::share::{Guest, KeyRing};
 
 /// One immutable snapshot of the gateway's configuration, shared by all connections.
 pub struct Gateway {
-    keys: KeyRing,
-    policy: Policy,
+    keys: Arc<KeyRing>,
+    policy: Arc<Policy>,
     links: LinkSettings,
     session: SessionSettings,
     passthrough: bool,
@@ -64,7 +65,7 @@ impl Gateway {
                 let page = error.page();
                 // The path is not logged here: under the link prefix it is the token itself.
                 match &error {
-                    GatewayError::Upstream(_) | GatewayError::Internal(_) => {
+                    GatewayError::Upstream(_) | GatewayError::Seal(_) | GatewayError::Internal(_) => {
                         warn!(peer = %connection.peer, %method, code = page.code(), %error, "request failed");
                     }
                     _ => info!(peer = %connection.peer, %method, code = page.code(), %error, "request refused"),
@@ -92,7 +93,7 @@ impl Gateway {
         }
         let target = canonicalise(raw_target.as_bytes()).map_err(GatewayError::BadTarget)?;
 
-        if let Some(token) = target.path.strip_prefix(self.links.prefix.as_str()) {
+        if let Some(token) = target.path().strip_prefix(self.links.prefix.as_str()) {
             if request.method() != Method::GET && request.method() != Method::HEAD {
                 return Err(GatewayError::LinkMethod);
             }

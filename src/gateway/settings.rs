@@ -1,7 +1,6 @@
 //! The parts of the validated config the request path reads, in the shape it reads them.
 
-use crate::share::Guest;
-use crate::share::token::CaseGrammar;
+use crate::share::{CaseGrammar, Guest};
 
 /// How links are recognised and verified.
 #[derive(Debug)]
