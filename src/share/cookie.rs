@@ -1,0 +1,708 @@
+//! The guest cookie: a [`Guest`] sealed under a key derived from the link key, so a recipient
+//! who opened a link once keeps access without the token in every URL.
+//!
+//! Value: `v1.<kid>.<b64url(payload)>.<b64url(tag)>`, all cookie-safe characters. The payload is
+//! `flags u8 | expires_at i64 BE | share_id | case | scope | [lang]`, each string prefixed by
+//! its length as one byte, so no two guests encode alike. The tag is the full 32-byte
+//! HMAC-SHA256, under the kid's derived cookie key, of
+//! `len(purpose) | purpose | len(kid) | kid | payload`.
+
+use std::fmt;
+
+use hmac::Mac;
+
+use super::b64;
+use super::case::MAX_CASE_LEN;
+use super::guest::Guest;
+use super::keys::{HmacSha256, KeyRing};
+use super::token::{MAX_LANG_LEN, MAX_SCOPE_LEN};
+
+/// Bounded before anything is decoded; a cookie with every field at its maximum is 443 bytes.
+pub const MAX_COOKIE_LEN: usize = 512;
+
+const VERSION: &str = "v1";
+
+/// Bound into every tag, so that no other MAC made with these keys can pass as a cookie.
+const PURPOSE: &[u8] = b"casegate guest-cookie v1";
+
+const TAG_LEN: usize = 32;
+/// Unpadded base64url of a 32-byte tag.
+const TAG_CHARS: usize = 43;
+
+const MAX_SHARE_ID_LEN: usize = 128;
+
+const FLAG_EMAIL_VERIFIED: u8 = 0b01;
+const FLAG_LANG: u8 = 0b10;
+
+/// A guest field with a length limit in the cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieField {
+    ShareId,
+    Case,
+    Scope,
+    Lang,
+}
+
+/// Why a guest cookie could not be sealed or opened. Never carries any part of the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieError {
+    /// Longer than [`MAX_COOKIE_LEN`].
+    TooLong,
+    /// Not `v1.<kid>.<payload>.<tag>` in strict base64url, or a payload that does not decode.
+    Malformed,
+    /// Another format version than `v1`.
+    WrongVersion,
+    /// The kid is not (or no longer) in the key ring.
+    UnknownKey,
+    BadMac,
+    /// `expires_at` is now or past. No clock skew: this gateway set the expiry itself.
+    Expired,
+    /// Bytes left over after the last field.
+    TrailingBytes,
+    /// Sealing only: a field longer than the cookie allows.
+    FieldTooLong(CookieField),
+}
+
+/// Seals `guest` with the ring's active key.
+pub fn seal(keys: &KeyRing, guest: &Guest) -> Result<String, CookieError> {
+    let payload = encode_payload(guest)?;
+    let kid = keys.active_kid();
+    let tag = authenticate(keys.active_cookie_mac(), kid, &payload)
+        .finalize()
+        .into_bytes();
+
+    let mut value = String::with_capacity(MAX_COOKIE_LEN);
+    value.push_str(VERSION);
+    value.push('.');
+    value.push_str(kid);
+    value.push('.');
+    b64::encode_into(&payload, &mut value);
+    value.push('.');
+    b64::encode_into(&tag, &mut value);
+    Ok(value)
+}
+
+/// Opens a guest cookie value, checking its MAC before reading anything in it.
+pub fn open(keys: &KeyRing, value: &str, now: i64) -> Result<Guest, CookieError> {
+    if value.len() > MAX_COOKIE_LEN {
+        return Err(CookieError::TooLong);
+    }
+    let (version, rest) = value.split_once('.').ok_or(CookieError::Malformed)?;
+    if version != VERSION {
+        return Err(CookieError::WrongVersion);
+    }
+    // Kids may contain dots; payload and tag cannot, so split those off from the right.
+    let (rest, tag_b64) = rest.rsplit_once('.').ok_or(CookieError::Malformed)?;
+    let (kid, payload_b64) = rest.rsplit_once('.').ok_or(CookieError::Malformed)?;
+    let mac = keys.cookie_mac(kid).ok_or(CookieError::UnknownKey)?;
+    let payload = b64::decode(payload_b64, MAX_COOKIE_LEN).map_err(|_| CookieError::Malformed)?;
+    let tag = b64::decode(tag_b64, TAG_CHARS).map_err(|_| CookieError::Malformed)?;
+    if tag.len() != TAG_LEN {
+        return Err(CookieError::Malformed);
+    }
+    authenticate(mac, kid, &payload)
+        .verify_slice(&tag)
+        .map_err(|_| CookieError::BadMac)?;
+
+    let guest = decode_payload(&payload)?;
+    if guest.expires_at <= now {
+        return Err(CookieError::Expired);
+    }
+    Ok(guest)
+}
+
+/// Feeds the tagged input into `mac`. `kid` is at most 32 bytes: it was found in the ring.
+fn authenticate(mut mac: HmacSha256, kid: &str, payload: &[u8]) -> HmacSha256 {
+    mac.update(&[PURPOSE.len() as u8]);
+    mac.update(PURPOSE);
+    mac.update(&[kid.len() as u8]);
+    mac.update(kid.as_bytes());
+    mac.update(payload);
+    mac
+}
+
+fn encode_payload(guest: &Guest) -> Result<Vec<u8>, CookieError> {
+    let mut flags = 0;
+    if guest.email_verified {
+        flags |= FLAG_EMAIL_VERIFIED;
+    }
+    if guest.lang.is_some() {
+        flags |= FLAG_LANG;
+    }
+    let mut out = Vec::with_capacity(300);
+    out.push(flags);
+    out.extend_from_slice(&guest.expires_at.to_be_bytes());
+    put_text(&mut out, &guest.share_id, CookieField::ShareId)?;
+    put_text(&mut out, &guest.case, CookieField::Case)?;
+    put_text(&mut out, &guest.scope, CookieField::Scope)?;
+    if let Some(lang) = &guest.lang {
+        put_text(&mut out, lang, CookieField::Lang)?;
+    }
+    Ok(out)
+}
+
+fn put_text(out: &mut Vec<u8>, text: &str, field: CookieField) -> Result<(), CookieError> {
+    let len = u8::try_from(text.len())
+        .ok()
+        .filter(|&len| usize::from(len) <= field.max_len())
+        .ok_or(CookieError::FieldTooLong(field))?;
+    out.push(len);
+    out.extend_from_slice(text.as_bytes());
+    Ok(())
+}
+
+fn decode_payload(payload: &[u8]) -> Result<Guest, CookieError> {
+    let mut reader = Reader(payload);
+    let flags = reader.byte().ok_or(CookieError::Malformed)?;
+    if flags & !(FLAG_EMAIL_VERIFIED | FLAG_LANG) != 0 {
+        return Err(CookieError::Malformed);
+    }
+    let expires_at = reader.i64().ok_or(CookieError::Malformed)?;
+    let share_id = reader.text().ok_or(CookieError::Malformed)?;
+    let case = reader.text().ok_or(CookieError::Malformed)?;
+    let scope = reader.text().ok_or(CookieError::Malformed)?;
+    let lang = if flags & FLAG_LANG != 0 {
+        Some(reader.text().ok_or(CookieError::Malformed)?)
+    } else {
+        None
+    };
+    if !reader.0.is_empty() {
+        return Err(CookieError::TrailingBytes);
+    }
+    Ok(Guest {
+        share_id: share_id.to_owned(),
+        case: case.to_owned(),
+        scope: scope.to_owned(),
+        lang: lang.map(str::to_owned),
+        expires_at,
+        email_verified: flags & FLAG_EMAIL_VERIFIED != 0,
+    })
+}
+
+/// Reads the payload front to back; every read is checked, none can panic.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn byte(&mut self) -> Option<u8> {
+        let (first, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(*first)
+    }
+
+    fn i64(&mut self) -> Option<i64> {
+        let (bytes, rest) = self.0.split_first_chunk::<8>()?;
+        self.0 = rest;
+        Some(i64::from_be_bytes(*bytes))
+    }
+
+    fn text(&mut self) -> Option<&'a str> {
+        let len = self.byte()?;
+        let (bytes, rest) = self.0.split_at_checked(usize::from(len))?;
+        self.0 = rest;
+        std::str::from_utf8(bytes).ok()
+    }
+}
+
+// === impl CookieField ===
+
+impl CookieField {
+    fn max_len(self) -> usize {
+        match self {
+            CookieField::ShareId => MAX_SHARE_ID_LEN,
+            CookieField::Case => MAX_CASE_LEN,
+            CookieField::Scope => MAX_SCOPE_LEN,
+            CookieField::Lang => MAX_LANG_LEN,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            CookieField::ShareId => "share id",
+            CookieField::Case => "case",
+            CookieField::Scope => "scope",
+            CookieField::Lang => "lang",
+        }
+    }
+}
+
+// === impl CookieError ===
+
+impl fmt::Display for CookieError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CookieError::TooLong => write!(f, "guest cookie longer than {MAX_COOKIE_LEN} bytes"),
+            CookieError::Malformed => f.write_str("guest cookie is malformed"),
+            CookieError::WrongVersion => f.write_str("guest cookie is not version v1"),
+            CookieError::UnknownKey => f.write_str("guest cookie kid is unknown"),
+            CookieError::BadMac => f.write_str("guest cookie MAC does not verify"),
+            CookieError::Expired => f.write_str("guest cookie has expired"),
+            CookieError::TrailingBytes => f.write_str("guest cookie has trailing bytes"),
+            CookieError::FieldTooLong(field) => write!(
+                f,
+                "guest {} is longer than the {} bytes a cookie holds",
+                field.name(),
+                field.max_len()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CookieError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::share::CaseGrammar;
+    use crate::share::keys::Secret;
+    use crate::share::token::{self, LinkClaims, LinkRules};
+
+    const NOW: i64 = 1_750_000_000;
+
+    fn ring(active: &str, kids: &[&str]) -> KeyRing {
+        let keys = kids
+            .iter()
+            .map(|kid| ((*kid).to_owned(), Secret::from_bytes(raw_key(kid))))
+            .collect();
+        KeyRing::new(active, keys).expect("test ring")
+    }
+
+    fn raw_key(kid: &str) -> Vec<u8> {
+        let mut bytes = vec![0xC3; 32];
+        bytes.extend_from_slice(kid.as_bytes());
+        bytes
+    }
+
+    fn guest() -> Guest {
+        Guest {
+            share_id: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+            case: "C-1042".into(),
+            scope: "read".into(),
+            lang: None,
+            expires_at: NOW + 3600,
+            email_verified: false,
+        }
+    }
+
+    fn with(edit: impl FnOnce(&mut Guest)) -> Guest {
+        let mut guest = guest();
+        edit(&mut guest);
+        guest
+    }
+
+    fn largest() -> Guest {
+        Guest {
+            share_id: "s".repeat(128),
+            case: "c".repeat(64),
+            scope: "p".repeat(32),
+            lang: Some("l".repeat(35)),
+            expires_at: i64::MAX,
+            email_verified: true,
+        }
+    }
+
+    fn sealed(keys: &KeyRing, guest: &Guest) -> String {
+        seal(keys, guest).expect("test guest fits a cookie")
+    }
+
+    /// A value carrying `payload` under a valid tag, to reach the payload checks.
+    fn seal_raw(keys: &KeyRing, payload: &[u8]) -> String {
+        let kid = keys.active_kid();
+        let tag = authenticate(keys.active_cookie_mac(), kid, payload)
+            .finalize()
+            .into_bytes();
+        format!("v1.{kid}.{}.{}", b64::encode(payload), b64::encode(&tag))
+    }
+
+    fn parts(value: &str) -> (String, String, String) {
+        let mut rest = value.rsplitn(3, '.');
+        let tag = rest.next().expect("tag").to_owned();
+        let payload = rest.next().expect("payload").to_owned();
+        let prefix = rest.next().expect("prefix").to_owned();
+        (prefix, payload, tag)
+    }
+
+    #[test]
+    fn sealed_guests_open_to_the_same_guest() {
+        let cases: &[(&str, KeyRing, Guest)] = &[
+            ("a plain guest", ring("k1", &["k1"]), guest()),
+            (
+                "a verified guest with a language",
+                ring("k1", &["k1"]),
+                with(|g| {
+                    g.email_verified = true;
+                    g.lang = Some("de-CH".into());
+                }),
+            ),
+            (
+                "a guest with an empty language",
+                ring("k1", &["k1"]),
+                with(|g| g.lang = Some(String::new())),
+            ),
+            ("every field at its maximum", ring("k1", &["k1"]), largest()),
+            (
+                "a kid with dots",
+                ring("2025.01.a", &["2025.01.a"]),
+                guest(),
+            ),
+        ];
+        for (name, keys, want) in cases {
+            assert_eq!(
+                open(keys, &sealed(keys, want), NOW).as_ref(),
+                Ok(want),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_largest_cookie_is_under_512_cookie_safe_bytes() {
+        let keys = ring(&"k".repeat(32), &[&"k".repeat(32)]);
+        let value = sealed(&keys, &largest());
+        assert_eq!(value.len(), 443);
+        assert!(value.len() < MAX_COOKIE_LEN);
+        // RFC 6265 cookie-octet, and nothing that needs quoting.
+        assert!(
+            value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')),
+            "{value}"
+        );
+    }
+
+    #[test]
+    fn sealing_refuses_fields_a_cookie_cannot_hold() {
+        let keys = ring("k1", &["k1"]);
+        let cases: &[(&str, Guest, CookieField)] = &[
+            (
+                "a share id over 128",
+                with(|g| g.share_id = "s".repeat(129)),
+                CookieField::ShareId,
+            ),
+            (
+                "a case over 64",
+                with(|g| g.case = "c".repeat(65)),
+                CookieField::Case,
+            ),
+            (
+                "a scope over 32",
+                with(|g| g.scope = "p".repeat(33)),
+                CookieField::Scope,
+            ),
+            (
+                "a lang over 35",
+                with(|g| g.lang = Some("l".repeat(36))),
+                CookieField::Lang,
+            ),
+            (
+                "a case over 255",
+                with(|g| g.case = "c".repeat(300)),
+                CookieField::Case,
+            ),
+        ];
+        for (name, guest, field) in cases {
+            assert_eq!(
+                seal(&keys, guest),
+                Err(CookieError::FieldTooLong(*field)),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn rotation_keeps_cookies_valid_while_their_key_is_in_the_ring() {
+        let value = sealed(&ring("k0", &["k0"]), &guest());
+        let cases: &[(&str, KeyRing, Result<(), CookieError>)] = &[
+            ("the ring that sealed it", ring("k0", &["k0"]), Ok(())),
+            (
+                "a new active key with the old one kept",
+                ring("k1", &["k0", "k1"]),
+                Ok(()),
+            ),
+            (
+                "a ring that dropped the old key",
+                ring("k1", &["k1"]),
+                Err(CookieError::UnknownKey),
+            ),
+        ];
+        for (name, keys, want) in cases {
+            assert_eq!(open(keys, &value, NOW).map(|_| ()), *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn expiry_has_no_skew() {
+        let keys = ring("k1", &["k1"]);
+        let value = sealed(&keys, &guest());
+        let expires_at = guest().expires_at;
+        let cases: &[(&str, i64, Result<(), CookieError>)] = &[
+            ("a second before expiry it opens", expires_at - 1, Ok(())),
+            (
+                "at expiry it is expired",
+                expires_at,
+                Err(CookieError::Expired),
+            ),
+            (
+                "after expiry it is expired",
+                expires_at + 1,
+                Err(CookieError::Expired),
+            ),
+        ];
+        for (name, now, want) in cases {
+            assert_eq!(open(&keys, &value, *now).map(|_| ()), *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn forged_and_damaged_cookies_are_refused() {
+        let keys = ring("k1", &["k0", "k1"]);
+        let value = sealed(&keys, &guest());
+        let other = sealed(&keys, &with(|g| g.case = "C-9999".into()));
+        let (prefix, payload, tag) = parts(&value);
+        let (_, other_payload, other_tag) = parts(&other);
+        let edited_payload = {
+            let mut bytes = b64::decode(&payload, 1024).expect("own payload decodes");
+            if let Some(last) = bytes.last_mut() {
+                *last ^= 1;
+            }
+            b64::encode(&bytes)
+        };
+        let link_keyed_tag = {
+            let mac = crate::share::keys::HmacSha256::new_from_slice(&raw_key("k1"))
+                .expect("hmac takes any key");
+            b64::encode(
+                &authenticate(mac, "k1", &b64::decode(&payload, 1024).expect("decodes"))
+                    .finalize()
+                    .into_bytes(),
+            )
+        };
+        let k0_tag = {
+            let k0 = ring("k0", &["k0"]);
+            b64::encode(
+                &authenticate(
+                    k0.active_cookie_mac(),
+                    "k1",
+                    &b64::decode(&payload, 1024).expect("decodes"),
+                )
+                .finalize()
+                .into_bytes(),
+            )
+        };
+        let cases: Vec<(&str, String, CookieError)> = vec![
+            (
+                "another cookie's payload",
+                format!("{prefix}.{other_payload}.{tag}"),
+                CookieError::BadMac,
+            ),
+            (
+                "another cookie's tag",
+                format!("{prefix}.{payload}.{other_tag}"),
+                CookieError::BadMac,
+            ),
+            (
+                "an edited payload",
+                format!("{prefix}.{edited_payload}.{tag}"),
+                CookieError::BadMac,
+            ),
+            (
+                "a tag made with the link key",
+                format!("{prefix}.{payload}.{link_keyed_tag}"),
+                CookieError::BadMac,
+            ),
+            (
+                "a tag from another kid's key",
+                format!("{prefix}.{payload}.{k0_tag}"),
+                CookieError::BadMac,
+            ),
+            (
+                "the same tag relabelled with another kid",
+                format!("v1.k0.{payload}.{tag}"),
+                CookieError::BadMac,
+            ),
+            (
+                "an unknown kid",
+                format!("v1.k9.{payload}.{tag}"),
+                CookieError::UnknownKey,
+            ),
+            (
+                "an empty kid",
+                format!("v1..{payload}.{tag}"),
+                CookieError::UnknownKey,
+            ),
+            (
+                "version 2",
+                value.replacen("v1.", "v2.", 1),
+                CookieError::WrongVersion,
+            ),
+            (
+                "no version",
+                format!("k1.{payload}.{tag}"),
+                CookieError::WrongVersion,
+            ),
+            (
+                "a truncated tag",
+                format!("{prefix}.{payload}.{}", &tag[..42]),
+                CookieError::Malformed,
+            ),
+            (
+                "a tag with padding",
+                format!("{value}="),
+                CookieError::Malformed,
+            ),
+            (
+                "a payload with padding",
+                format!("{prefix}.{payload}=.{tag}"),
+                CookieError::Malformed,
+            ),
+            (
+                "a plus in the payload",
+                format!("{prefix}.+{payload}.{tag}"),
+                CookieError::Malformed,
+            ),
+            (
+                "too few parts",
+                format!("v1.{payload}"),
+                CookieError::Malformed,
+            ),
+            ("no dots at all", "garbage".into(), CookieError::Malformed),
+            ("an empty value", String::new(), CookieError::Malformed),
+            (
+                "an oversized value",
+                format!("{value}{}", "A".repeat(MAX_COOKIE_LEN)),
+                CookieError::TooLong,
+            ),
+        ];
+        for (name, value, want) in cases {
+            assert_eq!(open(&keys, &value, NOW), Err(want), "{name}");
+        }
+    }
+
+    #[test]
+    fn payloads_are_parsed_strictly_after_the_mac() {
+        let keys = ring("k1", &["k1"]);
+        let good = encode_payload(&with(|g| g.lang = Some("en".into()))).expect("fits");
+        let mut trailing = good.clone();
+        trailing.push(0);
+        let mut unknown_flag = good.clone();
+        if let Some(flags) = unknown_flag.first_mut() {
+            *flags |= 0b100;
+        }
+        let mut lang_flag_without_lang = encode_payload(&guest()).expect("fits");
+        if let Some(flags) = lang_flag_without_lang.first_mut() {
+            *flags |= FLAG_LANG;
+        }
+        let mut not_utf8 = encode_payload(&guest()).expect("fits");
+        if let Some(last) = not_utf8.last_mut() {
+            *last = 0xFF;
+        }
+        let cases: Vec<(&str, Vec<u8>, CookieError)> = vec![
+            ("an empty payload", vec![], CookieError::Malformed),
+            ("flags only", vec![0], CookieError::Malformed),
+            ("a short expiry", vec![0, 1, 2, 3], CookieError::Malformed),
+            (
+                "a length past the end",
+                good.get(..good.len() - 1).unwrap_or_default().to_vec(),
+                CookieError::Malformed,
+            ),
+            ("an unknown flag bit", unknown_flag, CookieError::Malformed),
+            (
+                "a lang flag without a lang",
+                lang_flag_without_lang,
+                CookieError::Malformed,
+            ),
+            ("text that is not UTF-8", not_utf8, CookieError::Malformed),
+            (
+                "a byte after the last field",
+                trailing,
+                CookieError::TrailingBytes,
+            ),
+        ];
+        for (name, payload, want) in cases {
+            assert_eq!(
+                open(&keys, &seal_raw(&keys, &payload), NOW),
+                Err(want),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn links_and_cookies_are_not_interchangeable() {
+        let keys = ring("k1", &["k1"]);
+        let claims = LinkClaims {
+            share_id: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+            case: "C-1042".into(),
+            scope: "read".into(),
+            issued_at: NOW - 60,
+            expires_at: NOW + 3600,
+            not_before: None,
+            email: None,
+            lang: None,
+        };
+        let link = token::mint(&keys, &claims);
+        let cookie = sealed(&keys, &Guest::from_link(claims));
+
+        assert_eq!(open(&keys, &link, NOW), Err(CookieError::WrongVersion));
+        // Even dressed as a cookie, a link's signature is not a cookie tag.
+        let (_, link_payload, link_tag) = parts(&link);
+        assert_eq!(
+            open(&keys, &format!("v1.k1.{link_payload}.{link_tag}"), NOW),
+            Err(CookieError::BadMac)
+        );
+
+        let grammar = CaseGrammar::default();
+        let rules = LinkRules {
+            now: NOW,
+            max_ttl_secs: 86_400,
+            clock_skew_secs: 60,
+            case_grammar: &grammar,
+            scope_exists: &|scope| scope == "read",
+        };
+        assert!(token::verify(&keys, &cookie, &rules).is_err());
+        let (_, cookie_payload, cookie_tag) = parts(&cookie);
+        let header = b64::encode(br#"{"alg":"HS256","kid":"k1"}"#);
+        assert_eq!(
+            token::verify(
+                &keys,
+                &format!("{header}.{cookie_payload}.{cookie_tag}"),
+                &rules
+            ),
+            Err(token::LinkError::BadSignature)
+        );
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn open_never_panics_on_arbitrary_text(text in "\\PC{0,600}") {
+                let _ = open(&ring("k1", &["k1"]), &text, NOW);
+            }
+
+            #[test]
+            fn open_never_panics_on_authentic_arbitrary_payloads(
+                payload in proptest::collection::vec(any::<u8>(), 0..300),
+            ) {
+                let keys = ring("k1", &["k1"]);
+                let _ = open(&keys, &seal_raw(&keys, &payload), NOW);
+            }
+
+            #[test]
+            fn sealed_guests_round_trip(
+                share_id in "[A-Za-z0-9_-]{16,128}",
+                case in "[A-Za-z0-9_-]{1,64}",
+                scope in "[a-z]{1,32}",
+                lang in proptest::option::of("[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8}){0,2}"),
+                expires_at in NOW + 1..i64::MAX,
+                email_verified in any::<bool>(),
+            ) {
+                let keys = ring("k1", &["k1"]);
+                let guest = Guest { share_id, case, scope, lang, expires_at, email_verified };
+                let value = seal(&keys, &guest);
+                prop_assert!(value.as_ref().is_ok_and(|v| v.len() < MAX_COOKIE_LEN));
+                prop_assert_eq!(value.and_then(|v| open(&keys, &v, NOW)), Ok(guest));
+            }
+        }
+    }
+}

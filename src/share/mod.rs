@@ -1,0 +1,20 @@
+//! The crypto of sharing, and nothing else: link tokens (JWT HS256), guest cookies, and the keys
+//! (rotated by kid) that sign both.
+//!
+//! A link is verified once, on arrival, and exchanged for a guest cookie. The two never share a
+//! MAC key: cookies use a key derived from the link key and bind a purpose string, so neither can
+//! be presented as the other.
+
+pub mod b64;
+pub mod case;
+pub mod cookie;
+pub mod guest;
+mod json;
+pub mod keys;
+pub mod token;
+
+pub use case::{CaseGrammar, CaseGrammarError};
+pub use cookie::CookieError;
+pub use guest::Guest;
+pub use keys::{KeyError, KeyRing, RandomnessUnavailable, Secret};
+pub use token::{LinkClaims, LinkError, LinkErrorKind, LinkRules};
