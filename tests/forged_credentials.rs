@@ -54,7 +54,8 @@ async fn refused_links_get_the_right_page_and_never_a_cookie() {
         ("signed with another key", mint(&stranger, &claims("42", "view", now, now + 60)), 403, "invalid_link"),
         ("an unknown kid", mint(&other_kid, &claims("42", "view", now, now + 60)), 403, "invalid_link"),
         ("claims swapped under a valid signature", tampered, 403, "invalid_link"),
-        ("alg none", unsigned, 403, "invalid_link"),
+        // The empty signature leaves a trailing dot, which the target grammar already refuses.
+        ("alg none", unsigned, 400, "bad_request"),
         ("a lifetime over max_ttl", mint(&ours, &claims("42", "view", now, now + 31 * 86400)), 403, "invalid_link"),
         ("an unknown scope", mint(&ours, &claims("42", "admin", now, now + 60)), 403, "invalid_link"),
         ("a case id outside the grammar", mint(&ours, &claims("42/../43", "view", now, now + 60)), 403, "invalid_link"),
