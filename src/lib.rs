@@ -31,7 +31,10 @@ use crate::server::tls::{self, TlsError};
 pub enum StartError {
     Build(BuildError),
     Tls(TlsError),
-    Bind { addr: SocketAddr, source: std::io::Error },
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 impl fmt::Display for StartError {
@@ -88,7 +91,13 @@ pub async fn start_on(
     })?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let limits = config.server.limits.clone();
-    let task = tokio::spawn(server::serve(listener, acceptor, gateway, limits, shutdown_rx));
+    let task = tokio::spawn(server::serve(
+        listener,
+        acceptor,
+        gateway,
+        limits,
+        shutdown_rx,
+    ));
     info!(%local_addr, tls = config.server.tls.is_some(), "casegate listening");
     Ok(RunningGateway {
         local_addr,

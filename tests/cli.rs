@@ -30,8 +30,16 @@ fn keygen_prints_a_256_bit_base64url_key() {
     let key = String::from_utf8(out.stdout).unwrap();
     let key = key.trim_end();
     assert_eq!(key.len(), 43, "{key}");
-    assert!(key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-    assert_ne!(key, String::from_utf8(casegate(&["keygen"]).stdout).unwrap().trim_end());
+    assert!(
+        key.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    );
+    assert_ne!(
+        key,
+        String::from_utf8(casegate(&["keygen"]).stdout)
+            .unwrap()
+            .trim_end()
+    );
 }
 
 #[test]
@@ -86,17 +94,46 @@ allow = ["GET /cases/{case}/../**"]
 
 #[test]
 fn mint_prints_only_the_link_and_json_on_request() {
-    let out = casegate(&["mint", "--config", "config/casegate.toml", "--case", "42", "--scope", "view"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = casegate(&[
+        "mint",
+        "--config",
+        "config/casegate.toml",
+        "--case",
+        "42",
+        "--scope",
+        "view",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 1);
-    assert!(stdout.starts_with("https://share.example.org/s/ey"), "{stdout}");
+    assert!(
+        stdout.starts_with("https://share.example.org/s/ey"),
+        "{stdout}"
+    );
 
     let out = casegate(&[
-        "mint", "--config", "config/casegate.toml", "--case", "42", "--scope", "view", "--ttl", "2h",
-        "--lang", "sv", "--json",
+        "mint",
+        "--config",
+        "config/casegate.toml",
+        "--case",
+        "42",
+        "--scope",
+        "view",
+        "--ttl",
+        "2h",
+        "--lang",
+        "sv",
+        "--json",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     for field in ["url", "token", "share_id", "case", "scope", "expires_at"] {
         assert!(json.get(field).is_some(), "{field} missing in {json}");
@@ -105,9 +142,27 @@ fn mint_prints_only_the_link_and_json_on_request() {
     let ttl = json["expires_at"].as_i64().unwrap() - casegate::clock::unix_now();
     assert!((7100..=7200).contains(&ttl), "ttl {ttl}");
 
-    let refused = casegate(&["mint", "--config", "config/casegate.toml", "--case", "42", "--scope", "view", "--ttl", "90d"]);
+    let refused = casegate(&[
+        "mint",
+        "--config",
+        "config/casegate.toml",
+        "--case",
+        "42",
+        "--scope",
+        "view",
+        "--ttl",
+        "90d",
+    ]);
     assert!(!refused.status.success());
-    let refused = casegate(&["mint", "--config", "config/casegate.toml", "--case", "42", "--scope", "nope"]);
+    let refused = casegate(&[
+        "mint",
+        "--config",
+        "config/casegate.toml",
+        "--case",
+        "42",
+        "--scope",
+        "nope",
+    ]);
     assert!(!refused.status.success());
     assert!(refused.stdout.is_empty());
 }

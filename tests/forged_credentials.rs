@@ -49,30 +49,83 @@ async fn refused_links_get_the_right_page_and_never_a_cookie() {
         format!("{header}.{payload}.")
     };
     let cases: Vec<(&str, String, u16, &str)> = vec![
-        ("expired two minutes ago", mint(&ours, &claims("42", "view", now - 7200, now - 120)), 410, "expired_link"),
-        ("not valid for another hour", mint(&ours, &early), 403, "link_not_yet_valid"),
-        ("signed with another key", mint(&stranger, &claims("42", "view", now, now + 60)), 403, "invalid_link"),
-        ("an unknown kid", mint(&other_kid, &claims("42", "view", now, now + 60)), 403, "invalid_link"),
-        ("claims swapped under a valid signature", tampered, 403, "invalid_link"),
+        (
+            "expired two minutes ago",
+            mint(&ours, &claims("42", "view", now - 7200, now - 120)),
+            410,
+            "expired_link",
+        ),
+        (
+            "not valid for another hour",
+            mint(&ours, &early),
+            403,
+            "link_not_yet_valid",
+        ),
+        (
+            "signed with another key",
+            mint(&stranger, &claims("42", "view", now, now + 60)),
+            403,
+            "invalid_link",
+        ),
+        (
+            "an unknown kid",
+            mint(&other_kid, &claims("42", "view", now, now + 60)),
+            403,
+            "invalid_link",
+        ),
+        (
+            "claims swapped under a valid signature",
+            tampered,
+            403,
+            "invalid_link",
+        ),
         // The empty signature leaves a trailing dot, which the target grammar already refuses.
         ("alg none", unsigned, 400, "bad_request"),
-        ("a lifetime over max_ttl", mint(&ours, &claims("42", "view", now, now + 31 * 86400)), 403, "invalid_link"),
-        ("an unknown scope", mint(&ours, &claims("42", "admin", now, now + 60)), 403, "invalid_link"),
-        ("a case id outside the grammar", mint(&ours, &claims("42/../43", "view", now, now + 60)), 403, "invalid_link"),
-        ("padding in the base64", format!("{valid}="), 403, "invalid_link"),
+        (
+            "a lifetime over max_ttl",
+            mint(&ours, &claims("42", "view", now, now + 31 * 86400)),
+            403,
+            "invalid_link",
+        ),
+        (
+            "an unknown scope",
+            mint(&ours, &claims("42", "admin", now, now + 60)),
+            403,
+            "invalid_link",
+        ),
+        (
+            "a case id outside the grammar",
+            mint(&ours, &claims("42/../43", "view", now, now + 60)),
+            403,
+            "invalid_link",
+        ),
+        (
+            "padding in the base64",
+            format!("{valid}="),
+            403,
+            "invalid_link",
+        ),
         ("garbage", "not-a-token".to_owned(), 403, "invalid_link"),
         ("a 5 KiB token", "a".repeat(5000), 403, "invalid_link"),
     ];
     for (what, token, status, code) in cases {
-        let response = gw.get(&format!("/s/{token}"), &["Accept: application/json"]).await;
+        let response = gw
+            .get(&format!("/s/{token}"), &["Accept: application/json"])
+            .await;
         assert_eq!(response.status, status, "{what}");
         let body: serde_json::Value = serde_json::from_slice(&response.body).expect(what);
         assert_eq!(body["error"]["code"], code, "{what}");
         assert_eq!(response.header("set-cookie"), None, "{what}");
-        assert!(!response.text().contains(&token[..token.len().min(40)]), "{what}: token echoed");
+        assert!(
+            !response.text().contains(&token[..token.len().min(40)]),
+            "{what}: token echoed"
+        );
         let html = gw.get(&format!("/s/{token}"), &["Accept: text/html"]).await;
         assert_eq!(html.status, status, "{what} (html)");
-        assert!(html.header("content-type").is_some_and(|t| t.starts_with("text/html")));
+        assert!(
+            html.header("content-type")
+                .is_some_and(|t| t.starts_with("text/html"))
+        );
     }
     assert!(gw.upstream.take().is_empty());
 }
@@ -94,21 +147,58 @@ async fn refused_cookies_get_401_and_never_reach_the_upstream() {
     let good = cookie::seal(&ours, &guest("42", now + 600)).unwrap();
     let link_token = mint(&ours, &claims("42", "view", now, now + 600));
     let cases: Vec<(&str, String, &str)> = vec![
-        ("expired", format!("{COOKIE}={}", cookie::seal(&ours, &guest("42", now - 1)).unwrap()), "session_expired"),
-        ("sealed with another key", format!("{COOKIE}={}", cookie::seal(&stranger, &guest("42", now + 600)).unwrap()), "session_invalid"),
-        ("a link token used as a cookie", format!("{COOKIE}={link_token}"), "session_invalid"),
-        ("two cookies of our name, one bad", format!("{COOKIE}={good}; {COOKIE}=v1.k1.AAAA.BBBB"), "session_invalid"),
-        ("two good cookies of our name", format!("{COOKIE}={good}; {COOKIE}={good}"), "session_invalid"),
-        ("a truncated cookie", format!("{COOKIE}={}", &good[..good.len() - 5]), "session_invalid"),
+        (
+            "expired",
+            format!(
+                "{COOKIE}={}",
+                cookie::seal(&ours, &guest("42", now - 1)).unwrap()
+            ),
+            "session_expired",
+        ),
+        (
+            "sealed with another key",
+            format!(
+                "{COOKIE}={}",
+                cookie::seal(&stranger, &guest("42", now + 600)).unwrap()
+            ),
+            "session_invalid",
+        ),
+        (
+            "a link token used as a cookie",
+            format!("{COOKIE}={link_token}"),
+            "session_invalid",
+        ),
+        (
+            "two cookies of our name, one bad",
+            format!("{COOKIE}={good}; {COOKIE}=v1.k1.AAAA.BBBB"),
+            "session_invalid",
+        ),
+        (
+            "two good cookies of our name",
+            format!("{COOKIE}={good}; {COOKIE}={good}"),
+            "session_invalid",
+        ),
+        (
+            "a truncated cookie",
+            format!("{COOKIE}={}", &good[..good.len() - 5]),
+            "session_invalid",
+        ),
     ];
     for (what, header, code) in cases {
-        let response = gw.get("/cases/42", &[&format!("Cookie: {header}"), "Accept: application/json"]).await;
+        let response = gw
+            .get(
+                "/cases/42",
+                &[&format!("Cookie: {header}"), "Accept: application/json"],
+            )
+            .await;
         assert_eq!(response.status, 401, "{what}");
         let body: serde_json::Value = serde_json::from_slice(&response.body).expect(what);
         assert_eq!(body["error"]["code"], code, "{what}");
     }
     // The good cookie alone works, and a cookie presented as a link does not.
-    let ok = gw.get("/cases/42", &[&format!("Cookie: {COOKIE}={good}")]).await;
+    let ok = gw
+        .get("/cases/42", &[&format!("Cookie: {COOKIE}={good}")])
+        .await;
     assert_eq!(ok.status, 200);
     assert_eq!(gw.upstream.take().len(), 1);
     let as_link = gw.get(&format!("/s/{good}"), &[]).await;
@@ -121,9 +211,24 @@ async fn a_link_for_one_case_never_opens_another() {
     let gw = TestGateway::start().await;
     let cookie42 = gw.open_link("42", "view").await;
     let cookie43 = gw.open_link("43", "view").await;
-    assert_eq!(gw.get("/cases/43", &[&format!("Cookie: {cookie42}")]).await.status, 403);
-    assert_eq!(gw.get("/cases/42", &[&format!("Cookie: {cookie43}")]).await.status, 403);
-    assert_eq!(gw.get("/cases/43", &[&format!("Cookie: {cookie43}")]).await.status, 200);
+    assert_eq!(
+        gw.get("/cases/43", &[&format!("Cookie: {cookie42}")])
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        gw.get("/cases/42", &[&format!("Cookie: {cookie43}")])
+            .await
+            .status,
+        403
+    );
+    assert_eq!(
+        gw.get("/cases/43", &[&format!("Cookie: {cookie43}")])
+            .await
+            .status,
+        200
+    );
     let received = gw.upstream.take();
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].header("x-casegate-case"), Some("43"));

@@ -12,19 +12,34 @@ async fn a_link_becomes_a_cookie_and_a_redirect_without_touching_the_upstream() 
     let response = gw.get(&link, &[]).await;
 
     assert_eq!(response.status, 303);
-    assert_eq!(response.header("location"), Some("http://share.test/cases/42"));
+    assert_eq!(
+        response.header("location"),
+        Some("http://share.test/cases/42")
+    );
     assert_eq!(response.header("referrer-policy"), Some("no-referrer"));
     assert_eq!(response.header("cache-control"), Some("no-store"));
     let set_cookie = response.header("set-cookie").expect("a guest cookie");
-    assert!(set_cookie.starts_with(&format!("{COOKIE}=")), "{set_cookie}");
+    assert!(
+        set_cookie.starts_with(&format!("{COOKIE}=")),
+        "{set_cookie}"
+    );
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=43200"] {
-        assert!(set_cookie.contains(attribute), "{attribute} missing in {set_cookie}");
+        assert!(
+            set_cookie.contains(attribute),
+            "{attribute} missing in {set_cookie}"
+        );
     }
-    assert!(!set_cookie.contains("Secure"), "plain-http public_url must not set Secure");
+    assert!(
+        !set_cookie.contains("Secure"),
+        "plain-http public_url must not set Secure"
+    );
     let value = set_cookie.split(';').next().unwrap();
     assert!(value.len() < 512, "cookie is {} bytes", value.len());
     assert!(!response.text().contains(&link[3..]), "the token is echoed");
-    assert!(gw.upstream.take().is_empty(), "the link exchange reached the upstream");
+    assert!(
+        gw.upstream.take().is_empty(),
+        "the link exchange reached the upstream"
+    );
 }
 
 #[tokio::test]
@@ -67,12 +82,23 @@ async fn the_guest_reaches_its_case_and_the_upstream_sees_only_what_casegate_vou
     assert_eq!(request.header_count("x-casegate-case"), 1);
     assert_eq!(request.header("x-casegate-scope"), Some("view"));
     assert_eq!(request.header("x-casegate-lang"), Some("sv-SE"));
-    assert_eq!(request.header("accept-language"), Some("sv-SE"), "view pins the share's language");
+    assert_eq!(
+        request.header("accept-language"),
+        Some("sv-SE"),
+        "view pins the share's language"
+    );
     assert_eq!(request.header("x-forwarded-for"), Some("127.0.0.1"));
     assert_eq!(request.header("x-forwarded-proto"), Some("http"));
     assert_eq!(request.header("x-forwarded-host"), Some("share.test"));
-    assert_eq!(request.header("host"), Some(gw.upstream.addr.to_string().as_str()));
-    assert!(request.header("x-casegate-share").is_some_and(|id| id.len() >= 22));
+    assert_eq!(
+        request.header("host"),
+        Some(gw.upstream.addr.to_string().as_str())
+    );
+    assert!(
+        request
+            .header("x-casegate-share")
+            .is_some_and(|id| id.len() >= 22)
+    );
     for absent in [
         "cookie",
         "authorization",
@@ -80,7 +106,11 @@ async fn the_guest_reaches_its_case_and_the_upstream_sees_only_what_casegate_vou
         "x-http-method-override",
         "x_casegate_case",
     ] {
-        assert_eq!(request.header(absent), None, "{absent} reached the upstream");
+        assert_eq!(
+            request.header(absent),
+            None,
+            "{absent} reached the upstream"
+        );
     }
 }
 
@@ -92,36 +122,106 @@ async fn everything_outside_the_case_or_the_scope_is_refused_before_the_upstream
     let cases: &[(&str, &str, &str, u16)] = &[
         // (what, cookie, request line start, status)
         ("another case", &view, "GET /cases/43", 403),
-        ("a case id with the right prefix", &view, "GET /cases/420", 403),
-        ("a case page of another case deep down", &view, "GET /cases/43/video", 403),
+        (
+            "a case id with the right prefix",
+            &view,
+            "GET /cases/420",
+            403,
+        ),
+        (
+            "a case page of another case deep down",
+            &view,
+            "GET /cases/43/video",
+            403,
+        ),
         ("a route no rule names", &view, "GET /admin", 403),
-        ("a write on a view-only share", &view, "POST /api/cases/42/comments", 403),
-        ("DELETE on a view-only share", &view, "DELETE /cases/42", 403),
+        (
+            "a write on a view-only share",
+            &view,
+            "POST /api/cases/42/comments",
+            403,
+        ),
+        (
+            "DELETE on a view-only share",
+            &view,
+            "DELETE /cases/42",
+            403,
+        ),
         ("a lowercase method", &view, "get /cases/42", 403),
-        ("billing, denied in the guest scope", &guest, "GET /cases/42/billing/invoice", 403),
-        ("a team member other than oneself", &guest, "DELETE /api/cases/42/team/someone-else", 403),
+        (
+            "billing, denied in the guest scope",
+            &guest,
+            "GET /cases/42/billing/invoice",
+            403,
+        ),
+        (
+            "a team member other than oneself",
+            &guest,
+            "DELETE /api/cases/42/team/someone-else",
+            403,
+        ),
         ("a dot-dot escape", &view, "GET /cases/42/../43", 400),
-        ("an encoded dot-dot escape", &view, "GET /cases/42/%2E%2E/43", 400),
-        ("a lowercase encoded dot-dot", &view, "GET /cases/42/%2e%2e/43", 400),
+        (
+            "an encoded dot-dot escape",
+            &view,
+            "GET /cases/42/%2E%2E/43",
+            400,
+        ),
+        (
+            "a lowercase encoded dot-dot",
+            &view,
+            "GET /cases/42/%2e%2e/43",
+            400,
+        ),
         ("an encoded slash", &view, "GET /cases/42%2F..%2F43", 400),
-        ("an encoded backslash", &view, "GET /cases/42/%5C..%5C43", 400),
+        (
+            "an encoded backslash",
+            &view,
+            "GET /cases/42/%5C..%5C43",
+            400,
+        ),
         ("a raw backslash", &view, "GET /cases/42/\\../43", 400),
-        ("a path parameter", &view, "GET /cases/42;jsessionid=x/../43", 400),
+        (
+            "a path parameter",
+            &view,
+            "GET /cases/42;jsessionid=x/../43",
+            400,
+        ),
         ("double encoding", &view, "GET /cases/42/%252e%252e/43", 400),
         ("an empty segment", &view, "GET /cases//42", 400),
         ("an encoded NUL", &view, "GET /cases/42%00", 400),
-        ("an overlong UTF-8 dot", &view, "GET /cases/42/%C0%AE%C0%AE/43", 400),
-        ("a fullwidth dot pair", &view, "GET /cases/42/%EF%BC%8E%EF%BC%8E/43", 400),
-        ("absolute-form", &view, "GET http://share.test/cases/42", 400),
+        (
+            "an overlong UTF-8 dot",
+            &view,
+            "GET /cases/42/%C0%AE%C0%AE/43",
+            400,
+        ),
+        (
+            "a fullwidth dot pair",
+            &view,
+            "GET /cases/42/%EF%BC%8E%EF%BC%8E/43",
+            400,
+        ),
+        (
+            "absolute-form",
+            &view,
+            "GET http://share.test/cases/42",
+            400,
+        ),
         ("asterisk-form", &view, "OPTIONS *", 400),
         ("an encoded case id", &view, "GET /cases/%34%32", 400),
     ];
     for (what, cookie, line, status) in cases {
-        let request = format!("{line} HTTP/1.1\r\nHost: share.test\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n");
+        let request = format!(
+            "{line} HTTP/1.1\r\nHost: share.test\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+        );
         let response = gw.raw(request.as_bytes()).await;
         let got = response.as_ref().map(|r| r.status);
         assert_eq!(got, Some(*status), "{what}: {line}");
-        assert!(gw.upstream.take().is_empty(), "{what}: {line} reached the upstream");
+        assert!(
+            gw.upstream.take().is_empty(),
+            "{what}: {line} reached the upstream"
+        );
     }
 }
 
@@ -144,7 +244,11 @@ async fn query_bound_rules_pin_the_case_and_the_names() {
         let received = gw.upstream.take();
         if status == 200 {
             assert_eq!(received.len(), 1);
-            assert_eq!(received[0].target(), target, "forwarded target differs from the judged one");
+            assert_eq!(
+                received[0].target(),
+                target,
+                "forwarded target differs from the judged one"
+            );
         } else {
             assert!(received.is_empty(), "{target} reached the upstream");
         }
@@ -156,7 +260,10 @@ async fn without_a_session_nothing_is_forwarded_and_the_page_says_so() {
     let gw = TestGateway::start().await;
     let html = gw.get("/cases/42", &["Accept: text/html"]).await;
     assert_eq!(html.status, 401);
-    assert!(html.header("content-type").is_some_and(|t| t.starts_with("text/html")));
+    assert!(
+        html.header("content-type")
+            .is_some_and(|t| t.starts_with("text/html"))
+    );
     let json = gw.get("/cases/42", &["Accept: application/json"]).await;
     assert_eq!(json.status, 401);
     let body: serde_json::Value = serde_json::from_slice(&json.body).expect("json body");
@@ -167,19 +274,32 @@ async fn without_a_session_nothing_is_forwarded_and_the_page_says_so() {
 #[tokio::test]
 async fn passthrough_forwards_staff_requests_without_our_cookie_or_identity_claims() {
     let upstream = common::upstream::TestUpstream::start().await;
-    let text = common::config_text(&upstream.url(), "", "").replace("passthrough = false", "passthrough = true");
+    let text = common::config_text(&upstream.url(), "", "")
+        .replace("passthrough = false", "passthrough = true");
     let gw = TestGateway::start_from_text(upstream, &text).await;
     let response = gw
-        .get("/admin/anything", &["Cookie: staff=s3cr3t", "X-Casegate-Case: 42", "Authorization: Basic c3RhZmY6eA=="])
+        .get(
+            "/admin/anything",
+            &[
+                "Cookie: staff=s3cr3t",
+                "X-Casegate-Case: 42",
+                "Authorization: Basic c3RhZmY6eA==",
+            ],
+        )
         .await;
     assert_eq!(response.status, 200);
     let received = gw.upstream.take();
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].header("cookie"), Some("staff=s3cr3t"));
-    assert_eq!(received[0].header("authorization"), Some("Basic c3RhZmY6eA=="));
+    assert_eq!(
+        received[0].header("authorization"),
+        Some("Basic c3RhZmY6eA==")
+    );
     assert_eq!(received[0].header("x-casegate-case"), None);
     // A bad guest cookie is still refused: passthrough is not a fallback for forged sessions.
-    let forged = gw.get("/cases/42", &[&format!("Cookie: {COOKIE}=v1.k1.AAAA.BBBB")]).await;
+    let forged = gw
+        .get("/cases/42", &[&format!("Cookie: {COOKIE}=v1.k1.AAAA.BBBB")])
+        .await;
     assert_eq!(forged.status, 401);
     assert!(gw.upstream.take().is_empty());
 }

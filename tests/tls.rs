@@ -34,7 +34,11 @@ fn make_pki() -> TestPki {
     let leaf_params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
     let leaf_key = rcgen::KeyPair::generate().unwrap();
     let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
-    let dir = std::env::temp_dir().join(format!("casegate-tls-{}-{}", std::process::id(), rand_suffix()));
+    let dir = std::env::temp_dir().join(format!(
+        "casegate-tls-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("cert.pem"), format!("{}{}", leaf.pem(), ca.pem())).unwrap();
     std::fs::write(dir.join("key.pem"), leaf_key.serialize_pem()).unwrap();
@@ -59,20 +63,29 @@ async fn start_tls_gateway(pki: &TestPki) -> TestGateway {
         pki.dir.join("key.pem").display()
     );
     let text = common::config_text(&upstream.url(), &tls, "")
-        .replace("public_url = \"http://share.test\"", "public_url = \"https://share.test\"")
+        .replace(
+            "public_url = \"http://share.test\"",
+            "public_url = \"https://share.test\"",
+        )
         .replace("cookie = \"casegate\"", "cookie = \"__Host-casegate\"");
     TestGateway::start_from_text(upstream, &text).await
 }
 
-async fn connect(gw: &TestGateway, pki: &TestPki, alpn: &[&[u8]]) -> tokio_rustls::client::TlsStream<TcpStream> {
+async fn connect(
+    gw: &TestGateway,
+    pki: &TestPki,
+    alpn: &[&[u8]],
+) -> tokio_rustls::client::TlsStream<TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     let ca = rustls::pki_types::CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap();
     roots.add(ca).unwrap();
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let tcp = TcpStream::connect(gw.addr).await.unwrap();
     TlsConnector::from(Arc::new(config))
@@ -96,20 +109,28 @@ async fn http1_over_tls_exchanges_a_link_for_a_secure_cookie_and_serves_the_case
     let _ = tls.read_to_end(&mut bytes).await;
     let response = parse_response(&bytes).expect("a response");
     assert_eq!(response.status, 303);
-    assert_eq!(response.header("location"), Some("https://share.test/cases/42"));
+    assert_eq!(
+        response.header("location"),
+        Some("https://share.test/cases/42")
+    );
     let set_cookie = response.header("set-cookie").unwrap();
     assert!(set_cookie.starts_with("__Host-casegate="));
     assert!(set_cookie.contains("; Secure"), "{set_cookie}");
     let cookie = set_cookie.split(';').next().unwrap().to_owned();
 
     let mut tls = connect(&gw, &pki, &[b"http/1.1"]).await;
-    let request = format!("GET /cases/42 HTTP/1.1\r\nHost: share.test\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n");
+    let request = format!(
+        "GET /cases/42 HTTP/1.1\r\nHost: share.test\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+    );
     tls.write_all(request.as_bytes()).await.unwrap();
     let mut bytes = Vec::new();
     let _ = tls.read_to_end(&mut bytes).await;
     let response = parse_response(&bytes).expect("a response");
     assert_eq!(response.status, 200);
-    assert_eq!(response.header("strict-transport-security"), Some("max-age=31536000"));
+    assert_eq!(
+        response.header("strict-transport-security"),
+        Some("max-age=31536000")
+    );
     let received = gw.upstream.take();
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].header("x-forwarded-proto"), Some("https"));
@@ -123,9 +144,10 @@ async fn http2_over_tls_is_negotiated_by_alpn_and_guarded_the_same_way() {
     let link = gw.link_path("42", "view");
     let tls = connect(&gw, &pki, &[b"h2", b"http/1.1"]).await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let (mut sender, connection) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-        .await
-        .expect("h2 handshake");
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .expect("h2 handshake");
     tokio::spawn(connection);
 
     let request = |path: &str, cookie: Option<&str>| {
@@ -137,19 +159,41 @@ async fn http2_over_tls_is_negotiated_by_alpn_and_guarded_the_same_way() {
     };
     let response = sender.send_request(request(&link, None)).await.unwrap();
     assert_eq!(response.status(), 303);
-    let cookie = response.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
 
-    let response = sender.send_request(request("/cases/42", Some(&cookie))).await.unwrap();
+    let response = sender
+        .send_request(request("/cases/42", Some(&cookie)))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let body = response.into_body().collect().await.unwrap().to_bytes();
-    assert!(body.starts_with(b"upstream saw GET /cases/42 HTTP/1.1"), "{body:?}");
+    assert!(
+        body.starts_with(b"upstream saw GET /cases/42 HTTP/1.1"),
+        "{body:?}"
+    );
 
-    let response = sender.send_request(request("/cases/43", Some(&cookie))).await.unwrap();
+    let response = sender
+        .send_request(request("/cases/43", Some(&cookie)))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 403);
-    let response = sender.send_request(request("/cases/42/%2e%2e/43", Some(&cookie))).await.unwrap();
+    let response = sender
+        .send_request(request("/cases/42/%2e%2e/43", Some(&cookie)))
+        .await
+        .unwrap();
     assert_eq!(response.status(), 400);
 
     let received = gw.upstream.take();
-    assert_eq!(received.len(), 1, "only the allowed request reaches the upstream");
+    assert_eq!(
+        received.len(),
+        1,
+        "only the allowed request reaches the upstream"
+    );
     assert_eq!(received[0].request_line, "GET /cases/42 HTTP/1.1");
 }

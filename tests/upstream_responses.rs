@@ -10,7 +10,9 @@ use common::upstream::{TestUpstream, video_bytes};
 async fn upstream_responses_cannot_set_cookies_open_cors_or_be_cached() {
     let gw = TestGateway::start().await;
     let cookie = gw.open_link("42", "view").await;
-    let response = gw.get("/cases/42/leaky", &[&format!("Cookie: {cookie}")]).await;
+    let response = gw
+        .get("/cases/42/leaky", &[&format!("Cookie: {cookie}")])
+        .await;
     assert_eq!(response.status, 200);
     assert_eq!(response.header("set-cookie"), None);
     assert_eq!(response.header("access-control-allow-origin"), None);
@@ -25,9 +27,14 @@ async fn upstream_responses_cannot_set_cookies_open_cors_or_be_cached() {
 async fn redirects_to_the_upstream_origin_are_rewritten_to_the_public_one() {
     let gw = TestGateway::start().await;
     let cookie = gw.open_link("42", "view").await;
-    let response = gw.get("/cases/42/redirect", &[&format!("Cookie: {cookie}")]).await;
+    let response = gw
+        .get("/cases/42/redirect", &[&format!("Cookie: {cookie}")])
+        .await;
     assert_eq!(response.status, 302);
-    assert_eq!(response.header("location"), Some("http://share.test/cases/42/summary"));
+    assert_eq!(
+        response.header("location"),
+        Some("http://share.test/cases/42/summary")
+    );
 }
 
 #[tokio::test]
@@ -36,7 +43,10 @@ async fn range_requests_pass_through_so_video_can_seek() {
     let cookie = gw.open_link("42", "view").await;
     let video = video_bytes();
     let response = gw
-        .get("/cases/42/video", &[&format!("Cookie: {cookie}"), "Range: bytes=1000-1999"])
+        .get(
+            "/cases/42/video",
+            &[&format!("Cookie: {cookie}"), "Range: bytes=1000-1999"],
+        )
         .await;
     assert_eq!(response.status, 206);
     assert_eq!(
@@ -47,7 +57,9 @@ async fn range_requests_pass_through_so_video_can_seek() {
     let received = gw.upstream.take();
     assert_eq!(received[0].header("range"), Some("bytes=1000-1999"));
 
-    let full = gw.get("/cases/42/video", &[&format!("Cookie: {cookie}")]).await;
+    let full = gw
+        .get("/cases/42/video", &[&format!("Cookie: {cookie}")])
+        .await;
     assert_eq!(full.status, 200);
     assert_eq!(full.body.len(), video.len());
     assert!(full.body == video, "video bytes differ");
@@ -62,7 +74,12 @@ async fn a_dead_upstream_gives_502_and_a_slow_one_504() {
     let text = common::config_text(&dead_url, "", "");
     let gw = TestGateway::start_from_text(TestUpstream::start().await, &text).await;
     let cookie = gw.open_link("42", "view").await;
-    let response = gw.get("/cases/42", &[&format!("Cookie: {cookie}"), "Accept: application/json"]).await;
+    let response = gw
+        .get(
+            "/cases/42",
+            &[&format!("Cookie: {cookie}"), "Accept: application/json"],
+        )
+        .await;
     assert_eq!(response.status, 502);
     let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
     assert_eq!(body["error"]["code"], "upstream_unavailable");
@@ -70,9 +87,14 @@ async fn a_dead_upstream_gives_502_and_a_slow_one_504() {
     let gw = TestGateway::start().await;
     let cookie = gw.open_link("42", "view").await;
     let started = std::time::Instant::now();
-    let response = gw.get("/cases/42/slow", &[&format!("Cookie: {cookie}")]).await;
+    let response = gw
+        .get("/cases/42/slow", &[&format!("Cookie: {cookie}")])
+        .await;
     assert_eq!(response.status, 504);
-    assert!(started.elapsed() < std::time::Duration::from_millis(2900), "did not time out at 1 s");
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(2900),
+        "did not time out at 1 s"
+    );
 }
 
 #[tokio::test]
@@ -80,7 +102,12 @@ async fn guest_bodies_over_the_limit_are_refused_before_the_upstream() {
     let gw = TestGateway::start_with("[server.limits]\nmax_body_bytes = 1024", "").await;
     let cookie = gw.open_link("42", "guest").await;
     let small = gw
-        .request("POST", "/api/cases/42/comments", &[&format!("Cookie: {cookie}")], b"{\"text\":\"ok\"}")
+        .request(
+            "POST",
+            "/api/cases/42/comments",
+            &[&format!("Cookie: {cookie}")],
+            b"{\"text\":\"ok\"}",
+        )
         .await;
     assert_eq!(small.status, 200);
     let received = gw.upstream.take();
@@ -88,7 +115,12 @@ async fn guest_bodies_over_the_limit_are_refused_before_the_upstream() {
 
     let big = vec![b'x'; 4096];
     let response = gw
-        .request("POST", "/api/cases/42/comments", &[&format!("Cookie: {cookie}")], &big)
+        .request(
+            "POST",
+            "/api/cases/42/comments",
+            &[&format!("Cookie: {cookie}")],
+            &big,
+        )
         .await;
     assert_eq!(response.status, 413);
     assert!(gw.upstream.take().is_empty());

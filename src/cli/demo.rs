@@ -41,7 +41,8 @@ async fn demo(port: u16) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (Ok(app_addr), Ok(gateway_addr)) = (app_listener.local_addr(), gateway_listener.local_addr())
+    let (Ok(app_addr), Ok(gateway_addr)) =
+        (app_listener.local_addr(), gateway_listener.local_addr())
     else {
         eprintln!("cannot read the bound addresses");
         return ExitCode::FAILURE;

@@ -39,7 +39,12 @@ pub fn run(args: &MintArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let ttl = match args.ttl.as_deref().map(casegate::config::parse_duration).transpose() {
+    let ttl = match args
+        .ttl
+        .as_deref()
+        .map(casegate::config::parse_duration)
+        .transpose()
+    {
         Ok(ttl) => ttl,
         Err(error) => {
             eprintln!("--ttl: {error}");

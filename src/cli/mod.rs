@@ -73,7 +73,9 @@ pub fn init_logging() {
 
 /// Builds the async runtime the server runs on.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
 }
 
 /// Prints every config problem, one per line, as `file:line:column: message`.

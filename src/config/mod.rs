@@ -11,11 +11,11 @@ mod secret_source;
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::sync::Arc;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::uri::{Authority, Scheme};
@@ -724,9 +724,10 @@ impl Validator<'_, '_> {
         for key in secrets {
             match decode_key(key.secret.expose()) {
                 Ok(secret) => decoded.push((key.kid.clone(), secret)),
-                Err(error) => self
-                    .diag
-                    .error(key.span.clone(), format_args!("keys.secrets.{}: {error}", key.kid)),
+                Err(error) => self.diag.error(
+                    key.span.clone(),
+                    format_args!("keys.secrets.{}: {error}", key.kid),
+                ),
             }
         }
         if decoded.len() != secrets.len() {

@@ -27,7 +27,9 @@ impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BuildError::Upstream(reason) => write!(f, "upstream.url: {reason}"),
-            BuildError::PublicHost => f.write_str("server.public_url: host is not a valid header value"),
+            BuildError::PublicHost => {
+                f.write_str("server.public_url: host is not a valid header value")
+            }
         }
     }
 }

@@ -73,17 +73,23 @@ impl fmt::Display for GatewayError {
             GatewayError::BadTarget(error) => write!(f, "request target refused: {error}"),
             GatewayError::NoPath => f.write_str("request target has no path"),
             GatewayError::Link(error) => write!(f, "link refused: {error}"),
-            GatewayError::LinkMethod => f.write_str("link opened with a method other than GET/HEAD"),
+            GatewayError::LinkMethod => {
+                f.write_str("link opened with a method other than GET/HEAD")
+            }
             GatewayError::NoSession => f.write_str("no share session"),
             GatewayError::Session(error) => write!(f, "guest cookie refused: {error}"),
             GatewayError::DuplicateSession => f.write_str("more than one guest cookie"),
-            GatewayError::NotAllowed => f.write_str("no rule of the share's scope allows this request"),
+            GatewayError::NotAllowed => {
+                f.write_str("no rule of the share's scope allows this request")
+            }
             GatewayError::UnknownScope => f.write_str("the share's scope is not configured"),
             GatewayError::UpgradeRefused => f.write_str("protocol upgrade refused"),
             GatewayError::BodyTooLarge => f.write_str("request body over the limit"),
             GatewayError::Upstream(error) => write!(f, "{error}"),
             GatewayError::Seal(error) => write!(f, "cannot seal the guest cookie: {error}"),
-            GatewayError::Internal(error) => write!(f, "internal error building a response: {error}"),
+            GatewayError::Internal(error) => {
+                write!(f, "internal error building a response: {error}")
+            }
         }
     }
 }

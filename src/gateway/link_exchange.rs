@@ -13,7 +13,11 @@ use crate::share::{Guest, cookie};
 
 impl Gateway {
     /// Verifies the link token and answers with the guest cookie and a 303 to the landing page.
-    pub(super) fn exchange_link(&self, token_text: &str, now: i64) -> Result<Response<Body>, GatewayError> {
+    pub(super) fn exchange_link(
+        &self,
+        token_text: &str,
+        now: i64,
+    ) -> Result<Response<Body>, GatewayError> {
         let scope_exists = |scope: &str| self.policy.scope_exists(scope);
         let rules = LinkRules {
             now,
@@ -25,9 +29,13 @@ impl Gateway {
         let claims = token::verify(&self.keys, token_text, &rules).map_err(GatewayError::Link)?;
         let mut guest = Guest::from_link(claims);
         // The cookie never outlives the link, nor the configured session length.
-        guest.expires_at = guest.expires_at.min(now.saturating_add(self.session.ttl_secs));
+        guest.expires_at = guest
+            .expires_at
+            .min(now.saturating_add(self.session.ttl_secs));
         let sealed = cookie::seal(&self.keys, &guest).map_err(GatewayError::Seal)?;
-        let set_cookie = self.session.set_cookie_header(&sealed, guest.expires_at - now);
+        let set_cookie = self
+            .session
+            .set_cookie_header(&sealed, guest.expires_at - now);
         let location = format!(
             "{}{}",
             self.public.as_url_prefix(),
@@ -38,7 +46,10 @@ impl Gateway {
             .header(header::LOCATION, location)
             .header(header::SET_COOKIE, set_cookie)
             .header(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
-            .header(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"))
+            .header(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            )
             .body(Empty::new().map_err(|never| match never {}).boxed())
             .map_err(GatewayError::Internal)?;
         Ok(response)

@@ -35,7 +35,9 @@ pub struct MintedLink {
 pub enum MintError {
     UnknownScope,
     BadCase,
-    TtlTooLong { max_secs: i64 },
+    TtlTooLong {
+        max_secs: i64,
+    },
     TtlZero,
     BadEmail,
     BadLang,
@@ -102,7 +104,12 @@ impl Gateway {
         };
         let signed = token::mint(&self.keys, &claims);
         Ok(MintedLink {
-            url: format!("{}{}{}", self.public.as_url_prefix(), self.links.prefix, signed),
+            url: format!(
+                "{}{}{}",
+                self.public.as_url_prefix(),
+                self.links.prefix,
+                signed
+            ),
             token: signed,
             share_id: claims.share_id,
             case: claims.case,

@@ -33,7 +33,9 @@ use crate::policy::{CanonicalTarget, Decision, Policy, canonicalise};
 use crate::proxy::Body;
 use crate::proxy::client::UpstreamClient;
 use crate::proxy::request::{Origin, rewrite_guest_request, rewrite_passthrough_request};
-use crate::proxy::response::{PublicOrigin, sanitise_guest_response, sanitise_passthrough_response};
+use crate::proxy::response::{
+    PublicOrigin, sanitise_guest_response, sanitise_passthrough_response,
+};
 use crate::proxy::upstream::Upstream;
 use crate::server::ConnectionInfo;
 use crate::share::{Guest, KeyRing};
@@ -56,7 +58,11 @@ pub struct Gateway {
 
 impl Gateway {
     /// Serves one request. Never fails: errors become pages (HTML or JSON, as the client prefers).
-    pub async fn handle(&self, request: Request<Incoming>, connection: &ConnectionInfo) -> Response<Body> {
+    pub async fn handle(
+        &self,
+        request: Request<Incoming>,
+        connection: &ConnectionInfo,
+    ) -> Response<Body> {
         let wants_json = pages::wants_json(request.headers());
         let method = request.method().clone();
         match self.handle_inner(request, connection).await {
@@ -65,12 +71,17 @@ impl Gateway {
                 let page = error.page();
                 // The path is not logged here: under the link prefix it is the token itself.
                 match &error {
-                    GatewayError::Upstream(_) | GatewayError::Seal(_) | GatewayError::Internal(_) => {
+                    GatewayError::Upstream(_)
+                    | GatewayError::Seal(_)
+                    | GatewayError::Internal(_) => {
                         warn!(peer = %connection.peer, %method, code = page.code(), %error, "request failed");
                     }
-                    _ => info!(peer = %connection.peer, %method, code = page.code(), %error, "request refused"),
+                    _ => {
+                        info!(peer = %connection.peer, %method, code = page.code(), %error, "request refused")
+                    }
                 }
-                pages::render(page, wants_json).map(|body| body.map_err(|never| match never {}).boxed())
+                pages::render(page, wants_json)
+                    .map(|body| body.map_err(|never| match never {}).boxed())
             }
         }
     }
@@ -89,7 +100,9 @@ impl Gateway {
         // HTTP/1 absolute-form carries a scheme in the request line; HTTP/2 always has one (from
         // :scheme), which is why only the HTTP/1 case is refused here.
         if request.version() < http::Version::HTTP_2 && request.uri().scheme().is_some() {
-            return Err(GatewayError::BadTarget(crate::policy::TargetError::NotOriginForm));
+            return Err(GatewayError::BadTarget(
+                crate::policy::TargetError::NotOriginForm,
+            ));
         }
         let target = canonicalise(raw_target.as_bytes()).map_err(GatewayError::BadTarget)?;
 
@@ -100,11 +113,17 @@ impl Gateway {
             return self.exchange_link(token, now);
         }
 
-        match authenticate(request.headers(), &self.session.cookie_name, &self.keys, now)? {
+        match authenticate(
+            request.headers(),
+            &self.session.cookie_name,
+            &self.keys,
+            now,
+        )? {
             Session::Guest(guest) => {
                 let pin_language = self.authorise(&guest, request.method(), &target)?;
                 refuse_upgrades(&request)?;
-                self.forward_guest(request, &guest, pin_language, connection).await
+                self.forward_guest(request, &guest, pin_language, connection)
+                    .await
             }
             Session::Absent if self.passthrough => {
                 refuse_upgrades(&request)?;
@@ -116,11 +135,19 @@ impl Gateway {
 
     /// Asks the policy whether the guest's scope allows this request; answers whether the scope
     /// pins the share's language.
-    fn authorise(&self, guest: &Guest, method: &Method, target: &CanonicalTarget<'_>) -> Result<bool, GatewayError> {
-        match self
-            .policy
-            .decide(&guest.scope, method.as_str(), target, &guest.case, &guest.share_id)
-        {
+    fn authorise(
+        &self,
+        guest: &Guest,
+        method: &Method,
+        target: &CanonicalTarget<'_>,
+    ) -> Result<bool, GatewayError> {
+        match self.policy.decide(
+            &guest.scope,
+            method.as_str(),
+            target,
+            &guest.case,
+            &guest.share_id,
+        ) {
             Decision::Allow => Ok(self.language_pinned_scopes.contains(&guest.scope)),
             Decision::DenyNoRule | Decision::DenyExplicit => Err(GatewayError::NotAllowed),
             Decision::UnknownScope => Err(GatewayError::UnknownScope),
@@ -143,7 +170,13 @@ impl Gateway {
         if declared_length.is_some_and(|length| length > self.max_body_bytes) {
             return Err(GatewayError::BodyTooLarge);
         }
-        rewrite_guest_request(&mut parts, guest, pin_language, &self.upstream, &self.origin(connection));
+        rewrite_guest_request(
+            &mut parts,
+            guest,
+            pin_language,
+            &self.upstream,
+            &self.origin(connection),
+        );
         debug!(share = %guest.share_id, case = %guest.case, path = %parts.uri.path(), "forwarding guest request");
         // Bodies without a declared length (chunked, HTTP/2) are cut off at the same limit.
         let limit = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
@@ -155,7 +188,10 @@ impl Gateway {
             .map_err(GatewayError::Upstream)?;
         let (mut parts, body) = response.into_parts();
         sanitise_guest_response(&mut parts, &self.upstream, &self.public);
-        Ok(Response::from_parts(parts, body.map_err(Into::into).boxed()))
+        Ok(Response::from_parts(
+            parts,
+            body.map_err(Into::into).boxed(),
+        ))
     }
 
     async fn forward_passthrough(
@@ -164,7 +200,12 @@ impl Gateway {
         connection: &ConnectionInfo,
     ) -> Result<Response<Body>, GatewayError> {
         let (mut parts, body) = request.into_parts();
-        rewrite_passthrough_request(&mut parts, &self.session.cookie_name, &self.upstream, &self.origin(connection));
+        rewrite_passthrough_request(
+            &mut parts,
+            &self.session.cookie_name,
+            &self.upstream,
+            &self.origin(connection),
+        );
         let body = body.map_err(Into::into).boxed();
         let response = self
             .client
@@ -173,7 +214,10 @@ impl Gateway {
             .map_err(GatewayError::Upstream)?;
         let (mut parts, body) = response.into_parts();
         sanitise_passthrough_response(&mut parts, &self.upstream, &self.public);
-        Ok(Response::from_parts(parts, body.map_err(Into::into).boxed()))
+        Ok(Response::from_parts(
+            parts,
+            body.map_err(Into::into).boxed(),
+        ))
     }
 
     fn origin(&self, connection: &ConnectionInfo) -> Origin {

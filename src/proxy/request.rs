@@ -225,7 +225,12 @@ mod tests {
         assert_eq!(h["x-forwarded-host"], "share.example.org");
         assert_eq!(h["authorization"], "Basic cmVhZG9ubHk6eA==");
         assert_eq!(h["range"], "bytes=0-99");
-        for gone in ["cookie", "x-http-method-override", "x-keep-me-not", "connection"] {
+        for gone in [
+            "cookie",
+            "x-http-method-override",
+            "x-keep-me-not",
+            "connection",
+        ] {
             assert!(!h.contains_key(gone), "{gone} must not reach the upstream");
         }
         assert_eq!(h.get_all("x-casegate-case").iter().count(), 1);

@@ -59,7 +59,11 @@ pub fn sanitise_guest_response(parts: &mut Parts, upstream: &Upstream, public: &
 }
 
 /// Cleans a response to a passthrough (staff) request: only what is needed for correctness.
-pub fn sanitise_passthrough_response(parts: &mut Parts, upstream: &Upstream, public: &PublicOrigin) {
+pub fn sanitise_passthrough_response(
+    parts: &mut Parts,
+    upstream: &Upstream,
+    public: &PublicOrigin,
+) {
     strip_hop_by_hop(&mut parts.headers);
     rewrite_location(parts, upstream, public);
 }
@@ -125,7 +129,11 @@ mod tests {
         assert!(!h.contains_key("access-control-allow-credentials"));
         assert!(!h.contains_key("connection"));
         assert_eq!(h["cache-control"], "private, no-store");
-        let vary: Vec<&str> = h.get_all("vary").iter().map(|v| v.to_str().unwrap()).collect();
+        let vary: Vec<&str> = h
+            .get_all("vary")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
         assert_eq!(vary, ["Accept-Encoding", "Cookie"]);
         assert_eq!(h["referrer-policy"], "no-referrer");
         assert_eq!(h["x-robots-tag"], "noindex");
@@ -136,7 +144,10 @@ mod tests {
     #[test]
     fn redirects_to_the_upstream_origin_point_at_the_public_one() {
         let cases = [
-            ("http://127.0.0.1:8080/cases/42?x=1", "https://share.example.org/cases/42?x=1"),
+            (
+                "http://127.0.0.1:8080/cases/42?x=1",
+                "https://share.example.org/cases/42?x=1",
+            ),
             ("/cases/42", "/cases/42"),
             ("https://elsewhere.example/x", "https://elsewhere.example/x"),
             ("http://127.0.0.1:9999/x", "http://127.0.0.1:9999/x"),

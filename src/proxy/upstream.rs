@@ -23,10 +23,7 @@ impl Upstream {
         guest_headers: Vec<(HeaderName, HeaderValue)>,
     ) -> Result<Self, &'static str> {
         let scheme = url.scheme().cloned().ok_or("upstream url has no scheme")?;
-        let authority = url
-            .authority()
-            .cloned()
-            .ok_or("upstream url has no host")?;
+        let authority = url.authority().cloned().ok_or("upstream url has no host")?;
         let host = HeaderValue::from_str(authority.as_str())
             .map_err(|_| "upstream host is not a valid header value")?;
         Ok(Upstream {
@@ -73,7 +70,11 @@ mod tests {
             ("http://other.internal/cases/42", false),
         ];
         for (url, expected) in cases {
-            assert_eq!(upstream.is_own_origin(&Uri::from_static(url)), expected, "{url}");
+            assert_eq!(
+                upstream.is_own_origin(&Uri::from_static(url)),
+                expected,
+                "{url}"
+            );
         }
     }
 }

@@ -42,7 +42,8 @@ impl Activity {
     /// Waits until the connection has been idle (no request in flight, no IO) for `limit`.
     pub async fn idle_for(&self, limit: Duration) {
         loop {
-            let last_io = self.started + Duration::from_millis(self.last_io_millis.load(Ordering::Relaxed));
+            let last_io =
+                self.started + Duration::from_millis(self.last_io_millis.load(Ordering::Relaxed));
             let deadline = last_io + limit;
             if Instant::now() >= deadline && self.in_flight.load(Ordering::Relaxed) == 0 {
                 return;

@@ -6,6 +6,6 @@ pub mod connection;
 pub mod listener;
 pub mod tls;
 
-pub use connection::ConnectionInfo;
 pub use crate::config::Limits;
+pub use connection::ConnectionInfo;
 pub use listener::serve;

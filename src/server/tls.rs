@@ -31,7 +31,11 @@ impl fmt::Display for TlsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TlsError::Certificate { path, source } => {
-                write!(f, "cannot read certificate chain {}: {source}", path.display())
+                write!(
+                    f,
+                    "cannot read certificate chain {}: {source}",
+                    path.display()
+                )
             }
             TlsError::NoCertificate { path } => {
                 write!(f, "{} holds no PEM certificate", path.display())

@@ -129,8 +129,15 @@ impl TestGateway {
         self.request("GET", target, headers, b"").await
     }
 
-    pub async fn request(&self, method: &str, target: &str, headers: &[&str], body: &[u8]) -> RawResponse {
-        let mut text = format!("{method} {target} HTTP/1.1\r\nHost: share.test\r\nConnection: close\r\n");
+    pub async fn request(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[&str],
+        body: &[u8],
+    ) -> RawResponse {
+        let mut text =
+            format!("{method} {target} HTTP/1.1\r\nHost: share.test\r\nConnection: close\r\n");
         for header in headers {
             text.push_str(header);
             text.push_str("\r\n");

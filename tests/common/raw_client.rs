@@ -43,7 +43,10 @@ pub async fn send_raw(addr: SocketAddr, request: &[u8]) -> Option<RawResponse> {
     stream.write_all(request).await.expect("write request");
     let mut bytes = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut bytes)).await;
-    assert!(read.is_ok(), "gateway did not close the connection within 10 s");
+    assert!(
+        read.is_ok(),
+        "gateway did not close the connection within 10 s"
+    );
     parse_response(&bytes)
 }
 
@@ -61,7 +64,11 @@ pub fn parse_response(bytes: &[u8]) -> Option<RawResponse> {
     let chunked = headers
         .iter()
         .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
-    let body = if chunked { dechunk(rest) } else { rest.to_vec() };
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_vec()
+    };
     Some(RawResponse {
         status,
         headers,

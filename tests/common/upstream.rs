@@ -50,7 +50,9 @@ pub fn video_bytes() -> Vec<u8> {
 
 impl TestUpstream {
     pub async fn start() -> TestUpstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
         let addr = listener.local_addr().expect("upstream addr");
         let received = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&received);
@@ -210,7 +212,11 @@ async fn respond(request: &Received, video: &[u8], own_addr: SocketAddr) -> Vec<
             video,
         );
     }
-    let body = format!("upstream saw {} {}", request.request_line, request.body.len());
+    let body = format!(
+        "upstream saw {} {}",
+        request.request_line,
+        request.body.len()
+    );
     http_response("200 OK", &[("Content-Type", "text/plain")], body.as_bytes())
 }
 
