@@ -78,6 +78,7 @@ fn fifty_rules() -> Vec<(String, ScopeSpec)> {
         allow,
         deny,
         extends: Vec::new(),
+        upgrade: Vec::new(),
     };
     vec![("guest".to_owned(), guest)]
 }

@@ -108,6 +108,7 @@ pub struct ScopeSection {
     pub extends: Option<Vec<Spanned<String>>>,
     pub allow: Option<Vec<Spanned<String>>>,
     pub deny: Option<Vec<Spanned<String>>>,
+    pub upgrade: Option<Vec<Spanned<String>>>,
     pub pin_language: Option<bool>,
 }
 

@@ -179,6 +179,8 @@ pub struct Scope {
     /// Rules as written, compiled by the policy module, which reports problems at their spans.
     pub allow: Vec<Spanned<String>>,
     pub deny: Vec<Spanned<String>>,
+    /// Rules under which a guest may switch protocols (WebSocket); the request must also be allowed.
+    pub upgrade: Vec<Spanned<String>>,
     /// Send the share's language upstream as `Accept-Language`.
     pub pin_language: bool,
 }
@@ -942,6 +944,7 @@ impl Validator<'_, '_> {
                     allow: texts(&scope.allow),
                     deny: texts(&scope.deny),
                     extends: scope.extends.clone(),
+                    upgrade: texts(&scope.upgrade),
                 };
                 (scope.name.clone(), spec)
             })
@@ -954,6 +957,9 @@ impl Validator<'_, '_> {
                     let rule = scope.and_then(|scope| match error.entry {
                         Some(entry) if entry.list == List::Allow => scope.allow.get(entry.index),
                         Some(entry) if entry.list == List::Deny => scope.deny.get(entry.index),
+                        Some(entry) if entry.list == List::Upgrade => {
+                            scope.upgrade.get(entry.index)
+                        }
                         Some(_) | None => scope.allow.first().or(scope.deny.first()),
                     });
                     let span = rule.map_or(0..0, Spanned::span);
@@ -1003,7 +1009,8 @@ impl Validator<'_, '_> {
         }
         let allow = raw.allow.clone().unwrap_or_default();
         let deny = raw.deny.clone().unwrap_or_default();
-        for (list, rules) in [("allow", &allow), ("deny", &deny)] {
+        let upgrade = raw.upgrade.clone().unwrap_or_default();
+        for (list, rules) in [("allow", &allow), ("deny", &deny), ("upgrade", &upgrade)] {
             for rule in rules.iter().filter(|rule| rule.get_ref().trim().is_empty()) {
                 self.diag.error(
                     rule.span(),
@@ -1017,6 +1024,7 @@ impl Validator<'_, '_> {
             extends,
             allow,
             deny,
+            upgrade,
             pin_language: raw.pin_language.unwrap_or(false),
         })
     }

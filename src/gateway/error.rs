@@ -35,6 +35,8 @@ pub enum GatewayError {
     BodyTooLarge,
     /// The upstream did not answer.
     Upstream(ForwardError),
+    /// The upstream switched protocols although nobody asked it to.
+    UnexpectedSwitch,
     /// The guest cookie could not be sealed for a link that verified; a limits mismatch (a bug).
     Seal(CookieError),
     /// Building a response failed; a bug, never the client's fault.
@@ -59,7 +61,8 @@ impl GatewayError {
             GatewayError::NotAllowed | GatewayError::UnknownScope => Page::NotAllowed,
             GatewayError::UpgradeRefused => Page::UpgradeRefused,
             GatewayError::BodyTooLarge => Page::PayloadTooLarge,
-            GatewayError::Upstream(ForwardError::Unavailable(_)) => Page::UpstreamUnavailable,
+            GatewayError::Upstream(ForwardError::Unavailable(_))
+            | GatewayError::UnexpectedSwitch => Page::UpstreamUnavailable,
             GatewayError::Upstream(ForwardError::TimedOut(_)) => Page::UpstreamTimeout,
             GatewayError::Seal(_) | GatewayError::Internal(_) => Page::InternalError,
         }
@@ -86,6 +89,9 @@ impl fmt::Display for GatewayError {
             GatewayError::UpgradeRefused => f.write_str("protocol upgrade refused"),
             GatewayError::BodyTooLarge => f.write_str("request body over the limit"),
             GatewayError::Upstream(error) => write!(f, "{error}"),
+            GatewayError::UnexpectedSwitch => {
+                f.write_str("upstream switched protocols without being asked")
+            }
             GatewayError::Seal(error) => write!(f, "cannot seal the guest cookie: {error}"),
             GatewayError::Internal(error) => {
                 write!(f, "internal error building a response: {error}")

@@ -8,6 +8,7 @@
 mod authenticate;
 mod build;
 mod error;
+mod forward;
 mod link_exchange;
 mod mint;
 mod settings;
@@ -15,11 +16,11 @@ mod settings;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use http::header::{self, HeaderValue};
+use http::header::HeaderValue;
 use http::{Method, Request, Response};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 pub use build::BuildError;
 pub use error::GatewayError;
@@ -27,15 +28,15 @@ pub use mint::{MintError, MintedLink, ShareRequest};
 pub use settings::{LinkSettings, SessionSettings};
 
 use self::authenticate::{Session, authenticate};
+use self::forward::Route;
 use crate::clock::unix_now;
 use crate::pages;
 use crate::policy::{CanonicalTarget, Decision, Policy, canonicalise};
 use crate::proxy::Body;
 use crate::proxy::client::UpstreamClient;
-use crate::proxy::request::{Origin, rewrite_guest_request, rewrite_passthrough_request};
-use crate::proxy::response::{
-    PublicOrigin, sanitise_guest_response, sanitise_passthrough_response,
-};
+use crate::proxy::request::Origin;
+use crate::proxy::response::PublicOrigin;
+use crate::proxy::upgrade::{UpgradeAsk, upgrade_ask};
 use crate::proxy::upstream::Upstream;
 use crate::server::ConnectionInfo;
 use crate::share::{Guest, KeyRing};
@@ -72,6 +73,7 @@ impl Gateway {
                 // The path is not logged here: under the link prefix it is the token itself.
                 match &error {
                     GatewayError::Upstream(_)
+                    | GatewayError::UnexpectedSwitch
                     | GatewayError::Seal(_)
                     | GatewayError::Internal(_) => {
                         warn!(peer = %connection.peer, %method, code = page.code(), %error, "request failed");
@@ -113,23 +115,57 @@ impl Gateway {
             return self.exchange_link(token, now);
         }
 
-        match authenticate(
+        let session = authenticate(
             request.headers(),
             &self.session.cookie_name,
             &self.keys,
             now,
-        )? {
+        )?;
+        match session {
             Session::Guest(guest) => {
                 let pin_language = self.authorise(&guest, request.method(), &target)?;
-                refuse_upgrades(&request)?;
-                self.forward_guest(request, &guest, pin_language, connection)
-                    .await
+                let upgrade = self.guest_upgrade(&request, &guest, &target)?;
+                let route = Route::Guest {
+                    guest: &guest,
+                    pin_language,
+                };
+                self.forward(request, route, upgrade, connection, now).await
             }
             Session::Absent if self.passthrough => {
-                refuse_upgrades(&request)?;
-                self.forward_passthrough(request, connection).await
+                // Staff applications may use WebSockets; other switches are refused for everyone.
+                let upgrade = match upgrade_ask(&request) {
+                    UpgradeAsk::None => false,
+                    UpgradeAsk::WebSocket => true,
+                    UpgradeAsk::Unsupported => return Err(GatewayError::UpgradeRefused),
+                };
+                self.forward(request, Route::Passthrough, upgrade, connection, now)
+                    .await
             }
             Session::Absent => Err(GatewayError::NoSession),
+        }
+    }
+
+    /// Whether the guest's request switches to WebSocket, which needs an `upgrade` rule of its scope.
+    fn guest_upgrade<B>(
+        &self,
+        request: &Request<B>,
+        guest: &Guest,
+        target: &CanonicalTarget<'_>,
+    ) -> Result<bool, GatewayError> {
+        match upgrade_ask(request) {
+            UpgradeAsk::None => Ok(false),
+            UpgradeAsk::WebSocket
+                if self.policy.allows_upgrade(
+                    &guest.scope,
+                    request.method().as_str(),
+                    target,
+                    &guest.case,
+                    &guest.share_id,
+                ) =>
+            {
+                Ok(true)
+            }
+            UpgradeAsk::WebSocket | UpgradeAsk::Unsupported => Err(GatewayError::UpgradeRefused),
         }
     }
 
@@ -154,72 +190,6 @@ impl Gateway {
         }
     }
 
-    async fn forward_guest(
-        &self,
-        request: Request<Incoming>,
-        guest: &Guest,
-        pin_language: bool,
-        connection: &ConnectionInfo,
-    ) -> Result<Response<Body>, GatewayError> {
-        let (mut parts, body) = request.into_parts();
-        let declared_length = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse::<u64>().ok());
-        if declared_length.is_some_and(|length| length > self.max_body_bytes) {
-            return Err(GatewayError::BodyTooLarge);
-        }
-        rewrite_guest_request(
-            &mut parts,
-            guest,
-            pin_language,
-            &self.upstream,
-            &self.origin(connection),
-        );
-        debug!(share = %guest.share_id, case = %guest.case, path = %parts.uri.path(), "forwarding guest request");
-        // Bodies without a declared length (chunked, HTTP/2) are cut off at the same limit.
-        let limit = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
-        let body = Limited::new(body, limit).boxed();
-        let response = self
-            .client
-            .send(Request::from_parts(parts, body))
-            .await
-            .map_err(GatewayError::Upstream)?;
-        let (mut parts, body) = response.into_parts();
-        sanitise_guest_response(&mut parts, &self.upstream, &self.public);
-        Ok(Response::from_parts(
-            parts,
-            body.map_err(Into::into).boxed(),
-        ))
-    }
-
-    async fn forward_passthrough(
-        &self,
-        request: Request<Incoming>,
-        connection: &ConnectionInfo,
-    ) -> Result<Response<Body>, GatewayError> {
-        let (mut parts, body) = request.into_parts();
-        rewrite_passthrough_request(
-            &mut parts,
-            &self.session.cookie_name,
-            &self.upstream,
-            &self.origin(connection),
-        );
-        let body = body.map_err(Into::into).boxed();
-        let response = self
-            .client
-            .send(Request::from_parts(parts, body))
-            .await
-            .map_err(GatewayError::Upstream)?;
-        let (mut parts, body) = response.into_parts();
-        sanitise_passthrough_response(&mut parts, &self.upstream, &self.public);
-        Ok(Response::from_parts(
-            parts,
-            body.map_err(Into::into).boxed(),
-        ))
-    }
-
     fn origin(&self, connection: &ConnectionInfo) -> Origin {
         Origin {
             client_ip: connection.peer.ip(),
@@ -227,13 +197,4 @@ impl Gateway {
             public_host: self.public_host.clone(),
         }
     }
-}
-
-/// No rule can opt in to upgrades yet, so every upgrade attempt (HTTP/1 `Upgrade`, HTTP/2 extended
-/// CONNECT) is refused instead of being silently downgraded.
-fn refuse_upgrades<B>(request: &Request<B>) -> Result<(), GatewayError> {
-    if request.headers().contains_key(header::UPGRADE) || request.method() == Method::CONNECT {
-        return Err(GatewayError::UpgradeRefused);
-    }
-    Ok(())
 }

@@ -21,6 +21,8 @@ pub struct ScopeSpec {
     pub allow: Vec<String>,
     pub deny: Vec<String>,
     pub extends: Vec<String>,
+    /// Rules under which a guest may switch protocols (WebSocket). A request must also be allowed.
+    pub upgrade: Vec<String>,
 }
 
 /// Compiled scopes, immutable and cheap to share behind an `Arc`.
@@ -67,6 +69,7 @@ pub enum List {
     Allow,
     Deny,
     Extends,
+    Upgrade,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,12 +96,20 @@ pub fn compile(scopes: &[(String, ScopeSpec)]) -> Result<Policy, Vec<PolicyError
             });
         }
     }
-    let mut parsed: HashMap<&str, (Vec<Rule>, Vec<Rule>)> = HashMap::new();
+    let mut parsed: HashMap<&str, ParsedScope> = HashMap::new();
     for (name, spec) in scopes {
         let allow = parse_list(name, List::Allow, &spec.allow, &mut errors);
         let deny = parse_list(name, List::Deny, &spec.deny, &mut errors);
+        let upgrade = parse_list(name, List::Upgrade, &spec.upgrade, &mut errors);
         check_extends(name, spec, &specs, &mut errors);
-        parsed.insert(name, (allow, deny));
+        parsed.insert(
+            name,
+            ParsedScope {
+                allow,
+                deny,
+                upgrade,
+            },
+        );
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -237,6 +248,25 @@ impl Policy {
             Decision::DenyNoRule
         }
     }
+
+    /// Whether an `upgrade` rule of `scope` lets this (already allowed) request switch protocols.
+    pub fn allows_upgrade(
+        &self,
+        scope: &str,
+        method: &str,
+        target: &CanonicalTarget<'_>,
+        case: &str,
+        share: &str,
+    ) -> bool {
+        self.scopes.get(scope).is_some_and(|compiled| {
+            compiled.upgrade.matches(&Subject {
+                method,
+                target,
+                case,
+                share,
+            })
+        })
+    }
 }
 
 // === impl Decision ===
@@ -247,10 +277,18 @@ impl Decision {
     }
 }
 
+/// One scope's own rules, parsed, before `extends` is followed.
+struct ParsedScope {
+    allow: Vec<Rule>,
+    deny: Vec<Rule>,
+    upgrade: Vec<Rule>,
+}
+
 #[derive(Debug)]
 struct CompiledScope {
     allow: Trie,
     deny: Trie,
+    upgrade: Trie,
     allow_rules: Vec<Rule>,
     deny_rules: Vec<Rule>,
 }
@@ -261,10 +299,11 @@ impl CompiledScope {
     fn build(
         name: &str,
         specs: &HashMap<&str, &ScopeSpec>,
-        parsed: &HashMap<&str, (Vec<Rule>, Vec<Rule>)>,
+        parsed: &HashMap<&str, ParsedScope>,
     ) -> Self {
         let mut allow_rules = Vec::new();
         let mut deny_rules = Vec::new();
+        let mut upgrade_rules = Vec::new();
         let mut pending = vec![name];
         let mut visited = HashSet::new();
         // Depth-first, own rules first; `visited` keeps a diamond of extends from doubling rules.
@@ -272,9 +311,10 @@ impl CompiledScope {
             if !visited.insert(scope) {
                 continue;
             }
-            if let Some((allow, deny)) = parsed.get(scope) {
-                allow_rules.extend(allow.iter().cloned());
-                deny_rules.extend(deny.iter().cloned());
+            if let Some(own) = parsed.get(scope) {
+                allow_rules.extend(own.allow.iter().cloned());
+                deny_rules.extend(own.deny.iter().cloned());
+                upgrade_rules.extend(own.upgrade.iter().cloned());
             }
             if let Some(spec) = specs.get(scope) {
                 pending.extend(spec.extends.iter().rev().map(String::as_str));
@@ -283,6 +323,7 @@ impl CompiledScope {
         CompiledScope {
             allow: Trie::build(Effect::Allow, &allow_rules),
             deny: Trie::build(Effect::Deny, &deny_rules),
+            upgrade: Trie::build(Effect::Allow, &upgrade_rules),
             allow_rules,
             deny_rules,
         }
@@ -439,6 +480,7 @@ impl fmt::Display for PolicyError {
                 List::Allow => "allow",
                 List::Deny => "deny",
                 List::Extends => "extends",
+                List::Upgrade => "upgrade",
             };
             write!(f, ", {list}[{index}]")?;
         }
@@ -471,6 +513,7 @@ mod tests {
             allow: owned(allow),
             deny: owned(deny),
             extends: owned(extends),
+            upgrade: Vec::new(),
         }
     }
 

@@ -5,6 +5,7 @@ pub mod client;
 pub mod hop;
 pub mod request;
 pub mod response;
+pub mod upgrade;
 pub mod upstream;
 
 use bytes::Bytes;

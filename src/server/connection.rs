@@ -104,7 +104,7 @@ async fn run_http<T>(
             Ok::<_, Infallible>(response)
         }
     });
-    let connection = builder.serve_connection(io, service);
+    let connection = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(connection);
     let mut shutting_down = false;
     loop {

@@ -89,9 +89,15 @@ async fn serve(
         let Some(request) = read_request(&mut stream, &mut buffer).await else {
             return;
         };
+        let websocket =
+            request.target().ends_with("/ws") && request.header("upgrade") == Some("websocket");
         let response = respond(&request, &video, own_addr).await;
         log.lock().unwrap().push(request);
         if stream.write_all(&response).await.is_err() {
+            return;
+        }
+        if websocket {
+            echo(stream, std::mem::take(&mut buffer)).await;
             return;
         }
     }
@@ -166,6 +172,24 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
+/// After a 101: send back every byte received, as a stand-in for a WebSocket peer.
+async fn echo(mut stream: TcpStream, pending: Vec<u8>) {
+    if !pending.is_empty() && stream.write_all(&pending).await.is_err() {
+        return;
+    }
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if stream.write_all(&chunk[..n]).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// Canned answers by path: enough to exercise every response rule of the gateway.
 async fn respond(request: &Received, video: &[u8], own_addr: SocketAddr) -> Vec<u8> {
     let path = request.target().split('?').next().unwrap_or("");
@@ -184,6 +208,9 @@ async fn respond(request: &Received, video: &[u8], own_addr: SocketAddr) -> Vec<
             ],
             b"leaky",
         );
+    }
+    if path.ends_with("/ws") && request.header("upgrade") == Some("websocket") {
+        return b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n".to_vec();
     }
     if path.ends_with("/redirect") {
         let location = format!("http://{own_addr}/cases/42/summary");

@@ -1,0 +1,114 @@
+//! `rewrite_request -> forward -> sanitise_response`: one path for guests and for passthrough
+//! traffic, differing only in which rewrite and sanitising rules apply.
+
+use std::time::Duration;
+
+use http::header;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use tracing::debug;
+
+use super::Gateway;
+use super::error::GatewayError;
+use crate::proxy::Body;
+use crate::proxy::request::{rewrite_guest_request, rewrite_passthrough_request};
+use crate::proxy::response::{sanitise_guest_response, sanitise_passthrough_response};
+use crate::proxy::upgrade::{restore_websocket_headers, splice};
+use crate::server::ConnectionInfo;
+use crate::share::Guest;
+
+/// Whose request is being forwarded.
+pub(super) enum Route<'a> {
+    Guest {
+        guest: &'a Guest,
+        pin_language: bool,
+    },
+    /// Staff traffic without a share session, when `passthrough` is on.
+    Passthrough,
+}
+
+impl Gateway {
+    /// Forwards an authorised request and streams the answer back. `upgrade` is true only for a
+    /// WebSocket handshake the policy allowed.
+    pub(super) async fn forward(
+        &self,
+        mut request: Request<Incoming>,
+        route: Route<'_>,
+        upgrade: bool,
+        connection: &ConnectionInfo,
+        now: i64,
+    ) -> Result<Response<Body>, GatewayError> {
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+        let (mut parts, body) = request.into_parts();
+        let origin = self.origin(connection);
+        let body = match route {
+            Route::Guest {
+                guest,
+                pin_language,
+            } => {
+                if declared_length(&parts.headers)
+                    .is_some_and(|length| length > self.max_body_bytes)
+                {
+                    return Err(GatewayError::BodyTooLarge);
+                }
+                rewrite_guest_request(&mut parts, guest, pin_language, &self.upstream, &origin);
+                debug!(share = %guest.share_id, case = %guest.case, path = %parts.uri.path(), "forwarding guest request");
+                // Bodies without a declared length (chunked, HTTP/2) are cut off at the same limit.
+                let limit = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
+                Limited::new(body, limit).boxed()
+            }
+            Route::Passthrough => {
+                rewrite_passthrough_request(
+                    &mut parts,
+                    &self.session.cookie_name,
+                    &self.upstream,
+                    &origin,
+                );
+                body.map_err(Into::into).boxed()
+            }
+        };
+        if upgrade {
+            restore_websocket_headers(&mut parts.headers);
+        }
+        let mut response = self
+            .client
+            .send(Request::from_parts(parts, body))
+            .await
+            .map_err(GatewayError::Upstream)?;
+        let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+        let tunnel = match (switched, client_upgrade) {
+            (true, Some(client)) => Some((client, hyper::upgrade::on(&mut response))),
+            (true, None) => return Err(GatewayError::UnexpectedSwitch),
+            (false, _) => None,
+        };
+        let (mut parts, body) = response.into_parts();
+        let lifetime = match route {
+            Route::Guest { guest, .. } => {
+                sanitise_guest_response(&mut parts, &self.upstream, &self.public);
+                Some(Duration::from_secs(
+                    u64::try_from(guest.expires_at.saturating_sub(now)).unwrap_or(0),
+                ))
+            }
+            Route::Passthrough => {
+                sanitise_passthrough_response(&mut parts, &self.upstream, &self.public);
+                None
+            }
+        };
+        if let Some((client, upstream)) = tunnel {
+            restore_websocket_headers(&mut parts.headers);
+            splice(client, upstream, lifetime);
+        }
+        Ok(Response::from_parts(
+            parts,
+            body.map_err(Into::into).boxed(),
+        ))
+    }
+}
+
+fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok())
+}

@@ -1,0 +1,147 @@
+//! Protocol switches (HTTP/1.1 `Upgrade`). Only WebSocket is ever forwarded, and only where a scope's
+//! `upgrade` rule opts in; h2c, TLS upgrades and CONNECT tunnels are refused. An accepted switch
+//! becomes a byte splice between the client and the upstream that ends when the share does.
+
+use std::time::Duration;
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Request};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tracing::debug;
+
+/// What protocol switch a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpgradeAsk {
+    /// An ordinary request.
+    None,
+    /// `Connection: upgrade` with `Upgrade: websocket` and nothing else.
+    WebSocket,
+    /// Any other switch: h2c, TLS, several protocols, CONNECT, or `Upgrade` without `Connection`.
+    Unsupported,
+}
+
+/// Classifies the request's protocol switch, strictly: anything unusual is `Unsupported`.
+pub fn upgrade_ask<B>(request: &Request<B>) -> UpgradeAsk {
+    if request.method() == Method::CONNECT {
+        return UpgradeAsk::Unsupported;
+    }
+    let headers = request.headers();
+    let mut upgrades = headers.get_all(header::UPGRADE).iter();
+    let Some(first) = upgrades.next() else {
+        return UpgradeAsk::None;
+    };
+    let only_one = upgrades.next().is_none();
+    let websocket = first
+        .to_str()
+        .is_ok_and(|value| value.trim().eq_ignore_ascii_case("websocket"));
+    let connection_says_upgrade = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    if only_one && websocket && connection_says_upgrade && request.method() == Method::GET {
+        UpgradeAsk::WebSocket
+    } else {
+        UpgradeAsk::Unsupported
+    }
+}
+
+/// Puts back the two hop-by-hop headers a WebSocket handshake needs after hygiene removed them.
+pub fn restore_websocket_headers(headers: &mut HeaderMap) {
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+}
+
+/// Copies bytes both ways between the upgraded client and upstream connections until either side
+/// closes or `lifetime` runs out (a guest's tunnel never outlives the guest's session).
+pub fn splice(client: OnUpgrade, upstream: OnUpgrade, lifetime: Option<Duration>) {
+    tokio::spawn(async move {
+        let (client, upstream) = match tokio::try_join!(client, upstream) {
+            Ok(pair) => pair,
+            Err(error) => {
+                debug!(%error, "protocol switch failed");
+                return;
+            }
+        };
+        let mut client = TokioIo::new(client);
+        let mut upstream = TokioIo::new(upstream);
+        let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
+        let result = match lifetime {
+            Some(limit) => match tokio::time::timeout(limit, copy).await {
+                Ok(result) => result,
+                Err(_) => {
+                    debug!("closing tunnel: the share session ended");
+                    return;
+                }
+            },
+            None => copy.await,
+        };
+        if let Err(error) = result {
+            debug!(%error, "tunnel closed with an error");
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_plain_websocket_handshake_counts_as_websocket() {
+        let cases: [(&str, &[(&str, &str)], UpgradeAsk); 9] = [
+            ("GET", &[], UpgradeAsk::None),
+            (
+                "GET",
+                &[("connection", "Upgrade"), ("upgrade", "websocket")],
+                UpgradeAsk::WebSocket,
+            ),
+            (
+                "GET",
+                &[
+                    ("connection", "keep-alive, upgrade"),
+                    ("upgrade", "WebSocket"),
+                ],
+                UpgradeAsk::WebSocket,
+            ),
+            ("GET", &[("upgrade", "websocket")], UpgradeAsk::Unsupported),
+            (
+                "GET",
+                &[
+                    ("connection", "Upgrade, HTTP2-Settings"),
+                    ("upgrade", "h2c"),
+                ],
+                UpgradeAsk::Unsupported,
+            ),
+            (
+                "GET",
+                &[("connection", "upgrade"), ("upgrade", "websocket, h2c")],
+                UpgradeAsk::Unsupported,
+            ),
+            (
+                "GET",
+                &[
+                    ("connection", "upgrade"),
+                    ("upgrade", "websocket"),
+                    ("upgrade", "h2c"),
+                ],
+                UpgradeAsk::Unsupported,
+            ),
+            (
+                "POST",
+                &[("connection", "upgrade"), ("upgrade", "websocket")],
+                UpgradeAsk::Unsupported,
+            ),
+            ("CONNECT", &[], UpgradeAsk::Unsupported),
+        ];
+        for (method, headers, expected) in cases {
+            let mut builder = Request::builder().method(method).uri("/ws");
+            for (name, value) in headers {
+                builder = builder.header(*name, *value);
+            }
+            let request = builder.body(()).unwrap();
+            assert_eq!(upgrade_ask(&request), expected, "{method} {headers:?}");
+        }
+    }
+}
