@@ -88,9 +88,11 @@ pub fn splice(client: OnUpgrade, upstream: OnUpgrade, lifetime: Option<Duration>
 mod tests {
     use super::*;
 
+    type Headers = &'static [(&'static str, &'static str)];
+
     #[test]
     fn only_a_plain_websocket_handshake_counts_as_websocket() {
-        let cases: [(&str, &[(&str, &str)], UpgradeAsk); 9] = [
+        let cases: [(&str, Headers, UpgradeAsk); 9] = [
             ("GET", &[], UpgradeAsk::None),
             (
                 "GET",
