@@ -48,6 +48,22 @@ pub fn decode(text: &str, max_chars: usize) -> Result<Vec<u8>, B64Error> {
     STRICT.decode(text).map_err(|_| B64Error::NotCanonical)
 }
 
+/// Decodes `text` into `buffer` without allocating, refusing it unread when it is longer than
+/// `max_chars` or would not fit. Returns the decoded bytes.
+pub fn decode_into<'b>(
+    text: &str,
+    max_chars: usize,
+    buffer: &'b mut [u8],
+) -> Result<&'b [u8], B64Error> {
+    if text.len() > max_chars {
+        return Err(B64Error::TooLong);
+    }
+    let written = STRICT
+        .decode_slice(text, buffer)
+        .map_err(|_| B64Error::NotCanonical)?;
+    buffer.get(..written).ok_or(B64Error::NotCanonical)
+}
+
 /// Encodes `bytes` as unpadded base64url.
 pub fn encode(bytes: &[u8]) -> String {
     STRICT.encode(bytes)

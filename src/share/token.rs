@@ -53,6 +53,12 @@ pub const MAX_LANG_LEN: usize = 35;
 const MIN_SHARE_ID_LEN: usize = 16;
 const MAX_SHARE_ID_LEN: usize = 128;
 
+/// A header is a handful of short members; anything longer is refused before decoding.
+const MAX_HEADER_BYTES: usize = 768;
+/// An HMAC-SHA256 tag, and its unpadded base64url length.
+const SIGNATURE_BYTES: usize = 32;
+const SIGNATURE_CHARS: usize = 43;
+
 /// Header members are parsed before the MAC is checked, so their number is kept small.
 const MAX_HEADER_MEMBERS: usize = 16;
 const MAX_CLAIMS: usize = 64;
@@ -200,18 +206,25 @@ pub fn verify(keys: &KeyRing, token: &str, rules: &LinkRules<'_>) -> Result<Link
     if payload_b64.contains('.') {
         return Err(LinkError::Malformed);
     }
-    let header = b64::decode(header_b64, MAX_TOKEN_LEN).map_err(|_| LinkError::Malformed)?;
-    let payload = b64::decode(payload_b64, MAX_TOKEN_LEN).map_err(|_| LinkError::Malformed)?;
-    let signature = b64::decode(signature_b64, MAX_TOKEN_LEN).map_err(|_| LinkError::Malformed)?;
+    // Decoded on the stack: verification is on every link open and allocates only the claims.
+    let mut header_buffer = [0u8; MAX_HEADER_BYTES];
+    let mut payload_buffer = [0u8; MAX_TOKEN_LEN / 4 * 3];
+    let mut signature_buffer = [0u8; SIGNATURE_BYTES];
+    let header = b64::decode_into(header_b64, MAX_HEADER_BYTES / 3 * 4, &mut header_buffer)
+        .map_err(|_| LinkError::Malformed)?;
+    let payload = b64::decode_into(payload_b64, MAX_TOKEN_LEN, &mut payload_buffer)
+        .map_err(|_| LinkError::Malformed)?;
+    let signature = b64::decode_into(signature_b64, SIGNATURE_CHARS, &mut signature_buffer)
+        .map_err(|_| LinkError::Malformed)?;
 
-    let header = Object::parse(&header, MAX_HEADER_MEMBERS).map_err(LinkError::from)?;
+    let header = Object::parse(header, MAX_HEADER_MEMBERS).map_err(LinkError::from)?;
     let kid = check_header(&header)?;
     let mac = keys.link_mac(kid).ok_or(LinkError::UnknownKey)?;
     mac.chain_update(signing_input.as_bytes())
         .verify_slice(&signature)
         .map_err(|_| LinkError::BadSignature)?;
 
-    let claims = Object::parse(&payload, MAX_CLAIMS).map_err(LinkError::from)?;
+    let claims = Object::parse(payload, MAX_CLAIMS).map_err(LinkError::from)?;
     check_claims(&claims, rules)
 }
 
@@ -997,9 +1010,10 @@ mod tests {
                 LinkError::BadSignature,
             ),
             (
+                // Longer than any HMAC-SHA256 tag: refused before decoding.
                 "a signature one byte longer",
                 format!("{header}.{payload}.{signature}A"),
-                LinkError::BadSignature,
+                LinkError::Malformed,
             ),
             (
                 "a fourth part",
