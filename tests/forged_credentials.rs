@@ -233,3 +233,70 @@ async fn a_link_for_one_case_never_opens_another() {
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].header("x-casegate-case"), Some("43"));
 }
+
+#[tokio::test]
+async fn rotating_keys_keeps_old_links_and_cookies_working_until_the_old_key_is_removed() {
+    let old_key = "b2xkLWtleS1iZWZvcmUtcm90YXRpb24tMzItYnl0ZXM";
+    let now = unix_now();
+    let old = ring("k0", old_key);
+    let old_link = mint(&old, &claims("42", "view", now, now + 600));
+    let old_cookie = cookie::seal(
+        &old,
+        &Guest {
+            share_id: new_share_id().unwrap(),
+            case: "42".to_owned(),
+            scope: "view".to_owned(),
+            lang: None,
+            expires_at: now + 600,
+            email_verified: false,
+        },
+    )
+    .unwrap();
+
+    // k1 active, k0 still verifying: both old credentials work, new ones are signed with k1.
+    let upstream = common::upstream::TestUpstream::start().await;
+    let rotated = common::config_text(&upstream.url(), "", "").replace(
+        "[keys.secrets]\n",
+        &format!("[keys.secrets]\nk0 = {{ value = \"{old_key}\" }}\n"),
+    );
+    let gw = TestGateway::start_from_text(upstream, &rotated).await;
+    let response = gw.get(&format!("/s/{old_link}"), &[]).await;
+    assert_eq!(response.status, 303);
+    let new_cookie = response.header("set-cookie").unwrap();
+    assert!(
+        new_cookie.starts_with(&format!("{COOKIE}=v1.k1.")),
+        "{new_cookie}"
+    );
+    let ok = gw
+        .get("/cases/42", &[&format!("Cookie: {COOKIE}={old_cookie}")])
+        .await;
+    assert_eq!(ok.status, 200);
+    assert!(
+        gw.snapshot
+            .mint_link(
+                &casegate::gateway::ShareRequest {
+                    case: "42",
+                    scope: "view",
+                    ttl: None,
+                    email: None,
+                    lang: None
+                },
+                now
+            )
+            .unwrap()
+            .token
+            .starts_with("eyJhbGciOiJIUzI1NiIsImtpZCI6ImsxIi")
+    );
+    gw.stop().await;
+
+    // k0 removed: the old link and cookie stop working.
+    let gw = TestGateway::start().await;
+    assert_eq!(gw.get(&format!("/s/{old_link}"), &[]).await.status, 403);
+    assert_eq!(
+        gw.get("/cases/42", &[&format!("Cookie: {COOKIE}={old_cookie}")])
+            .await
+            .status,
+        401
+    );
+    assert!(gw.upstream.take().is_empty());
+}

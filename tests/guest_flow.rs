@@ -149,6 +149,12 @@ async fn everything_outside_the_case_or_the_scope_is_refused_before_the_upstream
         ),
         ("a lowercase method", &view, "get /cases/42", 403),
         (
+            "the billing page itself (** matches zero segments)",
+            &guest,
+            "GET /cases/42/billing",
+            403,
+        ),
+        (
             "billing, denied in the guest scope",
             &guest,
             "GET /cases/42/billing/invoice",

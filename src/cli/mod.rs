@@ -5,6 +5,7 @@ mod demo;
 mod mint;
 mod serve;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -68,6 +69,8 @@ pub fn init_logging() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, never into journald or a file.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
