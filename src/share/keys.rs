@@ -65,6 +65,9 @@ pub struct KeyRing {
 struct KeyMacs {
     link: HmacSha256,
     cookie: HmacSha256,
+    /// The base64url JWS header casegate itself writes for this kid. A token carrying exactly
+    /// these bytes needs no header parsing: the common case on the hot path.
+    own_header: String,
 }
 
 /// Decodes a key as written in a config file or environment variable.
@@ -155,7 +158,7 @@ impl KeyRing {
             if by_kid.contains_key(&kid) {
                 return Err(KeyError::DuplicateKid { kid });
             }
-            let macs = KeyMacs::new(&secret)?;
+            let macs = KeyMacs::new(&kid, &secret)?;
             by_kid.insert(kid, macs);
         }
         let Some(active_macs) = by_kid.get(active).cloned() else {
@@ -189,6 +192,19 @@ impl KeyRing {
         self.by_kid.get(kid).map(|macs| macs.cookie.clone())
     }
 
+    /// The kid whose own header is exactly `header_b64`, if any.
+    pub(crate) fn kid_of_own_header(&self, header_b64: &str) -> Option<&str> {
+        self.by_kid
+            .iter()
+            .find(|(_, macs)| macs.own_header == header_b64)
+            .map(|(kid, _)| kid.as_str())
+    }
+
+    /// The base64url JWS header new links are minted with.
+    pub(crate) fn active_header(&self) -> &str {
+        &self.active.own_header
+    }
+
     pub(crate) fn active_link_mac(&self) -> HmacSha256 {
         self.active.link.clone()
     }
@@ -210,7 +226,7 @@ impl fmt::Debug for KeyRing {
 }
 
 impl KeyMacs {
-    fn new(secret: &Secret) -> Result<KeyMacs, KeyError> {
+    fn new(kid: &str, secret: &Secret) -> Result<KeyMacs, KeyError> {
         // Checked again here because `Secret::from_bytes` skips `decode_key`.
         if secret.0.len() < MIN_KEY_BYTES {
             return Err(KeyError::TooShort {
@@ -222,7 +238,13 @@ impl KeyMacs {
         derive.update(COOKIE_KEY_LABEL);
         let cookie_key = Secret(derive.finalize().into_bytes().to_vec());
         let cookie = HmacSha256::new_from_slice(&cookie_key.0).map_err(KeyError::Hmac)?;
-        Ok(KeyMacs { link, cookie })
+        // serde_json renders members in key order: the same bytes every time for a kid.
+        let header = serde_json::json!({ "alg": "HS256", "kid": kid, "typ": "JWT" });
+        Ok(KeyMacs {
+            link,
+            cookie,
+            own_header: super::b64::encode(header.to_string().as_bytes()),
+        })
     }
 }
 

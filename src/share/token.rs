@@ -28,7 +28,7 @@
 use std::fmt;
 
 use hmac::Mac;
-use serde_json::{Map, Value as JsonValue, json};
+use serde_json::{Map, Value as JsonValue};
 
 use super::b64;
 use super::case::CaseGrammar;
@@ -159,7 +159,6 @@ pub fn new_share_id() -> Result<String, RandomnessUnavailable> {
 
 /// Signs `claims` with the ring's active key. Nothing is checked: the caller mints what it means.
 pub fn mint(keys: &KeyRing, claims: &LinkClaims) -> String {
-    let header = json!({ "alg": "HS256", "kid": keys.active_kid(), "typ": "JWT" });
     let mut payload = Map::new();
     payload.insert("jti".into(), claims.share_id.clone().into());
     payload.insert("case".into(), claims.case.clone().into());
@@ -177,7 +176,7 @@ pub fn mint(keys: &KeyRing, claims: &LinkClaims) -> String {
     }
 
     let mut token = String::with_capacity(256);
-    b64::encode_into(header.to_string().as_bytes(), &mut token);
+    token.push_str(keys.active_header());
     token.push('.');
     b64::encode_into(
         JsonValue::Object(payload).to_string().as_bytes(),
@@ -210,15 +209,22 @@ pub fn verify(keys: &KeyRing, token: &str, rules: &LinkRules<'_>) -> Result<Link
     let mut header_buffer = [0u8; MAX_HEADER_BYTES];
     let mut payload_buffer = [0u8; MAX_TOKEN_LEN / 4 * 3];
     let mut signature_buffer = [0u8; SIGNATURE_BYTES];
-    let header = b64::decode_into(header_b64, MAX_HEADER_BYTES / 3 * 4, &mut header_buffer)
-        .map_err(|_| LinkError::Malformed)?;
+    let parsed_header;
+    let kid = match keys.kid_of_own_header(header_b64) {
+        // Byte for byte a header casegate writes: nothing in it to check.
+        Some(kid) => kid,
+        None => {
+            let header = b64::decode_into(header_b64, MAX_HEADER_BYTES / 3 * 4, &mut header_buffer)
+                .map_err(|_| LinkError::Malformed)?;
+            parsed_header = Object::parse(header, MAX_HEADER_MEMBERS).map_err(LinkError::from)?;
+            check_header(&parsed_header)?
+        }
+    };
     let payload = b64::decode_into(payload_b64, MAX_TOKEN_LEN, &mut payload_buffer)
         .map_err(|_| LinkError::Malformed)?;
     let signature = b64::decode_into(signature_b64, SIGNATURE_CHARS, &mut signature_buffer)
         .map_err(|_| LinkError::Malformed)?;
 
-    let header = Object::parse(header, MAX_HEADER_MEMBERS).map_err(LinkError::from)?;
-    let kid = check_header(&header)?;
     let mac = keys.link_mac(kid).ok_or(LinkError::UnknownKey)?;
     mac.chain_update(signing_input.as_bytes())
         .verify_slice(&signature)
