@@ -227,7 +227,7 @@ pub fn verify(keys: &KeyRing, token: &str, rules: &LinkRules<'_>) -> Result<Link
 
     let mac = keys.link_mac(kid).ok_or(LinkError::UnknownKey)?;
     mac.chain_update(signing_input.as_bytes())
-        .verify_slice(&signature)
+        .verify_slice(signature)
         .map_err(|_| LinkError::BadSignature)?;
 
     let claims = Object::parse(payload, MAX_CLAIMS).map_err(LinkError::from)?;
