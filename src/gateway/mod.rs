@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use tracing::{debug, info, warn};
 
@@ -31,7 +31,7 @@ use crate::clock::unix_now;
 use crate::pages;
 use crate::policy::{CanonicalTarget, Decision, Policy, canonicalise};
 use crate::proxy::Body;
-use crate::proxy::client::UpstreamClient;
+use crate::proxy::client::{ForwardError, UpstreamClient};
 use crate::proxy::request::{Origin, rewrite_guest_request, rewrite_passthrough_request};
 use crate::proxy::response::{
     PublicOrigin, sanitise_guest_response, sanitise_passthrough_response,
@@ -185,7 +185,13 @@ impl Gateway {
             .client
             .send(Request::from_parts(parts, body))
             .await
-            .map_err(GatewayError::Upstream)?;
+            .map_err(|error| {
+                if body_over_limit(&error) {
+                    GatewayError::BodyTooLarge
+                } else {
+                    GatewayError::Upstream(error)
+                }
+            })?;
         let (mut parts, body) = response.into_parts();
         sanitise_guest_response(&mut parts, &self.upstream, &self.public);
         Ok(Response::from_parts(
@@ -236,4 +242,22 @@ fn refuse_upgrades<B>(request: &Request<B>) -> Result<(), GatewayError> {
         return Err(GatewayError::UpgradeRefused);
     }
     Ok(())
+}
+
+/// A streamed body cut off by `Limited` surfaces as a failed send from the upstream client; that is
+/// the guest's body over `max_body_bytes` (413), not the upstream failing (502).
+fn body_over_limit(error: &ForwardError) -> bool {
+    match error {
+        ForwardError::Unavailable(error) => {
+            let mut source = std::error::Error::source(error);
+            while let Some(cause) = source {
+                if cause.is::<LengthLimitError>() {
+                    return true;
+                }
+                source = cause.source();
+            }
+            false
+        }
+        ForwardError::TimedOut(_) => false,
+    }
 }
