@@ -14,55 +14,13 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use common::TestGateway;
+use common::pki::TestPki;
 use common::raw_client::parse_response;
 use common::upstream::TestUpstream;
 
-struct TestPki {
-    ca_pem: String,
-    dir: std::path::PathBuf,
-}
-
-/// A CA and a localhost certificate signed by it, written to a fresh directory.
-fn make_pki() -> TestPki {
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "casegate test CA");
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
-    let dir = std::env::temp_dir().join(format!(
-        "casegate-tls-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("cert.pem"), format!("{}{}", leaf.pem(), ca.pem())).unwrap();
-    std::fs::write(dir.join("key.pem"), leaf_key.serialize_pem()).unwrap();
-    TestPki {
-        ca_pem: ca.pem(),
-        dir,
-    }
-}
-
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64
-}
-
 async fn start_tls_gateway(pki: &TestPki) -> TestGateway {
     let upstream = TestUpstream::start().await;
-    let tls = format!(
-        "[server.tls]\ncert = \"{}\"\nkey = \"{}\"",
-        pki.dir.join("cert.pem").display(),
-        pki.dir.join("key.pem").display()
-    );
-    let text = common::config_text(&upstream.url(), &tls, "")
+    let text = common::config_text(&upstream.url(), &pki.server_tls_table(), "")
         .replace(
             "public_url = \"http://share.test\"",
             "public_url = \"https://share.test\"",
@@ -98,7 +56,7 @@ use rustls::pki_types::pem::PemObject;
 
 #[tokio::test]
 async fn http1_over_tls_exchanges_a_link_for_a_secure_cookie_and_serves_the_case() {
-    let pki = make_pki();
+    let pki = TestPki::new();
     let gw = start_tls_gateway(&pki).await;
     let link = gw.link_path("42", "view");
     let mut tls = connect(&gw, &pki, &[b"http/1.1"]).await;
@@ -139,7 +97,7 @@ async fn http1_over_tls_exchanges_a_link_for_a_secure_cookie_and_serves_the_case
 
 #[tokio::test]
 async fn http2_over_tls_is_negotiated_by_alpn_and_guarded_the_same_way() {
-    let pki = make_pki();
+    let pki = TestPki::new();
     let gw = start_tls_gateway(&pki).await;
     let link = gw.link_path("42", "view");
     let tls = connect(&gw, &pki, &[b"h2", b"http/1.1"]).await;

@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use http::header;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use tracing::debug;
 
 use super::Gateway;
 use super::error::GatewayError;
 use crate::proxy::Body;
+use crate::proxy::client::ForwardError;
 use crate::proxy::request::{rewrite_guest_request, rewrite_passthrough_request};
 use crate::proxy::response::{sanitise_guest_response, sanitise_passthrough_response};
 use crate::proxy::upgrade::{restore_websocket_headers, splice};
@@ -75,7 +76,13 @@ impl Gateway {
             .client
             .send(Request::from_parts(parts, body))
             .await
-            .map_err(GatewayError::Upstream)?;
+            .map_err(|error| {
+                if body_over_limit(&error) {
+                    GatewayError::BodyTooLarge
+                } else {
+                    GatewayError::Upstream(error)
+                }
+            })?;
         let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         let tunnel = match (switched, client_upgrade) {
             (true, Some(client)) => Some((client, hyper::upgrade::on(&mut response))),
@@ -111,4 +118,22 @@ fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok())
+}
+
+/// A streamed body cut off by `Limited` surfaces as a failed send from the upstream client; that is
+/// the guest's body over `max_body_bytes` (413), not the upstream failing (502).
+fn body_over_limit(error: &ForwardError) -> bool {
+    match error {
+        ForwardError::Unavailable(error) => {
+            let mut source = std::error::Error::source(error);
+            while let Some(cause) = source {
+                if cause.is::<LengthLimitError>() {
+                    return true;
+                }
+                source = cause.source();
+            }
+            false
+        }
+        ForwardError::TimedOut(_) => false,
+    }
 }

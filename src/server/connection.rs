@@ -12,9 +12,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
-use tracing::debug;
+use tracing::{debug, info};
 
 use super::activity::{Activity, TrackedIo};
+use super::head;
 use crate::config::Limits;
 use crate::gateway::Gateway;
 
@@ -25,8 +26,8 @@ pub struct ConnectionInfo {
     pub tls: bool,
 }
 
-/// hyper refuses a read buffer under 8 KiB; smaller header limits are still enforced by
-/// `max_headers` and the h2 header list size.
+/// hyper refuses a read buffer under 8 KiB; a smaller `max_header_bytes` is enforced on the parsed
+/// head (`head::wire_len`) before the gateway sees the request.
 const MIN_HYPER_BUFFER: usize = 8 * 1024;
 
 /// Builds the protocol builder once per listener; it is cheap to share across connections.
@@ -46,8 +47,10 @@ pub fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .max_concurrent_streams(128)
         // Bounds the HTTP/2 "rapid reset" pattern: streams the client opens and cancels at once.
         .max_pending_accept_reset_streams(64)
-        .keep_alive_interval(Some(limits.idle_timeout / 2))
-        .keep_alive_timeout(limits.header_read_timeout);
+        // No keep-alive pings: every ping and its ack is IO, which would keep resetting the idle
+        // watchdog, so a client with no stream open could hold its connection forever. The
+        // watchdog already closes a dead peer's connection, since a dead peer does no IO.
+        .keep_alive_interval(None);
     builder
 }
 
@@ -95,10 +98,15 @@ async fn run_http<T>(
     let activity = Activity::new();
     let io = TokioIo::new(TrackedIo::new(io, Arc::clone(&activity)));
     let service_activity = Arc::clone(&activity);
+    let max_header_bytes = limits.max_header_bytes;
     let service = service_fn(move |request| {
         let gateway = Arc::clone(&gateway);
         let in_flight = service_activity.request_started();
         async move {
+            if head::wire_len(&request) > max_header_bytes {
+                info!(peer = %info.peer, limit = max_header_bytes, "request head over max_header_bytes");
+                return Ok::<_, Infallible>(head::too_large());
+            }
             let response = gateway.handle(request, &info).await;
             drop(in_flight);
             Ok::<_, Infallible>(response)

@@ -3,6 +3,7 @@
 
 pub mod activity;
 pub mod connection;
+mod head;
 pub mod listener;
 pub mod tls;
 

@@ -2,6 +2,7 @@
 //! cookies exactly as the gateway does.
 #![allow(dead_code)]
 
+pub mod pki;
 pub mod raw_client;
 pub mod upstream;
 
