@@ -374,3 +374,21 @@ async fn a_max_header_bytes_below_hypers_minimum_buffer_still_fires() {
     assert_eq!(response.status, 431, "a 4 KB header under a 2 KB limit");
     assert!(gw.upstream.take().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_never_sends_a_byte_is_closed_at_the_header_timeout_not_the_idle_one() {
+    let gw = TestGateway::start_with(
+        &limits("header_read_timeout = \"1s\"\nidle_timeout = \"30s\"\n"),
+        "",
+    )
+    .await;
+    let mut silent = TcpStream::connect(gw.addr).await.unwrap();
+    let opened = Instant::now();
+    let (bytes, closed) = read_until_closed(&mut silent, Duration::from_secs(1) + MARGIN).await;
+    assert!(bytes.is_empty(), "the gateway answered a silent peer");
+    let lived = closed - opened;
+    assert!(
+        lived >= Duration::from_millis(900),
+        "closed too early: {lived:?}"
+    );
+}

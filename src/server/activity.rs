@@ -4,7 +4,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -17,6 +17,8 @@ pub struct Activity {
     started: Instant,
     last_io_millis: AtomicU64,
     in_flight: AtomicUsize,
+    /// Whether the peer has sent at least one byte.
+    has_read: AtomicBool,
 }
 
 impl Activity {
@@ -25,12 +27,18 @@ impl Activity {
             started: Instant::now(),
             last_io_millis: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            has_read: AtomicBool::new(false),
         })
     }
 
     fn touch(&self) {
         let millis = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_io_millis.store(millis, Ordering::Relaxed);
+    }
+
+    /// Whether the peer has sent anything at all yet.
+    pub fn has_read(&self) -> bool {
+        self.has_read.load(Ordering::Relaxed)
     }
 
     /// Marks a request as in flight until the returned guard is dropped.
@@ -87,6 +95,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             self.activity.touch();
+            self.activity.has_read.store(true, Ordering::Relaxed);
         }
         result
     }

@@ -114,9 +114,21 @@ async fn run_http<T>(
     });
     let connection = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(connection);
+    // hyper's header timer starts only once it knows the protocol; a peer that never sends a byte
+    // gets the same deadline from here instead of living until the idle timeout.
+    let first_byte_deadline = tokio::time::sleep(limits.header_read_timeout);
+    tokio::pin!(first_byte_deadline);
+    let mut first_byte_checked = false;
     let mut shutting_down = false;
     loop {
         tokio::select! {
+            () = &mut first_byte_deadline, if !first_byte_checked => {
+                first_byte_checked = true;
+                if !activity.has_read() {
+                    debug!(peer = %info.peer, "closing connection that sent nothing");
+                    return;
+                }
+            }
             result = connection.as_mut() => {
                 if let Err(error) = result {
                     debug!(peer = %info.peer, %error, "connection ended with an error");
