@@ -15,6 +15,10 @@ pub enum GatewayError {
     BadTarget(TargetError),
     /// The request carried no path (authority-form, e.g. CONNECT).
     NoPath,
+    /// No `Host` on HTTP/1.1, more than one, or one that is not an authority.
+    BadHost,
+    /// A GET or HEAD with a body (chunked or a non-zero length).
+    BodyOnGet,
     /// The link token was refused.
     Link(LinkError),
     /// A method other than GET or HEAD on a link.
@@ -47,7 +51,10 @@ impl GatewayError {
     /// The page the recipient sees for this error.
     pub fn page(&self) -> Page {
         match self {
-            GatewayError::BadTarget(_) | GatewayError::NoPath => Page::BadRequest,
+            GatewayError::BadTarget(_)
+            | GatewayError::NoPath
+            | GatewayError::BadHost
+            | GatewayError::BodyOnGet => Page::BadRequest,
             GatewayError::Link(error) => match error.kind() {
                 LinkErrorKind::Expired => Page::ExpiredLink,
                 LinkErrorKind::NotYetValid => Page::LinkNotYetValid,
@@ -75,6 +82,8 @@ impl fmt::Display for GatewayError {
         match self {
             GatewayError::BadTarget(error) => write!(f, "request target refused: {error}"),
             GatewayError::NoPath => f.write_str("request target has no path"),
+            GatewayError::BadHost => f.write_str("missing, repeated or malformed Host header"),
+            GatewayError::BodyOnGet => f.write_str("GET or HEAD request with a body"),
             GatewayError::Link(error) => write!(f, "link refused: {error}"),
             GatewayError::LinkMethod => {
                 f.write_str("link opened with a method other than GET/HEAD")

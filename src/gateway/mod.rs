@@ -9,6 +9,7 @@ mod authenticate;
 mod build;
 mod error;
 mod forward;
+mod framing;
 mod link_exchange;
 mod mint;
 mod settings;
@@ -29,6 +30,7 @@ pub use settings::{LinkSettings, SessionSettings};
 
 use self::authenticate::{Session, authenticate};
 use self::forward::Route;
+use self::framing::{check_host, refuse_body_on_get};
 use crate::clock::unix_now;
 use crate::pages;
 use crate::policy::{CanonicalTarget, Decision, Policy, canonicalise};
@@ -107,6 +109,8 @@ impl Gateway {
             ));
         }
         let target = canonicalise(raw_target.as_bytes()).map_err(GatewayError::BadTarget)?;
+        check_host(&request)?;
+        refuse_body_on_get(&request)?;
 
         if let Some(token) = target.path().strip_prefix(self.links.prefix.as_str()) {
             if request.method() != Method::GET && request.method() != Method::HEAD {

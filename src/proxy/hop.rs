@@ -6,7 +6,11 @@ use http::header::{self, HeaderName};
 
 /// Hop-by-hop headers (RFC 9110 section 7.6.1 plus the legacy ones proxies still see). They describe
 /// one connection, never the message, so they are never forwarded in either direction.
-const HOP_BY_HOP: [HeaderName; 9] = [
+///
+/// `Expect` is treated as one too: hyper already answers `100-continue` to the client when the body
+/// is first read, and an upstream that sees it may answer before reading the body and then parse the
+/// body left on the pooled connection as the next request (the Expect-based 0.CL desync).
+const HOP_BY_HOP: [HeaderName; 10] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -16,6 +20,7 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::UPGRADE,
     header::PROXY_AUTHORIZATION,
     header::PROXY_AUTHENTICATE,
+    header::EXPECT,
 ];
 
 /// Exact names of headers that some server, framework or auth proxy treats as a statement about who
@@ -124,6 +129,7 @@ mod tests {
             ("te", "trailers"),
             ("upgrade", "websocket"),
             ("proxy-authorization", "Basic eA=="),
+            ("expect", "100-continue"),
             ("accept", "text/html"),
         ]);
         strip_hop_by_hop(&mut map);
