@@ -689,11 +689,23 @@ const METHODS: &[Row] = &[
         }],
     },
     Row {
-        name: "a _method query parameter is just query, forwarded byte for byte",
+        name: "a _method query parameter, read by Rails or Laravel as the method, is refused",
         raw: "GET /cases/42?_method=DELETE HTTP/1.1\r\nHost: share.test\r\nCookie: {V}\r\nConnection: close\r\n\r\n",
+        replies: &[403],
+        upstream: NOTHING,
+    },
+    Row {
+        name: "a method override parameter in another letter case is refused too",
+        raw: "GET /cases/42?page=2&X-HTTP-Method-Override=PUT HTTP/1.1\r\nHost: share.test\r\nCookie: {V}\r\nConnection: close\r\n\r\n",
+        replies: &[403],
+        upstream: NOTHING,
+    },
+    Row {
+        name: "a parameter that merely contains 'method' is just query, forwarded byte for byte",
+        raw: "GET /cases/42?sort_method=asc HTTP/1.1\r\nHost: share.test\r\nCookie: {V}\r\nConnection: close\r\n\r\n",
         replies: &[200],
         upstream: &[Forwarded {
-            line: "GET /cases/42?_method=DELETE HTTP/1.1",
+            line: "GET /cases/42?sort_method=asc HTTP/1.1",
             checks: &[],
         }],
     },

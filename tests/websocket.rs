@@ -127,3 +127,53 @@ async fn switches_without_an_upgrade_rule_or_of_another_kind_are_refused() {
         );
     }
 }
+
+async fn open_tunnel(gw: &TestGateway, cookie: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    stream
+        .write_all(handshake("/cases/42/ws", cookie, "websocket", "Upgrade").as_bytes())
+        .await
+        .unwrap();
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    stream
+}
+
+#[tokio::test]
+async fn an_idle_tunnel_is_closed_at_the_idle_timeout() {
+    let gw = TestGateway::start_with("[server.limits]\nidle_timeout = \"1s\"", LIVE_SCOPE).await;
+    let cookie = gw.open_link("42", "live").await;
+    let mut stream = open_tunnel(&gw, &cookie).await;
+    let opened = std::time::Instant::now();
+    let mut buffer = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(4), stream.read(&mut buffer))
+        .await
+        .expect("the idle tunnel was still open after 4 s");
+    assert!(matches!(read, Ok(0) | Err(_)), "unexpected bytes: {read:?}");
+    assert!(
+        opened.elapsed() >= Duration::from_millis(900),
+        "closed before the idle timeout"
+    );
+}
+
+#[tokio::test]
+async fn a_tunnel_keeps_its_connection_slot() {
+    let gw = TestGateway::start_with("[server.limits]\nmax_connections = 2", LIVE_SCOPE).await;
+    let cookie = gw.open_link("42", "live").await;
+    let _tunnel = open_tunnel(&gw, &cookie).await;
+    // The tunnel holds one slot, this idle connection the other...
+    let _second = TcpStream::connect(gw.addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // ...so a third connection is closed unanswered.
+    let mut third = TcpStream::connect(gw.addr).await.unwrap();
+    let _ = third
+        .write_all(b"GET /cases/42 HTTP/1.1\r\nHost: share.test\r\nConnection: close\r\n\r\n")
+        .await;
+    let mut bytes = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), third.read_to_end(&mut bytes)).await;
+    assert!(
+        bytes.is_empty(),
+        "a connection over the limit was served: {:?}",
+        String::from_utf8_lossy(&bytes)
+    );
+}

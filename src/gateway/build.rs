@@ -13,13 +13,13 @@ use super::settings::{LinkSettings, SessionSettings};
 use crate::config::{Config, PublicScheme};
 use crate::proxy::client::{ClientSettings, UpstreamClient};
 use crate::proxy::response::PublicOrigin;
-use crate::proxy::upstream::Upstream;
+use crate::proxy::upstream::{Upstream, UpstreamError};
 
 /// A validated config that still cannot become a gateway. Each variant names a check validation
 /// should have made; seeing one is a bug worth reporting.
 #[derive(Debug)]
 pub enum BuildError {
-    Upstream(&'static str),
+    Upstream(UpstreamError),
     PublicHost,
 }
 
@@ -34,7 +34,14 @@ impl fmt::Display for BuildError {
     }
 }
 
-impl std::error::Error for BuildError {}
+impl std::error::Error for BuildError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            BuildError::Upstream(error) => Some(error),
+            BuildError::PublicHost => None,
+        }
+    }
+}
 
 impl Gateway {
     /// Builds the snapshot the request path reads. Cheap enough to run on every reload.
@@ -79,6 +86,7 @@ impl Gateway {
             public,
             public_host,
             max_body_bytes: config.server.limits.max_body_bytes,
+            tunnel_idle_timeout: config.server.limits.idle_timeout,
             language_pinned_scopes: config
                 .scopes
                 .iter()

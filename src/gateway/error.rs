@@ -6,6 +6,7 @@ use std::fmt;
 use crate::pages::Page;
 use crate::policy::TargetError;
 use crate::proxy::client::ForwardError;
+use crate::proxy::request::RewriteError;
 use crate::share::cookie::CookieError;
 use crate::share::token::{LinkError, LinkErrorKind};
 
@@ -31,6 +32,8 @@ pub enum GatewayError {
     DuplicateSession,
     /// The policy does not allow this request for this share.
     NotAllowed,
+    /// A query parameter such as `_method` that frameworks read as another method.
+    MethodOverrideQuery,
     /// The cookie names a scope the current config no longer has.
     UnknownScope,
     /// A protocol upgrade (WebSocket, h2c) that no rule allows.
@@ -43,6 +46,8 @@ pub enum GatewayError {
     UnexpectedSwitch,
     /// The guest cookie could not be sealed for a link that verified; a limits mismatch (a bug).
     Seal(CookieError),
+    /// The request could not be rewritten for the upstream; a bug, never the client's fault.
+    Rewrite(RewriteError),
     /// Building a response failed; a bug, never the client's fault.
     Internal(http::Error),
 }
@@ -65,13 +70,43 @@ impl GatewayError {
             GatewayError::NoSession => Page::SessionMissing,
             GatewayError::Session(CookieError::Expired) => Page::SessionExpired,
             GatewayError::Session(_) | GatewayError::DuplicateSession => Page::SessionInvalid,
-            GatewayError::NotAllowed | GatewayError::UnknownScope => Page::NotAllowed,
+            GatewayError::NotAllowed
+            | GatewayError::MethodOverrideQuery
+            | GatewayError::UnknownScope => Page::NotAllowed,
             GatewayError::UpgradeRefused => Page::UpgradeRefused,
             GatewayError::BodyTooLarge => Page::PayloadTooLarge,
             GatewayError::Upstream(ForwardError::Unavailable(_))
             | GatewayError::UnexpectedSwitch => Page::UpstreamUnavailable,
             GatewayError::Upstream(ForwardError::TimedOut(_)) => Page::UpstreamTimeout,
-            GatewayError::Seal(_) | GatewayError::Internal(_) => Page::InternalError,
+            GatewayError::Seal(_) | GatewayError::Rewrite(_) | GatewayError::Internal(_) => {
+                Page::InternalError
+            }
+        }
+    }
+
+    /// Whether the error means something is wrong on casegate's side or the upstream's (logged
+    /// as a warning) rather than a request refused as it should be (logged as info).
+    pub fn is_failure(&self) -> bool {
+        match self {
+            GatewayError::Upstream(_)
+            | GatewayError::UnexpectedSwitch
+            | GatewayError::Seal(_)
+            | GatewayError::Rewrite(_)
+            | GatewayError::Internal(_) => true,
+            GatewayError::BadTarget(_)
+            | GatewayError::NoPath
+            | GatewayError::BadHost
+            | GatewayError::BodyOnGet
+            | GatewayError::Link(_)
+            | GatewayError::LinkMethod
+            | GatewayError::NoSession
+            | GatewayError::Session(_)
+            | GatewayError::DuplicateSession
+            | GatewayError::NotAllowed
+            | GatewayError::MethodOverrideQuery
+            | GatewayError::UnknownScope
+            | GatewayError::UpgradeRefused
+            | GatewayError::BodyTooLarge => false,
         }
     }
 }
@@ -94,6 +129,9 @@ impl fmt::Display for GatewayError {
             GatewayError::NotAllowed => {
                 f.write_str("no rule of the share's scope allows this request")
             }
+            GatewayError::MethodOverrideQuery => {
+                f.write_str("method override in the query (e.g. _method)")
+            }
             GatewayError::UnknownScope => f.write_str("the share's scope is not configured"),
             GatewayError::UpgradeRefused => f.write_str("protocol upgrade refused"),
             GatewayError::BodyTooLarge => f.write_str("request body over the limit"),
@@ -102,6 +140,7 @@ impl fmt::Display for GatewayError {
                 f.write_str("upstream switched protocols without being asked")
             }
             GatewayError::Seal(error) => write!(f, "cannot seal the guest cookie: {error}"),
+            GatewayError::Rewrite(error) => write!(f, "{error}"),
             GatewayError::Internal(error) => {
                 write!(f, "internal error building a response: {error}")
             }
@@ -109,4 +148,27 @@ impl fmt::Display for GatewayError {
     }
 }
 
-impl std::error::Error for GatewayError {}
+impl std::error::Error for GatewayError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            GatewayError::BadTarget(error) => Some(error),
+            GatewayError::Link(error) => Some(error),
+            GatewayError::Session(error) | GatewayError::Seal(error) => Some(error),
+            GatewayError::Upstream(error) => Some(error),
+            GatewayError::Rewrite(error) => Some(error),
+            GatewayError::Internal(error) => Some(error),
+            GatewayError::NoPath
+            | GatewayError::BadHost
+            | GatewayError::BodyOnGet
+            | GatewayError::LinkMethod
+            | GatewayError::NoSession
+            | GatewayError::DuplicateSession
+            | GatewayError::NotAllowed
+            | GatewayError::MethodOverrideQuery
+            | GatewayError::UnknownScope
+            | GatewayError::UpgradeRefused
+            | GatewayError::BodyTooLarge
+            | GatewayError::UnexpectedSwitch => None,
+        }
+    }
+}

@@ -5,17 +5,18 @@ use std::time::Duration;
 
 use http::header;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use tracing::debug;
 
 use super::Gateway;
 use super::error::GatewayError;
+use super::framing::is_bodiless;
 use crate::proxy::Body;
 use crate::proxy::client::ForwardError;
 use crate::proxy::request::{rewrite_guest_request, rewrite_passthrough_request};
 use crate::proxy::response::{sanitise_guest_response, sanitise_passthrough_response};
-use crate::proxy::upgrade::{restore_websocket_headers, splice};
+use crate::proxy::upgrade::{Tunnel, restore_websocket_headers, splice};
 use crate::server::ConnectionInfo;
 use crate::share::Guest;
 
@@ -43,6 +44,14 @@ impl Gateway {
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
         let origin = self.origin(connection);
+        let body = if is_bodiless(&parts.method) {
+            // Undeclared body bytes on a GET or HEAD (possible on HTTP/2) never reach the upstream:
+            // its pooled HTTP/1.1 connection could read them as another request.
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Empty::new().map_err(|never| match never {}).boxed()
+        } else {
+            body.map_err(Into::into).boxed()
+        };
         let body = match route {
             Route::Guest {
                 guest,
@@ -53,7 +62,8 @@ impl Gateway {
                 {
                     return Err(GatewayError::BodyTooLarge);
                 }
-                rewrite_guest_request(&mut parts, guest, pin_language, &self.upstream, &origin);
+                rewrite_guest_request(&mut parts, guest, pin_language, &self.upstream, &origin)
+                    .map_err(GatewayError::Rewrite)?;
                 debug!(share = %guest.share_id, case = %guest.case, path = %parts.uri.path(), "forwarding guest request");
                 // Bodies without a declared length (chunked, HTTP/2) are cut off at the same limit.
                 let limit = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
@@ -65,8 +75,9 @@ impl Gateway {
                     &self.session.cookie_name,
                     &self.upstream,
                     &origin,
-                );
-                body.map_err(Into::into).boxed()
+                )
+                .map_err(GatewayError::Rewrite)?;
+                body
             }
         };
         if upgrade {
@@ -104,7 +115,15 @@ impl Gateway {
         };
         if let Some((client, upstream)) = tunnel {
             restore_websocket_headers(&mut parts.headers);
-            splice(client, upstream, lifetime);
+            splice(
+                client,
+                upstream,
+                Tunnel {
+                    lifetime,
+                    idle_timeout: self.tunnel_idle_timeout,
+                    slot: connection.slot.clone(),
+                },
+            );
         }
         Ok(Response::from_parts(
             parts,

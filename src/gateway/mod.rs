@@ -30,7 +30,7 @@ pub use settings::{LinkSettings, SessionSettings};
 
 use self::authenticate::{Session, authenticate};
 use self::forward::Route;
-use self::framing::{check_host, refuse_body_on_get};
+use self::framing::{check_host, refuse_body_on_get, refuse_method_override_query};
 use crate::clock::unix_now;
 use crate::pages;
 use crate::policy::{CanonicalTarget, Decision, Policy, canonicalise};
@@ -55,6 +55,8 @@ pub struct Gateway {
     public: PublicOrigin,
     public_host: HeaderValue,
     max_body_bytes: u64,
+    /// A WebSocket tunnel with no bytes moving for this long is closed (the listener's idle timeout).
+    tunnel_idle_timeout: std::time::Duration,
     /// Scopes whose `pin_language` is on: the share's lang is sent upstream as Accept-Language.
     language_pinned_scopes: HashSet<String>,
 }
@@ -73,16 +75,10 @@ impl Gateway {
             Err(error) => {
                 let page = error.page();
                 // The path is not logged here: under the link prefix it is the token itself.
-                match &error {
-                    GatewayError::Upstream(_)
-                    | GatewayError::UnexpectedSwitch
-                    | GatewayError::Seal(_)
-                    | GatewayError::Internal(_) => {
-                        warn!(peer = %connection.peer, %method, code = page.code(), %error, "request failed");
-                    }
-                    _ => {
-                        info!(peer = %connection.peer, %method, code = page.code(), %error, "request refused")
-                    }
+                if error.is_failure() {
+                    warn!(peer = %connection.peer, %method, code = page.code(), %error, "request failed");
+                } else {
+                    info!(peer = %connection.peer, %method, code = page.code(), %error, "request refused");
                 }
                 pages::render(page, wants_json)
                     .map(|body| body.map_err(|never| match never {}).boxed())
@@ -127,6 +123,7 @@ impl Gateway {
         )?;
         match session {
             Session::Guest(guest) => {
+                refuse_method_override_query(&target)?;
                 let pin_language = self.authorise(&guest, request.method(), &target)?;
                 let upgrade = self.guest_upgrade(&request, &guest, &target)?;
                 let route = Route::Guest {

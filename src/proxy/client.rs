@@ -23,6 +23,8 @@ pub enum ForwardError {
 impl std::fmt::Display for ForwardError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            // The causes are spelled out because operators read this in the log, where
+            // "client error (Connect)" alone does not say "connection refused".
             ForwardError::Unavailable(error) => {
                 write!(f, "upstream unavailable: {error}")?;
                 let mut source = std::error::Error::source(error);
@@ -39,7 +41,14 @@ impl std::fmt::Display for ForwardError {
     }
 }
 
-impl std::error::Error for ForwardError {}
+impl std::error::Error for ForwardError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ForwardError::Unavailable(error) => Some(error),
+            ForwardError::TimedOut(_) => None,
+        }
+    }
+}
 
 /// Timeouts and pool settings for the upstream client.
 #[derive(Clone, Debug)]

@@ -26,7 +26,7 @@ const HOP_BY_HOP: [HeaderName; 10] = [
 /// Exact names of headers that some server, framework or auth proxy treats as a statement about who
 /// the client is, where it came from, or which method or URL it "really" asked for. Only casegate may
 /// make such statements to the upstream, so a client's copies are removed before ours are added.
-const CLIENT_IDENTITY_OR_OVERRIDE: [&str; 24] = [
+const CLIENT_IDENTITY_OR_OVERRIDE: [&str; 34] = [
     "forwarded",
     "x-real-ip",
     "x-client-ip",
@@ -35,6 +35,8 @@ const CLIENT_IDENTITY_OR_OVERRIDE: [&str; 24] = [
     "cf-connecting-ip",
     "fastly-client-ip",
     "x-cluster-client-ip",
+    "x-originating-ip",
+    "x-proxyuser-ip",
     "x-original-url",
     "x-original-uri",
     "x-rewrite-url",
@@ -48,20 +50,35 @@ const CLIENT_IDENTITY_OR_OVERRIDE: [&str; 24] = [
     "x-remote-user",
     "x-user",
     "x-authenticated-user",
+    "x-authenticated-userid",
+    "x-authenticated-groups",
     "x-auth-user",
+    "x-webauth-user",
     "http2-settings",
-    "x-proxyuser-ip",
+    // httpoxy: CGI turns `Proxy` into HTTP_PROXY, which many HTTP libraries then use.
+    "proxy",
+    // IIS / ARR and friends: claims that the client connection was TLS, or its certificate.
+    "front-end-https",
+    "x-arr-ssl",
+    "x-arr-clientcert",
+    "x-url-scheme",
+    "x-scheme",
 ];
 
 /// Name prefixes with the same meaning as [`CLIENT_IDENTITY_OR_OVERRIDE`]: whole families of headers
-/// (ours, the de-facto forwarding ones, oauth2-proxy's and Envoy's identity headers).
-const CLIENT_IDENTITY_PREFIXES: [&str; 6] = [
+/// (ours, the de-facto forwarding ones, oauth2-proxy's, Envoy's and Azure App Service's identity
+/// headers, and client-certificate headers set by TLS-terminating proxies).
+const CLIENT_IDENTITY_PREFIXES: [&str; 10] = [
     "x-casegate-",
     "x-forwarded-",
     "x-auth-request-",
     "x-envoy-",
     "x-original-",
     "x-remote-",
+    "x-ms-client-principal",
+    "x-ssl-client-",
+    "ssl-client-",
+    "x-client-cert",
 ];
 
 /// Removes hop-by-hop headers and every header the peer listed in `Connection`.
@@ -154,6 +171,15 @@ mod tests {
             ("x-auth-request-email", true),
             ("x_forwarded_for", true),
             ("x_casegate_case", true),
+            ("proxy", true),
+            ("front-end-https", true),
+            ("x-arr-clientcert", true),
+            ("x-ms-client-principal-name", true),
+            ("x-ssl-client-cert", true),
+            ("ssl-client-verify", true),
+            ("x-client-cert-dn", true),
+            ("x-webauth-user", true),
+            ("x-originating-ip", true),
             ("accept-language", false),
             ("range", false),
             ("if-none-match", false),

@@ -30,6 +30,36 @@ pub struct Origin {
     pub public_host: HeaderValue,
 }
 
+/// Why a request could not be rewritten. Share fields and the upstream URL were validated long
+/// before, so this means a bug; the request is refused rather than forwarded half-rewritten.
+#[derive(Debug)]
+pub enum RewriteError {
+    /// The upstream URI could not be built from the judged path and query.
+    UpstreamUri(http::Error),
+    /// A share field is not a valid header value.
+    ShareHeader(http::header::InvalidHeaderValue),
+}
+
+impl std::fmt::Display for RewriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RewriteError::UpstreamUri(error) => write!(f, "cannot build the upstream URI: {error}"),
+            RewriteError::ShareHeader(error) => {
+                write!(f, "a share field is not a valid header value: {error}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RewriteError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RewriteError::UpstreamUri(error) => Some(error),
+            RewriteError::ShareHeader(error) => Some(error),
+        }
+    }
+}
+
 /// Prepares a guest's request: no client cookies or credentials, no identity claims, only the
 /// share's identity as casegate states it.
 pub fn rewrite_guest_request(
@@ -38,7 +68,7 @@ pub fn rewrite_guest_request(
     pin_language: bool,
     upstream: &Upstream,
     origin: &Origin,
-) {
+) -> Result<(), RewriteError> {
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers);
     strip_client_identity(headers);
@@ -48,11 +78,11 @@ pub fn rewrite_guest_request(
     headers.remove(header::AUTHORIZATION);
 
     add_forwarding_headers(headers, origin);
-    add_share_identity(headers, guest, pin_language);
+    add_share_identity(headers, guest, pin_language)?;
     for (name, value) in &upstream.guest_headers {
         headers.insert(name.clone(), value.clone());
     }
-    point_at_upstream(parts, upstream);
+    point_at_upstream(parts, upstream)
 }
 
 /// Prepares a request from someone without a share session when `passthrough` is on: the staff's own
@@ -62,13 +92,13 @@ pub fn rewrite_passthrough_request(
     cookie_name: &str,
     upstream: &Upstream,
     origin: &Origin,
-) {
+) -> Result<(), RewriteError> {
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers);
     strip_client_identity(headers);
     remove_cookie(headers, cookie_name);
     add_forwarding_headers(headers, origin);
-    point_at_upstream(parts, upstream);
+    point_at_upstream(parts, upstream)
 }
 
 fn add_forwarding_headers(headers: &mut HeaderMap, origin: &Origin) {
@@ -80,49 +110,42 @@ fn add_forwarding_headers(headers: &mut HeaderMap, origin: &Origin) {
     headers.insert(X_FORWARDED_HOST, origin.public_host.clone());
 }
 
-fn add_share_identity(headers: &mut HeaderMap, guest: &Guest, pin_language: bool) {
-    // Share fields were validated against strict grammars when the link was accepted, so they are
-    // always valid header values; a failure here would mean a bug, and the header is then omitted
-    // rather than forwarded half-formed.
-    if let Ok(case) = HeaderValue::from_str(&guest.case) {
-        headers.insert(X_CASEGATE_CASE, case);
-    }
-    if let Ok(share) = HeaderValue::from_str(&guest.share_id) {
-        headers.insert(X_CASEGATE_SHARE, share);
-    }
-    if let Ok(scope) = HeaderValue::from_str(&guest.scope) {
-        headers.insert(X_CASEGATE_SCOPE, scope);
-    }
-    if let Some(lang) = guest
-        .lang
-        .as_deref()
-        .and_then(|lang| HeaderValue::from_str(lang).ok())
-    {
+fn add_share_identity(
+    headers: &mut HeaderMap,
+    guest: &Guest,
+    pin_language: bool,
+) -> Result<(), RewriteError> {
+    let value = |text: &str| HeaderValue::from_str(text).map_err(RewriteError::ShareHeader);
+    headers.insert(X_CASEGATE_CASE, value(&guest.case)?);
+    headers.insert(X_CASEGATE_SHARE, value(&guest.share_id)?);
+    headers.insert(X_CASEGATE_SCOPE, value(&guest.scope)?);
+    if let Some(lang) = guest.lang.as_deref() {
+        let lang = value(lang)?;
         if pin_language {
             headers.insert(header::ACCEPT_LANGUAGE, lang.clone());
         }
         headers.insert(X_CASEGATE_LANG, lang);
     }
+    Ok(())
 }
 
 /// Sends the request to the upstream origin with the exact path and query the gateway judged.
-fn point_at_upstream(parts: &mut Parts, upstream: &Upstream) {
+fn point_at_upstream(parts: &mut Parts, upstream: &Upstream) -> Result<(), RewriteError> {
     let path_and_query = parts
         .uri
         .path_and_query()
         .cloned()
         .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let mut uri = Uri::builder()
+    parts.uri = Uri::builder()
         .scheme(upstream.scheme.clone())
         .authority(upstream.authority.clone())
         .path_and_query(path_and_query)
-        .build();
-    if let Ok(built) = uri.as_mut() {
-        std::mem::swap(&mut parts.uri, built);
-    }
+        .build()
+        .map_err(RewriteError::UpstreamUri)?;
     parts.headers.insert(header::HOST, upstream.host.clone());
     // The upstream pool speaks HTTP/1.1 whatever the client spoke to us.
     parts.version = Version::HTTP_11;
+    Ok(())
 }
 
 fn ip_header_value(ip: IpAddr) -> HeaderValue {
@@ -211,7 +234,7 @@ mod tests {
     #[test]
     fn guest_request_carries_only_what_casegate_vouches_for() {
         let mut parts = spoofed_request();
-        rewrite_guest_request(&mut parts, &guest(), true, &upstream(), &origin());
+        rewrite_guest_request(&mut parts, &guest(), true, &upstream(), &origin()).unwrap();
         let h = &parts.headers;
         assert_eq!(parts.uri, "http://127.0.0.1:8080/cases/42/video?t=1");
         assert_eq!(h["host"], "127.0.0.1:8080");
@@ -239,14 +262,14 @@ mod tests {
     #[test]
     fn unpinned_scope_keeps_the_clients_language() {
         let mut parts = spoofed_request();
-        rewrite_guest_request(&mut parts, &guest(), false, &upstream(), &origin());
+        rewrite_guest_request(&mut parts, &guest(), false, &upstream(), &origin()).unwrap();
         assert_eq!(parts.headers["accept-language"], "de");
     }
 
     #[test]
     fn passthrough_keeps_staff_credentials_but_not_our_cookie_or_claims() {
         let mut parts = spoofed_request();
-        rewrite_passthrough_request(&mut parts, "__Host-casegate", &upstream(), &origin());
+        rewrite_passthrough_request(&mut parts, "__Host-casegate", &upstream(), &origin()).unwrap();
         let h = &parts.headers;
         assert_eq!(h["cookie"], "staff_session=s3cr3t");
         assert_eq!(h["authorization"], "Bearer stolen");

@@ -2,13 +2,17 @@
 //! `upgrade` rule opts in; h2c, TLS upgrades and CONNECT tunnels are refused. An accepted switch
 //! becomes a byte splice between the client and the upstream that ends when the share does.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::debug;
+
+use crate::server::activity::{Activity, TrackedIo};
 
 /// What protocol switch a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,9 +58,20 @@ pub fn restore_websocket_headers(headers: &mut HeaderMap) {
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
 }
 
+/// What bounds a tunnel once the protocol has switched.
+pub struct Tunnel {
+    /// The tunnel never outlives the guest's session; `None` for passthrough traffic.
+    pub lifetime: Option<Duration>,
+    /// Closed when no bytes move either way for this long.
+    pub idle_timeout: Duration,
+    /// The listener's connection slot, held until the tunnel closes so that tunnels count
+    /// against `max_connections` like any other connection.
+    pub slot: Option<Arc<OwnedSemaphorePermit>>,
+}
+
 /// Copies bytes both ways between the upgraded client and upstream connections until either side
-/// closes or `lifetime` runs out (a guest's tunnel never outlives the guest's session).
-pub fn splice(client: OnUpgrade, upstream: OnUpgrade, lifetime: Option<Duration>) {
+/// closes, the tunnel is idle for too long, or its lifetime runs out.
+pub fn splice(client: OnUpgrade, upstream: OnUpgrade, tunnel: Tunnel) {
     tokio::spawn(async move {
         let (client, upstream) = match tokio::try_join!(client, upstream) {
             Ok(pair) => pair,
@@ -65,23 +80,29 @@ pub fn splice(client: OnUpgrade, upstream: OnUpgrade, lifetime: Option<Duration>
                 return;
             }
         };
-        let mut client = TokioIo::new(client);
-        let mut upstream = TokioIo::new(upstream);
-        let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
-        let result = match lifetime {
-            Some(limit) => match tokio::time::timeout(limit, copy).await {
-                Ok(result) => result,
-                Err(_) => {
-                    debug!("closing tunnel: the share session ended");
-                    return;
+        let activity = Activity::new();
+        let mut client = TrackedIo::new(TokioIo::new(client), Arc::clone(&activity));
+        let mut upstream = TrackedIo::new(TokioIo::new(upstream), Arc::clone(&activity));
+        let lifetime = tunnel.lifetime.unwrap_or(Duration::MAX);
+        tokio::select! {
+            result = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {
+                if let Err(error) = result {
+                    debug!(%error, "tunnel closed with an error");
                 }
-            },
-            None => copy.await,
-        };
-        if let Err(error) = result {
-            debug!(%error, "tunnel closed with an error");
+            }
+            () = activity.idle_for(tunnel.idle_timeout) => debug!("closing idle tunnel"),
+            () = sleep_or_forever(lifetime) => debug!("closing tunnel: the share session ended"),
         }
+        drop(tunnel.slot);
     });
+}
+
+/// `tokio::time::sleep` panics on durations that overflow its clock; `Duration::MAX` means never.
+async fn sleep_or_forever(limit: Duration) {
+    match tokio::time::Instant::now().checked_add(limit) {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
 }
 
 #[cfg(test)]

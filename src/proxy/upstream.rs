@@ -16,16 +16,36 @@ pub struct Upstream {
     pub guest_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
+/// What makes a URL unusable as the upstream. Validation refuses these first; seeing one is a bug.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamError {
+    NoScheme,
+    NoHost,
+    HostNotAHeaderValue,
+}
+
+impl std::fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UpstreamError::NoScheme => "upstream url has no scheme",
+            UpstreamError::NoHost => "upstream url has no host",
+            UpstreamError::HostNotAHeaderValue => "upstream host is not a valid header value",
+        })
+    }
+}
+
+impl std::error::Error for UpstreamError {}
+
 impl Upstream {
     /// Builds the upstream from a validated `http://host[:port]` URI.
     pub fn new(
         url: &Uri,
         guest_headers: Vec<(HeaderName, HeaderValue)>,
-    ) -> Result<Self, &'static str> {
-        let scheme = url.scheme().cloned().ok_or("upstream url has no scheme")?;
-        let authority = url.authority().cloned().ok_or("upstream url has no host")?;
+    ) -> Result<Self, UpstreamError> {
+        let scheme = url.scheme().cloned().ok_or(UpstreamError::NoScheme)?;
+        let authority = url.authority().cloned().ok_or(UpstreamError::NoHost)?;
         let host = HeaderValue::from_str(authority.as_str())
-            .map_err(|_| "upstream host is not a valid header value")?;
+            .map_err(|_| UpstreamError::HostNotAHeaderValue)?;
         Ok(Upstream {
             scheme,
             authority,

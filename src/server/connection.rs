@@ -10,7 +10,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info};
 
@@ -20,10 +20,13 @@ use crate::config::Limits;
 use crate::gateway::Gateway;
 
 /// What the gateway knows about the connection a request arrived on.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ConnectionInfo {
     pub peer: SocketAddr,
     pub tls: bool,
+    /// The listener's connection slot: a WebSocket tunnel keeps it after hyper lets go of the
+    /// connection, so tunnels count against `max_connections` too.
+    pub slot: Option<Arc<OwnedSemaphorePermit>>,
 }
 
 /// hyper refuses a read buffer under 8 KiB; a smaller `max_header_bytes` is enforced on the parsed
@@ -62,12 +65,18 @@ pub async fn serve_connection(
     gateway: Arc<Gateway>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     limits: Arc<Limits>,
+    slot: Arc<OwnedSemaphorePermit>,
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
+    let slot = Some(slot);
     match tls {
         None => {
-            let info = ConnectionInfo { peer, tls: false };
+            let info = ConnectionInfo {
+                peer,
+                tls: false,
+                slot,
+            };
             run_http(stream, info, gateway, &builder, &limits, shutdown).await;
         }
         Some(acceptor) => {
@@ -75,7 +84,11 @@ pub async fn serve_connection(
                 tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream)).await;
             match handshake {
                 Ok(Ok(tls_stream)) => {
-                    let info = ConnectionInfo { peer, tls: true };
+                    let info = ConnectionInfo {
+                        peer,
+                        tls: true,
+                        slot,
+                    };
                     run_http(tls_stream, info, gateway, &builder, &limits, shutdown).await;
                 }
                 Ok(Err(error)) => debug!(%peer, %error, "TLS handshake failed"),
@@ -99,9 +112,11 @@ async fn run_http<T>(
     let io = TokioIo::new(TrackedIo::new(io, Arc::clone(&activity)));
     let service_activity = Arc::clone(&activity);
     let max_header_bytes = limits.max_header_bytes;
+    let peer = info.peer;
     let service = service_fn(move |request| {
         let gateway = Arc::clone(&gateway);
         let in_flight = service_activity.request_started();
+        let info = info.clone();
         async move {
             if head::wire_len(&request) > max_header_bytes {
                 info!(peer = %info.peer, limit = max_header_bytes, "request head over max_header_bytes");
@@ -125,18 +140,18 @@ async fn run_http<T>(
             () = &mut first_byte_deadline, if !first_byte_checked => {
                 first_byte_checked = true;
                 if !activity.has_read() {
-                    debug!(peer = %info.peer, "closing connection that sent nothing");
+                    debug!(peer = %peer, "closing connection that sent nothing");
                     return;
                 }
             }
             result = connection.as_mut() => {
                 if let Err(error) = result {
-                    debug!(peer = %info.peer, %error, "connection ended with an error");
+                    debug!(peer = %peer, %error, "connection ended with an error");
                 }
                 return;
             }
             () = activity.idle_for(limits.idle_timeout), if !shutting_down => {
-                debug!(peer = %info.peer, "closing idle connection");
+                debug!(peer = %peer, "closing idle connection");
                 return;
             }
             changed = shutdown.changed(), if !shutting_down => {

@@ -6,15 +6,19 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
-use tracing::{error, warn};
+use tracing::{error, info, warn};
 
 use super::connection::{http_builder, serve_connection};
 use crate::config::Limits;
 use crate::gateway::Gateway;
 
-/// Accepts connections until `shutdown` turns true, then asks every open connection to finish its
-/// requests in flight and close.
+/// How long a stopping server waits for connections to finish their requests in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Accepts connections until `shutdown` turns true, then waits (up to [`SHUTDOWN_GRACE`]) for
+/// every open connection to finish its requests in flight and close.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
@@ -25,10 +29,13 @@ pub async fn serve(
     let builder = Arc::new(http_builder(&limits));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let limits = Arc::new(limits);
+    let mut connections = JoinSet::new();
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            _ = shutdown.changed() => return,
+            // Reap finished connection tasks so the set does not grow with every connection.
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            _ = shutdown.changed() => break,
         };
         let (stream, peer): (_, SocketAddr) = match accepted {
             Ok(pair) => pair,
@@ -44,18 +51,30 @@ pub async fn serve(
             drop(stream);
             continue;
         };
-        let connection = serve_connection(
+        connections.spawn(serve_connection(
             stream,
             peer,
             tls.clone(),
             Arc::clone(&gateway),
             Arc::clone(&builder),
             Arc::clone(&limits),
+            Arc::new(slot),
             shutdown.clone(),
-        );
-        tokio::spawn(async move {
-            connection.await;
-            drop(slot);
-        });
+        ));
+    }
+    drop(listener);
+    // Every connection saw the same shutdown signal and is finishing gracefully.
+    let open = connections.len();
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    match drained {
+        Ok(()) => info!(connections = open, "all connections finished"),
+        Err(_) => warn!(
+            still_open = connections.len(),
+            grace = ?SHUTDOWN_GRACE,
+            "connections still open after the shutdown grace; closing them"
+        ),
     }
 }
