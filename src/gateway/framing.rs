@@ -148,9 +148,11 @@ mod tests {
         }
     }
 
+    type Headers = &'static [(&'static str, &'static str)];
+
     #[test]
     fn only_get_and_head_must_not_declare_a_body() {
-        let cases: [(&str, Method, &[(&str, &str)], bool); 8] = [
+        let cases: [(&str, Method, Headers, bool); 8] = [
             ("a GET without a body", Method::GET, &[], true),
             (
                 "a GET declaring zero bytes",

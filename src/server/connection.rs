@@ -57,27 +57,34 @@ pub fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     builder
 }
 
+/// What every connection of one listener shares.
+pub struct Listening {
+    pub tls: Option<TlsAcceptor>,
+    pub gateway: Arc<Gateway>,
+    pub builder: auto::Builder<TokioExecutor>,
+    pub limits: Limits,
+}
+
 /// Runs one connection to completion. Never panics; every failure ends this connection only.
 pub async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
-    tls: Option<TlsAcceptor>,
-    gateway: Arc<Gateway>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    limits: Arc<Limits>,
+    listening: Arc<Listening>,
     slot: Arc<OwnedSemaphorePermit>,
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
     let slot = Some(slot);
-    match tls {
+    let gateway = Arc::clone(&listening.gateway);
+    let (builder, limits) = (&listening.builder, &listening.limits);
+    match &listening.tls {
         None => {
             let info = ConnectionInfo {
                 peer,
                 tls: false,
                 slot,
             };
-            run_http(stream, info, gateway, &builder, &limits, shutdown).await;
+            run_http(stream, info, gateway, builder, limits, shutdown).await;
         }
         Some(acceptor) => {
             let handshake =
@@ -89,7 +96,7 @@ pub async fn serve_connection(
                         tls: true,
                         slot,
                     };
-                    run_http(tls_stream, info, gateway, &builder, &limits, shutdown).await;
+                    run_http(tls_stream, info, gateway, builder, limits, shutdown).await;
                 }
                 Ok(Err(error)) => debug!(%peer, %error, "TLS handshake failed"),
                 Err(_) => debug!(%peer, "TLS handshake timed out"),

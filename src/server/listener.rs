@@ -10,7 +10,7 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tracing::{error, info, warn};
 
-use super::connection::{http_builder, serve_connection};
+use super::connection::{Listening, http_builder, serve_connection};
 use crate::config::Limits;
 use crate::gateway::Gateway;
 
@@ -26,9 +26,14 @@ pub async fn serve(
     limits: Limits,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let builder = Arc::new(http_builder(&limits));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let limits = Arc::new(limits);
+    let max_connections = limits.max_connections;
+    let listening = Arc::new(Listening {
+        tls,
+        gateway,
+        builder: http_builder(&limits),
+        limits,
+    });
     let mut connections = JoinSet::new();
     loop {
         let accepted = tokio::select! {
@@ -47,17 +52,14 @@ pub async fn serve(
             }
         };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            warn!(%peer, limit = limits.max_connections, "connection limit reached; closing new connection");
+            warn!(%peer, limit = max_connections, "connection limit reached; closing new connection");
             drop(stream);
             continue;
         };
         connections.spawn(serve_connection(
             stream,
             peer,
-            tls.clone(),
-            Arc::clone(&gateway),
-            Arc::clone(&builder),
-            Arc::clone(&limits),
+            Arc::clone(&listening),
             Arc::new(slot),
             shutdown.clone(),
         ));
