@@ -8,21 +8,24 @@
 //! ```abnf
 //! target      = path [ "?" query ]                 ; origin-form only, at most 8192 bytes
 //! path        = "/" / 1*( "/" segment )            ; no "//", no trailing "/" except the root
-//! segment     = 1*( pchar / escape )               ; not "." or "..", not ending in "." or "%20"
-//! pchar       = ALPHA / DIGIT / "-" / "." / "_" / "~"
-//!             / "!" / "$" / "&" / "'" / "(" / ")" / "*" / "+" / "," / "=" / ":" / "@"
+//! segment     = 1*( segchar / escape )             ; not "." or "..", not ending in "." or "%20",
+//!                                                  ; no "~" followed by a DIGIT (8.3 short name)
+//! segchar     = ALPHA / DIGIT / "-" / "." / "_" / "~"
+//!             / "!" / "$" / "&" / "'" / "(" / ")" / "*" / "+" / "," / "=" / "@"
+//! pchar       = segchar / ":"                      ; ":" only in the query (NTFS streams)
 //! escape      = "%" UPHEX UPHEX                    ; uppercase only
-//!             ; in a path an escape may only spell what pchar cannot:
-//!             ; SP " # < > ? [ ] ^ ` { | } or UTF-8 (never / \ % ; or a control)
+//!             ; in a path an escape may only spell what segchar cannot:
+//!             ; SP " # < > ? [ ] ^ ` { | } or UTF-8 (never / \ % ; : or a control)
 //! query       = 1*( pchar / "/" / "?" / qescape )  ; "?" with nothing after it is refused
 //! qescape     = "%" UPHEX UPHEX                    ; never unreserved, "%" or a control
 //! UPHEX       = DIGIT / "A" / "B" / "C" / "D" / "E" / "F"
 //! ```
 //!
 //! Escapes of bytes >= 0x80 must form valid, shortest-form UTF-8 (no overlongs, surrogates or
-//! truncated sequences). A decoded character must not be invisible and must not fold, under
-//! NFKC or a Windows "best fit" code page, to ASCII (`％２ｅ`, `／`, `¥`...). A decoded path must
-//! be in NFC. A `#` is refused anywhere.
+//! truncated sequences). A decoded character must not be invisible, must not fold, under NFKC or
+//! a Windows "best fit" code page, to ASCII (`％２ｅ`, `／`, `¥`...), and must not have an upper
+//! or lower case containing ASCII (`ı`, `İ`, `ß`). A decoded path must be in NFC. A `#` is refused
+//! anywhere.
 
 use std::fmt;
 use std::iter;
@@ -57,9 +60,15 @@ pub enum TargetError {
     DotSegment,
     TrailingDotOrSpace,
     PathParameter,
+    /// NTFS reads `name:stream` and `name::$DATA` as the file `name`.
+    Colon,
+    /// `~` then a digit, as in `BILLIN~1`: the 8.3 short name Windows gives a longer file name.
+    ShortName,
     Backslash,
     ControlCharacter,
-    DisallowedCharacter { byte: u8 },
+    DisallowedCharacter {
+        byte: u8,
+    },
     Fragment,
     BadPercentEscape,
     LowercaseEscape,
@@ -68,10 +77,13 @@ pub enum TargetError {
     EncodedSlash,
     EncodedBackslash,
     EncodedSemicolon,
+    EncodedColon,
     DoubleEncoding,
     EncodedControl,
     InvalidUtf8,
     NfkcConfusable,
+    /// A character whose upper or lower case is ASCII, as `ı` upper-cases to `I`.
+    CaseFoldsToAscii,
     InvisibleCharacter,
     NotNfc,
     EmptyQuery,
@@ -116,6 +128,10 @@ pub(crate) fn check_segment(segment: &str) -> Result<(), TargetError> {
                 check_escaped(c, Context::Path)?;
                 non_ascii |= !c.is_ascii();
             }
+        }
+        // Windows answers `BILLIN~1` with `billing-reports`, a name no deny rule can list.
+        if last == Some(Unit::Raw(b'~')) && matches!(unit, Unit::Raw(b'0'..=b'9')) {
+            return Err(TargetError::ShortName);
         }
         last = Some(unit);
     }
@@ -163,6 +179,8 @@ fn check_path(path: &str) -> Result<(), TargetError> {
 fn check_raw_path_byte(byte: u8) -> Result<(), TargetError> {
     match byte {
         b';' => Err(TargetError::PathParameter),
+        // NTFS opens `billing:x` and `billing::$INDEX_ALLOCATION` as (a stream of) `billing`.
+        b':' => Err(TargetError::Colon),
         _ => check_raw_byte(byte),
     }
 }
@@ -207,6 +225,7 @@ fn check_escaped(c: char, context: Context) -> Result<(), TargetError> {
         (b'/', Context::Path) => Err(TargetError::EncodedSlash),
         (b'\\', Context::Path) => Err(TargetError::EncodedBackslash),
         (b';', Context::Path) => Err(TargetError::EncodedSemicolon),
+        (b':', Context::Path) => Err(TargetError::EncodedColon),
         // In a path every byte pchar allows must be written raw, so each path has one spelling.
         (_, Context::Path) if is_pchar(byte) => Err(TargetError::EncodedSubDelimiter),
         (_, Context::Path | Context::Query) => Ok(()),
@@ -262,6 +281,14 @@ fn check_decoded_non_ascii(c: char) -> Result<(), TargetError> {
         .any(|folded| folded.is_ascii() || BEST_FIT.contains(&folded));
     if folds_to_ascii || BEST_FIT.contains(&c) {
         return Err(TargetError::NfkcConfusable);
+    }
+    // NFKC leaves `ı` and `İ` alone, but a case-insensitive upstream (Java's equalsIgnoreCase,
+    // .NET, NTFS) reads `bılling` as `billing`, which a deny rule's ASCII-only comparison misses.
+    if c.to_uppercase()
+        .chain(c.to_lowercase())
+        .any(|mapped| mapped.is_ascii())
+    {
+        return Err(TargetError::CaseFoldsToAscii);
     }
     Ok(())
 }
@@ -453,6 +480,10 @@ impl fmt::Display for TargetError {
                 "path segment ends in `.` or a space (Windows drops them)"
             }
             TargetError::PathParameter => "`;` in the path (path parameters)",
+            TargetError::Colon => "`:` in the path (Windows alternate data stream syntax)",
+            TargetError::ShortName => {
+                "`~` followed by a digit in a path segment (Windows 8.3 short name)"
+            }
             TargetError::Backslash => "raw `\\`",
             TargetError::ControlCharacter => "raw control character",
             TargetError::DisallowedCharacter { byte } => {
@@ -470,10 +501,14 @@ impl fmt::Display for TargetError {
             TargetError::EncodedSlash => "percent-encoded `/` (%2F) in the path",
             TargetError::EncodedBackslash => "percent-encoded `\\` (%5C) in the path",
             TargetError::EncodedSemicolon => "percent-encoded `;` (%3B) in the path",
+            TargetError::EncodedColon => "percent-encoded `:` (%3A) in the path",
             TargetError::DoubleEncoding => "percent-encoded `%` (%25, double encoding)",
             TargetError::EncodedControl => "percent-encoded control character",
             TargetError::InvalidUtf8 => "percent escapes are not valid shortest-form UTF-8",
             TargetError::NfkcConfusable => "decoded character folds to ASCII (NFKC or best fit)",
+            TargetError::CaseFoldsToAscii => {
+                "decoded character whose upper or lower case is ASCII (such as `ı` or `İ`)"
+            }
             TargetError::InvisibleCharacter => "decoded invisible character",
             TargetError::NotNfc => "decoded path segment is not in NFC",
             TargetError::EmptyQuery => "`?` with an empty query",
@@ -499,7 +534,16 @@ mod tests {
         ("a plain case path is canonical", b"/cases/42", Ok(())),
         ("a deep path is canonical", b"/cases/42/notes/7", Ok(())),
         ("every sub-delimiter but ; is allowed raw", b"/a!$&'()*+,=b", Ok(())),
-        ("colon and at are allowed raw", b"/user:name@host", Ok(())),
+        ("an at sign is allowed raw", b"/user@host", Ok(())),
+        ("a tilde before a letter is fine", b"/~user", Ok(())),
+        ("a digit before a tilde is fine", b"/v1~draft", Ok(())),
+        ("a tilde at the end of a segment is fine", b"/notes~", Ok(())),
+        ("a tilde then a digit in another segment is judged per segment", b"/a~/1", Ok(())),
+        ("a raw colon in the query is fine", b"/a?t=12:30", Ok(())),
+        ("an encoded colon in the query is fine", b"/a?t=12%3A30", Ok(())),
+        ("a tilde then a digit in the query is fine", b"/a?v=~1", Ok(())),
+        ("a C cedilla is fine: neither of its cases is ASCII", b"/%C3%87a", Ok(())),
+        ("a Greek capital sigma is fine", b"/%CE%A3", Ok(())),
         ("unreserved punctuation is allowed raw", b"/a-b.c_d~e", Ok(())),
         ("a dot inside a segment is fine", b"/file.pdf", Ok(())),
         ("three dots with a suffix are fine", b"/...a", Ok(())),
@@ -545,6 +589,17 @@ mod tests {
         ("a Windows trailing space is refused", b"/billing%20/x", Err(TrailingDotOrSpace)),
         ("a Tomcat path parameter is refused", b"/a;x=1/b", Err(PathParameter)),
         ("a jsessionid is refused", b"/a;jsessionid=1", Err(PathParameter)),
+        ("a colon in the path is refused", b"/user:name@host", Err(Colon)),
+        ("an NTFS index allocation stream is refused", b"/cases/42/billing-reports::$INDEX_ALLOCATION/x", Err(Colon)),
+        ("an NTFS data stream is refused", b"/cases/42/billing-reports::$DATA", Err(Colon)),
+        ("an NTFS named stream is refused", b"/cases/42/billing-reports:x/y", Err(Colon)),
+        ("a drive letter is refused", b"/C:/x", Err(Colon)),
+        ("a lone colon segment is refused", b"/a/:", Err(Colon)),
+        ("an 8.3 short name is refused", b"/cases/42/BILLIN~1/x", Err(ShortName)),
+        ("a lowercase 8.3 short name is refused", b"/cases/42/billin~1/x", Err(ShortName)),
+        ("an 8.3 short name with an extension is refused", b"/BILLIN~1.PDF", Err(ShortName)),
+        ("a two-digit 8.3 tail is refused", b"/BILLI~12", Err(ShortName)),
+        ("a short-name shape at the start of a segment is refused", b"/~1", Err(ShortName)),
         ("a Spring semicolon dot-dot is refused", b"/a/..;/b", Err(PathParameter)),
         ("an empty query is refused", b"/a?", Err(EmptyQuery)),
         ("a fragment is refused", b"/a#b", Err(Fragment)),
@@ -592,7 +647,8 @@ mod tests {
         ("an encoded letter in the query is refused", b"/a?%69d=42", Err(EncodedUnreserved)),
         ("an encoded digit in the query is refused", b"/a?id=4%32", Err(EncodedUnreserved)),
         ("an encoded exclamation mark is refused", b"/a%21", Err(EncodedSubDelimiter)),
-        ("an encoded colon is refused", b"/a%3Ab", Err(EncodedSubDelimiter)),
+        ("an encoded colon is refused", b"/a%3Ab", Err(EncodedColon)),
+        ("an encoded alternate data stream is refused", b"/billing-reports%3A%3A$INDEX_ALLOCATION/x", Err(EncodedColon)),
         ("an encoded at sign is refused", b"/a%40b", Err(EncodedSubDelimiter)),
         ("an encoded slash is refused", b"/a%2Fb", Err(EncodedSlash)),
         ("an encoded slash dot-dot is refused", b"/a%2F..%2Fb", Err(EncodedSlash)),
@@ -639,6 +695,15 @@ mod tests {
         ("an account-of sign is refused", b"/%E2%84%80", Err(NfkcConfusable)),
         ("a no-break space is refused", b"/a%C2%A0", Err(NfkcConfusable)),
         ("a fullwidth ampersand in the query is refused", b"/a?b=1%EF%BC%86c=2", Err(NfkcConfusable)),
+        ("a long s is refused", b"/cases/42/%C5%BFecret", Err(NfkcConfusable)),
+        ("a Kelvin sign is refused", b"/%E2%84%AAey", Err(NfkcConfusable)),
+        ("a dotless i is refused", b"/cases/42/b%C4%B1lling/x", Err(CaseFoldsToAscii)),
+        ("a dotted capital I is refused", b"/cases/42/B%C4%B0LLING/x", Err(CaseFoldsToAscii)),
+        ("a dotless i in the query is refused", b"/a?f=b%C4%B1lling", Err(CaseFoldsToAscii)),
+        ("a dotted capital I in the query is refused", b"/a?f=%C4%B0d", Err(CaseFoldsToAscii)),
+        ("a sharp s is refused because it upper-cases to SS", b"/stra%C3%9Fe", Err(CaseFoldsToAscii)),
+        ("a j with caron is refused because it upper-cases to J and a caron", b"/%C7%B0", Err(CaseFoldsToAscii)),
+        ("an angstrom sign is refused as not NFC", b"/%E2%84%AB", Err(NotNfc)),
         ("a soft hyphen is refused", b"/bil%C2%ADling", Err(InvisibleCharacter)),
         ("a zero-width space is refused", b"/bil%E2%80%8Bling", Err(InvisibleCharacter)),
         ("a byte order mark is refused", b"/%EF%BB%BFa", Err(InvisibleCharacter)),
@@ -712,7 +777,8 @@ mod tests {
                 prop_oneof![
                     Just("/"), Just("a"), Just("."), Just("%"), Just("2E"), Just("2e"), Just("C3"),
                     Just("A9"), Just("?"), Just("="), Just("&"), Just(";"), Just("\\"), Just("#"),
-                    Just("EF"), Just("BC"), Just("8F"), Just("20"), Just("41"),
+                    Just("EF"), Just("BC"), Just("8F"), Just("20"), Just("41"), Just(":"),
+                    Just("~"), Just("1"), Just("C4"), Just("B1"),
                 ],
                 0..24,
             )
@@ -721,6 +787,7 @@ mod tests {
             if let Ok(target) = canonicalise(raw.as_bytes()) {
                 prop_assert_eq!(canonicalise(target.raw().as_bytes()), Ok(target));
                 prop_assert!(target.segments().all(|segment| check_segment(segment).is_ok()));
+                prop_assert!(!target.path().contains(':'));
             }
         }
     }

@@ -503,7 +503,7 @@ impl std::error::Error for PolicyError {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::canonical::canonicalise;
+    use crate::policy::canonical::{TargetError, canonicalise};
     use crate::policy::rule::ValuePattern;
     use proptest::prelude::*;
 
@@ -539,7 +539,11 @@ mod tests {
                         "POST /api/cases/{case}/comments",
                         "DELETE /api/cases/{case}/team/{share}",
                     ],
-                    &["GET /cases/{case}/billing/**"],
+                    &[
+                        "GET /cases/{case}/billing/**",
+                        "GET /cases/{case}/billing-reports/**",
+                        "GET,POST,PUT,PATCH,DELETE /cases/{case}/admin/**",
+                    ],
                     &["view"],
                 ),
             ),
@@ -601,6 +605,13 @@ mod tests {
         ("guest is denied billing in upper case", "guest", "GET", "/cases/42/BILLING/x", Decision::DenyExplicit),
         ("guest is denied billing whatever the query", "guest", "GET", "/cases/42/billing?x=1", Decision::DenyExplicit),
         ("billings is not billing", "guest", "GET", "/cases/42/billings", Decision::Allow),
+        ("guest is denied billing reports", "guest", "GET", "/cases/42/billing-reports/x", Decision::DenyExplicit),
+        ("guest is denied billing reports in upper case", "guest", "GET", "/cases/42/BILLING-REPORTS/x", Decision::DenyExplicit),
+        ("a tilde then a letter is another name", "guest", "GET", "/cases/42/BILLIN~A/x", Decision::Allow),
+        ("guest is denied admin by GET", "guest", "GET", "/cases/42/admin", Decision::DenyExplicit),
+        ("guest is denied admin by DELETE", "guest", "DELETE", "/cases/42/admin/users/1", Decision::DenyExplicit),
+        ("guest is denied admin by PATCH", "guest", "PATCH", "/cases/42/ADMIN/x", Decision::DenyExplicit),
+        ("a method the deny does not list falls to the allow rules", "guest", "PROPFIND", "/cases/42/admin", Decision::DenyNoRule),
         ("legacy reads its case", "legacy", "GET", "/legacy/case.php?id=42", Decision::Allow),
         ("legacy needs the query", "legacy", "GET", "/legacy/case.php", Decision::DenyNoRule),
         ("legacy is denied another case", "legacy", "GET", "/legacy/case.php?id=43", Decision::DenyNoRule),
@@ -634,6 +645,49 @@ mod tests {
         }
     }
 
+    /// (what the row shows, target, why canonicalise refuses it) for targets that would slip past
+    /// the example policy's deny rules against a case-insensitive or Windows upstream.
+    #[rustfmt::skip]
+    const BYPASSES: &[(&str, &str, TargetError)] = &[
+        ("a dotless i does not reach billing", "/cases/42/b%C4%B1lling/x", TargetError::CaseFoldsToAscii),
+        ("a dotted capital I does not reach billing", "/cases/42/B%C4%B0LLING/x", TargetError::CaseFoldsToAscii),
+        ("a long s does not reach billing reports", "/cases/42/billing-report%C5%BF/x", TargetError::NfkcConfusable),
+        ("an index allocation stream does not reach billing reports", "/cases/42/billing-reports::$INDEX_ALLOCATION/x", TargetError::Colon),
+        ("a named stream does not reach billing reports", "/cases/42/billing-reports:x/y", TargetError::Colon),
+        ("an encoded stream does not reach billing reports", "/cases/42/billing-reports%3A%3A$INDEX_ALLOCATION/x", TargetError::EncodedColon),
+        ("a short name does not reach billing reports", "/cases/42/BILLIN~1/x", TargetError::ShortName),
+        ("a dotless i does not reach admin", "/cases/42/adm%C4%B1n", TargetError::CaseFoldsToAscii),
+    ];
+
+    #[test]
+    fn deny_bypass_probes_never_reach_a_decision() {
+        for (name, raw, reason) in BYPASSES {
+            assert_eq!(
+                canonicalise(raw.as_bytes()).map(|_| ()),
+                Err(*reason),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_wildcard_method_is_refused_rather_than_denying_nothing() {
+        let scopes = vec![(
+            "s".to_owned(),
+            spec(
+                &["GET /cases/{case}/**"],
+                &["* /cases/{case}/admin/**"],
+                &[],
+            ),
+        )];
+        let expected = vec![error(
+            "s",
+            Some((List::Deny, 0)),
+            PolicyErrorKind::BadRule(RuleError::WildcardMethod("*".to_owned())),
+        )];
+        assert_eq!(compile(&scopes).err(), Some(expected));
+    }
+
     #[test]
     fn a_trailing_slash_never_reaches_a_decision() {
         // `/cases/42/` is refused by canonicalise, so no rule can be asked about it.
@@ -647,7 +701,7 @@ mod tests {
         assert!(policy.scope_exists("guest"));
         assert!(!policy.scope_exists("Guest"));
         let guest = policy.rules("guest").unwrap_or_else(|| panic!("guest"));
-        assert_eq!((guest.allow.len(), guest.deny.len()), (5, 1));
+        assert_eq!((guest.allow.len(), guest.deny.len()), (5, 3));
     }
 
     #[test]
@@ -865,6 +919,8 @@ mod tests {
             Just("cases"),
             Just("billing"),
             Just("BILLING"),
+            Just("billing-reports"),
+            Just("admin"),
             Just("static"),
             Just("api"),
             Just("comments"),
@@ -892,6 +948,10 @@ mod tests {
             Just("**"),
             Just("%EF%BC%8F"),
             Just("%C0%AE"),
+            Just(":"),
+            Just("::$DATA"),
+            Just("~1"),
+            Just("%C4%B1"),
             Just(""),
             Just("42"),
         ];

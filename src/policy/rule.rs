@@ -2,7 +2,8 @@
 //!
 //! ```abnf
 //! rule      = methods 1*SP path-pat [ "?" query-pat ]
-//! methods   = method *( "," method )        ; uppercase token; GET implies HEAD
+//! methods   = method *( "," method )        ; GET implies HEAD
+//! method    = 1*20%x41-5A                   ; "A"-"Z"; "*", "ANY" and "ALL" are refused
 //! path-pat  = "/" / 1*( "/" seg-pat )
 //! seg-pat   = literal / "{case}" / "{share}" / "*" / "**"   ; "**" only last; no partial segments
 //! query-pat = pin *( "&" pin )              ; names unique
@@ -17,6 +18,9 @@
 use std::fmt;
 
 use super::canonical::{self, CanonicalTarget, TargetError};
+
+/// Longer than any registered method (the longest, `UPDATEREDIRECTREF`, has 17 letters).
+pub const MAX_METHOD_LEN: usize = 20;
 
 /// More query pins than this is a configuration mistake, and it keeps the seen-set a `u32`.
 pub const MAX_QUERY_PINS: usize = 32;
@@ -82,6 +86,9 @@ pub enum RuleError {
     EmptyMethod,
     LowercaseMethod(String),
     BadMethodCharacter(String),
+    MethodTooLong(String),
+    /// `*`, `ANY` or `ALL`: would be a literal method that no request has, so a deny would fail open.
+    WildcardMethod(String),
     DuplicateMethod(String),
     PathNotAbsolute,
     EmptySegment,
@@ -125,11 +132,22 @@ fn parse_methods(text: &str) -> Result<Vec<String>, RuleError> {
         if method.is_empty() {
             return Err(RuleError::EmptyMethod);
         }
+        // Any token is a valid method name, so `*` would compile into a method no client sends
+        // and a deny rule written with it would deny nothing.
+        if ["*", "ANY", "ALL"]
+            .iter()
+            .any(|wildcard| method.eq_ignore_ascii_case(wildcard))
+        {
+            return Err(RuleError::WildcardMethod(method.to_owned()));
+        }
         if method.bytes().any(|b| b.is_ascii_lowercase()) {
             return Err(RuleError::LowercaseMethod(method.to_owned()));
         }
-        if !method.bytes().all(is_tchar) {
+        if !method.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(RuleError::BadMethodCharacter(method.to_owned()));
+        }
+        if method.len() > MAX_METHOD_LEN {
+            return Err(RuleError::MethodTooLong(method.to_owned()));
         }
         if methods.iter().any(|known| known == method) {
             return Err(RuleError::DuplicateMethod(method.to_owned()));
@@ -220,27 +238,6 @@ fn check_query_literal(literal: &str) -> Result<(), RuleError> {
         literal: literal.to_owned(),
         reason,
     })
-}
-
-fn is_tchar(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric()
-        || matches!(
-            byte,
-            b'!' | b'#'
-                | b'$'
-                | b'%'
-                | b'&'
-                | b'\''
-                | b'*'
-                | b'+'
-                | b'-'
-                | b'.'
-                | b'^'
-                | b'_'
-                | b'`'
-                | b'|'
-                | b'~'
-        )
 }
 
 /// Whether a raw segment or value equals a literal, in the way `effect` compares.
@@ -368,7 +365,16 @@ impl fmt::Display for RuleError {
             RuleError::LowercaseMethod(m) => {
                 write!(f, "method `{m}` must be uppercase (methods are case-sensitive)")
             }
-            RuleError::BadMethodCharacter(m) => write!(f, "method `{m}` is not an HTTP token"),
+            RuleError::BadMethodCharacter(m) => {
+                write!(f, "method `{m}` must be uppercase letters `A`-`Z` only")
+            }
+            RuleError::MethodTooLong(m) => {
+                write!(f, "method `{m}` is longer than {MAX_METHOD_LEN} letters")
+            }
+            RuleError::WildcardMethod(m) => write!(
+                f,
+                "method `{m}` is not a wildcard and would match no request; list the methods explicitly, e.g. `GET,POST,PUT,PATCH,DELETE`"
+            ),
             RuleError::DuplicateMethod(m) => write!(f, "method `{m}` is listed twice"),
             RuleError::PathNotAbsolute => f.write_str("the path must start with `/`"),
             RuleError::EmptySegment => f.write_str(
@@ -443,7 +449,11 @@ mod tests {
             ("GET implies HEAD", "GET /cases/{case}", vec!["GET", "HEAD"], vec![lit("cases"), S::Case], None),
             ("an explicit HEAD is not doubled", "GET,HEAD /a", vec!["GET", "HEAD"], vec![lit("a")], None),
             ("several methods keep their order", "POST,PUT /a", vec!["POST", "PUT"], vec![lit("a")], None),
-            ("extension methods are tokens", "PROPFIND /dav", vec!["PROPFIND"], vec![lit("dav")], None),
+            ("extension methods are letters", "PROPFIND,MKCOL /dav", vec!["PROPFIND", "MKCOL"], vec![lit("dav")], None),
+            ("a method of twenty letters is fine", "ABCDEFGHIJKLMNOPQRST /a", vec!["ABCDEFGHIJKLMNOPQRST"], vec![lit("a")], None),
+            ("an explicit list is how to name every method", "GET,POST,PUT,PATCH,DELETE /a", vec!["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"], vec![lit("a")], None),
+            ("a tilde literal before a letter is fine", "GET /~user", vec!["GET", "HEAD"], vec![lit("~user")], None),
+            ("a colon is fine in a query literal", "GET /a?t=12:30", vec!["GET", "HEAD"], vec![lit("a")], Some(vec![pin("t", ValuePattern::Literal("12:30".to_owned()))])),
             ("the root rule has no segments", "GET /", vec!["GET", "HEAD"], vec![], None),
             ("rest may be the only segment", "GET /**", vec!["GET", "HEAD"], vec![S::Rest], None),
             ("share and any are whole segments", "DELETE /t/{share}/*", vec!["DELETE"], vec![lit("t"), S::Share, S::Any], None),
@@ -482,6 +492,15 @@ mod tests {
             ("a mixed-case method", "Get /a", LowercaseMethod("Get".to_owned())),
             ("a stray comma", "GET, /a", EmptyMethod),
             ("a method with a slash", "GE/T /a", BadMethodCharacter("GE/T".to_owned())),
+            ("a method with a hyphen", "M-SEARCH /a", BadMethodCharacter("M-SEARCH".to_owned())),
+            ("a method with a digit", "GET2 /a", BadMethodCharacter("GET2".to_owned())),
+            ("a method with a dot", "GET. /a", BadMethodCharacter("GET.".to_owned())),
+            ("a method of twenty-one letters", "ABCDEFGHIJKLMNOPQRSTU /a", MethodTooLong("ABCDEFGHIJKLMNOPQRSTU".to_owned())),
+            ("a star method", "* /cases/{case}/admin/**", WildcardMethod("*".to_owned())),
+            ("an ANY method", "ANY /a", WildcardMethod("ANY".to_owned())),
+            ("an ALL method", "ALL /a", WildcardMethod("ALL".to_owned())),
+            ("a lowercase any method", "any /a", WildcardMethod("any".to_owned())),
+            ("a star among other methods", "GET,* /a", WildcardMethod("*".to_owned())),
             ("a method named twice", "GET,GET /a", DuplicateMethod("GET".to_owned())),
             ("a relative path", "GET cases", PathNotAbsolute),
             ("a double slash", "GET /a//b", EmptySegment),
@@ -496,6 +515,12 @@ mod tests {
             ("a lowercase escape literal", "GET /a%2f", bad("a%2f", TargetError::LowercaseEscape)),
             ("an encoded letter literal", "GET /%41", bad("%41", TargetError::EncodedUnreserved)),
             ("a raw non-ASCII literal", "GET /caf\u{e9}", bad("caf\u{e9}", TargetError::NonAscii)),
+            ("a colon literal", "GET /a:b", bad("a:b", TargetError::Colon)),
+            ("a stream literal", "GET /a::$DATA", bad("a::$DATA", TargetError::Colon)),
+            ("an encoded colon literal", "GET /a%3Ab", bad("a%3Ab", TargetError::EncodedColon)),
+            ("a short-name literal", "GET /BILLIN~1", bad("BILLIN~1", TargetError::ShortName)),
+            ("a dotless i literal", "GET /b%C4%B1lling", bad("b%C4%B1lling", TargetError::CaseFoldsToAscii)),
+            ("a dotless i query literal", "GET /a?f=%C4%B1", bad("%C4%B1", TargetError::CaseFoldsToAscii)),
             ("an empty query", "GET /a?", EmptyQuery),
             ("a pin without a value", "GET /a?id", PinWithoutValue("id".to_owned())),
             ("a pin with an empty value", "GET /a?id=", EmptyPinValue("id".to_owned())),
@@ -521,6 +546,11 @@ mod tests {
     fn every_error_explains_itself() {
         let message = parse_rule("get /a").unwrap_err().to_string();
         assert!(message.contains("uppercase"), "{message}");
+        let message = parse_rule("* /a").unwrap_err().to_string();
+        assert!(
+            message.contains("explicitly") && message.contains("GET,POST,PUT,PATCH,DELETE"),
+            "{message}"
+        );
         let message = parse_rule("GET /a/..").unwrap_err().to_string();
         assert!(
             message.contains("`..`") && message.contains("dot"),
@@ -542,6 +572,8 @@ mod tests {
         ("allow literals are case-sensitive", "GET /a/b", Effect::Allow, "GET", "/A/b", false),
         ("deny literals ignore ASCII case", "GET /a/b", Effect::Deny, "GET", "/A/B", true),
         ("deny case bindings ignore ASCII case", "GET /c/{case}/x", Effect::Deny, "GET", "/c/42/X", true),
+        ("a deny listing every method covers DELETE", "GET,POST,PUT,PATCH,DELETE /c/{case}/admin/**", Effect::Deny, "DELETE", "/c/42/admin/x", true),
+        ("a deny listing every method covers HEAD", "GET,POST,PUT,PATCH,DELETE /c/{case}/admin/**", Effect::Deny, "HEAD", "/c/42/admin", true),
         ("a star needs exactly one segment", "GET /a/*", Effect::Allow, "GET", "/a", false),
         ("a star takes one segment", "GET /a/*", Effect::Allow, "GET", "/a/b", true),
         ("a star does not take two", "GET /a/*", Effect::Allow, "GET", "/a/b/c", false),
