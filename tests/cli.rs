@@ -93,6 +93,45 @@ allow = ["GET /cases/{case}/../**"]
 }
 
 #[test]
+fn check_never_prints_a_secret_written_in_the_wrong_shape() {
+    let shipped = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/casegate.toml"),
+    )
+    .unwrap();
+    let leaky = shipped
+        .replace(
+            "k1 = { env = \"CASEGATE_KEY_K1\" }",
+            &format!("k1 = \"{KEY}\""),
+        )
+        .replace(
+            "# Authorization = { env = \"LEGACY_READONLY_AUTH\" }",
+            &format!("Authorization = {{ val = \"{KEY}\" }}"),
+        );
+    assert_eq!(
+        leaky.matches(KEY).count(),
+        2,
+        "the shipped config changed shape"
+    );
+    let path = write_temp("leaky.toml", &leaky);
+    let out = casegate(&["check", "--config", path.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !stderr.contains(KEY) && !stdout.contains(KEY),
+        "the key was printed:\n{stderr}{stdout}"
+    );
+    let shown = path.display().to_string();
+    for line in [
+        "keys.secrets.k1: must be",
+        "upstream.guest_headers.Authorization: takes only",
+    ] {
+        assert!(stderr.contains(line), "{line:?} missing:\n{stderr}");
+    }
+    assert_eq!(stderr.matches(&shown).count(), 2, "{stderr}");
+}
+
+#[test]
 fn mint_prints_only_the_link_and_json_on_request() {
     let out = casegate(&[
         "mint",

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use casegate::config::{self, Config, ConfigErrors, PublicScheme};
+use casegate::share::keys::{KeyRing, decode_key};
+use casegate::share::{LinkClaims, LinkRules, token};
 
 const KEY_TEXT: &str = "a2V5LW1hdGVyaWFsLWZvci10ZXN0cy1vbmx5LTMyYnl0ZXM";
 const AUTH_TEXT: &str = "Basic cmVhZG9ubHk6c2VjcmV0";
@@ -60,6 +62,35 @@ fn problems(text: &str) -> Vec<String> {
     }
 }
 
+/// The ring holds k1 and signs with the key `KEY_TEXT` decodes to: a link it mints verifies with a
+/// ring built from that text alone. The text itself is not kept in the config to compare.
+fn assert_signs_with_the_key_text(config: &Config) {
+    assert!(config.keys.ring.contains("k1"));
+    let expected =
+        KeyRing::new("k1", vec![("k1".to_owned(), decode_key(KEY_TEXT).unwrap())]).unwrap();
+    let now = casegate::clock::unix_now();
+    let claims = LinkClaims {
+        share_id: "share0123456789abcdef".to_owned(),
+        case: "42".to_owned(),
+        scope: "view".to_owned(),
+        issued_at: now,
+        expires_at: now + 3600,
+        not_before: None,
+        email: None,
+        lang: None,
+    };
+    let token = token::mint(&config.keys.ring, &claims);
+    let rules = LinkRules {
+        now,
+        max_ttl_secs: 86_400,
+        clock_skew_secs: 60,
+        case_grammar: &config.links.case_grammar,
+        scope_exists: &|_| true,
+    };
+    let verified = token::verify(&expected, &token, &rules).unwrap();
+    assert_eq!(verified.case, "42");
+}
+
 fn edit(from: &str, to: &str) -> String {
     assert!(BASE.contains(from), "the base config has no {from:?}");
     BASE.replacen(from, to, 1)
@@ -80,7 +111,7 @@ fn the_shipped_config_is_valid() {
     assert_eq!(config.upstream.url.to_string(), "http://127.0.0.1:8080/");
     assert!(!config.upstream.passthrough);
     assert_eq!(config.keys.active, "k1");
-    assert_eq!(config.keys.secrets[0].secret.expose(), KEY_TEXT);
+    assert_signs_with_the_key_text(&config);
     assert_eq!(config.links.max_ttl, Duration::from_secs(30 * 86_400));
     assert_eq!(config.links.case_pattern.get_ref(), "[A-Za-z0-9_-]{1,64}");
     assert_eq!(config.session.cookie, "__Host-casegate");
@@ -123,7 +154,7 @@ fn debug_output_never_shows_a_secret() {
 
 #[test]
 fn each_broken_config_is_reported_at_the_value_to_fix() {
-    let cases: [(&str, String, &str, &str); 27] = [
+    let cases: [(&str, String, &str, &str); 34] = [
         (
             "a syntax error is reported where the parser stopped",
             edit("listen = \"127.0.0.1:8443\"", "listen = \"127.0.0.1:8443"),
@@ -314,6 +345,55 @@ fn each_broken_config_is_reported_at_the_value_to_fix() {
             "server.limits: unknown field `max_header`",
         ),
         (
+            "a secret written as a bare string is refused without showing it",
+            edit("{ env = \"CASEGATE_KEY_K1\" }", "\"not-the-key\""),
+            "15:6",
+            "keys.secrets.k1: must be { env = \"NAME\" }, { file = \"path\" } or { value = \"...\" } (what was written is not shown",
+        ),
+        (
+            "a secret source with an unknown key is refused",
+            edit("{ env = \"LEGACY_AUTH\" }", "{ envv = \"LEGACY_AUTH\" }"),
+            "9:17",
+            "upstream.guest_headers.Authorization: takes only env, file or value",
+        ),
+        (
+            "a secret source whose value is not a string is refused at the value",
+            edit("{ env = \"LEGACY_AUTH\" }", "{ env = 1 }"),
+            "9:25",
+            "upstream.guest_headers.Authorization.env: must be a string",
+        ),
+        (
+            "a landing with a trailing slash is refused as the gateway would refuse it",
+            edit(
+                "landing = \"/cases/{case}\"",
+                "landing = \"/cases/{case}/\"",
+            ),
+            "19:11",
+            "links.landing: \"/cases/{case}/\" would be refused by the gateway's request check: trailing `/`",
+        ),
+        (
+            "a landing with a path parameter is refused as the gateway would refuse it",
+            edit(
+                "landing = \"/cases/{case}\"",
+                "landing = \"/cases/{case};v=1\"",
+            ),
+            "19:11",
+            "links.landing: \"/cases/{case};v=1\" would be refused by the gateway's request check: `;` in the path",
+        ),
+        (
+            "a prefix segment ending in a dot is refused as unreachable",
+            edit("prefix = \"/s/\"", "prefix = \"/s./\""),
+            "18:10",
+            "links.prefix: \"/s./\" would be refused by the gateway's request check: path segment ends in `.`",
+        ),
+        (
+            "a key id longer than tokens may carry is refused at the key id",
+            BASE.replace("\"k1\"", "\"k0123456789abcdef0123456789abcdef\"")
+                .replace("k1 = {", "k0123456789abcdef0123456789abcdef = {"),
+            "15:1",
+            "keys.secrets: key id \"k0123456789abcdef0123456789abcdef\" must be 1 to 32 characters",
+        ),
+        (
             "a scope that allows nothing is refused",
             edit(
                 "allow = [\"GET /cases/{case}\", \"GET /cases/{case}/**\"]",
@@ -332,6 +412,107 @@ fn each_broken_config_is_reported_at_the_value_to_fix() {
                 && found[0].contains(fragment),
             "{name}: expected one problem at {position} containing {fragment:?}, found {found:#?}"
         );
+    }
+}
+
+/// What an operator may write where `{ env = ... }` belongs, with the secret in it: whatever the
+/// shape, the report names the place and never the text.
+#[test]
+fn a_secret_written_in_the_wrong_shape_is_never_shown() {
+    const NUMBER: &str = "987654321987654321";
+    // Each shape, and how far into it the problem is reported: at the whole source, or at the
+    // value after `{ value = `.
+    let shapes = [
+        ("a bare string", format!("\"{KEY_TEXT}\""), KEY_TEXT, 0),
+        ("a number", NUMBER.to_owned(), NUMBER, 0),
+        ("an array", format!("[\"{KEY_TEXT}\"]"), KEY_TEXT, 0),
+        (
+            "an unknown field holding the secret",
+            format!("{{ val = \"{KEY_TEXT}\" }}"),
+            KEY_TEXT,
+            0,
+        ),
+        (
+            "the secret written as a key",
+            format!("{{ \"{KEY_TEXT}\" = \"x\" }}"),
+            KEY_TEXT,
+            0,
+        ),
+        (
+            "a number as the value",
+            format!("{{ value = {NUMBER} }}"),
+            NUMBER,
+            10,
+        ),
+        (
+            "an array as the value",
+            format!("{{ value = [\"{KEY_TEXT}\"] }}"),
+            KEY_TEXT,
+            10,
+        ),
+        (
+            "a table as the value",
+            format!("{{ value = {{ v = \"{KEY_TEXT}\" }} }}"),
+            KEY_TEXT,
+            10,
+        ),
+    ];
+    // Where each secret table's source starts in BASE, and the key path it is reported under.
+    let places = [
+        ("{ env = \"CASEGATE_KEY_K1\" }", 15, 6, "keys.secrets.k1"),
+        (
+            "{ env = \"LEGACY_AUTH\" }",
+            9,
+            17,
+            "upstream.guest_headers.Authorization",
+        ),
+    ];
+    for (from, line, column, path) in places {
+        for (shape, written, secret, offset) in &shapes {
+            let errors = parse(&edit(from, written)).unwrap_err();
+            let shown = errors.to_string();
+            let debug = format!("{errors:?}");
+            assert!(
+                !shown.contains(secret) && !debug.contains(secret),
+                "{shape} under {path} shows the secret: {shown}"
+            );
+            let expected_start = format!("test.toml:{line}:{}: {path}", column + offset);
+            assert!(
+                errors.problems().len() == 1 && shown.starts_with(&expected_start),
+                "{shape} under {path}: expected one problem starting {expected_start:?}, found {shown}"
+            );
+        }
+    }
+}
+
+/// serde's refusal of a whole secret table quotes what it refused; that is not shown either.
+#[test]
+fn a_secret_table_written_as_a_value_is_never_shown() {
+    let cases = [
+        (
+            "keys.secrets as a string",
+            edit(
+                "[keys.secrets]\nk1 = { env = \"CASEGATE_KEY_K1\" }",
+                &format!("secrets = \"{KEY_TEXT}\""),
+            ),
+            "test.toml:14:11: keys.secrets: ",
+        ),
+        (
+            "guest_headers as a string",
+            edit(
+                "[upstream.guest_headers]\nAuthorization = { env = \"LEGACY_AUTH\" }",
+                &format!("guest_headers = \"{KEY_TEXT}\""),
+            ),
+            "test.toml:8:17: upstream.guest_headers: ",
+        ),
+    ];
+    for (name, text, expected_start) in cases {
+        let shown = parse(&text).unwrap_err().to_string();
+        assert!(
+            !shown.contains(KEY_TEXT),
+            "{name} shows the secret: {shown}"
+        );
+        assert!(shown.starts_with(expected_start), "{name}: {shown}");
     }
 }
 
@@ -410,7 +591,7 @@ fn relative_files_are_read_beside_the_config_file() {
     );
     let config = config::parse(&dir.join("casegate.toml"), &text, &env)
         .unwrap_or_else(|errors| panic!("{errors}"));
-    assert_eq!(config.keys.secrets[0].secret.expose(), KEY_TEXT);
+    assert_signs_with_the_key_text(&config);
 }
 
 #[test]

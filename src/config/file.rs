@@ -3,8 +3,11 @@
 //! Values that get checked later are `Spanned` so a problem can point at the value itself.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
 
 use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
@@ -63,16 +66,41 @@ pub struct UpstreamSection {
 
 /// Where a secret's text comes from: `{ env = "NAME" }`, `{ file = "path" }` or `{ value = "..." }`.
 /// All three are optional here so that "none" and "several" get a clear message, not serde's.
-#[derive(Debug, Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    expecting = "a secret source: { env = \"NAME\" }, { file = \"path\" } or { value = \"...\" }"
-)]
+///
+/// `Deserialize` is written by hand: serde's own messages quote what they refused
+/// (`invalid type: string "a2V5..."`), and what an operator writes in place of `{ env = ... }` is
+/// very often the secret itself. Every refusal here is a [`SecretShapeError`], which quotes nothing.
+#[derive(Debug)]
 pub struct SecretRef {
     pub env: Option<Spanned<String>>,
     pub file: Option<Spanned<String>>,
     pub value: Option<Spanned<String>>,
 }
+
+/// Why a secret source has the wrong shape. No variant carries text from the file, so every
+/// message can be shown whatever was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SecretShapeError {
+    /// A string, number, array or anything else where `{ env = ... }` belongs.
+    NotASource,
+    /// A key other than `env`, `file` or `value`. Its name is not shown either, in case the
+    /// secret was written as a key.
+    UnknownField,
+    /// `env`, `file` or `value` given twice.
+    DuplicateField,
+    /// `env`, `file` or `value` holding something other than a string; the error's key path
+    /// names which.
+    NotAString,
+}
+
+/// Every [`SecretShapeError`], so an error from inside a secret table can be recognised as one
+/// of ours: anything else is serde's text, which may quote the secret.
+const SECRET_SHAPE_ERRORS: [SecretShapeError; 4] = [
+    SecretShapeError::NotASource,
+    SecretShapeError::UnknownField,
+    SecretShapeError::DuplicateField,
+    SecretShapeError::NotAString,
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,6 +139,10 @@ pub struct ScopeSection {
     pub upgrade: Option<Vec<Spanned<String>>>,
     pub pin_language: Option<bool>,
 }
+
+/// The tables whose values are secrets, by section: errors inside them are shown only when they are
+/// a [`SecretShapeError`].
+const SECRET_TABLES: [(&str, &str); 2] = [("keys", "secrets"), ("upstream", "guest_headers")];
 
 const SECTIONS: [&str; 6] = ["server", "upstream", "keys", "links", "session", "scopes"];
 
@@ -164,15 +196,72 @@ fn section<'de, T: Deserialize<'de>>(
     diag: &mut Diagnostics<'_>,
 ) -> Option<T> {
     let table_span = value.span();
+    let secret_spans = secret_spans(name, &value);
     T::deserialize(ValueDeserializer::from(value))
         .map_err(|error| {
-            let span = error.span().unwrap_or(table_span);
-            diag.error(
-                span,
-                format_args!("{}: {}", key_path(name, &error), error.message()),
-            );
+            let span = error.span().unwrap_or_else(|| table_span.clone());
+            let path = key_path(name, &error);
+            let message = error.message();
+            let in_secret_table = is_secret_path(&path)
+                || secret_spans
+                    .iter()
+                    .any(|secret| secret.contains(&span.start));
+            let ours = SECRET_SHAPE_ERRORS
+                .iter()
+                .any(|shape| shape.to_string() == message);
+            if in_secret_table && !ours {
+                // serde's text for a value it refused quotes the value, which here is a secret.
+                diag.error(
+                    span,
+                    format_args!(
+                        "{path}: must be a table of secret sources like k1 = {{ env = \"NAME\" }} \
+                         (what was written is not shown: it may be the secret)"
+                    ),
+                );
+            } else {
+                diag.error(span, format_args!("{path}: {message}"));
+            }
         })
         .ok()
+}
+
+/// Whether a dotted key path is a secret table or inside one.
+fn is_secret_path(path: &str) -> bool {
+    SECRET_TABLES.iter().any(|(section, table)| {
+        path.strip_prefix(section)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .and_then(|rest| rest.strip_prefix(table))
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    })
+}
+
+/// The spans of a section's secret table and of every key and value in it, so an error is known
+/// to come from inside one even when toml gives it no key path.
+fn secret_spans(section: &str, value: &Spanned<DeValue<'_>>) -> Vec<Range<usize>> {
+    let DeValue::Table(table) = value.get_ref() else {
+        return Vec::new();
+    };
+    let mut spans = Vec::new();
+    let tables = SECRET_TABLES
+        .iter()
+        .filter(|(owner, _)| *owner == section)
+        .map(|(_, table)| *table);
+    for table_name in tables {
+        for (key, secrets) in table
+            .iter()
+            .filter(|(key, _)| key.get_ref().as_ref() == table_name)
+        {
+            spans.push(key.span());
+            spans.push(secrets.span());
+            if let DeValue::Table(entries) = secrets.get_ref() {
+                for (entry_key, entry) in entries {
+                    spans.push(entry_key.span());
+                    spans.push(entry.span());
+                }
+            }
+        }
+    }
+    spans
 }
 
 /// The dotted path of the key an error is about (`server.limits.max_headers`). toml keeps the
@@ -187,5 +276,249 @@ fn key_path(section: &str, error: &toml::de::Error) -> String {
     match inner {
         Some(inner) => format!("{section}.{inner}"),
         None => section.to_owned(),
+    }
+}
+
+// === impl SecretRef ===
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(SecretRefVisitor)
+    }
+}
+
+/// Accepts a table of `env`, `file` and `value`; every other shape is [`SecretShapeError::NotASource`].
+struct SecretRefVisitor;
+
+/// A refusal that never quotes what it refused.
+fn refuse<E: de::Error, T>(shape: SecretShapeError) -> Result<T, E> {
+    Err(E::custom(shape))
+}
+
+impl<'de> Visitor<'de> for SecretRefVisitor {
+    type Value = SecretRef;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("{ env = \"NAME\" }, { file = \"path\" } or { value = \"...\" }")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<SecretRef, A::Error> {
+        let mut source = SecretRef {
+            env: None,
+            file: None,
+            value: None,
+        };
+        while let Some(key) = map.next_key::<String>()? {
+            let slot = match key.as_str() {
+                "env" => &mut source.env,
+                "file" => &mut source.file,
+                "value" => &mut source.value,
+                _ => return refuse(SecretShapeError::UnknownField),
+            };
+            if slot.is_some() {
+                return refuse(SecretShapeError::DuplicateField);
+            }
+            let text: Spanned<SourceText> = map.next_value()?;
+            let span = text.span();
+            *slot = Some(Spanned::new(span, text.into_inner().0));
+        }
+        Ok(source)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<SecretRef, E> {
+        refuse(SecretShapeError::NotASource)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<SecretRef, E> {
+        refuse(SecretShapeError::NotASource)
+    }
+
+    fn visit_i128<E: de::Error>(self, _: i128) -> Result<SecretRef, E> {
+        refuse(SecretShapeError::NotASource)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<SecretRef, E> {
+        refuse(SecretShapeError::NotASource)
+    }
+
+    fn visit_u128<E: de::Error>(self, _: u128) -> Result<SecretRef, E> {
+        refuse(SecretShapeError::NotASource)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<SecretRef, E> {
+        refuse(SecretShapeError::NotASource)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<SecretRef, E> {
+        refuse(SecretShapeError::NotASource)
+    }
+
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<SecretRef, E> {
+        refuse(SecretShapeError::NotASource)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<SecretRef, E> {
+        refuse(SecretShapeError::NotASource)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<SecretRef, E> {
+        refuse(SecretShapeError::NotASource)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<SecretRef, A::Error> {
+        refuse(SecretShapeError::NotASource)
+    }
+}
+
+/// The string held by `env`, `file` or `value`; anything else is refused without being quoted.
+struct SourceText(String);
+
+impl<'de> Deserialize<'de> for SourceText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_string(SourceTextVisitor)
+    }
+}
+
+struct SourceTextVisitor;
+
+impl<'de> Visitor<'de> for SourceTextVisitor {
+    type Value = SourceText;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<SourceText, E> {
+        Ok(SourceText(text.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, text: String) -> Result<SourceText, E> {
+        Ok(SourceText(text))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<SourceText, E> {
+        refuse(SecretShapeError::NotAString)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<SourceText, E> {
+        refuse(SecretShapeError::NotAString)
+    }
+
+    fn visit_i128<E: de::Error>(self, _: i128) -> Result<SourceText, E> {
+        refuse(SecretShapeError::NotAString)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<SourceText, E> {
+        refuse(SecretShapeError::NotAString)
+    }
+
+    fn visit_u128<E: de::Error>(self, _: u128) -> Result<SourceText, E> {
+        refuse(SecretShapeError::NotAString)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<SourceText, E> {
+        refuse(SecretShapeError::NotAString)
+    }
+
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<SourceText, E> {
+        refuse(SecretShapeError::NotAString)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<SourceText, E> {
+        refuse(SecretShapeError::NotAString)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<SourceText, E> {
+        refuse(SecretShapeError::NotAString)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<SourceText, A::Error> {
+        refuse(SecretShapeError::NotAString)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<SourceText, A::Error> {
+        refuse(SecretShapeError::NotAString)
+    }
+}
+
+// === impl SecretShapeError ===
+
+impl fmt::Display for SecretShapeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SecretShapeError::NotASource => {
+                "must be { env = \"NAME\" }, { file = \"path\" } or { value = \"...\" } \
+                 (what was written is not shown: it may be the secret)"
+            }
+            SecretShapeError::UnknownField => {
+                "takes only env, file or value, e.g. { env = \"NAME\" } \
+                 (the other key is not shown: it may be the secret)"
+            }
+            SecretShapeError::DuplicateField => "gives env, file or value twice",
+            SecretShapeError::NotAString => {
+                "must be a string (what was written is not shown: it may be the secret)"
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_inside_secret_tables_are_recognised() {
+        let cases = [
+            ("the key table itself", "keys.secrets", true),
+            ("a key's source", "keys.secrets.k1", true),
+            ("a field of a key's source", "keys.secrets.k1.value", true),
+            (
+                "a guest header",
+                "upstream.guest_headers.Authorization",
+                true,
+            ),
+            ("the active kid is not a secret", "keys.active", false),
+            ("the keys section as a whole", "keys", false),
+            (
+                "a table that only starts like one",
+                "keys.secrets_old",
+                false,
+            ),
+            ("the upstream url", "upstream.url", false),
+        ];
+        for (name, path, expected) in cases {
+            assert_eq!(is_secret_path(path), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn shape_errors_never_quote_what_was_written() {
+        let cases = [
+            ("a string", "k = \"hunter2-secret\""),
+            ("an integer", "k = 4242424242"),
+            ("a float", "k = 4242.4242"),
+            ("a boolean", "k = true"),
+            ("a date", "k = 2042-04-24"),
+            ("an array", "k = [\"hunter2-secret\"]"),
+            ("an unknown key", "k = { hunter2-secret = 1 }"),
+            ("a value that is an integer", "k = { value = 4242424242 }"),
+            ("a value that is a float", "k = { value = 4242.4242 }"),
+            ("a value that is a date", "k = { value = 2042-04-24 }"),
+        ];
+        for (name, text) in cases {
+            let error = toml::from_str::<BTreeMap<String, SecretRef>>(text)
+                .expect_err(name)
+                .message()
+                .to_owned();
+            assert!(
+                SECRET_SHAPE_ERRORS
+                    .iter()
+                    .any(|shape| shape.to_string() == error),
+                "{name}: {error}"
+            );
+            for fragment in ["hunter2", "4242", "2042"] {
+                assert!(!error.contains(fragment), "{name}: {error}");
+            }
+        }
     }
 }

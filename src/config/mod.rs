@@ -13,7 +13,6 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::io::Read;
 use std::net::SocketAddr;
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,9 +27,9 @@ pub use secret_source::{SecretError, SecretText};
 
 use file::RawConfig;
 
-use crate::policy::{self, List, Policy, ScopeSpec};
+use crate::policy::{self, List, Policy, ScopeSpec, TargetError};
 use crate::share::CaseGrammar;
-use crate::share::keys::{KeyRing, decode_key};
+use crate::share::keys::{KeyRing, decode_key, validate_kid};
 
 /// A config file is a page or two of TOML; anything this large is the wrong file.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
@@ -127,23 +126,13 @@ pub struct Upstream {
     pub guest_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
+/// The signing keys, decoded. Their text is not kept: it was dropped as soon as it was decoded.
 #[derive(Clone, Debug)]
 pub struct Keys {
-    /// The kid new links are signed with; always one of `secrets`.
+    /// The kid new links are signed with; always a key of `ring`.
     pub active: String,
-    /// Every key links may be verified with, sorted by kid; at least one.
-    pub secrets: Vec<KeySecret>,
-    /// The decoded keys, ready to sign and verify.
+    /// Every key links may be verified with; at least one.
     pub ring: Arc<KeyRing>,
-}
-
-/// One signing key as configured: its text is decoded by the share module, which reports problems
-/// at `span` (the `{ env = ... }` value) through [`Diagnostics`].
-#[derive(Clone, Debug)]
-pub struct KeySecret {
-    pub kid: String,
-    pub secret: SecretText,
-    pub span: Range<usize>,
 }
 
 #[derive(Clone, Debug)]
@@ -658,26 +647,32 @@ impl Validator<'_, '_> {
     // --- [keys] ---
 
     fn keys(&mut self, raw: file::KeysSection) -> Option<Keys> {
-        let mut secrets = Vec::new();
+        let mut decoded = Vec::new();
         let mut valid = true;
         for (kid, source) in &raw.secrets {
-            let kid_ok = is_kid(kid.get_ref());
-            if !kid_ok {
-                self.diag.error(
-                    kid.span(),
-                    format_args!(
-                        "keys.secrets: key id {:?} must be 1 to 64 characters of A-Z a-z 0-9 . _ -",
-                        kid.get_ref()
-                    ),
-                );
-            }
-            let secret = self.secret(&format!("keys.secrets.{}", kid.get_ref()), source);
-            match (kid_ok, secret) {
-                (true, Some(secret)) => secrets.push(KeySecret {
-                    kid: kid.get_ref().clone(),
-                    secret,
-                    span: source.span(),
-                }),
+            let kid_ok = match validate_kid(kid.get_ref()) {
+                Ok(()) => true,
+                Err(error) => {
+                    self.diag
+                        .error(kid.span(), format_args!("keys.secrets: {error}"));
+                    false
+                }
+            };
+            let field = format!("keys.secrets.{}", kid.get_ref());
+            // The text lives only for this statement: the ring keeps the decoded key, nothing keeps
+            // the text.
+            let key =
+                self.secret(&field, source)
+                    .and_then(|text| match decode_key(text.expose()) {
+                        Ok(key) => Some(key),
+                        Err(error) => {
+                            self.diag
+                                .error(source.span(), format_args!("{field}: {error}"));
+                            None
+                        }
+                    });
+            match (kid_ok, key) {
+                (true, Some(key)) => decoded.push((kid.get_ref().clone(), key)),
                 (true, None) | (false, _) => valid = false,
             }
         }
@@ -707,37 +702,16 @@ impl Validator<'_, '_> {
         if !valid {
             return None;
         }
-        let ring = self.key_ring(active, &secrets, raw.active.span())?;
+        let ring = KeyRing::new(active, decoded)
+            .map_err(|error| {
+                self.diag
+                    .error(raw.active.span(), format_args!("keys: {error}"))
+            })
+            .ok()?;
         Some(Keys {
             active: active.clone(),
-            secrets,
             ring: Arc::new(ring),
         })
-    }
-
-    /// Decodes every key (reporting each bad one at its value) and builds the ring.
-    fn key_ring(
-        &mut self,
-        active: &str,
-        secrets: &[KeySecret],
-        active_span: Range<usize>,
-    ) -> Option<KeyRing> {
-        let mut decoded = Vec::new();
-        for key in secrets {
-            match decode_key(key.secret.expose()) {
-                Ok(secret) => decoded.push((key.kid.clone(), secret)),
-                Err(error) => self.diag.error(
-                    key.span.clone(),
-                    format_args!("keys.secrets.{}: {error}", key.kid),
-                ),
-            }
-        }
-        if decoded.len() != secrets.len() {
-            return None;
-        }
-        KeyRing::new(active, decoded)
-            .map_err(|error| self.diag.error(active_span, format_args!("keys: {error}")))
-            .ok()
     }
 
     fn secret(&mut self, field: &str, source: &Spanned<file::SecretRef>) -> Option<SecretText> {
@@ -810,17 +784,7 @@ impl Validator<'_, '_> {
 
     fn link_prefix(&mut self, raw: &Spanned<String>) -> Option<String> {
         let prefix = raw.get_ref();
-        let fault = if !prefix.starts_with('/') || !prefix.ends_with('/') || prefix == "/" {
-            Some(
-                "must start and end with \"/\" and name at least one segment, like \"/s/\""
-                    .to_owned(),
-            )
-        } else {
-            prefix
-                .get(1..prefix.len() - 1)
-                .and_then(|inner| path_fault(inner, is_unreserved))
-        };
-        match fault {
+        match prefix_fault(prefix) {
             Some(fault) => {
                 self.diag
                     .error(raw.span(), format_args!("links.prefix: {prefix:?} {fault}"));
@@ -1108,14 +1072,6 @@ fn is_reserved_header(name: &HeaderName) -> bool {
             .any(|prefix| name.starts_with(prefix))
 }
 
-/// Key ids travel in the token header, so they stay plain.
-fn is_kid(kid: &str) -> bool {
-    (1..=64).contains(&kid.len())
-        && kid
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-}
-
 fn is_scope_name(name: &str) -> bool {
     (1..=32).contains(&name.len())
         && name
@@ -1134,78 +1090,91 @@ fn needs_https(cookie: &str) -> bool {
     lower.starts_with("__host-") || lower.starts_with("__secure-")
 }
 
-fn is_unreserved(c: char) -> bool {
-    c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~')
+/// What a link prefix or landing is refused for. Both are checked with the gateway's own
+/// request-target check, so a config cannot name a path every request to which would be refused.
+#[derive(Debug, PartialEq, Eq)]
+enum PathFault {
+    PrefixShape,
+    PrefixCharacter(char),
+    UnclosedPlaceholder,
+    UnknownPlaceholder(String),
+    /// What [`policy::canonicalise`] says about the path as a request would carry it.
+    Target(TargetError),
 }
 
-/// RFC 3986 `pchar` without percent-encoding: what a canonical path segment may hold as is.
-fn is_pchar(c: char) -> bool {
-    is_unreserved(c) || "!$&'()*+,;=:@".contains(c)
-}
-
-/// Why slash-separated segments are not canonical: empty, dot segments, or a character outside
-/// `allowed`. `None` when they are fine.
-fn path_fault(segments: &str, allowed: fn(char) -> bool) -> Option<String> {
-    for segment in segments.split('/') {
-        if segment.is_empty() {
-            return Some("has an empty segment (\"//\")".to_owned());
-        }
-        if segment == "." || segment == ".." {
-            return Some("has a \".\" or \"..\" segment".to_owned());
-        }
-        if let Some(c) = segment.chars().find(|c| !allowed(*c)) {
-            return Some(format!(
-                "has {c:?}, which is not a canonical path character"
-            ));
+impl fmt::Display for PathFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PathFault::PrefixShape => f.write_str(
+                "must start and end with \"/\" and name at least one segment, like \"/s/\"",
+            ),
+            PathFault::PrefixCharacter(c) => write!(
+                f,
+                "has {c:?}; a prefix takes only A-Z a-z 0-9 - . _ ~ between its slashes"
+            ),
+            PathFault::UnclosedPlaceholder => f.write_str("has a \"{\" without a closing \"}\""),
+            PathFault::UnknownPlaceholder(name) => write!(
+                f,
+                "has an unknown placeholder {{{name}}}; use {{case}} or {{share}}"
+            ),
+            PathFault::Target(error) => {
+                write!(
+                    f,
+                    "would be refused by the gateway's request check: {error}"
+                )
+            }
         }
     }
-    None
 }
 
-/// Why a landing template is unusable, or `None`. It must stay a same-origin path: a leading `//`
-/// would make the redirect leave the site.
-fn landing_fault(landing: &str) -> Option<String> {
-    let Some(rest) = landing.strip_prefix('/') else {
-        return Some("must start with \"/\"".to_owned());
+/// A stand-in token for checking a prefix: links are `{prefix}{token}`.
+const SAMPLE_TOKEN: &str = "token";
+/// Stand-ins for the placeholders of a landing, shaped like what they are filled with.
+const SAMPLE_CASE: &str = "case";
+const SAMPLE_SHARE: &str = "share0123456789abcdef";
+
+/// Why a link prefix is unusable, or `None`. A link is the prefix followed by the token, so it is
+/// checked as one.
+fn prefix_fault(prefix: &str) -> Option<PathFault> {
+    let Some(inner) = prefix
+        .strip_prefix('/')
+        .and_then(|rest| rest.strip_suffix('/'))
+        .filter(|inner| !inner.is_empty())
+    else {
+        return Some(PathFault::PrefixShape);
     };
-    let mut filled = String::with_capacity(landing.len());
-    let mut remaining = rest;
+    if let Err(error) = policy::canonicalise(format!("{prefix}{SAMPLE_TOKEN}").as_bytes()) {
+        return Some(PathFault::Target(error));
+    }
+    // The prefix is matched byte for byte, so it keeps to characters no client re-encodes.
+    inner
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '/')))
+        .map(PathFault::PrefixCharacter)
+}
+
+/// Why a landing template is unusable, or `None`. Filled in, it must be a target the gateway itself
+/// accepts, which also keeps it a same-origin path: a leading `//` is an empty segment.
+fn landing_fault(landing: &str) -> Option<PathFault> {
+    let mut filled = String::with_capacity(landing.len() + SAMPLE_SHARE.len());
+    let mut remaining = landing;
     while let Some(open) = remaining.find('{') {
         let (before, from_brace) = remaining.split_at(open);
         filled.push_str(before);
         let Some(close) = from_brace.find('}') else {
-            return Some("has a \"{\" without a closing \"}\"".to_owned());
+            return Some(PathFault::UnclosedPlaceholder);
         };
-        let placeholder = from_brace.get(1..close).unwrap_or("");
-        if placeholder != "case" && placeholder != "share" {
-            return Some(format!(
-                "has an unknown placeholder {{{placeholder}}}; use {{case}} or {{share}}"
-            ));
+        match from_brace.get(1..close).unwrap_or("") {
+            "case" => filled.push_str(SAMPLE_CASE),
+            "share" => filled.push_str(SAMPLE_SHARE),
+            unknown => return Some(PathFault::UnknownPlaceholder(unknown.to_owned())),
         }
-        filled.push('x');
         remaining = from_brace.get(close + 1..).unwrap_or("");
     }
     filled.push_str(remaining);
-    let (path, query) = match filled.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
-        None => (filled.as_str(), None),
-    };
-    // One trailing slash is a directory-style landing, not an empty segment.
-    let path = path.strip_suffix('/').unwrap_or(path);
-    if let Some(fault) = Some(path)
-        .filter(|path| !path.is_empty())
-        .and_then(|path| path_fault(path, is_pchar))
-    {
-        return Some(fault);
-    }
-    match query {
-        Some("") => Some("has an empty query after \"?\"".to_owned()),
-        Some(query) => query
-            .chars()
-            .find(|c| !is_pchar(*c) && *c != '/' && *c != '?')
-            .map(|c| format!("has {c:?} in its query, which is not a canonical query character")),
-        None => None,
-    }
+    policy::canonicalise(filled.as_bytes())
+        .err()
+        .map(PathFault::Target)
 }
 
 /// Whether following `extends` from `from` ever arrives at `target`.
@@ -1252,7 +1221,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn landing_templates_stay_same_origin_paths() {
+    fn landing_templates_are_targets_the_gateway_accepts() {
+        use TargetError as T;
         let cases = [
             ("a path with the case is fine", "/cases/{case}", None),
             (
@@ -1266,50 +1236,132 @@ mod tests {
                 None,
             ),
             ("the root is fine", "/", None),
-            ("a trailing slash is fine", "/cases/{case}/", None),
+            (
+                "a trailing slash is refused as the gateway refuses it",
+                "/cases/{case}/",
+                Some(PathFault::Target(T::TrailingSlash)),
+            ),
+            (
+                "a path parameter is refused as the gateway refuses it",
+                "/cases;jsessionid=1/{case}",
+                Some(PathFault::Target(T::PathParameter)),
+            ),
+            (
+                "a semicolon in the query is refused as the gateway refuses it",
+                "/case.php?id={case};view=1",
+                Some(PathFault::Target(T::DisallowedCharacter { byte: b';' })),
+            ),
+            (
+                "a segment ending in a dot is refused",
+                "/cases./{case}",
+                Some(PathFault::Target(T::TrailingDotOrSpace)),
+            ),
             (
                 "an empty query is refused",
                 "/cases/{case}?",
-                Some("empty query"),
+                Some(PathFault::Target(T::EmptyQuery)),
             ),
             (
                 "a relative path is refused",
                 "cases/{case}",
-                Some("must start with"),
+                Some(PathFault::Target(T::NotOriginForm)),
             ),
             (
                 "a protocol-relative path is refused",
                 "//evil.example/{case}",
-                Some("empty segment"),
+                Some(PathFault::Target(T::EmptySegment)),
             ),
             (
                 "dot segments are refused",
                 "/cases/../admin",
-                Some("\"..\""),
+                Some(PathFault::Target(T::DotSegment)),
             ),
             (
                 "an unknown placeholder is refused",
                 "/cases/{id}",
-                Some("unknown placeholder {id}"),
+                Some(PathFault::UnknownPlaceholder("id".to_owned())),
             ),
             (
                 "an unclosed placeholder is refused",
                 "/cases/{case",
-                Some("without a closing"),
+                Some(PathFault::UnclosedPlaceholder),
             ),
-            ("a fragment is refused", "/cases/{case}#top", Some("'#'")),
-            ("percent-encoding is refused", "/cases/%2e%2e", Some("'%'")),
-            ("a backslash is refused", "/cases\\{case}", Some("'\\\\'")),
+            (
+                "a fragment is refused",
+                "/cases/{case}#top",
+                Some(PathFault::Target(T::Fragment)),
+            ),
+            (
+                "encoded dots are refused",
+                "/cases/%2E%2E",
+                Some(PathFault::Target(T::EncodedUnreserved)),
+            ),
+            (
+                "a backslash is refused",
+                "/cases\\{case}",
+                Some(PathFault::Target(T::Backslash)),
+            ),
         ];
         for (name, landing, expected) in cases {
-            let fault = landing_fault(landing);
-            match expected {
-                None => assert_eq!(fault, None, "{name}"),
-                Some(fragment) => {
-                    let fault = fault.unwrap_or_default();
-                    assert!(fault.contains(fragment), "{name}: {fault}");
-                }
-            }
+            assert_eq!(landing_fault(landing), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn link_prefixes_are_reachable_by_the_links_they_start() {
+        use TargetError as T;
+        let cases = [
+            ("a one-segment prefix is fine", "/s/", None),
+            ("a nested prefix is fine", "/share/v1/", None),
+            ("unreserved characters are fine", "/a-b.c_d~e/", None),
+            (
+                "the root alone is refused",
+                "/",
+                Some(PathFault::PrefixShape),
+            ),
+            (
+                "a missing trailing slash is refused",
+                "/s",
+                Some(PathFault::PrefixShape),
+            ),
+            (
+                "a missing leading slash is refused",
+                "s/",
+                Some(PathFault::PrefixShape),
+            ),
+            (
+                "a segment ending in a dot is refused as the gateway refuses it",
+                "/s./",
+                Some(PathFault::Target(T::TrailingDotOrSpace)),
+            ),
+            (
+                "an empty segment is refused",
+                "/s//",
+                Some(PathFault::Target(T::EmptySegment)),
+            ),
+            (
+                "a dot segment is refused",
+                "/s/../",
+                Some(PathFault::Target(T::DotSegment)),
+            ),
+            (
+                "a path parameter is refused",
+                "/s;x/",
+                Some(PathFault::Target(T::PathParameter)),
+            ),
+            (
+                "a character the gateway accepts but a client may re-encode is refused",
+                "/s@x/",
+                Some(PathFault::PrefixCharacter('@')),
+            ),
+            (
+                "a percent escape is refused",
+                "/%41/",
+                Some(PathFault::Target(T::EncodedUnreserved)),
+            ),
+        ];
+        for (name, prefix, expected) in cases {
+            assert_eq!(prefix_fault(prefix), expected, "{name}");
         }
     }
 

@@ -25,6 +25,17 @@ impl SecretText {
     }
 }
 
+/// Best effort without a zeroize dependency, as for the decoded keys: the text is overwritten
+/// when dropped, so it does not linger in freed memory. `black_box` keeps the writes from being
+/// optimised away as dead stores.
+impl Drop for SecretText {
+    fn drop(&mut self) {
+        let mut bytes = std::mem::take(&mut self.0).into_bytes();
+        bytes.iter_mut().for_each(|b| *b = 0);
+        std::hint::black_box(&mut bytes);
+    }
+}
+
 impl fmt::Debug for SecretText {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("***")
