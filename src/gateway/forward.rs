@@ -5,18 +5,18 @@ use std::time::Duration;
 
 use http::header;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty, LengthLimitError, Limited};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use tracing::debug;
 
 use super::Gateway;
 use super::error::GatewayError;
 use super::framing::is_bodiless;
-use crate::proxy::Body;
 use crate::proxy::client::ForwardError;
 use crate::proxy::request::{rewrite_guest_request, rewrite_passthrough_request};
 use crate::proxy::response::{sanitise_guest_response, sanitise_passthrough_response};
 use crate::proxy::upgrade::{Tunnel, restore_websocket_headers, splice};
+use crate::proxy::{Body, empty_body};
 use crate::server::ConnectionInfo;
 use crate::share::Guest;
 
@@ -48,7 +48,7 @@ impl Gateway {
             // Undeclared body bytes on a GET or HEAD (possible on HTTP/2) never reach the upstream:
             // its pooled HTTP/1.1 connection could read them as another request.
             parts.headers.remove(header::CONTENT_LENGTH);
-            Empty::new().map_err(|never| match never {}).boxed()
+            empty_body()
         } else {
             body.map_err(Into::into).boxed()
         };

@@ -3,11 +3,10 @@
 
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
-use http_body_util::{BodyExt, Empty};
 
 use super::Gateway;
 use super::error::GatewayError;
-use crate::proxy::Body;
+use crate::proxy::{Body, empty_body};
 use crate::share::token::{self, LinkRules};
 use crate::share::{Guest, cookie};
 
@@ -50,7 +49,7 @@ impl Gateway {
                 header::REFERRER_POLICY,
                 HeaderValue::from_static("no-referrer"),
             )
-            .body(Empty::new().map_err(|never| match never {}).boxed())
+            .body(empty_body())
             .map_err(GatewayError::Internal)?;
         Ok(response)
     }

@@ -10,6 +10,7 @@ pub mod upstream;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty};
 
 /// The error type carried by bodies that flow through the gateway.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -17,3 +18,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The body type of every request and response the gateway hands to hyper: streamed bodies from
 /// either peer and small fixed pages share one type.
 pub type Body = BoxBody<Bytes, BoxError>;
+
+/// A body with nothing in it, for redirects, refusals without a page, and bodiless forwards.
+pub fn empty_body() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed()
+}

@@ -2,10 +2,8 @@
 //! than 8 KiB, so a smaller configured limit would never fire there; it is checked here instead,
 //! before the gateway sees the request.
 
+use crate::proxy::{Body, empty_body};
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Empty};
-
-use crate::proxy::Body;
 
 /// The size of the head as HTTP/1.1 puts it on the wire: `METHOD target HTTP/1.1\r\n`, then
 /// `name: value\r\n` per field, then the empty line.
@@ -31,7 +29,7 @@ pub fn wire_len<B>(request: &Request<B>) -> usize {
 
 /// The answer hyper itself gives a head over its buffer: 431 with no body.
 pub fn too_large() -> Response<Body> {
-    let mut response = Response::new(Empty::new().map_err(|never| match never {}).boxed());
+    let mut response = Response::new(empty_body());
     *response.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;
     response
 }
