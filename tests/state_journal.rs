@@ -710,3 +710,92 @@ async fn a_snapshot_cut_short_refuses_to_start() {
         .expect("refused");
     assert!(error.to_string().contains("end record"), "{error}");
 }
+
+// === property: replay reproduces the live view ===
+
+#[derive(Clone, Debug)]
+enum Op {
+    Create { id: u8, case: u8 },
+    RevokeShare { id: u8 },
+    RevokeCase { case: u8 },
+    Open { id: u8, case: u8 },
+    Activity { id: u8 },
+    Flush,
+    Compact,
+    Reopen,
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        3 => (0u8..6, 0u8..3).prop_map(|(id, case)| Op::Create { id, case }),
+        2 => (0u8..8).prop_map(|id| Op::RevokeShare { id }),
+        1 => (0u8..3).prop_map(|case| Op::RevokeCase { case }),
+        3 => (0u8..8, 0u8..3).prop_map(|(id, case)| Op::Open { id, case }),
+        2 => (0u8..8).prop_map(|id| Op::Activity { id }),
+        1 => Just(Op::Flush),
+        1 => Just(Op::Compact),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+async fn run_ops(
+    dir: &Path,
+    ops: &[Op],
+) -> (
+    Vec<casegate::state::ShareView>,
+    Vec<casegate::state::ShareView>,
+) {
+    let mut store = open(dir);
+    let mut now = NOW;
+    for op in ops {
+        now += 1;
+        match *op {
+            Op::Create { id, case } => {
+                store
+                    .create(new_share(&format!("share-{id}"), &format!("C-{case}"), now))
+                    .await
+                    .unwrap();
+            }
+            Op::RevokeShare { id } => {
+                store
+                    .revoke_share(&format!("share-{id}"), now)
+                    .await
+                    .unwrap();
+            }
+            Op::RevokeCase { case } => {
+                store.revoke_case(&format!("C-{case}"), now).await.unwrap();
+            }
+            Op::Open { id, case } => {
+                let (id, case) = (format!("share-{id}"), format!("C-{case}"));
+                store.record_open(&seen(&id, &case, now - 5), now);
+            }
+            Op::Activity { id } => store.record_activity(&format!("share-{id}"), now),
+            Op::Flush => store.flush().await.unwrap(),
+            Op::Compact => {
+                store.compact(now).await.unwrap();
+            }
+            Op::Reopen => {
+                store.flush().await.unwrap();
+                drop(store);
+                store = open(dir);
+            }
+        }
+    }
+    store.flush().await.unwrap();
+    let live = store.list(None, None, now);
+    drop(store);
+    let replayed = open(dir).list(None, None, now);
+    (live, replayed)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+    #[test]
+    fn any_sequence_of_operations_replays_to_the_same_view(ops in proptest::collection::vec(op(), 1..40)) {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (live, replayed) = runtime.block_on(run_ops(dir.path(), &ops));
+        proptest::prop_assert_eq!(live, replayed);
+    }
+}
