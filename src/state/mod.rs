@@ -17,6 +17,7 @@ mod describe;
 mod error;
 mod frame;
 mod journal;
+mod key;
 mod layout;
 mod maintenance;
 mod record;

@@ -95,6 +95,18 @@ impl ShareState {
         }
     }
 
+    /// One more use (a link exchanged) at `now`.
+    pub(crate) fn count_use(&mut self, now: i64) {
+        self.uses = self.uses.saturating_add(1);
+        self.first_used_at = Some(self.first_used_at.map_or(now, |first| first.min(now)));
+        self.touch(now);
+    }
+
+    /// Activity at `now`: only the last use moves.
+    pub(crate) fn touch(&mut self, now: i64) {
+        self.last_used_at = Some(self.last_used_at.map_or(now, |last| last.max(now)));
+    }
+
     pub(crate) fn has_claims(&self) -> bool {
         self.case.is_some()
     }

@@ -12,34 +12,34 @@ pub(crate) struct PendingUses {
 }
 
 impl PendingUses {
-    /// A link was exchanged: one more use, with the claims it carried.
+    /// A link was exchanged: one more use, with the claims it carried. Allocates only for the
+    /// first use of a share in a flush interval.
     pub(crate) fn open(&self, share: &SeenShare<'_>, now: i64) {
-        let mut used = ShareState::seen(share);
-        used.uses = 1;
-        used.first_used_at = Some(now);
-        used.last_used_at = Some(now);
-        match self.pending.get_mut(share.id) {
-            Some(mut pending) => pending.merge(used),
-            None => self
-                .pending
-                .entry(share.id.into())
-                .or_insert_with(ShareState::unknown)
-                .merge(used),
+        if let Some(mut pending) = self.pending.get_mut(share.id) {
+            pending.count_use(now);
+            if !pending.has_claims() {
+                pending.merge(ShareState::seen(share));
+            }
+            return;
         }
+        let mut used = ShareState::seen(share);
+        used.count_use(now);
+        self.pending
+            .entry(share.id.into())
+            .or_insert_with(ShareState::unknown)
+            .merge(used);
     }
 
     /// A guest request under a cookie of this share: only the last use moves.
     pub(crate) fn activity(&self, share_id: &str, now: i64) {
-        let mut touched = ShareState::unknown();
-        touched.last_used_at = Some(now);
-        match self.pending.get_mut(share_id) {
-            Some(mut pending) => pending.merge(touched),
-            None => self
-                .pending
-                .entry(share_id.into())
-                .or_insert_with(ShareState::unknown)
-                .merge(touched),
+        if let Some(mut pending) = self.pending.get_mut(share_id) {
+            pending.touch(now);
+            return;
         }
+        self.pending
+            .entry(share_id.into())
+            .or_insert_with(ShareState::unknown)
+            .touch(now);
     }
 
     pub(crate) fn get(&self, share_id: &str) -> Option<ShareState> {

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use dashmap::DashMap;
 
 use super::Revocation;
+use super::key::{IdKey, KeyHasher};
 use super::record::{Record, ShareState};
 
 /// Shares, revoked ids and case cut-offs. Revoked ids live apart from share records because most
@@ -13,8 +14,8 @@ use super::record::{Record, ShareState};
 #[derive(Default)]
 pub(crate) struct View {
     shares: DashMap<Box<str>, ShareState>,
-    revoked: DashMap<Box<str>, i64>,
-    cases: DashMap<Box<str>, i64>,
+    revoked: DashMap<IdKey, i64, KeyHasher>,
+    cases: DashMap<IdKey, i64, KeyHasher>,
     /// How many cases carry a not_before, so the hot path skips the case map while there are none.
     case_count: AtomicUsize,
 }
@@ -35,14 +36,14 @@ impl View {
             },
             Record::RevokedShare { id, at } => {
                 self.revoked
-                    .entry(id)
+                    .entry(IdKey::new(&id))
                     .and_modify(|first| *first = (*first).min(at))
                     .or_insert(at);
             }
             Record::RevokedCase { case, not_before } => {
                 let mut fresh = false;
                 self.cases
-                    .entry(case)
+                    .entry(IdKey::new(&case))
                     .and_modify(|current| *current = (*current).max(not_before))
                     .or_insert_with(|| {
                         fresh = true;
@@ -64,25 +65,27 @@ impl View {
         case: &str,
         issued_at: i64,
     ) -> Option<Revocation> {
-        if let Some(at) = self.revoked.get(share_id) {
+        if let Some(at) = self.revoked.get(share_id.as_bytes()) {
             return Some(Revocation::Share { at: *at });
         }
         if self.case_count.load(Ordering::Acquire) == 0 {
             return None;
         }
-        let not_before = *self.cases.get(case)?;
+        let not_before = *self.cases.get(case.as_bytes())?;
         (issued_at <= not_before).then_some(Revocation::Case { not_before })
     }
 
     pub(crate) fn revoked_at(&self, share_id: &str) -> Option<i64> {
-        self.revoked.get(share_id).map(|at| *at)
+        self.revoked.get(share_id.as_bytes()).map(|at| *at)
     }
 
     pub(crate) fn case_not_before(&self, case: &str) -> Option<i64> {
         if self.case_count.load(Ordering::Acquire) == 0 {
             return None;
         }
-        self.cases.get(case).map(|not_before| *not_before)
+        self.cases
+            .get(case.as_bytes())
+            .map(|not_before| *not_before)
     }
 
     pub(crate) fn share(&self, id: &str) -> Option<ShareState> {
@@ -103,14 +106,14 @@ impl View {
     /// Calls `each` with every id revoked by id.
     pub(crate) fn for_each_revoked(&self, mut each: impl FnMut(&str, i64)) {
         for entry in &self.revoked {
-            each(entry.key(), *entry.value());
+            each(&entry.key().text(), *entry.value());
         }
     }
 
     /// Calls `each` with every case cut-off.
     pub(crate) fn for_each_case(&self, mut each: impl FnMut(&str, i64)) {
         for entry in &self.cases {
-            each(entry.key(), *entry.value());
+            each(&entry.key().text(), *entry.value());
         }
     }
 
@@ -141,14 +144,16 @@ impl View {
 
     /// Drops what compaction left out of the snapshot, keeping memory bounded by what matters.
     pub(crate) fn forget_outlived(&self, now: i64, retention: i64) {
-        let outlived: Vec<Box<str>> = self
+        let outlived: Vec<IdKey> = self
             .revoked
             .iter()
-            .filter(|entry| self.revocation_outlived(entry.key(), *entry.value(), now, retention))
+            .filter(|entry| {
+                self.revocation_outlived(&entry.key().text(), *entry.value(), now, retention)
+            })
             .map(|entry| entry.key().clone())
             .collect();
         for id in outlived {
-            self.revoked.remove(&id);
+            self.revoked.remove(id.as_bytes());
         }
         let before = self.cases.len();
         self.cases
