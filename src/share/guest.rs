@@ -40,7 +40,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_link_admits_an_unverified_guest_for_its_case_until_it_expires_remembering_its_issue_time() {
+    fn a_link_admits_an_unverified_guest_for_its_case_remembering_when_it_was_issued() {
         let claims = LinkClaims {
             share_id: "AAAAAAAAAAAAAAAAAAAAAA".into(),
             case: "C-1".into(),
