@@ -47,7 +47,8 @@ pub enum StartError {
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StartError::State(error) => write!(f, "state: {error}"),
+            // The store's own message already says "state:" and names the file.
+            StartError::State(error) => write!(f, "{error}"),
             StartError::StateTask(error) => write!(f, "state: opening the store failed: {error}"),
             StartError::Build(error) => write!(f, "{error}"),
             StartError::Tls(error) => write!(f, "TLS: {error}"),

@@ -332,3 +332,24 @@ async fn with_sharing_switched_off_links_and_cookies_get_the_sharing_disabled_pa
     );
     assert!(gw.upstream.take().is_empty(), "the upstream was reached");
 }
+
+#[tokio::test]
+async fn a_second_gateway_cannot_use_the_same_state_directory() {
+    let gw = TestGateway::start().await;
+    let text = common::config_text(&gw.upstream.url(), "", "");
+    let mut config =
+        casegate::config::parse(std::path::Path::new("test.toml"), &text, &|_| None).unwrap();
+    config.state.path = gw.state_dir().to_path_buf();
+    let error = match casegate::start(&config).await {
+        Ok(_) => panic!("two gateways shared one state directory"),
+        Err(error) => error,
+    };
+    assert!(matches!(error, casegate::StartError::State(_)), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.contains(&gw.state_dir().display().to_string()) && message.contains("locked"),
+        "{message}"
+    );
+    // The running gateway is unaffected.
+    assert_eq!(gw.get(&gw.link_path("42", "view"), &[]).await.status, 303);
+}
