@@ -1,6 +1,7 @@
 //! The request path, top to bottom:
-//! `canonicalise(target)` -> `authenticate` (link or cookie -> `Guest`) -> `authorise(guest, method,
-//! target)` -> `rewrite_request` -> `forward` -> `sanitise_response`.
+//! `canonicalise(target)` -> the sharing switch -> `authenticate` (link or cookie -> `Guest`, then
+//! the store: revoked?) -> `authorise(guest, method, target)` -> `rewrite_request` -> `forward` ->
+//! `sanitise_response`.
 //!
 //! [`Gateway`] is one immutable snapshot of everything the path needs, built from a validated config.
 //! `handle` never fails: it turns any [`GatewayError`] into the recipient's page and logs it once.
