@@ -93,6 +93,7 @@ impl Gateway {
                 .filter(|scope| scope.pin_language)
                 .map(|scope| scope.name.clone())
                 .collect::<HashSet<String>>(),
+            sharing_enabled: links.enabled,
         })
     }
 }

@@ -59,9 +59,17 @@ pub struct Gateway {
     tunnel_idle_timeout: std::time::Duration,
     /// Scopes whose `pin_language` is on: the share's lang is sent upstream as Accept-Language.
     language_pinned_scopes: HashSet<String>,
+    /// `[links] enabled`: the organisation's switch for external sharing.
+    sharing_enabled: bool,
 }
 
 impl Gateway {
+    /// Whether the organisation allows external sharing (`[links] enabled`). When it does not,
+    /// every link and guest session is refused, and the admin API creates no shares.
+    pub fn sharing_enabled(&self) -> bool {
+        self.sharing_enabled
+    }
+
     /// Serves one request. Never fails: errors become pages (HTML or JSON, as the client prefers).
     pub async fn handle(
         &self,
