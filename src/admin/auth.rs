@@ -127,7 +127,11 @@ mod tests {
     fn each_token_authenticates_its_own_client() {
         let clients = clients();
         let cases = [
-            ("the first client", format!("Bearer {APP_TOKEN}"), "case-app"),
+            (
+                "the first client",
+                format!("Bearer {APP_TOKEN}"),
+                "case-app",
+            ),
             ("the second client", format!("Bearer {OPS_TOKEN}"), "ops"),
             (
                 "the scheme in any case",

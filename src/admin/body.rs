@@ -101,12 +101,20 @@ mod tests {
     async fn media_types_other_than_json_are_refused() {
         let cases: &[(&str, Option<&str>, bool)] = &[
             ("json", Some("application/json"), true),
-            ("json with a charset", Some("application/json; charset=utf-8"), true),
+            (
+                "json with a charset",
+                Some("application/json; charset=utf-8"),
+                true,
+            ),
             ("json in capitals", Some("Application/JSON"), true),
             ("no content type", None, false),
             ("a form", Some("application/x-www-form-urlencoded"), false),
             ("text", Some("text/plain"), false),
-            ("a json suffix type", Some("application/problem+json"), false),
+            (
+                "a json suffix type",
+                Some("application/problem+json"),
+                false,
+            ),
         ];
         for (name, content_type, accepted) in cases {
             let mut headers = HeaderMap::new();

@@ -197,7 +197,10 @@ mod tests {
 
     #[test]
     fn malformed_bodies_are_refused_with_a_stable_code() {
-        let long_note = format!(r#"{{"case":"42","scope":"view","note":"{}"}}"#, "é".repeat(501));
+        let long_note = format!(
+            r#"{{"case":"42","scope":"view","note":"{}"}}"#,
+            "é".repeat(501)
+        );
         let long_author = format!(
             r#"{{"case":"42","scope":"view","created_by":"{}"}}"#,
             "a".repeat(201)
@@ -207,22 +210,66 @@ mod tests {
             ("empty body", "", "bad_json"),
             ("syntax error", r#"{"case":"42","#, "bad_json"),
             ("an array", r#"[{"case":"42"}]"#, "bad_json"),
-            ("trailing data", r#"{"case":"42","scope":"view"} {}"#, "bad_json"),
-            ("a duplicate field", r#"{"case":"42","case":"43","scope":"view"}"#, "bad_json"),
-            ("case as a number", r#"{"case":42,"scope":"view"}"#, "bad_json"),
+            (
+                "trailing data",
+                r#"{"case":"42","scope":"view"} {}"#,
+                "bad_json",
+            ),
+            (
+                "a duplicate field",
+                r#"{"case":"42","case":"43","scope":"view"}"#,
+                "bad_json",
+            ),
+            (
+                "case as a number",
+                r#"{"case":42,"scope":"view"}"#,
+                "bad_json",
+            ),
             ("scope as null", r#"{"case":"42","scope":null}"#, "bad_json"),
-            ("ttl as a float", r#"{"case":"42","scope":"view","ttl":1.5}"#, "bad_json"),
-            ("ttl as a bool", r#"{"case":"42","scope":"view","ttl":true}"#, "bad_json"),
-            ("an unknown field", r#"{"case":"42","scope":"view","nbf":1}"#, "unknown_field"),
+            (
+                "ttl as a float",
+                r#"{"case":"42","scope":"view","ttl":1.5}"#,
+                "bad_json",
+            ),
+            (
+                "ttl as a bool",
+                r#"{"case":"42","scope":"view","ttl":true}"#,
+                "bad_json",
+            ),
+            (
+                "an unknown field",
+                r#"{"case":"42","scope":"view","nbf":1}"#,
+                "unknown_field",
+            ),
             ("an unknown field alone", &long_name, "unknown_field"),
             ("no case", r#"{"scope":"view"}"#, "missing_field"),
             ("no scope", r#"{"case":"42"}"#, "missing_field"),
-            ("a ttl without unit", r#"{"case":"42","scope":"view","ttl":"30"}"#, "invalid_ttl"),
-            ("a ttl in words", r#"{"case":"42","scope":"view","ttl":"a day"}"#, "invalid_ttl"),
-            ("a negative ttl", r#"{"case":"42","scope":"view","ttl":-5}"#, "invalid_ttl"),
-            ("a sub-second ttl", r#"{"case":"42","scope":"view","ttl":"1500ms"}"#, "invalid_ttl"),
+            (
+                "a ttl without unit",
+                r#"{"case":"42","scope":"view","ttl":"30"}"#,
+                "invalid_ttl",
+            ),
+            (
+                "a ttl in words",
+                r#"{"case":"42","scope":"view","ttl":"a day"}"#,
+                "invalid_ttl",
+            ),
+            (
+                "a negative ttl",
+                r#"{"case":"42","scope":"view","ttl":-5}"#,
+                "invalid_ttl",
+            ),
+            (
+                "a sub-second ttl",
+                r#"{"case":"42","scope":"view","ttl":"1500ms"}"#,
+                "invalid_ttl",
+            ),
             ("a note over 500 characters", &long_note, "field_too_long"),
-            ("created_by over 200 characters", &long_author, "field_too_long"),
+            (
+                "created_by over 200 characters",
+                &long_author,
+                "field_too_long",
+            ),
         ];
         for (name, body, code) in cases {
             match CreateShare::parse(body.as_bytes()) {
@@ -245,7 +292,10 @@ mod tests {
 
     #[test]
     fn exactly_500_characters_of_note_are_accepted() {
-        let body = format!(r#"{{"case":"42","scope":"view","note":"{}"}}"#, "é".repeat(500));
+        let body = format!(
+            r#"{{"case":"42","scope":"view","note":"{}"}}"#,
+            "é".repeat(500)
+        );
         let parsed = CreateShare::parse(body.as_bytes()).expect("accepted");
         assert_eq!(parsed.note.map(|note| note.chars().count()), Some(500));
     }

@@ -95,9 +95,7 @@ impl ApiError {
             ApiError::Unauthorized => (S::UNAUTHORIZED, "unauthorized"),
             ApiError::NotFound => (S::NOT_FOUND, "not_found"),
             ApiError::MethodNotAllowed { .. } => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
-            ApiError::UnsupportedMediaType => {
-                (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
-            }
+            ApiError::UnsupportedMediaType => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             ApiError::BodyTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "body_too_large"),
             ApiError::BodyTimeout => (S::REQUEST_TIMEOUT, "body_timeout"),
             ApiError::BodyRead(_) => (S::BAD_REQUEST, "bad_body"),
@@ -148,7 +146,10 @@ impl fmt::Display for ApiError {
                 f.write_str("the body must be sent as Content-Type: application/json")
             }
             ApiError::BodyTooLarge { limit } => {
-                write!(f, "the body is larger than admin.max_body_bytes ({limit} bytes)")
+                write!(
+                    f,
+                    "the body is larger than admin.max_body_bytes ({limit} bytes)"
+                )
             }
             ApiError::BodyTimeout => f.write_str("the body did not arrive in time"),
             ApiError::BodyRead(error) => write!(f, "the body could not be read: {error}"),

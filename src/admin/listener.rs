@@ -31,11 +31,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Serves the admin API on `listener` until `shutdown` turns true, then lets requests in flight
 /// finish (up to [`SHUTDOWN_GRACE`]).
-pub async fn serve(
-    listener: TcpListener,
-    api: Arc<AdminApi>,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn serve(listener: TcpListener, api: Arc<AdminApi>, mut shutdown: watch::Receiver<bool>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
     loop {

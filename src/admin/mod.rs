@@ -102,9 +102,7 @@ impl AdminApi {
         }
         match route {
             Route::ListShares => self.list_shares(client, query),
-            Route::CreateShare => {
-                self.create_share(client, &parts.headers, body).await
-            }
+            Route::CreateShare => self.create_share(client, &parts.headers, body).await,
             Route::GetShare { id } => self.get_share(client, id),
             Route::RevokeShare { id } => self.revoke_share(client, id).await,
             Route::RevokeCase { case } => self.revoke_case(client, case).await,

@@ -84,7 +84,11 @@ mod tests {
             ),
         ];
         for (name, query, want) in cases {
-            assert_eq!(ListFilter::parse(*query).ok().as_ref(), Some(want), "{name}");
+            assert_eq!(
+                ListFilter::parse(*query).ok().as_ref(),
+                Some(want),
+                "{name}"
+            );
         }
     }
 

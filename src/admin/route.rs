@@ -39,7 +39,11 @@ impl<'a> Route<'a> {
                 let route = match *method {
                     Method::GET => Route::GetShare { id },
                     Method::DELETE => Route::RevokeShare { id },
-                    _ => return Err(ApiError::MethodNotAllowed { allow: "GET, DELETE" }),
+                    _ => {
+                        return Err(ApiError::MethodNotAllowed {
+                            allow: "GET, DELETE",
+                        });
+                    }
                 };
                 if !is_share_id(id) {
                     return Err(ApiError::InvalidShareId);
@@ -53,7 +57,6 @@ impl<'a> Route<'a> {
             _ => Err(ApiError::NotFound),
         }
     }
-
 }
 
 #[cfg(test)]
@@ -87,7 +90,11 @@ mod tests {
             ),
         ];
         for (name, method, path, want) in cases {
-            assert_eq!(Route::parse(method, path).ok().as_ref(), Some(want), "{name}");
+            assert_eq!(
+                Route::parse(method, path).ok().as_ref(),
+                Some(want),
+                "{name}"
+            );
         }
     }
 
@@ -100,17 +107,67 @@ mod tests {
             ("another version", Method::GET, "/v2/shares", "not_found"),
             ("a trailing slash", Method::GET, "/v1/shares/", "not_found"),
             ("a double slash", Method::GET, "/v1//shares", "not_found"),
-            ("too deep", Method::GET, "/v1/shares/AbCdEfGhIjKlMnOp/x", "not_found"),
-            ("a case without action", Method::POST, "/v1/cases/42", "not_found"),
-            ("an empty case", Method::POST, "/v1/cases//revoke", "not_found"),
-            ("put on the collection", Method::PUT, "/v1/shares", "method_not_allowed"),
-            ("delete on the collection", Method::DELETE, "/v1/shares", "method_not_allowed"),
-            ("post on a share", Method::POST, "/v1/shares/AbCdEfGhIjKlMnOp", "method_not_allowed"),
-            ("get on a case revoke", Method::GET, "/v1/cases/42/revoke", "method_not_allowed"),
-            ("a short share id", Method::GET, "/v1/shares/short", "invalid_share_id"),
+            (
+                "too deep",
+                Method::GET,
+                "/v1/shares/AbCdEfGhIjKlMnOp/x",
+                "not_found",
+            ),
+            (
+                "a case without action",
+                Method::POST,
+                "/v1/cases/42",
+                "not_found",
+            ),
+            (
+                "an empty case",
+                Method::POST,
+                "/v1/cases//revoke",
+                "not_found",
+            ),
+            (
+                "put on the collection",
+                Method::PUT,
+                "/v1/shares",
+                "method_not_allowed",
+            ),
+            (
+                "delete on the collection",
+                Method::DELETE,
+                "/v1/shares",
+                "method_not_allowed",
+            ),
+            (
+                "post on a share",
+                Method::POST,
+                "/v1/shares/AbCdEfGhIjKlMnOp",
+                "method_not_allowed",
+            ),
+            (
+                "get on a case revoke",
+                Method::GET,
+                "/v1/cases/42/revoke",
+                "method_not_allowed",
+            ),
+            (
+                "a short share id",
+                Method::GET,
+                "/v1/shares/short",
+                "invalid_share_id",
+            ),
             ("a long share id", Method::GET, &long_id, "invalid_share_id"),
-            ("an encoded share id", Method::DELETE, "/v1/shares/AbCdEfGhIjKlMnOp%2E", "invalid_share_id"),
-            ("a dotted share id", Method::GET, "/v1/shares/AbCdEfGhIjKl.MnOp", "invalid_share_id"),
+            (
+                "an encoded share id",
+                Method::DELETE,
+                "/v1/shares/AbCdEfGhIjKlMnOp%2E",
+                "invalid_share_id",
+            ),
+            (
+                "a dotted share id",
+                Method::GET,
+                "/v1/shares/AbCdEfGhIjKl.MnOp",
+                "invalid_share_id",
+            ),
         ];
         for (name, method, path, code) in cases {
             match Route::parse(method, path) {
@@ -122,7 +179,8 @@ mod tests {
 
     #[test]
     fn a_wrong_method_names_the_allowed_ones() {
-        let Err(ApiError::MethodNotAllowed { allow }) = Route::parse(&Method::PATCH, "/v1/shares/AbCdEfGhIjKlMnOp")
+        let Err(ApiError::MethodNotAllowed { allow }) =
+            Route::parse(&Method::PATCH, "/v1/shares/AbCdEfGhIjKlMnOp")
         else {
             panic!("not a 405");
         };

@@ -8,13 +8,13 @@ use http::{HeaderMap, Response, StatusCode};
 use serde::Serialize;
 use tracing::info;
 
+use super::AdminApi;
 use super::auth::Client;
 use super::body;
 use super::create_request::CreateShare;
 use super::error::ApiError;
 use super::query::ListFilter;
 use super::respond::{self, ApiBody};
-use super::AdminApi;
 use crate::clock::unix_now;
 use crate::gateway::{MintError, ShareRequest};
 use crate::state::{NewShare, RevokeOutcome, ShareStatus, ShareView};
@@ -128,7 +128,10 @@ impl AdminApi {
         query: Option<&str>,
     ) -> Result<Response<ApiBody>, ApiError> {
         let filter = ListFilter::parse(query)?;
-        if filter.case.is_some_and(|case| !self.gateway.is_valid_case(case)) {
+        if filter
+            .case
+            .is_some_and(|case| !self.gateway.is_valid_case(case))
+        {
             return Err(ApiError::InvalidCase);
         }
         let shares = self.store.list(filter.case, filter.status, unix_now());
@@ -140,7 +143,10 @@ impl AdminApi {
             count = shares.len(),
             "shares listed"
         );
-        Ok(respond::json(StatusCode::OK, &ShareList { shares: &shares }))
+        Ok(respond::json(
+            StatusCode::OK,
+            &ShareList { shares: &shares },
+        ))
     }
 
     /// `GET /v1/shares/{id}`.
@@ -153,7 +159,12 @@ impl AdminApi {
             .store
             .share(id, unix_now())
             .ok_or(ApiError::ShareNotFound)?;
-        info!(client = client.name(), action = "get_share", share = id, "share shown");
+        info!(
+            client = client.name(),
+            action = "get_share",
+            share = id,
+            "share shown"
+        );
         Ok(respond::json(StatusCode::OK, &share))
     }
 
