@@ -64,23 +64,13 @@ impl fmt::Display for MintError {
 impl std::error::Error for MintError {}
 
 impl Gateway {
-    /// Whether `scope` names a configured scope.
-    pub fn scope_exists(&self, scope: &str) -> bool {
-        self.policy.scope_exists(scope)
-    }
-
-    /// Whether `case` matches `links.case_pattern`, as every case in a link must.
-    pub fn is_valid_case(&self, case: &str) -> bool {
-        self.links.case_grammar.matches(case)
-    }
-
     /// Signs a link with the active key. Refuses anything `verify` would refuse later, so a minted
     /// link always opens (until it expires or is revoked).
     pub fn mint_link(&self, request: &ShareRequest<'_>, now: i64) -> Result<MintedLink, MintError> {
-        if !self.scope_exists(request.scope) {
+        if !self.policy.scope_exists(request.scope) {
             return Err(MintError::UnknownScope);
         }
-        if !self.is_valid_case(request.case) {
+        if !self.links.case_grammar.matches(request.case) {
             return Err(MintError::BadCase);
         }
         let ttl_secs = match request.ttl {
