@@ -16,9 +16,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info};
 
 use super::AdminApi;
+use crate::server::listener::{drain, next_connection};
 
 /// Admin clients are a few applications and operators, not browsers.
 pub const MAX_CONNECTIONS: usize = 64;
@@ -34,25 +35,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub async fn serve(listener: TcpListener, api: Arc<AdminApi>, mut shutdown: watch::Receiver<bool>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            _ = shutdown.changed() => break,
-        };
-        let (stream, peer) = match accepted {
-            Ok(pair) => pair,
-            Err(error) => {
-                error!(%error, "admin accept failed; retrying shortly");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            warn!(%peer, limit = MAX_CONNECTIONS, "admin connection limit reached; closing new connection");
-            drop(stream);
-            continue;
-        };
+    while let Some((stream, peer, slot)) =
+        next_connection(&listener, &slots, &mut connections, &mut shutdown).await
+    {
         connections.spawn(serve_connection(
             stream,
             peer,
@@ -62,17 +47,8 @@ pub async fn serve(listener: TcpListener, api: Arc<AdminApi>, mut shutdown: watc
         ));
     }
     drop(listener);
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
-    match drained {
-        Ok(()) => info!("admin API stopped"),
-        Err(_) => warn!(
-            still_open = connections.len(),
-            "admin connections still open after the shutdown grace; closing them"
-        ),
-    }
+    drain(connections, SHUTDOWN_GRACE).await;
+    info!("admin API stopped");
 }
 
 async fn serve_connection(
