@@ -7,9 +7,9 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::raw_client::{RawResponse, parse_response, send_raw};
 use common::upstream::TestUpstream;
 use common::{TestGateway, config_text};
-use common::raw_client::{RawResponse, parse_response, send_raw};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -242,7 +242,10 @@ async fn a_create_answers_201_with_its_location_and_the_link_opens() {
     );
     // The default ttl (24h) applies.
     let created_at = answer.json["created_at"].as_i64().unwrap();
-    assert_eq!(answer.json["expires_at"].as_i64(), Some(created_at + 86_400));
+    assert_eq!(
+        answer.json["expires_at"].as_i64(),
+        Some(created_at + 86_400)
+    );
     let opened = gw
         .get(&link_path(answer.json["url"].as_str().unwrap()), &[])
         .await;
@@ -258,9 +261,12 @@ async fn listing_filters_by_case_and_status_newest_first() {
     // One second apart, so that "newest first" has an order to show.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let second = create_ok(&gw, json!({"case": "42", "scope": "guest"})).await;
-    let revoke = Call::new("DELETE", &format!("/v1/shares/{}", first["id"].as_str().unwrap()))
-        .send(&gw)
-        .await;
+    let revoke = Call::new(
+        "DELETE",
+        &format!("/v1/shares/{}", first["id"].as_str().unwrap()),
+    )
+    .send(&gw)
+    .await;
     assert_eq!(revoke.status(), 200);
 
     let ids = |answer: &Answer| -> Vec<String> {
@@ -273,10 +279,26 @@ async fn listing_filters_by_case_and_status_newest_first() {
     };
     let id = |share: &Value| share["id"].as_str().unwrap().to_owned();
     let cases = [
-        ("everything", "/v1/shares", vec![id(&second), id(&first), id(&other_case)]),
-        ("one case", "/v1/shares?case=42", vec![id(&second), id(&first)]),
-        ("revoked ones", "/v1/shares?status=revoked", vec![id(&first)]),
-        ("pending of a case", "/v1/shares?case=42&status=pending", vec![id(&second)]),
+        (
+            "everything",
+            "/v1/shares",
+            vec![id(&second), id(&first), id(&other_case)],
+        ),
+        (
+            "one case",
+            "/v1/shares?case=42",
+            vec![id(&second), id(&first)],
+        ),
+        (
+            "revoked ones",
+            "/v1/shares?status=revoked",
+            vec![id(&first)],
+        ),
+        (
+            "pending of a case",
+            "/v1/shares?case=42&status=pending",
+            vec![id(&second)],
+        ),
         ("a case with none", "/v1/shares?case=44", vec![]),
         ("no active ones yet", "/v1/shares?status=active", vec![]),
     ];
@@ -305,7 +327,9 @@ async fn a_share_goes_from_pending_to_active_to_expired() {
     let id = created["id"].as_str().unwrap();
     assert_eq!(created["status"], "pending");
 
-    let opened = gw.get(&link_path(created["url"].as_str().unwrap()), &[]).await;
+    let opened = gw
+        .get(&link_path(created["url"].as_str().unwrap()), &[])
+        .await;
     assert_eq!(opened.status, 303);
     let active = show(&gw, id).await;
     assert_eq!(active["status"], "active", "{active}");
@@ -332,10 +356,17 @@ async fn a_revoked_share_is_revoked_at_once_for_link_and_cookie_and_stays_so() {
         .and_then(|value| value.split(';').next())
         .expect("a guest cookie")
         .to_owned();
-    assert_eq!(gw.get("/cases/42", &[&format!("Cookie: {cookie}")]).await.status, 200);
+    assert_eq!(
+        gw.get("/cases/42", &[&format!("Cookie: {cookie}")])
+            .await
+            .status,
+        200
+    );
     gw.upstream.take();
 
-    let revoked = Call::new("DELETE", &format!("/v1/shares/{id}")).send(&gw).await;
+    let revoked = Call::new("DELETE", &format!("/v1/shares/{id}"))
+        .send(&gw)
+        .await;
     assert_eq!(revoked.status(), 200, "{}", revoked.raw.text());
     assert_eq!(revoked.json["status"], "revoked");
     assert_eq!(revoked.json["case"], "42");
@@ -343,10 +374,20 @@ async fn a_revoked_share_is_revoked_at_once_for_link_and_cookie_and_stays_so() {
     assert!(revoked.json.get("token").is_none());
 
     assert_eq!(gw.get(&link, &[]).await.status, 410);
-    assert_eq!(gw.get("/cases/42", &[&format!("Cookie: {cookie}")]).await.status, 410);
-    assert!(gw.upstream.take().is_empty(), "a revoked guest reached the upstream");
+    assert_eq!(
+        gw.get("/cases/42", &[&format!("Cookie: {cookie}")])
+            .await
+            .status,
+        410
+    );
+    assert!(
+        gw.upstream.take().is_empty(),
+        "a revoked guest reached the upstream"
+    );
 
-    let again = Call::new("DELETE", &format!("/v1/shares/{id}")).send(&gw).await;
+    let again = Call::new("DELETE", &format!("/v1/shares/{id}"))
+        .send(&gw)
+        .await;
     assert_eq!(again.status(), 200, "revoking twice is fine");
     assert_eq!(again.json["revoked_at"], revoked.json["revoked_at"]);
     gw.stop().await;
@@ -357,10 +398,14 @@ async fn a_token_minted_elsewhere_is_revocable_by_id_before_its_first_use() {
     let gw = start().await;
     let minted = gw.mint("42", "view");
     let (link, id) = (format!("/s/{}", minted.token), minted.share_id);
-    let unknown = Call::new("GET", &format!("/v1/shares/{id}")).send(&gw).await;
+    let unknown = Call::new("GET", &format!("/v1/shares/{id}"))
+        .send(&gw)
+        .await;
     unknown.assert_error(404, "share_not_found");
 
-    let revoked = Call::new("DELETE", &format!("/v1/shares/{id}")).send(&gw).await;
+    let revoked = Call::new("DELETE", &format!("/v1/shares/{id}"))
+        .send(&gw)
+        .await;
     assert_eq!(revoked.status(), 200, "{}", revoked.raw.text());
     assert_eq!(revoked.json["status"], "revoked");
     assert!(revoked.json["case"].is_null() && revoked.json["scope"].is_null());
@@ -391,22 +436,42 @@ async fn revoking_a_case_refuses_every_earlier_credential_of_that_case_only() {
 
     assert_eq!(gw.get(&api_link, &[]).await.status, 410);
     assert_eq!(gw.get(&external_link, &[]).await.status, 410);
-    assert_eq!(gw.get("/cases/42", &[&format!("Cookie: {cookie}")]).await.status, 410);
+    assert_eq!(
+        gw.get("/cases/42", &[&format!("Cookie: {cookie}")])
+            .await
+            .status,
+        410
+    );
     for share in [&api_share, &second_share] {
-        assert_eq!(show(&gw, share["id"].as_str().unwrap()).await["status"], "revoked");
+        assert_eq!(
+            show(&gw, share["id"].as_str().unwrap()).await["status"],
+            "revoked"
+        );
     }
     let other = link_path(other_case["url"].as_str().unwrap());
-    assert_eq!(gw.get(&other, &[]).await.status, 303, "another case is untouched");
+    assert_eq!(
+        gw.get(&other, &[]).await.status,
+        303,
+        "another case is untouched"
+    );
 
     // A share created after the revoke (in a later second) works.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let fresh = create_ok(&gw, json!({"case": "42", "scope": "view"})).await;
     assert_eq!(fresh["status"], "pending");
-    assert_eq!(gw.get(&link_path(fresh["url"].as_str().unwrap()), &[]).await.status, 303);
+    assert_eq!(
+        gw.get(&link_path(fresh["url"].as_str().unwrap()), &[])
+            .await
+            .status,
+        303
+    );
 
     let again = Call::new("POST", "/v1/cases/42/revoke").send(&gw).await;
     assert_eq!(again.status(), 200);
-    assert_eq!(again.json["revoked_shares"], 1, "only the fresh share was still live");
+    assert_eq!(
+        again.json["revoked_shares"], 1,
+        "only the fresh share was still live"
+    );
     gw.stop().await;
 }
 
@@ -417,17 +482,37 @@ async fn revocations_answered_are_durable_across_a_restart() {
     let by_case = create_ok(&gw, json!({"case": "43", "scope": "view"})).await;
     let kept = create_ok(&gw, json!({"case": "44", "scope": "view"})).await;
     let id = by_id["id"].as_str().unwrap();
-    assert_eq!(Call::new("DELETE", &format!("/v1/shares/{id}")).send(&gw).await.status(), 200);
-    assert_eq!(Call::new("POST", "/v1/cases/43/revoke").send(&gw).await.status(), 200);
+    assert_eq!(
+        Call::new("DELETE", &format!("/v1/shares/{id}"))
+            .send(&gw)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        Call::new("POST", "/v1/cases/43/revoke")
+            .send(&gw)
+            .await
+            .status(),
+        200
+    );
 
     let (upstream, state_dir) = gw.stop_keeping_state().await;
     let text = config_text(&upstream.url(), "", &admin_section());
     let gw = TestGateway::start_in(upstream, &text, state_dir).await;
     assert_eq!(show(&gw, id).await["status"], "revoked");
-    assert_eq!(show(&gw, by_case["id"].as_str().unwrap()).await["status"], "revoked");
-    assert_eq!(show(&gw, kept["id"].as_str().unwrap()).await["status"], "pending");
+    assert_eq!(
+        show(&gw, by_case["id"].as_str().unwrap()).await["status"],
+        "revoked"
+    );
+    assert_eq!(
+        show(&gw, kept["id"].as_str().unwrap()).await["status"],
+        "pending"
+    );
     for (share, status) in [(&by_id, 410), (&by_case, 410), (&kept, 303)] {
-        let opened = gw.get(&link_path(share["url"].as_str().unwrap()), &[]).await;
+        let opened = gw
+            .get(&link_path(share["url"].as_str().unwrap()), &[])
+            .await;
         assert_eq!(opened.status, status, "{share}");
     }
     gw.stop().await;
@@ -450,7 +535,11 @@ async fn a_client_shares_only_the_scopes_it_is_configured_for() {
         .await;
     assert_eq!(allowed.status(), 201);
     assert_eq!(allowed.json["client"], "viewer-app");
-    assert_eq!(create(&gw, body).await.status(), 201, "case-app may share guest");
+    assert_eq!(
+        create(&gw, body).await.status(),
+        201,
+        "case-app may share guest"
+    );
     gw.stop().await;
 }
 
@@ -461,7 +550,11 @@ async fn without_a_valid_bearer_token_nothing_is_answered_but_401() {
     let cases: &[(&str, Option<&str>, &[&str])] = &[
         ("no header", None, &[]),
         ("a wrong token", Some(&wrong), &[]),
-        ("a basic credential", None, &["Authorization: Basic Y2FzZTphcHA="]),
+        (
+            "a basic credential",
+            None,
+            &["Authorization: Basic Y2FzZTphcHA="],
+        ),
         ("an empty bearer", None, &["Authorization: Bearer "]),
     ];
     for (name, token, headers) in cases {
@@ -476,8 +569,15 @@ async fn without_a_valid_bearer_token_nothing_is_answered_but_401() {
             }
             let answer = call.send(&gw).await;
             answer.assert_error(401, "unauthorized");
-            assert_eq!(answer.raw.header("www-authenticate"), Some("Bearer"), "{name}");
-            assert!(!answer.raw.text().contains(&wrong[..20]), "{name}: token echoed");
+            assert_eq!(
+                answer.raw.header("www-authenticate"),
+                Some("Bearer"),
+                "{name}"
+            );
+            assert!(
+                !answer.raw.text().contains(&wrong[..20]),
+                "{name}: token echoed"
+            );
         }
     }
     gw.stop().await;
@@ -488,27 +588,96 @@ async fn malformed_creates_are_refused_with_stable_codes() {
     let gw = start().await;
     let long_note = "n".repeat(501);
     let cases: Vec<(&str, Value, u16, &str)> = vec![
-        ("an unknown field", json!({"case": "42", "scope": "view", "exp": 1}), 400, "unknown_field"),
+        (
+            "an unknown field",
+            json!({"case": "42", "scope": "view", "exp": 1}),
+            400,
+            "unknown_field",
+        ),
         ("no case", json!({"scope": "view"}), 400, "missing_field"),
         ("no scope", json!({"case": "42"}), 400, "missing_field"),
-        ("a number for a case", json!({"case": 42, "scope": "view"}), 400, "bad_json"),
-        ("a null email", json!({"case": "42", "scope": "view", "email": null}), 400, "bad_json"),
+        (
+            "a number for a case",
+            json!({"case": 42, "scope": "view"}),
+            400,
+            "bad_json",
+        ),
+        (
+            "a null email",
+            json!({"case": "42", "scope": "view", "email": null}),
+            400,
+            "bad_json",
+        ),
         ("an array", json!([{"case": "42"}]), 400, "bad_json"),
-        ("an unconfigured scope", json!({"case": "42", "scope": "admin"}), 422, "unknown_scope"),
-        ("a case with a slash", json!({"case": "4/2", "scope": "view"}), 422, "invalid_case"),
-        ("a ttl over max_ttl", json!({"case": "42", "scope": "view", "ttl": "31d"}), 422, "ttl_too_long"),
-        ("a zero ttl", json!({"case": "42", "scope": "view", "ttl": 0}), 422, "invalid_ttl"),
-        ("a ttl in words", json!({"case": "42", "scope": "view", "ttl": "tomorrow"}), 422, "invalid_ttl"),
-        ("a bad email", json!({"case": "42", "scope": "view", "email": "not an address"}), 422, "invalid_email"),
-        ("a bad lang", json!({"case": "42", "scope": "view", "lang": "sv_SE"}), 422, "invalid_lang"),
-        ("a long note", json!({"case": "42", "scope": "view", "note": long_note}), 422, "field_too_long"),
+        (
+            "an unconfigured scope",
+            json!({"case": "42", "scope": "admin"}),
+            422,
+            "unknown_scope",
+        ),
+        (
+            "a case with a slash",
+            json!({"case": "4/2", "scope": "view"}),
+            422,
+            "invalid_case",
+        ),
+        (
+            "a ttl over max_ttl",
+            json!({"case": "42", "scope": "view", "ttl": "31d"}),
+            422,
+            "ttl_too_long",
+        ),
+        (
+            "a zero ttl",
+            json!({"case": "42", "scope": "view", "ttl": 0}),
+            422,
+            "invalid_ttl",
+        ),
+        (
+            "a ttl in words",
+            json!({"case": "42", "scope": "view", "ttl": "tomorrow"}),
+            422,
+            "invalid_ttl",
+        ),
+        (
+            "a bad email",
+            json!({"case": "42", "scope": "view", "email": "not an address"}),
+            422,
+            "invalid_email",
+        ),
+        (
+            "a bad lang",
+            json!({"case": "42", "scope": "view", "lang": "sv_SE"}),
+            422,
+            "invalid_lang",
+        ),
+        (
+            "a long note",
+            json!({"case": "42", "scope": "view", "note": long_note}),
+            422,
+            "field_too_long",
+        ),
     ];
     for (name, body, status, code) in cases {
         let answer = create(&gw, body).await;
-        assert_eq!((answer.status(), answer.code()), (status, code), "{name}: {}", answer.raw.text());
+        assert_eq!(
+            (answer.status(), answer.code()),
+            (status, code),
+            "{name}: {}",
+            answer.raw.text()
+        );
     }
-    let unknown = create(&gw, json!({"case": "42", "scope": "view", "secret_flag": true})).await;
-    assert!(unknown.json["error"]["message"].as_str().unwrap().contains("secret_flag"));
+    let unknown = create(
+        &gw,
+        json!({"case": "42", "scope": "view", "secret_flag": true}),
+    )
+    .await;
+    assert!(
+        unknown.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("secret_flag")
+    );
     let syntax = Call::new("POST", "/v1/shares")
         .header("Content-Type: application/json")
         .raw_body(b"{\"case\": \"42\",")
@@ -550,7 +719,11 @@ async fn oversize_bodies_are_refused_declared_or_streamed() {
         request.extend_from_slice(format!("{:x}\r\n{}\r\n", 400, " ".repeat(400)).as_bytes());
     }
     request.extend_from_slice(b"0\r\n\r\n");
-    let streamed = Answer::from(send_raw(admin_addr(&gw), &request).await.expect("an answer"));
+    let streamed = Answer::from(
+        send_raw(admin_addr(&gw), &request)
+            .await
+            .expect("an answer"),
+    );
     streamed.assert_error(413, "body_too_large");
     gw.stop().await;
 }
@@ -565,17 +738,47 @@ async fn paths_methods_queries_and_ids_are_checked() {
         ("GET", "/v1/shares/".into(), 404, "not_found"),
         ("GET", "/v1/cases/42".into(), 404, "not_found"),
         ("PUT", "/v1/shares".into(), 405, "method_not_allowed"),
-        ("POST", "/v1/shares/AAAAAAAAAAAAAAAAAAAA".into(), 405, "method_not_allowed"),
-        ("DELETE", "/v1/cases/42/revoke".into(), 405, "method_not_allowed"),
+        (
+            "POST",
+            "/v1/shares/AAAAAAAAAAAAAAAAAAAA".into(),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "DELETE",
+            "/v1/cases/42/revoke".into(),
+            405,
+            "method_not_allowed",
+        ),
         ("GET", "/v1/shares/short".into(), 400, "invalid_share_id"),
-        ("DELETE", format!("/v1/shares/{long_id}"), 400, "invalid_share_id"),
+        (
+            "DELETE",
+            format!("/v1/shares/{long_id}"),
+            400,
+            "invalid_share_id",
+        ),
         ("GET", "/v1/shares?limit=5".into(), 400, "invalid_query"),
         ("GET", "/v1/shares?status=open".into(), 400, "invalid_query"),
-        ("GET", "/v1/shares?case=42&case=43".into(), 400, "invalid_query"),
-        ("GET", "/v1/shares/AAAAAAAAAAAAAAAAAAAA?x=1".into(), 400, "invalid_query"),
+        (
+            "GET",
+            "/v1/shares?case=42&case=43".into(),
+            400,
+            "invalid_query",
+        ),
+        (
+            "GET",
+            "/v1/shares/AAAAAAAAAAAAAAAAAAAA?x=1".into(),
+            400,
+            "invalid_query",
+        ),
         ("GET", "/v1/shares?case=..".into(), 422, "invalid_case"),
         ("POST", "/v1/cases/4.2/revoke".into(), 422, "invalid_case"),
-        ("GET", "/v1/shares/AAAAAAAAAAAAAAAAAAAA".into(), 404, "share_not_found"),
+        (
+            "GET",
+            "/v1/shares/AAAAAAAAAAAAAAAAAAAA".into(),
+            404,
+            "share_not_found",
+        ),
     ];
     for (method, target, status, code) in cases {
         let answer = Call::new(method, &target).send(&gw).await;
@@ -586,7 +789,9 @@ async fn paths_methods_queries_and_ids_are_checked() {
             answer.raw.text()
         );
     }
-    let wrong_method = Call::new("PATCH", "/v1/shares/AAAAAAAAAAAAAAAAAAAA").send(&gw).await;
+    let wrong_method = Call::new("PATCH", "/v1/shares/AAAAAAAAAAAAAAAAAAAA")
+        .send(&gw)
+        .await;
     assert_eq!(wrong_method.raw.header("allow"), Some("GET, DELETE"));
     let wrong_method = Call::new("GET", "/v1/cases/42/revoke").send(&gw).await;
     assert_eq!(wrong_method.raw.header("allow"), Some("POST"));
