@@ -1,9 +1,11 @@
 //! casegate: an edge gateway that lets a legacy case application share one case, read-only,
 //! through a signed link. See README.md for the request path and a map of the code.
 //!
-//! [`start`] builds the gateway from a validated [`config::Config`], binds its listener and serves
-//! until [`RunningGateway::shutdown`]; the command line and the tests both go through it.
+//! [`start`] opens the share state store, builds the gateway from a validated [`config::Config`],
+//! binds its listener and serves until [`RunningGateway::shutdown`]; the command line and the
+//! tests both go through it.
 
+pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod demo;
@@ -13,6 +15,7 @@ pub mod policy;
 pub mod proxy;
 pub mod server;
 pub mod share;
+pub mod state;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -20,15 +23,21 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
-use tracing::info;
+use tokio::task::{JoinError, JoinHandle};
+use tracing::{error, info};
 
+use crate::admin::AdminApi;
 use crate::gateway::{BuildError, Gateway};
 use crate::server::tls::{self, TlsError};
+use crate::state::{OpenError, StateSettings, StateStore};
 
 /// Why the gateway could not start.
 #[derive(Debug)]
 pub enum StartError {
+    /// The state store could not be opened (its message names the file).
+    State(OpenError),
+    /// The task opening the store did not finish (it panicked or the runtime is shutting down).
+    StateTask(JoinError),
     Build(BuildError),
     Tls(TlsError),
     Bind {
@@ -40,6 +49,9 @@ pub enum StartError {
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // The store's own message already says "state:" and names the file.
+            StartError::State(error) => write!(f, "{error}"),
+            StartError::StateTask(error) => write!(f, "state: opening the store failed: {error}"),
             StartError::Build(error) => write!(f, "{error}"),
             StartError::Tls(error) => write!(f, "TLS: {error}"),
             StartError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
@@ -47,22 +59,65 @@ impl fmt::Display for StartError {
     }
 }
 
-impl std::error::Error for StartError {}
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::State(error) => Some(error),
+            StartError::StateTask(error) => Some(error),
+            StartError::Build(error) => Some(error),
+            StartError::Tls(error) => Some(error),
+            StartError::Bind { source, .. } => Some(source),
+        }
+    }
+}
 
 /// A gateway serving on its listener.
 pub struct RunningGateway {
     /// The bound address (the real port when the config asked for port 0).
     pub local_addr: SocketAddr,
+    /// The admin API's bound address, when the config has an `[admin]` section.
+    pub admin_addr: Option<SocketAddr>,
+    store: Arc<StateStore>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// The admin API's accept loop, when it is served.
+    admin_task: Option<JoinHandle<()>>,
+    maintenance: JoinHandle<()>,
 }
 
 impl RunningGateway {
+    /// The share state the gateway enforces: revocations, share records, uses.
+    pub fn store(&self) -> &Arc<StateStore> {
+        &self.store
+    }
+
     /// Stops accepting, asks open connections to finish what is in flight, and returns once the
-    /// accept loop has ended.
+    /// accept loop has ended and the use records still in memory are written.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        // Revokes in flight finish (their writes are durable) before the store's last flush.
+        if let Some(admin_task) = self.admin_task {
+            let _ = admin_task.await;
+        }
+        let _ = self.maintenance.await;
+        // Maintenance flushes as it ends; this catches uses recorded by requests that finished
+        // after it did.
+        if let Err(error) = self.store.flush().await {
+            error!(%error, "cannot write the last use records at shutdown");
+        }
+    }
+}
+
+/// What the store needs from the config. A revocation may be forgotten once every credential it
+/// could refuse has expired anyway: links live at most `max_ttl` (plus the tolerated clock skew).
+pub fn state_settings(config: &config::Config) -> StateSettings {
+    let retention = config.links.max_ttl.saturating_add(config.links.clock_skew);
+    StateSettings {
+        path: config.state.path.clone(),
+        use_flush_interval: config.state.use_flush_interval,
+        compact_after_bytes: config.state.compact_after_bytes,
+        retention_secs: i64::try_from(retention.as_secs()).unwrap_or(i64::MAX),
     }
 }
 
@@ -80,7 +135,14 @@ pub async fn start_on(
     listener: TcpListener,
     config: &config::Config,
 ) -> Result<RunningGateway, StartError> {
-    let gateway = Arc::new(Gateway::build(config).map_err(StartError::Build)?);
+    let settings = state_settings(config);
+    // Opening replays the journal: blocking file I/O, kept off the async workers.
+    let store = tokio::task::spawn_blocking(move || StateStore::open(&settings))
+        .await
+        .map_err(StartError::StateTask)?
+        .map_err(StartError::State)?;
+    let store = Arc::new(store);
+    let gateway = Arc::new(Gateway::build(config, Arc::clone(&store)).map_err(StartError::Build)?);
     let acceptor = match &config.server.tls {
         Some(files) => Some(tls::acceptor(&files.cert, &files.key).map_err(StartError::Tls)?),
         None => None,
@@ -89,7 +151,18 @@ pub async fn start_on(
         addr: config.server.listen,
         source,
     })?;
+    // Bound before anything is spawned, so a taken admin port stops the start with nothing running.
+    let admin = match &config.admin {
+        Some(admin) => Some(bind_admin(admin, &gateway, &store).await?),
+        None => None,
+    };
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let maintenance = store.spawn_maintenance(shutdown_rx.clone());
+    let admin_addr = admin.as_ref().map(|(_, _, addr)| *addr);
+    let admin_task = admin.map(|(listener, api, addr)| {
+        info!(%addr, clients = api.client_count(), "admin API listening");
+        tokio::spawn(admin::serve(listener, api, shutdown_rx.clone()))
+    });
     let limits = config.server.limits.clone();
     let task = tokio::spawn(server::serve(
         listener,
@@ -98,10 +171,28 @@ pub async fn start_on(
         limits,
         shutdown_rx,
     ));
-    info!(%local_addr, tls = config.server.tls.is_some(), "casegate listening");
+    info!(%local_addr, tls = config.server.tls.is_some(), state = %config.state.path.display(), "casegate listening");
     Ok(RunningGateway {
         local_addr,
+        admin_addr,
+        store,
         shutdown,
         task,
+        admin_task,
+        maintenance,
     })
+}
+
+/// Binds the admin API's listener and builds the API over the gateway's snapshot and store.
+async fn bind_admin(
+    admin: &config::Admin,
+    gateway: &Arc<Gateway>,
+    store: &Arc<StateStore>,
+) -> Result<(TcpListener, Arc<AdminApi>, SocketAddr), StartError> {
+    let addr = admin.listen;
+    let bind_error = |source| StartError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let local_addr = listener.local_addr().map_err(bind_error)?;
+    let api = AdminApi::new(Arc::clone(gateway), Arc::clone(store), admin);
+    Ok((listener, Arc::new(api), local_addr))
 }

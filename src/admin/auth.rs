@@ -60,6 +60,10 @@ impl Clients {
         Clients { clients }
     }
 
+    pub fn count(&self) -> usize {
+        self.clients.len()
+    }
+
     /// The client whose token the request carries. Missing, repeated, malformed and unknown
     /// credentials are all the same refusal.
     pub fn authenticate(&self, headers: &HeaderMap) -> Result<&Client, ApiError> {

@@ -56,6 +56,11 @@ impl AdminApi {
         }
     }
 
+    /// How many clients may call the API (for the start-up log).
+    pub fn client_count(&self) -> usize {
+        self.clients.count()
+    }
+
     /// Answers one request. Never fails: errors become `{"error": {code, message}}` documents.
     pub async fn handle<B>(&self, request: Request<B>, peer: SocketAddr) -> Response<ApiBody>
     where
