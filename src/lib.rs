@@ -13,6 +13,7 @@ pub mod policy;
 pub mod proxy;
 pub mod server;
 pub mod share;
+pub mod state;
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -1,0 +1,93 @@
+//! Why the store could not open, and why a durable write was not acknowledged.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Why the store could not open. Display names the file and, for corruption, the byte offset.
+#[derive(Debug)]
+pub enum OpenError {
+    /// A file or the directory could not be read, created or written.
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Another store (in this or another process) holds the directory's lock.
+    Locked { path: PathBuf },
+    /// A file's content is damaged somewhere other than a torn last record: starting would lose
+    /// or invent state, so we refuse.
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        reason: &'static str,
+    },
+}
+
+impl fmt::Display for OpenError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OpenError::Io { path, source } => write!(f, "state: {}: {source}", path.display()),
+            OpenError::Locked { path } => write!(
+                f,
+                "state: {} is locked by another running casegate (one store per directory)",
+                path.display()
+            ),
+            OpenError::Corrupt {
+                path,
+                offset,
+                reason,
+            } => write!(
+                f,
+                "state: {} is corrupt at byte offset {offset}: {reason}; refusing to start \
+                 (restore the directory from a backup or remove the damaged file knowingly)",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for OpenError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            OpenError::Io { source, .. } => Some(source),
+            OpenError::Locked { .. } | OpenError::Corrupt { .. } => None,
+        }
+    }
+}
+
+/// Why a durable write failed: the write is NOT acknowledged, the caller answers 503.
+#[derive(Debug)]
+pub enum StoreError {
+    /// Writing or syncing the journal failed just now.
+    Io(std::io::Error),
+    /// An earlier write failed; the store refuses further writes until restarted, because the
+    /// journal's tail is in an unknown state.
+    Failed,
+    /// The store is shutting down (its writer has stopped).
+    Closed,
+    /// One record would exceed the journal's frame limit.
+    TooLarge { bytes: usize },
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Io(source) => write!(f, "state write failed: {source}"),
+            StoreError::Failed => f.write_str(
+                "state store refuses writes after an earlier write failure; restart to recover",
+            ),
+            StoreError::Closed => f.write_str("state store is closed"),
+            StoreError::TooLarge { bytes } => {
+                write!(f, "state record of {bytes} bytes exceeds the frame limit")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StoreError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StoreError::Io(source) => Some(source),
+            StoreError::Failed | StoreError::Closed | StoreError::TooLarge { .. } => None,
+        }
+    }
+}

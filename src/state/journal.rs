@@ -1,0 +1,130 @@
+//! The embedded backend: a directory with a lock, snapshots and journals (see [`super::layout`]),
+//! written by one thread ([`super::writer`]). Open replays it into the view.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Sender};
+use std::thread::JoinHandle;
+
+use tokio::sync::oneshot;
+
+use super::backend::{Ack, Backend, Durability};
+use super::frame::{self, FileKind};
+use super::layout::Layout;
+use super::record::Record;
+use super::replay::replay;
+use super::view::View;
+use super::writer::{Command, Writer};
+use super::{OpenError, StateSettings};
+
+pub(crate) struct JournalBackend {
+    commands: Option<Sender<Command>>,
+    writer: Option<JoinHandle<()>>,
+    /// Held (and locked) for the backend's life; the OS releases the lock if the process dies.
+    _lock: File,
+}
+
+impl JournalBackend {
+    /// Locks the directory, replays it into `view` and starts the writer.
+    pub(crate) fn open(
+        settings: &StateSettings,
+        view: Arc<View>,
+    ) -> Result<JournalBackend, OpenError> {
+        let io_error = |path: &std::path::Path| {
+            let path = path.to_path_buf();
+            move |source| OpenError::Io { path, source }
+        };
+        std::fs::create_dir_all(&settings.path).map_err(io_error(&settings.path))?;
+        let layout = Layout::new(&settings.path);
+        let lock_path = layout.lock();
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io_error(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(OpenError::Locked { path: lock_path });
+            }
+            Err(std::fs::TryLockError::Error(source)) => {
+                return Err(OpenError::Io {
+                    path: lock_path,
+                    source,
+                });
+            }
+        }
+        let replayed = replay(&layout, &view)?;
+        let writer = Writer {
+            layout,
+            view,
+            journal: replayed.journal,
+            generation: replayed.generation,
+            journal_len: replayed.journal_len,
+            compact_after_bytes: settings.compact_after_bytes,
+            retention_secs: settings.retention_secs,
+            failed: false,
+        };
+        let (commands, receiver) = mpsc::channel();
+        let writer = std::thread::Builder::new()
+            .name("casegate-state-writer".into())
+            .spawn(move || writer.run(receiver))
+            .map_err(io_error(&settings.path))?;
+        Ok(JournalBackend {
+            commands: Some(commands),
+            writer: Some(writer),
+            _lock: lock,
+        })
+    }
+
+    fn send(&self, command: Command) {
+        // A send fails only once the writer is gone; the dropped reply then reads as Closed.
+        if let Some(commands) = &self.commands {
+            let _ = commands.send(command);
+        }
+    }
+}
+
+impl Backend for JournalBackend {
+    fn commit(&self, records: Vec<Record>, durability: Durability) -> Ack<()> {
+        let (done, ack) = oneshot::channel();
+        self.send(Command::Commit {
+            records,
+            durability,
+            done,
+        });
+        ack
+    }
+
+    fn compact(&self, now: i64, force: bool) -> Ack<bool> {
+        let (done, ack) = oneshot::channel();
+        self.send(Command::Compact { now, force, done });
+        ack
+    }
+}
+
+impl Drop for JournalBackend {
+    /// Lets the writer finish what is queued before the lock is released, so a reopen right
+    /// after sees every acknowledged write and no second writer.
+    fn drop(&mut self) {
+        self.commands = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+/// Creates (or restarts) journal `generation` with its header, durably.
+pub(crate) fn create_journal_file(layout: &Layout, generation: u64) -> io::Result<File> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(layout.journal(generation))?;
+    file.write_all(&frame::header(FileKind::Journal, generation))?;
+    file.sync_all()?;
+    layout.sync_dir()?;
+    Ok(file)
+}
