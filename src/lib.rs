@@ -1,8 +1,9 @@
 //! casegate: an edge gateway that lets a legacy case application share one case, read-only,
 //! through a signed link. See README.md for the request path and a map of the code.
 //!
-//! [`start`] builds the gateway from a validated [`config::Config`], binds its listener and serves
-//! until [`RunningGateway::shutdown`]; the command line and the tests both go through it.
+//! [`start`] opens the share state store, builds the gateway from a validated [`config::Config`],
+//! binds its listener and serves until [`RunningGateway::shutdown`]; the command line and the
+//! tests both go through it.
 
 pub mod clock;
 pub mod config;
@@ -21,15 +22,20 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
-use tracing::info;
+use tokio::task::{JoinError, JoinHandle};
+use tracing::{error, info};
 
 use crate::gateway::{BuildError, Gateway};
 use crate::server::tls::{self, TlsError};
+use crate::state::{OpenError, StateSettings, StateStore};
 
 /// Why the gateway could not start.
 #[derive(Debug)]
 pub enum StartError {
+    /// The state store could not be opened (its message names the file).
+    State(OpenError),
+    /// The task opening the store did not finish (it panicked or the runtime is shutting down).
+    StateTask(JoinError),
     Build(BuildError),
     Tls(TlsError),
     Bind {
@@ -41,6 +47,9 @@ pub enum StartError {
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // The store's own message already says "state:" and names the file.
+            StartError::State(error) => write!(f, "{error}"),
+            StartError::StateTask(error) => write!(f, "state: opening the store failed: {error}"),
             StartError::Build(error) => write!(f, "{error}"),
             StartError::Tls(error) => write!(f, "TLS: {error}"),
             StartError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
@@ -48,22 +57,59 @@ impl fmt::Display for StartError {
     }
 }
 
-impl std::error::Error for StartError {}
+impl std::error::Error for StartError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            StartError::State(error) => Some(error),
+            StartError::StateTask(error) => Some(error),
+            StartError::Build(error) => Some(error),
+            StartError::Tls(error) => Some(error),
+            StartError::Bind { source, .. } => Some(source),
+        }
+    }
+}
 
 /// A gateway serving on its listener.
 pub struct RunningGateway {
     /// The bound address (the real port when the config asked for port 0).
     pub local_addr: SocketAddr,
+    /// The admin API's bound address, when the config has an `[admin]` section.
+    pub admin_addr: Option<SocketAddr>,
+    store: Arc<StateStore>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
+    maintenance: JoinHandle<()>,
 }
 
 impl RunningGateway {
+    /// The share state the gateway enforces: revocations, share records, uses.
+    pub fn store(&self) -> &Arc<StateStore> {
+        &self.store
+    }
+
     /// Stops accepting, asks open connections to finish what is in flight, and returns once the
-    /// accept loop has ended.
+    /// accept loop has ended and the use records still in memory are written.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        let _ = self.maintenance.await;
+        // Maintenance flushes as it ends; this catches uses recorded by requests that finished
+        // after it did.
+        if let Err(error) = self.store.flush().await {
+            error!(%error, "cannot write the last use records at shutdown");
+        }
+    }
+}
+
+/// What the store needs from the config. A revocation may be forgotten once every credential it
+/// could refuse has expired anyway: links live at most `max_ttl` (plus the tolerated clock skew).
+pub fn state_settings(config: &config::Config) -> StateSettings {
+    let retention = config.links.max_ttl.saturating_add(config.links.clock_skew);
+    StateSettings {
+        path: config.state.path.clone(),
+        use_flush_interval: config.state.use_flush_interval,
+        compact_after_bytes: config.state.compact_after_bytes,
+        retention_secs: i64::try_from(retention.as_secs()).unwrap_or(i64::MAX),
     }
 }
 
@@ -81,7 +127,14 @@ pub async fn start_on(
     listener: TcpListener,
     config: &config::Config,
 ) -> Result<RunningGateway, StartError> {
-    let gateway = Arc::new(Gateway::build(config).map_err(StartError::Build)?);
+    let settings = state_settings(config);
+    // Opening replays the journal: blocking file I/O, kept off the async workers.
+    let store = tokio::task::spawn_blocking(move || StateStore::open(&settings))
+        .await
+        .map_err(StartError::StateTask)?
+        .map_err(StartError::State)?;
+    let store = Arc::new(store);
+    let gateway = Arc::new(Gateway::build(config, Arc::clone(&store)).map_err(StartError::Build)?);
     let acceptor = match &config.server.tls {
         Some(files) => Some(tls::acceptor(&files.cert, &files.key).map_err(StartError::Tls)?),
         None => None,
@@ -91,6 +144,10 @@ pub async fn start_on(
         source,
     })?;
     let (shutdown, shutdown_rx) = watch::channel(false);
+    let maintenance = store.spawn_maintenance(shutdown_rx.clone());
+    // The admin API (when config.admin is Some) binds and spawns here, sharing `gateway`, `store`
+    // and `shutdown_rx`, and sets `admin_addr`.
+    let admin_addr = None;
     let limits = config.server.limits.clone();
     let task = tokio::spawn(server::serve(
         listener,
@@ -99,10 +156,13 @@ pub async fn start_on(
         limits,
         shutdown_rx,
     ));
-    info!(%local_addr, tls = config.server.tls.is_some(), "casegate listening");
+    info!(%local_addr, tls = config.server.tls.is_some(), state = %config.state.path.display(), "casegate listening");
     Ok(RunningGateway {
         local_addr,
+        admin_addr,
+        store,
         shutdown,
         task,
+        maintenance,
     })
 }

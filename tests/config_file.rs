@@ -10,6 +10,8 @@ use casegate::share::{LinkClaims, LinkRules, token};
 
 const KEY_TEXT: &str = "a2V5LW1hdGVyaWFsLWZvci10ZXN0cy1vbmx5LTMyYnl0ZXM";
 const AUTH_TEXT: &str = "Basic cmVhZG9ubHk6c2VjcmV0";
+const ADMIN_TOKEN: &str = "admin-token-for-the-case-app-0123456789";
+const OTHER_ADMIN_TOKEN: &str = "admin-token-for-the-billing-app-0123456";
 
 /// A small valid config; the broken ones below each change one thing in it. Line numbers in the
 /// expectations refer to this text.
@@ -47,6 +49,7 @@ fn env(name: &str) -> Option<String> {
     match name {
         "CASEGATE_KEY_K1" => Some(KEY_TEXT.to_owned()),
         "LEGACY_AUTH" => Some(AUTH_TEXT.to_owned()),
+        "CASEGATE_ADMIN_TOKEN" => Some(ADMIN_TOKEN.to_owned()),
         _ => None,
     }
 }
@@ -123,6 +126,34 @@ fn the_shipped_config_is_valid() {
     assert_eq!(names, ["guest", "legacy", "view"]);
     assert_eq!(config.scope("guest").unwrap().extends, ["view"]);
     assert!(config.scope("view").unwrap().pin_language);
+    assert!(config.links.enabled);
+    assert!(config.admin.is_none());
+    assert_eq!(
+        config.state.path,
+        path.parent().unwrap().join("var/casegate")
+    );
+}
+
+#[test]
+fn the_shipped_admin_example_is_valid_once_uncommented() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/casegate.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let uncommented = [
+        "[admin]",
+        "listen = ",
+        "[[admin.clients]]",
+        "name = ",
+        "token = ",
+        "scopes = ",
+    ]
+    .iter()
+    .fold(text, |text, key| text.replace(&format!("# {key}"), key));
+    let config =
+        config::parse(&path, &uncommented, &env).unwrap_or_else(|errors| panic!("{errors}"));
+    let admin = config.admin.expect("the example's [admin]");
+    assert_eq!(admin.listen, "127.0.0.1:9901".parse().unwrap());
+    assert_eq!(admin.clients[0].name, "case-app");
+    assert_eq!(admin.clients[0].scopes, ["view", "guest"]);
 }
 
 #[test]
@@ -623,6 +654,293 @@ fn an_unreadable_file_is_one_problem_about_the_whole_file() {
             .starts_with("/nonexistent/casegate.toml: cannot read:"),
         "{errors}"
     );
+}
+
+/// `[admin]` and `[state]` as appended to BASE (which has 28 lines): `[admin]` is line 30.
+fn admin_text() -> String {
+    format!(
+        r#"{BASE}
+[admin]
+listen = "127.0.0.1:9901"
+
+[[admin.clients]]
+name = "case-app"
+token = {{ env = "CASEGATE_ADMIN_TOKEN" }}
+scopes = ["view"]
+
+[[admin.clients]]
+name = "billing"
+token = {{ value = "{OTHER_ADMIN_TOKEN}" }}
+scopes = ["view", "guest"]
+
+[scopes.guest]
+extends = ["view"]
+
+[state]
+path = "state/casegate"
+use_flush_interval = "500ms"
+compact_after_bytes = 1048576
+"#
+    )
+}
+
+fn edit_admin(from: &str, to: &str) -> String {
+    let text = admin_text();
+    assert!(text.contains(from), "the admin config has no {from:?}");
+    text.replacen(from, to, 1)
+}
+
+#[test]
+fn admin_state_and_the_sharing_switch_are_read() {
+    let config = parse(&admin_text()).unwrap_or_else(|errors| panic!("{errors}"));
+    assert!(config.links.enabled);
+    let admin = config.admin.expect("an [admin] section");
+    assert_eq!(admin.listen, "127.0.0.1:9901".parse().unwrap());
+    assert_eq!(admin.max_body_bytes, 65_536);
+    let clients: Vec<(&str, &[u8], Vec<&str>)> = admin
+        .clients
+        .iter()
+        .map(|client| {
+            (
+                client.name.as_str(),
+                client.token.as_bytes(),
+                client.scopes.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        clients,
+        [
+            ("case-app", ADMIN_TOKEN.as_bytes(), vec!["view"]),
+            (
+                "billing",
+                OTHER_ADMIN_TOKEN.as_bytes(),
+                vec!["view", "guest"]
+            ),
+        ]
+    );
+    // Relative to the config file's directory, like every file the config names.
+    assert_eq!(config.state.path, Path::new("state/casegate"));
+    assert_eq!(config.state.use_flush_interval, Duration::from_millis(500));
+    assert_eq!(config.state.compact_after_bytes, 1_048_576);
+
+    let switched_off = edit("max_ttl = \"30d\"", "max_ttl = \"30d\"\nenabled = false");
+    let config = parse(&switched_off).unwrap_or_else(|errors| panic!("{errors}"));
+    assert!(!config.links.enabled);
+}
+
+#[test]
+fn without_admin_or_state_there_is_no_admin_api_and_state_has_defaults() {
+    let dir = Path::new("/etc/casegate");
+    let config =
+        config::parse(&dir.join("casegate.toml"), BASE, &env).unwrap_or_else(|e| panic!("{e}"));
+    assert!(config.admin.is_none());
+    assert!(config.links.enabled);
+    assert_eq!(config.state.path, dir.join("var/casegate"));
+    assert_eq!(config.state.use_flush_interval, Duration::from_secs(2));
+    assert_eq!(config.state.compact_after_bytes, 64 * 1024 * 1024);
+}
+
+#[test]
+fn debug_output_never_shows_an_admin_token() {
+    let config = parse(&admin_text()).unwrap();
+    let debug = format!("{config:?}");
+    assert!(debug.contains("case-app"), "{debug}");
+    for token in [ADMIN_TOKEN, OTHER_ADMIN_TOKEN] {
+        assert!(!debug.contains(token), "admin token leaked: {debug}");
+    }
+}
+
+#[test]
+fn each_broken_admin_or_state_config_is_reported_at_the_value_to_fix() {
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        (
+            "an admin listen that is not an address",
+            edit_admin("listen = \"127.0.0.1:9901\"", "listen = \"localhost:9901\""),
+            "31:10",
+            "admin.listen: \"localhost:9901\" is not an address",
+        ),
+        (
+            "the server's own address",
+            edit_admin("listen = \"127.0.0.1:9901\"", "listen = \"127.0.0.1:8443\""),
+            "31:10",
+            "admin.listen: 127.0.0.1:8443 is also server.listen",
+        ),
+        (
+            "every interface on the server's port",
+            edit_admin("listen = \"127.0.0.1:9901\"", "listen = \"0.0.0.0:8443\""),
+            "31:10",
+            "is also server.listen",
+        ),
+        (
+            "an admin body limit out of range",
+            edit_admin(
+                "listen = \"127.0.0.1:9901\"",
+                "listen = \"127.0.0.1:9901\"\nmax_body_bytes = 10",
+            ),
+            "32:18",
+            "admin.max_body_bytes: must be between 1024 and 16777216, not 10",
+        ),
+        (
+            "a client name with a space",
+            edit_admin("name = \"case-app\"", "name = \"case app\""),
+            "34:8",
+            "admin.clients[0].name: \"case app\" must be 1 to 64 characters",
+        ),
+        (
+            "two clients of one name",
+            edit_admin("name = \"billing\"", "name = \"case-app\""),
+            "39:8",
+            "admin.clients[1].name: \"case-app\" names another client too",
+        ),
+        (
+            "a short token",
+            edit_admin(
+                &format!("{{ value = \"{OTHER_ADMIN_TOKEN}\" }}"),
+                "{ value = \"short-token\" }",
+            ),
+            "40:9",
+            "admin.clients[1].token: is shorter than 32 bytes",
+        ),
+        (
+            "a token from an unset variable",
+            edit_admin("CASEGATE_ADMIN_TOKEN", "UNSET_ADMIN_TOKEN"),
+            "35:17",
+            "admin.clients[0].token: environment variable UNSET_ADMIN_TOKEN is not set",
+        ),
+        (
+            "two clients sharing a token",
+            edit_admin(
+                &format!("{{ value = \"{OTHER_ADMIN_TOKEN}\" }}"),
+                &format!("{{ value = \"{ADMIN_TOKEN}\" }}"),
+            ),
+            "40:9",
+            "admin.clients[1].token: is the same as another client's token",
+        ),
+        (
+            "a scope that is not configured",
+            edit_admin("scopes = [\"view\"]", "scopes = [\"edit\"]"),
+            "36:11",
+            "admin.clients[0].scopes: there is no scope \"edit\" in [scopes]",
+        ),
+        (
+            "a scope listed twice",
+            edit_admin("scopes = [\"view\"]", "scopes = [\"view\", \"view\"]"),
+            "36:19",
+            "admin.clients[0].scopes: \"view\" is listed twice",
+        ),
+        (
+            "a client that may share nothing",
+            edit_admin("scopes = [\"view\"]", "scopes = []"),
+            "36:10",
+            "admin.clients[0].scopes: needs at least one scope",
+        ),
+        (
+            "a client without scopes",
+            edit_admin("scopes = [\"view\"]\n", ""),
+            "33:1",
+            "missing field `scopes`",
+        ),
+        (
+            "an unknown key in a client",
+            edit_admin(
+                "scopes = [\"view\"]",
+                "scopes = [\"view\"]\nscope = \"view\"",
+            ),
+            "37:1",
+            "unknown field `scope`",
+        ),
+        (
+            "an admin section without clients",
+            format!("{BASE}\n[admin]\nlisten = \"127.0.0.1:9901\"\n"),
+            "30:1",
+            "admin: needs at least one client",
+        ),
+        (
+            "a flush interval out of range",
+            edit_admin(
+                "use_flush_interval = \"500ms\"",
+                "use_flush_interval = \"1h\"",
+            ),
+            "48:22",
+            "state.use_flush_interval: 1h is out of range; use 100ms to 5m",
+        ),
+        (
+            "a compaction threshold too small",
+            edit_admin("compact_after_bytes = 1048576", "compact_after_bytes = 100"),
+            "49:23",
+            "state.compact_after_bytes: must be between 65536",
+        ),
+        (
+            "an empty state path",
+            edit_admin("path = \"state/casegate\"", "path = \"\""),
+            "47:8",
+            "state.path: is empty",
+        ),
+        (
+            "an unknown key in [state]",
+            edit_admin("path = \"state/casegate\"", "backend = \"redis\""),
+            "47:1",
+            "state: unknown field `backend`",
+        ),
+        (
+            "a sharing switch that is not a boolean",
+            edit("max_ttl = \"30d\"", "max_ttl = \"30d\"\nenabled = \"no\""),
+            "22:11",
+            "links.enabled: invalid type: string \"no\", expected a boolean",
+        ),
+    ];
+    for (name, text, position, fragment) in cases {
+        let found = problems(&text);
+        let expected_start = format!("test.toml:{position}: ");
+        assert!(
+            found.len() == 1
+                && found[0].starts_with(&expected_start)
+                && found[0].contains(fragment),
+            "{name}: expected one problem at {position} containing {fragment:?}, found {found:#?}"
+        );
+    }
+}
+
+#[test]
+fn an_admin_token_written_in_the_wrong_shape_is_never_shown() {
+    for written in [
+        format!("\"{ADMIN_TOKEN}\""),
+        format!("{{ val = \"{ADMIN_TOKEN}\" }}"),
+        format!("[\"{ADMIN_TOKEN}\"]"),
+    ] {
+        let text = edit_admin("{ env = \"CASEGATE_ADMIN_TOKEN\" }", &written);
+        let errors = parse(&text).unwrap_err();
+        let shown = format!("{errors} {errors:?}");
+        assert!(!shown.contains(ADMIN_TOKEN), "{written}: {shown}");
+        assert!(
+            errors.problems().len() == 1 && shown.starts_with("test.toml:35:9: admin.clients"),
+            "{written}: {shown}"
+        );
+    }
+}
+
+#[test]
+fn every_admin_and_state_problem_is_reported_at_once_in_file_order() {
+    let text = admin_text()
+        .replace("listen = \"127.0.0.1:9901\"", "listen = \"127.0.0.1:8443\"")
+        .replace("name = \"case-app\"", "name = \"case app\"")
+        .replace("scopes = [\"view\", \"guest\"]", "scopes = [\"edit\"]")
+        .replace("compact_after_bytes = 1048576", "compact_after_bytes = -1");
+    let found = problems(&text);
+    let expected = [
+        "test.toml:31:10: admin.listen:",
+        "test.toml:34:8: admin.clients[0].name:",
+        "test.toml:41:11: admin.clients[1].scopes: there is no scope \"edit\"",
+        "test.toml:49:23: state.compact_after_bytes:",
+    ];
+    assert_eq!(found.len(), expected.len(), "{found:#?}");
+    for (found, expected) in found.iter().zip(expected) {
+        assert!(
+            found.starts_with(expected),
+            "expected {expected:?}, found {found:?}"
+        );
+    }
 }
 
 proptest::proptest! {

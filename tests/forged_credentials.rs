@@ -142,6 +142,7 @@ async fn refused_cookies_get_401_and_never_reach_the_upstream() {
         scope: "view".to_owned(),
         lang: None,
         expires_at,
+        issued_at: now,
         email_verified: false,
     };
     let good = cookie::seal(&ours, &guest("42", now + 600)).unwrap();
@@ -170,7 +171,7 @@ async fn refused_cookies_get_401_and_never_reach_the_upstream() {
         ),
         (
             "two cookies of our name, one bad",
-            format!("{COOKIE}={good}; {COOKIE}=v1.k1.AAAA.BBBB"),
+            format!("{COOKIE}={good}; {COOKIE}=v2.k1.AAAA.BBBB"),
             "session_invalid",
         ),
         (
@@ -248,6 +249,7 @@ async fn rotating_keys_keeps_old_links_and_cookies_working_until_the_old_key_is_
             scope: "view".to_owned(),
             lang: None,
             expires_at: now + 600,
+            issued_at: now,
             email_verified: false,
         },
     )
@@ -264,7 +266,7 @@ async fn rotating_keys_keeps_old_links_and_cookies_working_until_the_old_key_is_
     assert_eq!(response.status, 303);
     let new_cookie = response.header("set-cookie").unwrap();
     assert!(
-        new_cookie.starts_with(&format!("{COOKIE}=v1.k1.")),
+        new_cookie.starts_with(&format!("{COOKIE}=v2.k1.")),
         "{new_cookie}"
     );
     let ok = gw

@@ -304,7 +304,7 @@ async fn passthrough_forwards_staff_requests_without_our_cookie_or_identity_clai
     assert_eq!(received[0].header("x-casegate-case"), None);
     // A bad guest cookie is still refused: passthrough is not a fallback for forged sessions.
     let forged = gw
-        .get("/cases/42", &[&format!("Cookie: {COOKIE}=v1.k1.AAAA.BBBB")])
+        .get("/cases/42", &[&format!("Cookie: {COOKIE}=v2.k1.AAAA.BBBB")])
         .await;
     assert_eq!(forged.status, 401);
     assert!(gw.upstream.take().is_empty());

@@ -7,7 +7,7 @@ use super::print_config_errors;
 
 pub fn run(path: &Path) -> ExitCode {
     match casegate::config::load(path) {
-        Ok(config) => match casegate::gateway::Gateway::build(&config) {
+        Ok(config) => match casegate::gateway::Gateway::check(&config) {
             Ok(_) => {
                 println!("{}: ok", path.display());
                 ExitCode::SUCCESS

@@ -1,12 +1,13 @@
 //! `casegate demo`: a newcomer's first run. Starts the built-in demo case app and the real gateway in
-//! front of it on loopback, with a fresh key, and prints links to try. The gateway is started from an
-//! ordinary config (config/demo.toml, embedded) through the same `config::parse` and `start` as `serve`.
+//! front of it on loopback, with a fresh key and a fresh state directory (removed at exit), and prints
+//! links to try. The gateway is started from an ordinary config (config/demo.toml, embedded) through
+//! the same `config::parse` and `start` as `serve`.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use casegate::gateway::{Gateway, ShareRequest};
+use casegate::gateway::{LinkMinter, ShareRequest};
 use tokio::net::TcpListener;
 use tracing::error;
 
@@ -41,12 +42,6 @@ async fn demo(port: u16) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let (Ok(app_addr), Ok(gateway_addr)) =
-        (app_listener.local_addr(), gateway_listener.local_addr())
-    else {
-        eprintln!("cannot read the bound addresses");
-        return ExitCode::FAILURE;
-    };
     let key = match casegate::share::keys::generate_key() {
         Ok(key) => key,
         Err(error) => {
@@ -54,10 +49,42 @@ async fn demo(port: u16) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let state_dir = match fresh_state_dir() {
+        Ok(dir) => dir,
+        Err(error) => {
+            eprintln!("cannot create a state directory for the demo: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = demo_with_state(app_listener, gateway_listener, &state_dir, &key).await;
+    if let Err(error) = std::fs::remove_dir_all(&state_dir) {
+        eprintln!(
+            "cannot remove the demo's state directory {}: {error}",
+            state_dir.display()
+        );
+    }
+    code
+}
+
+async fn demo_with_state(
+    app_listener: TcpListener,
+    gateway_listener: TcpListener,
+    state_dir: &Path,
+    key: &str,
+) -> ExitCode {
+    let (Ok(app_addr), Ok(gateway_addr)) =
+        (app_listener.local_addr(), gateway_listener.local_addr())
+    else {
+        eprintln!("cannot read the bound addresses");
+        return ExitCode::FAILURE;
+    };
+    // Quoted as TOML quotes strings, whatever characters the temp dir's path holds.
+    let state_path = toml::Value::String(state_dir.display().to_string()).to_string();
     let text = DEMO_CONFIG
         .replace("{gateway_addr}", &gateway_addr.to_string())
-        .replace("{app_addr}", &app_addr.to_string());
-    let env = |name: &str| (name == "CASEGATE_DEMO_KEY").then(|| key.clone());
+        .replace("{app_addr}", &app_addr.to_string())
+        .replace("\"{state_dir}\"", &state_path);
+    let env = |name: &str| (name == "CASEGATE_DEMO_KEY").then(|| key.to_owned());
     let config = match casegate::config::parse(Path::new("config/demo.toml"), &text, &env) {
         Ok(config) => config,
         Err(errors) => {
@@ -79,16 +106,10 @@ async fn demo(port: u16) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let gateway = match Gateway::build(&config) {
-        Ok(gateway) => gateway,
-        Err(error) => {
-            eprintln!("{error}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let minter = LinkMinter::new(&config);
     let now = casegate::clock::unix_now();
     let links = ["view", "guest"].map(|scope| {
-        gateway.mint_link(
+        minter.mint_link(
             &ShareRequest {
                 case: "42",
                 scope,
@@ -108,6 +129,16 @@ async fn demo(port: u16) -> ExitCode {
     running.shutdown().await;
     drop(app);
     ExitCode::SUCCESS
+}
+
+/// A new, empty directory under the system temp dir; `create_dir` fails rather than reuse one.
+fn fresh_state_dir() -> std::io::Result<PathBuf> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    let dir = std::env::temp_dir().join(format!("casegate-demo-{}-{nanos}", std::process::id()));
+    std::fs::create_dir(&dir)?;
+    Ok(dir)
 }
 
 /// The requested port, or any free one when it is taken (a second demo, another service).

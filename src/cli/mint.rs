@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use casegate::gateway::{Gateway, ShareRequest};
+use casegate::gateway::{LinkMinter, ShareRequest};
 
 use super::print_config_errors;
 
@@ -51,13 +51,8 @@ pub fn run(args: &MintArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let gateway = match Gateway::build(&config) {
-        Ok(gateway) => gateway,
-        Err(error) => {
-            eprintln!("{}: {error}", args.config.display());
-            return ExitCode::FAILURE;
-        }
-    };
+    // Signing needs no state store: minting works while a gateway holds the store's lock.
+    let minter = LinkMinter::new(&config);
     let request = ShareRequest {
         case: &args.case,
         scope: &args.scope,
@@ -65,7 +60,7 @@ pub fn run(args: &MintArgs) -> ExitCode {
         email: args.email.as_deref(),
         lang: args.lang.as_deref(),
     };
-    match gateway.mint_link(&request, casegate::clock::unix_now()) {
+    match minter.mint_link(&request, casegate::clock::unix_now()) {
         Ok(link) if args.json => match serde_json::to_string(&link) {
             Ok(json) => {
                 println!("{json}");

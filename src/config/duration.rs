@@ -124,7 +124,7 @@ pub fn format_duration(duration: Duration) -> String {
     }
     for (name, scale) in UNITS {
         let scale = u128::from(scale);
-        if ms % scale == 0 {
+        if ms.is_multiple_of(scale) {
             return format!("{}{name}", ms / scale);
         }
     }

@@ -23,6 +23,10 @@ pub struct RawConfig {
     pub links: Option<Spanned<LinksSection>>,
     pub session: Option<SessionSection>,
     pub scopes: Option<Spanned<ScopesSection>>,
+    /// Optional: without it, no admin API is served.
+    pub admin: Option<Spanned<AdminSection>>,
+    /// Optional: every key has a default.
+    pub state: Option<StateSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +122,7 @@ pub struct LinksSection {
     pub max_ttl: Spanned<String>,
     pub case_pattern: Option<Spanned<String>>,
     pub clock_skew: Option<Spanned<String>>,
+    pub enabled: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,6 +130,31 @@ pub struct LinksSection {
 pub struct SessionSection {
     pub cookie: Spanned<String>,
     pub ttl: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    pub listen: Spanned<String>,
+    pub max_body_bytes: Option<Spanned<i64>>,
+    pub clients: Option<Vec<Spanned<AdminClientSection>>>,
+}
+
+/// One `[[admin.clients]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminClientSection {
+    pub name: Spanned<String>,
+    pub token: Spanned<SecretRef>,
+    pub scopes: Spanned<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateSection {
+    pub path: Option<Spanned<String>>,
+    pub use_flush_interval: Option<Spanned<String>>,
+    pub compact_after_bytes: Option<Spanned<i64>>,
 }
 
 /// `[scopes.NAME]` tables by name.
@@ -144,7 +174,12 @@ pub struct ScopeSection {
 /// a [`SecretShapeError`].
 const SECRET_TABLES: [(&str, &str); 2] = [("keys", "secrets"), ("upstream", "guest_headers")];
 
-const SECTIONS: [&str; 6] = ["server", "upstream", "keys", "links", "session", "scopes"];
+/// Tables every config must have.
+const REQUIRED_SECTIONS: [&str; 6] = ["server", "upstream", "keys", "links", "session", "scopes"];
+/// Every table a config may have, in the order they are listed in messages.
+const SECTIONS: [&str; 8] = [
+    "server", "upstream", "keys", "links", "session", "scopes", "admin", "state",
+];
 
 impl RawConfig {
     /// Parses the document, recording every syntax error, then reads each top-level table on its
@@ -166,6 +201,8 @@ impl RawConfig {
                 "links" => raw.links = section(name, value, diag),
                 "session" => raw.session = section(name, value, diag),
                 "scopes" => raw.scopes = section(name, value, diag),
+                "admin" => raw.admin = section(name, value, diag),
+                "state" => raw.state = section(name, value, diag),
                 unknown => diag.error(
                     key.span(),
                     format_args!(
@@ -177,7 +214,7 @@ impl RawConfig {
         }
         // A table whose header failed to parse is not missing, it is broken, and that is reported.
         if !diag.has_syntax_errors() {
-            for missing in SECTIONS
+            for missing in REQUIRED_SECTIONS
                 .iter()
                 .filter(|name| !seen.iter().any(|seen| seen == *name))
             {

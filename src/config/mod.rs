@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use http::uri::{Authority, Scheme};
 use http::{HeaderName, HeaderValue, Uri};
+use subtle::ConstantTimeEq;
 pub use toml::Spanned;
 
 pub use diagnostics::{ConfigErrors, Diagnostics, Problem};
@@ -28,8 +29,8 @@ pub use secret_source::{SecretError, SecretText};
 use file::RawConfig;
 
 use crate::policy::{self, List, Policy, ScopeSpec, TargetError};
-use crate::share::CaseGrammar;
 use crate::share::keys::{KeyRing, decode_key, validate_kid};
+use crate::share::{CaseGrammar, Secret};
 
 /// A config file is a page or two of TOML; anything this large is the wrong file.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
@@ -50,6 +51,9 @@ pub struct Config {
     pub scopes: Vec<Scope>,
     /// The scopes' rules, compiled.
     pub policy: Arc<Policy>,
+    /// The admin API; `None` when the config has no `[admin]`, and then none is served.
+    pub admin: Option<Admin>,
+    pub state: State,
 }
 
 #[derive(Clone, Debug)]
@@ -150,6 +154,9 @@ pub struct Links {
     /// `case_pattern`, compiled.
     pub case_grammar: CaseGrammar,
     pub clock_skew: Duration,
+    /// The organisation's switch: when false, every link and guest session is refused with a page
+    /// saying sharing is turned off, and the admin API mints nothing.
+    pub enabled: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -172,6 +179,59 @@ pub struct Scope {
     pub upgrade: Vec<Spanned<String>>,
     /// Send the share's language upstream as `Accept-Language`.
     pub pin_language: bool,
+}
+
+/// The admin API's listener and the clients allowed to use it.
+#[derive(Clone, Debug)]
+pub struct Admin {
+    /// Never the same address as `server.listen` (unless either asks for port 0).
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    /// At least one; names and tokens unique.
+    pub clients: Vec<AdminClient>,
+}
+
+/// A system allowed to create and revoke shares. `Debug` never shows the token.
+#[derive(Clone)]
+pub struct AdminClient {
+    /// `[A-Za-z0-9_.-]{1,64}`, unique: it is logged with every action and stored with every share.
+    pub name: String,
+    /// The bearer token, at least [`MIN_ADMIN_TOKEN_BYTES`] bytes; compare in constant time.
+    pub token: Secret,
+    /// The scopes this client may share; each is configured, none twice, at least one.
+    pub scopes: Vec<String>,
+}
+
+/// Where and how the share state (revocations, share records) is kept.
+#[derive(Clone, Debug)]
+pub struct State {
+    /// A directory, resolved against the config file's directory. Created when the store opens,
+    /// not at validation.
+    pub path: PathBuf,
+    /// How often batched use records are written.
+    pub use_flush_interval: Duration,
+    /// Compact once the journal holds this many bytes.
+    pub compact_after_bytes: u64,
+}
+
+/// An admin token shorter than this is guessable; `casegate keygen` prints 43 characters.
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 32;
+
+const DEFAULT_STATE_PATH: &str = "var/casegate";
+const DEFAULT_USE_FLUSH_INTERVAL: Duration = secs(2);
+const DEFAULT_COMPACT_AFTER_BYTES: u64 = 64 * 1024 * 1024;
+const DEFAULT_ADMIN_MAX_BODY_BYTES: usize = 64 * 1024;
+
+// === impl AdminClient ===
+
+impl fmt::Debug for AdminClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminClient")
+            .field("name", &self.name)
+            .field("token", &"***")
+            .field("scopes", &self.scopes)
+            .finish()
+    }
 }
 
 // === impl Config ===
@@ -302,6 +362,11 @@ const CLOCK_SKEW_BOUNDS: Bounds = Bounds {
     min: Duration::ZERO,
     max: secs(10 * MINUTE),
 };
+/// Use records wait at most this long in memory; a crash loses at most one interval of them.
+const FLUSH_BOUNDS: Bounds = Bounds {
+    min: Duration::from_millis(100),
+    max: secs(5 * MINUTE),
+};
 
 const UPSTREAM_CONNECT_TIMEOUT: Duration = secs(5);
 const UPSTREAM_RESPONSE_TIMEOUT: Duration = secs(30);
@@ -342,8 +407,25 @@ impl Validator<'_, '_> {
         let session = raw
             .session
             .and_then(|session| self.session(session, public_url.as_ref()));
+        // Admin clients name scopes; known from the raw table so a broken scope elsewhere does
+        // not also make every client's scope look unknown.
+        let scope_names: Option<BTreeSet<String>> = raw.scopes.as_ref().map(|scopes| {
+            scopes
+                .get_ref()
+                .keys()
+                .map(|name| name.get_ref().clone())
+                .collect()
+        });
         let scopes = raw.scopes.and_then(|scopes| self.scopes(scopes));
         let policy = scopes.as_ref().and_then(|scopes| self.policy(scopes));
+        let admin = raw.admin.map(|admin| {
+            self.admin(
+                admin,
+                server.as_ref().map(|server| server.listen),
+                scope_names.as_ref(),
+            )
+        });
+        let state = self.state(raw.state.unwrap_or_default());
         Some(Config {
             server: server?,
             upstream: upstream?,
@@ -352,6 +434,11 @@ impl Validator<'_, '_> {
             session: session?,
             scopes: scopes?,
             policy: policy?,
+            admin: match admin {
+                Some(admin) => Some(admin?),
+                None => None,
+            },
+            state: state?,
         })
     }
 
@@ -779,6 +866,7 @@ impl Validator<'_, '_> {
             case_pattern: case_pattern?,
             case_grammar: case_grammar?,
             clock_skew: clock_skew?,
+            enabled: raw.enabled.unwrap_or(true),
         })
     }
 
@@ -993,6 +1081,197 @@ impl Validator<'_, '_> {
         })
     }
 
+    // --- [admin] ---
+
+    fn admin(
+        &mut self,
+        raw: Spanned<file::AdminSection>,
+        server_listen: Option<SocketAddr>,
+        scope_names: Option<&BTreeSet<String>>,
+    ) -> Option<Admin> {
+        let admin_span = raw.span();
+        let raw = raw.into_inner();
+        let listen = match raw.listen.get_ref().parse::<SocketAddr>() {
+            Ok(addr) if server_listen.is_some_and(|server| same_listener(addr, server)) => {
+                self.diag.error(
+                    raw.listen.span(),
+                    format_args!(
+                        "admin.listen: {addr} is also server.listen; the admin API needs its own \
+                         address, e.g. 127.0.0.1:9901"
+                    ),
+                );
+                None
+            }
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                self.diag.error(
+                    raw.listen.span(),
+                    format_args!(
+                        "admin.listen: {:?} is not an address like 127.0.0.1:9901 \
+                         (an IP address and a port; host names are not resolved)",
+                        raw.listen.get_ref()
+                    ),
+                );
+                None
+            }
+        };
+        let max_body_bytes = self.count(
+            "admin.max_body_bytes",
+            raw.max_body_bytes.as_ref(),
+            DEFAULT_ADMIN_MAX_BODY_BYTES,
+            1024..=16 * 1024 * 1024,
+        );
+        let raw_clients = raw.clients.unwrap_or_default();
+        if raw_clients.is_empty() {
+            self.diag.error(
+                admin_span,
+                "admin: needs at least one client, e.g. [[admin.clients]] with name, token and scopes",
+            );
+        }
+        let mut clients = Vec::new();
+        let mut valid = !raw_clients.is_empty();
+        for (index, raw_client) in raw_clients.iter().enumerate() {
+            let client = self.admin_client(index, raw_client.get_ref(), scope_names);
+            let Some(client) = client else {
+                valid = false;
+                continue;
+            };
+            let field = format!("admin.clients[{index}]");
+            if clients
+                .iter()
+                .any(|seen: &AdminClient| seen.name == client.name)
+            {
+                self.diag.error(
+                    raw_client.get_ref().name.span(),
+                    format_args!(
+                        "{field}.name: {:?} names another client too; names must be unique",
+                        client.name
+                    ),
+                );
+                valid = false;
+            }
+            if clients.iter().any(|seen: &AdminClient| {
+                bool::from(seen.token.as_bytes().ct_eq(client.token.as_bytes()))
+            }) {
+                // The token is not shown, only that it repeats: each client must be told apart.
+                self.diag.error(
+                    raw_client.get_ref().token.span(),
+                    format_args!(
+                        "{field}.token: is the same as another client's token; give each client its own"
+                    ),
+                );
+                valid = false;
+            }
+            clients.push(client);
+        }
+        Some(Admin {
+            listen: listen?,
+            max_body_bytes: max_body_bytes?,
+            clients: valid.then_some(clients)?,
+        })
+    }
+
+    fn admin_client(
+        &mut self,
+        index: usize,
+        raw: &file::AdminClientSection,
+        scope_names: Option<&BTreeSet<String>>,
+    ) -> Option<AdminClient> {
+        let field = format!("admin.clients[{index}]");
+        let name_text = raw.name.get_ref();
+        let name = if is_client_name(name_text) {
+            Some(name_text.clone())
+        } else {
+            self.diag.error(
+                raw.name.span(),
+                format_args!(
+                    "{field}.name: {name_text:?} must be 1 to 64 characters of A-Z a-z 0-9 _ . -"
+                ),
+            );
+            None
+        };
+        let token_field = format!("{field}.token");
+        let token = self.secret(&token_field, &raw.token).and_then(|text| {
+            if text.expose().len() >= MIN_ADMIN_TOKEN_BYTES {
+                Some(Secret::from_bytes(text.expose().as_bytes().to_vec()))
+            } else {
+                self.diag.error(
+                    raw.token.span(),
+                    format_args!(
+                        "{token_field}: is shorter than {MIN_ADMIN_TOKEN_BYTES} bytes; \
+                             use a long random text such as the output of `casegate keygen`"
+                    ),
+                );
+                None
+            }
+        });
+        let mut scopes: Vec<String> = Vec::new();
+        let mut scopes_valid = true;
+        if raw.scopes.get_ref().is_empty() {
+            self.diag.error(
+                raw.scopes.span(),
+                format_args!(
+                    "{field}.scopes: needs at least one scope the client may share, e.g. [\"view\"]"
+                ),
+            );
+            scopes_valid = false;
+        }
+        for scope in raw.scopes.get_ref() {
+            let text = scope.get_ref();
+            if scope_names.is_some_and(|names| !names.contains(text)) {
+                self.diag.error(
+                    scope.span(),
+                    format_args!("{field}.scopes: there is no scope {text:?} in [scopes]"),
+                );
+                scopes_valid = false;
+            } else if scopes.contains(text) {
+                self.diag.error(
+                    scope.span(),
+                    format_args!("{field}.scopes: {text:?} is listed twice"),
+                );
+                scopes_valid = false;
+            } else {
+                scopes.push(text.clone());
+            }
+        }
+        Some(AdminClient {
+            name: name?,
+            token: token?,
+            scopes: scopes_valid.then_some(scopes)?,
+        })
+    }
+
+    // --- [state] ---
+
+    fn state(&mut self, raw: file::StateSection) -> Option<State> {
+        let path = match &raw.path {
+            Some(path) if path.get_ref().trim().is_empty() => {
+                self.diag
+                    .error(path.span(), "state.path: is empty; name a directory");
+                None
+            }
+            Some(path) => Some(self.base_dir.join(path.get_ref())),
+            None => Some(self.base_dir.join(DEFAULT_STATE_PATH)),
+        };
+        let use_flush_interval = self.optional_duration(
+            "state.use_flush_interval",
+            raw.use_flush_interval.as_ref(),
+            DEFAULT_USE_FLUSH_INTERVAL,
+            &FLUSH_BOUNDS,
+        );
+        let compact_after_bytes = self.count(
+            "state.compact_after_bytes",
+            raw.compact_after_bytes.as_ref(),
+            usize::try_from(DEFAULT_COMPACT_AFTER_BYTES).unwrap_or(usize::MAX),
+            64 * 1024..=1 << 40,
+        );
+        Some(State {
+            path: path?,
+            use_flush_interval: use_flush_interval?,
+            compact_after_bytes: u64::try_from(compact_after_bytes?).ok()?,
+        })
+    }
+
     // --- shared field checks ---
 
     fn duration(
@@ -1070,6 +1349,21 @@ fn is_reserved_header(name: &HeaderName) -> bool {
         || RESERVED_HEADER_PREFIXES
             .iter()
             .any(|prefix| name.starts_with(prefix))
+}
+
+/// Two listen addresses that would collide: the same port on the same or an overlapping
+/// (unspecified) address. Port 0 picks a free port, so it never collides.
+fn same_listener(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+fn is_client_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 fn is_scope_name(name: &str) -> bool {

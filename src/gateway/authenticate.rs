@@ -22,22 +22,11 @@ pub fn authenticate(
     now: i64,
 ) -> Result<Session, GatewayError> {
     let mut found: Option<&str> = None;
-    for header_value in headers.get_all(header::COOKIE) {
-        let Ok(text) = header_value.to_str() else {
-            continue;
-        };
-        for pair in text.split(';') {
-            let Some((name, value)) = pair.trim().split_once('=') else {
-                continue;
-            };
-            if name.trim() != cookie_name {
-                continue;
-            }
-            if found.is_some() {
-                return Err(GatewayError::DuplicateSession);
-            }
-            found = Some(value.trim());
+    for value in cookies_named(headers, cookie_name) {
+        if found.is_some() {
+            return Err(GatewayError::DuplicateSession);
         }
+        found = Some(value);
     }
     match found {
         None => Ok(Session::Absent),
@@ -45,4 +34,24 @@ pub fn authenticate(
             .map(Session::Guest)
             .map_err(GatewayError::Session),
     }
+}
+
+/// Whether the request carries any cookie of our name, valid or not, without opening it.
+pub fn carries_session_cookie(headers: &HeaderMap, cookie_name: &str) -> bool {
+    cookies_named(headers, cookie_name).next().is_some()
+}
+
+/// The values of every cookie called `cookie_name`, across all `Cookie` headers.
+fn cookies_named<'h>(
+    headers: &'h HeaderMap,
+    cookie_name: &'h str,
+) -> impl Iterator<Item = &'h str> + 'h {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|header_value| header_value.to_str().ok())
+        .flat_map(|text| text.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .filter(move |(name, _)| name.trim() == cookie_name)
+        .map(|(_, value)| value.trim())
 }

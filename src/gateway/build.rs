@@ -1,5 +1,6 @@
-//! Building a [`Gateway`] snapshot from a validated config. Everything that can be wrong was caught
-//! by validation; what remains here is conversion into the shapes the request path reads.
+//! Building a [`Gateway`] snapshot from a validated config and the share state store. Everything
+//! that can be wrong was caught by validation; what remains here is conversion into the shapes the
+//! request path reads.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -9,11 +10,13 @@ use http::HeaderValue;
 use http::uri::{Authority, Scheme};
 
 use super::Gateway;
-use super::settings::{LinkSettings, SessionSettings};
-use crate::config::{Config, PublicScheme};
+use super::mint::LinkMinter;
+use super::settings::{LinkSettings, SessionSettings, secs};
+use crate::config::{Config, PublicScheme, PublicUrl};
 use crate::proxy::client::{ClientSettings, UpstreamClient};
 use crate::proxy::response::PublicOrigin;
 use crate::proxy::upstream::{Upstream, UpstreamError};
+use crate::state::StateStore;
 
 /// A validated config that still cannot become a gateway. Each variant names a check validation
 /// should have made; seeing one is a bug worth reporting.
@@ -43,47 +46,57 @@ impl std::error::Error for BuildError {
     }
 }
 
-impl Gateway {
-    /// Builds the snapshot the request path reads. Cheap enough to run on every reload.
-    pub fn build(config: &Config) -> Result<Gateway, BuildError> {
+/// The parts of a gateway that can fail to build, made from the config alone.
+struct Checked {
+    upstream: Upstream,
+    public_host: HeaderValue,
+}
+
+impl Checked {
+    fn new(config: &Config) -> Result<Checked, BuildError> {
         let upstream = Upstream::new(&config.upstream.url, config.upstream.guest_headers.clone())
             .map_err(BuildError::Upstream)?;
+        let public_host = HeaderValue::from_str(config.server.public_url.authority().as_str())
+            .map_err(|_| BuildError::PublicHost)?;
+        Ok(Checked {
+            upstream,
+            public_host,
+        })
+    }
+}
+
+impl Gateway {
+    /// Runs every check [`Gateway::build`] makes, without a store: `casegate check` has no side
+    /// effects, and opening the store creates and locks its directory.
+    pub fn check(config: &Config) -> Result<(), BuildError> {
+        Checked::new(config).map(drop)
+    }
+
+    /// Builds the snapshot the request path reads. Cheap enough to run on every reload; the
+    /// store is shared between snapshots.
+    pub fn build(config: &Config, store: Arc<StateStore>) -> Result<Gateway, BuildError> {
+        let Checked {
+            upstream,
+            public_host,
+        } = Checked::new(config)?;
         let client = UpstreamClient::new(&ClientSettings {
             connect_timeout: config.upstream.connect_timeout,
             response_timeout: config.upstream.response_timeout,
             pool_idle_timeout: config.upstream.pool_idle_timeout,
         });
-        let public_url = &config.server.public_url;
-        let public = PublicOrigin {
-            scheme: match public_url.scheme() {
-                PublicScheme::Https => Scheme::HTTPS,
-                PublicScheme::Http => Scheme::HTTP,
-            },
-            authority: Authority::clone(public_url.authority()),
-        };
-        let public_host = HeaderValue::from_str(public_url.authority().as_str())
-            .map_err(|_| BuildError::PublicHost)?;
-        let links = &config.links;
         Ok(Gateway {
             keys: Arc::clone(&config.keys.ring),
             policy: Arc::clone(&config.policy),
-            links: LinkSettings {
-                prefix: links.prefix.clone(),
-                landing: links.landing.clone(),
-                default_ttl_secs: secs(links.default_ttl),
-                max_ttl_secs: secs(links.max_ttl),
-                clock_skew_secs: secs(links.clock_skew),
-                case_grammar: links.case_grammar.clone(),
-            },
+            links: LinkSettings::new(&config.links),
             session: SessionSettings {
                 cookie_name: config.session.cookie.clone(),
                 ttl_secs: secs(config.session.ttl),
-                secure: public_url.is_https(),
+                secure: config.server.public_url.is_https(),
             },
             passthrough: config.upstream.passthrough,
             upstream,
             client,
-            public,
+            public: public_origin(&config.server.public_url),
             public_host,
             max_body_bytes: config.server.limits.max_body_bytes,
             tunnel_idle_timeout: config.server.limits.idle_timeout,
@@ -93,10 +106,20 @@ impl Gateway {
                 .filter(|scope| scope.pin_language)
                 .map(|scope| scope.name.clone())
                 .collect::<HashSet<String>>(),
+            sharing_enabled: config.links.enabled,
+            minter: LinkMinter::new(config),
+            store,
         })
     }
 }
 
-fn secs(duration: std::time::Duration) -> i64 {
-    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+/// The public origin as the response rewriting reads it.
+pub(super) fn public_origin(url: &PublicUrl) -> PublicOrigin {
+    PublicOrigin {
+        scheme: match url.scheme() {
+            PublicScheme::Https => Scheme::HTTPS,
+            PublicScheme::Http => Scheme::HTTP,
+        },
+        authority: Authority::clone(url.authority()),
+    }
 }

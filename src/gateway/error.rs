@@ -9,6 +9,15 @@ use crate::proxy::client::ForwardError;
 use crate::proxy::request::RewriteError;
 use crate::share::cookie::CookieError;
 use crate::share::token::{LinkError, LinkErrorKind};
+use crate::state::Revocation;
+
+/// Which credential a refusal is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Credential {
+    Link,
+    /// The guest cookie; refusing it for good also clears it in the browser.
+    Cookie,
+}
 
 #[derive(Debug)]
 pub enum GatewayError {
@@ -28,6 +37,16 @@ pub enum GatewayError {
     NoSession,
     /// The guest cookie was refused.
     Session(CookieError),
+    /// `[links] enabled = false`: a link or guest cookie, refused unopened.
+    SharingDisabled,
+    /// The link or cookie verified, but its share or its case was revoked. The share id and case
+    /// are logged (they identify the share, they grant nothing); the credential never is.
+    Revoked {
+        credential: Credential,
+        share_id: String,
+        case: String,
+        revocation: Revocation,
+    },
     /// More than one cookie of our name.
     DuplicateSession,
     /// The policy does not allow this request for this share.
@@ -68,6 +87,8 @@ impl GatewayError {
             // A link only ever answers GET/HEAD; anything else is treated like any other refused request.
             GatewayError::LinkMethod => Page::NotAllowed,
             GatewayError::NoSession => Page::SessionMissing,
+            GatewayError::SharingDisabled => Page::SharingDisabled,
+            GatewayError::Revoked { .. } => Page::RevokedLink,
             GatewayError::Session(CookieError::Expired) => Page::SessionExpired,
             GatewayError::Session(_) | GatewayError::DuplicateSession => Page::SessionInvalid,
             GatewayError::NotAllowed
@@ -82,6 +103,18 @@ impl GatewayError {
                 Page::InternalError
             }
         }
+    }
+
+    /// Whether the browser should drop our cookie with this answer: the cookie can never work
+    /// again.
+    pub fn ends_session(&self) -> bool {
+        matches!(
+            self,
+            GatewayError::Revoked {
+                credential: Credential::Cookie,
+                ..
+            }
+        )
     }
 
     /// Whether the error means something is wrong on casegate's side or the upstream's (logged
@@ -101,6 +134,8 @@ impl GatewayError {
             | GatewayError::LinkMethod
             | GatewayError::NoSession
             | GatewayError::Session(_)
+            | GatewayError::SharingDisabled
+            | GatewayError::Revoked { .. }
             | GatewayError::DuplicateSession
             | GatewayError::NotAllowed
             | GatewayError::MethodOverrideQuery
@@ -125,6 +160,30 @@ impl fmt::Display for GatewayError {
             }
             GatewayError::NoSession => f.write_str("no share session"),
             GatewayError::Session(error) => write!(f, "guest cookie refused: {error}"),
+            GatewayError::SharingDisabled => f.write_str(
+                "link or guest cookie refused: sharing is turned off ([links] enabled = false)",
+            ),
+            GatewayError::Revoked {
+                credential,
+                share_id,
+                case,
+                revocation,
+            } => {
+                let what = match credential {
+                    Credential::Link => "link",
+                    Credential::Cookie => "guest cookie",
+                };
+                match revocation {
+                    Revocation::Share { at } => write!(
+                        f,
+                        "{what} refused: share {share_id} of case {case} was revoked at {at}"
+                    ),
+                    Revocation::Case { not_before } => write!(
+                        f,
+                        "{what} refused: share {share_id} was issued before its case {case} was revoked (not before {not_before})"
+                    ),
+                }
+            }
             GatewayError::DuplicateSession => f.write_str("more than one guest cookie"),
             GatewayError::NotAllowed => {
                 f.write_str("no rule of the share's scope allows this request")
@@ -162,6 +221,8 @@ impl std::error::Error for GatewayError {
             | GatewayError::BodyOnGet
             | GatewayError::LinkMethod
             | GatewayError::NoSession
+            | GatewayError::SharingDisabled
+            | GatewayError::Revoked { .. }
             | GatewayError::DuplicateSession
             | GatewayError::NotAllowed
             | GatewayError::MethodOverrideQuery

@@ -5,10 +5,11 @@ use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
 
 use super::Gateway;
-use super::error::GatewayError;
+use super::error::{Credential, GatewayError};
 use crate::proxy::{Body, empty_body};
 use crate::share::token::{self, LinkRules};
 use crate::share::{Guest, cookie};
+use crate::state::SeenShare;
 
 impl Gateway {
     /// Verifies the link token and answers with the guest cookie and a 303 to the landing page.
@@ -26,6 +27,28 @@ impl Gateway {
             scope_exists: &scope_exists,
         };
         let claims = token::verify(&self.keys, token_text, &rules).map_err(GatewayError::Link)?;
+        // Also for tokens minted outside the admin API: they are revocable by id and by case.
+        if let Some(revocation) =
+            self.store
+                .revocation(&claims.share_id, &claims.case, claims.issued_at)
+        {
+            return Err(GatewayError::Revoked {
+                credential: Credential::Link,
+                share_id: claims.share_id,
+                case: claims.case,
+                revocation,
+            });
+        }
+        self.store.record_open(
+            &SeenShare {
+                id: &claims.share_id,
+                case: &claims.case,
+                scope: &claims.scope,
+                issued_at: claims.issued_at,
+                expires_at: claims.expires_at,
+            },
+            now,
+        );
         let mut guest = Guest::from_link(claims);
         // The cookie never outlives the link, nor the configured session length.
         guest.expires_at = guest

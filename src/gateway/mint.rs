@@ -1,11 +1,31 @@
-//! Minting share links from the current snapshot: the command line's `mint` (and later the admin API)
-//! turn "share case X with scope Y for T" into a signed URL here, under the same rules `verify` applies.
+//! Minting share links: the command line's `mint`, the admin API (through [`Gateway::mint_link`])
+//! and the demo turn "share case X with scope Y for T" into a signed URL here, under the same rules
+//! `verify` applies.
+//!
+//! [`LinkMinter`] needs only the config, not the state store, so `casegate mint` can sign links
+//! while a gateway holds the store's lock.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::Gateway;
+use super::build::public_origin;
+use super::settings::LinkSettings;
+use crate::config::Config;
+use crate::policy::Policy;
+use crate::proxy::response::PublicOrigin;
+use crate::share::KeyRing;
 use crate::share::token::{self, LinkClaims};
+
+/// What signing a link needs from the config: keys, scopes, link rules and the public origin.
+#[derive(Clone)]
+pub struct LinkMinter {
+    keys: Arc<KeyRing>,
+    policy: Arc<Policy>,
+    links: LinkSettings,
+    public: PublicOrigin,
+}
 
 /// What the sharer asks for.
 #[derive(Debug)]
@@ -64,6 +84,23 @@ impl fmt::Display for MintError {
 impl std::error::Error for MintError {}
 
 impl Gateway {
+    /// Signs a link with the active key; see [`LinkMinter::mint_link`].
+    pub fn mint_link(&self, request: &ShareRequest<'_>, now: i64) -> Result<MintedLink, MintError> {
+        self.minter.mint_link(request, now)
+    }
+}
+
+impl LinkMinter {
+    /// The minter for a validated config. Infallible: everything it reads was checked.
+    pub fn new(config: &Config) -> LinkMinter {
+        LinkMinter {
+            keys: Arc::clone(&config.keys.ring),
+            policy: Arc::clone(&config.policy),
+            links: LinkSettings::new(&config.links),
+            public: public_origin(&config.server.public_url),
+        }
+    }
+
     /// Signs a link with the active key. Refuses anything `verify` would refuse later, so a minted
     /// link always opens (until it expires or is revoked).
     pub fn mint_link(&self, request: &ShareRequest<'_>, now: i64) -> Result<MintedLink, MintError> {

@@ -1,6 +1,7 @@
 //! The request path, top to bottom:
-//! `canonicalise(target)` -> `authenticate` (link or cookie -> `Guest`) -> `authorise(guest, method,
-//! target)` -> `rewrite_request` -> `forward` -> `sanitise_response`.
+//! `canonicalise(target)` -> the sharing switch -> `authenticate` (link or cookie -> `Guest`, then
+//! the store: revoked?) -> `authorise(guest, method, target)` -> `rewrite_request` -> `forward` ->
+//! `sanitise_response`.
 //!
 //! [`Gateway`] is one immutable snapshot of everything the path needs, built from a validated config.
 //! `handle` never fails: it turns any [`GatewayError`] into the recipient's page and logs it once.
@@ -17,7 +18,7 @@ mod settings;
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use http::header::HeaderValue;
+use http::header::{self, HeaderValue};
 use http::{Method, Request, Response};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -25,10 +26,11 @@ use tracing::{info, warn};
 
 pub use build::BuildError;
 pub use error::GatewayError;
-pub use mint::{MintError, MintedLink, ShareRequest};
+pub use mint::{LinkMinter, MintError, MintedLink, ShareRequest};
 pub use settings::{LinkSettings, SessionSettings};
 
-use self::authenticate::{Session, authenticate};
+use self::authenticate::{Session, authenticate, carries_session_cookie};
+use self::error::Credential;
 use self::forward::Route;
 use self::framing::{check_host, refuse_body_on_get, refuse_method_override_query};
 use crate::clock::unix_now;
@@ -42,6 +44,7 @@ use crate::proxy::upgrade::{UpgradeAsk, upgrade_ask};
 use crate::proxy::upstream::Upstream;
 use crate::server::ConnectionInfo;
 use crate::share::{Guest, KeyRing};
+use crate::state::StateStore;
 
 /// One immutable snapshot of the gateway's configuration, shared by all connections.
 pub struct Gateway {
@@ -59,9 +62,20 @@ pub struct Gateway {
     tunnel_idle_timeout: std::time::Duration,
     /// Scopes whose `pin_language` is on: the share's lang is sent upstream as Accept-Language.
     language_pinned_scopes: HashSet<String>,
+    /// `[links] enabled`: the organisation's switch for external sharing.
+    sharing_enabled: bool,
+    minter: mint::LinkMinter,
+    /// Revocations are looked up here on every link and guest request, and uses recorded.
+    store: Arc<StateStore>,
 }
 
 impl Gateway {
+    /// Whether the organisation allows external sharing (`[links] enabled`). When it does not,
+    /// every link and guest session is refused, and the admin API creates no shares.
+    pub fn sharing_enabled(&self) -> bool {
+        self.sharing_enabled
+    }
+
     /// Serves one request. Never fails: errors become pages (HTML or JSON, as the client prefers).
     pub async fn handle(
         &self,
@@ -80,8 +94,15 @@ impl Gateway {
                 } else {
                     info!(peer = %connection.peer, %method, code = page.code(), %error, "request refused");
                 }
-                pages::render(page, wants_json)
-                    .map(|body| body.map_err(|never| match never {}).boxed())
+                let mut response = pages::render(page, wants_json)
+                    .map(|body| body.map_err(|never| match never {}).boxed());
+                if error.ends_session() {
+                    // A revoked cookie is dropped by the browser, so it is not sent again.
+                    if let Ok(clear) = HeaderValue::try_from(self.session.clear_cookie_header()) {
+                        response.headers_mut().append(header::SET_COOKIE, clear);
+                    }
+                }
+                response
             }
         }
     }
@@ -108,7 +129,16 @@ impl Gateway {
         check_host(&request)?;
         refuse_body_on_get(&request)?;
 
-        if let Some(token) = target.path().strip_prefix(self.links.prefix.as_str()) {
+        let link_token = target.path().strip_prefix(self.links.prefix.as_str());
+        // Decided before any credential is verified: with sharing off, none is worth the work.
+        if !self.sharing_enabled
+            && (link_token.is_some()
+                || carries_session_cookie(request.headers(), &self.session.cookie_name))
+        {
+            return Err(GatewayError::SharingDisabled);
+        }
+
+        if let Some(token) = link_token {
             if request.method() != Method::GET && request.method() != Method::HEAD {
                 return Err(GatewayError::LinkMethod);
             }
@@ -123,6 +153,19 @@ impl Gateway {
         )?;
         match session {
             Session::Guest(guest) => {
+                // Checked on every request, so a revoke takes effect on the guest's next one.
+                if let Some(revocation) =
+                    self.store
+                        .revocation(&guest.share_id, &guest.case, guest.issued_at)
+                {
+                    return Err(GatewayError::Revoked {
+                        credential: Credential::Cookie,
+                        share_id: guest.share_id,
+                        case: guest.case,
+                        revocation,
+                    });
+                }
+                self.store.record_activity(&guest.share_id, now);
                 refuse_method_override_query(&target)?;
                 let pin_language = self.authorise(&guest, request.method(), &target)?;
                 let upgrade = self.guest_upgrade(&request, &guest, &target)?;

@@ -1,9 +1,10 @@
 //! The parts of the validated config the request path reads, in the shape it reads them.
 
+use crate::config::Links;
 use crate::share::{CaseGrammar, Guest};
 
 /// How links are recognised and verified.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct LinkSettings {
     /// Path prefix of links, starting and ending with `/`.
     pub prefix: String,
@@ -16,6 +17,17 @@ pub struct LinkSettings {
 }
 
 impl LinkSettings {
+    pub fn new(links: &Links) -> LinkSettings {
+        LinkSettings {
+            prefix: links.prefix.clone(),
+            landing: links.landing.clone(),
+            default_ttl_secs: secs(links.default_ttl),
+            max_ttl_secs: secs(links.max_ttl),
+            clock_skew_secs: secs(links.clock_skew),
+            case_grammar: links.case_grammar.clone(),
+        }
+    }
+
     /// The landing path for a guest. Case and share id come from grammars without `/`, `.` or `%`,
     /// so they cannot change the shape of the path they are put into.
     pub fn landing_for(&self, guest: &Guest) -> String {
@@ -45,5 +57,43 @@ impl SessionSettings {
             max_age_secs.max(0),
             secure
         )
+    }
+
+    /// The `Set-Cookie` value that makes the browser drop our cookie: the same name and
+    /// attributes (a browser only replaces a cookie whose name, path and domain match), empty and
+    /// already expired.
+    pub fn clear_cookie_header(&self) -> String {
+        self.set_cookie_header("", 0)
+    }
+}
+
+/// Whole seconds, as tokens and cookies count them.
+pub fn secs(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clearing_cookie_matches_the_set_cookie_but_expires_at_once() {
+        for (secure, suffix) in [(true, "; Secure"), (false, "")] {
+            let session = SessionSettings {
+                cookie_name: "__Host-casegate".into(),
+                ttl_secs: 3600,
+                secure,
+            };
+            assert_eq!(
+                session.set_cookie_header("v2.k1.x.y", 60),
+                format!(
+                    "__Host-casegate=v2.k1.x.y; Path=/; Max-Age=60; HttpOnly; SameSite=Lax{suffix}"
+                )
+            );
+            assert_eq!(
+                session.clear_cookie_header(),
+                format!("__Host-casegate=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{suffix}")
+            );
+        }
     }
 }

@@ -15,9 +15,12 @@ pub enum Page {
     ExpiredLink,
     /// The link token verified but its start time is still in the future.
     LinkNotYetValid,
-    /// The link token verified but the share was revoked. Added beside the brief's list because
-    /// the state layer keeps revocations, and "withdrawn" needs different advice than "expired".
+    /// The link or guest cookie verified but the share (or its whole case) was revoked.
+    /// "Withdrawn" needs different advice than "expired".
     RevokedLink,
+    /// The organisation has turned external sharing off (`[links] enabled = false`): every link
+    /// and guest session is refused, whatever it carries.
+    SharingDisabled,
     /// No guest cookie was sent on a request that needs one.
     SessionMissing,
     /// The guest cookie verified but its expiry has passed.
@@ -57,11 +60,12 @@ pub struct Entry {
 
 impl Page {
     /// Every page, for tests and for anyone listing the codes (docs, dashboards).
-    pub const ALL: [Page; 14] = [
+    pub const ALL: [Page; 15] = [
         Page::InvalidLink,
         Page::ExpiredLink,
         Page::LinkNotYetValid,
         Page::RevokedLink,
+        Page::SharingDisabled,
         Page::SessionMissing,
         Page::SessionExpired,
         Page::SessionInvalid,
@@ -101,6 +105,7 @@ impl Page {
             Page::ExpiredLink => &EXPIRED_LINK,
             Page::LinkNotYetValid => &LINK_NOT_YET_VALID,
             Page::RevokedLink => &REVOKED_LINK,
+            Page::SharingDisabled => &SHARING_DISABLED,
             Page::SessionMissing => &SESSION_MISSING,
             Page::SessionExpired => &SESSION_EXPIRED,
             Page::SessionInvalid => &SESSION_INVALID,
@@ -149,6 +154,14 @@ static REVOKED_LINK: Entry = Entry {
     title: "This link has been withdrawn",
     explanation: "The person who shared this case has stopped sharing it.",
     advice: "If you still need to see the case, ask them to share it with you again.",
+};
+
+static SHARING_DISABLED: Entry = Entry {
+    status: StatusCode::FORBIDDEN,
+    code: "sharing_disabled",
+    title: "Sharing is turned off",
+    explanation: "Sharing is turned off by the organisation, so shared links can't be opened right now.",
+    advice: "If you still need to see the case, contact the person who shared it with you.",
 };
 
 static SESSION_MISSING: Entry = Entry {
@@ -243,6 +256,7 @@ mod tests {
             (Page::ExpiredLink, 410, "expired_link"),
             (Page::LinkNotYetValid, 403, "link_not_yet_valid"),
             (Page::RevokedLink, 410, "revoked_link"),
+            (Page::SharingDisabled, 403, "sharing_disabled"),
             (Page::SessionMissing, 401, "no_session"),
             (Page::SessionExpired, 401, "session_expired"),
             (Page::SessionInvalid, 401, "session_invalid"),

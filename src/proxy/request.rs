@@ -190,6 +190,7 @@ mod tests {
             scope: "view".into(),
             lang: Some("sv-SE".into()),
             expires_at: 2_000_000_000,
+            issued_at: 1_999_000_000,
             email_verified: false,
         }
     }

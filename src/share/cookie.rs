@@ -1,11 +1,15 @@
 //! The guest cookie: a [`Guest`] sealed under a key derived from the link key, so a recipient
 //! who opened a link once keeps access without the token in every URL.
 //!
-//! Value: `v1.<kid>.<b64url(payload)>.<b64url(tag)>`, all cookie-safe characters. The payload is
-//! `flags u8 | expires_at i64 BE | share_id | case | scope | [lang]`, each string prefixed by
-//! its length as one byte, so no two guests encode alike. The tag is the full 32-byte
-//! HMAC-SHA256, under the kid's derived cookie key, of
+//! Value: `v2.<kid>.<b64url(payload)>.<b64url(tag)>`, all cookie-safe characters. The payload is
+//! `flags u8 | expires_at i64 BE | issued_at i64 BE | share_id | case | scope | [lang]`, each
+//! string prefixed by its length as one byte, so no two guests encode alike. The tag is the full
+//! 32-byte HMAC-SHA256, under the kid's derived cookie key, of
 //! `len(purpose) | purpose | len(kid) | kid | payload`.
+//!
+//! v2 added `issued_at` (the link's `iat`), which revoking a case compares against; a v1 cookie
+//! cannot say when its link was issued, so it is refused (the recipient opens the link again),
+//! and the purpose string changed with the version so no v1 tag can pass as a v2 one.
 
 use std::fmt;
 
@@ -17,13 +21,14 @@ use super::guest::Guest;
 use super::keys::{HmacSha256, KeyRing};
 use super::token::{MAX_LANG_LEN, MAX_SCOPE_LEN};
 
-/// Bounded before anything is decoded; a cookie with every field at its maximum is 443 bytes.
+/// Bounded before anything is decoded; a cookie with every field at its maximum is 454 bytes.
 pub const MAX_COOKIE_LEN: usize = 512;
 
-const VERSION: &str = "v1";
+const VERSION: &str = "v2";
 
-/// Bound into every tag, so that no other MAC made with these keys can pass as a cookie.
-const PURPOSE: &[u8] = b"casegate guest-cookie v1";
+/// Bound into every tag, so that no other MAC made with these keys (nor an older cookie format)
+/// can pass as a cookie.
+const PURPOSE: &[u8] = b"casegate guest-cookie v2";
 
 const TAG_LEN: usize = 32;
 /// Unpadded base64url of a 32-byte tag.
@@ -48,9 +53,9 @@ pub enum CookieField {
 pub enum CookieError {
     /// Longer than [`MAX_COOKIE_LEN`].
     TooLong,
-    /// Not `v1.<kid>.<payload>.<tag>` in strict base64url, or a payload that does not decode.
+    /// Not `v2.<kid>.<payload>.<tag>` in strict base64url, or a payload that does not decode.
     Malformed,
-    /// Another format version than `v1`.
+    /// Another format version than `v2` (a v1 cookie from before the upgrade among them).
     WrongVersion,
     /// The kid is not (or no longer) in the key ring.
     UnknownKey,
@@ -132,6 +137,7 @@ fn encode_payload(guest: &Guest) -> Result<Vec<u8>, CookieError> {
     let mut out = Vec::with_capacity(300);
     out.push(flags);
     out.extend_from_slice(&guest.expires_at.to_be_bytes());
+    out.extend_from_slice(&guest.issued_at.to_be_bytes());
     put_text(&mut out, &guest.share_id, CookieField::ShareId)?;
     put_text(&mut out, &guest.case, CookieField::Case)?;
     put_text(&mut out, &guest.scope, CookieField::Scope)?;
@@ -158,6 +164,7 @@ fn decode_payload(payload: &[u8]) -> Result<Guest, CookieError> {
         return Err(CookieError::Malformed);
     }
     let expires_at = reader.i64().ok_or(CookieError::Malformed)?;
+    let issued_at = reader.i64().ok_or(CookieError::Malformed)?;
     let share_id = reader.text().ok_or(CookieError::Malformed)?;
     let case = reader.text().ok_or(CookieError::Malformed)?;
     let scope = reader.text().ok_or(CookieError::Malformed)?;
@@ -175,6 +182,7 @@ fn decode_payload(payload: &[u8]) -> Result<Guest, CookieError> {
         scope: scope.to_owned(),
         lang: lang.map(str::to_owned),
         expires_at,
+        issued_at,
         email_verified: flags & FLAG_EMAIL_VERIFIED != 0,
     })
 }
@@ -232,7 +240,7 @@ impl fmt::Display for CookieError {
         match self {
             CookieError::TooLong => write!(f, "guest cookie longer than {MAX_COOKIE_LEN} bytes"),
             CookieError::Malformed => f.write_str("guest cookie is malformed"),
-            CookieError::WrongVersion => f.write_str("guest cookie is not version v1"),
+            CookieError::WrongVersion => f.write_str("guest cookie is not version v2"),
             CookieError::UnknownKey => f.write_str("guest cookie kid is unknown"),
             CookieError::BadMac => f.write_str("guest cookie MAC does not verify"),
             CookieError::Expired => f.write_str("guest cookie has expired"),
@@ -279,6 +287,7 @@ mod tests {
             scope: "read".into(),
             lang: None,
             expires_at: NOW + 3600,
+            issued_at: NOW - 60,
             email_verified: false,
         }
     }
@@ -296,6 +305,7 @@ mod tests {
             scope: "p".repeat(32),
             lang: Some("l".repeat(35)),
             expires_at: i64::MAX,
+            issued_at: i64::MIN,
             email_verified: true,
         }
     }
@@ -310,7 +320,7 @@ mod tests {
         let tag = authenticate(keys.active_cookie_mac(), kid, payload)
             .finalize()
             .into_bytes();
-        format!("v1.{kid}.{}.{}", b64::encode(payload), b64::encode(&tag))
+        format!("v2.{kid}.{}.{}", b64::encode(payload), b64::encode(&tag))
     }
 
     fn parts(value: &str) -> (String, String, String) {
@@ -358,7 +368,7 @@ mod tests {
     fn the_largest_cookie_is_under_512_cookie_safe_bytes() {
         let keys = ring(&"k".repeat(32), &[&"k".repeat(32)]);
         let value = sealed(&keys, &largest());
-        assert_eq!(value.len(), 443);
+        assert_eq!(value.len(), 454);
         assert!(value.len() < MAX_COOKIE_LEN);
         // RFC 6265 cookie-octet, and nothing that needs quoting.
         assert!(
@@ -515,22 +525,27 @@ mod tests {
             ),
             (
                 "the same tag relabelled with another kid",
-                format!("v1.k0.{payload}.{tag}"),
+                format!("v2.k0.{payload}.{tag}"),
                 CookieError::BadMac,
             ),
             (
                 "an unknown kid",
-                format!("v1.k9.{payload}.{tag}"),
+                format!("v2.k9.{payload}.{tag}"),
                 CookieError::UnknownKey,
             ),
             (
                 "an empty kid",
-                format!("v1..{payload}.{tag}"),
+                format!("v2..{payload}.{tag}"),
                 CookieError::UnknownKey,
             ),
             (
-                "version 2",
-                value.replacen("v1.", "v2.", 1),
+                "version 1",
+                value.replacen("v2.", "v1.", 1),
+                CookieError::WrongVersion,
+            ),
+            (
+                "version 3",
+                value.replacen("v2.", "v3.", 1),
                 CookieError::WrongVersion,
             ),
             (
@@ -560,7 +575,7 @@ mod tests {
             ),
             (
                 "too few parts",
-                format!("v1.{payload}"),
+                format!("v2.{payload}"),
                 CookieError::Malformed,
             ),
             ("no dots at all", "garbage".into(), CookieError::Malformed),
@@ -598,6 +613,11 @@ mod tests {
             ("an empty payload", vec![], CookieError::Malformed),
             ("flags only", vec![0], CookieError::Malformed),
             ("a short expiry", vec![0, 1, 2, 3], CookieError::Malformed),
+            (
+                "an expiry without an issue time",
+                vec![0, 0, 0, 0, 0, 0, 0, 0, 1],
+                CookieError::Malformed,
+            ),
             (
                 "a length past the end",
                 good.get(..good.len() - 1).unwrap_or_default().to_vec(),
@@ -645,7 +665,7 @@ mod tests {
         // Even dressed as a cookie, a link's signature is not a cookie tag.
         let (_, link_payload, link_tag) = parts(&link);
         assert_eq!(
-            open(&keys, &format!("v1.k1.{link_payload}.{link_tag}"), NOW),
+            open(&keys, &format!("v2.k1.{link_payload}.{link_tag}"), NOW),
             Err(CookieError::BadMac)
         );
 
@@ -695,10 +715,11 @@ mod tests {
                 scope in "[a-z]{1,32}",
                 lang in proptest::option::of("[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8}){0,2}"),
                 expires_at in NOW + 1..i64::MAX,
+                issued_at in any::<i64>(),
                 email_verified in any::<bool>(),
             ) {
                 let keys = ring("k1", &["k1"]);
-                let guest = Guest { share_id, case, scope, lang, expires_at, email_verified };
+                let guest = Guest { share_id, case, scope, lang, expires_at, issued_at, email_verified };
                 let value = seal(&keys, &guest);
                 prop_assert!(value.as_ref().is_ok_and(|v| v.len() < MAX_COOKIE_LEN));
                 prop_assert_eq!(value.and_then(|v| open(&keys, &v, NOW)), Ok(guest));

@@ -13,6 +13,9 @@ pub struct Guest {
     pub lang: Option<String>,
     /// Unix seconds; the guest cookie never outlives the link.
     pub expires_at: i64,
+    /// The link's `iat`, unix seconds: revoking a case refuses every guest whose link was issued
+    /// at or before the revocation, so the cookie has to remember it.
+    pub issued_at: i64,
     /// Whether the recipient proved control of the link's email address with a code.
     pub email_verified: bool,
 }
@@ -26,6 +29,7 @@ impl Guest {
             scope: claims.scope,
             lang: claims.lang,
             expires_at: claims.expires_at,
+            issued_at: claims.issued_at,
             email_verified: false,
         }
     }
@@ -36,7 +40,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_link_admits_an_unverified_guest_for_its_case_until_it_expires() {
+    fn a_link_admits_an_unverified_guest_for_its_case_remembering_when_it_was_issued() {
         let claims = LinkClaims {
             share_id: "AAAAAAAAAAAAAAAAAAAAAA".into(),
             case: "C-1".into(),
@@ -53,6 +57,7 @@ mod tests {
             scope: "read".into(),
             lang: Some("fr".into()),
             expires_at: 20,
+            issued_at: 10,
             email_verified: false,
         };
         assert_eq!(Guest::from_link(claims), want);

@@ -25,7 +25,9 @@ const MAX_KID_LEN: usize = 32;
 /// never be replayed as a cookie MAC or the other way round, even for the same bytes.
 const COOKIE_KEY_LABEL: &[u8] = b"casegate/guest-cookie/v1";
 
-/// Key material. `Debug` never shows it and the bytes are overwritten when dropped.
+/// Key material or a bearer token. `Debug` never shows it and the bytes are overwritten when
+/// dropped (each clone too).
+#[derive(Clone)]
 pub struct Secret(Vec<u8>);
 
 /// The OS could not give us random bytes; nothing random is ever made up in its place.
@@ -124,6 +126,11 @@ impl Secret {
 
     pub fn len(&self) -> usize {
         self.0.len()
+    }
+
+    /// The secret itself, for the code that compares it (in constant time) or keys a MAC.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
     }
 
     pub fn is_empty(&self) -> bool {

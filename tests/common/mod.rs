@@ -1,5 +1,5 @@
-//! Shared test harness: a real upstream, the real gateway on port 0, and helpers to mint links and
-//! cookies exactly as the gateway does.
+//! Shared test harness: a real upstream, the real gateway on port 0 with its own temporary state
+//! directory, and helpers to mint links and cookies exactly as the gateway does.
 #![allow(dead_code)]
 
 pub mod pki;
@@ -8,9 +8,12 @@ pub mod upstream;
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use casegate::RunningGateway;
-use casegate::gateway::{Gateway, ShareRequest};
+use casegate::gateway::{LinkMinter, MintedLink, ShareRequest};
+use casegate::state::StateStore;
+use tempfile::TempDir;
 
 use self::raw_client::{RawResponse, send_raw};
 use self::upstream::TestUpstream;
@@ -68,9 +71,11 @@ allow = ["GET /legacy/case.php?id={{case}}", "GET /legacy/video.php?id={{case}}&
 pub struct TestGateway {
     pub addr: SocketAddr,
     pub upstream: TestUpstream,
-    /// The same snapshot the server runs, for minting links in tests.
-    pub snapshot: Gateway,
+    /// Mints links exactly as the running gateway's config does.
+    pub snapshot: LinkMinter,
     running: Option<RunningGateway>,
+    /// The gateway's state directory, removed when the test gateway is dropped.
+    state_dir: TempDir,
 }
 
 impl TestGateway {
@@ -85,23 +90,53 @@ impl TestGateway {
         Self::start_from_text(upstream, &text).await
     }
 
+    /// Starts from a whole config text, in a fresh state directory (any `[state] path` in the
+    /// text is replaced by it).
     pub async fn start_from_text(upstream: TestUpstream, text: &str) -> TestGateway {
-        let config = casegate::config::parse(Path::new("test.toml"), text, &|_| None)
+        let state_dir = tempfile::Builder::new()
+            .prefix("casegate-test-state-")
+            .tempdir()
+            .expect("a temporary state directory");
+        Self::start_in(upstream, text, state_dir).await
+    }
+
+    /// Starts from a whole config text with the state kept in `state_dir` (e.g. the directory
+    /// of a gateway stopped with [`TestGateway::stop_keeping_state`]).
+    pub async fn start_in(upstream: TestUpstream, text: &str, state_dir: TempDir) -> TestGateway {
+        let mut config = casegate::config::parse(Path::new("test.toml"), text, &|_| None)
             .unwrap_or_else(|errors| panic!("test config invalid:\n{errors}"));
-        let snapshot = Gateway::build(&config).expect("build gateway");
+        config.state.path = state_dir.path().to_path_buf();
+        let snapshot = LinkMinter::new(&config);
         let running = casegate::start(&config).await.expect("start gateway");
         TestGateway {
             addr: running.local_addr,
             upstream,
             snapshot,
             running: Some(running),
+            state_dir,
         }
     }
 
-    /// The path of a freshly minted link (`/s/<token>`).
-    pub fn link_path(&self, case: &str, scope: &str) -> String {
-        let link = self
-            .snapshot
+    /// The running gateway's state store, to revoke and inspect shares as the admin API would.
+    pub fn store(&self) -> &Arc<StateStore> {
+        self.running
+            .as_ref()
+            .expect("the gateway is running")
+            .store()
+    }
+
+    /// The running gateway's admin API address, when its config has `[admin]`.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.running.as_ref().and_then(|running| running.admin_addr)
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        self.state_dir.path()
+    }
+
+    /// A freshly minted link, with its share id.
+    pub fn mint(&self, case: &str, scope: &str) -> MintedLink {
+        self.snapshot
             .mint_link(
                 &ShareRequest {
                     case,
@@ -112,14 +147,22 @@ impl TestGateway {
                 },
                 casegate::clock::unix_now(),
             )
-            .expect("mint");
-        format!("/s/{}", link.token)
+            .expect("mint")
+    }
+
+    /// The path of a freshly minted link (`/s/<token>`).
+    pub fn link_path(&self, case: &str, scope: &str) -> String {
+        format!("/s/{}", self.mint(case, scope).token)
     }
 
     /// Opens a link through the gateway and returns the `name=value` of the guest cookie it set.
     pub async fn open_link(&self, case: &str, scope: &str) -> String {
-        let path = self.link_path(case, scope);
-        let response = self.get(&path, &[]).await;
+        self.exchange(&self.link_path(case, scope)).await
+    }
+
+    /// Exchanges a link path for the guest cookie it sets (`name=value`).
+    pub async fn exchange(&self, path: &str) -> String {
+        let response = self.get(path, &[]).await;
         assert_eq!(response.status, 303, "link exchange: {}", response.text());
         let set_cookie = response.header("set-cookie").expect("set-cookie");
         set_cookie.split(';').next().unwrap().to_owned()
@@ -160,5 +203,14 @@ impl TestGateway {
         if let Some(running) = self.running.take() {
             running.shutdown().await;
         }
+    }
+
+    /// Stops the gateway and hands back its upstream and state directory, to start another
+    /// gateway on the same state (a restart).
+    pub async fn stop_keeping_state(mut self) -> (TestUpstream, TempDir) {
+        if let Some(running) = self.running.take() {
+            running.shutdown().await;
+        }
+        (self.upstream, self.state_dir)
     }
 }
