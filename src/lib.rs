@@ -5,6 +5,7 @@
 //! binds its listener and serves until [`RunningGateway::shutdown`]; the command line and the
 //! tests both go through it.
 
+pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod demo;
@@ -25,6 +26,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinError, JoinHandle};
 use tracing::{error, info};
 
+use crate::admin::AdminApi;
 use crate::gateway::{BuildError, Gateway};
 use crate::server::tls::{self, TlsError};
 use crate::state::{OpenError, StateSettings, StateStore};
@@ -78,6 +80,8 @@ pub struct RunningGateway {
     store: Arc<StateStore>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
+    /// The admin API's accept loop, when it is served.
+    admin_task: Option<JoinHandle<()>>,
     maintenance: JoinHandle<()>,
 }
 
@@ -92,6 +96,10 @@ impl RunningGateway {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        // Revokes in flight finish (their writes are durable) before the store's last flush.
+        if let Some(admin_task) = self.admin_task {
+            let _ = admin_task.await;
+        }
         let _ = self.maintenance.await;
         // Maintenance flushes as it ends; this catches uses recorded by requests that finished
         // after it did.
@@ -143,11 +151,18 @@ pub async fn start_on(
         addr: config.server.listen,
         source,
     })?;
+    // Bound before anything is spawned, so a taken admin port stops the start with nothing running.
+    let admin = match &config.admin {
+        Some(admin) => Some(bind_admin(admin, &gateway, &store).await?),
+        None => None,
+    };
     let (shutdown, shutdown_rx) = watch::channel(false);
     let maintenance = store.spawn_maintenance(shutdown_rx.clone());
-    // The admin API (when config.admin is Some) binds and spawns here, sharing `gateway`, `store`
-    // and `shutdown_rx`, and sets `admin_addr`.
-    let admin_addr = None;
+    let admin_addr = admin.as_ref().map(|(_, _, addr)| *addr);
+    let admin_task = admin.map(|(listener, api, addr)| {
+        info!(%addr, clients = api.client_count(), "admin API listening");
+        tokio::spawn(admin::serve(listener, api, shutdown_rx.clone()))
+    });
     let limits = config.server.limits.clone();
     let task = tokio::spawn(server::serve(
         listener,
@@ -163,6 +178,21 @@ pub async fn start_on(
         store,
         shutdown,
         task,
+        admin_task,
         maintenance,
     })
+}
+
+/// Binds the admin API's listener and builds the API over the gateway's snapshot and store.
+async fn bind_admin(
+    admin: &config::Admin,
+    gateway: &Arc<Gateway>,
+    store: &Arc<StateStore>,
+) -> Result<(TcpListener, Arc<AdminApi>, SocketAddr), StartError> {
+    let addr = admin.listen;
+    let bind_error = |source| StartError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+    let local_addr = listener.local_addr().map_err(bind_error)?;
+    let api = AdminApi::new(Arc::clone(gateway), Arc::clone(store), admin);
+    Ok((listener, Arc::new(api), local_addr))
 }

@@ -88,6 +88,17 @@ impl Gateway {
     pub fn mint_link(&self, request: &ShareRequest<'_>, now: i64) -> Result<MintedLink, MintError> {
         self.minter.mint_link(request, now)
     }
+
+    /// Whether `scope` names a configured scope (the admin API tells "no such scope" apart from
+    /// "not yours to share").
+    pub fn scope_exists(&self, scope: &str) -> bool {
+        self.minter.scope_exists(scope)
+    }
+
+    /// Whether `case` matches `links.case_pattern`, as the case of every link must.
+    pub fn is_valid_case(&self, case: &str) -> bool {
+        self.minter.is_valid_case(case)
+    }
 }
 
 impl LinkMinter {
@@ -101,13 +112,21 @@ impl LinkMinter {
         }
     }
 
+    pub fn scope_exists(&self, scope: &str) -> bool {
+        self.policy.scope_exists(scope)
+    }
+
+    pub fn is_valid_case(&self, case: &str) -> bool {
+        self.links.case_grammar.matches(case)
+    }
+
     /// Signs a link with the active key. Refuses anything `verify` would refuse later, so a minted
     /// link always opens (until it expires or is revoked).
     pub fn mint_link(&self, request: &ShareRequest<'_>, now: i64) -> Result<MintedLink, MintError> {
-        if !self.policy.scope_exists(request.scope) {
+        if !self.scope_exists(request.scope) {
             return Err(MintError::UnknownScope);
         }
-        if !self.links.case_grammar.matches(request.case) {
+        if !self.is_valid_case(request.case) {
             return Err(MintError::BadCase);
         }
         let ttl_secs = match request.ttl {

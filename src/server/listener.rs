@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tracing::{error, info, warn};
@@ -27,7 +27,6 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let max_connections = limits.max_connections;
     let listening = Arc::new(Listening {
         tls,
         gateway,
@@ -35,27 +34,9 @@ pub async fn serve(
         limits,
     });
     let mut connections = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            // Reap finished connection tasks so the set does not grow with every connection.
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            _ = shutdown.changed() => break,
-        };
-        let (stream, peer): (_, SocketAddr) = match accepted {
-            Ok(pair) => pair,
-            Err(error) => {
-                // Usually EMFILE/ENFILE: back off instead of spinning on a full descriptor table.
-                error!(%error, "accept failed; retrying shortly");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            warn!(%peer, limit = max_connections, "connection limit reached; closing new connection");
-            drop(stream);
-            continue;
-        };
+    while let Some((stream, peer, slot)) =
+        next_connection(&listener, &slots, &mut connections, &mut shutdown).await
+    {
         connections.spawn(serve_connection(
             stream,
             peer,
@@ -66,8 +47,48 @@ pub async fn serve(
     }
     drop(listener);
     // Every connection saw the same shutdown signal and is finishing gracefully.
+    drain(connections, SHUTDOWN_GRACE).await;
+}
+
+/// The next accepted connection that gets one of `slots`, or `None` once `shutdown` turns true.
+/// A connection over the limit is closed at once, with a warning; connection tasks that have
+/// finished are reaped from `connections` while waiting, so the set does not grow forever.
+pub async fn next_connection<T: 'static>(
+    listener: &TcpListener,
+    slots: &Arc<Semaphore>,
+    connections: &mut JoinSet<T>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<(TcpStream, SocketAddr, OwnedSemaphorePermit)> {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            _ = shutdown.changed() => return None,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(error) => {
+                // Usually EMFILE/ENFILE: back off instead of spinning on a full descriptor table.
+                error!(%error, "accept failed; retrying shortly");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        match Arc::clone(slots).try_acquire_owned() {
+            Ok(slot) => return Some((stream, peer, slot)),
+            Err(_) => {
+                let local = listener.local_addr().ok();
+                warn!(%peer, ?local, "connection limit reached; closing new connection");
+                drop(stream);
+            }
+        }
+    }
+}
+
+/// Waits (up to `grace`) for every connection task to end, and says how that went.
+pub async fn drain<T: 'static>(mut connections: JoinSet<T>, grace: Duration) {
     let open = connections.len();
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+    let drained = tokio::time::timeout(grace, async {
         while connections.join_next().await.is_some() {}
     })
     .await;
@@ -75,7 +96,7 @@ pub async fn serve(
         Ok(()) => info!(connections = open, "all connections finished"),
         Err(_) => warn!(
             still_open = connections.len(),
-            grace = ?SHUTDOWN_GRACE,
+            ?grace,
             "connections still open after the shutdown grace; closing them"
         ),
     }

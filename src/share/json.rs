@@ -43,6 +43,11 @@ impl<'a> Object<'a> {
         parsed.map(|members| Object { members })
     }
 
+    /// The member names in document order (the admin API refuses names it does not know).
+    pub(crate) fn keys(&self) -> impl Iterator<Item = &str> {
+        self.members.iter().map(|(name, _)| name.as_ref())
+    }
+
     pub(crate) fn get(&self, key: &str) -> Option<&Value<'a>> {
         self.members
             .iter()

@@ -9,7 +9,7 @@ pub mod b64;
 pub mod case;
 pub mod cookie;
 pub mod guest;
-mod json;
+pub(crate) mod json;
 pub mod keys;
 pub mod token;
 

@@ -322,7 +322,8 @@ fn optional<T>(found: Result<Option<T>, Mistyped>, claim: Claim) -> Result<Optio
     found.map_err(|Mistyped| LinkError::MistypedClaim(claim))
 }
 
-fn is_share_id(id: &str) -> bool {
+/// A share id as links carry it: `[A-Za-z0-9_-]{16,128}`. The admin API holds path ids to it too.
+pub fn is_share_id(id: &str) -> bool {
     (MIN_SHARE_ID_LEN..=MAX_SHARE_ID_LEN).contains(&id.len())
         && id
             .bytes()

@@ -1,0 +1,240 @@
+//! Every way the admin API refuses or fails, and the one table that maps each to a status and a
+//! stable code. No catch-all arm: a new variant must choose both. Clients (the `casegate share`
+//! command, case apps) branch on the code, so codes never change once published.
+
+use std::fmt;
+
+use http::StatusCode;
+
+use crate::gateway::MintError;
+use crate::state::StoreError;
+
+/// Why a request body is not the JSON the endpoint reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JsonProblem {
+    /// Bad syntax, not an object, or trailing data.
+    NotAnObject,
+    DuplicateField,
+    TooManyFields,
+    /// A known field with another JSON type than it takes.
+    WrongType {
+        field: &'static str,
+        expected: &'static str,
+    },
+}
+
+/// Why a `ttl` was refused (a too long one is [`ApiError::Mint`] with `TtlTooLong`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TtlProblem {
+    Unparseable(crate::config::DurationError),
+    Negative,
+    /// `1500ms`: links count whole seconds.
+    Fraction,
+}
+
+/// Why the query of `GET /v1/shares` was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryProblem {
+    /// A parameter other than `case` and `status` (the name is not echoed: it could be anything).
+    UnknownParameter,
+    Repeated(&'static str),
+    Empty(&'static str),
+    BadStatus,
+    /// A value with `%`: values are never percent-decoded.
+    Encoded(&'static str),
+    /// A query on an endpoint that takes none.
+    NotExpected,
+}
+
+/// A refusal or failure of one admin request.
+#[derive(Debug)]
+pub enum ApiError {
+    /// No usable `Authorization: Bearer` header, or a token no client holds.
+    Unauthorized,
+    NotFound,
+    MethodNotAllowed {
+        allow: &'static str,
+    },
+    UnsupportedMediaType,
+    BodyTooLarge {
+        limit: usize,
+    },
+    /// The body did not arrive in time.
+    BodyTimeout,
+    /// The connection failed while the body was being read.
+    BodyRead(crate::proxy::BoxError),
+    BadJson(JsonProblem),
+    UnknownField(String),
+    MissingField(&'static str),
+    FieldTooLong {
+        field: &'static str,
+        max_chars: usize,
+    },
+    InvalidTtl(TtlProblem),
+    InvalidQuery(QueryProblem),
+    InvalidShareId,
+    /// A case id in a path or query outside `links.case_pattern`.
+    InvalidCase,
+    /// The client asked for a scope it is not configured to share.
+    ScopeNotPermitted,
+    /// The gateway refused to mint the link.
+    Mint(MintError),
+    SharingDisabled,
+    ShareNotFound,
+    /// The durable write failed: nothing was acknowledged.
+    StoreUnavailable(StoreError),
+    /// The store acknowledged a write but cannot show its result: a bug, reported as such.
+    ShareMissingAfterWrite,
+}
+
+impl ApiError {
+    /// The one table: status and stable code of every refusal.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        use StatusCode as S;
+        match self {
+            ApiError::Unauthorized => (S::UNAUTHORIZED, "unauthorized"),
+            ApiError::NotFound => (S::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed { .. } => (S::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::UnsupportedMediaType => (S::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            ApiError::BodyTooLarge { .. } => (S::PAYLOAD_TOO_LARGE, "body_too_large"),
+            ApiError::BodyTimeout => (S::REQUEST_TIMEOUT, "body_timeout"),
+            ApiError::BodyRead(_) => (S::BAD_REQUEST, "bad_body"),
+            ApiError::BadJson(_) => (S::BAD_REQUEST, "bad_json"),
+            ApiError::UnknownField(_) => (S::BAD_REQUEST, "unknown_field"),
+            ApiError::MissingField(_) => (S::BAD_REQUEST, "missing_field"),
+            ApiError::FieldTooLong { .. } => (S::UNPROCESSABLE_ENTITY, "field_too_long"),
+            ApiError::InvalidTtl(_) => (S::UNPROCESSABLE_ENTITY, "invalid_ttl"),
+            ApiError::InvalidQuery(_) => (S::BAD_REQUEST, "invalid_query"),
+            ApiError::InvalidShareId => (S::BAD_REQUEST, "invalid_share_id"),
+            ApiError::InvalidCase => (S::UNPROCESSABLE_ENTITY, "invalid_case"),
+            ApiError::ScopeNotPermitted => (S::FORBIDDEN, "scope_not_permitted"),
+            ApiError::Mint(error) => match error {
+                MintError::UnknownScope => (S::UNPROCESSABLE_ENTITY, "unknown_scope"),
+                MintError::BadCase => (S::UNPROCESSABLE_ENTITY, "invalid_case"),
+                MintError::TtlTooLong { .. } => (S::UNPROCESSABLE_ENTITY, "ttl_too_long"),
+                MintError::TtlZero => (S::UNPROCESSABLE_ENTITY, "invalid_ttl"),
+                MintError::BadEmail => (S::UNPROCESSABLE_ENTITY, "invalid_email"),
+                MintError::BadLang => (S::UNPROCESSABLE_ENTITY, "invalid_lang"),
+                MintError::NoRandomness => (S::SERVICE_UNAVAILABLE, "randomness_unavailable"),
+            },
+            ApiError::SharingDisabled => (S::FORBIDDEN, "sharing_disabled"),
+            ApiError::ShareNotFound => (S::NOT_FOUND, "share_not_found"),
+            ApiError::StoreUnavailable(_) => (S::SERVICE_UNAVAILABLE, "store_unavailable"),
+            ApiError::ShareMissingAfterWrite => (S::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    /// Failures of the gateway itself (logged as warnings); everything else is the client's
+    /// request being refused.
+    pub fn is_failure(&self) -> bool {
+        self.status_and_code().0.is_server_error()
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiError::Unauthorized => f.write_str(
+                "send the client's token as `Authorization: Bearer <token>`; \
+                 the token was missing, malformed or not one of the configured clients'",
+            ),
+            ApiError::NotFound => f.write_str("no such endpoint"),
+            ApiError::MethodNotAllowed { allow } => {
+                write!(f, "this endpoint answers only {allow}")
+            }
+            ApiError::UnsupportedMediaType => {
+                f.write_str("the body must be sent as Content-Type: application/json")
+            }
+            ApiError::BodyTooLarge { limit } => {
+                write!(
+                    f,
+                    "the body is larger than admin.max_body_bytes ({limit} bytes)"
+                )
+            }
+            ApiError::BodyTimeout => f.write_str("the body did not arrive in time"),
+            ApiError::BodyRead(error) => write!(f, "the body could not be read: {error}"),
+            ApiError::BadJson(problem) => match problem {
+                JsonProblem::NotAnObject => f.write_str("the body is not a single JSON object"),
+                JsonProblem::DuplicateField => f.write_str("a field appears twice in the body"),
+                JsonProblem::TooManyFields => f.write_str("the body has too many fields"),
+                JsonProblem::WrongType { field, expected } => {
+                    write!(f, "field `{field}` must be {expected}")
+                }
+            },
+            ApiError::UnknownField(name) => write!(f, "unknown field `{name}`"),
+            ApiError::MissingField(name) => write!(f, "field `{name}` is required"),
+            ApiError::FieldTooLong { field, max_chars } => {
+                write!(f, "field `{field}` is longer than {max_chars} characters")
+            }
+            ApiError::InvalidTtl(problem) => match problem {
+                TtlProblem::Unparseable(error) => write!(
+                    f,
+                    "ttl {error}; write a duration such as \"24h\" or \"90m\", or whole seconds"
+                ),
+                TtlProblem::Negative => f.write_str("ttl cannot be negative"),
+                TtlProblem::Fraction => f.write_str("ttl must be whole seconds"),
+            },
+            ApiError::InvalidQuery(problem) => match problem {
+                QueryProblem::UnknownParameter => {
+                    f.write_str("unknown query parameter; only `case` and `status` filter shares")
+                }
+                QueryProblem::Repeated(name) => write!(f, "query parameter `{name}` is repeated"),
+                QueryProblem::Empty(name) => write!(f, "query parameter `{name}` is empty"),
+                QueryProblem::BadStatus => {
+                    f.write_str("status must be one of pending, active, expired, revoked")
+                }
+                QueryProblem::Encoded(name) => write!(
+                    f,
+                    "query parameter `{name}` is percent-encoded; send case ids and statuses as they are"
+                ),
+                QueryProblem::NotExpected => f.write_str("this endpoint takes no query"),
+            },
+            ApiError::InvalidShareId => {
+                f.write_str("a share id is 16 to 128 characters of A-Z, a-z, 0-9, `_` and `-`")
+            }
+            ApiError::InvalidCase => {
+                f.write_str("case id does not match the configured case_pattern")
+            }
+            ApiError::ScopeNotPermitted => {
+                f.write_str("this client is not configured to share that scope")
+            }
+            ApiError::Mint(error) => write!(f, "{error}"),
+            ApiError::SharingDisabled => f.write_str(
+                "sharing is turned off by the organisation ([links] enabled = false); \
+                 no new share can be created",
+            ),
+            ApiError::ShareNotFound => f.write_str("no share with that id is known"),
+            ApiError::StoreUnavailable(error) => write!(
+                f,
+                "the share store could not record this durably ({error}); nothing was changed, \
+                 try again"
+            ),
+            ApiError::ShareMissingAfterWrite => {
+                f.write_str("the share was recorded but cannot be read back; this is a bug")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ApiError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ApiError::BodyRead(error) => Some(error.as_ref()),
+            ApiError::Mint(error) => Some(error),
+            ApiError::StoreUnavailable(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<MintError> for ApiError {
+    fn from(error: MintError) -> ApiError {
+        ApiError::Mint(error)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> ApiError {
+        ApiError::StoreUnavailable(error)
+    }
+}

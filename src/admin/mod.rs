@@ -1,0 +1,116 @@
+//! The admin API: how a case application (or `casegate share`) creates, lists and revokes shares.
+//!
+//! A request goes: `authenticate` (bearer token -> [`auth::Client`]) -> `Route::parse` (404/405)
+//! -> the endpoint's handler in `shares.rs` -> a JSON answer. [`AdminApi::handle`] never fails:
+//! every refusal is an [`ApiError`], answered from one table (`error.rs`) and logged once with
+//! the client's name. Tokens (the client's and the links') are never logged.
+
+mod auth;
+mod body;
+mod create_request;
+mod error;
+mod listener;
+mod query;
+mod respond;
+mod route;
+mod shares;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use tracing::{info, warn};
+
+pub use error::ApiError;
+pub use listener::serve;
+pub use respond::ApiBody;
+
+use self::auth::{Client, Clients};
+use self::route::Route;
+use crate::config;
+use crate::gateway::Gateway;
+use crate::state::StateStore;
+
+/// Everything the admin endpoints need: the gateway (to mint links and judge cases and scopes),
+/// the share store, and the configured clients.
+pub struct AdminApi {
+    gateway: Arc<Gateway>,
+    store: Arc<StateStore>,
+    clients: Clients,
+    max_body_bytes: usize,
+}
+
+impl AdminApi {
+    pub fn new(gateway: Arc<Gateway>, store: Arc<StateStore>, admin: &config::Admin) -> AdminApi {
+        let clients = admin
+            .clients
+            .iter()
+            .map(|client| Client::new(&client.name, client.token.as_bytes(), &client.scopes))
+            .collect();
+        AdminApi {
+            gateway,
+            store,
+            clients: Clients::new(clients),
+            max_body_bytes: admin.max_body_bytes,
+        }
+    }
+
+    /// How many clients may call the API (for the start-up log).
+    pub fn client_count(&self) -> usize {
+        self.clients.count()
+    }
+
+    /// Answers one request. Never fails: errors become `{"error": {code, message}}` documents.
+    pub async fn handle<B>(&self, request: Request<B>, peer: SocketAddr) -> Response<ApiBody>
+    where
+        B: hyper::body::Body<Data = Bytes> + Unpin,
+        B::Error: Into<crate::proxy::BoxError>,
+    {
+        let method = request.method().clone();
+        let client = match self.clients.authenticate(request.headers()) {
+            Ok(client) => client,
+            Err(error) => {
+                info!(%peer, %method, code = error.status_and_code().1, "admin request refused: no valid credential");
+                return respond::error(&error);
+            }
+        };
+        match self.handle_authenticated(client, request).await {
+            Ok(response) => response,
+            Err(error) => {
+                let code = error.status_and_code().1;
+                let client = client.name();
+                if error.is_failure() {
+                    warn!(%peer, client, %method, code, %error, "admin request failed");
+                } else {
+                    info!(%peer, client, %method, code, %error, "admin request refused");
+                }
+                respond::error(&error)
+            }
+        }
+    }
+
+    async fn handle_authenticated<B>(
+        &self,
+        client: &Client,
+        request: Request<B>,
+    ) -> Result<Response<ApiBody>, ApiError>
+    where
+        B: hyper::body::Body<Data = Bytes> + Unpin,
+        B::Error: Into<crate::proxy::BoxError>,
+    {
+        let (parts, body) = request.into_parts();
+        let route = Route::parse(&parts.method, parts.uri.path())?;
+        let query = parts.uri.query();
+        if query.is_some() && route != Route::ListShares {
+            return Err(ApiError::InvalidQuery(error::QueryProblem::NotExpected));
+        }
+        match route {
+            Route::ListShares => self.list_shares(client, query),
+            Route::CreateShare => self.create_share(client, &parts.headers, body).await,
+            Route::GetShare { id } => self.get_share(client, id),
+            Route::RevokeShare { id } => self.revoke_share(client, id).await,
+            Route::RevokeCase { case } => self.revoke_case(client, case).await,
+        }
+    }
+}
