@@ -4,6 +4,7 @@ mod check;
 mod demo;
 mod mint;
 mod serve;
+mod share;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -16,11 +17,11 @@ use clap::{Parser, Subcommand};
 #[command(name = "casegate", version, about)]
 pub struct Args {
     #[command(subcommand)]
-    command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Subcommand, Debug)]
-enum Command {
+pub(crate) enum Command {
     /// Run the gateway.
     Serve {
         #[arg(long, default_value = "config/casegate.toml")]
@@ -35,6 +36,8 @@ enum Command {
     Mint(mint::MintArgs),
     /// Print a fresh random 256-bit key, base64url, for [keys.secrets].
     Keygen,
+    /// Create, list, show and revoke shares through a running gateway's admin API.
+    Share(share::ShareArgs),
     /// Start a demo case app and the gateway in front of it on loopback, and print a link to try.
     Demo {
         /// Port for the gateway (0: any free port).
@@ -59,6 +62,7 @@ pub fn run(args: Args) -> ExitCode {
             }
         },
         Command::Demo { port } => demo::run(port),
+        Command::Share(share_args) => share::run(&share_args),
     }
 }
 
