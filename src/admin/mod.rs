@@ -14,6 +14,8 @@ mod query;
 mod respond;
 mod route;
 mod shares;
+#[cfg(test)]
+mod store_failure;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -13,7 +13,7 @@ use super::backend::{Ack, Backend, Durability};
 use super::frame::{self, FileKind};
 use super::layout::Layout;
 use super::record::Record;
-use super::replay::replay;
+use super::replay::{Replayed, replay};
 use super::view::View;
 use super::writer::{Command, Writer};
 use super::{OpenError, StateSettings};
@@ -31,32 +31,36 @@ impl JournalBackend {
         settings: &StateSettings,
         view: Arc<View>,
     ) -> Result<JournalBackend, OpenError> {
-        let io_error = |path: &std::path::Path| {
-            let path = path.to_path_buf();
-            move |source| OpenError::Io { path, source }
-        };
-        std::fs::create_dir_all(&settings.path).map_err(io_error(&settings.path))?;
-        let layout = Layout::new(&settings.path);
-        let lock_path = layout.lock();
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io_error(&lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(OpenError::Locked { path: lock_path });
-            }
-            Err(std::fs::TryLockError::Error(source)) => {
-                return Err(OpenError::Io {
-                    path: lock_path,
-                    source,
-                });
-            }
-        }
+        let (layout, lock) = lock_directory(settings)?;
         let replayed = replay(&layout, &view)?;
+        Self::start(settings, layout, view, replayed, lock)
+    }
+
+    /// As [`Self::open`], but the writer appends to `journal` instead of the replayed journal.
+    /// Tests hand it a real file whose writes fail (`/dev/full`) to see what a full or failing
+    /// disk does to the real writer and view.
+    #[cfg(test)]
+    pub(crate) fn open_appending_to(
+        settings: &StateSettings,
+        view: Arc<View>,
+        journal: File,
+    ) -> Result<JournalBackend, OpenError> {
+        let (layout, lock) = lock_directory(settings)?;
+        let replayed = replay(&layout, &view)?;
+        let replayed = Replayed {
+            journal,
+            ..replayed
+        };
+        Self::start(settings, layout, view, replayed, lock)
+    }
+
+    fn start(
+        settings: &StateSettings,
+        layout: Layout,
+        view: Arc<View>,
+        replayed: Replayed,
+        lock: File,
+    ) -> Result<JournalBackend, OpenError> {
         let writer = Writer {
             layout,
             view,
@@ -71,7 +75,10 @@ impl JournalBackend {
         let writer = std::thread::Builder::new()
             .name("casegate-state-writer".into())
             .spawn(move || writer.run(receiver))
-            .map_err(io_error(&settings.path))?;
+            .map_err(|source| OpenError::Io {
+                path: settings.path.clone(),
+                source,
+            })?;
         Ok(JournalBackend {
             commands: Some(commands),
             writer: Some(writer),
@@ -113,6 +120,32 @@ impl Drop for JournalBackend {
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
         }
+    }
+}
+
+/// Creates the directory if needed and takes its lock: one store per directory, in this process
+/// or another.
+fn lock_directory(settings: &StateSettings) -> Result<(Layout, File), OpenError> {
+    let io_error = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| OpenError::Io { path, source }
+    };
+    std::fs::create_dir_all(&settings.path).map_err(io_error(&settings.path))?;
+    let layout = Layout::new(&settings.path);
+    let lock_path = layout.lock();
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io_error(&lock_path))?;
+    match lock.try_lock() {
+        Ok(()) => Ok((layout, lock)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(OpenError::Locked { path: lock_path }),
+        Err(std::fs::TryLockError::Error(source)) => Err(OpenError::Io {
+            path: lock_path,
+            source,
+        }),
     }
 }
 

@@ -26,6 +26,8 @@ mod snapshot;
 mod store;
 mod uses;
 mod view;
+#[cfg(test)]
+pub(crate) mod write_failure;
 mod writer;
 
 pub use error::{OpenError, StoreError};

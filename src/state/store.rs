@@ -34,12 +34,28 @@ impl StateStore {
     pub fn open(settings: &StateSettings) -> Result<StateStore, OpenError> {
         let view = Arc::new(View::default());
         let backend = JournalBackend::open(settings, Arc::clone(&view))?;
-        Ok(StateStore {
+        Ok(StateStore::over(view, backend, settings))
+    }
+
+    /// As [`Self::open`], but the journal writer appends to `journal` (see
+    /// [`JournalBackend::open_appending_to`]): how tests make real writes fail.
+    #[cfg(test)]
+    pub(crate) fn open_appending_to(
+        settings: &StateSettings,
+        journal: std::fs::File,
+    ) -> Result<StateStore, OpenError> {
+        let view = Arc::new(View::default());
+        let backend = JournalBackend::open_appending_to(settings, Arc::clone(&view), journal)?;
+        Ok(StateStore::over(view, backend, settings))
+    }
+
+    fn over(view: Arc<View>, backend: JournalBackend, settings: &StateSettings) -> StateStore {
+        StateStore {
             view,
             uses: PendingUses::default(),
             backend: Box::new(backend),
             settings: settings.clone(),
-        })
+        }
     }
 
     /// HOT PATH, no I/O, no allocation: is this credential revoked?
