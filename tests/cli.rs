@@ -1,7 +1,12 @@
-//! The `casegate` binary as an operator runs it: keygen, check (good and broken configs), mint.
+//! The `casegate` binary as an operator runs it: keygen, check (good and broken configs), mint,
+//! and the demo with its admin API.
 
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 const KEY: &str = "Y2FzZWdhdGUtaW50ZWdyYXRpb24tdGVzdC1rZXktMzJi";
 
@@ -204,4 +209,150 @@ fn mint_prints_only_the_link_and_json_on_request() {
     ]);
     assert!(!refused.status.success());
     assert!(refused.stdout.is_empty());
+}
+
+/// `casegate demo --port 0` as a child process, SIGKILLed should the test end before it stops.
+struct Demo {
+    child: Child,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Demo {
+    /// Starts the demo and returns it with everything it printed up to "Stop with Ctrl-C.".
+    fn start() -> (Demo, Vec<String>) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_casegate"))
+            .args(["demo", "--port", "0"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start casegate demo");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let demo = Demo { child };
+        let (lines, printed) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        while seen
+            .last()
+            .is_none_or(|line: &String| line != "Stop with Ctrl-C.")
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match printed.recv_timeout(left) {
+                Ok(line) => seen.push(line),
+                Err(error) => panic!("the demo stopped printing ({error}) after {seen:#?}"),
+            }
+        }
+        (demo, seen)
+    }
+
+    /// SIGTERM, as Ctrl-C would, and the exit status once it has stopped.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.expect("run kill").success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the demo") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the demo did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// `casegate share ARGS` with the admin URL and token in the environment.
+fn share(url: &str, token: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_casegate"))
+        .arg("share")
+        .args(args)
+        .env("CASEGATE_ADMIN_URL", url)
+        .env("CASEGATE_ADMIN_TOKEN", token)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run casegate share")
+}
+
+#[test]
+fn the_demo_prints_admin_lines_that_work_as_pasted_and_only_with_its_token() {
+    let (demo, printed) = Demo::start();
+    let export = printed
+        .iter()
+        .find_map(|line| line.trim().strip_prefix("export "))
+        .unwrap_or_else(|| panic!("no export line in {printed:#?}"));
+    let vars: HashMap<&str, &str> = export
+        .split_whitespace()
+        .filter_map(|pair| pair.split_once('='))
+        .collect();
+    let url = vars["CASEGATE_ADMIN_URL"];
+    let token = vars["CASEGATE_ADMIN_TOKEN"];
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(token.len() >= 32, "a generated token, not {token:?}");
+
+    // Run exactly the commands the demo printed, through the real binary instead of cargo.
+    let commands = printed
+        .iter()
+        .map(|line| line.trim())
+        .find(|line| line.starts_with("cargo run --release -- share create"))
+        .unwrap_or_else(|| panic!("no share command in {printed:#?}"));
+    let steps: Vec<Vec<&str>> = commands
+        .split(" && ")
+        .map(|step| {
+            let args = step
+                .strip_prefix("cargo run --release -- share ")
+                .unwrap_or_else(|| panic!("not a share command: {step}"));
+            args.split_whitespace().collect()
+        })
+        .collect();
+    assert_eq!(steps.len(), 2, "create, then list: {commands}");
+    assert_eq!(steps[1], ["list"]);
+
+    let created = share(url, token, &steps[0]);
+    let created_text = String::from_utf8_lossy(&created.stdout).into_owned();
+    assert!(
+        created.status.success(),
+        "{created_text}{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let link = created_text.lines().next().unwrap_or_default();
+    assert!(
+        link.starts_with("http://127.0.0.1:") && link.contains("/s/"),
+        "{created_text}"
+    );
+    let share_id = created_text
+        .lines()
+        .find_map(|line| line.strip_prefix("share "))
+        .unwrap_or_else(|| panic!("no share id in {created_text}"));
+
+    let listed = share(url, token, &steps[1]);
+    let listed_text = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(listed.status.success());
+    let row = listed_text
+        .lines()
+        .find(|line| line.starts_with(share_id))
+        .unwrap_or_else(|| panic!("{share_id} not listed in {listed_text}"));
+    assert!(row.contains(" 42 ") && row.contains(" view "), "{row}");
+
+    let wrong_token = "w".repeat(token.len());
+    let refused = share(url, &wrong_token, &["list"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("(unauthorized)"));
+
+    assert!(demo.stop().success(), "the demo exits cleanly on SIGTERM");
 }

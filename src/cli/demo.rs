@@ -1,13 +1,15 @@
 //! `casegate demo`: a newcomer's first run. Starts the built-in demo case app and the real gateway in
 //! front of it on loopback, with a fresh key and a fresh state directory (removed at exit), and prints
 //! links to try. The gateway is started from an ordinary config (config/demo.toml, embedded) through
-//! the same `config::parse` and `start` as `serve`.
+//! the same `config::parse` and `start` as `serve`. Its admin API listens on loopback too, with one
+//! client whose token is generated for the run and printed, so `casegate share` can be tried.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use casegate::gateway::{LinkMinter, ShareRequest};
+use casegate::share::keys::{RandomnessUnavailable, generate_key};
 use tokio::net::TcpListener;
 use tracing::error;
 
@@ -42,10 +44,10 @@ async fn demo(port: u16) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let key = match casegate::share::keys::generate_key() {
-        Ok(key) => key,
+    let secrets = match DemoSecrets::generate() {
+        Ok(secrets) => secrets,
         Err(error) => {
-            eprintln!("cannot generate a key: {error}");
+            eprintln!("cannot generate the demo's key and admin token: {error}");
             return ExitCode::FAILURE;
         }
     };
@@ -56,7 +58,7 @@ async fn demo(port: u16) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = demo_with_state(app_listener, gateway_listener, &state_dir, &key).await;
+    let code = demo_with_state(app_listener, gateway_listener, port, &state_dir, &secrets).await;
     if let Err(error) = std::fs::remove_dir_all(&state_dir) {
         eprintln!(
             "cannot remove the demo's state directory {}: {error}",
@@ -66,11 +68,28 @@ async fn demo(port: u16) -> ExitCode {
     code
 }
 
+/// What each demo run generates afresh.
+struct DemoSecrets {
+    link_key: String,
+    /// The demo admin client's bearer token.
+    admin_token: String,
+}
+
+impl DemoSecrets {
+    fn generate() -> Result<DemoSecrets, RandomnessUnavailable> {
+        Ok(DemoSecrets {
+            link_key: generate_key()?,
+            admin_token: generate_key()?,
+        })
+    }
+}
+
 async fn demo_with_state(
     app_listener: TcpListener,
     gateway_listener: TcpListener,
+    requested_port: u16,
     state_dir: &Path,
-    key: &str,
+    secrets: &DemoSecrets,
 ) -> ExitCode {
     let (Ok(app_addr), Ok(gateway_addr)) =
         (app_listener.local_addr(), gateway_listener.local_addr())
@@ -83,8 +102,16 @@ async fn demo_with_state(
     let text = DEMO_CONFIG
         .replace("{gateway_addr}", &gateway_addr.to_string())
         .replace("{app_addr}", &app_addr.to_string())
+        .replace(
+            "{admin_addr}",
+            &admin_addr(requested_port, gateway_addr).to_string(),
+        )
         .replace("\"{state_dir}\"", &state_path);
-    let env = |name: &str| (name == "CASEGATE_DEMO_KEY").then(|| key.to_owned());
+    let env = |name: &str| match name {
+        "CASEGATE_DEMO_KEY" => Some(secrets.link_key.clone()),
+        "CASEGATE_DEMO_ADMIN_TOKEN" => Some(secrets.admin_token.clone()),
+        _ => None,
+    };
     let config = match casegate::config::parse(Path::new("config/demo.toml"), &text, &env) {
         Ok(config) => config,
         Err(errors) => {
@@ -120,11 +147,19 @@ async fn demo_with_state(
             now,
         )
     });
-    let [Ok(view), Ok(guest)] = links else {
-        eprintln!("cannot mint the demo links");
+    let ([Ok(view), Ok(guest)], Some(admin)) = (links, running.admin_addr) else {
+        eprintln!("cannot mint the demo links or find the admin API");
+        running.shutdown().await;
         return ExitCode::FAILURE;
     };
-    print_welcome(gateway_addr, app_addr, &view.url, &guest.url);
+    print_welcome(&Welcome {
+        gateway: gateway_addr,
+        app: app_addr,
+        admin,
+        admin_token: &secrets.admin_token,
+        view_url: &view.url,
+        guest_url: &guest.url,
+    });
     wait_for_stop_signal().await;
     running.shutdown().await;
     drop(app);
@@ -141,6 +176,21 @@ fn fresh_state_dir() -> std::io::Result<PathBuf> {
     Ok(dir)
 }
 
+/// The admin API's address: the port after the gateway's, or any free one when `--port 0` asked
+/// for any port or that one is taken.
+fn admin_addr(requested_port: u16, gateway: SocketAddr) -> SocketAddr {
+    // Only probed here: the gateway binds it moments later. Should another program take the port
+    // in between, the start fails with a message naming the address.
+    let port = gateway
+        .port()
+        .checked_add(1)
+        .filter(|&port| {
+            requested_port != 0 && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+        })
+        .unwrap_or(0);
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
 /// The requested port, or any free one when it is taken (a second demo, another service).
 async fn bind_gateway(port: u16) -> std::io::Result<TcpListener> {
     match TcpListener::bind(("127.0.0.1", port)).await {
@@ -150,12 +200,33 @@ async fn bind_gateway(port: u16) -> std::io::Result<TcpListener> {
     }
 }
 
-fn print_welcome(gateway: SocketAddr, app: SocketAddr, view_url: &str, guest_url: &str) {
+/// Where everything of this run is, and what a newcomer needs to try it.
+struct Welcome<'a> {
+    gateway: SocketAddr,
+    app: SocketAddr,
+    admin: SocketAddr,
+    admin_token: &'a str,
+    view_url: &'a str,
+    guest_url: &'a str,
+}
+
+fn print_welcome(welcome: &Welcome<'_>) {
+    let Welcome {
+        gateway,
+        app,
+        admin,
+        admin_token,
+        view_url,
+        guest_url,
+    } = welcome;
+    // Printing an admin token is wrong anywhere else. Here it is this run's own throwaway token,
+    // for an API on loopback that dies with the demo, and the newcomer needs it to try the API.
     println!(
         "\
 casegate demo
   demo case app (the legacy app, direct): http://{app}
   casegate in front of it:                http://{gateway}
+  its admin API:                          http://{admin}
 
 Open this link to case 42 (view-only, valid 24 h):
   {view_url}
@@ -168,6 +239,11 @@ What to try:
   * curl -si http://{gateway}/cases/42   -> 401: no share session, nothing reaches the app.
   * A link that may also comment (scope 'guest'; billing stays hidden):
     {guest_url}
+
+Share and revoke through the admin API with `casegate share`, from another terminal in this
+directory (the token is this demo's own and stops working when it stops):
+  export CASEGATE_ADMIN_URL=http://{admin} CASEGATE_ADMIN_TOKEN={admin_token}
+  cargo run --release -- share create --case 42 --scope view --ttl 10m && cargo run --release -- share list
 
 Stop with Ctrl-C."
     );
