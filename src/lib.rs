@@ -16,6 +16,7 @@ pub mod proxy;
 pub mod server;
 pub mod share;
 pub mod state;
+pub mod verify;
 
 use std::fmt;
 use std::net::SocketAddr;
