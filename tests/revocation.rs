@@ -283,6 +283,7 @@ async fn with_sharing_switched_off_links_and_cookies_get_the_sharing_disabled_pa
             case: "42".to_owned(),
             scope: "view".to_owned(),
             lang: None,
+            email: None,
             expires_at: now + 600,
             issued_at: now,
             email_verified: false,

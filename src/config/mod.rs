@@ -8,6 +8,7 @@ mod diagnostics;
 mod duration;
 mod file;
 mod secret_source;
+mod verify;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -31,6 +32,7 @@ use file::RawConfig;
 use crate::policy::{self, List, Policy, ScopeSpec, TargetError};
 use crate::share::keys::{KeyRing, decode_key, validate_kid};
 use crate::share::{CaseGrammar, Secret};
+use crate::verify::VerifySettings;
 
 /// A config file is a page or two of TOML; anything this large is the wrong file.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
@@ -54,6 +56,8 @@ pub struct Config {
     /// The admin API; `None` when the config has no `[admin]`, and then none is served.
     pub admin: Option<Admin>,
     pub state: State,
+    /// `[verify]`: codes and limits for scopes with `verify_email`.
+    pub verify: VerifySettings,
 }
 
 #[derive(Clone, Debug)]
@@ -157,6 +161,8 @@ pub struct Links {
     /// The organisation's switch: when false, every link and guest session is refused with a page
     /// saying sharing is turned off, and the admin API mints nothing.
     pub enabled: bool,
+    /// Offered on the verification landing page ("I have an account: log in"); absolute http(s).
+    pub login_url: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -179,6 +185,8 @@ pub struct Scope {
     pub upgrade: Vec<Spanned<String>>,
     /// Send the share's language upstream as `Accept-Language`.
     pub pin_language: bool,
+    /// Guests must prove, with a code mailed to the link's `email`, that they read that mailbox.
+    pub verify_email: bool,
 }
 
 /// The admin API's listener and the clients allowed to use it.
@@ -426,6 +434,7 @@ impl Validator<'_, '_> {
             )
         });
         let state = self.state(raw.state.unwrap_or_default());
+        let verify = self.verify(raw.verify.unwrap_or_default());
         Some(Config {
             server: server?,
             upstream: upstream?,
@@ -439,6 +448,7 @@ impl Validator<'_, '_> {
                 None => None,
             },
             state: state?,
+            verify: verify?,
         })
     }
 
@@ -858,6 +868,7 @@ impl Validator<'_, '_> {
             CLOCK_SKEW,
             &CLOCK_SKEW_BOUNDS,
         );
+        let login_url = raw.login_url.as_ref().map(|url| self.login_url(url));
         Some(Links {
             prefix: prefix?,
             landing: landing?,
@@ -867,6 +878,10 @@ impl Validator<'_, '_> {
             case_grammar: case_grammar?,
             clock_skew: clock_skew?,
             enabled: raw.enabled.unwrap_or(true),
+            login_url: match login_url {
+                Some(url) => Some(url?),
+                None => None,
+            },
         })
     }
 
@@ -1078,6 +1093,7 @@ impl Validator<'_, '_> {
             deny,
             upgrade,
             pin_language: raw.pin_language.unwrap_or(false),
+            verify_email: raw.verify_email.unwrap_or(false),
         })
     }
 
