@@ -114,6 +114,7 @@ impl ApiError {
                 MintError::TtlTooLong { .. } => (S::UNPROCESSABLE_ENTITY, "ttl_too_long"),
                 MintError::TtlZero => (S::UNPROCESSABLE_ENTITY, "invalid_ttl"),
                 MintError::BadEmail => (S::UNPROCESSABLE_ENTITY, "invalid_email"),
+                MintError::EmailRequired => (S::UNPROCESSABLE_ENTITY, "email_required"),
                 MintError::BadLang => (S::UNPROCESSABLE_ENTITY, "invalid_lang"),
                 MintError::NoRandomness => (S::SERVICE_UNAVAILABLE, "randomness_unavailable"),
             },

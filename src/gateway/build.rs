@@ -10,13 +10,14 @@ use http::HeaderValue;
 use http::uri::{Authority, Scheme};
 
 use super::Gateway;
-use super::mint::LinkMinter;
+use super::mint::{LinkMinter, verify_scopes};
 use super::settings::{LinkSettings, SessionSettings, secs};
 use crate::config::{Config, PublicScheme, PublicUrl};
 use crate::proxy::client::{ClientSettings, UpstreamClient};
 use crate::proxy::response::PublicOrigin;
 use crate::proxy::upstream::{Upstream, UpstreamError};
 use crate::state::StateStore;
+use crate::verify::MemoryCodeStore;
 
 /// A validated config that still cannot become a gateway. Each variant names a check validation
 /// should have made; seeing one is a bug worth reporting.
@@ -109,6 +110,11 @@ impl Gateway {
             sharing_enabled: config.links.enabled,
             minter: LinkMinter::new(config),
             store,
+            verify_scopes: Arc::new(verify_scopes(config)),
+            verify: config.verify.clone(),
+            codes: Arc::new(MemoryCodeStore::new()),
+            mailer,
+            login_url: config.links.login_url.clone(),
         })
     }
 }

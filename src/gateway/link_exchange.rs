@@ -2,9 +2,10 @@
 //! the token gone from the address bar, the history and any Referer.
 
 use http::header::{self, HeaderValue};
-use http::{Response, StatusCode};
+use http::{HeaderMap, Response, StatusCode};
 
 use super::Gateway;
+use super::authenticate::{Session, authenticate};
 use super::error::{Credential, GatewayError};
 use crate::proxy::{Body, empty_body};
 use crate::share::token::{self, LinkRules};
@@ -16,6 +17,7 @@ impl Gateway {
     pub(super) fn exchange_link(
         &self,
         token_text: &str,
+        headers: &HeaderMap,
         now: i64,
     ) -> Result<Response<Body>, GatewayError> {
         let scope_exists = |scope: &str| self.policy.scope_exists(scope);
@@ -54,15 +56,33 @@ impl Gateway {
         guest.expires_at = guest
             .expires_at
             .min(now.saturating_add(self.session.ttl_secs));
+        if self.verify_scopes.contains(&guest.scope) {
+            if guest.email.is_none() {
+                return Err(GatewayError::EmailMissing {
+                    share_id: guest.share_id,
+                });
+            }
+            // Opening the link again (from the mail, say) keeps a verification this browser
+            // already made for this very share.
+            guest.email_verified = matches!(
+                authenticate(headers, &self.session.cookie_name, &self.keys, now),
+                Ok(Session::Guest(current))
+                    if current.email_verified && current.share_id == guest.share_id
+            );
+        } else {
+            // Only a share that verifies the address needs it; no other cookie carries it.
+            guest.email = None;
+        }
         let sealed = cookie::seal(&self.keys, &guest).map_err(GatewayError::Seal)?;
         let set_cookie = self
             .session
             .set_cookie_header(&sealed, guest.expires_at - now);
-        let location = format!(
-            "{}{}",
-            self.public.as_url_prefix(),
+        let path = if self.needs_verification(&guest) {
+            format!("{}verify", self.links.prefix)
+        } else {
             self.links.landing_for(&guest)
-        );
+        };
+        let location = format!("{}{path}", self.public.as_url_prefix());
         let response = Response::builder()
             .status(StatusCode::SEE_OTHER)
             .header(header::LOCATION, location)

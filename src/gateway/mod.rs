@@ -9,11 +9,13 @@
 mod authenticate;
 mod build;
 mod error;
+mod form;
 mod forward;
 mod framing;
 mod link_exchange;
 mod mint;
 mod settings;
+mod verify_routes;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -33,7 +35,9 @@ use self::authenticate::{Session, authenticate, carries_session_cookie};
 use self::error::Credential;
 use self::forward::Route;
 use self::framing::{check_host, refuse_body_on_get, refuse_method_override_query};
+use self::verify_routes::VerifyRoute;
 use crate::clock::unix_now;
+use crate::mail::Mailer;
 use crate::pages;
 use crate::policy::{CanonicalTarget, Decision, Policy, canonicalise};
 use crate::proxy::Body;
@@ -45,6 +49,7 @@ use crate::proxy::upstream::Upstream;
 use crate::server::ConnectionInfo;
 use crate::share::{Guest, KeyRing};
 use crate::state::StateStore;
+use crate::verify::{CodeStore, VerifySettings};
 
 /// One immutable snapshot of the gateway's configuration, shared by all connections.
 pub struct Gateway {
@@ -67,6 +72,15 @@ pub struct Gateway {
     minter: mint::LinkMinter,
     /// Revocations are looked up here on every link and guest request, and uses recorded.
     store: Arc<StateStore>,
+    /// Scopes with `verify_email`: their guests type a mailed code before reaching the case.
+    verify_scopes: Arc<HashSet<String>>,
+    verify: VerifySettings,
+    /// Pending codes and abuse counters, shared between snapshots.
+    codes: Arc<dyn CodeStore>,
+    /// Sends the codes; `None` only when no scope verifies (validation sees to that).
+    mailer: Option<Mailer>,
+    /// `[links] login_url`, offered on the verification pages.
+    login_url: Option<String>,
 }
 
 impl Gateway {
@@ -138,11 +152,14 @@ impl Gateway {
             return Err(GatewayError::SharingDisabled);
         }
 
-        if let Some(token) = link_token {
+        if let Some(rest) = link_token {
+            if let Some(route) = VerifyRoute::parse(rest) {
+                return self.verify_route(route, request, connection, now).await;
+            }
             if request.method() != Method::GET && request.method() != Method::HEAD {
                 return Err(GatewayError::LinkMethod);
             }
-            return self.exchange_link(token, now);
+            return self.exchange_link(rest, request.headers(), now);
         }
 
         let session = authenticate(
@@ -164,6 +181,10 @@ impl Gateway {
                         case: guest.case,
                         revocation,
                     });
+                }
+                // Nothing of the case, not even a refusal naming a route, before the address is proven.
+                if self.needs_verification(&guest) {
+                    return self.verification_required(&request, &guest);
                 }
                 self.store.record_activity(&guest.share_id, now);
                 refuse_method_override_query(&target)?;
