@@ -27,6 +27,8 @@ pub struct RawConfig {
     pub admin: Option<Spanned<AdminSection>>,
     /// Optional: every key has a default.
     pub state: Option<StateSection>,
+    /// Optional: without it, no mail is sent (invitations are refused).
+    pub mail: Option<Spanned<MailSection>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +159,19 @@ pub struct StateSection {
     pub compact_after_bytes: Option<Spanned<i64>>,
 }
 
+/// `[mail]`: how invitations (and codes) are sent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSection {
+    pub smtp: Option<Spanned<String>>,
+    pub from: Spanned<String>,
+    pub username: Option<Spanned<SecretRef>>,
+    pub password: Option<Spanned<SecretRef>>,
+    pub mode: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub ca: Option<Spanned<String>>,
+}
+
 /// `[scopes.NAME]` tables by name.
 pub type ScopesSection = BTreeMap<Spanned<String>, Spanned<ScopeSection>>;
 
@@ -177,8 +192,8 @@ const SECRET_TABLES: [(&str, &str); 2] = [("keys", "secrets"), ("upstream", "gue
 /// Tables every config must have.
 const REQUIRED_SECTIONS: [&str; 6] = ["server", "upstream", "keys", "links", "session", "scopes"];
 /// Every table a config may have, in the order they are listed in messages.
-const SECTIONS: [&str; 8] = [
-    "server", "upstream", "keys", "links", "session", "scopes", "admin", "state",
+const SECTIONS: [&str; 9] = [
+    "server", "upstream", "keys", "links", "session", "scopes", "admin", "state", "mail",
 ];
 
 impl RawConfig {
@@ -203,6 +218,7 @@ impl RawConfig {
                 "scopes" => raw.scopes = section(name, value, diag),
                 "admin" => raw.admin = section(name, value, diag),
                 "state" => raw.state = section(name, value, diag),
+                "mail" => raw.mail = section(name, value, diag),
                 unknown => diag.error(
                     key.span(),
                     format_args!(

@@ -7,6 +7,7 @@
 mod diagnostics;
 mod duration;
 mod file;
+mod mail;
 mod secret_source;
 
 use std::collections::BTreeSet;
@@ -24,6 +25,7 @@ pub use toml::Spanned;
 
 pub use diagnostics::{ConfigErrors, Diagnostics, Problem};
 pub use duration::{DurationError, format_duration, parse_duration};
+pub use mail::{Mail, MailDelivery, SmtpCredentials, SmtpRelay, SmtpSecurity};
 pub use secret_source::{SecretError, SecretText};
 
 use file::RawConfig;
@@ -54,6 +56,8 @@ pub struct Config {
     /// The admin API; `None` when the config has no `[admin]`, and then none is served.
     pub admin: Option<Admin>,
     pub state: State,
+    /// How mail is sent; `None` when the config has no `[mail]`, and then none is.
+    pub mail: Option<Mail>,
 }
 
 #[derive(Clone, Debug)]
@@ -426,6 +430,7 @@ impl Validator<'_, '_> {
             )
         });
         let state = self.state(raw.state.unwrap_or_default());
+        let mail = raw.mail.map(|mail| self.mail(mail));
         Some(Config {
             server: server?,
             upstream: upstream?,
@@ -439,6 +444,10 @@ impl Validator<'_, '_> {
                 None => None,
             },
             state: state?,
+            mail: match mail {
+                Some(mail) => Some(mail?),
+                None => None,
+            },
         })
     }
 
