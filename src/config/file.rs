@@ -29,6 +29,8 @@ pub struct RawConfig {
     pub state: Option<StateSection>,
     /// Optional: every key has a default.
     pub verify: Option<VerifySection>,
+    /// Optional: without it, no mail is sent (invitations are refused).
+    pub mail: Option<Spanned<MailSection>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,6 +162,19 @@ pub struct StateSection {
     pub compact_after_bytes: Option<Spanned<i64>>,
 }
 
+/// `[mail]`: how invitations (and codes) are sent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSection {
+    pub smtp: Option<Spanned<String>>,
+    pub from: Spanned<String>,
+    pub username: Option<Spanned<SecretRef>>,
+    pub password: Option<Spanned<SecretRef>>,
+    pub mode: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub ca: Option<Spanned<String>>,
+}
+
 /// `[scopes.NAME]` tables by name.
 pub type ScopesSection = BTreeMap<Spanned<String>, Spanned<ScopeSection>>;
 
@@ -192,8 +207,9 @@ const SECRET_TABLES: [(&str, &str); 2] = [("keys", "secrets"), ("upstream", "gue
 /// Tables every config must have.
 const REQUIRED_SECTIONS: [&str; 6] = ["server", "upstream", "keys", "links", "session", "scopes"];
 /// Every table a config may have, in the order they are listed in messages.
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "server", "upstream", "keys", "links", "session", "scopes", "admin", "state", "verify",
+    "mail",
 ];
 
 impl RawConfig {
@@ -219,6 +235,7 @@ impl RawConfig {
                 "admin" => raw.admin = section(name, value, diag),
                 "state" => raw.state = section(name, value, diag),
                 "verify" => raw.verify = section(name, value, diag),
+                "mail" => raw.mail = section(name, value, diag),
                 unknown => diag.error(
                     key.span(),
                     format_args!(

@@ -7,6 +7,7 @@
 mod diagnostics;
 mod duration;
 mod file;
+mod mail;
 mod secret_source;
 mod verify;
 
@@ -25,6 +26,7 @@ pub use toml::Spanned;
 
 pub use diagnostics::{ConfigErrors, Diagnostics, Problem};
 pub use duration::{DurationError, format_duration, parse_duration};
+pub use mail::{Mail, MailDelivery, SmtpCredentials, SmtpRelay, SmtpSecurity};
 pub use secret_source::{SecretError, SecretText};
 
 use file::RawConfig;
@@ -58,6 +60,8 @@ pub struct Config {
     pub state: State,
     /// `[verify]`: codes and limits for scopes with `verify_email`.
     pub verify: VerifySettings,
+    /// How mail is sent; `None` when the config has no `[mail]`, and then none is.
+    pub mail: Option<Mail>,
 }
 
 #[derive(Clone, Debug)]
@@ -435,6 +439,7 @@ impl Validator<'_, '_> {
         });
         let state = self.state(raw.state.unwrap_or_default());
         let verify = self.verify(raw.verify.unwrap_or_default());
+        let mail = raw.mail.map(|mail| self.mail(mail));
         Some(Config {
             server: server?,
             upstream: upstream?,
@@ -449,6 +454,10 @@ impl Validator<'_, '_> {
             },
             state: state?,
             verify: verify?,
+            mail: match mail {
+                Some(mail) => Some(mail?),
+                None => None,
+            },
         })
     }
 

@@ -97,6 +97,11 @@ impl Gateway {
         self.minter.mint_link(request, now)
     }
 
+    /// Re-signs recorded claims with the active key; see [`LinkMinter::sign`].
+    pub fn sign_link(&self, claims: LinkClaims) -> MintedLink {
+        self.minter.sign(claims)
+    }
+
     /// Whether `scope` names a configured scope (the admin API tells "no such scope" apart from
     /// "not yours to share").
     pub fn scope_exists(&self, scope: &str) -> bool {
@@ -170,8 +175,15 @@ impl LinkMinter {
             email: request.email.map(str::to_owned),
             lang: request.lang.map(str::to_owned),
         };
+        Ok(self.sign(claims))
+    }
+
+    /// Signs `claims` as they are, with the active key: a resent invitation carries the recorded
+    /// share's own id, case, scope and times, so revoking it still works and its life is not
+    /// extended. The claims must come from a share this gateway minted or accepted.
+    pub fn sign(&self, claims: LinkClaims) -> MintedLink {
         let signed = token::mint(&self.keys, &claims);
-        Ok(MintedLink {
+        MintedLink {
             url: format!(
                 "{}{}{}",
                 self.public.as_url_prefix(),
@@ -183,7 +195,7 @@ impl LinkMinter {
             case: claims.case,
             scope: claims.scope,
             expires_at: claims.expires_at,
-        })
+        }
     }
 }
 
