@@ -27,6 +27,8 @@ pub struct RawConfig {
     pub admin: Option<Spanned<AdminSection>>,
     /// Optional: every key has a default.
     pub state: Option<StateSection>,
+    /// Optional: without it, the embedded pages and emails are used.
+    pub pages: Option<PagesSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +159,13 @@ pub struct StateSection {
     pub compact_after_bytes: Option<Spanned<i64>>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagesSection {
+    /// Override templates: `<dir>/<lang>/<name>.html|.txt` and `<dir>/<lang>/messages.toml`.
+    pub dir: Option<Spanned<String>>,
+}
+
 /// `[scopes.NAME]` tables by name.
 pub type ScopesSection = BTreeMap<Spanned<String>, Spanned<ScopeSection>>;
 
@@ -177,8 +186,8 @@ const SECRET_TABLES: [(&str, &str); 2] = [("keys", "secrets"), ("upstream", "gue
 /// Tables every config must have.
 const REQUIRED_SECTIONS: [&str; 6] = ["server", "upstream", "keys", "links", "session", "scopes"];
 /// Every table a config may have, in the order they are listed in messages.
-const SECTIONS: [&str; 8] = [
-    "server", "upstream", "keys", "links", "session", "scopes", "admin", "state",
+const SECTIONS: [&str; 9] = [
+    "server", "upstream", "keys", "links", "session", "scopes", "admin", "state", "pages",
 ];
 
 impl RawConfig {
@@ -203,6 +212,7 @@ impl RawConfig {
                 "scopes" => raw.scopes = section(name, value, diag),
                 "admin" => raw.admin = section(name, value, diag),
                 "state" => raw.state = section(name, value, diag),
+                "pages" => raw.pages = section(name, value, diag),
                 unknown => diag.error(
                     key.span(),
                     format_args!(
