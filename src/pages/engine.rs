@@ -391,7 +391,9 @@ mod tests {
 
     #[test]
     fn every_mistake_is_reported_with_its_offset() {
-        let table: [(&str, &str, Vec<(usize, &str)>); 6] = [
+        /// What the test is about, the template, and the problems expected at their offsets.
+        type Case = (&'static str, &'static str, Vec<(usize, &'static str)>);
+        let table: [Case; 6] = [
             (
                 "an unknown name",
                 "Hi {{nmae}}",
