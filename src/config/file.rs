@@ -31,6 +31,8 @@ pub struct RawConfig {
     pub verify: Option<VerifySection>,
     /// Optional: without it, no mail is sent (invitations are refused).
     pub mail: Option<Spanned<MailSection>>,
+    /// Optional: without it, the embedded pages and emails are used.
+    pub pages: Option<PagesSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -175,6 +177,13 @@ pub struct MailSection {
     pub ca: Option<Spanned<String>>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagesSection {
+    /// Override templates: `<dir>/<lang>/<name>.html|.txt` and `<dir>/<lang>/messages.toml`.
+    pub dir: Option<Spanned<String>>,
+}
+
 /// `[scopes.NAME]` tables by name.
 pub type ScopesSection = BTreeMap<Spanned<String>, Spanned<ScopeSection>>;
 
@@ -207,9 +216,9 @@ const SECRET_TABLES: [(&str, &str); 2] = [("keys", "secrets"), ("upstream", "gue
 /// Tables every config must have.
 const REQUIRED_SECTIONS: [&str; 6] = ["server", "upstream", "keys", "links", "session", "scopes"];
 /// Every table a config may have, in the order they are listed in messages.
-const SECTIONS: [&str; 10] = [
+const SECTIONS: [&str; 11] = [
     "server", "upstream", "keys", "links", "session", "scopes", "admin", "state", "verify",
-    "mail",
+    "mail", "pages",
 ];
 
 impl RawConfig {
@@ -236,6 +245,7 @@ impl RawConfig {
                 "state" => raw.state = section(name, value, diag),
                 "verify" => raw.verify = section(name, value, diag),
                 "mail" => raw.mail = section(name, value, diag),
+                "pages" => raw.pages = section(name, value, diag),
                 unknown => diag.error(
                     key.span(),
                     format_args!(

@@ -132,7 +132,8 @@ impl GatewayError {
             GatewayError::EmailMissing { .. } => Page::InvalidLink,
             GatewayError::BadForm => Page::BadRequest,
             GatewayError::FormRefused(_) => Page::NotAllowed,
-            GatewayError::Mail { .. } => Page::MailFailed,
+            // The guest can only try again later; the log says what the relay answered.
+            GatewayError::Mail { .. } => Page::InternalError,
         }
     }
 

@@ -72,10 +72,11 @@ impl Gateway {
             return self.redirect(&self.verify_path(VerifyRoute::Landing), None);
         }
         let lang = self.lang_for(guest, request.headers());
+        // The landing page's own message says what is missing, in the share's language.
         let body = serde_json::json!({
             "error": {
                 "code": "email_not_verified",
-                "message": self.templates.message("email_not_verified", lang),
+                "message": self.templates.message("verify.message", lang),
             }
         })
         .to_string();
@@ -83,7 +84,12 @@ impl Gateway {
             .status(StatusCode::UNAUTHORIZED)
             .header(header::CONTENT_TYPE, "application/json")
             .header(header::CACHE_CONTROL, "no-store")
-            .body(full(body))
+            .header(header::CONTENT_LANGUAGE, lang.tag())
+            .body(
+                http_body_util::Full::new(bytes::Bytes::from(body))
+                    .map_err(|never| match never {})
+                    .boxed(),
+            )
             .map_err(GatewayError::Internal)
     }
 
@@ -93,6 +99,7 @@ impl Gateway {
         request: Request<Incoming>,
         connection: &ConnectionInfo,
         now: i64,
+        share_lang: &mut Option<Lang>,
     ) -> Result<Response<Body>, GatewayError> {
         let method = request.method().clone();
         let bodiless = method == Method::GET || method == Method::HEAD;
@@ -104,6 +111,7 @@ impl Gateway {
             }
         }
         let guest = self.guest_of(request.headers(), now)?;
+        *share_lang = guest.lang.as_deref().and_then(Lang::from_tag);
         let Some(unverified) = self.unverified(guest, request.headers()) else {
             // Verified already, or nothing to verify: the case is where they belong.
             return self.redirect_to_case(request.headers(), now);
@@ -212,7 +220,7 @@ impl Gateway {
             unverified.lang,
             &Vars::new()
                 .set("code", code.as_str())
-                .set("code_ttl_minutes", &minutes),
+                .set("code_ttl_minutes", minutes.as_str()),
         );
         let mail = OutgoingMail {
             to: unverified.email.clone(),
@@ -283,7 +291,7 @@ impl Gateway {
             }
             let left = attempt.attempts_left.to_string();
             return self.verify_page(unverified, "wrong_code", StatusCode::BAD_REQUEST, |vars| {
-                vars.set("attempts_left", &left)
+                vars.set("attempts_left", left)
             });
         }
         self.codes
@@ -336,7 +344,7 @@ impl Gateway {
             unverified,
             "too_many_attempts",
             StatusCode::TOO_MANY_REQUESTS,
-            |vars| vars.set("retry_after_minutes", &minutes),
+            |vars| vars.set("retry_after_minutes", minutes),
         )?;
         set_retry_after(&mut response, wait);
         Ok(response)
@@ -352,39 +360,44 @@ impl Gateway {
             unverified,
             "rate_limited",
             StatusCode::TOO_MANY_REQUESTS,
-            |vars| vars.set("retry_after_seconds", &seconds),
+            |vars| vars.set("retry_after_seconds", seconds),
         )?;
         set_retry_after(&mut response, limited.retry_after_secs);
         Ok(response)
     }
 
     /// Renders one of the verification pages with the variables every one of them may use.
-    fn verify_page<'v>(
+    fn verify_page(
         &self,
-        unverified: &'v Unverified,
+        unverified: &Unverified,
         name: &str,
         status: StatusCode,
-        extra: impl FnOnce(Vars<'v>) -> Vars<'v>,
+        extra: impl FnOnce(Vars<'_>) -> Vars<'_>,
     ) -> Result<Response<Body>, GatewayError> {
         let masked = mask_email(&unverified.email);
         let token = csrf::token(&self.keys, &unverified.guest);
         let send = self.verify_path(VerifyRoute::Send);
         let check = self.verify_path(VerifyRoute::Check);
         let ttl = ttl_minutes(self.verify.code_ttl_secs()).to_string();
-        let form_action = if name == "verify" { &send } else { &check };
+        let form_action = if name == "verify" { send.clone() } else { check };
         let mut vars = Vars::new()
-            .set("masked_email", &masked)
+            .set("masked_email", masked)
             .set("form_action", form_action)
-            .set("resend_action", &send)
-            .set("csrf", &token)
-            .set("code_ttl_minutes", &ttl);
+            .set("resend_action", send)
+            .set("csrf", token)
+            .set("code_ttl_minutes", ttl);
         if let Some(login_url) = &self.login_url {
-            vars = vars.set("login_url", login_url);
+            vars = vars.set("login_url", login_url.as_str());
         }
-        let html = self.templates.page(name, unverified.lang, &extra(vars));
-        crate::pages::form_page_response(status, html)
-            .map(|response| response.map(|body| body.map_err(|never| match never {}).boxed()))
-            .map_err(GatewayError::Internal)
+        let response = crate::pages::respond(
+            &self.templates,
+            status,
+            name,
+            unverified.lang,
+            &extra(vars),
+            false,
+        );
+        Ok(response.map(|body| body.map_err(|never| match never {}).boxed()))
     }
 
     fn lang_for(&self, guest: &Guest, headers: &HeaderMap) -> Lang {
@@ -455,12 +468,6 @@ fn set_retry_after(response: &mut Response<Body>, secs: i64) {
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-}
-
-fn full(text: String) -> Body {
-    http_body_util::Full::new(bytes::Bytes::from(text))
-        .map_err(|never| match never {})
-        .boxed()
 }
 
 #[cfg(test)]
