@@ -153,7 +153,9 @@ pub async fn start_on(
         Some(mail) => Some(Mailer::new(mail).map_err(StartError::Mail)?),
         None => None,
     };
-    let gateway = Arc::new(Gateway::build(config, Arc::clone(&store), mailer.clone()).map_err(StartError::Build)?);
+    let gateway = Arc::new(
+        Gateway::build(config, Arc::clone(&store), mailer.clone()).map_err(StartError::Build)?,
+    );
     let acceptor = match &config.server.tls {
         Some(files) => Some(tls::acceptor(&files.cert, &files.key).map_err(StartError::Tls)?),
         None => None,

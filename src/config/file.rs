@@ -217,8 +217,8 @@ const SECRET_TABLES: [(&str, &str); 2] = [("keys", "secrets"), ("upstream", "gue
 const REQUIRED_SECTIONS: [&str; 6] = ["server", "upstream", "keys", "links", "session", "scopes"];
 /// Every table a config may have, in the order they are listed in messages.
 const SECTIONS: [&str; 11] = [
-    "server", "upstream", "keys", "links", "session", "scopes", "admin", "state", "verify",
-    "mail", "pages",
+    "server", "upstream", "keys", "links", "session", "scopes", "admin", "state", "verify", "mail",
+    "pages",
 ];
 
 impl RawConfig {

@@ -13,10 +13,10 @@ use super::Gateway;
 use super::mint::{LinkMinter, verify_scopes};
 use super::settings::{LinkSettings, SessionSettings, secs};
 use crate::config::{Config, PublicScheme, PublicUrl};
+use crate::mail::Mailer;
 use crate::proxy::client::{ClientSettings, UpstreamClient};
 use crate::proxy::response::PublicOrigin;
 use crate::proxy::upstream::{Upstream, UpstreamError};
-use crate::mail::Mailer;
 use crate::state::StateStore;
 use crate::verify::MemoryCodeStore;
 

@@ -216,7 +216,7 @@ impl Gateway {
         );
         let minutes = ttl_minutes(self.verify.code_ttl_secs()).to_string();
         let text = self.templates.text(
-            "code.txt",
+            "code",
             unverified.lang,
             &Vars::new()
                 .set("code", code.as_str())
@@ -379,7 +379,11 @@ impl Gateway {
         let send = self.verify_path(VerifyRoute::Send);
         let check = self.verify_path(VerifyRoute::Check);
         let ttl = ttl_minutes(self.verify.code_ttl_secs()).to_string();
-        let form_action = if name == "verify" { send.clone() } else { check };
+        let form_action = if name == "verify" {
+            send.clone()
+        } else {
+            check
+        };
         let mut vars = Vars::new()
             .set("masked_email", masked)
             .set("form_action", form_action)
