@@ -10,12 +10,14 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod gateway;
+pub mod mail;
 pub mod pages;
 pub mod policy;
 pub mod proxy;
 pub mod server;
 pub mod share;
 pub mod state;
+pub mod verify;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -28,6 +30,7 @@ use tracing::{error, info};
 
 use crate::admin::AdminApi;
 use crate::gateway::{BuildError, Gateway};
+use crate::mail::Mailer;
 use crate::server::tls::{self, TlsError};
 use crate::state::{OpenError, StateSettings, StateStore};
 
@@ -39,6 +42,8 @@ pub enum StartError {
     /// The task opening the store did not finish (it panicked or the runtime is shutting down).
     StateTask(JoinError),
     Build(BuildError),
+    /// The `[mail]` relay's TLS settings could not be built.
+    Mail(crate::mail::MailError),
     Tls(TlsError),
     Bind {
         addr: SocketAddr,
@@ -53,6 +58,7 @@ impl fmt::Display for StartError {
             StartError::State(error) => write!(f, "{error}"),
             StartError::StateTask(error) => write!(f, "state: opening the store failed: {error}"),
             StartError::Build(error) => write!(f, "{error}"),
+            StartError::Mail(error) => write!(f, "mail: {error}"),
             StartError::Tls(error) => write!(f, "TLS: {error}"),
             StartError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
         }
@@ -65,6 +71,7 @@ impl std::error::Error for StartError {
             StartError::State(error) => Some(error),
             StartError::StateTask(error) => Some(error),
             StartError::Build(error) => Some(error),
+            StartError::Mail(error) => Some(error),
             StartError::Tls(error) => Some(error),
             StartError::Bind { source, .. } => Some(source),
         }
@@ -142,7 +149,13 @@ pub async fn start_on(
         .map_err(StartError::StateTask)?
         .map_err(StartError::State)?;
     let store = Arc::new(store);
-    let gateway = Arc::new(Gateway::build(config, Arc::clone(&store)).map_err(StartError::Build)?);
+    let mailer = match &config.mail {
+        Some(mail) => Some(Mailer::new(mail).map_err(StartError::Mail)?),
+        None => None,
+    };
+    let gateway = Arc::new(
+        Gateway::build(config, Arc::clone(&store), mailer.clone()).map_err(StartError::Build)?,
+    );
     let acceptor = match &config.server.tls {
         Some(files) => Some(tls::acceptor(&files.cert, &files.key).map_err(StartError::Tls)?),
         None => None,
@@ -153,7 +166,7 @@ pub async fn start_on(
     })?;
     // Bound before anything is spawned, so a taken admin port stops the start with nothing running.
     let admin = match &config.admin {
-        Some(admin) => Some(bind_admin(admin, &gateway, &store).await?),
+        Some(admin) => Some(bind_admin(admin, &gateway, &store, mailer.clone()).await?),
         None => None,
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -171,7 +184,7 @@ pub async fn start_on(
         limits,
         shutdown_rx,
     ));
-    info!(%local_addr, tls = config.server.tls.is_some(), state = %config.state.path.display(), "casegate listening");
+    info!(%local_addr, tls = config.server.tls.is_some(), state = %config.state.path.display(), mail = mailer.as_ref().map(Mailer::destination), "casegate listening");
     Ok(RunningGateway {
         local_addr,
         admin_addr,
@@ -188,11 +201,12 @@ async fn bind_admin(
     admin: &config::Admin,
     gateway: &Arc<Gateway>,
     store: &Arc<StateStore>,
+    mailer: Option<Mailer>,
 ) -> Result<(TcpListener, Arc<AdminApi>, SocketAddr), StartError> {
     let addr = admin.listen;
     let bind_error = |source| StartError::Bind { addr, source };
     let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
     let local_addr = listener.local_addr().map_err(bind_error)?;
-    let api = AdminApi::new(Arc::clone(gateway), Arc::clone(store), admin);
+    let api = AdminApi::new(Arc::clone(gateway), Arc::clone(store), admin, mailer);
     Ok((listener, Arc::new(api), local_addr))
 }

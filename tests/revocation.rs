@@ -62,10 +62,11 @@ async fn a_share_revoked_by_id_refuses_the_guests_next_request_and_clears_the_co
         .expect("a durable revoke");
 
     let refused = browse(&gw, &guest).await;
+    // The test share's lang is sv-SE, so its pages are in Swedish.
     assert_page(
         &refused,
         410,
-        "This link has been withdrawn",
+        "Länken har dragits tillbaka",
         "the next request",
     );
     assert_eq!(refused.headers_named("set-cookie"), [CLEARED_COOKIE]);
@@ -283,6 +284,7 @@ async fn with_sharing_switched_off_links_and_cookies_get_the_sharing_disabled_pa
             case: "42".to_owned(),
             scope: "view".to_owned(),
             lang: None,
+            email: None,
             expires_at: now + 600,
             issued_at: now,
             email_verified: false,

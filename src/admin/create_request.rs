@@ -12,7 +12,7 @@ pub const MAX_NOTE_CHARS: usize = 500;
 pub const MAX_CREATED_BY_CHARS: usize = 200;
 
 /// Every field the body may have.
-const FIELDS: [&str; 7] = [
+const FIELDS: [&str; 8] = [
     "case",
     "scope",
     "ttl",
@@ -20,6 +20,7 @@ const FIELDS: [&str; 7] = [
     "lang",
     "note",
     "created_by",
+    "send_email",
 ];
 
 /// Enough room for every field, so that an extra one is reported by name rather than as "too many".
@@ -39,6 +40,8 @@ pub struct CreateShare {
     pub lang: Option<String>,
     pub note: Option<String>,
     pub created_by: Option<String>,
+    /// Email the link to `email` once the share is recorded.
+    pub send_email: bool,
 }
 
 impl CreateShare {
@@ -62,6 +65,12 @@ impl CreateShare {
         let lang = text(&object, "lang")?;
         let note = bounded_text(&object, "note", MAX_NOTE_CHARS)?;
         let created_by = bounded_text(&object, "created_by", MAX_CREATED_BY_CHARS)?;
+        let send_email = object.bool("send_email").map_err(|Mistyped| {
+            ApiError::BadJson(JsonProblem::WrongType {
+                field: "send_email",
+                expected: "true or false",
+            })
+        })?;
         Ok(CreateShare {
             case: case.ok_or(ApiError::MissingField("case"))?,
             scope: scope.ok_or(ApiError::MissingField("scope"))?,
@@ -70,6 +79,7 @@ impl CreateShare {
             lang,
             note,
             created_by,
+            send_email: send_email.unwrap_or(false),
         })
     }
 }
@@ -116,7 +126,7 @@ fn ttl(object: &Object<'_>) -> Result<Option<Duration>, ApiError> {
             }
             Ok(Some(duration))
         }
-        Some(Value::Other) => Err(ApiError::BadJson(JsonProblem::WrongType {
+        Some(Value::Bool(_) | Value::Other) => Err(ApiError::BadJson(JsonProblem::WrongType {
             field: "ttl",
             expected: "a duration such as \"24h\" or an integer number of seconds",
         })),
@@ -136,6 +146,7 @@ mod tests {
             lang: None,
             note: None,
             created_by: None,
+            send_email: false,
         }
     }
 
@@ -147,6 +158,7 @@ mod tests {
             lang: Some("sv-SE".to_owned()),
             note: Some("for the second opinion".to_owned()),
             created_by: Some("dr.lind".to_owned()),
+            send_email: true,
             ..minimal("42", "view")
         };
         let cases: &[(&str, &str, CreateShare)] = &[
@@ -158,7 +170,7 @@ mod tests {
             (
                 "every field",
                 r#"{"case":"42","scope":"view","ttl":"90m","email":"a@b.example","lang":"sv-SE",
-                    "note":"for the second opinion","created_by":"dr.lind"}"#,
+                    "note":"for the second opinion","created_by":"dr.lind","send_email":true}"#,
                 full,
             ),
             (
@@ -208,6 +220,11 @@ mod tests {
         let long_name = format!(r#"{{"{}":1}}"#, "x".repeat(200));
         let cases: &[(&str, &str, &str)] = &[
             ("empty body", "", "bad_json"),
+            (
+                "send_email as a string",
+                r#"{"case":"42","scope":"view","send_email":"yes"}"#,
+                "bad_json",
+            ),
             ("syntax error", r#"{"case":"42","#, "bad_json"),
             ("an array", r#"[{"case":"42"}]"#, "bad_json"),
             (

@@ -7,7 +7,8 @@ use std::fmt;
 use http::StatusCode;
 
 use crate::gateway::MintError;
-use crate::state::StoreError;
+use crate::mail::MailError;
+use crate::state::{ShareStatus, StoreError};
 
 /// Why a request body is not the JSON the endpoint reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +86,23 @@ pub enum ApiError {
     StoreUnavailable(StoreError),
     /// The store acknowledged a write but cannot show its result: a bug, reported as such.
     ShareMissingAfterWrite,
+    /// An invitation was asked for a share without `email`.
+    EmailRequired,
+    /// An invitation was asked for, and the config has no `[mail]`.
+    MailNotConfigured,
+    /// A resend for a share that no longer opens (revoked or expired), or one recorded without
+    /// its claims (known only from a revoke).
+    ShareNotActive(Option<ShareStatus>),
+    /// A resend within the cooldown of the share's last invitation.
+    ResendTooSoon {
+        retry_after: std::time::Duration,
+    },
+    /// The invitation was not sent. `share` is the created share's answer (url and token
+    /// included) when the share was created before the mail failed: it exists and can be resent.
+    MailFailed {
+        error: MailError,
+        share: Option<Box<serde_json::Value>>,
+    },
 }
 
 impl ApiError {
@@ -114,6 +132,7 @@ impl ApiError {
                 MintError::TtlTooLong { .. } => (S::UNPROCESSABLE_ENTITY, "ttl_too_long"),
                 MintError::TtlZero => (S::UNPROCESSABLE_ENTITY, "invalid_ttl"),
                 MintError::BadEmail => (S::UNPROCESSABLE_ENTITY, "invalid_email"),
+                MintError::EmailRequired => (S::UNPROCESSABLE_ENTITY, "email_required"),
                 MintError::BadLang => (S::UNPROCESSABLE_ENTITY, "invalid_lang"),
                 MintError::NoRandomness => (S::SERVICE_UNAVAILABLE, "randomness_unavailable"),
             },
@@ -121,6 +140,11 @@ impl ApiError {
             ApiError::ShareNotFound => (S::NOT_FOUND, "share_not_found"),
             ApiError::StoreUnavailable(_) => (S::SERVICE_UNAVAILABLE, "store_unavailable"),
             ApiError::ShareMissingAfterWrite => (S::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::EmailRequired => (S::UNPROCESSABLE_ENTITY, "email_required"),
+            ApiError::MailNotConfigured => (S::UNPROCESSABLE_ENTITY, "mail_not_configured"),
+            ApiError::ShareNotActive(_) => (S::CONFLICT, "share_not_active"),
+            ApiError::ResendTooSoon { .. } => (S::TOO_MANY_REQUESTS, "resend_too_soon"),
+            ApiError::MailFailed { .. } => (S::BAD_GATEWAY, "mail_failed"),
         }
     }
 
@@ -212,6 +236,36 @@ impl fmt::Display for ApiError {
             ApiError::ShareMissingAfterWrite => {
                 f.write_str("the share was recorded but cannot be read back; this is a bug")
             }
+            ApiError::EmailRequired => {
+                f.write_str("an invitation needs the share's `email`; this share has none")
+            }
+            ApiError::MailNotConfigured => {
+                f.write_str("this gateway sends no mail: its config has no [mail] section")
+            }
+            ApiError::ShareNotActive(status) => match status {
+                Some(status) => write!(
+                    f,
+                    "the share is {}; its link no longer opens, so it is not sent again",
+                    status.as_str()
+                ),
+                None => f.write_str("the share is known only by its id; it cannot be sent"),
+            },
+            ApiError::ResendTooSoon { retry_after } => write!(
+                f,
+                "this share's invitation was sent less than 30 s ago; try again in {} s",
+                retry_after_secs(*retry_after)
+            ),
+            ApiError::MailFailed { error, share } => {
+                if share.is_some() {
+                    write!(
+                        f,
+                        "the share was created, but its invitation was not sent: {error}. \
+                         The share is in `share`; send it again with POST /v1/shares/{{id}}/resend"
+                    )
+                } else {
+                    write!(f, "the invitation was not sent: {error}")
+                }
+            }
         }
     }
 }
@@ -222,9 +276,15 @@ impl std::error::Error for ApiError {
             ApiError::BodyRead(error) => Some(error.as_ref()),
             ApiError::Mint(error) => Some(error),
             ApiError::StoreUnavailable(error) => Some(error),
+            ApiError::MailFailed { error, .. } => Some(error),
             _ => None,
         }
     }
+}
+
+/// Whole seconds to wait, rounded up so that waiting that long is always enough.
+pub fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }
 
 impl From<MintError> for ApiError {

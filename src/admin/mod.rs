@@ -7,8 +7,10 @@
 
 mod auth;
 mod body;
+mod cooldown;
 mod create_request;
 mod error;
+mod invite;
 mod listener;
 mod query;
 mod respond;
@@ -29,22 +31,32 @@ pub use listener::serve;
 pub use respond::ApiBody;
 
 use self::auth::{Client, Clients};
+use self::cooldown::InviteCooldown;
 use self::route::Route;
 use crate::config;
 use crate::gateway::Gateway;
+use crate::mail::Mailer;
 use crate::state::StateStore;
 
 /// Everything the admin endpoints need: the gateway (to mint links and judge cases and scopes),
-/// the share store, and the configured clients.
+/// the share store, the configured clients, and the mailer for invitations.
 pub struct AdminApi {
     gateway: Arc<Gateway>,
     store: Arc<StateStore>,
     clients: Clients,
     max_body_bytes: usize,
+    /// `None` without `[mail]`: invitations are then refused (`mail_not_configured`).
+    mailer: Option<Mailer>,
+    invite_cooldown: InviteCooldown,
 }
 
 impl AdminApi {
-    pub fn new(gateway: Arc<Gateway>, store: Arc<StateStore>, admin: &config::Admin) -> AdminApi {
+    pub fn new(
+        gateway: Arc<Gateway>,
+        store: Arc<StateStore>,
+        admin: &config::Admin,
+        mailer: Option<Mailer>,
+    ) -> AdminApi {
         let clients = admin
             .clients
             .iter()
@@ -55,6 +67,8 @@ impl AdminApi {
             store,
             clients: Clients::new(clients),
             max_body_bytes: admin.max_body_bytes,
+            mailer,
+            invite_cooldown: InviteCooldown::default(),
         }
     }
 
@@ -112,6 +126,7 @@ impl AdminApi {
             Route::CreateShare => self.create_share(client, &parts.headers, body).await,
             Route::GetShare { id } => self.get_share(client, id),
             Route::RevokeShare { id } => self.revoke_share(client, id).await,
+            Route::ResendShare { id } => self.resend_share(client, id).await,
             Route::RevokeCase { case } => self.revoke_case(client, case).await,
         }
     }

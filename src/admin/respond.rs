@@ -3,13 +3,14 @@
 
 use bytes::Bytes;
 use http::header::{
-    ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS,
+    ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
+    X_CONTENT_TYPE_OPTIONS,
 };
 use http::{Response, StatusCode};
 use http_body_util::Full;
 use serde::Serialize;
 
-use super::error::ApiError;
+use super::error::{ApiError, retry_after_secs};
 
 /// The body type of every admin response: small, complete JSON documents.
 pub type ApiBody = Full<Bytes>;
@@ -29,7 +30,15 @@ pub fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<ApiBody> {
 /// The error document for `error`, with `WWW-Authenticate` on 401 and `Allow` on 405.
 pub fn error(error: &ApiError) -> Response<ApiBody> {
     let (status, code) = error.status_and_code();
-    let mut response = with_headers(status, error_body(code, &error.to_string()));
+    let mut document =
+        serde_json::json!({ "error": { "code": code, "message": error.to_string() } });
+    if let ApiError::MailFailed {
+        share: Some(share), ..
+    } = error
+    {
+        document["share"] = (**share).clone();
+    }
+    let mut response = with_headers(status, document.to_string().into_bytes());
     let headers = response.headers_mut();
     match error {
         ApiError::Unauthorized => {
@@ -37,6 +46,12 @@ pub fn error(error: &ApiError) -> Response<ApiBody> {
         }
         ApiError::MethodNotAllowed { allow } => {
             headers.insert(ALLOW, HeaderValue::from_static(allow));
+        }
+        ApiError::ResendTooSoon { retry_after } => {
+            headers.insert(
+                RETRY_AFTER,
+                HeaderValue::from(retry_after_secs(*retry_after)),
+            );
         }
         _ => {}
     }

@@ -17,6 +17,8 @@ pub enum Route<'a> {
     GetShare { id: &'a str },
     /// `DELETE /v1/shares/{id}`
     RevokeShare { id: &'a str },
+    /// `POST /v1/shares/{id}/resend`: email the share's link again.
+    ResendShare { id: &'a str },
     /// `POST /v1/cases/{case}/revoke`; the case is checked against the gateway's case pattern.
     RevokeCase { case: &'a str },
 }
@@ -50,6 +52,11 @@ impl<'a> Route<'a> {
                 }
                 Ok(route)
             }
+            ["shares", id, "resend"] if !id.is_empty() => match *method {
+                Method::POST if is_share_id(id) => Ok(Route::ResendShare { id }),
+                Method::POST => Err(ApiError::InvalidShareId),
+                _ => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+            },
             ["cases", case, "revoke"] if !case.is_empty() => match *method {
                 Method::POST => Ok(Route::RevokeCase { case }),
                 _ => Err(ApiError::MethodNotAllowed { allow: "POST" }),
@@ -87,6 +94,12 @@ mod tests {
                 Method::POST,
                 "/v1/cases/C-42/revoke",
                 Route::RevokeCase { case: "C-42" },
+            ),
+            (
+                "resend one",
+                Method::POST,
+                "/v1/shares/AbCdEfGhIjKlMnOp_-12/resend",
+                Route::ResendShare { id: ID },
             ),
         ];
         for (name, method, path, want) in cases {
@@ -142,6 +155,18 @@ mod tests {
                 Method::POST,
                 "/v1/shares/AbCdEfGhIjKlMnOp",
                 "method_not_allowed",
+            ),
+            (
+                "get on a resend",
+                Method::GET,
+                "/v1/shares/AbCdEfGhIjKlMnOp/resend",
+                "method_not_allowed",
+            ),
+            (
+                "a resend of a bad id",
+                Method::POST,
+                "/v1/shares/short/resend",
+                "invalid_share_id",
             ),
             (
                 "get on a case revoke",

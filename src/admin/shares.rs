@@ -60,6 +60,11 @@ impl AdminApi {
         }
         let bytes = body::read_json(headers, request_body, self.max_body_bytes).await?;
         let ask = CreateShare::parse(&bytes)?;
+        // Refused before anything is recorded: an invitation that cannot be sent makes no share.
+        let mailer = match ask.send_email {
+            true => Some(self.invitation_mailer(ask.email.as_deref())?),
+            false => None,
+        };
         // Unknown before not permitted: a client's scopes are all configured, so the other
         // order would never say that a scope does not exist.
         if !self.gateway.scope_exists(&ask.scope) {
@@ -106,14 +111,20 @@ impl AdminApi {
             expires_at = link.expires_at,
             "share created"
         );
-        let mut response = respond::json(
-            StatusCode::CREATED,
-            &CreatedShare {
-                url: &link.url,
-                token: &link.token,
-                share: &share,
-            },
-        );
+        let created = CreatedShare {
+            url: &link.url,
+            token: &link.token,
+            share: &share,
+        };
+        if let Some(mailer) = mailer {
+            self.send_invitation(mailer, client, &link.url, &share)
+                .await
+                .map_err(|error| ApiError::MailFailed {
+                    error,
+                    share: serde_json::to_value(&created).ok().map(Box::new),
+                })?;
+        }
+        let mut response = respond::json(StatusCode::CREATED, &created);
         // Share ids are [A-Za-z0-9_-], always a valid header value.
         if let Ok(location) = HeaderValue::try_from(format!("/v1/shares/{}", link.share_id)) {
             response.headers_mut().insert(LOCATION, location);

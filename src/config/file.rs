@@ -27,6 +27,12 @@ pub struct RawConfig {
     pub admin: Option<Spanned<AdminSection>>,
     /// Optional: every key has a default.
     pub state: Option<StateSection>,
+    /// Optional: every key has a default.
+    pub verify: Option<VerifySection>,
+    /// Optional: without it, no mail is sent (invitations are refused).
+    pub mail: Option<Spanned<MailSection>>,
+    /// Optional: without it, the embedded pages and emails are used.
+    pub pages: Option<PagesSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -123,6 +129,7 @@ pub struct LinksSection {
     pub case_pattern: Option<Spanned<String>>,
     pub clock_skew: Option<Spanned<String>>,
     pub enabled: Option<bool>,
+    pub login_url: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -157,6 +164,26 @@ pub struct StateSection {
     pub compact_after_bytes: Option<Spanned<i64>>,
 }
 
+/// `[mail]`: how invitations (and codes) are sent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailSection {
+    pub smtp: Option<Spanned<String>>,
+    pub from: Spanned<String>,
+    pub username: Option<Spanned<SecretRef>>,
+    pub password: Option<Spanned<SecretRef>>,
+    pub mode: Option<Spanned<String>>,
+    pub timeout: Option<Spanned<String>>,
+    pub ca: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagesSection {
+    /// Override templates: `<dir>/<lang>/<name>.html|.txt` and `<dir>/<lang>/messages.toml`.
+    pub dir: Option<Spanned<String>>,
+}
+
 /// `[scopes.NAME]` tables by name.
 pub type ScopesSection = BTreeMap<Spanned<String>, Spanned<ScopeSection>>;
 
@@ -168,6 +195,18 @@ pub struct ScopeSection {
     pub deny: Option<Vec<Spanned<String>>>,
     pub upgrade: Option<Vec<Spanned<String>>>,
     pub pin_language: Option<bool>,
+    pub verify_email: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifySection {
+    pub code_ttl: Option<Spanned<String>>,
+    pub max_attempts: Option<Spanned<i64>>,
+    pub resend_cooldown: Option<Spanned<String>>,
+    pub max_codes_per_hour: Option<Spanned<i64>>,
+    pub max_sends_per_address_per_hour: Option<Spanned<i64>>,
+    pub max_failures_per_address_per_hour: Option<Spanned<i64>>,
 }
 
 /// The tables whose values are secrets, by section: errors inside them are shown only when they are
@@ -177,8 +216,9 @@ const SECRET_TABLES: [(&str, &str); 2] = [("keys", "secrets"), ("upstream", "gue
 /// Tables every config must have.
 const REQUIRED_SECTIONS: [&str; 6] = ["server", "upstream", "keys", "links", "session", "scopes"];
 /// Every table a config may have, in the order they are listed in messages.
-const SECTIONS: [&str; 8] = [
-    "server", "upstream", "keys", "links", "session", "scopes", "admin", "state",
+const SECTIONS: [&str; 11] = [
+    "server", "upstream", "keys", "links", "session", "scopes", "admin", "state", "verify", "mail",
+    "pages",
 ];
 
 impl RawConfig {
@@ -203,6 +243,9 @@ impl RawConfig {
                 "scopes" => raw.scopes = section(name, value, diag),
                 "admin" => raw.admin = section(name, value, diag),
                 "state" => raw.state = section(name, value, diag),
+                "verify" => raw.verify = section(name, value, diag),
+                "mail" => raw.mail = section(name, value, diag),
+                "pages" => raw.pages = section(name, value, diag),
                 unknown => diag.error(
                     key.span(),
                     format_args!(

@@ -7,7 +7,9 @@
 mod diagnostics;
 mod duration;
 mod file;
+mod mail;
 mod secret_source;
+mod verify;
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -24,13 +26,16 @@ pub use toml::Spanned;
 
 pub use diagnostics::{ConfigErrors, Diagnostics, Problem};
 pub use duration::{DurationError, format_duration, parse_duration};
+pub use mail::{Mail, MailDelivery, SmtpCredentials, SmtpRelay, SmtpSecurity};
 pub use secret_source::{SecretError, SecretText};
 
 use file::RawConfig;
 
+use crate::pages::Templates;
 use crate::policy::{self, List, Policy, ScopeSpec, TargetError};
 use crate::share::keys::{KeyRing, decode_key, validate_kid};
 use crate::share::{CaseGrammar, Secret};
+use crate::verify::VerifySettings;
 
 /// A config file is a page or two of TOML; anything this large is the wrong file.
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
@@ -54,6 +59,11 @@ pub struct Config {
     /// The admin API; `None` when the config has no `[admin]`, and then none is served.
     pub admin: Option<Admin>,
     pub state: State,
+    /// `[verify]`: codes and limits for scopes with `verify_email`.
+    pub verify: VerifySettings,
+    /// How mail is sent; `None` when the config has no `[mail]`, and then none is.
+    pub mail: Option<Mail>,
+    pub pages: Pages,
 }
 
 #[derive(Clone, Debug)]
@@ -130,6 +140,15 @@ pub struct Upstream {
     pub guest_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
+/// `[pages]`: what recipients read, the embedded templates with the operator's overrides.
+#[derive(Clone, Debug)]
+pub struct Pages {
+    /// The override directory, resolved against the config file's directory.
+    pub dir: Option<PathBuf>,
+    /// Parsed and checked; built here so `casegate check` reports every bad override file.
+    pub templates: Arc<Templates>,
+}
+
 /// The signing keys, decoded. Their text is not kept: it was dropped as soon as it was decoded.
 #[derive(Clone, Debug)]
 pub struct Keys {
@@ -157,6 +176,8 @@ pub struct Links {
     /// The organisation's switch: when false, every link and guest session is refused with a page
     /// saying sharing is turned off, and the admin API mints nothing.
     pub enabled: bool,
+    /// Offered on the verification landing page ("I have an account: log in"); absolute http(s).
+    pub login_url: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -179,6 +200,8 @@ pub struct Scope {
     pub upgrade: Vec<Spanned<String>>,
     /// Send the share's language upstream as `Accept-Language`.
     pub pin_language: bool,
+    /// Guests must prove, with a code mailed to the link's `email`, that they read that mailbox.
+    pub verify_email: bool,
 }
 
 /// The admin API's listener and the clients allowed to use it.
@@ -425,7 +448,21 @@ impl Validator<'_, '_> {
                 scope_names.as_ref(),
             )
         });
+        if raw.mail.is_none() {
+            for scope in scopes.iter().flatten().filter(|scope| scope.verify_email) {
+                self.diag.error(
+                    0..0,
+                    format_args!(
+                        "scopes.{}.verify_email: codes are sent by mail, so [mail] is required",
+                        scope.name
+                    ),
+                );
+            }
+        }
         let state = self.state(raw.state.unwrap_or_default());
+        let verify = self.verify(raw.verify.unwrap_or_default());
+        let mail = raw.mail.map(|mail| self.mail(mail));
+        let pages = self.pages(raw.pages);
         Some(Config {
             server: server?,
             upstream: upstream?,
@@ -439,6 +476,12 @@ impl Validator<'_, '_> {
                 None => None,
             },
             state: state?,
+            verify: verify?,
+            mail: match mail {
+                Some(mail) => Some(mail?),
+                None => None,
+            },
+            pages: pages?,
         })
     }
 
@@ -858,6 +901,7 @@ impl Validator<'_, '_> {
             CLOCK_SKEW,
             &CLOCK_SKEW_BOUNDS,
         );
+        let login_url = raw.login_url.as_ref().map(|url| self.login_url(url));
         Some(Links {
             prefix: prefix?,
             landing: landing?,
@@ -867,6 +911,10 @@ impl Validator<'_, '_> {
             case_grammar: case_grammar?,
             clock_skew: clock_skew?,
             enabled: raw.enabled.unwrap_or(true),
+            login_url: match login_url {
+                Some(url) => Some(url?),
+                None => None,
+            },
         })
     }
 
@@ -1078,6 +1126,7 @@ impl Validator<'_, '_> {
             deny,
             upgrade,
             pin_language: raw.pin_language.unwrap_or(false),
+            verify_email: raw.verify_email.unwrap_or(false),
         })
     }
 
@@ -1270,6 +1319,47 @@ impl Validator<'_, '_> {
             use_flush_interval: use_flush_interval?,
             compact_after_bytes: u64::try_from(compact_after_bytes?).ok()?,
         })
+    }
+
+    // --- [pages] ---
+
+    fn pages(&mut self, raw: Option<file::PagesSection>) -> Option<Pages> {
+        let dir = match raw.and_then(|raw| raw.dir) {
+            Some(dir) if dir.get_ref().trim().is_empty() => {
+                self.diag
+                    .error(dir.span(), "pages.dir: is empty; name a directory");
+                return None;
+            }
+            Some(dir) => {
+                let path = self.base_dir.join(dir.get_ref());
+                if !path.is_dir() {
+                    self.diag.error(
+                        dir.span(),
+                        format_args!("pages.dir: {} is not a directory", path.display()),
+                    );
+                    return None;
+                }
+                Some(path)
+            }
+            None => None,
+        };
+        match Templates::load(dir.as_deref()) {
+            Ok(templates) => Some(Pages {
+                dir,
+                templates: Arc::new(templates),
+            }),
+            Err(problems) => {
+                for problem in problems {
+                    self.diag.elsewhere(Problem {
+                        file: problem.file,
+                        line: problem.line,
+                        column: problem.column,
+                        message: problem.message,
+                    });
+                }
+                None
+            }
+        }
     }
 
     // --- shared field checks ---

@@ -10,13 +10,15 @@ use http::HeaderValue;
 use http::uri::{Authority, Scheme};
 
 use super::Gateway;
-use super::mint::LinkMinter;
+use super::mint::{LinkMinter, verify_scopes};
 use super::settings::{LinkSettings, SessionSettings, secs};
 use crate::config::{Config, PublicScheme, PublicUrl};
+use crate::mail::Mailer;
 use crate::proxy::client::{ClientSettings, UpstreamClient};
 use crate::proxy::response::PublicOrigin;
 use crate::proxy::upstream::{Upstream, UpstreamError};
 use crate::state::StateStore;
+use crate::verify::MemoryCodeStore;
 
 /// A validated config that still cannot become a gateway. Each variant names a check validation
 /// should have made; seeing one is a bug worth reporting.
@@ -24,6 +26,8 @@ use crate::state::StateStore;
 pub enum BuildError {
     Upstream(UpstreamError),
     PublicHost,
+    /// A scope verifies addresses but no mailer was given to send the codes.
+    NoMailer,
 }
 
 impl fmt::Display for BuildError {
@@ -33,6 +37,9 @@ impl fmt::Display for BuildError {
             BuildError::PublicHost => {
                 f.write_str("server.public_url: host is not a valid header value")
             }
+            BuildError::NoMailer => {
+                f.write_str("a scope has verify_email = true but there is no [mail] to send codes")
+            }
         }
     }
 }
@@ -41,7 +48,7 @@ impl std::error::Error for BuildError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             BuildError::Upstream(error) => Some(error),
-            BuildError::PublicHost => None,
+            BuildError::PublicHost | BuildError::NoMailer => None,
         }
     }
 }
@@ -74,11 +81,19 @@ impl Gateway {
 
     /// Builds the snapshot the request path reads. Cheap enough to run on every reload; the
     /// store is shared between snapshots.
-    pub fn build(config: &Config, store: Arc<StateStore>) -> Result<Gateway, BuildError> {
+    pub fn build(
+        config: &Config,
+        store: Arc<StateStore>,
+        mailer: Option<Mailer>,
+    ) -> Result<Gateway, BuildError> {
         let Checked {
             upstream,
             public_host,
         } = Checked::new(config)?;
+        let verify_scopes = verify_scopes(config);
+        if !verify_scopes.is_empty() && mailer.is_none() {
+            return Err(BuildError::NoMailer);
+        }
         let client = UpstreamClient::new(&ClientSettings {
             connect_timeout: config.upstream.connect_timeout,
             response_timeout: config.upstream.response_timeout,
@@ -108,7 +123,13 @@ impl Gateway {
                 .collect::<HashSet<String>>(),
             sharing_enabled: config.links.enabled,
             minter: LinkMinter::new(config),
+            templates: Arc::clone(&config.pages.templates),
             store,
+            verify_scopes: Arc::new(verify_scopes),
+            verify: config.verify.clone(),
+            codes: Arc::new(MemoryCodeStore::new()),
+            mailer,
+            login_url: config.links.login_url.clone(),
         })
     }
 }

@@ -19,6 +19,16 @@ pub enum Credential {
     Cookie,
 }
 
+/// Why a verification form was refused before it was read or judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormRefusal {
+    /// The browser said the form was posted from another origin.
+    CrossOrigin,
+    MissingToken,
+    /// A token of another session or share, or none of ours.
+    WrongToken,
+}
+
 #[derive(Debug)]
 pub enum GatewayError {
     /// The request target failed canonicalisation.
@@ -69,6 +79,21 @@ pub enum GatewayError {
     Rewrite(RewriteError),
     /// Building a response failed; a bug, never the client's fault.
     Internal(http::Error),
+    /// A link of a `verify_email` scope without an `email` claim: there is no address to verify.
+    EmailMissing { share_id: String },
+    /// A verification form body that is not a small urlencoded form.
+    BadForm,
+    /// A verification form refused for CSRF reasons.
+    FormRefused(FormRefusal),
+    /// The code mail could not be sent (the code was taken back).
+    Mail {
+        share_id: String,
+        error: crate::mail::MailError,
+    },
+    /// A `verify_email` scope without `[mail]`; validation refuses that config, so this is a bug.
+    MailNotConfigured,
+    /// The OS random number generator failed: no code can be made.
+    NoRandomness,
 }
 
 impl GatewayError {
@@ -99,9 +124,16 @@ impl GatewayError {
             GatewayError::Upstream(ForwardError::Unavailable(_))
             | GatewayError::UnexpectedSwitch => Page::UpstreamUnavailable,
             GatewayError::Upstream(ForwardError::TimedOut(_)) => Page::UpstreamTimeout,
-            GatewayError::Seal(_) | GatewayError::Rewrite(_) | GatewayError::Internal(_) => {
-                Page::InternalError
-            }
+            GatewayError::Seal(_)
+            | GatewayError::Rewrite(_)
+            | GatewayError::Internal(_)
+            | GatewayError::MailNotConfigured
+            | GatewayError::NoRandomness => Page::InternalError,
+            GatewayError::EmailMissing { .. } => Page::InvalidLink,
+            GatewayError::BadForm => Page::BadRequest,
+            GatewayError::FormRefused(_) => Page::NotAllowed,
+            // The guest can only try again later; the log says what the relay answered.
+            GatewayError::Mail { .. } => Page::InternalError,
         }
     }
 
@@ -125,7 +157,10 @@ impl GatewayError {
             | GatewayError::UnexpectedSwitch
             | GatewayError::Seal(_)
             | GatewayError::Rewrite(_)
-            | GatewayError::Internal(_) => true,
+            | GatewayError::Internal(_)
+            | GatewayError::Mail { .. }
+            | GatewayError::MailNotConfigured
+            | GatewayError::NoRandomness => true,
             GatewayError::BadTarget(_)
             | GatewayError::NoPath
             | GatewayError::BadHost
@@ -141,7 +176,10 @@ impl GatewayError {
             | GatewayError::MethodOverrideQuery
             | GatewayError::UnknownScope
             | GatewayError::UpgradeRefused
-            | GatewayError::BodyTooLarge => false,
+            | GatewayError::BodyTooLarge
+            | GatewayError::EmailMissing { .. }
+            | GatewayError::BadForm
+            | GatewayError::FormRefused(_) => false,
         }
     }
 }
@@ -203,6 +241,32 @@ impl fmt::Display for GatewayError {
             GatewayError::Internal(error) => {
                 write!(f, "internal error building a response: {error}")
             }
+            GatewayError::EmailMissing { share_id } => write!(
+                f,
+                "link refused: share {share_id} is of a verify_email scope but names no email"
+            ),
+            GatewayError::BadForm => {
+                f.write_str("verification form refused: not a small urlencoded body")
+            }
+            GatewayError::FormRefused(refusal) => f.write_str(match refusal {
+                FormRefusal::CrossOrigin => "verification form refused: posted from another origin",
+                FormRefusal::MissingToken => "verification form refused: no form token",
+                FormRefusal::WrongToken => {
+                    "verification form refused: the form token is not this session's"
+                }
+            }),
+            GatewayError::Mail { share_id, error } => {
+                write!(
+                    f,
+                    "cannot send the verification code of share {share_id}: {error}"
+                )
+            }
+            GatewayError::MailNotConfigured => {
+                f.write_str("a verify_email scope but no [mail]; no code can be sent")
+            }
+            GatewayError::NoRandomness => {
+                f.write_str("the system random number generator failed; no code was made")
+            }
         }
     }
 }
@@ -216,7 +280,13 @@ impl std::error::Error for GatewayError {
             GatewayError::Upstream(error) => Some(error),
             GatewayError::Rewrite(error) => Some(error),
             GatewayError::Internal(error) => Some(error),
-            GatewayError::NoPath
+            GatewayError::Mail { error, .. } => Some(error),
+            GatewayError::EmailMissing { .. }
+            | GatewayError::BadForm
+            | GatewayError::FormRefused(_)
+            | GatewayError::MailNotConfigured
+            | GatewayError::NoRandomness
+            | GatewayError::NoPath
             | GatewayError::BadHost
             | GatewayError::BodyOnGet
             | GatewayError::LinkMethod

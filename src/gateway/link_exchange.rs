@@ -2,10 +2,12 @@
 //! the token gone from the address bar, the history and any Referer.
 
 use http::header::{self, HeaderValue};
-use http::{Response, StatusCode};
+use http::{HeaderMap, Response, StatusCode};
 
 use super::Gateway;
+use super::authenticate::{Session, authenticate};
 use super::error::{Credential, GatewayError};
+use crate::pages::Lang;
 use crate::proxy::{Body, empty_body};
 use crate::share::token::{self, LinkRules};
 use crate::share::{Guest, cookie};
@@ -13,10 +15,13 @@ use crate::state::SeenShare;
 
 impl Gateway {
     /// Verifies the link token and answers with the guest cookie and a 303 to the landing page.
+    /// `share_lang` gets the link's language as soon as the link verifies.
     pub(super) fn exchange_link(
         &self,
         token_text: &str,
+        headers: &HeaderMap,
         now: i64,
+        share_lang: &mut Option<Lang>,
     ) -> Result<Response<Body>, GatewayError> {
         let scope_exists = |scope: &str| self.policy.scope_exists(scope);
         let rules = LinkRules {
@@ -27,6 +32,7 @@ impl Gateway {
             scope_exists: &scope_exists,
         };
         let claims = token::verify(&self.keys, token_text, &rules).map_err(GatewayError::Link)?;
+        *share_lang = claims.lang.as_deref().and_then(Lang::from_tag);
         // Also for tokens minted outside the admin API: they are revocable by id and by case.
         if let Some(revocation) =
             self.store
@@ -54,15 +60,33 @@ impl Gateway {
         guest.expires_at = guest
             .expires_at
             .min(now.saturating_add(self.session.ttl_secs));
+        if self.verify_scopes.contains(&guest.scope) {
+            if guest.email.is_none() {
+                return Err(GatewayError::EmailMissing {
+                    share_id: guest.share_id,
+                });
+            }
+            // Opening the link again (from the mail, say) keeps a verification this browser
+            // already made for this very share.
+            guest.email_verified = matches!(
+                authenticate(headers, &self.session.cookie_name, &self.keys, now),
+                Ok(Session::Guest(current))
+                    if current.email_verified && current.share_id == guest.share_id
+            );
+        } else {
+            // Only a share that verifies the address needs it; no other cookie carries it.
+            guest.email = None;
+        }
         let sealed = cookie::seal(&self.keys, &guest).map_err(GatewayError::Seal)?;
         let set_cookie = self
             .session
             .set_cookie_header(&sealed, guest.expires_at - now);
-        let location = format!(
-            "{}{}",
-            self.public.as_url_prefix(),
+        let path = if self.needs_verification(&guest) {
+            format!("{}verify", self.links.prefix)
+        } else {
             self.links.landing_for(&guest)
-        );
+        };
+        let location = format!("{}{path}", self.public.as_url_prefix());
         let response = Response::builder()
             .status(StatusCode::SEE_OTHER)
             .header(header::LOCATION, location)

@@ -5,6 +5,7 @@
 //! [`LinkMinter`] needs only the config, not the state store, so `casegate mint` can sign links
 //! while a gateway holds the store's lock.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,8 @@ pub struct LinkMinter {
     policy: Arc<Policy>,
     links: LinkSettings,
     public: PublicOrigin,
+    /// Scopes with `verify_email`: their links must name the address the code goes to.
+    verify_scopes: Arc<HashSet<String>>,
 }
 
 /// What the sharer asks for.
@@ -60,6 +63,8 @@ pub enum MintError {
     },
     TtlZero,
     BadEmail,
+    /// The scope verifies the recipient's address (`verify_email`), so the link needs one.
+    EmailRequired,
     BadLang,
     /// The system's random number generator failed: no share id can be made.
     NoRandomness,
@@ -75,6 +80,9 @@ impl fmt::Display for MintError {
             }
             MintError::TtlZero => f.write_str("ttl must be at least one second"),
             MintError::BadEmail => f.write_str("email is not a plausible address"),
+            MintError::EmailRequired => f.write_str(
+                "the scope verifies the recipient's address (verify_email), so email is required",
+            ),
             MintError::BadLang => f.write_str("lang is not a language tag such as en or sv-SE"),
             MintError::NoRandomness => f.write_str("the system random number generator failed"),
         }
@@ -87,6 +95,11 @@ impl Gateway {
     /// Signs a link with the active key; see [`LinkMinter::mint_link`].
     pub fn mint_link(&self, request: &ShareRequest<'_>, now: i64) -> Result<MintedLink, MintError> {
         self.minter.mint_link(request, now)
+    }
+
+    /// Re-signs recorded claims with the active key; see [`LinkMinter::sign`].
+    pub fn sign_link(&self, claims: LinkClaims) -> MintedLink {
+        self.minter.sign(claims)
     }
 
     /// Whether `scope` names a configured scope (the admin API tells "no such scope" apart from
@@ -109,6 +122,7 @@ impl LinkMinter {
             policy: Arc::clone(&config.policy),
             links: LinkSettings::new(&config.links),
             public: public_origin(&config.server.public_url),
+            verify_scopes: Arc::new(verify_scopes(config)),
         }
     }
 
@@ -144,6 +158,9 @@ impl LinkMinter {
         if request.email.is_some_and(|email| !token::is_email(email)) {
             return Err(MintError::BadEmail);
         }
+        if request.email.is_none() && self.verify_scopes.contains(request.scope) {
+            return Err(MintError::EmailRequired);
+        }
         if request.lang.is_some_and(|lang| !token::is_lang_tag(lang)) {
             return Err(MintError::BadLang);
         }
@@ -158,8 +175,15 @@ impl LinkMinter {
             email: request.email.map(str::to_owned),
             lang: request.lang.map(str::to_owned),
         };
+        Ok(self.sign(claims))
+    }
+
+    /// Signs `claims` as they are, with the active key: a resent invitation carries the recorded
+    /// share's own id, case, scope and times, so revoking it still works and its life is not
+    /// extended. The claims must come from a share this gateway minted or accepted.
+    pub fn sign(&self, claims: LinkClaims) -> MintedLink {
         let signed = token::mint(&self.keys, &claims);
-        Ok(MintedLink {
+        MintedLink {
             url: format!(
                 "{}{}{}",
                 self.public.as_url_prefix(),
@@ -171,6 +195,16 @@ impl LinkMinter {
             case: claims.case,
             scope: claims.scope,
             expires_at: claims.expires_at,
-        })
+        }
     }
+}
+
+/// The names of the scopes whose guests verify their address.
+pub(super) fn verify_scopes(config: &Config) -> HashSet<String> {
+    config
+        .scopes
+        .iter()
+        .filter(|scope| scope.verify_email)
+        .map(|scope| scope.name.clone())
+        .collect()
 }

@@ -9,11 +9,13 @@
 mod authenticate;
 mod build;
 mod error;
+mod form;
 mod forward;
 mod framing;
 mod link_exchange;
 mod mint;
 mod settings;
+mod verify_routes;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -33,8 +35,10 @@ use self::authenticate::{Session, authenticate, carries_session_cookie};
 use self::error::Credential;
 use self::forward::Route;
 use self::framing::{check_host, refuse_body_on_get, refuse_method_override_query};
+use self::verify_routes::VerifyRoute;
 use crate::clock::unix_now;
-use crate::pages;
+use crate::mail::Mailer;
+use crate::pages::{self, Lang, Templates};
 use crate::policy::{CanonicalTarget, Decision, Policy, canonicalise};
 use crate::proxy::Body;
 use crate::proxy::client::UpstreamClient;
@@ -45,6 +49,7 @@ use crate::proxy::upstream::Upstream;
 use crate::server::ConnectionInfo;
 use crate::share::{Guest, KeyRing};
 use crate::state::StateStore;
+use crate::verify::{CodeStore, VerifySettings};
 
 /// One immutable snapshot of the gateway's configuration, shared by all connections.
 pub struct Gateway {
@@ -65,8 +70,19 @@ pub struct Gateway {
     /// `[links] enabled`: the organisation's switch for external sharing.
     sharing_enabled: bool,
     minter: mint::LinkMinter,
+    /// Every page a recipient can see, in every language, with the operator's overrides.
+    templates: Arc<Templates>,
     /// Revocations are looked up here on every link and guest request, and uses recorded.
     store: Arc<StateStore>,
+    /// Scopes with `verify_email`: their guests type a mailed code before reaching the case.
+    verify_scopes: Arc<HashSet<String>>,
+    verify: VerifySettings,
+    /// Pending codes and abuse counters, shared between snapshots.
+    codes: Arc<dyn CodeStore>,
+    /// Sends the codes; `None` only when no scope verifies (validation sees to that).
+    mailer: Option<Mailer>,
+    /// `[links] login_url`, offered on the verification pages.
+    login_url: Option<String>,
 }
 
 impl Gateway {
@@ -83,8 +99,14 @@ impl Gateway {
         connection: &ConnectionInfo,
     ) -> Response<Body> {
         let wants_json = pages::wants_json(request.headers());
+        let accept_language = request.headers().get(header::ACCEPT_LANGUAGE).cloned();
         let method = request.method().clone();
-        match self.handle_inner(request, connection).await {
+        // Set as soon as a link or cookie names the share, whose language then beats the browser's.
+        let mut share_lang = None;
+        match self
+            .handle_inner(request, connection, &mut share_lang)
+            .await
+        {
             Ok(response) => response,
             Err(error) => {
                 let page = error.page();
@@ -94,7 +116,9 @@ impl Gateway {
                 } else {
                     info!(peer = %connection.peer, %method, code = page.code(), %error, "request refused");
                 }
-                let mut response = pages::render(page, wants_json)
+                let lang =
+                    share_lang.unwrap_or_else(|| Lang::choose(None, accept_language.as_ref()));
+                let mut response = pages::render(&self.templates, page, lang, wants_json)
                     .map(|body| body.map_err(|never| match never {}).boxed());
                 if error.ends_session() {
                     // A revoked cookie is dropped by the browser, so it is not sent again.
@@ -107,10 +131,13 @@ impl Gateway {
         }
     }
 
+    /// `share_lang` receives the share's language once a verified link or cookie names it, so
+    /// even a refusal after that point (revoked, not allowed) is in the share's language.
     async fn handle_inner(
         &self,
         request: Request<Incoming>,
         connection: &ConnectionInfo,
+        share_lang: &mut Option<Lang>,
     ) -> Result<Response<Body>, GatewayError> {
         let now = unix_now();
         let raw_target = request
@@ -138,11 +165,16 @@ impl Gateway {
             return Err(GatewayError::SharingDisabled);
         }
 
-        if let Some(token) = link_token {
+        if let Some(rest) = link_token {
+            if let Some(route) = VerifyRoute::parse(rest) {
+                return self
+                    .verify_route(route, request, connection, now, share_lang)
+                    .await;
+            }
             if request.method() != Method::GET && request.method() != Method::HEAD {
                 return Err(GatewayError::LinkMethod);
             }
-            return self.exchange_link(token, now);
+            return self.exchange_link(rest, request.headers(), now, share_lang);
         }
 
         let session = authenticate(
@@ -153,6 +185,7 @@ impl Gateway {
         )?;
         match session {
             Session::Guest(guest) => {
+                *share_lang = guest.lang.as_deref().and_then(Lang::from_tag);
                 // Checked on every request, so a revoke takes effect on the guest's next one.
                 if let Some(revocation) =
                     self.store
@@ -164,6 +197,10 @@ impl Gateway {
                         case: guest.case,
                         revocation,
                     });
+                }
+                // Nothing of the case, not even a refusal naming a route, before the address is proven.
+                if self.needs_verification(&guest) {
+                    return self.verification_required(&request, &guest);
                 }
                 self.store.record_activity(&guest.share_id, now);
                 refuse_method_override_query(&target)?;

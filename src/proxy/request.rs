@@ -189,6 +189,7 @@ mod tests {
             case: "42".into(),
             scope: "view".into(),
             lang: Some("sv-SE".into()),
+            email: None,
             expires_at: 2_000_000_000,
             issued_at: 1_999_000_000,
             email_verified: false,

@@ -2,8 +2,10 @@
 //! who opened a link once keeps access without the token in every URL.
 //!
 //! Value: `v2.<kid>.<b64url(payload)>.<b64url(tag)>`, all cookie-safe characters. The payload is
-//! `flags u8 | expires_at i64 BE | issued_at i64 BE | share_id | case | scope | [lang]`, each
-//! string prefixed by its length as one byte, so no two guests encode alike. The tag is the full
+//! `flags u8 | expires_at i64 BE | issued_at i64 BE | share_id | case | scope | [lang] | [email]`,
+//! each string prefixed by its length as one byte, so no two guests encode alike. The email is
+//! there only for shares that verify it (the landing page shows it masked and the code is mailed
+//! to it); a flag bit says whether it is, so cookies without one read as before. The tag is the full
 //! 32-byte HMAC-SHA256, under the kid's derived cookie key, of
 //! `len(purpose) | purpose | len(kid) | kid | payload`.
 //!
@@ -19,10 +21,10 @@ use super::b64;
 use super::case::MAX_CASE_LEN;
 use super::guest::Guest;
 use super::keys::{HmacSha256, KeyRing};
-use super::token::{MAX_LANG_LEN, MAX_SCOPE_LEN};
+use super::token::{MAX_EMAIL_LEN, MAX_LANG_LEN, MAX_SCOPE_LEN};
 
-/// Bounded before anything is decoded; a cookie with every field at its maximum is 454 bytes.
-pub const MAX_COOKIE_LEN: usize = 512;
+/// Bounded before anything is decoded; a cookie with every field at its maximum is 794 bytes.
+pub const MAX_COOKIE_LEN: usize = 1024;
 
 const VERSION: &str = "v2";
 
@@ -38,6 +40,7 @@ const MAX_SHARE_ID_LEN: usize = 128;
 
 const FLAG_EMAIL_VERIFIED: u8 = 0b01;
 const FLAG_LANG: u8 = 0b10;
+const FLAG_EMAIL: u8 = 0b100;
 
 /// A guest field with a length limit in the cookie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +49,7 @@ pub enum CookieField {
     Case,
     Scope,
     Lang,
+    Email,
 }
 
 /// Why a guest cookie could not be sealed or opened. Never carries any part of the value.
@@ -134,7 +138,10 @@ fn encode_payload(guest: &Guest) -> Result<Vec<u8>, CookieError> {
     if guest.lang.is_some() {
         flags |= FLAG_LANG;
     }
-    let mut out = Vec::with_capacity(300);
+    if guest.email.is_some() {
+        flags |= FLAG_EMAIL;
+    }
+    let mut out = Vec::with_capacity(600);
     out.push(flags);
     out.extend_from_slice(&guest.expires_at.to_be_bytes());
     out.extend_from_slice(&guest.issued_at.to_be_bytes());
@@ -143,6 +150,9 @@ fn encode_payload(guest: &Guest) -> Result<Vec<u8>, CookieError> {
     put_text(&mut out, &guest.scope, CookieField::Scope)?;
     if let Some(lang) = &guest.lang {
         put_text(&mut out, lang, CookieField::Lang)?;
+    }
+    if let Some(email) = &guest.email {
+        put_text(&mut out, email, CookieField::Email)?;
     }
     Ok(out)
 }
@@ -160,7 +170,7 @@ fn put_text(out: &mut Vec<u8>, text: &str, field: CookieField) -> Result<(), Coo
 fn decode_payload(payload: &[u8]) -> Result<Guest, CookieError> {
     let mut reader = Reader(payload);
     let flags = reader.byte().ok_or(CookieError::Malformed)?;
-    if flags & !(FLAG_EMAIL_VERIFIED | FLAG_LANG) != 0 {
+    if flags & !(FLAG_EMAIL_VERIFIED | FLAG_LANG | FLAG_EMAIL) != 0 {
         return Err(CookieError::Malformed);
     }
     let expires_at = reader.i64().ok_or(CookieError::Malformed)?;
@@ -173,6 +183,11 @@ fn decode_payload(payload: &[u8]) -> Result<Guest, CookieError> {
     } else {
         None
     };
+    let email = if flags & FLAG_EMAIL != 0 {
+        Some(reader.text().ok_or(CookieError::Malformed)?)
+    } else {
+        None
+    };
     if !reader.0.is_empty() {
         return Err(CookieError::TrailingBytes);
     }
@@ -181,6 +196,7 @@ fn decode_payload(payload: &[u8]) -> Result<Guest, CookieError> {
         case: case.to_owned(),
         scope: scope.to_owned(),
         lang: lang.map(str::to_owned),
+        email: email.map(str::to_owned),
         expires_at,
         issued_at,
         email_verified: flags & FLAG_EMAIL_VERIFIED != 0,
@@ -220,6 +236,7 @@ impl CookieField {
             CookieField::Case => MAX_CASE_LEN,
             CookieField::Scope => MAX_SCOPE_LEN,
             CookieField::Lang => MAX_LANG_LEN,
+            CookieField::Email => MAX_EMAIL_LEN,
         }
     }
 
@@ -229,6 +246,7 @@ impl CookieField {
             CookieField::Case => "case",
             CookieField::Scope => "scope",
             CookieField::Lang => "lang",
+            CookieField::Email => "email",
         }
     }
 }
@@ -286,6 +304,7 @@ mod tests {
             case: "C-1042".into(),
             scope: "read".into(),
             lang: None,
+            email: None,
             expires_at: NOW + 3600,
             issued_at: NOW - 60,
             email_verified: false,
@@ -304,6 +323,7 @@ mod tests {
             case: "c".repeat(64),
             scope: "p".repeat(32),
             lang: Some("l".repeat(35)),
+            email: Some(format!("{}@example.org", "e".repeat(242))),
             expires_at: i64::MAX,
             issued_at: i64::MIN,
             email_verified: true,
@@ -365,10 +385,10 @@ mod tests {
     }
 
     #[test]
-    fn the_largest_cookie_is_under_512_cookie_safe_bytes() {
+    fn the_largest_cookie_is_under_1024_cookie_safe_bytes() {
         let keys = ring(&"k".repeat(32), &[&"k".repeat(32)]);
         let value = sealed(&keys, &largest());
-        assert_eq!(value.len(), 454);
+        assert_eq!(value.len(), 794);
         assert!(value.len() < MAX_COOKIE_LEN);
         // RFC 6265 cookie-octet, and nothing that needs quoting.
         assert!(
@@ -599,7 +619,7 @@ mod tests {
         trailing.push(0);
         let mut unknown_flag = good.clone();
         if let Some(flags) = unknown_flag.first_mut() {
-            *flags |= 0b100;
+            *flags |= 0b1000;
         }
         let mut lang_flag_without_lang = encode_payload(&guest()).expect("fits");
         if let Some(flags) = lang_flag_without_lang.first_mut() {
@@ -714,12 +734,13 @@ mod tests {
                 case in "[A-Za-z0-9_-]{1,64}",
                 scope in "[a-z]{1,32}",
                 lang in proptest::option::of("[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8}){0,2}"),
+                email in proptest::option::of("[a-z0-9.+]{1,64}@[a-z0-9.-]{1,100}"),
                 expires_at in NOW + 1..i64::MAX,
                 issued_at in any::<i64>(),
                 email_verified in any::<bool>(),
             ) {
                 let keys = ring("k1", &["k1"]);
-                let guest = Guest { share_id, case, scope, lang, expires_at, issued_at, email_verified };
+                let guest = Guest { share_id, case, scope, lang, email, expires_at, issued_at, email_verified };
                 let value = seal(&keys, &guest);
                 prop_assert!(value.as_ref().is_ok_and(|v| v.len() < MAX_COOKIE_LEN));
                 prop_assert_eq!(value.and_then(|v| open(&keys, &v, NOW)), Ok(guest));

@@ -11,6 +11,8 @@ pub struct Guest {
     pub case: String,
     pub scope: String,
     pub lang: Option<String>,
+    /// The address the link was sent to; kept only for shares that verify it.
+    pub email: Option<String>,
     /// Unix seconds; the guest cookie never outlives the link.
     pub expires_at: i64,
     /// The link's `iat`, unix seconds: revoking a case refuses every guest whose link was issued
@@ -28,6 +30,7 @@ impl Guest {
             case: claims.case,
             scope: claims.scope,
             lang: claims.lang,
+            email: claims.email,
             expires_at: claims.expires_at,
             issued_at: claims.issued_at,
             email_verified: false,
@@ -56,6 +59,7 @@ mod tests {
             case: "C-1".into(),
             scope: "read".into(),
             lang: Some("fr".into()),
+            email: Some("a@b.org".into()),
             expires_at: 20,
             issued_at: 10,
             email_verified: false,

@@ -12,7 +12,9 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 pub(crate) enum Value<'a> {
     Str(Cow<'a, str>),
     Int(i64),
-    /// Floats, booleans, null, arrays, objects and integers outside `i64`.
+    /// `true` or `false` (the admin API's `send_email`).
+    Bool(bool),
+    /// Floats, null, arrays, objects and integers outside `i64`.
     Other,
 }
 
@@ -60,7 +62,7 @@ impl<'a> Object<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Str(text)) => Ok(Some(text)),
-            Some(Value::Int(_) | Value::Other) => Err(Mistyped),
+            Some(Value::Int(_) | Value::Bool(_) | Value::Other) => Err(Mistyped),
         }
     }
 
@@ -69,7 +71,16 @@ impl<'a> Object<'a> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Int(number)) => Ok(Some(*number)),
-            Some(Value::Str(_) | Value::Other) => Err(Mistyped),
+            Some(Value::Str(_) | Value::Bool(_) | Value::Other) => Err(Mistyped),
+        }
+    }
+
+    /// The boolean member `key`, if present.
+    pub(crate) fn bool(&self, key: &str) -> Result<Option<bool>, Mistyped> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(flag)) => Ok(Some(*flag)),
+            Some(Value::Str(_) | Value::Int(_) | Value::Other) => Err(Mistyped),
         }
     }
 }
@@ -198,8 +209,8 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::Other)
     }
 
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Value::Other)
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(Value::Bool(v))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
@@ -269,6 +280,11 @@ mod tests {
                 "integers beyond i64 are other",
                 r#"{"a":9223372036854775808}"#,
                 Ok(vec![("a", Value::Other)]),
+            ),
+            (
+                "booleans are kept",
+                r#"{"a":true,"b":false}"#,
+                Ok(vec![("a", Value::Bool(true)), ("b", Value::Bool(false))]),
             ),
             (
                 "null is other",
