@@ -62,10 +62,11 @@ async fn a_share_revoked_by_id_refuses_the_guests_next_request_and_clears_the_co
         .expect("a durable revoke");
 
     let refused = browse(&gw, &guest).await;
+    // The test share's lang is sv-SE, so its pages are in Swedish.
     assert_page(
         &refused,
         410,
-        "This link has been withdrawn",
+        "Länken har dragits tillbaka",
         "the next request",
     );
     assert_eq!(refused.headers_named("set-cookie"), [CLEARED_COOKIE]);

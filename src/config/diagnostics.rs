@@ -112,6 +112,11 @@ impl<'a> Diagnostics<'a> {
         self.record(span, message, false);
     }
 
+    /// Records a problem in another file the config names (a page template), already located.
+    pub fn elsewhere(&mut self, problem: Problem) {
+        self.problems.push((problem, false));
+    }
+
     /// Records a TOML syntax error; later problems on the same line are dropped as follow-ons.
     pub fn syntax_error(&mut self, span: Range<usize>, message: impl fmt::Display) {
         let (line, _) = self.position(span.start);
@@ -169,20 +174,30 @@ impl<'a> Diagnostics<'a> {
         }
         let mut problems: Vec<Problem> = problems
             .into_iter()
-            .filter(|(problem, syntax)| *syntax || !syntax_error_lines.contains(&problem.line))
+            .filter(|(problem, syntax)| {
+                *syntax || problem.file != file || !syntax_error_lines.contains(&problem.line)
+            })
             .map(|(problem, _)| problem)
             .collect();
         if problems.is_empty() {
             // Validation returned no value without saying why: refuse rather than run half a config.
             problems.push(Problem {
-                file,
+                file: file.clone(),
                 line: 0,
                 column: 0,
                 message: "the configuration is incomplete".to_owned(),
             });
         }
-        // Stable, so problems at one position keep the order validation found them in.
-        problems.sort_by_key(|problem| (problem.line, problem.column));
+        // The config file's problems first, then each other file's; stable, so problems at one
+        // position keep the order validation found them in.
+        problems.sort_by(|a, b| {
+            (a.file != file, &a.file, a.line, a.column).cmp(&(
+                b.file != file,
+                &b.file,
+                b.line,
+                b.column,
+            ))
+        });
         problems.dedup();
         Err(ConfigErrors { problems })
     }

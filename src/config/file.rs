@@ -29,6 +29,8 @@ pub struct RawConfig {
     pub state: Option<StateSection>,
     /// Optional: without it, no mail is sent (invitations are refused).
     pub mail: Option<Spanned<MailSection>>,
+    /// Optional: without it, the embedded pages and emails are used.
+    pub pages: Option<PagesSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -172,6 +174,13 @@ pub struct MailSection {
     pub ca: Option<Spanned<String>>,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PagesSection {
+    /// Override templates: `<dir>/<lang>/<name>.html|.txt` and `<dir>/<lang>/messages.toml`.
+    pub dir: Option<Spanned<String>>,
+}
+
 /// `[scopes.NAME]` tables by name.
 pub type ScopesSection = BTreeMap<Spanned<String>, Spanned<ScopeSection>>;
 
@@ -192,8 +201,8 @@ const SECRET_TABLES: [(&str, &str); 2] = [("keys", "secrets"), ("upstream", "gue
 /// Tables every config must have.
 const REQUIRED_SECTIONS: [&str; 6] = ["server", "upstream", "keys", "links", "session", "scopes"];
 /// Every table a config may have, in the order they are listed in messages.
-const SECTIONS: [&str; 9] = [
-    "server", "upstream", "keys", "links", "session", "scopes", "admin", "state", "mail",
+const SECTIONS: [&str; 10] = [
+    "server", "upstream", "keys", "links", "session", "scopes", "admin", "state", "mail", "pages",
 ];
 
 impl RawConfig {
@@ -219,6 +228,7 @@ impl RawConfig {
                 "admin" => raw.admin = section(name, value, diag),
                 "state" => raw.state = section(name, value, diag),
                 "mail" => raw.mail = section(name, value, diag),
+                "pages" => raw.pages = section(name, value, diag),
                 unknown => diag.error(
                     key.span(),
                     format_args!(

@@ -30,6 +30,7 @@ pub use secret_source::{SecretError, SecretText};
 
 use file::RawConfig;
 
+use crate::pages::Templates;
 use crate::policy::{self, List, Policy, ScopeSpec, TargetError};
 use crate::share::keys::{KeyRing, decode_key, validate_kid};
 use crate::share::{CaseGrammar, Secret};
@@ -58,6 +59,7 @@ pub struct Config {
     pub state: State,
     /// How mail is sent; `None` when the config has no `[mail]`, and then none is.
     pub mail: Option<Mail>,
+    pub pages: Pages,
 }
 
 #[derive(Clone, Debug)]
@@ -132,6 +134,15 @@ pub struct Upstream {
     pub pool_idle_timeout: Duration,
     /// Added to every guest request. Values are marked sensitive, so `Debug` hides them.
     pub guest_headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// `[pages]`: what recipients read, the embedded templates with the operator's overrides.
+#[derive(Clone, Debug)]
+pub struct Pages {
+    /// The override directory, resolved against the config file's directory.
+    pub dir: Option<PathBuf>,
+    /// Parsed and checked; built here so `casegate check` reports every bad override file.
+    pub templates: Arc<Templates>,
 }
 
 /// The signing keys, decoded. Their text is not kept: it was dropped as soon as it was decoded.
@@ -431,6 +442,7 @@ impl Validator<'_, '_> {
         });
         let state = self.state(raw.state.unwrap_or_default());
         let mail = raw.mail.map(|mail| self.mail(mail));
+        let pages = self.pages(raw.pages);
         Some(Config {
             server: server?,
             upstream: upstream?,
@@ -448,6 +460,7 @@ impl Validator<'_, '_> {
                 Some(mail) => Some(mail?),
                 None => None,
             },
+            pages: pages?,
         })
     }
 
@@ -1279,6 +1292,47 @@ impl Validator<'_, '_> {
             use_flush_interval: use_flush_interval?,
             compact_after_bytes: u64::try_from(compact_after_bytes?).ok()?,
         })
+    }
+
+    // --- [pages] ---
+
+    fn pages(&mut self, raw: Option<file::PagesSection>) -> Option<Pages> {
+        let dir = match raw.and_then(|raw| raw.dir) {
+            Some(dir) if dir.get_ref().trim().is_empty() => {
+                self.diag
+                    .error(dir.span(), "pages.dir: is empty; name a directory");
+                return None;
+            }
+            Some(dir) => {
+                let path = self.base_dir.join(dir.get_ref());
+                if !path.is_dir() {
+                    self.diag.error(
+                        dir.span(),
+                        format_args!("pages.dir: {} is not a directory", path.display()),
+                    );
+                    return None;
+                }
+                Some(path)
+            }
+            None => None,
+        };
+        match Templates::load(dir.as_deref()) {
+            Ok(templates) => Some(Pages {
+                dir,
+                templates: Arc::new(templates),
+            }),
+            Err(problems) => {
+                for problem in problems {
+                    self.diag.elsewhere(Problem {
+                        file: problem.file,
+                        line: problem.line,
+                        column: problem.column,
+                        message: problem.message,
+                    });
+                }
+                None
+            }
+        }
     }
 
     // --- shared field checks ---

@@ -108,6 +108,7 @@ impl Gateway {
                 .collect::<HashSet<String>>(),
             sharing_enabled: config.links.enabled,
             minter: LinkMinter::new(config),
+            templates: Arc::clone(&config.pages.templates),
             store,
         })
     }

@@ -6,6 +6,7 @@ use http::{Response, StatusCode};
 
 use super::Gateway;
 use super::error::{Credential, GatewayError};
+use crate::pages::Lang;
 use crate::proxy::{Body, empty_body};
 use crate::share::token::{self, LinkRules};
 use crate::share::{Guest, cookie};
@@ -13,10 +14,12 @@ use crate::state::SeenShare;
 
 impl Gateway {
     /// Verifies the link token and answers with the guest cookie and a 303 to the landing page.
+    /// `share_lang` gets the link's language as soon as the link verifies.
     pub(super) fn exchange_link(
         &self,
         token_text: &str,
         now: i64,
+        share_lang: &mut Option<Lang>,
     ) -> Result<Response<Body>, GatewayError> {
         let scope_exists = |scope: &str| self.policy.scope_exists(scope);
         let rules = LinkRules {
@@ -27,6 +30,7 @@ impl Gateway {
             scope_exists: &scope_exists,
         };
         let claims = token::verify(&self.keys, token_text, &rules).map_err(GatewayError::Link)?;
+        *share_lang = claims.lang.as_deref().and_then(Lang::from_tag);
         // Also for tokens minted outside the admin API: they are revocable by id and by case.
         if let Some(revocation) =
             self.store

@@ -34,7 +34,7 @@ use self::error::Credential;
 use self::forward::Route;
 use self::framing::{check_host, refuse_body_on_get, refuse_method_override_query};
 use crate::clock::unix_now;
-use crate::pages;
+use crate::pages::{self, Lang, Templates};
 use crate::policy::{CanonicalTarget, Decision, Policy, canonicalise};
 use crate::proxy::Body;
 use crate::proxy::client::UpstreamClient;
@@ -65,6 +65,8 @@ pub struct Gateway {
     /// `[links] enabled`: the organisation's switch for external sharing.
     sharing_enabled: bool,
     minter: mint::LinkMinter,
+    /// Every page a recipient can see, in every language, with the operator's overrides.
+    templates: Arc<Templates>,
     /// Revocations are looked up here on every link and guest request, and uses recorded.
     store: Arc<StateStore>,
 }
@@ -83,8 +85,14 @@ impl Gateway {
         connection: &ConnectionInfo,
     ) -> Response<Body> {
         let wants_json = pages::wants_json(request.headers());
+        let accept_language = request.headers().get(header::ACCEPT_LANGUAGE).cloned();
         let method = request.method().clone();
-        match self.handle_inner(request, connection).await {
+        // Set as soon as a link or cookie names the share, whose language then beats the browser's.
+        let mut share_lang = None;
+        match self
+            .handle_inner(request, connection, &mut share_lang)
+            .await
+        {
             Ok(response) => response,
             Err(error) => {
                 let page = error.page();
@@ -94,7 +102,9 @@ impl Gateway {
                 } else {
                     info!(peer = %connection.peer, %method, code = page.code(), %error, "request refused");
                 }
-                let mut response = pages::render(page, wants_json)
+                let lang =
+                    share_lang.unwrap_or_else(|| Lang::choose(None, accept_language.as_ref()));
+                let mut response = pages::render(&self.templates, page, lang, wants_json)
                     .map(|body| body.map_err(|never| match never {}).boxed());
                 if error.ends_session() {
                     // A revoked cookie is dropped by the browser, so it is not sent again.
@@ -107,10 +117,13 @@ impl Gateway {
         }
     }
 
+    /// `share_lang` receives the share's language once a verified link or cookie names it, so
+    /// even a refusal after that point (revoked, not allowed) is in the share's language.
     async fn handle_inner(
         &self,
         request: Request<Incoming>,
         connection: &ConnectionInfo,
+        share_lang: &mut Option<Lang>,
     ) -> Result<Response<Body>, GatewayError> {
         let now = unix_now();
         let raw_target = request
@@ -142,7 +155,7 @@ impl Gateway {
             if request.method() != Method::GET && request.method() != Method::HEAD {
                 return Err(GatewayError::LinkMethod);
             }
-            return self.exchange_link(token, now);
+            return self.exchange_link(token, now, share_lang);
         }
 
         let session = authenticate(
@@ -153,6 +166,7 @@ impl Gateway {
         )?;
         match session {
             Session::Guest(guest) => {
+                *share_lang = guest.lang.as_deref().and_then(Lang::from_tag);
                 // Checked on every request, so a revoke takes effect on the guest's next one.
                 if let Some(revocation) =
                     self.store

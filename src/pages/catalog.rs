@@ -1,4 +1,6 @@
-//! What each recipient-facing page says: its status, stable code, title and advice.
+//! Each recipient-facing page the gateway answers a refusal with: its status and stable code.
+//! The words are templates (`templates/<lang>/<code>.html`, titles and JSON messages in
+//! `messages.toml`), so they exist in every language and an operator can change them.
 
 use http::StatusCode;
 
@@ -43,17 +45,13 @@ pub enum Page {
     InternalError,
 }
 
-/// The fixed content of one page; every field is a constant so a page can never carry input.
+/// The fixed facts of one page.
 #[derive(Debug)]
 pub struct Entry {
     pub status: StatusCode,
-    /// Stable, machine-readable; clients and dashboards key on it, so never rename one.
+    /// Stable, machine-readable; clients and dashboards key on it, so never rename one. It is
+    /// also the name of the page's template.
     pub code: &'static str,
-    pub title: &'static str,
-    /// What happened, in plain words.
-    pub explanation: &'static str,
-    /// What the recipient can do about it.
-    pub advice: &'static str,
 }
 
 // === impl Page ===
@@ -86,19 +84,7 @@ impl Page {
         self.entry().code
     }
 
-    pub fn title(self) -> &'static str {
-        self.entry().title
-    }
-
-    pub fn explanation(self) -> &'static str {
-        self.entry().explanation
-    }
-
-    pub fn advice(self) -> &'static str {
-        self.entry().advice
-    }
-
-    /// The one table of statuses and words; adding a variant fails to compile until it has both.
+    /// The one table of statuses and codes; adding a variant fails to compile until it has both.
     pub fn entry(self) -> &'static Entry {
         match self {
             Page::InvalidLink => &INVALID_LINK,
@@ -120,128 +106,79 @@ impl Page {
     }
 }
 
-const ASK_SENDER: &str = "Ask the person who sent you the link for a new one.";
-const OPEN_LINK_AGAIN: &str = "Open the link you were sent again.";
-const TRY_LATER: &str = "Please try again in a few minutes.";
-
 static INVALID_LINK: Entry = Entry {
     status: StatusCode::FORBIDDEN,
     code: "invalid_link",
-    title: "This link doesn't work",
-    explanation: "The link you opened is damaged or incomplete, so we can't show you the case.",
-    advice: "Check that you opened the whole link. If it still fails, ask the person who sent it for a new one.",
 };
 
 static EXPIRED_LINK: Entry = Entry {
     status: StatusCode::GONE,
     code: "expired_link",
-    title: "This link has expired",
-    explanation: "Shared links only work for a limited time, and this one has run out.",
-    advice: ASK_SENDER,
 };
 
 static LINK_NOT_YET_VALID: Entry = Entry {
     status: StatusCode::FORBIDDEN,
     code: "link_not_yet_valid",
-    title: "This link isn't active yet",
-    explanation: "The link was set up to start working at a later time.",
-    advice: "Try again later, or ask the person who sent it when it will start working.",
 };
 
 static REVOKED_LINK: Entry = Entry {
     status: StatusCode::GONE,
     code: "revoked_link",
-    title: "This link has been withdrawn",
-    explanation: "The person who shared this case has stopped sharing it.",
-    advice: "If you still need to see the case, ask them to share it with you again.",
 };
 
 static SHARING_DISABLED: Entry = Entry {
     status: StatusCode::FORBIDDEN,
     code: "sharing_disabled",
-    title: "Sharing is turned off",
-    explanation: "Sharing is turned off by the organisation, so shared links can't be opened right now.",
-    advice: "If you still need to see the case, contact the person who shared it with you.",
 };
 
 static SESSION_MISSING: Entry = Entry {
     status: StatusCode::UNAUTHORIZED,
     code: "no_session",
-    title: "Please open your link again",
-    explanation: "We couldn't find your viewing session. This happens when cookies are blocked or the browser was closed.",
-    advice: "Open the link you were sent again. If this keeps happening, allow cookies for this site.",
 };
 
 static SESSION_EXPIRED: Entry = Entry {
     status: StatusCode::UNAUTHORIZED,
     code: "session_expired",
-    title: "Your viewing session has ended",
-    explanation: "To protect the patient's privacy, viewing sessions end after a while.",
-    advice: "Open the link you were sent again to continue. If the link has expired too, ask the sender for a new one.",
 };
 
 static SESSION_INVALID: Entry = Entry {
     status: StatusCode::UNAUTHORIZED,
     code: "session_invalid",
-    title: "Please open your link again",
-    explanation: "Your viewing session could not be confirmed, so we ended it to be safe.",
-    advice: OPEN_LINK_AGAIN,
 };
 
 static NOT_ALLOWED: Entry = Entry {
     status: StatusCode::FORBIDDEN,
     code: "not_allowed",
-    title: "This isn't part of what was shared",
-    explanation: "Your link lets you view one case, and nothing else.",
-    advice: "If you need more, ask the person who shared the case with you.",
 };
 
 static BAD_REQUEST: Entry = Entry {
     status: StatusCode::BAD_REQUEST,
     code: "bad_request",
-    title: "Something went wrong with the request",
-    explanation: "Your browser sent a request we couldn't understand.",
-    advice: "Go back and try again, or open the link you were sent again.",
 };
 
 static PAYLOAD_TOO_LARGE: Entry = Entry {
     status: StatusCode::PAYLOAD_TOO_LARGE,
     code: "payload_too_large",
-    title: "That was too large to send",
-    explanation: "What you tried to send is bigger than this service accepts.",
-    advice: "Try again with something smaller.",
 };
 
 static UPGRADE_REFUSED: Entry = Entry {
     status: StatusCode::FORBIDDEN,
     code: "upgrade_refused",
-    title: "Live connections aren't available",
-    explanation: "This shared view doesn't allow live connections.",
-    advice: "Reload the page; everything you were given access to works without them.",
 };
 
 static UPSTREAM_UNAVAILABLE: Entry = Entry {
     status: StatusCode::BAD_GATEWAY,
     code: "upstream_unavailable",
-    title: "The case system isn't responding",
-    explanation: "The hospital's case system couldn't be reached just now.",
-    advice: TRY_LATER,
 };
 
 static UPSTREAM_TIMEOUT: Entry = Entry {
     status: StatusCode::GATEWAY_TIMEOUT,
     code: "upstream_timeout",
-    title: "The case system is taking too long",
-    explanation: "The hospital's case system didn't answer in time.",
-    advice: TRY_LATER,
 };
 
 static INTERNAL_ERROR: Entry = Entry {
     status: StatusCode::INTERNAL_SERVER_ERROR,
     code: "internal_error",
-    title: "Something went wrong on our side",
-    explanation: "An unexpected problem stopped us from showing this page.",
-    advice: "Please try again in a few minutes. If it keeps happening, tell the person who sent you the link.",
 };
 
 #[cfg(test)]
@@ -303,23 +240,13 @@ mod tests {
     }
 
     #[test]
-    fn words_are_short_sentences_without_markup() {
+    fn every_page_has_a_page_template_named_by_its_code() {
         for page in Page::ALL {
-            let entry = page.entry();
-            for text in [entry.title, entry.explanation, entry.advice] {
-                assert!(!text.is_empty(), "{page:?} has an empty text");
-                assert!(
-                    text.len() <= 120,
-                    "{page:?} is too long for a phone: {text}"
-                );
-                // Rendering inserts these verbatim into HTML and JSON.
-                assert!(
-                    !text.contains(['<', '>', '&', '"', '\\']),
-                    "{page:?} needs escaping: {text}"
-                );
-            }
-            assert!(entry.explanation.ends_with('.'), "{page:?}");
-            assert!(entry.advice.ends_with('.'), "{page:?}");
+            assert_eq!(
+                crate::pages::specs::spec(page.code()).map(|spec| spec.kind),
+                Some(crate::pages::specs::Kind::Page),
+                "{page:?}"
+            );
         }
     }
 }

@@ -1,10 +1,20 @@
-//! What a recipient sees when something is wrong: kind, plain-worded HTML pages for people and
-//! a small JSON error for API clients, both free of anything the request carried.
+//! What a recipient sees: kind, plain-worded HTML pages for people and a small JSON error for API
+//! clients, in the recipient's language, from templates an operator can override; and the emails
+//! sent to recipients, from the same templates.
 
 mod catalog;
+mod engine;
+mod lang;
+mod messages;
 mod negotiate;
 mod render;
+mod specs;
+mod style;
+mod templates;
 
 pub use catalog::{Entry, Page};
+pub use engine::Vars;
+pub use lang::Lang;
 pub use negotiate::wants_json;
-pub use render::render;
+pub use render::{render, respond};
+pub use templates::{TemplateProblem, Templates};
