@@ -224,12 +224,13 @@ async fn a_share_created_with_send_email_mails_a_link_that_opens_the_case() {
     assert_eq!(mail.subject, "A case has been shared with you");
     assert!(
         mail.body
-            .contains("Case 42 has been shared with you by dr.lind."),
+            .contains("A case has been shared with you (case 42).\nShared by: dr.lind\n"),
         "{}",
         mail.body
     );
     assert!(
-        mail.body.contains("Message: second opinion"),
+        mail.body
+            .contains("Message from the sender:\nsecond opinion\n"),
         "{}",
         mail.body
     );
@@ -253,17 +254,14 @@ async fn the_invitation_is_in_swedish_when_the_share_is() {
     .await;
     assert_eq!(created.status, 201, "{}", created.json);
     let mail = smtp.wait_for_mail(GUEST, WAIT).await;
-    assert_eq!(mail.subject, "Ett fall har delats med dig");
+    assert_eq!(mail.subject, "Ett ärende har delats med dig");
     assert!(
-        mail.body.contains("Fall 42 har delats med dig."),
+        mail.body
+            .contains("Ett ärende har delats med dig (ärende 42)."),
         "{}",
         mail.body
     );
-    assert!(
-        mail.body.contains("Öppna det med den här länken"),
-        "{}",
-        mail.body
-    );
+    assert!(mail.body.contains("Öppna ärendet här:"), "{}", mail.body);
     open_case(&gw, &link_in(&mail.body), "42").await;
 }
 
@@ -299,7 +297,7 @@ async fn resend_mails_the_same_share_again_and_is_rate_limited() {
         "only the create answer carries a token"
     );
     let mail = smtp.wait_for_mail(GUEST, WAIT).await;
-    assert_eq!(mail.subject, "Ett fall har delats med dig");
+    assert_eq!(mail.subject, "Ett ärende har delats med dig");
     // Same id, case, scope, iat, exp, email and lang, signed with the same active key.
     assert_eq!(link_in(&mail.body), url);
     open_case(&gw, &url, "42").await;
@@ -866,7 +864,7 @@ async fn the_cli_creates_with_send_email_and_resends() {
     assert!(stdout.contains(&format!("sent to {GUEST}")), "{stdout}");
     let mail = smtp.wait_for_mail(GUEST, WAIT).await;
     assert_eq!(link_in(&mail.body), url);
-    assert_eq!(mail.subject, "Ett fall har delats med dig");
+    assert_eq!(mail.subject, "Ett ärende har delats med dig");
     let id = stdout
         .lines()
         .find_map(|line| line.strip_prefix("share "))
@@ -940,5 +938,34 @@ async fn the_cli_shows_the_created_share_when_its_mail_failed() {
         no_email.status.code(),
         Some(2),
         "clap refuses --send-email without --email"
+    );
+}
+
+#[tokio::test]
+async fn an_operator_override_of_the_invite_template_is_what_is_sent() {
+    let smtp = TestSmtp::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("en")).unwrap();
+    std::fs::write(
+        dir.path().join("en/invite.txt"),
+        "Dear colleague,\n\nClinic North shares case {{case}} with you: {{url}}\nValid until {{expires_at}}.\n",
+    )
+    .unwrap();
+    let pages = format!("[pages]\ndir = \"{}\"\n", dir.path().display());
+    let gw = gateway_with_mail(&format!("{}\n{pages}", mail_section(&smtp.url(), ""))).await;
+    let created = create(
+        &gw,
+        json!({"case": "42", "scope": "view", "email": GUEST, "send_email": true}),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.json);
+    let mail = smtp.wait_for_mail(GUEST, WAIT).await;
+    let url = created.json["url"].as_str().unwrap();
+    assert!(
+        mail.body.starts_with(&format!(
+            "Dear colleague,\n\nClinic North shares case 42 with you: {url}\n"
+        )),
+        "{}",
+        mail.body
     );
 }

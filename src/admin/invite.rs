@@ -45,6 +45,7 @@ impl AdminApi {
             return Ok(());
         };
         let mail = invitation_mail(
+            self.gateway.templates(),
             to,
             &Invitation {
                 url,
@@ -98,6 +99,7 @@ impl AdminApi {
             .map_err(|retry_after| ApiError::ResendTooSoon { retry_after })?;
         let link = self.gateway.sign_link(claims);
         let mail = invitation_mail(
+            self.gateway.templates(),
             share.email.as_deref().unwrap_or_default(),
             &Invitation {
                 url: &link.url,
