@@ -570,6 +570,32 @@ async fn starttls_with_the_configured_ca_and_credentials_delivers_over_tls() {
 }
 
 #[tokio::test]
+async fn smtp_without_credentials_still_upgrades_when_the_relay_offers_starttls() {
+    let pki = TestPki::new();
+    let smtp = TestSmtp::start_starttls(&pki).await;
+    let mailer = mailer_for(&mail_section(
+        &smtp.url(),
+        &format!("ca = \"{}\"", write_ca(&pki)),
+    ));
+    mailer.send(outgoing(GUEST)).await.unwrap();
+    assert!(smtp.wait_for_mail(GUEST, WAIT).await.tls);
+
+    // A relay that offers no STARTTLS gets the mail in clear text only without credentials.
+    let plain = TestSmtp::start().await;
+    let mailer = mailer_for(&mail_section(&plain.url(), ""));
+    mailer.send(outgoing(GUEST)).await.unwrap();
+    assert!(!plain.wait_for_mail(GUEST, WAIT).await.tls);
+    let with_login = TestSmtp::start_with_auth("relay-user", "relay-password").await;
+    let mailer = mailer_for(&mail_section(
+        &with_login.url(),
+        "username = { value = \"relay-user\" }\npassword = { value = \"relay-password\" }",
+    ));
+    let error = mailer.send(outgoing(GUEST)).await.unwrap_err();
+    assert!(error.to_string().contains(&with_login.url()), "{error}");
+    assert_eq!(with_login.count(), 0, "no password was sent over plain TCP");
+}
+
+#[tokio::test]
 async fn a_relay_whose_certificate_is_not_trusted_gets_no_mail() {
     let pki = TestPki::new();
     let smtp = TestSmtp::start_starttls_with_auth(&pki, "relay-user", "relay-password").await;
