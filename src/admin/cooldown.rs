@@ -23,6 +23,12 @@ pub struct Reservation {
     previous: Option<Instant>,
 }
 
+impl Reservation {
+    pub fn share_id(&self) -> &str {
+        &self.share_id
+    }
+}
+
 impl InviteCooldown {
     /// Records a send of `share_id` at `now`, or says how long until one is allowed. Reserving
     /// before sending makes two parallel resends send one mail, not two.
@@ -44,6 +50,18 @@ impl InviteCooldown {
             at: now,
             previous,
         })
+    }
+
+    /// Records a send of a share that was just created (it cannot have an earlier one).
+    pub fn reserve_new(&self, share_id: &str, now: Instant) -> Reservation {
+        let mut last_sent = self.lock();
+        last_sent.retain(|_, at| now.saturating_duration_since(*at) < INVITE_COOLDOWN);
+        let previous = last_sent.insert(share_id.to_owned(), now);
+        Reservation {
+            share_id: share_id.to_owned(),
+            at: now,
+            previous,
+        }
     }
 
     /// The mail was not sent: the share's last send is what it was before the reservation.
@@ -84,6 +102,24 @@ mod tests {
             "other shares are not held up"
         );
         assert!(cooldown.reserve("share-a", start + INVITE_COOLDOWN).is_ok());
+    }
+
+    #[test]
+    fn a_new_shares_send_starts_its_cooldown() {
+        let cooldown = InviteCooldown::default();
+        let start = Instant::now();
+        let sent = cooldown.reserve_new("share-a", start);
+        assert_eq!(sent.share_id(), "share-a");
+        assert!(
+            cooldown
+                .reserve("share-a", start + Duration::from_secs(1))
+                .is_err()
+        );
+        cooldown.release(sent);
+        assert!(
+            cooldown.reserve("share-a", start).is_ok(),
+            "a failed send holds nothing"
+        );
     }
 
     #[test]

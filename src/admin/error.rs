@@ -256,14 +256,14 @@ impl fmt::Display for ApiError {
                 retry_after_secs(*retry_after)
             ),
             ApiError::MailFailed { error, share } => {
-                if share.is_some() {
-                    write!(
+                match share.as_ref().and_then(|share| share["id"].as_str()) {
+                    Some(id) => write!(
                         f,
-                        "the share was created, but its invitation was not sent: {error}. \
-                         The share is in `share`; send it again with POST /v1/shares/{{id}}/resend"
-                    )
-                } else {
-                    write!(f, "the invitation was not sent: {error}")
+                        "share {id} was created, but its invitation was not sent: {error}. \
+                         The share and its link are in `share`; send the invitation again with \
+                         POST /v1/shares/{id}/resend"
+                    ),
+                    None => write!(f, "the invitation was not sent: {error}"),
                 }
             }
         }

@@ -10,66 +10,56 @@ use tracing::info;
 
 use super::AdminApi;
 use super::auth::Client;
+use super::cooldown::Reservation;
 use super::error::ApiError;
 use super::respond::{self, ApiBody};
 use crate::clock::unix_now;
-use crate::gateway::MintError;
+use crate::gateway::{MintError, MintedLink};
 use crate::mail::{Invitation, MailError, Mailer, invitation_mail};
 use crate::share::LinkClaims;
 use crate::state::{ShareStatus, ShareView};
 
 impl AdminApi {
-    /// The mailer for an invitation to `email`, or why there can be none.
-    pub(super) fn invitation_mailer(&self, email: Option<&str>) -> Result<&Mailer, ApiError> {
-        if email.is_none() {
-            return Err(ApiError::EmailRequired);
-        }
-        self.mailer.as_ref().ok_or(ApiError::MailNotConfigured)
+    /// The mailer and the address for an invitation to `email`, or why there can be none.
+    pub(super) fn invitation_mailer(
+        &self,
+        email: Option<&str>,
+    ) -> Result<(&Mailer, String), ApiError> {
+        let email = email.ok_or(ApiError::EmailRequired)?;
+        let mailer = self.mailer.as_ref().ok_or(ApiError::MailNotConfigured)?;
+        Ok((mailer, email.to_owned()))
     }
 
-    /// Mails `url` to the share's recipient in the share's language. Holds the share's cooldown
-    /// while sending and gives it back if the mail was not sent.
-    pub(super) async fn send_invitation(
+    /// Mails the link of a share just created and recorded. Its cooldown starts now, so a
+    /// resend right after is refused as too soon.
+    pub(super) async fn invite_new_share(
         &self,
         mailer: &Mailer,
         client: &Client,
-        url: &str,
+        to: &str,
+        link: &MintedLink,
         share: &ShareView,
     ) -> Result<(), MailError> {
-        let (Some(to), Some(case), Some(expires_at)) = (
-            share.email.as_deref(),
-            share.case.as_deref(),
-            share.expires_at,
-        ) else {
-            // Callers check these first; a share without them is never mailed.
-            return Ok(());
+        let reservation = self
+            .invite_cooldown
+            .reserve_new(&link.share_id, Instant::now());
+        let invitation = Invitation {
+            url: &link.url,
+            case: &link.case,
+            expires_at: link.expires_at,
+            lang: share.lang.as_deref(),
+            sender: share.created_by.as_deref(),
+            note: share.note.as_deref(),
         };
-        let mail = invitation_mail(
+        self.deliver(
+            mailer,
+            client,
             to,
-            &Invitation {
-                url,
-                case,
-                expires_at,
-                lang: share.lang.as_deref(),
-                sender: share.created_by.as_deref(),
-                note: share.note.as_deref(),
-            },
-        );
-        // A new share has no earlier send: the reservation always succeeds and starts its
-        // cooldown, so a resend right after the create is refused as too soon.
-        let reservation = self.invite_cooldown.reserve(&share.id, Instant::now());
-        let result = mailer.send(mail).await;
-        match (result, reservation) {
-            (Ok(()), _) => {
-                info!(client = client.name(), action = "send_invitation", share = %share.id, "invitation sent");
-                Ok(())
-            }
-            (Err(error), Ok(reservation)) => {
-                self.invite_cooldown.release(reservation);
-                Err(error)
-            }
-            (Err(error), Err(_)) => Err(error),
-        }
+            &invitation,
+            reservation,
+            "send_invitation",
+        )
+        .await
     }
 
     /// `POST /v1/shares/{id}/resend`: re-signs the recorded share (same id, case, scope, iat, exp,
@@ -82,10 +72,12 @@ impl AdminApi {
         if !self.gateway.sharing_enabled() {
             return Err(ApiError::SharingDisabled);
         }
-        let now = unix_now();
-        let share = self.store.share(id, now).ok_or(ApiError::ShareNotFound)?;
+        let share = self
+            .store
+            .share(id, unix_now())
+            .ok_or(ApiError::ShareNotFound)?;
         let claims = resendable_claims(&share)?;
-        let mailer = self.invitation_mailer(share.email.as_deref())?;
+        let (mailer, to) = self.invitation_mailer(claims.email.as_deref())?;
         if !self.gateway.scope_exists(&claims.scope) {
             return Err(ApiError::Mint(MintError::UnknownScope));
         }
@@ -96,30 +88,52 @@ impl AdminApi {
             .invite_cooldown
             .reserve(id, Instant::now())
             .map_err(|retry_after| ApiError::ResendTooSoon { retry_after })?;
+        let lang = claims.lang.clone();
         let link = self.gateway.sign_link(claims);
-        let mail = invitation_mail(
-            share.email.as_deref().unwrap_or_default(),
-            &Invitation {
-                url: &link.url,
-                case: &link.case,
-                expires_at: link.expires_at,
-                lang: share.lang.as_deref(),
-                sender: share.created_by.as_deref(),
-                note: share.note.as_deref(),
-            },
-        );
-        if let Err(error) = mailer.send(mail).await {
-            self.invite_cooldown.release(reservation);
-            return Err(ApiError::MailFailed { error, share: None });
-        }
-        info!(
-            client = client.name(),
-            action = "resend_invitation",
-            share = id,
-            case = %link.case,
-            "invitation sent again"
-        );
+        let invitation = Invitation {
+            url: &link.url,
+            case: &link.case,
+            expires_at: link.expires_at,
+            lang: lang.as_deref(),
+            sender: share.created_by.as_deref(),
+            note: share.note.as_deref(),
+        };
+        self.deliver(
+            mailer,
+            client,
+            &to,
+            &invitation,
+            reservation,
+            "resend_invitation",
+        )
+        .await
+        .map_err(|error| ApiError::MailFailed { error, share: None })?;
         Ok(respond::json(StatusCode::OK, &share))
+    }
+
+    /// Sends one invitation; gives the cooldown back if it was not sent, so the caller may retry.
+    async fn deliver(
+        &self,
+        mailer: &Mailer,
+        client: &Client,
+        to: &str,
+        invitation: &Invitation<'_>,
+        reservation: Reservation,
+        action: &'static str,
+    ) -> Result<(), MailError> {
+        let share_id = reservation.share_id().to_owned();
+        let mail = invitation_mail(self.gateway.templates(), to, invitation);
+        match mailer.send(mail).await {
+            Ok(()) => {
+                // The address and link stay out of the log; the share id says which invitation.
+                info!(client = client.name(), action, share = %share_id, case = %invitation.case, "invitation sent");
+                Ok(())
+            }
+            Err(error) => {
+                self.invite_cooldown.release(reservation);
+                Err(error)
+            }
+        }
     }
 }
 

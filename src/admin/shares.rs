@@ -61,7 +61,7 @@ impl AdminApi {
         let bytes = body::read_json(headers, request_body, self.max_body_bytes).await?;
         let ask = CreateShare::parse(&bytes)?;
         // Refused before anything is recorded: an invitation that cannot be sent makes no share.
-        let mailer = match ask.send_email {
+        let invite = match ask.send_email {
             true => Some(self.invitation_mailer(ask.email.as_deref())?),
             false => None,
         };
@@ -116,8 +116,8 @@ impl AdminApi {
             token: &link.token,
             share: &share,
         };
-        if let Some(mailer) = mailer {
-            self.send_invitation(mailer, client, &link.url, &share)
+        if let Some((mailer, to)) = invite {
+            self.invite_new_share(mailer, client, &to, &link, &share)
                 .await
                 .map_err(|error| ApiError::MailFailed {
                     error,

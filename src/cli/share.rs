@@ -1,4 +1,5 @@
-//! `casegate share`: create, list, show and revoke shares through a running gateway's admin API.
+//! `casegate share`: create, list, show, resend and revoke shares through a running gateway's
+//! admin API.
 
 mod client;
 mod format;
@@ -7,6 +8,7 @@ mod view;
 use std::process::ExitCode;
 
 use clap::{Subcommand, ValueEnum};
+use serde::Deserialize as _;
 use serde::de::DeserializeOwned;
 
 use self::client::{AdminClient, AdminError, AdminUrl, Answer, BearerToken, encode_component};
@@ -67,6 +69,14 @@ enum ShareAction {
         #[arg(long)]
         json: bool,
     },
+    /// Email a share's link to its recipient again (re-signed with the active key; same share).
+    Resend {
+        /// The share id (the link token's jti).
+        id: String,
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke every link of a case issued up to now, including links minted outside the API.
     RevokeCase {
         /// The case id.
@@ -100,6 +110,9 @@ struct CreateArgs {
     /// Who asked for the share (at most 200 characters), shown in the list.
     #[arg(long)]
     created_by: Option<String>,
+    /// Email the link to --email once the share is recorded (needs [mail] on the gateway).
+    #[arg(long, requires = "email")]
+    send_email: bool,
     /// Print the API's JSON (it holds the token) instead of the link and a summary.
     #[arg(long)]
     json: bool,
@@ -159,6 +172,15 @@ pub fn run(args: &ShareArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
+            // A share created before its invitation failed still exists: show it, so the
+            // operator has its link and id (to resend), and fail all the same.
+            if let AdminError::Api {
+                share: Some(share), ..
+            } = &error
+                && let Ok(share) = ShareRow::deserialize(share)
+            {
+                print!("{}", view::created_summary(&share));
+            }
             eprintln!("error: {error}");
             ExitCode::FAILURE
         }
@@ -180,7 +202,11 @@ async fn execute(client: &AdminClient, action: &ShareAction) -> Result<String, A
                 .post("/v1/shares", Some(&create_body(create)))
                 .await?;
             render(&answer, create.json, |share: ShareRow| {
-                view::created_summary(&share)
+                let mut text = view::created_summary(&share);
+                if create.send_email {
+                    text.push_str(&view::invitation_summary(&share));
+                }
+                text
             })
         }
         ShareAction::List { case, status, json } => {
@@ -204,6 +230,13 @@ async fn execute(client: &AdminClient, action: &ShareAction) -> Result<String, A
             let answer = client.delete(&share_path(id)).await?;
             render(&answer, *json, |share: ShareRow| {
                 view::revoked_summary(&share)
+            })
+        }
+        ShareAction::Resend { id, json } => {
+            let path = format!("{}/resend", share_path(id));
+            let answer = client.post(&path, None).await?;
+            render(&answer, *json, |share: ShareRow| {
+                view::invitation_summary(&share)
             })
         }
         ShareAction::RevokeCase { case, json } => {
@@ -257,6 +290,9 @@ fn create_body(create: &CreateArgs) -> serde_json::Value {
         if let Some(value) = value {
             body.insert(name.to_owned(), value.clone().into());
         }
+    }
+    if create.send_email {
+        body.insert("send_email".to_owned(), true.into());
     }
     serde_json::Value::Object(body)
 }
@@ -332,6 +368,43 @@ mod tests {
             serde_json::json!({"case": "42", "scope": "guest", "ttl": "24h", "email": "a@b.se",
                 "lang": "sv-SE", "created_by": "dr.lind"})
         );
+    }
+
+    #[test]
+    fn send_email_asks_for_the_invitation_and_needs_an_address() {
+        let args = parse(&[
+            "share",
+            "create",
+            "--case",
+            "42",
+            "--scope",
+            "view",
+            "--email",
+            "a@b.se",
+            "--send-email",
+        ])
+        .unwrap();
+        let ShareAction::Create(create) = &args.action else {
+            panic!("{args:?}")
+        };
+        assert_eq!(
+            create_body(create),
+            serde_json::json!({"case": "42", "scope": "view", "email": "a@b.se", "send_email": true})
+        );
+        assert!(
+            parse(&[
+                "share",
+                "create",
+                "--case",
+                "42",
+                "--scope",
+                "view",
+                "--send-email"
+            ])
+            .is_err()
+        );
+        assert!(parse(&["share", "resend", "abc"]).is_ok());
+        assert!(parse(&["share", "resend"]).is_err());
     }
 
     #[test]

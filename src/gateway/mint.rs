@@ -97,6 +97,12 @@ impl Gateway {
         self.minter.mint_link(request, now)
     }
 
+    /// The templates of this config (recipient pages and emails); the admin API writes
+    /// invitations with them.
+    pub fn templates(&self) -> &crate::pages::Templates {
+        &self.templates
+    }
+
     /// Re-signs recorded claims with the active key; see [`LinkMinter::sign`].
     pub fn sign_link(&self, claims: LinkClaims) -> MintedLink {
         self.minter.sign(claims)

@@ -1,8 +1,9 @@
 //! The invitation a recipient receives: the link, the case, who shared it and until when, in the
-//! share's language (Swedish for `sv`, `sv-SE`...; English otherwise).
+//! share's language, from the operator's (or the embedded) `invite` template.
 
 use super::OutgoingMail;
 use crate::clock::format_utc;
+use crate::pages::{Lang, Templates, Vars};
 
 /// What an invitation says; everything comes from the share as recorded.
 #[derive(Debug)]
@@ -19,69 +20,28 @@ pub struct Invitation<'a> {
     pub note: Option<&'a str>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Language {
-    En,
-    Sv,
-}
-
-/// The invitation mail to `to`.
-pub fn invitation_mail(to: &str, invitation: &Invitation<'_>) -> OutgoingMail {
-    let language = language(invitation.lang);
-    let expires_at = format_utc(invitation.expires_at);
-    let sender = invitation
-        .sender
-        .map(one_line)
-        .filter(|text| !text.is_empty());
-    let note = invitation
-        .note
-        .map(one_line)
-        .filter(|text| !text.is_empty());
-    let (url, case) = (invitation.url, invitation.case);
-    let (subject, text) = match language {
-        Language::En => (
-            "A case has been shared with you",
-            format!(
-                "Hello,\n\n\
-                 Case {case} has been shared with you{by}.\n\n\
-                 {note}\
-                 Open it with this link:\n\n\
-                 {url}\n\n\
-                 The link works until {expires_at}. It is meant for you alone: please do not \
-                 forward it.\n\
-                 If you did not expect this mail, you can ignore it.\n",
-                by = sender.map_or(String::new(), |sender| format!(" by {sender}")),
-                note = note.map_or(String::new(), |note| format!("Message: {note}\n\n")),
-            ),
-        ),
-        Language::Sv => (
-            "Ett fall har delats med dig",
-            format!(
-                "Hej,\n\n\
-                 Fall {case} har delats med dig{by}.\n\n\
-                 {note}\
-                 Öppna det med den här länken:\n\n\
-                 {url}\n\n\
-                 Länken fungerar till {expires_at}. Den är bara till dig: vidarebefordra den inte.\n\
-                 Om du inte väntade dig det här brevet kan du bortse från det.\n",
-                by = sender.map_or(String::new(), |sender| format!(" av {sender}")),
-                note = note.map_or(String::new(), |note| format!("Meddelande: {note}\n\n")),
-            ),
-        ),
-    };
+/// The invitation mail to `to`, from the `invite` text template and the `invite.subject`
+/// message, in the share's language (else English: there is no browser to ask).
+pub fn invitation_mail(
+    templates: &Templates,
+    to: &str,
+    invitation: &Invitation<'_>,
+) -> OutgoingMail {
+    let lang = Lang::choose(invitation.lang, None);
+    let mut vars = Vars::new()
+        .set("url", invitation.url)
+        .set("case", invitation.case)
+        .set("expires_at", format_utc(invitation.expires_at));
+    // Unset, the template's {{#sender}} and {{#note}} sections are left out.
+    for (name, value) in [("sender", invitation.sender), ("note", invitation.note)] {
+        if let Some(text) = value.map(one_line).filter(|text| !text.is_empty()) {
+            vars = vars.set(name, text);
+        }
+    }
     OutgoingMail {
         to: to.to_owned(),
-        subject: subject.to_owned(),
-        text,
-    }
-}
-
-/// The primary subtag decides: `sv`, `SV-se` -> Swedish; anything else, or none, English.
-fn language(tag: Option<&str>) -> Language {
-    let primary = tag.and_then(|tag| tag.split(['-', '_']).next());
-    match primary {
-        Some(primary) if primary.eq_ignore_ascii_case("sv") => Language::Sv,
-        _ => Language::En,
+        subject: templates.message("invite.subject", lang).to_owned(),
+        text: templates.text("invite", lang, &vars),
     }
 }
 
@@ -110,29 +70,41 @@ mod tests {
     }
 
     #[test]
-    fn the_language_follows_the_primary_subtag_and_defaults_to_english() {
+    fn the_language_follows_the_share_and_defaults_to_english() {
+        let templates = Templates::embedded();
+        let english = templates.message("invite.subject", Lang::En);
+        let swedish = templates.message("invite.subject", Lang::Sv);
+        assert!(!english.is_empty() && english != swedish);
         let cases = [
-            (None, "A case has been shared with you"),
-            (Some("en"), "A case has been shared with you"),
-            (Some("de-DE"), "A case has been shared with you"),
-            (Some("sv"), "Ett fall har delats med dig"),
-            (Some("sv-SE"), "Ett fall har delats med dig"),
-            (Some("SV"), "Ett fall har delats med dig"),
-            (Some("svx"), "A case has been shared with you"),
+            (None, english),
+            (Some("en"), english),
+            (Some("de-DE"), english),
+            (Some("sv"), swedish),
+            (Some("sv-SE"), swedish),
         ];
         for (lang, subject) in cases {
-            let mail = invitation_mail("a@b.example", &invitation(lang));
+            let mail = invitation_mail(&templates, "a@b.example", &invitation(lang));
             assert_eq!(mail.subject, subject, "{lang:?}");
         }
     }
 
     #[test]
     fn an_invitation_carries_the_link_case_sender_note_and_expiry() {
-        let mail = invitation_mail("a@b.example", &invitation(Some("sv")));
+        let templates = Templates::embedded();
+        let mail = invitation_mail(&templates, "a@b.example", &invitation(Some("sv")));
         assert_eq!(mail.to, "a@b.example");
-        assert!(mail.text.contains("\nhttps://share.example.org/s/x.y.z\n"));
-        assert!(mail.text.contains("Fall 42 har delats med dig av dr.lind."));
-        assert!(mail.text.contains("Meddelande: second opinion\n"));
+        assert!(
+            mail.text.contains("\nhttps://share.example.org/s/x.y.z\n"),
+            "{}",
+            mail.text
+        );
+        assert!(mail.text.contains("42"));
+        assert!(mail.text.contains("dr.lind"));
+        assert!(
+            mail.text.contains("second opinion\n"),
+            "notes stay on one line: {}",
+            mail.text
+        );
         assert!(
             mail.text.contains("2027-01-15 08:00:00 UTC"),
             "{}",
@@ -141,12 +113,18 @@ mod tests {
     }
 
     #[test]
-    fn without_sender_or_note_those_lines_are_left_out() {
+    fn without_sender_or_note_those_sections_are_left_out() {
+        let templates = Templates::embedded();
+        let mut with = invitation(None);
+        with.note = Some("see the video");
         let mut bare = invitation(None);
         bare.sender = None;
         bare.note = Some(" \n");
-        let mail = invitation_mail("a@b.example", &bare);
-        assert!(mail.text.contains("Case 42 has been shared with you.\n"));
-        assert!(!mail.text.contains("Message:"));
+        let full = invitation_mail(&templates, "a@b.example", &with).text;
+        let short = invitation_mail(&templates, "a@b.example", &bare).text;
+        assert!(full.contains("dr.lind") && full.contains("see the video"));
+        assert!(!short.contains("dr.lind"));
+        assert!(short.lines().count() < full.lines().count(), "{short}");
+        assert!(short.contains("https://share.example.org/s/x.y.z"));
     }
 }

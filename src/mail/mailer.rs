@@ -39,7 +39,8 @@ enum Transport {
     Smtp {
         /// `smtp://host:port`, for messages.
         relay: String,
-        client: AsyncSmtpTransport<Tokio1Executor>,
+        /// Boxed: the client is large and lives once per gateway.
+        client: Box<AsyncSmtpTransport<Tokio1Executor>>,
     },
     Log,
 }
@@ -51,7 +52,7 @@ impl Mailer {
         let transport = match &config.delivery {
             MailDelivery::Smtp(relay) => Transport::Smtp {
                 relay: relay.url(),
-                client: smtp_client(relay, config.timeout)?,
+                client: Box::new(smtp_client(relay, config.timeout)?),
             },
             MailDelivery::Log => {
                 warn!(

@@ -108,6 +108,17 @@ impl TestSmtp {
         .await
     }
 
+    /// A server that offers STARTTLS and, once TLS is up, requires AUTH PLAIN as
+    /// `user`/`password` (as real submission relays do).
+    pub async fn start_starttls_with_auth(pki: &TestPki, user: &str, password: &str) -> TestSmtp {
+        Self::launch(
+            TlsMode::StartTls,
+            Some(pki),
+            Some((user.to_owned(), password.to_owned())),
+        )
+        .await
+    }
+
     async fn launch(
         mode: TlsMode,
         pki: Option<&TestPki>,
@@ -273,7 +284,8 @@ async fn serve(stream: TcpStream, shared: Arc<Shared>) -> std::io::Result<()> {
                 if shared.mode == TlsMode::StartTls && !tls {
                     lines.push("250-STARTTLS".to_owned());
                 }
-                if shared.credentials.is_some() {
+                // A STARTTLS server takes credentials only over TLS.
+                if shared.credentials.is_some() && (shared.mode != TlsMode::StartTls || tls) {
                     lines.push("250-AUTH PLAIN".to_owned());
                 }
                 lines.push("250 SIZE 1048576".to_owned());

@@ -120,8 +120,13 @@ pub enum AdminError {
     TimedOut { url: String },
     /// The connection broke while sending or receiving.
     Transport { url: String, cause: String },
-    /// The API refused, with its stable error code.
-    Api { code: String, message: String },
+    /// The API refused, with its stable error code. `share` is the share the request did create
+    /// anyway (a create whose invitation mail failed: `mail_failed`).
+    Api {
+        code: String,
+        message: String,
+        share: Option<serde_json::Value>,
+    },
     /// The answer was not the API's JSON (another server on that port, a proxy's error page...).
     UnexpectedAnswer { status: StatusCode, reason: String },
 }
@@ -275,7 +280,11 @@ fn interpret(status: StatusCode, body: Bytes) -> Result<Answer, AdminError> {
             .map(str::to_owned)
     };
     match (field("code"), field("message")) {
-        (Some(code), Some(message)) => Err(AdminError::Api { code, message }),
+        (Some(code), Some(message)) => Err(AdminError::Api {
+            code,
+            message,
+            share: json.get("share").filter(|share| share.is_object()).cloned(),
+        }),
         _ => Err(AdminError::UnexpectedAnswer {
             status,
             reason: "no {\"error\": {\"code\", \"message\"}} in the body".to_owned(),

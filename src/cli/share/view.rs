@@ -181,6 +181,15 @@ pub fn created_summary(share: &ShareRow) -> String {
     text
 }
 
+/// `create --send-email` and `resend`: where the link was mailed.
+pub fn invitation_summary(share: &ShareRow) -> String {
+    format!(
+        "invitation for share {} sent to {}\n",
+        printable(&share.id),
+        optional(share.email.as_deref())
+    )
+}
+
 /// `revoke`: which share, and for an id never seen what that means.
 pub fn revoked_summary(share: &ShareRow) -> String {
     match (&share.case, &share.scope) {
