@@ -86,9 +86,10 @@ async fn every_write_answers_503_store_unavailable_and_nothing_changes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = config();
     let store = Arc::new(store_on_full_disk(dir.path()));
-    let gateway = Arc::new(Gateway::build(&config, Arc::clone(&store)).expect("gateway builds"));
+    let gateway =
+        Arc::new(Gateway::build(&config, Arc::clone(&store), None).expect("gateway builds"));
     let admin = config.admin.as_ref().expect("[admin] configured");
-    let api = AdminApi::new(gateway, Arc::clone(&store), admin);
+    let api = AdminApi::new(gateway, Arc::clone(&store), admin, None);
 
     let writes = [
         (
