@@ -375,10 +375,12 @@ async fn join_all<F: std::future::Future<Output = RawResponse> + Unpin>(
 
 #[tokio::test]
 async fn an_expired_code_is_refused_and_a_new_one_can_be_asked_for() {
-    let s = setup("code_ttl = \"1s\"\nresend_cooldown = \"0s\"", None).await;
+    // Expiry is kept in whole seconds, so a code lives between code_ttl - 1 s and code_ttl: 3 s
+    // leaves the fresh code at least 2 s to be read from the mailbox and entered, on a busy machine.
+    let s = setup("code_ttl = \"3s\"\nresend_cooldown = \"0s\"", None).await;
     let browser = s.guest(RECIPIENT).await;
     let code = browser.code_by_mail(RECIPIENT).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let late = browser.enter(&code).await;
     assert_eq!(late.status, 400, "{}", late.text());
     assert!(late.header("set-cookie").is_none());

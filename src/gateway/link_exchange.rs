@@ -73,6 +73,9 @@ impl Gateway {
                 Ok(Session::Guest(current))
                     if current.email_verified && current.share_id == guest.share_id
             );
+            if guest.email_verified {
+                guest.email = None;
+            }
         } else {
             // Only a share that verifies the address needs it; no other cookie carries it.
             guest.email = None;

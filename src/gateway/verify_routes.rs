@@ -298,6 +298,9 @@ impl Gateway {
             .code_used(&guest.share_id, client, &attempt.code.mac);
         let mut verified = guest.clone();
         verified.email_verified = true;
+        // The address was needed to send the code; the long-lived verified cookie drops it, so it
+        // stays as small as any other guest cookie.
+        verified.email = None;
         let sealed = cookie::seal(&self.keys, &verified).map_err(GatewayError::Seal)?;
         let set_cookie = self
             .session

@@ -24,6 +24,8 @@ use super::keys::{HmacSha256, KeyRing};
 use super::token::{MAX_EMAIL_LEN, MAX_LANG_LEN, MAX_SCOPE_LEN};
 
 /// Bounded before anything is decoded; a cookie with every field at its maximum is 794 bytes.
+/// Only an unverified session of a share that verifies its address carries the address (up to
+/// 254 bytes); every other cookie, verified ones included, is at most 454 bytes.
 pub const MAX_COOKIE_LEN: usize = 1024;
 
 const VERSION: &str = "v2";
