@@ -361,6 +361,29 @@ async fn the_shares_language_beats_the_browsers_for_html_and_json() {
         .get(&format!("/s/{}", link.token), &["Accept-Language: en"])
         .await;
     assert_page(&revoked, 410, Lang::Sv, Page::RevokedLink, &templates);
+    // So is an expired one: its claims are read once its MAC verified, for the language only.
+    let now = unix_now();
+    let expired = gw.snapshot.sign(casegate::share::LinkClaims {
+        share_id: "expired-share-0000000".into(),
+        case: "42".into(),
+        scope: "view".into(),
+        issued_at: now - 7200,
+        expires_at: now - 3600,
+        not_before: None,
+        email: None,
+        lang: Some("sv".into()),
+    });
+    let page = gw
+        .get(&format!("/s/{}", expired.token), &["Accept-Language: en"])
+        .await;
+    assert_page(&page, 410, Lang::Sv, Page::ExpiredLink, &templates);
+    // A forged token cannot pick the language of its refusal: the browser's decides.
+    let (forged, _) = expired.token.rsplit_once('.').expect("three parts");
+    let forged = format!("{forged}.{}", "A".repeat(43));
+    let page = gw
+        .get(&format!("/s/{forged}"), &["Accept-Language: en"])
+        .await;
+    assert_page(&page, 403, Lang::En, Page::InvalidLink, &templates);
     gw.stop().await;
 }
 

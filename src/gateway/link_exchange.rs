@@ -9,7 +9,7 @@ use super::authenticate::{Session, authenticate};
 use super::error::{Credential, GatewayError};
 use crate::pages::Lang;
 use crate::proxy::{Body, empty_body};
-use crate::share::token::{self, LinkRules};
+use crate::share::token::{self, LinkError, LinkRules};
 use crate::share::{Guest, cookie};
 use crate::state::SeenShare;
 
@@ -31,7 +31,19 @@ impl Gateway {
             case_grammar: &self.links.case_grammar,
             scope_exists: &scope_exists,
         };
-        let claims = token::verify(&self.keys, token_text, &rules).map_err(GatewayError::Link)?;
+        let claims = match token::verify(&self.keys, token_text, &rules) {
+            Ok(claims) => claims,
+            Err(error) => {
+                // A genuine link refused for its time (expired, not yet valid) still names the
+                // share's language; only such links are worth the second look.
+                if matches!(error, LinkError::Expired | LinkError::NotYetValid) {
+                    *share_lang = token::authentic_lang(&self.keys, token_text)
+                        .as_deref()
+                        .and_then(Lang::from_tag);
+                }
+                return Err(GatewayError::Link(error));
+            }
+        };
         *share_lang = claims.lang.as_deref().and_then(Lang::from_tag);
         // Also for tokens minted outside the admin API: they are revocable by id and by case.
         if let Some(revocation) =

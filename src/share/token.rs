@@ -197,6 +197,31 @@ pub fn mint(keys: &KeyRing, claims: &LinkClaims) -> String {
 /// Nothing but the header is interpreted before the MAC has been checked, and the header only
 /// to pick the key: the algorithm is fixed, never taken from the token.
 pub fn verify(keys: &KeyRing, token: &str, rules: &LinkRules<'_>) -> Result<LinkClaims, LinkError> {
+    with_authentic_claims(keys, token, |claims| check_claims(claims, rules))?
+}
+
+/// The `lang` claim of a token whose MAC verifies, whatever else is wrong with it (expired, not
+/// yet valid...): the page that refuses a genuine link speaks the share's language. A forged or
+/// malformed token gets `None`, so nobody can choose the language of a refusal but the sharer.
+pub fn authentic_lang(keys: &KeyRing, token: &str) -> Option<String> {
+    with_authentic_claims(keys, token, |claims| {
+        claims
+            .str(Claim::Lang.name())
+            .ok()
+            .flatten()
+            .filter(|lang| is_lang_tag(lang))
+            .map(str::to_owned)
+    })
+    .ok()
+    .flatten()
+}
+
+/// Checks the token's shape, header and MAC, then hands its claims to `read`.
+fn with_authentic_claims<R>(
+    keys: &KeyRing,
+    token: &str,
+    read: impl FnOnce(&Object<'_>) -> R,
+) -> Result<R, LinkError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(LinkError::TooLong);
     }
@@ -231,7 +256,7 @@ pub fn verify(keys: &KeyRing, token: &str, rules: &LinkRules<'_>) -> Result<Link
         .map_err(|_| LinkError::BadSignature)?;
 
     let claims = Object::parse(payload, MAX_CLAIMS).map_err(LinkError::from)?;
-    check_claims(&claims, rules)
+    Ok(read(&claims))
 }
 
 /// Returns the key id once the header asks for exactly what we do.
