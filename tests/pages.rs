@@ -61,6 +61,7 @@ fn verification_vars() -> Vars<'static> {
         .set("attempts_left", "3")
         .set("retry_after_minutes", "10")
         .set("retry_after_seconds", "30")
+        .set("back_url", "/s/verify")
         .set("login_url", "https://app.clinic.example/login")
 }
 

@@ -400,6 +400,11 @@ async fn a_second_code_within_the_cooldown_is_refused_with_retry_after() {
     let retry: i64 = again.header("retry-after").unwrap().parse().unwrap();
     assert!((1..=30).contains(&retry), "{retry}");
     assert!(again.text().contains(&retry.to_string()));
+    assert!(
+        again.text().contains("href=\"/s/verify\""),
+        "a way back to the code already sent: {}",
+        again.text()
+    );
     s.smtp
         .assert_no_mail(RECIPIENT, Duration::from_millis(300))
         .await;
@@ -428,42 +433,70 @@ async fn forms_without_our_token_or_from_another_origin_are_refused() {
     let other = s.guest("someone@else.example").await;
     let token = browser.csrf().await;
     let others_token = other.csrf().await;
-    let cases = [
-        ("no token", String::new(), None),
+    let ours = format!("csrf={token}");
+    let cases: [(&str, String, &[&str]); 6] = [
+        ("no token", String::new(), &[]),
         (
             "a token of another session",
             format!("csrf={others_token}"),
-            None,
+            &[],
         ),
-        ("a mangled token", format!("csrf={token}x"), None),
+        ("a mangled token", format!("csrf={token}x"), &[]),
         (
             "our token from another origin",
-            format!("csrf={token}"),
-            Some("Origin: https://evil.example"),
+            ours.clone(),
+            &["Origin: https://evil.example"],
         ),
         (
             "our token from an opaque origin",
-            format!("csrf={token}"),
-            Some("Origin: null"),
+            ours.clone(),
+            &["Origin: null"],
+        ),
+        (
+            "our token from an opaque origin on another site",
+            ours.clone(),
+            &["Origin: null", "Sec-Fetch-Site: cross-site"],
         ),
     ];
-    for (name, body, origin) in cases {
-        let extra: Vec<&str> = origin.into_iter().collect();
+    for (name, body, extra) in cases {
         for path in ["/s/verify/send", "/s/verify/code"] {
-            let answer = browser.post(path, &body, &extra).await;
+            let answer = browser.post(path, &body, extra).await;
             assert_eq!(answer.status, 403, "{name} on {path}: {}", answer.text());
+            assert!(
+                answer.text().contains("form_refused"),
+                "{name}: {}",
+                answer.text()
+            );
         }
     }
     assert_eq!(s.smtp.count(), 0, "no refused form sent a mail");
+    // The form pages ask for a same-origin Referer policy, so browsers send their real Origin...
+    let landing = browser.landing().await;
+    assert_eq!(landing.header("referrer-policy"), Some("same-origin"));
+    // ...and a browser that still sends `Origin: null` for its own form (privacy settings) is
+    // believed only with the Sec-Fetch-Site it cannot be made to fake.
     let same_origin = browser
         .post(
             "/s/verify/send",
-            &format!("csrf={token}"),
-            &["Origin: http://share.test"],
+            &ours,
+            &["Origin: null", "Sec-Fetch-Site: same-origin"],
         )
         .await;
     assert_eq!(same_origin.status, 303, "{}", same_origin.text());
     s.smtp.wait_for_mail(RECIPIENT, MAIL_WAIT).await;
+    let evaluated = browser
+        .post(
+            "/s/verify/code",
+            &format!("{ours}&code=000000"),
+            &["Origin: http://share.test"],
+        )
+        .await;
+    assert_eq!(
+        evaluated.status,
+        400,
+        "a wrong code, evaluated: {}",
+        evaluated.text()
+    );
 }
 
 #[tokio::test]

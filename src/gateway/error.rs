@@ -131,7 +131,7 @@ impl GatewayError {
             | GatewayError::NoRandomness => Page::InternalError,
             GatewayError::EmailMissing { .. } => Page::InvalidLink,
             GatewayError::BadForm => Page::BadRequest,
-            GatewayError::FormRefused(_) => Page::NotAllowed,
+            GatewayError::FormRefused(_) => Page::FormRefused,
             // The guest can only try again later; the log says what the relay answered.
             GatewayError::Mail { .. } => Page::InternalError,
         }

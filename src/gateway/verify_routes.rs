@@ -310,7 +310,9 @@ impl Gateway {
     }
 
     /// `Origin`, when the browser sends one, must be our public origin: a form posted from any
-    /// other site is refused before its body is read.
+    /// other site is refused before its body is read. A browser whose page asked for no referrer
+    /// (or a privacy setting) sends `Origin: null` even for its own forms; that is accepted only
+    /// with `Sec-Fetch-Site: same-origin`, which no page can set or forge.
     fn check_origin(&self, headers: &HeaderMap) -> Result<(), GatewayError> {
         let ours = self.public.as_url_prefix();
         let mut origins = headers.get_all(header::ORIGIN).iter();
@@ -320,6 +322,7 @@ impl Gateway {
             (Some(origin), None) if origin.as_bytes().eq_ignore_ascii_case(ours.as_bytes()) => {
                 Ok(())
             }
+            (Some(origin), None) if origin == "null" && fetched_from_same_origin(headers) => Ok(()),
             (Some(_), _) => Err(GatewayError::FormRefused(FormRefusal::CrossOrigin)),
         }
     }
@@ -359,11 +362,15 @@ impl Gateway {
         limited: Limited,
     ) -> Result<Response<Body>, GatewayError> {
         let seconds = limited.retry_after_secs.to_string();
+        let back = self.verify_path(VerifyRoute::Landing);
         let mut response = self.verify_page(
             unverified,
             "rate_limited",
             StatusCode::TOO_MANY_REQUESTS,
-            |vars| vars.set("retry_after_seconds", seconds),
+            |vars| {
+                vars.set("retry_after_seconds", seconds)
+                    .set("back_url", back)
+            },
         )?;
         set_retry_after(&mut response, limited.retry_after_secs);
         Ok(response)
@@ -451,6 +458,13 @@ impl Gateway {
         }
         builder.body(empty_body()).map_err(GatewayError::Internal)
     }
+}
+
+/// Whether the browser says (in the one `Sec-Fetch-Site` header it sends) that the request comes
+/// from a page of our own origin.
+fn fetched_from_same_origin(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all("sec-fetch-site").iter();
+    matches!((values.next(), values.next()), (Some(value), None) if value == "same-origin")
 }
 
 /// A top-level page load the browser makes (a link followed, an address typed), which can be

@@ -31,6 +31,10 @@ pub enum Page {
     SessionInvalid,
     /// The guest is authenticated but the policy does not allow this method and target.
     NotAllowed,
+    /// A verification form was posted without its form token, with one of another session, or
+    /// from another site. The recipient's own button press lands here only when the page is
+    /// stale, so the advice is to go back and try again.
+    FormRefused,
     /// The request could not be understood (bad target, bad headers).
     BadRequest,
     /// The request body is larger than the configured limit.
@@ -58,7 +62,7 @@ pub struct Entry {
 
 impl Page {
     /// Every page, for tests and for anyone listing the codes (docs, dashboards).
-    pub const ALL: [Page; 15] = [
+    pub const ALL: [Page; 16] = [
         Page::InvalidLink,
         Page::ExpiredLink,
         Page::LinkNotYetValid,
@@ -68,6 +72,7 @@ impl Page {
         Page::SessionExpired,
         Page::SessionInvalid,
         Page::NotAllowed,
+        Page::FormRefused,
         Page::BadRequest,
         Page::PayloadTooLarge,
         Page::UpgradeRefused,
@@ -96,6 +101,7 @@ impl Page {
             Page::SessionExpired => &SESSION_EXPIRED,
             Page::SessionInvalid => &SESSION_INVALID,
             Page::NotAllowed => &NOT_ALLOWED,
+            Page::FormRefused => &FORM_REFUSED,
             Page::BadRequest => &BAD_REQUEST,
             Page::PayloadTooLarge => &PAYLOAD_TOO_LARGE,
             Page::UpgradeRefused => &UPGRADE_REFUSED,
@@ -151,6 +157,11 @@ static NOT_ALLOWED: Entry = Entry {
     code: "not_allowed",
 };
 
+static FORM_REFUSED: Entry = Entry {
+    status: StatusCode::FORBIDDEN,
+    code: "form_refused",
+};
+
 static BAD_REQUEST: Entry = Entry {
     status: StatusCode::BAD_REQUEST,
     code: "bad_request",
@@ -198,6 +209,7 @@ mod tests {
             (Page::SessionExpired, 401, "session_expired"),
             (Page::SessionInvalid, 401, "session_invalid"),
             (Page::NotAllowed, 403, "not_allowed"),
+            (Page::FormRefused, 403, "form_refused"),
             (Page::BadRequest, 400, "bad_request"),
             (Page::PayloadTooLarge, 413, "payload_too_large"),
             (Page::UpgradeRefused, 403, "upgrade_refused"),

@@ -75,6 +75,7 @@ pub const SPECS: &[Spec] = &[
     error_page("session_expired"),
     error_page("session_invalid"),
     error_page("not_allowed"),
+    error_page("form_refused"),
     error_page("bad_request"),
     error_page("payload_too_large"),
     error_page("upgrade_refused"),
@@ -129,7 +130,7 @@ pub const SPECS: &[Spec] = &[
     Spec {
         name: "rate_limited",
         kind: Kind::Page,
-        vars: &["title", "retry_after_seconds"],
+        vars: &["title", "retry_after_seconds", "back_url"],
         has_form: false,
     },
     // Emails.

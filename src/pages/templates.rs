@@ -405,6 +405,7 @@ macro_rules! embedded_lang {
             "session_expired.html",
             "session_invalid.html",
             "not_allowed.html",
+            "form_refused.html",
             "bad_request.html",
             "payload_too_large.html",
             "upgrade_refused.html",
