@@ -216,6 +216,15 @@ impl Serve {
     }
 }
 
+/// The request in flight got no answer: the gateway closed its connection.
+async fn assert_cut_off(slow: JoinHandle<Option<RawResponse>>, why: &str) {
+    let answer = slow.await.expect("the request task");
+    assert!(
+        answer.is_none_or(|response| response.status != 200),
+        "{why}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_sigterm_a_request_in_flight_finishes_new_connections_are_refused_and_the_exit_is_0()
 {
@@ -283,11 +292,7 @@ async fn a_second_signal_during_the_grace_exits_at_once_with_status_1() {
             Duration::from_secs(2),
         )
         .await;
-    let cut_off = slow.await.unwrap();
-    assert!(
-        cut_off.is_none_or(|response| response.status != 200),
-        "the request in flight was still answered"
-    );
+    assert_cut_off(slow, "the request in flight was still answered").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -311,11 +316,11 @@ async fn a_request_outlasting_the_grace_is_closed_and_the_exit_is_still_0() {
             Duration::from_secs(2),
         )
         .await;
-    let cut_off = slow.await.unwrap();
-    assert!(
-        cut_off.is_none_or(|response| response.status != 200),
-        "the request was answered although the grace ran out first"
-    );
+    assert_cut_off(
+        slow,
+        "the request was answered although the grace ran out first",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
