@@ -182,6 +182,7 @@ pub async fn start_on(
         acceptor,
         gateway,
         limits,
+        config.server.shutdown_grace,
         shutdown_rx,
     ));
     info!(%local_addr, tls = config.server.tls.is_some(), state = %config.state.path.display(), mail = mailer.as_ref().map(Mailer::destination), "casegate listening");

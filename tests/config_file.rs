@@ -111,6 +111,7 @@ fn the_shipped_config_is_valid() {
         "https://share.example.org"
     );
     assert_eq!(config.server.limits, config::Limits::default());
+    assert_eq!(config.server.shutdown_grace, Duration::from_secs(30));
     assert_eq!(config.upstream.url.to_string(), "http://127.0.0.1:8080/");
     assert!(!config.upstream.passthrough);
     assert_eq!(config.keys.active, "k1");
@@ -159,6 +160,7 @@ fn the_shipped_admin_example_is_valid_once_uncommented() {
 #[test]
 fn the_base_config_is_valid_and_defaults_fill_the_rest() {
     let config = parse(BASE).unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(config.server.shutdown_grace, Duration::from_secs(30));
     assert_eq!(config.upstream.connect_timeout, Duration::from_secs(5));
     assert_eq!(config.upstream.response_timeout, Duration::from_secs(30));
     assert_eq!(config.links.clock_skew, Duration::from_secs(60));
@@ -185,7 +187,7 @@ fn debug_output_never_shows_a_secret() {
 
 #[test]
 fn each_broken_config_is_reported_at_the_value_to_fix() {
-    let cases: [(&str, String, &str, &str); 34] = [
+    let cases: [(&str, String, &str, &str); 36] = [
         (
             "a syntax error is reported where the parser stopped",
             edit("listen = \"127.0.0.1:8443\"", "listen = \"127.0.0.1:8443"),
@@ -365,6 +367,24 @@ fn each_broken_config_is_reported_at_the_value_to_fix() {
             ),
             "6:16",
             "server.limits.idle_timeout: 0s is out of range; use 1s to 1h",
+        ),
+        (
+            "a shutdown grace of nothing is refused",
+            edit(
+                "public_url = \"https://share.example.org\"",
+                "public_url = \"https://share.example.org\"\nshutdown_grace = \"0s\"",
+            ),
+            "4:18",
+            "server.shutdown_grace: 0s is out of range; use 1s to 1h",
+        ),
+        (
+            "a shutdown grace longer than an hour is refused",
+            edit(
+                "public_url = \"https://share.example.org\"",
+                "public_url = \"https://share.example.org\"\nshutdown_grace = \"2h\"",
+            ),
+            "4:18",
+            "server.shutdown_grace: 2h is out of range; use 1s to 1h",
         ),
         (
             "an unknown field in a nested table names the path",

@@ -13,7 +13,7 @@ use casegate::share::keys::{RandomnessUnavailable, generate_key};
 use tokio::net::TcpListener;
 use tracing::error;
 
-use super::serve::wait_for_stop_signal;
+use super::stop::{StopSignals, run_until_stopped};
 use super::{print_config_errors, runtime};
 
 const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
@@ -126,6 +126,13 @@ async fn demo_with_state(
             return ExitCode::FAILURE;
         }
     };
+    let mut signals = match StopSignals::listen() {
+        Ok(signals) => signals,
+        Err(error) => {
+            eprintln!("cannot listen for SIGTERM and SIGINT: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let running = match casegate::start_on(gateway_listener, &config).await {
         Ok(running) => running,
         Err(error) => {
@@ -160,10 +167,9 @@ async fn demo_with_state(
         view_url: &view.url,
         guest_url: &guest.url,
     });
-    wait_for_stop_signal().await;
-    running.shutdown().await;
+    let stopped = run_until_stopped(running, &mut signals, config.server.shutdown_grace).await;
     drop(app);
-    ExitCode::SUCCESS
+    stopped.exit_code()
 }
 
 /// A new, empty directory under the system temp dir; `create_dir` fails rather than reuse one.

@@ -2,9 +2,11 @@
 
 mod check;
 mod demo;
+mod hangup;
 mod mint;
 mod serve;
 mod share;
+mod stop;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

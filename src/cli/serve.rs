@@ -1,10 +1,13 @@
-//! `casegate serve`: load the config, start the gateway, stop gracefully on SIGTERM or SIGINT.
+//! `casegate serve`: load the config, start the gateway, stop gracefully on SIGTERM or SIGINT
+//! (see `stop.rs`); SIGHUP is logged, not obeyed, until hot reload exists (see `hangup.rs`).
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use tracing::{error, info};
+use tracing::error;
 
+use super::hangup::warn_on_reload_requests;
+use super::stop::{StopSignals, Stopped, run_until_stopped};
 use super::{print_config_errors, runtime};
 
 pub fn run(path: &Path) -> ExitCode {
@@ -22,36 +25,35 @@ pub fn run(path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async {
+    let stopped = runtime.block_on(async {
+        // Listening before the gateway starts: from its first connection on, a stop is graceful.
+        let mut signals = match StopSignals::listen() {
+            Ok(signals) => signals,
+            Err(error) => {
+                error!(%error, "cannot listen for SIGTERM and SIGINT; not starting");
+                return Err(());
+            }
+        };
+        if let Err(error) = warn_on_reload_requests() {
+            error!(%error, "cannot listen for SIGHUP; not starting");
+            return Err(());
+        }
         let running = match casegate::start(&config).await {
             Ok(running) => running,
             Err(error) => {
                 error!(%error, "cannot start");
-                return ExitCode::FAILURE;
+                return Err(());
             }
         };
-        wait_for_stop_signal().await;
-        info!("stop signal received; finishing requests in flight");
-        running.shutdown().await;
-        ExitCode::SUCCESS
-    })
-}
-
-/// Resolves on SIGTERM (systemd's stop) or SIGINT (Ctrl-C).
-pub async fn wait_for_stop_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                error!(%error, "cannot listen for SIGTERM; only Ctrl-C will stop casegate");
-                std::future::pending::<()>().await;
-            }
+        Ok(run_until_stopped(running, &mut signals, config.server.shutdown_grace).await)
+    });
+    match stopped {
+        Ok(stopped @ Stopped::Gracefully) => stopped.exit_code(),
+        Ok(stopped @ Stopped::Forced) => {
+            // Dropping the runtime would wait for blocking tasks (state-store writes) to finish.
+            runtime.shutdown_background();
+            stopped.exit_code()
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
+        Err(()) => ExitCode::FAILURE,
     }
 }

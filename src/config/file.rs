@@ -42,6 +42,7 @@ pub struct ServerSection {
     pub public_url: Spanned<String>,
     pub tls: Option<TlsSection>,
     pub limits: Option<LimitsSection>,
+    pub shutdown_grace: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -73,6 +73,8 @@ pub struct Server {
     /// Absent: plain HTTP (behind a TLS-terminating load balancer, or on loopback).
     pub tls: Option<TlsFiles>,
     pub limits: Limits,
+    /// How long a stopping gateway lets requests in flight finish before it closes them.
+    pub shutdown_grace: Duration,
 }
 
 /// The origin recipients see, used in minted links and redirects: scheme and authority only.
@@ -391,6 +393,14 @@ const FLUSH_BOUNDS: Bounds = Bounds {
     max: secs(5 * MINUTE),
 };
 
+/// Long enough for a page or an API call, short enough that a stop never waits on a download for
+/// long; the systemd unit's `TimeoutStopSec` must stay above the maximum in use.
+const SHUTDOWN_GRACE_BOUNDS: Bounds = Bounds {
+    min: secs(1),
+    max: secs(HOUR),
+};
+const SHUTDOWN_GRACE: Duration = secs(30);
+
 const UPSTREAM_CONNECT_TIMEOUT: Duration = secs(5);
 const UPSTREAM_RESPONSE_TIMEOUT: Duration = secs(30);
 const UPSTREAM_POOL_IDLE_TIMEOUT: Duration = secs(90);
@@ -515,6 +525,12 @@ impl Validator<'_, '_> {
             })
         });
         let limits = self.limits(raw.limits.unwrap_or_default());
+        let shutdown_grace = self.optional_duration(
+            "server.shutdown_grace",
+            raw.shutdown_grace.as_ref(),
+            SHUTDOWN_GRACE,
+            &SHUTDOWN_GRACE_BOUNDS,
+        );
         Some(Server {
             listen: listen?,
             public_url: public_url?,
@@ -523,6 +539,7 @@ impl Validator<'_, '_> {
                 None => None,
             },
             limits: limits?,
+            shutdown_grace: shutdown_grace?,
         })
     }
 

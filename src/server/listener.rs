@@ -14,16 +14,14 @@ use super::connection::{Listening, http_builder, serve_connection};
 use crate::config::Limits;
 use crate::gateway::Gateway;
 
-/// How long a stopping server waits for connections to finish their requests in flight.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
-
-/// Accepts connections until `shutdown` turns true, then waits (up to [`SHUTDOWN_GRACE`]) for
-/// every open connection to finish its requests in flight and close.
+/// Accepts connections until `shutdown` turns true, then waits (up to `shutdown_grace`, from
+/// `[server] shutdown_grace`) for every open connection to finish its requests in flight and close.
 pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     gateway: Arc<Gateway>,
     limits: Limits,
+    shutdown_grace: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -45,9 +43,10 @@ pub async fn serve(
             shutdown.clone(),
         ));
     }
+    // Closed before draining, so new connections are refused while old ones finish.
     drop(listener);
     // Every connection saw the same shutdown signal and is finishing gracefully.
-    drain(connections, SHUTDOWN_GRACE).await;
+    drain(connections, shutdown_grace).await;
 }
 
 /// The next accepted connection that gets one of `slots`, or `None` once `shutdown` turns true.

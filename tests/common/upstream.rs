@@ -91,8 +91,9 @@ async fn serve(
         };
         let websocket =
             request.target().ends_with("/ws") && request.header("upgrade") == Some("websocket");
+        // Recorded on arrival, so a test can tell a slow request is in flight upstream.
+        log.lock().unwrap().push(request.clone());
         let response = respond(&request, &video, own_addr).await;
-        log.lock().unwrap().push(request);
         if stream.write_all(&response).await.is_err() {
             return;
         }
