@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod gateway;
 pub mod mail;
+pub mod metrics;
 pub mod pages;
 pub mod policy;
 pub mod proxy;
