@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod gateway;
 pub mod mail;
+pub mod metrics;
 pub mod pages;
 pub mod policy;
 pub mod proxy;
@@ -85,6 +86,8 @@ pub struct RunningGateway {
     /// The admin API's bound address, when the config has an `[admin]` section.
     pub admin_addr: Option<SocketAddr>,
     store: Arc<StateStore>,
+    /// Shared by the listener, the gateway and the admin API's `/metrics`.
+    metrics: Arc<metrics::Metrics>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
     /// The admin API's accept loop, when it is served.
@@ -96,6 +99,11 @@ impl RunningGateway {
     /// The share state the gateway enforces: revocations, share records, uses.
     pub fn store(&self) -> &Arc<StateStore> {
         &self.store
+    }
+
+    /// Everything the gateway counts, as `GET /metrics` renders it.
+    pub fn metrics(&self) -> &Arc<metrics::Metrics> {
+        &self.metrics
     }
 
     /// Stops accepting, asks open connections to finish what is in flight, and returns once the
@@ -156,6 +164,7 @@ pub async fn start_on(
     let gateway = Arc::new(
         Gateway::build(config, Arc::clone(&store), mailer.clone()).map_err(StartError::Build)?,
     );
+    let metrics = Arc::clone(gateway.metrics());
     let acceptor = match &config.server.tls {
         Some(files) => Some(tls::acceptor(&files.cert, &files.key).map_err(StartError::Tls)?),
         None => None,
@@ -190,6 +199,7 @@ pub async fn start_on(
         local_addr,
         admin_addr,
         store,
+        metrics,
         shutdown,
         task,
         admin_task,

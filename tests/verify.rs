@@ -259,6 +259,23 @@ impl Browser<'_> {
 }
 
 #[tokio::test]
+async fn codes_sent_verified_and_failed_are_counted() {
+    let s = setup("", None).await;
+    let mut browser = s.guest(RECIPIENT).await;
+    let code = browser.code_by_mail(RECIPIENT).await;
+    assert_eq!(browser.enter(&other_than(&code)).await.status, 400);
+    browser.verify_with(&code).await;
+    let scrape = s.gw.scrape();
+    for line in [
+        "casegate_verify_codes_sent_total 1\n",
+        "casegate_verify_codes_failed_total 1\n",
+        "casegate_verify_codes_verified_total 1\n",
+    ] {
+        assert!(scrape.contains(line), "{line} in\n{scrape}");
+    }
+}
+
+#[tokio::test]
 async fn a_used_code_is_gone() {
     let s = setup("", None).await;
     let mut browser = s.guest(RECIPIENT).await;

@@ -58,6 +58,22 @@ async fn an_opted_in_websocket_is_tunnelled_both_ways() {
         .expect("echo in time")
         .unwrap();
     assert_eq!(&echoed, b"frame bytes");
+    let open_tunnels = "casegate_open_connections{protocol=\"websocket\"} ";
+    assert!(
+        gw.scrape().contains(&format!("{open_tunnels}1\n")),
+        "{}",
+        gw.scrape()
+    );
+    drop(stream);
+    // The tunnel task notices the close on its own schedule.
+    let closed = format!("{open_tunnels}0\n");
+    for _ in 0..50 {
+        if gw.scrape().contains(&closed) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gw.scrape().contains(&closed), "{}", gw.scrape());
 
     let received = gw.upstream.take();
     assert_eq!(received.len(), 1);

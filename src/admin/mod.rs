@@ -4,12 +4,16 @@
 //! -> the endpoint's handler in `shares.rs` -> a JSON answer. [`AdminApi::handle`] never fails:
 //! every refusal is an [`ApiError`], answered from one table (`error.rs`) and logged once with
 //! the client's name. Tokens (the client's and the links') are never logged.
+//!
+//! `/metrics`, `/healthz` and `/readyz` (`health.rs`) are answered before authentication: they
+//! are for the scraper and the load balancer on the internal network, and show no share data.
 
 mod auth;
 mod body;
 mod cooldown;
 mod create_request;
 mod error;
+mod health;
 mod invite;
 mod listener;
 mod query;
@@ -32,6 +36,7 @@ pub use respond::ApiBody;
 
 use self::auth::{Client, Clients};
 use self::cooldown::InviteCooldown;
+use self::health::{OpsRoute, Readiness};
 use self::route::Route;
 use crate::config;
 use crate::gateway::Gateway;
@@ -48,6 +53,8 @@ pub struct AdminApi {
     /// `None` without `[mail]`: invitations are then refused (`mail_not_configured`).
     mailer: Option<Mailer>,
     invite_cooldown: InviteCooldown,
+    /// `/metrics`, `/healthz`, `/readyz`: answered without a token.
+    readiness: Readiness,
 }
 
 impl AdminApi {
@@ -63,6 +70,7 @@ impl AdminApi {
             .map(|client| Client::new(&client.name, client.token.as_bytes(), &client.scopes))
             .collect();
         AdminApi {
+            readiness: Readiness::new(Arc::clone(&gateway), Arc::clone(&store)),
             gateway,
             store,
             clients: Clients::new(clients),
@@ -84,6 +92,9 @@ impl AdminApi {
         B::Error: Into<crate::proxy::BoxError>,
     {
         let method = request.method().clone();
+        if let Some(route) = OpsRoute::parse(request.uri().path()) {
+            return self.readiness.answer(route, &method).await;
+        }
         let client = match self.clients.authenticate(request.headers()) {
             Ok(client) => client,
             Err(error) => {

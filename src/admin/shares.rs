@@ -17,6 +17,7 @@ use super::query::ListFilter;
 use super::respond::{self, ApiBody};
 use crate::clock::unix_now;
 use crate::gateway::{MintError, ShareRequest};
+use crate::metrics::{StateWrite, timed_state_write};
 use crate::state::{NewShare, RevokeOutcome, ShareStatus, ShareView};
 
 /// The answer to a create: the share as `GET /v1/shares/{id}` shows it, plus the link. The only
@@ -84,20 +85,19 @@ impl AdminApi {
             },
             now,
         )?;
-        self.store
-            .create(NewShare {
-                id: link.share_id.clone(),
-                case: ask.case,
-                scope: ask.scope,
-                issued_at: now,
-                expires_at: link.expires_at,
-                email: ask.email,
-                lang: ask.lang,
-                note: ask.note,
-                created_by: ask.created_by,
-                client: client.name().to_owned(),
-            })
-            .await?;
+        let create = self.store.create(NewShare {
+            id: link.share_id.clone(),
+            case: ask.case,
+            scope: ask.scope,
+            issued_at: now,
+            expires_at: link.expires_at,
+            email: ask.email,
+            lang: ask.lang,
+            note: ask.note,
+            created_by: ask.created_by,
+            client: client.name().to_owned(),
+        });
+        timed_state_write(self.gateway.metrics(), StateWrite::CreateShare, create).await?;
         let share = self
             .store
             .share(&link.share_id, now)
@@ -187,7 +187,9 @@ impl AdminApi {
         id: &str,
     ) -> Result<Response<ApiBody>, ApiError> {
         let now = unix_now();
-        let outcome = self.store.revoke_share(id, now).await?;
+        let revoke = self.store.revoke_share(id, now);
+        let outcome =
+            timed_state_write(self.gateway.metrics(), StateWrite::RevokeShare, revoke).await?;
         let share = self
             .store
             .share(id, now)
@@ -221,7 +223,9 @@ impl AdminApi {
             .filter(|share| share.status != ShareStatus::Revoked)
             .map(|share| share.id)
             .collect();
-        let not_before = self.store.revoke_case(case, now).await?;
+        let revoke = self.store.revoke_case(case, now);
+        let not_before =
+            timed_state_write(self.gateway.metrics(), StateWrite::RevokeCase, revoke).await?;
         let revoked_shares = live_before
             .iter()
             .filter(|id| {

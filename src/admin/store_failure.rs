@@ -128,4 +128,28 @@ async fn every_write_answers_503_store_unavailable_and_nothing_changes() {
     assert_eq!(shown.json["error"]["code"], "share_not_found");
     assert_eq!(store.revocation(SHARE_ID, "42", 0), None);
     assert_eq!(store.revocation("any-share-of-case-42", "42", 0), None);
+
+    // Readiness says the store cannot write, and every refused write was counted as failed.
+    let ready = call(&api, Method::GET, "/readyz", "").await;
+    assert_eq!(
+        ready.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        ready.json
+    );
+    assert_eq!(ready.json["checks"]["state"]["ok"], false, "{}", ready.json);
+    let problem = ready.json["checks"]["state"]["problem"]
+        .as_str()
+        .unwrap_or("");
+    assert!(problem.contains("journal write failed"), "{problem}");
+    let scrape = api.gateway.metrics().render();
+    for (series, count) in [
+        ("operation=\"create_share\",result=\"failed\"", 2),
+        ("operation=\"revoke_share\",result=\"failed\"", 1),
+        ("operation=\"revoke_case\",result=\"failed\"", 1),
+        ("operation=\"create_share\",result=\"ok\"", 0),
+    ] {
+        let line = format!("casegate_state_writes_total{{{series}}} {count}\n");
+        assert!(scrape.contains(&line), "{line} in\n{scrape}");
+    }
 }

@@ -1155,7 +1155,6 @@ impl Validator<'_, '_> {
         server_listen: Option<SocketAddr>,
         scope_names: Option<&BTreeSet<String>>,
     ) -> Option<Admin> {
-        let admin_span = raw.span();
         let raw = raw.into_inner();
         let listen = match raw.listen.get_ref().parse::<SocketAddr>() {
             Ok(addr) if server_listen.is_some_and(|server| same_listener(addr, server)) => {
@@ -1187,15 +1186,10 @@ impl Validator<'_, '_> {
             DEFAULT_ADMIN_MAX_BODY_BYTES,
             1024..=16 * 1024 * 1024,
         );
+        // With no clients the listener serves only /metrics, /healthz and /readyz.
         let raw_clients = raw.clients.unwrap_or_default();
-        if raw_clients.is_empty() {
-            self.diag.error(
-                admin_span,
-                "admin: needs at least one client, e.g. [[admin.clients]] with name, token and scopes",
-            );
-        }
         let mut clients = Vec::new();
-        let mut valid = !raw_clients.is_empty();
+        let mut valid = true;
         for (index, raw_client) in raw_clients.iter().enumerate() {
             let client = self.admin_client(index, raw_client.get_ref(), scope_names);
             let Some(client) = client else {

@@ -130,6 +130,7 @@ impl Gateway {
             codes: Arc::new(MemoryCodeStore::new()),
             mailer,
             login_url: config.links.login_url.clone(),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         })
     }
 }

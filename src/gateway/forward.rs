@@ -1,7 +1,8 @@
 //! `rewrite_request -> forward -> sanitise_response`: one path for guests and for passthrough
 //! traffic, differing only in which rewrite and sanitising rules apply.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use http::header;
 use http::{Request, Response, StatusCode};
@@ -12,6 +13,7 @@ use tracing::debug;
 use super::Gateway;
 use super::error::GatewayError;
 use super::framing::is_bodiless;
+use crate::metrics::{TunnelGauge, UpstreamClass};
 use crate::proxy::client::ForwardError;
 use crate::proxy::request::{rewrite_guest_request, rewrite_passthrough_request};
 use crate::proxy::response::{sanitise_guest_response, sanitise_passthrough_response};
@@ -29,6 +31,11 @@ pub(super) enum Route<'a> {
     /// Staff traffic without a share session, when `passthrough` is on.
     Passthrough,
 }
+
+/// How long the upstream took to send its response head; carried to `Gateway::handle` in the
+/// response's extensions, so the gateway's own share of the request can be told apart.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct UpstreamWait(pub(super) Duration);
 
 impl Gateway {
     /// Forwards an authorised request and streams the answer back. `upgrade` is true only for a
@@ -83,17 +90,21 @@ impl Gateway {
         if upgrade {
             restore_websocket_headers(&mut parts.headers);
         }
-        let mut response = self
-            .client
-            .send(Request::from_parts(parts, body))
-            .await
-            .map_err(|error| {
-                if body_over_limit(&error) {
-                    GatewayError::BodyTooLarge
-                } else {
-                    GatewayError::Upstream(error)
-                }
-            })?;
+        let sent = Instant::now();
+        let answer = self.client.send(Request::from_parts(parts, body)).await;
+        let wait = UpstreamWait(sent.elapsed());
+        let mut response = match answer {
+            Ok(response) => {
+                self.metrics
+                    .record_upstream(UpstreamClass::of(response.status()));
+                response
+            }
+            Err(error) if body_over_limit(&error) => return Err(GatewayError::BodyTooLarge),
+            Err(error) => {
+                self.metrics.record_upstream(UpstreamClass::Error);
+                return Err(GatewayError::Upstream(error));
+            }
+        };
         let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         let tunnel = match (switched, client_upgrade) {
             (true, Some(client)) => Some((client, hyper::upgrade::on(&mut response))),
@@ -113,6 +124,7 @@ impl Gateway {
                 None
             }
         };
+        parts.extensions.insert(wait);
         if let Some((client, upstream)) = tunnel {
             restore_websocket_headers(&mut parts.headers);
             splice(
@@ -122,6 +134,7 @@ impl Gateway {
                     lifetime,
                     idle_timeout: self.tunnel_idle_timeout,
                     slot: connection.slot.clone(),
+                    gauge: TunnelGauge::new(Arc::clone(&self.metrics)),
                 },
             );
         }

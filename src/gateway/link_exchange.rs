@@ -113,6 +113,7 @@ impl Gateway {
             )
             .body(empty_body())
             .map_err(GatewayError::Internal)?;
+        self.metrics.record_link_exchange();
         Ok(response)
     }
 }

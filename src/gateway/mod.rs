@@ -33,11 +33,12 @@ pub use settings::{LinkSettings, SessionSettings};
 
 use self::authenticate::{Session, authenticate, carries_session_cookie};
 use self::error::Credential;
-use self::forward::Route;
+use self::forward::{Route, UpstreamWait};
 use self::framing::{check_host, refuse_body_on_get, refuse_method_override_query};
 use self::verify_routes::VerifyRoute;
 use crate::clock::unix_now;
 use crate::mail::Mailer;
+use crate::metrics::{self, Metrics};
 use crate::pages::{self, Lang, Templates};
 use crate::policy::{CanonicalTarget, Decision, Policy, canonicalise};
 use crate::proxy::Body;
@@ -83,6 +84,8 @@ pub struct Gateway {
     mailer: Option<Mailer>,
     /// `[links] login_url`, offered on the verification pages.
     login_url: Option<String>,
+    /// Shared with the listener and the admin API; outlives this snapshot.
+    metrics: Arc<Metrics>,
 }
 
 impl Gateway {
@@ -90,6 +93,16 @@ impl Gateway {
     /// every link and guest session is refused, and the admin API creates no shares.
     pub fn sharing_enabled(&self) -> bool {
         self.sharing_enabled
+    }
+
+    /// Where the upstream listens (host and port), for the readiness probe.
+    pub fn upstream_address(&self) -> (&str, u16) {
+        self.upstream.connect_address()
+    }
+
+    /// The metrics every request of this gateway is counted in.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Serves one request. Never fails: errors become pages (HTML or JSON, as the client prefers).
@@ -101,13 +114,26 @@ impl Gateway {
         let wants_json = pages::wants_json(request.headers());
         let accept_language = request.headers().get(header::ACCEPT_LANGUAGE).cloned();
         let method = request.method().clone();
+        let started = std::time::Instant::now();
         // Set as soon as a link or cookie names the share, whose language then beats the browser's.
         let mut share_lang = None;
         match self
             .handle_inner(request, connection, &mut share_lang)
             .await
         {
-            Ok(response) => response,
+            Ok(mut response) => {
+                // Left by `forward`; requests the gateway answered itself waited on no upstream.
+                let wait = response
+                    .extensions_mut()
+                    .remove::<UpstreamWait>()
+                    .map_or(std::time::Duration::ZERO, |wait| wait.0);
+                self.metrics.record_request(
+                    metrics::Decision::Allowed,
+                    started.elapsed(),
+                    Some(wait),
+                );
+                response
+            }
             Err(error) => {
                 let page = error.page();
                 // The path is not logged here: under the link prefix it is the token itself.
@@ -126,6 +152,14 @@ impl Gateway {
                         response.headers_mut().append(header::SET_COOKIE, clear);
                     }
                 }
+                // An upstream that failed leaves no measured wait: only the total is observed.
+                let upstream_failed = matches!(
+                    error,
+                    GatewayError::Upstream(_) | GatewayError::UnexpectedSwitch
+                );
+                let wait = (!upstream_failed).then_some(std::time::Duration::ZERO);
+                self.metrics
+                    .record_request(metrics::Decision::of(&error), started.elapsed(), wait);
                 response
             }
         }

@@ -241,6 +241,7 @@ impl Gateway {
                 error,
             });
         }
+        self.metrics.record_code_sent();
         info!(share = %guest.share_id, case = %guest.case, "verification code sent");
         self.redirect(&self.verify_path(VerifyRoute::Landing), None)
     }
@@ -272,10 +273,12 @@ impl Gateway {
                 );
             }
             Err(AttemptRefusal::Exhausted) => {
+                self.metrics.record_code_failed();
                 info!(share = %guest.share_id, case = %guest.case, "code guess refused: no tries left");
                 return self.too_many_attempts(unverified, client, now);
             }
             Err(AttemptRefusal::Limited(limited)) => {
+                self.metrics.record_code_failed();
                 info!(share = %guest.share_id, case = %guest.case, %limited, "code guess refused");
                 return self.rate_limited(unverified, limited);
             }
@@ -285,6 +288,7 @@ impl Gateway {
             .and_then(Code::parse)
             .is_some_and(|code| code.matches(&self.keys, &guest.share_id, &attempt.code.mac));
         if !right {
+            self.metrics.record_code_failed();
             info!(share = %guest.share_id, case = %guest.case, attempts_left = attempt.attempts_left, "wrong verification code");
             if attempt.attempts_left == 0 {
                 return self.too_many_attempts(unverified, client, now);
@@ -305,6 +309,7 @@ impl Gateway {
         let set_cookie = self
             .session
             .set_cookie_header(&sealed, verified.expires_at - now);
+        self.metrics.record_code_verified();
         info!(share = %guest.share_id, case = %guest.case, "guest verified their email");
         self.redirect(&self.links.landing_for(&verified), Some(set_cookie))
     }

@@ -67,6 +67,8 @@ pub struct Tunnel {
     /// The listener's connection slot, held until the tunnel closes so that tunnels count
     /// against `max_connections` like any other connection.
     pub slot: Option<Arc<OwnedSemaphorePermit>>,
+    /// Counts the tunnel among open WebSocket connections until it closes.
+    pub gauge: crate::metrics::TunnelGauge,
 }
 
 /// Copies bytes both ways between the upgraded client and upstream connections until either side
@@ -94,6 +96,7 @@ pub fn splice(client: OnUpgrade, upstream: OnUpgrade, tunnel: Tunnel) {
             () = sleep_or_forever(lifetime) => debug!("closing tunnel: the share session ended"),
         }
         drop(tunnel.slot);
+        drop(tunnel.gauge);
     });
 }
 

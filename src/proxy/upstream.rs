@@ -54,6 +54,21 @@ impl Upstream {
         })
     }
 
+    /// The host (without IPv6 brackets) and port to open a TCP connection to.
+    pub fn connect_address(&self) -> (&str, u16) {
+        let host = self.authority.host();
+        let host = host
+            .strip_prefix('[')
+            .and_then(|host| host.strip_suffix(']'))
+            .unwrap_or(host);
+        let port = self
+            .authority
+            .port_u16()
+            .or(default_port(&self.scheme))
+            .unwrap_or(80);
+        (host, port)
+    }
+
     /// Whether an absolute URL points at this upstream's origin (same scheme, host and port).
     pub fn is_own_origin(&self, url: &Uri) -> bool {
         url.scheme() == Some(&self.scheme)

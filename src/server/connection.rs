@@ -18,6 +18,7 @@ use super::activity::{Activity, TrackedIo};
 use super::head;
 use crate::config::Limits;
 use crate::gateway::Gateway;
+use crate::metrics::ConnectionGauge;
 
 /// What the gateway knows about the connection a request arrived on.
 #[derive(Clone, Debug)]
@@ -117,6 +118,8 @@ async fn run_http<T>(
 {
     let activity = Activity::new();
     let io = TokioIo::new(TrackedIo::new(io, Arc::clone(&activity)));
+    // Dropped when this function returns, however the connection ended.
+    let gauge = Arc::new(ConnectionGauge::new(Arc::clone(gateway.metrics())));
     let service_activity = Arc::clone(&activity);
     let max_header_bytes = limits.max_header_bytes;
     let peer = info.peer;
@@ -124,6 +127,7 @@ async fn run_http<T>(
         let gateway = Arc::clone(&gateway);
         let in_flight = service_activity.request_started();
         let info = info.clone();
+        gauge.saw_request(request.version());
         async move {
             if head::wire_len(&request) > max_header_bytes {
                 info!(peer = %info.peer, limit = max_header_bytes, "request head over max_header_bytes");

@@ -26,4 +26,7 @@ pub(crate) trait Backend: Send + Sync {
     /// Rewrites the persisted state compactly when it has grown past its threshold (always, if
     /// `force`); `now` decides which revocations are old enough to drop. Ok(true) if it did.
     fn compact(&self, now: i64, force: bool) -> Ack<bool>;
+
+    /// Whether a write failed and the backend now refuses every write (until a restart).
+    fn has_failed(&self) -> bool;
 }

@@ -4,6 +4,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::thread::JoinHandle;
 
@@ -19,6 +20,8 @@ use super::writer::{Command, Writer};
 use super::{OpenError, StateSettings};
 
 pub(crate) struct JournalBackend {
+    /// Set by the writer once a write failed; it then refuses every write until a restart.
+    failed: Arc<AtomicBool>,
     commands: Option<Sender<Command>>,
     writer: Option<JoinHandle<()>>,
     /// Held (and locked) for the backend's life; the OS releases the lock if the process dies.
@@ -61,6 +64,7 @@ impl JournalBackend {
         replayed: Replayed,
         lock: File,
     ) -> Result<JournalBackend, OpenError> {
+        let failed = Arc::new(AtomicBool::new(false));
         let writer = Writer {
             layout,
             view,
@@ -69,7 +73,7 @@ impl JournalBackend {
             journal_len: replayed.journal_len,
             compact_after_bytes: settings.compact_after_bytes,
             retention_secs: settings.retention_secs,
-            failed: false,
+            failed: Arc::clone(&failed),
         };
         let (commands, receiver) = mpsc::channel();
         let writer = std::thread::Builder::new()
@@ -80,6 +84,7 @@ impl JournalBackend {
                 source,
             })?;
         Ok(JournalBackend {
+            failed,
             commands: Some(commands),
             writer: Some(writer),
             _lock: lock,
@@ -103,6 +108,10 @@ impl Backend for JournalBackend {
             done,
         });
         ack
+    }
+
+    fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
     }
 
     fn compact(&self, now: i64, force: bool) -> Ack<bool> {

@@ -49,6 +49,17 @@ impl StateStore {
         Ok(StateStore::over(view, backend, settings))
     }
 
+    /// Whether a durable write failed: every later write is then refused until a restart, and
+    /// the admin `/readyz` reports the store as not writable.
+    pub fn has_failed(&self) -> bool {
+        self.backend.has_failed()
+    }
+
+    /// Where the store keeps its files (readiness checks that it is still writable).
+    pub fn path(&self) -> &std::path::Path {
+        &self.settings.path
+    }
+
     fn over(view: Arc<View>, backend: JournalBackend, settings: &StateSettings) -> StateStore {
         StateStore {
             view,

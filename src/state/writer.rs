@@ -6,6 +6,7 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 
 use tokio::sync::oneshot;
@@ -42,8 +43,9 @@ pub(crate) struct Writer {
     pub(crate) compact_after_bytes: u64,
     pub(crate) retention_secs: i64,
     /// Set after a failed write or sync: the journal's tail is unknown, so nothing more is
-    /// acknowledged until a restart replays (and, if need be, truncates) it.
-    pub(crate) failed: bool,
+    /// acknowledged until a restart replays (and, if need be, truncates) it. Shared with the
+    /// backend, so readiness can report it.
+    pub(crate) failed: Arc<AtomicBool>,
 }
 
 struct Queued {
@@ -97,7 +99,7 @@ impl Writer {
     }
 
     fn commit(&mut self, batch: Vec<Queued>) {
-        if self.failed {
+        if self.failed.load(Ordering::Relaxed) {
             for queued in batch {
                 let _ = queued.done.send(Err(StoreError::Failed));
             }
@@ -124,7 +126,7 @@ impl Writer {
             return;
         }
         if let Err(source) = self.append(&bytes, sync) {
-            self.failed = true;
+            self.failed.store(true, Ordering::Relaxed);
             error!(
                 file = %self.layout.journal(self.generation).display(),
                 error = %source,
@@ -158,7 +160,7 @@ impl Writer {
     /// same view: before the rename the old snapshot + journal rule, after it the new snapshot
     /// (with no or an empty journal after it) does.
     fn compact(&mut self, now: i64, force: bool) -> Result<bool, StoreError> {
-        if self.failed {
+        if self.failed.load(Ordering::Relaxed) {
             return Err(StoreError::Failed);
         }
         if !force && self.journal_len < self.compact_after_bytes {
@@ -185,7 +187,7 @@ impl Writer {
                 self.journal_len = HEADER_LEN as u64;
             }
             Err(source) => {
-                self.failed = true;
+                self.failed.store(true, Ordering::Relaxed);
                 error!(
                     file = %self.layout.journal(next).display(),
                     error = %source,

@@ -126,6 +126,15 @@ impl TestGateway {
             .store()
     }
 
+    /// What the running gateway counted, rendered as `GET /metrics` would.
+    pub fn scrape(&self) -> String {
+        self.running
+            .as_ref()
+            .expect("the gateway is running")
+            .metrics()
+            .render()
+    }
+
     /// The running gateway's admin API address, when its config has `[admin]`.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.running.as_ref().and_then(|running| running.admin_addr)

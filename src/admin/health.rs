@@ -1,0 +1,214 @@
+//! The operator's endpoints on the admin listener: `GET /metrics`, `GET /healthz` and
+//! `GET /readyz`. They need no bearer token: they are scraped by Prometheus and the load balancer
+//! from the internal network the admin listener is bound to, and they show no share, case or
+//! secret. Any other method on them is 405.
+//!
+//! Readiness asks three questions: is a config loaded (the gateway exists, so yes), does the
+//! upstream accept a TCP connection within a second, and can the state store still write (no
+//! journal write has failed, and a probe file can be written in its directory). The answer is
+//! cached for a second, so a scraper polling hard costs at most one probe a second.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use http::{Method, Response, StatusCode};
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use super::respond::{self, ApiBody};
+use crate::gateway::Gateway;
+use crate::metrics;
+use crate::state::StateStore;
+
+/// How long the upstream may take to accept a connection before it counts as unreachable.
+const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a readiness answer is reused.
+const READINESS_CACHE: Duration = Duration::from_secs(1);
+/// Written and removed in the state directory; `.tmp`, so a store opening after a crash in
+/// between removes it as a leftover.
+const PROBE_FILE: &str = "readyz-probe.tmp";
+
+/// An operator endpoint, served before (and without) authentication.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpsRoute {
+    Metrics,
+    Health,
+    Ready,
+}
+
+impl OpsRoute {
+    pub fn parse(path: &str) -> Option<OpsRoute> {
+        match path {
+            "/metrics" => Some(OpsRoute::Metrics),
+            "/healthz" => Some(OpsRoute::Health),
+            "/readyz" => Some(OpsRoute::Ready),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct Check {
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    problem: Option<String>,
+}
+
+impl Check {
+    fn passed() -> Check {
+        Check {
+            ok: true,
+            problem: None,
+        }
+    }
+
+    fn failed(problem: String) -> Check {
+        Check {
+            ok: false,
+            problem: Some(problem),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct Checks {
+    config: Check,
+    upstream: Check,
+    state: Check,
+}
+
+#[derive(Serialize)]
+struct ReadyAnswer<'a> {
+    status: &'static str,
+    checks: &'a Checks,
+}
+
+/// Probes readiness and remembers the last answer for [`READINESS_CACHE`].
+pub struct Readiness {
+    gateway: Arc<Gateway>,
+    store: Arc<StateStore>,
+    /// The lock also makes concurrent scrapes wait for one probe instead of each running one.
+    last: Mutex<Option<(Instant, Checks)>>,
+}
+
+impl Readiness {
+    pub fn new(gateway: Arc<Gateway>, store: Arc<StateStore>) -> Readiness {
+        Readiness {
+            gateway,
+            store,
+            last: Mutex::new(None),
+        }
+    }
+
+    /// Answers an operator endpoint.
+    pub async fn answer(&self, route: OpsRoute, method: &Method) -> Response<ApiBody> {
+        if method != Method::GET && method != Method::HEAD {
+            return method_not_allowed();
+        }
+        match route {
+            OpsRoute::Metrics => {
+                let mut response = Response::new(ApiBody::from(self.gateway.metrics().render()));
+                let headers = response.headers_mut();
+                headers.insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static(metrics::CONTENT_TYPE),
+                );
+                headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                response
+            }
+            OpsRoute::Health => {
+                respond::json(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
+            }
+            OpsRoute::Ready => {
+                let checks = self.checks().await;
+                let ready = checks.config.ok && checks.upstream.ok && checks.state.ok;
+                let (status, word) = match ready {
+                    true => (StatusCode::OK, "ok"),
+                    false => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+                };
+                respond::json(
+                    status,
+                    &ReadyAnswer {
+                        status: word,
+                        checks: &checks,
+                    },
+                )
+            }
+        }
+    }
+
+    async fn checks(&self) -> Checks {
+        let mut last = self.last.lock().await;
+        if let Some((at, checks)) = last.as_ref()
+            && at.elapsed() < READINESS_CACHE
+        {
+            return checks.clone();
+        }
+        let checks = Checks {
+            // The admin API serves a built gateway: a config was loaded and validated.
+            config: Check::passed(),
+            upstream: self.upstream_check().await,
+            state: self.state_check().await,
+        };
+        if !(checks.upstream.ok && checks.state.ok) {
+            tracing::warn!(upstream = ?checks.upstream.problem, state = ?checks.state.problem, "not ready");
+        }
+        *last = Some((Instant::now(), checks.clone()));
+        checks
+    }
+
+    async fn upstream_check(&self) -> Check {
+        let (host, port) = self.gateway.upstream_address();
+        let connect = tokio::net::TcpStream::connect((host, port));
+        match tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, connect).await {
+            Ok(Ok(_stream)) => Check::passed(),
+            Ok(Err(error)) => Check::failed(format!(
+                "cannot connect to the upstream {host}:{port}: {error}"
+            )),
+            Err(_) => Check::failed(format!(
+                "the upstream {host}:{port} did not accept a connection within {}s",
+                UPSTREAM_CONNECT_TIMEOUT.as_secs()
+            )),
+        }
+    }
+
+    async fn state_check(&self) -> Check {
+        if self.store.has_failed() {
+            return Check::failed(
+                "a state journal write failed; the store refuses every write until casegate is restarted"
+                    .to_owned(),
+            );
+        }
+        let dir = self.store.path().to_path_buf();
+        match tokio::task::spawn_blocking(move || probe_writable(&dir)).await {
+            Ok(Ok(())) => Check::passed(),
+            Ok(Err(problem)) => Check::failed(problem),
+            Err(error) => Check::failed(format!("the state probe did not finish: {error}")),
+        }
+    }
+}
+
+/// Writes, syncs and removes a small file in the state directory: what a journal write needs
+/// (the directory is there, writable, on a file system with room).
+fn probe_writable(dir: &Path) -> Result<(), String> {
+    let probe: PathBuf = dir.join(PROBE_FILE);
+    let attempt = || -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&probe)?;
+        file.write_all(b"ready\n")?;
+        file.sync_all()?;
+        std::fs::remove_file(&probe)
+    };
+    attempt().map_err(|error| {
+        format!(
+            "the state directory {} is not writable: {error}",
+            dir.display()
+        )
+    })
+}
+
+fn method_not_allowed() -> Response<ApiBody> {
+    respond::error(&super::ApiError::MethodNotAllowed { allow: "GET, HEAD" })
+}

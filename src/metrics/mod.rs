@@ -1,0 +1,120 @@
+//! Every metric casegate exports, in one [`Metrics`] set shared by the public listener, the
+//! gateway snapshot and the admin API, rendered as Prometheus text on the admin `GET /metrics`.
+//!
+//! Hand-written rather than a client crate: the set is fixed, every label value is known at
+//! compile time, so each series is one atomic in an array indexed by an enum (`labels.rs`) and
+//! recording is a relaxed add with no lock, map lookup or allocation. The README's "Metrics and
+//! health" section lists every name, type and label.
+
+mod connections;
+mod decision;
+mod labels;
+mod primitives;
+mod text;
+
+use std::time::Duration;
+
+pub use connections::{ConnectionGauge, TunnelGauge};
+pub use labels::{Decision, Outcome, Protocol, StateWrite, UpstreamClass};
+pub use primitives::{Counter, Gauge, Histogram, LATENCY_BUCKETS};
+pub use text::CONTENT_TYPE;
+
+/// The whole set. One per process: it outlives gateway snapshots, so counters keep counting.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: [Counter; Decision::ALL.len()],
+    upstream_responses: [Counter; UpstreamClass::ALL.len()],
+    /// From the request head arriving to the response head leaving the gateway.
+    request_duration: Histogram,
+    /// The same, minus the wait for the upstream's response head: casegate's own cost.
+    gateway_duration: Histogram,
+    open_connections: [Gauge; Protocol::ALL.len()],
+    link_exchanges: Counter,
+    codes_sent: Counter,
+    codes_verified: Counter,
+    codes_failed: Counter,
+    state_writes: [[Counter; Outcome::ALL.len()]; StateWrite::ALL.len()],
+    state_write_duration: Histogram,
+    reloads: [Counter; Outcome::ALL.len()],
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        Metrics::default()
+    }
+
+    /// One request on the public listener: its decision, its whole duration, and how long of it
+    /// was spent waiting for the upstream (`None` when the upstream failed, whose wait is unknown).
+    pub fn record_request(
+        &self,
+        decision: Decision,
+        total: Duration,
+        upstream_wait: Option<Duration>,
+    ) {
+        self.requests[decision as usize].inc();
+        self.request_duration.observe(total);
+        if let Some(wait) = upstream_wait {
+            self.gateway_duration.observe(total.saturating_sub(wait));
+        }
+    }
+
+    pub fn record_upstream(&self, class: UpstreamClass) {
+        self.upstream_responses[class as usize].inc();
+    }
+
+    pub fn record_link_exchange(&self) {
+        self.link_exchanges.inc();
+    }
+
+    pub fn record_code_sent(&self) {
+        self.codes_sent.inc();
+    }
+
+    pub fn record_code_verified(&self) {
+        self.codes_verified.inc();
+    }
+
+    /// A wrong code, or a guess refused because the tries or the rate are used up.
+    pub fn record_code_failed(&self) {
+        self.codes_failed.inc();
+    }
+
+    pub fn record_state_write(&self, write: StateWrite, outcome: Outcome, took: Duration) {
+        self.state_writes[write as usize][outcome as usize].inc();
+        self.state_write_duration.observe(took);
+    }
+
+    pub fn record_reload(&self, outcome: Outcome) {
+        self.reloads[outcome as usize].inc();
+    }
+
+    fn open_connections(&self, protocol: Protocol) -> &Gauge {
+        &self.open_connections[protocol as usize]
+    }
+
+    /// The Prometheus text exposition (format 0.0.4) of every metric.
+    pub fn render(&self) -> String {
+        text::render(self)
+    }
+
+    /// How many requests were counted under `decision` (for tests and the start-up checks).
+    pub fn requests(&self, decision: Decision) -> u64 {
+        self.requests[decision as usize].get()
+    }
+}
+
+/// Times a state-store write at its call site and counts it by outcome.
+pub async fn timed_state_write<T, E>(
+    metrics: &Metrics,
+    write: StateWrite,
+    operation: impl Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let started = std::time::Instant::now();
+    let result = operation.await;
+    let outcome = match result {
+        Ok(_) => Outcome::Ok,
+        Err(_) => Outcome::Failed,
+    };
+    metrics.record_state_write(write, outcome, started.elapsed());
+    result
+}
