@@ -5,6 +5,7 @@
 //! binds its listener and serves until [`RunningGateway::shutdown`]; the command line and the
 //! tests both go through it.
 
+pub mod access_log;
 pub mod admin;
 pub mod clock;
 pub mod config;
@@ -28,6 +29,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinError, JoinHandle};
 use tracing::{error, info};
 
+use crate::access_log::AccessLog;
 use crate::admin::AdminApi;
 use crate::gateway::{BuildError, Gateway};
 use crate::mail::Mailer;
@@ -45,6 +47,8 @@ pub enum StartError {
     /// The `[mail]` relay's TLS settings could not be built.
     Mail(crate::mail::MailError),
     Tls(TlsError),
+    /// The `[log] access` file could not be opened.
+    AccessLog(access_log::OpenError),
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -60,6 +64,7 @@ impl fmt::Display for StartError {
             StartError::Build(error) => write!(f, "{error}"),
             StartError::Mail(error) => write!(f, "mail: {error}"),
             StartError::Tls(error) => write!(f, "TLS: {error}"),
+            StartError::AccessLog(error) => write!(f, "{error}"),
             StartError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
         }
     }
@@ -73,6 +78,7 @@ impl std::error::Error for StartError {
             StartError::Build(error) => Some(error),
             StartError::Mail(error) => Some(error),
             StartError::Tls(error) => Some(error),
+            StartError::AccessLog(error) => Some(error),
             StartError::Bind { source, .. } => Some(source),
         }
     }
@@ -85,6 +91,7 @@ pub struct RunningGateway {
     /// The admin API's bound address, when the config has an `[admin]` section.
     pub admin_addr: Option<SocketAddr>,
     store: Arc<StateStore>,
+    access_log: Arc<AccessLog>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
     /// The admin API's accept loop, when it is served.
@@ -96,6 +103,11 @@ impl RunningGateway {
     /// The share state the gateway enforces: revocations, share records, uses.
     pub fn store(&self) -> &Arc<StateStore> {
         &self.store
+    }
+
+    /// The access log, for its count of dropped lines.
+    pub fn access_log(&self) -> &Arc<AccessLog> {
+        &self.access_log
     }
 
     /// Stops accepting, asks open connections to finish what is in flight, and returns once the
@@ -113,6 +125,8 @@ impl RunningGateway {
         if let Err(error) = self.store.flush().await {
             error!(%error, "cannot write the last use records at shutdown");
         }
+        // Every connection has ended, so every line it will log is queued.
+        self.access_log.close().await;
     }
 }
 
@@ -160,6 +174,7 @@ pub async fn start_on(
         Some(files) => Some(tls::acceptor(&files.cert, &files.key).map_err(StartError::Tls)?),
         None => None,
     };
+    let access_log = Arc::new(AccessLog::open(&config.log).map_err(StartError::AccessLog)?);
     let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: config.server.listen,
         source,
@@ -181,6 +196,7 @@ pub async fn start_on(
         listener,
         acceptor,
         gateway,
+        Arc::clone(&access_log),
         limits,
         shutdown_rx,
     ));
@@ -189,6 +205,7 @@ pub async fn start_on(
         local_addr,
         admin_addr,
         store,
+        access_log,
         shutdown,
         task,
         admin_task,

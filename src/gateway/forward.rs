@@ -6,12 +6,12 @@ use std::time::Duration;
 use http::header;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use hyper::body::Incoming;
 use tracing::debug;
 
 use super::Gateway;
 use super::error::GatewayError;
 use super::framing::is_bodiless;
+use crate::access_log::{AccessRecord, RequestBody};
 use crate::proxy::client::ForwardError;
 use crate::proxy::request::{rewrite_guest_request, rewrite_passthrough_request};
 use crate::proxy::response::{sanitise_guest_response, sanitise_passthrough_response};
@@ -35,11 +35,12 @@ impl Gateway {
     /// WebSocket handshake the policy allowed.
     pub(super) async fn forward(
         &self,
-        mut request: Request<Incoming>,
+        mut request: Request<RequestBody>,
         route: Route<'_>,
         upgrade: bool,
         connection: &ConnectionInfo,
         now: i64,
+        record: &mut AccessRecord,
     ) -> Result<Response<Body>, GatewayError> {
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
@@ -83,17 +84,17 @@ impl Gateway {
         if upgrade {
             restore_websocket_headers(&mut parts.headers);
         }
-        let mut response = self
-            .client
-            .send(Request::from_parts(parts, body))
-            .await
-            .map_err(|error| {
-                if body_over_limit(&error) {
-                    GatewayError::BodyTooLarge
-                } else {
-                    GatewayError::Upstream(error)
-                }
-            })?;
+        let sent = std::time::Instant::now();
+        let answer = self.client.send(Request::from_parts(parts, body)).await;
+        // Until the response head, also when the upstream failed or timed out.
+        record.set_upstream(sent.elapsed());
+        let mut response = answer.map_err(|error| {
+            if body_over_limit(&error) {
+                GatewayError::BodyTooLarge
+            } else {
+                GatewayError::Upstream(error)
+            }
+        })?;
         let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         let tunnel = match (switched, client_upgrade) {
             (true, Some(client)) => Some((client, hyper::upgrade::on(&mut response))),
