@@ -28,7 +28,7 @@ pub fn format_utc(unix: i64) -> String {
 
 /// Days since 1970-01-01 to (year, month, day); Howard Hinnant's `civil_from_days`, exact for every
 /// i64 day count a timestamp can produce.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let day_of_era = z.rem_euclid(146_097);

@@ -5,6 +5,7 @@
 //! binds its listener and serves until [`RunningGateway::shutdown`]; the command line and the
 //! tests both go through it.
 
+pub mod access_log;
 pub mod admin;
 pub mod clock;
 pub mod config;
@@ -29,6 +30,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinError, JoinHandle};
 use tracing::{error, info};
 
+use crate::access_log::AccessLog;
 use crate::admin::AdminApi;
 use crate::gateway::{BuildError, Gateway};
 use crate::mail::Mailer;
@@ -46,6 +48,8 @@ pub enum StartError {
     /// The `[mail]` relay's TLS settings could not be built.
     Mail(crate::mail::MailError),
     Tls(TlsError),
+    /// The `[log] access` file could not be opened.
+    AccessLog(access_log::OpenError),
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -61,6 +65,7 @@ impl fmt::Display for StartError {
             StartError::Build(error) => write!(f, "{error}"),
             StartError::Mail(error) => write!(f, "mail: {error}"),
             StartError::Tls(error) => write!(f, "TLS: {error}"),
+            StartError::AccessLog(error) => write!(f, "{error}"),
             StartError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
         }
     }
@@ -74,6 +79,7 @@ impl std::error::Error for StartError {
             StartError::Build(error) => Some(error),
             StartError::Mail(error) => Some(error),
             StartError::Tls(error) => Some(error),
+            StartError::AccessLog(error) => Some(error),
             StartError::Bind { source, .. } => Some(source),
         }
     }
@@ -88,6 +94,7 @@ pub struct RunningGateway {
     store: Arc<StateStore>,
     /// Shared by the listener, the gateway and the admin API's `/metrics`.
     metrics: Arc<metrics::Metrics>,
+    access_log: Arc<AccessLog>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<()>,
     /// The admin API's accept loop, when it is served.
@@ -106,6 +113,11 @@ impl RunningGateway {
         &self.metrics
     }
 
+    /// The access log, for its count of dropped lines.
+    pub fn access_log(&self) -> &Arc<AccessLog> {
+        &self.access_log
+    }
+
     /// Stops accepting, asks open connections to finish what is in flight, and returns once the
     /// accept loop has ended and the use records still in memory are written.
     pub async fn shutdown(self) {
@@ -121,6 +133,8 @@ impl RunningGateway {
         if let Err(error) = self.store.flush().await {
             error!(%error, "cannot write the last use records at shutdown");
         }
+        // Every connection has ended, so every line it will log is queued.
+        self.access_log.close().await;
     }
 }
 
@@ -169,6 +183,7 @@ pub async fn start_on(
         Some(files) => Some(tls::acceptor(&files.cert, &files.key).map_err(StartError::Tls)?),
         None => None,
     };
+    let access_log = Arc::new(AccessLog::open(&config.log).map_err(StartError::AccessLog)?);
     let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: config.server.listen,
         source,
@@ -190,6 +205,7 @@ pub async fn start_on(
         listener,
         acceptor,
         gateway,
+        Arc::clone(&access_log),
         limits,
         config.server.shutdown_grace,
         shutdown_rx,
@@ -200,6 +216,7 @@ pub async fn start_on(
         admin_addr,
         store,
         metrics,
+        access_log,
         shutdown,
         task,
         admin_task,

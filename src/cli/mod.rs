@@ -68,16 +68,43 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
-/// Logs go to stderr (journald picks them up); `RUST_LOG` overrides the default `info` level.
+/// The process log's filter, replaceable once the config's `[log] level` is known.
+static LOG_FILTER: std::sync::OnceLock<
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>,
+> = std::sync::OnceLock::new();
+
+/// Logs go to stderr (journald picks them up) at `info` until the config says otherwise;
+/// `RUST_LOG` overrides both.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour codes only for a person at a terminal, never into journald or a file.
-        .with_ansi(std::io::stderr().is_terminal())
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(casegate::config::DEFAULT_LOG_LEVEL)
+    });
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let _ = LOG_FILTER.set(handle);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                // Colour codes only for a person at a terminal, never into journald or a file.
+                .with_ansi(std::io::stderr().is_terminal()),
+        )
         .init();
+}
+
+/// Applies the config's `[log] level` (already validated), unless `RUST_LOG` is set.
+pub fn apply_log_level(level: &str) {
+    if std::env::var_os("RUST_LOG").is_some_and(|value| !value.is_empty()) {
+        return;
+    }
+    if let (Some(handle), Ok(filter)) = (
+        LOG_FILTER.get(),
+        tracing_subscriber::EnvFilter::try_new(level),
+    ) {
+        let _ = handle.reload(filter);
+    }
 }
 
 /// Builds the async runtime the server runs on.

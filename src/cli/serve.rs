@@ -18,6 +18,7 @@ pub fn run(path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    super::apply_log_level(&config.log.level);
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(error) => {

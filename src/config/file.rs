@@ -33,6 +33,8 @@ pub struct RawConfig {
     pub mail: Option<Spanned<MailSection>>,
     /// Optional: without it, the embedded pages and emails are used.
     pub pages: Option<PagesSection>,
+    /// Optional: every key has a default.
+    pub log: Option<LogSection>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -165,6 +167,16 @@ pub struct StateSection {
     pub compact_after_bytes: Option<Spanned<i64>>,
 }
 
+/// `[log]`: the access log and the process log's level.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSection {
+    pub format: Option<Spanned<String>>,
+    pub level: Option<Spanned<String>>,
+    pub access: Option<Spanned<String>>,
+    pub buffer: Option<Spanned<i64>>,
+}
+
 /// `[mail]`: how invitations (and codes) are sent.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -217,9 +229,9 @@ const SECRET_TABLES: [(&str, &str); 2] = [("keys", "secrets"), ("upstream", "gue
 /// Tables every config must have.
 const REQUIRED_SECTIONS: [&str; 6] = ["server", "upstream", "keys", "links", "session", "scopes"];
 /// Every table a config may have, in the order they are listed in messages.
-const SECTIONS: [&str; 11] = [
+const SECTIONS: [&str; 12] = [
     "server", "upstream", "keys", "links", "session", "scopes", "admin", "state", "verify", "mail",
-    "pages",
+    "pages", "log",
 ];
 
 impl RawConfig {
@@ -247,6 +259,7 @@ impl RawConfig {
                 "verify" => raw.verify = section(name, value, diag),
                 "mail" => raw.mail = section(name, value, diag),
                 "pages" => raw.pages = section(name, value, diag),
+                "log" => raw.log = section(name, value, diag),
                 unknown => diag.error(
                     key.span(),
                     format_args!(

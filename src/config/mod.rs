@@ -7,6 +7,7 @@
 mod diagnostics;
 mod duration;
 mod file;
+mod log;
 mod mail;
 mod secret_source;
 mod verify;
@@ -26,6 +27,7 @@ pub use toml::Spanned;
 
 pub use diagnostics::{ConfigErrors, Diagnostics, Problem};
 pub use duration::{DurationError, format_duration, parse_duration};
+pub use log::{AccessTarget, DEFAULT_LOG_LEVEL, Log, LogFormat};
 pub use mail::{Mail, MailDelivery, SmtpCredentials, SmtpRelay, SmtpSecurity};
 pub use secret_source::{SecretError, SecretText};
 
@@ -64,6 +66,8 @@ pub struct Config {
     /// How mail is sent; `None` when the config has no `[mail]`, and then none is.
     pub mail: Option<Mail>,
     pub pages: Pages,
+    /// `[log]`: the access log and the process log's level.
+    pub log: Log,
 }
 
 #[derive(Clone, Debug)]
@@ -473,6 +477,7 @@ impl Validator<'_, '_> {
         let verify = self.verify(raw.verify.unwrap_or_default());
         let mail = raw.mail.map(|mail| self.mail(mail));
         let pages = self.pages(raw.pages);
+        let log = self.log(raw.log.unwrap_or_default());
         Some(Config {
             server: server?,
             upstream: upstream?,
@@ -492,6 +497,7 @@ impl Validator<'_, '_> {
                 None => None,
             },
             pages: pages?,
+            log: log?,
         })
     }
 

@@ -4,9 +4,9 @@
 use http::header;
 use http::{HeaderMap, Request};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 
 use super::error::GatewayError;
+use crate::access_log::RequestBody;
 
 /// A code form is a token and six digits; anything far larger is not ours.
 const MAX_FORM_BYTES: usize = 2048;
@@ -16,7 +16,7 @@ pub(super) struct Form(Vec<(String, String)>);
 
 impl Form {
     /// Reads the request's body as `application/x-www-form-urlencoded`.
-    pub(super) async fn read(request: Request<Incoming>) -> Result<Form, GatewayError> {
+    pub(super) async fn read(request: Request<RequestBody>) -> Result<Form, GatewayError> {
         if !is_urlencoded(request.headers()) {
             return Err(GatewayError::BadForm);
         }

@@ -7,13 +7,13 @@ use std::time::{Duration, Instant};
 use http::header;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use hyper::body::Incoming;
 use tracing::debug;
 
 use super::Gateway;
 use super::error::GatewayError;
 use super::framing::is_bodiless;
 use crate::metrics::{TunnelGauge, UpstreamClass};
+use crate::access_log::{AccessRecord, RequestBody};
 use crate::proxy::client::ForwardError;
 use crate::proxy::request::{rewrite_guest_request, rewrite_passthrough_request};
 use crate::proxy::response::{sanitise_guest_response, sanitise_passthrough_response};
@@ -42,11 +42,12 @@ impl Gateway {
     /// WebSocket handshake the policy allowed.
     pub(super) async fn forward(
         &self,
-        mut request: Request<Incoming>,
+        mut request: Request<RequestBody>,
         route: Route<'_>,
         upgrade: bool,
         connection: &ConnectionInfo,
         now: i64,
+        record: &mut AccessRecord,
     ) -> Result<Response<Body>, GatewayError> {
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
@@ -93,6 +94,8 @@ impl Gateway {
         let sent = Instant::now();
         let answer = self.client.send(Request::from_parts(parts, body)).await;
         let wait = UpstreamWait(sent.elapsed());
+        // Until the response head, also when the upstream failed or timed out.
+        record.set_upstream(wait.0);
         let mut response = match answer {
             Ok(response) => {
                 self.metrics

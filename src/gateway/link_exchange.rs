@@ -7,6 +7,7 @@ use http::{HeaderMap, Response, StatusCode};
 use super::Gateway;
 use super::authenticate::{Session, authenticate};
 use super::error::{Credential, GatewayError};
+use crate::access_log::AccessRecord;
 use crate::pages::Lang;
 use crate::proxy::{Body, empty_body};
 use crate::share::token::{self, LinkError, LinkRules};
@@ -22,6 +23,7 @@ impl Gateway {
         headers: &HeaderMap,
         now: i64,
         share_lang: &mut Option<Lang>,
+        record: &mut AccessRecord,
     ) -> Result<Response<Body>, GatewayError> {
         let scope_exists = |scope: &str| self.policy.scope_exists(scope);
         let rules = LinkRules {
@@ -45,6 +47,7 @@ impl Gateway {
             }
         };
         *share_lang = claims.lang.as_deref().and_then(Lang::from_tag);
+        record.set_share(&claims.share_id, &claims.case, &claims.scope);
         // Also for tokens minted outside the admin API: they are revocable by id and by case.
         if let Some(revocation) =
             self.store

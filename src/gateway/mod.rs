@@ -23,7 +23,6 @@ use std::sync::Arc;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tracing::{info, warn};
 
 pub use build::BuildError;
@@ -36,6 +35,7 @@ use self::error::Credential;
 use self::forward::{Route, UpstreamWait};
 use self::framing::{check_host, refuse_body_on_get, refuse_method_override_query};
 use self::verify_routes::VerifyRoute;
+use crate::access_log::{ALLOWED, AccessRecord, RequestBody};
 use crate::clock::unix_now;
 use crate::mail::Mailer;
 use crate::metrics::{self, Metrics};
@@ -106,10 +106,12 @@ impl Gateway {
     }
 
     /// Serves one request. Never fails: errors become pages (HTML or JSON, as the client prefers).
+    /// `record` receives what the access log says about the request: path, share, decision.
     pub async fn handle(
         &self,
-        request: Request<Incoming>,
+        request: Request<RequestBody>,
         connection: &ConnectionInfo,
+        record: &mut AccessRecord,
     ) -> Response<Body> {
         let wants_json = pages::wants_json(request.headers());
         let accept_language = request.headers().get(header::ACCEPT_LANGUAGE).cloned();
@@ -118,7 +120,7 @@ impl Gateway {
         // Set as soon as a link or cookie names the share, whose language then beats the browser's.
         let mut share_lang = None;
         match self
-            .handle_inner(request, connection, &mut share_lang)
+            .handle_inner(request, connection, &mut share_lang, record)
             .await
         {
             Ok(mut response) => {
@@ -132,10 +134,12 @@ impl Gateway {
                     started.elapsed(),
                     Some(wait),
                 );
+                record.set_decision(ALLOWED);
                 response
             }
             Err(error) => {
                 let page = error.page();
+                record.set_decision(page.code());
                 // The path is not logged here: under the link prefix it is the token itself.
                 if error.is_failure() {
                     warn!(peer = %connection.peer, %method, code = page.code(), %error, "request failed");
@@ -169,9 +173,10 @@ impl Gateway {
     /// even a refusal after that point (revoked, not allowed) is in the share's language.
     async fn handle_inner(
         &self,
-        request: Request<Incoming>,
+        request: Request<RequestBody>,
         connection: &ConnectionInfo,
         share_lang: &mut Option<Lang>,
+        record: &mut AccessRecord,
     ) -> Result<Response<Body>, GatewayError> {
         let now = unix_now();
         let raw_target = request
@@ -191,6 +196,11 @@ impl Gateway {
         refuse_body_on_get(&request)?;
 
         let link_token = target.path().strip_prefix(self.links.prefix.as_str());
+        // Under the link prefix the rest of the path is the token: only the prefix is logged.
+        record.set_path(match link_token {
+            Some(_) => self.links.prefix.as_str(),
+            None => target.path(),
+        });
         // Decided before any credential is verified: with sharing off, none is worth the work.
         if !self.sharing_enabled
             && (link_token.is_some()
@@ -202,13 +212,13 @@ impl Gateway {
         if let Some(rest) = link_token {
             if let Some(route) = VerifyRoute::parse(rest) {
                 return self
-                    .verify_route(route, request, connection, now, share_lang)
+                    .verify_route(route, request, connection, now, share_lang, record)
                     .await;
             }
             if request.method() != Method::GET && request.method() != Method::HEAD {
                 return Err(GatewayError::LinkMethod);
             }
-            return self.exchange_link(rest, request.headers(), now, share_lang);
+            return self.exchange_link(rest, request.headers(), now, share_lang, record);
         }
 
         let session = authenticate(
@@ -219,6 +229,7 @@ impl Gateway {
         )?;
         match session {
             Session::Guest(guest) => {
+                record.set_share(&guest.share_id, &guest.case, &guest.scope);
                 *share_lang = guest.lang.as_deref().and_then(Lang::from_tag);
                 // Checked on every request, so a revoke takes effect on the guest's next one.
                 if let Some(revocation) =
@@ -244,7 +255,8 @@ impl Gateway {
                     guest: &guest,
                     pin_language,
                 };
-                self.forward(request, route, upgrade, connection, now).await
+                self.forward(request, route, upgrade, connection, now, record)
+                    .await
             }
             Session::Absent if self.passthrough => {
                 // Staff applications may use WebSockets; other switches are refused for everyone.
@@ -253,8 +265,15 @@ impl Gateway {
                     UpgradeAsk::WebSocket => true,
                     UpgradeAsk::Unsupported => return Err(GatewayError::UpgradeRefused),
                 };
-                self.forward(request, Route::Passthrough, upgrade, connection, now)
-                    .await
+                self.forward(
+                    request,
+                    Route::Passthrough,
+                    upgrade,
+                    connection,
+                    now,
+                    record,
+                )
+                .await
             }
             Session::Absent => Err(GatewayError::NoSession),
         }

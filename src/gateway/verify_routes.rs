@@ -11,13 +11,13 @@
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tracing::info;
 
 use super::Gateway;
 use super::authenticate::{Session, authenticate};
 use super::error::{Credential, FormRefusal, GatewayError};
 use super::form::Form;
+use crate::access_log::{AccessRecord, RequestBody};
 use crate::mail::OutgoingMail;
 use crate::pages::{Lang, Vars};
 use crate::proxy::{Body, empty_body};
@@ -96,10 +96,11 @@ impl Gateway {
     pub(super) async fn verify_route(
         &self,
         route: VerifyRoute,
-        request: Request<Incoming>,
+        request: Request<RequestBody>,
         connection: &ConnectionInfo,
         now: i64,
         share_lang: &mut Option<Lang>,
+        record: &mut AccessRecord,
     ) -> Result<Response<Body>, GatewayError> {
         let method = request.method().clone();
         let bodiless = method == Method::GET || method == Method::HEAD;
@@ -111,6 +112,7 @@ impl Gateway {
             }
         }
         let guest = self.guest_of(request.headers(), now)?;
+        record.set_share(&guest.share_id, &guest.case, &guest.scope);
         *share_lang = guest.lang.as_deref().and_then(Lang::from_tag);
         let Some(unverified) = self.unverified(guest, request.headers()) else {
             // Verified already, or nothing to verify: the case is where they belong.

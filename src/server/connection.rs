@@ -16,6 +16,7 @@ use tracing::{debug, info};
 
 use super::activity::{Activity, TrackedIo};
 use super::head;
+use crate::access_log::{AccessLog, LoggedBody, RequestBody};
 use crate::config::Limits;
 use crate::gateway::Gateway;
 use crate::metrics::ConnectionGauge;
@@ -64,6 +65,7 @@ pub struct Listening {
     pub gateway: Arc<Gateway>,
     pub builder: auto::Builder<TokioExecutor>,
     pub limits: Limits,
+    pub access_log: Arc<AccessLog>,
 }
 
 /// Runs one connection to completion. Never panics; every failure ends this connection only.
@@ -77,6 +79,7 @@ pub async fn serve_connection(
     let _ = stream.set_nodelay(true);
     let slot = Some(slot);
     let gateway = Arc::clone(&listening.gateway);
+    let access_log = Arc::clone(&listening.access_log);
     let (builder, limits) = (&listening.builder, &listening.limits);
     match &listening.tls {
         None => {
@@ -85,7 +88,7 @@ pub async fn serve_connection(
                 tls: false,
                 slot,
             };
-            run_http(stream, info, gateway, builder, limits, shutdown).await;
+            run_http(stream, info, gateway, access_log, builder, limits, shutdown).await;
         }
         Some(acceptor) => {
             let handshake =
@@ -97,7 +100,10 @@ pub async fn serve_connection(
                         tls: true,
                         slot,
                     };
-                    run_http(tls_stream, info, gateway, builder, limits, shutdown).await;
+                    run_http(
+                        tls_stream, info, gateway, access_log, builder, limits, shutdown,
+                    )
+                    .await;
                 }
                 Ok(Err(error)) => debug!(%peer, %error, "TLS handshake failed"),
                 Err(_) => debug!(%peer, "TLS handshake timed out"),
@@ -110,6 +116,7 @@ async fn run_http<T>(
     io: T,
     info: ConnectionInfo,
     gateway: Arc<Gateway>,
+    access_log: Arc<AccessLog>,
     builder: &auto::Builder<TokioExecutor>,
     limits: &Limits,
     mut shutdown: watch::Receiver<bool>,
@@ -125,17 +132,24 @@ async fn run_http<T>(
     let peer = info.peer;
     let service = service_fn(move |request| {
         let gateway = Arc::clone(&gateway);
+        let access_log = Arc::clone(&access_log);
         let in_flight = service_activity.request_started();
         let info = info.clone();
         gauge.saw_request(request.version());
         async move {
-            if head::wire_len(&request) > max_header_bytes {
+            // The one place every request passes: the access log's record starts and ends here.
+            let mut record = access_log.begin(info.peer, request.method());
+            let response = if head::wire_len(&request) > max_header_bytes {
                 info!(peer = %info.peer, limit = max_header_bytes, "request head over max_header_bytes");
-                return Ok::<_, Infallible>(head::too_large());
-            }
-            let response = gateway.handle(request, &info).await;
+                record.set_decision(crate::pages::Page::BadRequest.code());
+                head::too_large()
+            } else {
+                let request = request.map(|body| RequestBody::new(body, &mut record));
+                gateway.handle(request, &info, &mut record).await
+            };
             drop(in_flight);
-            Ok::<_, Infallible>(response)
+            record.set_status(response.status());
+            Ok::<_, Infallible>(response.map(|body| LoggedBody::new(body, record, access_log)))
         }
     });
     let connection = builder.serve_connection_with_upgrades(io, service);

@@ -11,6 +11,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{error, info, warn};
 
 use super::connection::{Listening, http_builder, serve_connection};
+use crate::access_log::AccessLog;
 use crate::config::Limits;
 use crate::gateway::Gateway;
 
@@ -20,6 +21,7 @@ pub async fn serve(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     gateway: Arc<Gateway>,
+    access_log: Arc<AccessLog>,
     limits: Limits,
     shutdown_grace: Duration,
     mut shutdown: watch::Receiver<bool>,
@@ -30,6 +32,7 @@ pub async fn serve(
         gateway,
         builder: http_builder(&limits),
         limits,
+        access_log,
     });
     let mut connections = JoinSet::new();
     while let Some((stream, peer, slot)) =

@@ -135,6 +135,15 @@ impl TestGateway {
             .render()
     }
 
+    /// Access-log lines dropped so far (queue full or sink failing).
+    pub fn access_log_dropped(&self) -> u64 {
+        self.running
+            .as_ref()
+            .expect("the gateway is running")
+            .access_log()
+            .dropped()
+    }
+
     /// The running gateway's admin API address, when its config has `[admin]`.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.running.as_ref().and_then(|running| running.admin_addr)

@@ -1,0 +1,125 @@
+//! Body wrappers that count bytes for the access log: the request body as it is read, and the
+//! response body as it is sent, which hands the finished record to the log when it ends or is
+//! dropped (an aborted download is logged with what was sent).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+
+use super::AccessLog;
+use super::record::AccessRecord;
+use crate::proxy::{Body, BoxError};
+
+/// The request body the gateway reads: hyper's, counted for the access log.
+#[derive(Debug)]
+pub struct RequestBody {
+    inner: Incoming,
+    counter: Option<Arc<AtomicU64>>,
+}
+
+impl RequestBody {
+    /// Counts into the record only when there is a body to count: a GET costs no counter.
+    pub fn new(inner: Incoming, record: &mut AccessRecord) -> RequestBody {
+        let counter = if inner.is_end_stream() {
+            None
+        } else {
+            record.bytes_in_counter()
+        };
+        RequestBody { inner, counter }
+    }
+}
+
+impl HttpBody for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let (Poll::Ready(Some(Ok(frame))), Some(counter)) = (&polled, &self.counter)
+            && let Some(data) = frame.data_ref()
+        {
+            counter.fetch_add(data.len() as u64, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The response body hyper sends, carrying the request's record until the body is done.
+pub struct LoggedBody {
+    inner: Body,
+    sent: u64,
+    /// Taken when the record is handed to the log, so it is logged once.
+    record: Option<AccessRecord>,
+    log: Arc<AccessLog>,
+}
+
+impl LoggedBody {
+    pub fn new(inner: Body, record: AccessRecord, log: Arc<AccessLog>) -> LoggedBody {
+        LoggedBody {
+            inner,
+            sent: 0,
+            record: record.is_enabled().then_some(record),
+            log,
+        }
+    }
+
+    fn log_once(&mut self) {
+        if let Some(mut record) = self.record.take() {
+            record.finish(self.sent);
+            self.log.submit(record);
+        }
+    }
+}
+
+impl HttpBody for LoggedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.sent += data.len() as u64;
+                }
+            }
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => self.log_once(),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    /// A body hyper never polled (HEAD, an empty page) or stopped polling (the client went away)
+    /// is logged here, with the bytes actually sent.
+    fn drop(&mut self) {
+        self.log_once();
+    }
+}

@@ -1,0 +1,142 @@
+//! What the access log says about one request, gathered while the request is handled and sent to
+//! the writer thread once its response body has ended.
+
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use http::Method;
+
+/// The decision of a request the gateway let through (forwarded, a link exchanged, a
+/// verification page served). Refusals use their page's code.
+pub const ALLOWED: &str = "allowed";
+
+/// The facts of one request. The path and the share's id, case and scope live in one buffer, so
+/// a request costs one allocation here however many of them are known.
+///
+/// Only what is safe to keep is ever set: the canonical path without its query, and for a link
+/// only the prefix. Nothing here can hold a token, cookie, code or header value.
+#[derive(Debug)]
+pub struct AccessRecord {
+    enabled: bool,
+    pub(super) time: SystemTime,
+    started: Instant,
+    pub(super) client: SocketAddr,
+    pub(super) method: Method,
+    text: String,
+    path: Range<usize>,
+    share: Option<[Range<usize>; 3]>,
+    pub(super) status: u16,
+    pub(super) decision: &'static str,
+    /// Shared with the request body while it is read; `None` for a request without one.
+    bytes_in: Option<Arc<AtomicU64>>,
+    pub(super) bytes_out: u64,
+    pub(super) total: Duration,
+    pub(super) upstream: Option<Duration>,
+}
+
+impl AccessRecord {
+    /// A record for a request just received. A disabled record (the access log is off) ignores
+    /// every fact, so handling a request costs nothing more than its creation.
+    pub fn begin(enabled: bool, client: SocketAddr, method: &Method) -> AccessRecord {
+        AccessRecord {
+            enabled,
+            time: SystemTime::now(),
+            started: Instant::now(),
+            client,
+            method: method.clone(),
+            text: String::new(),
+            path: 0..0,
+            share: None,
+            status: 0,
+            decision: ALLOWED,
+            bytes_in: None,
+            bytes_out: 0,
+            total: Duration::ZERO,
+            upstream: None,
+        }
+    }
+
+    /// The path as logged. Callers pass the canonical path without its query, or the link prefix
+    /// for a link: never anything that can carry a credential.
+    pub fn set_path(&mut self, path: &str) {
+        if self.enabled {
+            self.path = self.push(path);
+        }
+    }
+
+    /// The share a link or cookie named, once it verified.
+    pub fn set_share(&mut self, share_id: &str, case: &str, scope: &str) {
+        if self.enabled {
+            self.share = Some([self.push(share_id), self.push(case), self.push(scope)]);
+        }
+    }
+
+    /// How long the upstream took to answer with its response head.
+    pub fn set_upstream(&mut self, elapsed: Duration) {
+        self.upstream = Some(elapsed);
+    }
+
+    /// A page code (`revoked_link`, `not_allowed`...) or [`ALLOWED`].
+    pub fn set_decision(&mut self, decision: &'static str) {
+        self.decision = decision;
+    }
+
+    pub fn set_status(&mut self, status: http::StatusCode) {
+        self.status = status.as_u16();
+    }
+
+    /// A counter for the request body's bytes, shared with the body that counts them.
+    pub(super) fn bytes_in_counter(&mut self) -> Option<Arc<AtomicU64>> {
+        if !self.enabled {
+            return None;
+        }
+        let counter = Arc::new(AtomicU64::new(0));
+        self.bytes_in = Some(Arc::clone(&counter));
+        Some(counter)
+    }
+
+    pub(super) fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Stamps the total duration and the bytes sent, when the response body has ended or was
+    /// dropped.
+    pub(super) fn finish(&mut self, bytes_out: u64) {
+        self.bytes_out = bytes_out;
+        self.total = self.started.elapsed();
+    }
+
+    pub(super) fn path(&self) -> &str {
+        &self.text[self.path.clone()]
+    }
+
+    /// Share id, case and scope, when a credential named them.
+    pub(super) fn share(&self) -> Option<[&str; 3]> {
+        self.share.as_ref().map(|[id, case, scope]| {
+            [
+                &self.text[id.clone()],
+                &self.text[case.clone()],
+                &self.text[scope.clone()],
+            ]
+        })
+    }
+
+    pub(super) fn bytes_in(&self) -> u64 {
+        self.bytes_in
+            .as_ref()
+            .map_or(0, |counter| counter.load(Ordering::Relaxed))
+    }
+
+    fn push(&mut self, part: &str) -> Range<usize> {
+        if self.text.capacity() == 0 {
+            // Room for a typical path and share in the one allocation.
+            self.text.reserve(part.len().max(64) + 96);
+        }
+        let start = self.text.len();
+        self.text.push_str(part);
+        start..self.text.len()
+    }
+}

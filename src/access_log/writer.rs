@@ -1,0 +1,77 @@
+//! The writer thread: takes finished records off the bounded channel, formats them and writes them
+//! in batches, flushing whenever the channel runs dry. Only this thread ever waits on the sink.
+
+use std::io::{BufWriter, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::Receiver;
+
+use tracing::warn;
+
+use super::format::write_line;
+use super::record::AccessRecord;
+use crate::config::LogFormat;
+
+// Not boxed: the bounded channel's slots are allocated once, and a box would cost every request
+// an allocation.
+#[allow(clippy::large_enum_variant)]
+pub(super) enum Message {
+    Line(AccessRecord),
+    /// Flush and end: the gateway is stopping.
+    Stop,
+}
+
+pub(super) struct Writer {
+    pub sink: BufWriter<Box<dyn Write + Send>>,
+    pub format: LogFormat,
+    pub dropped: Arc<AtomicU64>,
+}
+
+impl Writer {
+    pub(super) fn run(mut self, receiver: Receiver<Message>) {
+        let mut line = Vec::with_capacity(512);
+        let mut failing = false;
+        let mut buffered = 0u64;
+        while let Ok(message) = receiver.recv() {
+            let mut next = Some(message);
+            // Everything already queued goes out in one batch before the flush.
+            while let Some(message) = next.take() {
+                match message {
+                    Message::Line(record) => {
+                        line.clear();
+                        write_line(&mut line, &record, self.format);
+                        match self.sink.write_all(&line) {
+                            Ok(()) => buffered += 1,
+                            Err(error) => self.lost(1, &error, &mut failing),
+                        }
+                    }
+                    Message::Stop => {
+                        self.flush(&mut buffered, &mut failing);
+                        return;
+                    }
+                }
+                next = receiver.try_recv().ok();
+            }
+            self.flush(&mut buffered, &mut failing);
+        }
+        self.flush(&mut buffered, &mut failing);
+    }
+
+    fn flush(&mut self, buffered: &mut u64, failing: &mut bool) {
+        match self.sink.flush() {
+            Ok(()) => *failing = false,
+            // The lines still buffered may or may not have reached the sink; count them lost.
+            Err(error) => self.lost(*buffered, &error, failing),
+        }
+        *buffered = 0;
+    }
+
+    /// Counts lines that could not be written and says so once per run of failures, not per line.
+    fn lost(&self, lines: u64, error: &std::io::Error, failing: &mut bool) {
+        self.dropped.fetch_add(lines, Ordering::Relaxed);
+        if !*failing {
+            *failing = true;
+            warn!(%error, "cannot write the access log; lines are being dropped");
+        }
+    }
+}

@@ -1,0 +1,212 @@
+//! The access log over real sockets: one line per request, written to a file, with the share's
+//! facts and never a token, cookie or query; a sink that stops taking lines costs dropped lines,
+//! never a stalled request.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use casegate::clock::unix_now;
+use common::TestGateway;
+use serde_json::Value;
+use tempfile::TempDir;
+
+fn log_section(path: &Path, extra: &str) -> String {
+    format!(
+        "[log]\naccess = {:?}\n{extra}\n",
+        path.display().to_string()
+    )
+}
+
+async fn gateway_logging_to(dir: &TempDir, extra: &str) -> (TestGateway, PathBuf) {
+    let path = dir.path().join("access.log");
+    let gw = TestGateway::start_with("", &log_section(&path, extra)).await;
+    (gw, path)
+}
+
+fn json_lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn every_request_gets_one_line_with_its_decision_and_no_secret() {
+    let dir = TempDir::new().unwrap();
+    let (gw, path) = gateway_logging_to(&dir, "").await;
+    let link = gw.mint("42", "view");
+    let exchange = gw
+        .get(&format!("/s/{}?utm=secret-query", link.token), &[])
+        .await;
+    assert_eq!(exchange.status, 303);
+    let cookie = exchange
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let cookie_value = cookie.split_once('=').unwrap().1.to_owned();
+    let allowed = gw
+        .get(
+            "/cases/42?token=hidden-query",
+            &[&format!("Cookie: {cookie}")],
+        )
+        .await;
+    assert_eq!(allowed.status, 200);
+    let denied = gw.get("/cases/43", &[&format!("Cookie: {cookie}")]).await;
+    assert_eq!(denied.status, 403);
+    gw.store()
+        .revoke_share(&link.share_id, unix_now())
+        .await
+        .unwrap();
+    let revoked = gw.get("/cases/42", &[&format!("Cookie: {cookie}")]).await;
+    assert_eq!(revoked.status, 410);
+    gw.stop().await;
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    for secret in [
+        link.token.as_str(),
+        cookie_value.as_str(),
+        "secret-query",
+        "hidden-query",
+        "utm=",
+    ] {
+        assert!(!text.contains(secret), "{secret:?} in the log:\n{text}");
+    }
+    let lines = json_lines(&text);
+    assert_eq!(lines.len(), 4, "{text}");
+    let summary: Vec<(&str, u64, &str)> = lines
+        .iter()
+        .map(|line| {
+            (
+                line["path"].as_str().unwrap(),
+                line["status"].as_u64().unwrap(),
+                line["decision"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("/s/", 303, "allowed"),
+            ("/cases/42", 200, "allowed"),
+            ("/cases/43", 403, "not_allowed"),
+            ("/cases/42", 410, "revoked_link"),
+        ]
+    );
+    for line in &lines {
+        assert_eq!(line["share"], link.share_id.as_str());
+        assert_eq!(line["case"], "42");
+        assert_eq!(line["scope"], "view");
+        assert_eq!(line["client"], "127.0.0.1");
+        assert_eq!(line["method"], "GET");
+        assert!(line["time"].as_str().unwrap().ends_with('Z'));
+        assert!(line["total_ms"].as_f64().unwrap() >= 0.0);
+    }
+    assert!(
+        lines[1]["upstream_ms"].as_f64().is_some(),
+        "forwarded: {}",
+        lines[1]
+    );
+    assert!(
+        lines[2]["upstream_ms"].is_null(),
+        "never forwarded: {}",
+        lines[2]
+    );
+    assert_eq!(
+        lines[1]["bytes_out"].as_u64().unwrap(),
+        allowed.body.len() as u64
+    );
+    assert_eq!(
+        lines[2]["bytes_out"].as_u64().unwrap(),
+        denied.body.len() as u64
+    );
+}
+
+#[tokio::test]
+async fn bytes_in_and_out_match_the_bodies_and_text_format_is_key_value() {
+    let dir = TempDir::new().unwrap();
+    let (gw, path) = gateway_logging_to(&dir, "format = \"text\"").await;
+    let cookie = gw.open_link("42", "guest").await;
+    let body = b"a comment of thirty-one bytes!!";
+    let posted = gw
+        .request(
+            "POST",
+            "/api/cases/42/comments",
+            &[&format!("Cookie: {cookie}"), "Content-Type: text/plain"],
+            body,
+        )
+        .await;
+    assert_eq!(posted.status, 200, "{}", posted.text());
+    gw.stop().await;
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    let line = text
+        .lines()
+        .nth(1)
+        .unwrap_or_else(|| panic!("two lines:\n{text}"));
+    assert!(line.starts_with("time="), "{line}");
+    assert!(
+        line.contains(" method=POST path=/api/cases/42/comments status=200 decision=allowed "),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!(" bytes_in={} ", body.len())),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!(" bytes_out={} ", posted.body.len())),
+        "{line}"
+    );
+    assert!(line.contains(" case=42 scope=guest "), "{line}");
+}
+
+#[tokio::test]
+async fn a_sink_that_takes_nothing_drops_lines_but_never_stalls_a_request() {
+    let dir = TempDir::new().unwrap();
+    let fifo = dir.path().join("access.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // Opens the read end (so the gateway's open for writing returns) and never reads.
+    let reader_path = fifo.clone();
+    let (stop_reader, reader_stopped) = std::sync::mpsc::channel::<()>();
+    let reader = std::thread::spawn(move || {
+        let _held = std::fs::File::open(reader_path).unwrap();
+        let _ = reader_stopped.recv();
+    });
+    let gw = TestGateway::start_with("", &log_section(&fifo, "buffer = 4")).await;
+    let cookie = gw.open_link("42", "view").await;
+    // A pipe holds 64 KiB: 600 lines of over 250 bytes fill it, then the queue of 4.
+    let started = Instant::now();
+    for _ in 0..600 {
+        let response = gw
+            .get(
+                &format!("/cases/42/{}", "x".repeat(200)),
+                &[&format!("Cookie: {cookie}")],
+            )
+            .await;
+        assert_eq!(response.status, 200);
+    }
+    let dropped_when_full = gw.access_log_dropped();
+    assert!(dropped_when_full > 0, "no line was dropped");
+    // Now the writer is stuck on the pipe: every further line is dropped, none waits.
+    for _ in 0..20 {
+        gw.get("/cases/42", &[&format!("Cookie: {cookie}")]).await;
+    }
+    assert_eq!(gw.access_log_dropped(), dropped_when_full + 20);
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "requests waited for the log"
+    );
+    // Stopping gives up on the stuck sink instead of hanging.
+    let stopping = Instant::now();
+    gw.stop().await;
+    assert!(stopping.elapsed() < Duration::from_secs(10));
+    stop_reader.send(()).unwrap();
+    reader.join().unwrap();
+}
