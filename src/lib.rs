@@ -184,6 +184,7 @@ pub async fn start_on(
         None => None,
     };
     let access_log = Arc::new(AccessLog::open(&config.log).map_err(StartError::AccessLog)?);
+    metrics.count_access_log_drops_from(access_log.dropped_counter());
     let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
         addr: config.server.listen,
         source,

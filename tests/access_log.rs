@@ -199,6 +199,12 @@ async fn a_sink_that_takes_nothing_drops_lines_but_never_stalls_a_request() {
         gw.get("/cases/42", &[&format!("Cookie: {cookie}")]).await;
     }
     assert_eq!(gw.access_log_dropped(), dropped_when_full + 20);
+    // Operators see the same count on /metrics.
+    let exported = format!(
+        "casegate_access_log_dropped_total {}",
+        gw.access_log_dropped()
+    );
+    assert!(gw.scrape().contains(&exported), "{}", gw.scrape());
     assert!(
         started.elapsed() < Duration::from_secs(60),
         "requests waited for the log"

@@ -114,6 +114,11 @@ impl AccessLog {
         })
     }
 
+    /// The live count behind [`AccessLog::dropped`], for the metrics to export.
+    pub fn dropped_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.dropped)
+    }
+
     /// A log that writes nothing (`access = "off"`).
     pub fn off() -> AccessLog {
         AccessLog {

@@ -12,6 +12,8 @@ mod labels;
 mod primitives;
 mod text;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use connections::{ConnectionGauge, TunnelGauge};
@@ -36,6 +38,9 @@ pub struct Metrics {
     state_writes: [[Counter; Outcome::ALL.len()]; StateWrite::ALL.len()],
     state_write_duration: Histogram,
     reloads: [Counter; Outcome::ALL.len()],
+    /// The access log's own count of lines it had to drop (its queue full or its sink failing),
+    /// read at render time; unset when no access log was started.
+    access_log_dropped: OnceLock<Arc<AtomicU64>>,
 }
 
 impl Metrics {
@@ -86,6 +91,18 @@ impl Metrics {
 
     pub fn record_reload(&self, outcome: Outcome) {
         self.reloads[outcome as usize].inc();
+    }
+
+    /// Exports the access log's count of dropped lines as `casegate_access_log_dropped_total`.
+    /// The first source given counts; the access log lives as long as the process.
+    pub fn count_access_log_drops_from(&self, dropped: Arc<AtomicU64>) {
+        let _ = self.access_log_dropped.set(dropped);
+    }
+
+    fn access_log_dropped(&self) -> u64 {
+        self.access_log_dropped
+            .get()
+            .map_or(0, |dropped| dropped.load(Ordering::Relaxed))
     }
 
     fn open_connections(&self, protocol: Protocol) -> &Gauge {

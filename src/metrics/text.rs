@@ -67,7 +67,7 @@ pub(super) fn render(metrics: &Metrics) -> String {
             protocol.as_str()
         );
     }
-    let singles: [(&str, &str, u64); 4] = [
+    let singles: [(&str, &str, u64); 5] = [
         (
             "casegate_link_exchanges_total",
             "Links exchanged for a guest cookie.",
@@ -87,6 +87,11 @@ pub(super) fn render(metrics: &Metrics) -> String {
             "casegate_verify_codes_failed_total",
             "Verification code guesses that were wrong or refused (no tries left, rate limited).",
             metrics.codes_failed.get(),
+        ),
+        (
+            "casegate_access_log_dropped_total",
+            "Access-log lines dropped because the log's queue was full or its sink failed.",
+            metrics.access_log_dropped(),
         ),
     ];
     for (name, help, value) in singles {
