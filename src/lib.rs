@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod pages;
 pub mod policy;
 pub mod proxy;
+pub mod reload;
 pub mod server;
 pub mod share;
 pub mod state;
@@ -23,6 +24,7 @@ pub mod verify;
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -34,6 +36,7 @@ use crate::access_log::AccessLog;
 use crate::admin::AdminApi;
 use crate::gateway::{BuildError, Gateway};
 use crate::mail::Mailer;
+use crate::reload::{Reloader, Snapshot};
 use crate::server::tls::{self, TlsError};
 use crate::state::{OpenError, StateSettings, StateStore};
 
@@ -100,6 +103,8 @@ pub struct RunningGateway {
     /// The admin API's accept loop, when it is served.
     admin_task: Option<JoinHandle<()>>,
     maintenance: JoinHandle<()>,
+    /// Re-reads the config file; `None` when started from a config without one.
+    reloader: Option<Arc<Reloader>>,
 }
 
 impl RunningGateway {
@@ -111,6 +116,11 @@ impl RunningGateway {
     /// Everything the gateway counts, as `GET /metrics` renders it.
     pub fn metrics(&self) -> &Arc<metrics::Metrics> {
         &self.metrics
+    }
+
+    /// Reloads the config file the gateway was started from ([`start_from_file`]).
+    pub fn reloader(&self) -> Option<&Arc<Reloader>> {
+        self.reloader.as_ref()
     }
 
     /// The access log, for its count of dropped lines.
@@ -159,10 +169,30 @@ pub async fn start(config: &config::Config) -> Result<RunningGateway, StartError
     start_on(listener, config).await
 }
 
+/// Like [`start`], for a config read from `path`: SIGHUP and `POST /v1/reload` re-read it.
+pub async fn start_from_file(
+    config: &config::Config,
+    path: &Path,
+) -> Result<RunningGateway, StartError> {
+    let addr = config.server.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    serve_on(listener, config, Some(path)).await
+}
+
 /// Like [`start`], on a listener the caller bound (the demo binds first to learn its port).
 pub async fn start_on(
     listener: TcpListener,
     config: &config::Config,
+) -> Result<RunningGateway, StartError> {
+    serve_on(listener, config, None).await
+}
+
+async fn serve_on(
+    listener: TcpListener,
+    config: &config::Config,
+    config_path: Option<&Path>,
 ) -> Result<RunningGateway, StartError> {
     let settings = state_settings(config);
     // Opening replays the journal: blocking file I/O, kept off the async workers.
@@ -175,14 +205,29 @@ pub async fn start_on(
         Some(mail) => Some(Mailer::new(mail).map_err(StartError::Mail)?),
         None => None,
     };
-    let gateway = Arc::new(
-        Gateway::build(config, Arc::clone(&store), mailer.clone()).map_err(StartError::Build)?,
-    );
-    let metrics = Arc::clone(gateway.metrics());
+    let metrics = Arc::new(metrics::Metrics::new());
+    let gateway = Gateway::build(
+        config,
+        Arc::clone(&store),
+        mailer.clone(),
+        Arc::clone(&metrics),
+    )
+    .map_err(StartError::Build)?;
+    let gateway = Arc::new(Snapshot::new(Arc::new(gateway)));
     let acceptor = match &config.server.tls {
-        Some(files) => Some(tls::acceptor(&files.cert, &files.key).map_err(StartError::Tls)?),
+        Some(files) => Some(Arc::new(Snapshot::new(Arc::new(
+            tls::acceptor(&files.cert, &files.key).map_err(StartError::Tls)?,
+        )))),
         None => None,
     };
+    let reloader = config_path.map(|path| {
+        Arc::new(Reloader::new(
+            path.to_path_buf(),
+            config,
+            Arc::clone(&gateway),
+            acceptor.clone(),
+        ))
+    });
     let access_log = Arc::new(AccessLog::open(&config.log).map_err(StartError::AccessLog)?);
     metrics.count_access_log_drops_from(access_log.dropped_counter());
     let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
@@ -191,7 +236,7 @@ pub async fn start_on(
     })?;
     // Bound before anything is spawned, so a taken admin port stops the start with nothing running.
     let admin = match &config.admin {
-        Some(admin) => Some(bind_admin(admin, &gateway, &store, mailer.clone()).await?),
+        Some(admin) => Some(bind_admin(admin, &gateway, &store, reloader.clone()).await?),
         None => None,
     };
     let (shutdown, shutdown_rx) = watch::channel(false);
@@ -222,20 +267,21 @@ pub async fn start_on(
         task,
         admin_task,
         maintenance,
+        reloader,
     })
 }
 
 /// Binds the admin API's listener and builds the API over the gateway's snapshot and store.
 async fn bind_admin(
     admin: &config::Admin,
-    gateway: &Arc<Gateway>,
+    gateway: &Arc<Snapshot<Gateway>>,
     store: &Arc<StateStore>,
-    mailer: Option<Mailer>,
+    reloader: Option<Arc<Reloader>>,
 ) -> Result<(TcpListener, Arc<AdminApi>, SocketAddr), StartError> {
     let addr = admin.listen;
     let bind_error = |source| StartError::Bind { addr, source };
     let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
     let local_addr = listener.local_addr().map_err(bind_error)?;
-    let api = AdminApi::new(Arc::clone(gateway), Arc::clone(store), admin, mailer);
+    let api = AdminApi::new(Arc::clone(gateway), Arc::clone(store), admin, reloader);
     Ok((listener, Arc::new(api), local_addr))
 }

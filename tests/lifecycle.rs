@@ -10,7 +10,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use casegate::gateway::{LinkMinter, ShareRequest};
+use casegate::gateway::LinkMinter;
 use common::raw_client::{RawResponse, send_raw};
 use common::upstream::TestUpstream;
 use tempfile::TempDir;
@@ -29,6 +29,8 @@ struct Serve {
     minter: LinkMinter,
     /// Reads stderr until the process closes it; joined once it exits, so no line is missed.
     reader: Option<std::thread::JoinHandle<()>>,
+    /// The config file the process reads, and the text it started with.
+    config: (std::path::PathBuf, String),
     _dir: TempDir,
 }
 
@@ -77,6 +79,7 @@ impl Serve {
             log,
             minter: LinkMinter::new(&config),
             reader: Some(reader),
+            config: (path, text),
             _dir: dir,
         };
         let listening = serve
@@ -92,22 +95,10 @@ impl Serve {
 
     /// Opens a freshly minted link to case 42 and returns the guest cookie (`name=value`).
     async fn guest_cookie(&self) -> String {
-        let link = self
-            .minter
-            .mint_link(
-                &ShareRequest {
-                    case: "42",
-                    scope: "view",
-                    ttl: None,
-                    email: None,
-                    lang: None,
-                },
-                casegate::clock::unix_now(),
-            )
-            .expect("mint");
+        let token = common::view_link_token(&self.minter, "42");
         let request = format!(
             "GET /s/{} HTTP/1.1\r\nHost: share.test\r\nConnection: close\r\n\r\n",
-            link.token
+            token
         );
         let response = send_raw(self.addr, request.as_bytes())
             .await
@@ -345,22 +336,53 @@ async fn ctrl_c_stops_an_idle_gateway_at_once_with_status_0() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_is_answered_in_the_log_and_does_not_stop_the_gateway() {
+async fn sighup_reloads_the_config_file_and_a_broken_one_keeps_the_gateway_serving() {
     let upstream = TestUpstream::start().await;
     let mut serve = Serve::start(&upstream, "").await;
+    let cookie = serve.guest_cookie().await;
+    let report = format!(
+        "GET /reports/42 HTTP/1.1\r\nHost: share.test\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+    );
+    let addr = serve.addr;
+    let status_of_report = || async {
+        send_raw(addr, report.as_bytes())
+            .await
+            .expect("an answer")
+            .status
+    };
+    assert_eq!(status_of_report().await, 403);
+    let (path, text) = serve.config.clone();
+    let with_reports = text.replace(
+        r#""GET /static/**"]"#,
+        r#""GET /static/**", "GET /reports/{case}"]"#,
+    );
+    std::fs::write(&path, &with_reports).expect("rewrite the config");
+
     serve.signal("HUP");
     serve
-        .wait_for_log(
-            "SIGHUP: reloading is not supported yet",
-            Duration::from_secs(5),
-        )
+        .wait_for_log("config reloaded", Duration::from_secs(5))
         .await;
+    assert_eq!(status_of_report().await, 200);
+
+    std::fs::write(
+        &path,
+        with_reports.replace("[upstream]", "[upstream]\nbogus = 1"),
+    )
+    .expect("break the config");
+    serve.signal("HUP");
+    serve
+        .wait_for_log("config reload failed", Duration::from_secs(5))
+        .await;
+    serve.wait_for_log("bogus", Duration::ZERO).await;
     assert!(
         serve.child.try_wait().unwrap().is_none(),
         "SIGHUP ended casegate"
     );
-    let cookie = serve.guest_cookie().await;
-    assert!(cookie.starts_with("casegate="), "{cookie}");
+    assert_eq!(
+        status_of_report().await,
+        200,
+        "the old config stopped serving"
+    );
     serve.signal("TERM");
     let status = serve.wait_for_exit(Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(0), "{}", serve.log_text());

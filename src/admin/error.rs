@@ -90,6 +90,8 @@ pub enum ApiError {
     EmailRequired,
     /// An invitation was asked for, and the config has no `[mail]`.
     MailNotConfigured,
+    /// `POST /v1/reload` on a gateway started from a config it was handed, not a file.
+    ReloadUnavailable,
     /// A resend for a share that no longer opens (revoked or expired), or one recorded without
     /// its claims (known only from a revoke).
     ShareNotActive(Option<ShareStatus>),
@@ -142,6 +144,7 @@ impl ApiError {
             ApiError::ShareMissingAfterWrite => (S::INTERNAL_SERVER_ERROR, "internal"),
             ApiError::EmailRequired => (S::UNPROCESSABLE_ENTITY, "email_required"),
             ApiError::MailNotConfigured => (S::UNPROCESSABLE_ENTITY, "mail_not_configured"),
+            ApiError::ReloadUnavailable => (S::CONFLICT, "reload_unavailable"),
             ApiError::ShareNotActive(_) => (S::CONFLICT, "share_not_active"),
             ApiError::ResendTooSoon { .. } => (S::TOO_MANY_REQUESTS, "resend_too_soon"),
             ApiError::MailFailed { .. } => (S::BAD_GATEWAY, "mail_failed"),
@@ -242,6 +245,9 @@ impl fmt::Display for ApiError {
             ApiError::MailNotConfigured => {
                 f.write_str("this gateway sends no mail: its config has no [mail] section")
             }
+            ApiError::ReloadUnavailable => f.write_str(
+                "this gateway was not started from a config file, so it has none to re-read",
+            ),
             ApiError::ShareNotActive(status) => match status {
                 Some(status) => write!(
                     f,

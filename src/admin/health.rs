@@ -21,6 +21,7 @@ use tokio::sync::Mutex;
 use super::respond::{self, ApiBody};
 use crate::gateway::Gateway;
 use crate::metrics;
+use crate::reload::Snapshot;
 use crate::state::StateStore;
 
 /// How long the upstream may take to accept a connection before it counts as unreachable.
@@ -88,19 +89,23 @@ struct ReadyAnswer<'a> {
 
 /// Probes readiness and remembers the last answer for [`READINESS_CACHE`].
 pub struct Readiness {
-    gateway: Arc<Gateway>,
+    gateway: Arc<Snapshot<Gateway>>,
     store: Arc<StateStore>,
     /// The lock also makes concurrent scrapes wait for one probe instead of each running one.
     last: Mutex<Option<(Instant, Checks)>>,
 }
 
 impl Readiness {
-    pub fn new(gateway: Arc<Gateway>, store: Arc<StateStore>) -> Readiness {
+    pub fn new(gateway: Arc<Snapshot<Gateway>>, store: Arc<StateStore>) -> Readiness {
         Readiness {
             gateway,
             store,
             last: Mutex::new(None),
         }
+    }
+
+    fn gateway(&self) -> Arc<Gateway> {
+        self.gateway.current()
     }
 
     /// Answers an operator endpoint.
@@ -110,7 +115,7 @@ impl Readiness {
         }
         match route {
             OpsRoute::Metrics => {
-                let mut response = Response::new(ApiBody::from(self.gateway.metrics().render()));
+                let mut response = Response::new(ApiBody::from(self.gateway().metrics().render()));
                 let headers = response.headers_mut();
                 headers.insert(
                     CONTENT_TYPE,
@@ -161,7 +166,8 @@ impl Readiness {
     }
 
     async fn upstream_check(&self) -> Check {
-        let (host, port) = self.gateway.upstream_address();
+        let gateway = self.gateway();
+        let (host, port) = gateway.upstream_address();
         let connect = tokio::net::TcpStream::connect((host, port));
         match tokio::time::timeout(UPSTREAM_CONNECT_TIMEOUT, connect).await {
             Ok(Ok(_stream)) => Check::passed(),

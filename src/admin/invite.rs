@@ -14,7 +14,7 @@ use super::cooldown::Reservation;
 use super::error::ApiError;
 use super::respond::{self, ApiBody};
 use crate::clock::unix_now;
-use crate::gateway::{MintError, MintedLink};
+use crate::gateway::{Gateway, MintError, MintedLink};
 use crate::mail::{Invitation, MailError, Mailer, invitation_mail};
 use crate::share::LinkClaims;
 use crate::state::{ShareStatus, ShareView};
@@ -23,10 +23,14 @@ impl AdminApi {
     /// The mailer and the address for an invitation to `email`, or why there can be none.
     pub(super) fn invitation_mailer(
         &self,
+        gateway: &Gateway,
         email: Option<&str>,
-    ) -> Result<(&Mailer, String), ApiError> {
+    ) -> Result<(Mailer, String), ApiError> {
         let email = email.ok_or(ApiError::EmailRequired)?;
-        let mailer = self.mailer.as_ref().ok_or(ApiError::MailNotConfigured)?;
+        let mailer = gateway
+            .mailer()
+            .cloned()
+            .ok_or(ApiError::MailNotConfigured)?;
         Ok((mailer, email.to_owned()))
     }
 
@@ -69,7 +73,9 @@ impl AdminApi {
         client: &Client,
         id: &str,
     ) -> Result<Response<ApiBody>, ApiError> {
-        if !self.gateway.sharing_enabled() {
+        // One snapshot for the whole request, even if a reload lands halfway.
+        let gateway = self.gateway();
+        if !gateway.sharing_enabled() {
             return Err(ApiError::SharingDisabled);
         }
         let share = self
@@ -77,8 +83,8 @@ impl AdminApi {
             .share(id, unix_now())
             .ok_or(ApiError::ShareNotFound)?;
         let claims = resendable_claims(&share)?;
-        let (mailer, to) = self.invitation_mailer(claims.email.as_deref())?;
-        if !self.gateway.scope_exists(&claims.scope) {
+        let (mailer, to) = self.invitation_mailer(&gateway, claims.email.as_deref())?;
+        if !gateway.scope_exists(&claims.scope) {
             return Err(ApiError::Mint(MintError::UnknownScope));
         }
         if !client.may_share(&claims.scope) {
@@ -89,7 +95,7 @@ impl AdminApi {
             .reserve(id, Instant::now())
             .map_err(|retry_after| ApiError::ResendTooSoon { retry_after })?;
         let lang = claims.lang.clone();
-        let link = self.gateway.sign_link(claims);
+        let link = gateway.sign_link(claims);
         let invitation = Invitation {
             url: &link.url,
             case: &link.case,
@@ -99,7 +105,7 @@ impl AdminApi {
             note: share.note.as_deref(),
         };
         self.deliver(
-            mailer,
+            &mailer,
             client,
             &to,
             &invitation,
@@ -122,7 +128,7 @@ impl AdminApi {
         action: &'static str,
     ) -> Result<(), MailError> {
         let share_id = reservation.share_id().to_owned();
-        let mail = invitation_mail(self.gateway.templates(), to, invitation);
+        let mail = invitation_mail(self.gateway().templates(), to, invitation);
         match mailer.send(mail).await {
             Ok(()) => {
                 // The address and link stay out of the log; the share id says which invitation.

@@ -17,6 +17,7 @@ mod health;
 mod invite;
 mod listener;
 mod query;
+mod reload;
 mod respond;
 mod route;
 mod shares;
@@ -40,18 +41,19 @@ use self::health::{OpsRoute, Readiness};
 use self::route::Route;
 use crate::config;
 use crate::gateway::Gateway;
-use crate::mail::Mailer;
+use crate::reload::{Reloader, Snapshot};
 use crate::state::StateStore;
 
 /// Everything the admin endpoints need: the gateway (to mint links and judge cases and scopes),
 /// the share store, the configured clients, and the mailer for invitations.
 pub struct AdminApi {
-    gateway: Arc<Gateway>,
+    /// The snapshot in force; its mailer sends invitations (none without `[mail]`).
+    gateway: Arc<Snapshot<Gateway>>,
     store: Arc<StateStore>,
     clients: Clients,
     max_body_bytes: usize,
-    /// `None` without `[mail]`: invitations are then refused (`mail_not_configured`).
-    mailer: Option<Mailer>,
+    /// Answers `POST /v1/reload`; `None` when the gateway was started without a config file.
+    reloader: Option<Arc<Reloader>>,
     invite_cooldown: InviteCooldown,
     /// `/metrics`, `/healthz`, `/readyz`: answered without a token.
     readiness: Readiness,
@@ -59,10 +61,10 @@ pub struct AdminApi {
 
 impl AdminApi {
     pub fn new(
-        gateway: Arc<Gateway>,
+        gateway: Arc<Snapshot<Gateway>>,
         store: Arc<StateStore>,
         admin: &config::Admin,
-        mailer: Option<Mailer>,
+        reloader: Option<Arc<Reloader>>,
     ) -> AdminApi {
         let clients = admin
             .clients
@@ -75,9 +77,14 @@ impl AdminApi {
             store,
             clients: Clients::new(clients),
             max_body_bytes: admin.max_body_bytes,
-            mailer,
+            reloader,
             invite_cooldown: InviteCooldown::default(),
         }
+    }
+
+    /// The gateway snapshot in force now.
+    fn gateway(&self) -> Arc<Gateway> {
+        self.gateway.current()
     }
 
     /// How many clients may call the API (for the start-up log).
@@ -139,6 +146,7 @@ impl AdminApi {
             Route::RevokeShare { id } => self.revoke_share(client, id).await,
             Route::ResendShare { id } => self.resend_share(client, id).await,
             Route::RevokeCase { case } => self.revoke_case(client, case).await,
+            Route::Reload => self.reload(client).await,
         }
     }
 }

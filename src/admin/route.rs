@@ -21,6 +21,8 @@ pub enum Route<'a> {
     ResendShare { id: &'a str },
     /// `POST /v1/cases/{case}/revoke`; the case is checked against the gateway's case pattern.
     RevokeCase { case: &'a str },
+    /// `POST /v1/reload`: re-read the config file and swap in what it says.
+    Reload,
 }
 
 impl<'a> Route<'a> {
@@ -55,6 +57,10 @@ impl<'a> Route<'a> {
             ["shares", id, "resend"] if !id.is_empty() => match *method {
                 Method::POST if is_share_id(id) => Ok(Route::ResendShare { id }),
                 Method::POST => Err(ApiError::InvalidShareId),
+                _ => Err(ApiError::MethodNotAllowed { allow: "POST" }),
+            },
+            ["reload"] => match *method {
+                Method::POST => Ok(Route::Reload),
                 _ => Err(ApiError::MethodNotAllowed { allow: "POST" }),
             },
             ["cases", case, "revoke"] if !case.is_empty() => match *method {
@@ -101,6 +107,7 @@ mod tests {
                 "/v1/shares/AbCdEfGhIjKlMnOp_-12/resend",
                 Route::ResendShare { id: ID },
             ),
+            ("reload", Method::POST, "/v1/reload", Route::Reload),
         ];
         for (name, method, path, want) in cases {
             assert_eq!(

@@ -56,26 +56,28 @@ impl AdminApi {
         B: hyper::body::Body<Data = Bytes> + Unpin,
         B::Error: Into<crate::proxy::BoxError>,
     {
-        if !self.gateway.sharing_enabled() {
+        // One snapshot for the whole request, even if a reload lands halfway.
+        let gateway = self.gateway();
+        if !gateway.sharing_enabled() {
             return Err(ApiError::SharingDisabled);
         }
         let bytes = body::read_json(headers, request_body, self.max_body_bytes).await?;
         let ask = CreateShare::parse(&bytes)?;
         // Refused before anything is recorded: an invitation that cannot be sent makes no share.
         let invite = match ask.send_email {
-            true => Some(self.invitation_mailer(ask.email.as_deref())?),
+            true => Some(self.invitation_mailer(&gateway, ask.email.as_deref())?),
             false => None,
         };
         // Unknown before not permitted: a client's scopes are all configured, so the other
         // order would never say that a scope does not exist.
-        if !self.gateway.scope_exists(&ask.scope) {
+        if !gateway.scope_exists(&ask.scope) {
             return Err(ApiError::Mint(MintError::UnknownScope));
         }
         if !client.may_share(&ask.scope) {
             return Err(ApiError::ScopeNotPermitted);
         }
         let now = unix_now();
-        let link = self.gateway.mint_link(
+        let link = gateway.mint_link(
             &ShareRequest {
                 case: &ask.case,
                 scope: &ask.scope,
@@ -97,7 +99,7 @@ impl AdminApi {
             created_by: ask.created_by,
             client: client.name().to_owned(),
         });
-        timed_state_write(self.gateway.metrics(), StateWrite::CreateShare, create).await?;
+        timed_state_write(gateway.metrics(), StateWrite::CreateShare, create).await?;
         let share = self
             .store
             .share(&link.share_id, now)
@@ -117,7 +119,7 @@ impl AdminApi {
             share: &share,
         };
         if let Some((mailer, to)) = invite {
-            self.invite_new_share(mailer, client, &to, &link, &share)
+            self.invite_new_share(&mailer, client, &to, &link, &share)
                 .await
                 .map_err(|error| ApiError::MailFailed {
                     error,
@@ -141,7 +143,7 @@ impl AdminApi {
         let filter = ListFilter::parse(query)?;
         if filter
             .case
-            .is_some_and(|case| !self.gateway.is_valid_case(case))
+            .is_some_and(|case| !self.gateway().is_valid_case(case))
         {
             return Err(ApiError::InvalidCase);
         }
@@ -189,7 +191,7 @@ impl AdminApi {
         let now = unix_now();
         let revoke = self.store.revoke_share(id, now);
         let outcome =
-            timed_state_write(self.gateway.metrics(), StateWrite::RevokeShare, revoke).await?;
+            timed_state_write(self.gateway().metrics(), StateWrite::RevokeShare, revoke).await?;
         let share = self
             .store
             .share(id, now)
@@ -212,7 +214,7 @@ impl AdminApi {
         client: &Client,
         case: &str,
     ) -> Result<Response<ApiBody>, ApiError> {
-        if !self.gateway.is_valid_case(case) {
+        if !self.gateway().is_valid_case(case) {
             return Err(ApiError::InvalidCase);
         }
         let now = unix_now();
@@ -225,7 +227,7 @@ impl AdminApi {
             .collect();
         let revoke = self.store.revoke_case(case, now);
         let not_before =
-            timed_state_write(self.gateway.metrics(), StateWrite::RevokeCase, revoke).await?;
+            timed_state_write(self.gateway().metrics(), StateWrite::RevokeCase, revoke).await?;
         let revoked_shares = live_before
             .iter()
             .filter(|id| {

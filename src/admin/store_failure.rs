@@ -14,6 +14,8 @@ use serde_json::Value;
 
 use super::AdminApi;
 use crate::gateway::Gateway;
+use crate::metrics::Metrics;
+use crate::reload::Snapshot;
 use crate::state::write_failure::store_on_full_disk;
 
 const TOKEN: &str = "case-app-admin-token-0123456789abcdefghij";
@@ -86,10 +88,15 @@ async fn every_write_answers_503_store_unavailable_and_nothing_changes() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = config();
     let store = Arc::new(store_on_full_disk(dir.path()));
-    let gateway =
-        Arc::new(Gateway::build(&config, Arc::clone(&store), None).expect("gateway builds"));
+    let gateway = Gateway::build(&config, Arc::clone(&store), None, Arc::new(Metrics::new()))
+        .expect("gateway builds");
     let admin = config.admin.as_ref().expect("[admin] configured");
-    let api = AdminApi::new(gateway, Arc::clone(&store), admin, None);
+    let api = AdminApi::new(
+        Arc::new(Snapshot::new(Arc::new(gateway))),
+        Arc::clone(&store),
+        admin,
+        None,
+    );
 
     let writes = [
         (
@@ -142,7 +149,7 @@ async fn every_write_answers_503_store_unavailable_and_nothing_changes() {
         .as_str()
         .unwrap_or("");
     assert!(problem.contains("journal write failed"), "{problem}");
-    let scrape = api.gateway.metrics().render();
+    let scrape = api.gateway().metrics().render();
     for (series, count) in [
         ("operation=\"create_share\",result=\"failed\"", 2),
         ("operation=\"revoke_share\",result=\"failed\"", 1),

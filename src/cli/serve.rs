@@ -1,12 +1,13 @@
 //! `casegate serve`: load the config, start the gateway, stop gracefully on SIGTERM or SIGINT
-//! (see `stop.rs`); SIGHUP is logged, not obeyed, until hot reload exists (see `hangup.rs`).
+//! (see `stop.rs`); reload the config file on SIGHUP (see `hangup.rs`).
 
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use tracing::error;
 
-use super::hangup::warn_on_reload_requests;
+use super::hangup;
 use super::stop::{StopSignals, Stopped, run_until_stopped};
 use super::{print_config_errors, runtime};
 
@@ -35,17 +36,23 @@ pub fn run(path: &Path) -> ExitCode {
                 return Err(());
             }
         };
-        if let Err(error) = warn_on_reload_requests() {
-            error!(%error, "cannot listen for SIGHUP; not starting");
-            return Err(());
-        }
-        let running = match casegate::start(&config).await {
+        let hangups = match hangup::listen() {
+            Ok(hangups) => hangups,
+            Err(error) => {
+                error!(%error, "cannot listen for SIGHUP; not starting");
+                return Err(());
+            }
+        };
+        let running = match casegate::start_from_file(&config, path).await {
             Ok(running) => running,
             Err(error) => {
                 error!(%error, "cannot start");
                 return Err(());
             }
         };
+        if let Some(reloader) = running.reloader() {
+            hangup::reload_on_hangup(hangups, Arc::clone(reloader));
+        }
         Ok(run_until_stopped(running, &mut signals, config.server.shutdown_grace).await)
     });
     match stopped {

@@ -14,11 +14,12 @@ use super::mint::{LinkMinter, verify_scopes};
 use super::settings::{LinkSettings, SessionSettings, secs};
 use crate::config::{Config, PublicScheme, PublicUrl};
 use crate::mail::Mailer;
+use crate::metrics::Metrics;
 use crate::proxy::client::{ClientSettings, UpstreamClient};
 use crate::proxy::response::PublicOrigin;
 use crate::proxy::upstream::{Upstream, UpstreamError};
 use crate::state::StateStore;
-use crate::verify::MemoryCodeStore;
+use crate::verify::{CodeStore, MemoryCodeStore};
 
 /// A validated config that still cannot become a gateway. Each variant names a check validation
 /// should have made; seeing one is a bug worth reporting.
@@ -79,12 +80,42 @@ impl Gateway {
         Checked::new(config).map(drop)
     }
 
-    /// Builds the snapshot the request path reads. Cheap enough to run on every reload; the
-    /// store is shared between snapshots.
+    /// Builds the first snapshot the request path reads. The store and `metrics` outlive it:
+    /// later snapshots come from [`Gateway::rebuild`] and share them.
     pub fn build(
         config: &Config,
         store: Arc<StateStore>,
         mailer: Option<Mailer>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Gateway, BuildError> {
+        Gateway::build_sharing(
+            config,
+            mailer,
+            store,
+            metrics,
+            Arc::new(MemoryCodeStore::new()),
+        )
+    }
+
+    /// Builds the snapshot a reload swaps in: from a new config and mailer, with this snapshot's
+    /// store, metrics and pending codes, so counters keep counting and a guest halfway through
+    /// email verification can still type the code already sent.
+    pub fn rebuild(&self, config: &Config, mailer: Option<Mailer>) -> Result<Gateway, BuildError> {
+        Gateway::build_sharing(
+            config,
+            mailer,
+            Arc::clone(&self.store),
+            Arc::clone(&self.metrics),
+            Arc::clone(&self.codes),
+        )
+    }
+
+    fn build_sharing(
+        config: &Config,
+        mailer: Option<Mailer>,
+        store: Arc<StateStore>,
+        metrics: Arc<Metrics>,
+        codes: Arc<dyn CodeStore>,
     ) -> Result<Gateway, BuildError> {
         let Checked {
             upstream,
@@ -127,10 +158,10 @@ impl Gateway {
             store,
             verify_scopes: Arc::new(verify_scopes),
             verify: config.verify.clone(),
-            codes: Arc::new(MemoryCodeStore::new()),
+            codes,
             mailer,
             login_url: config.links.login_url.clone(),
-            metrics: Arc::new(crate::metrics::Metrics::new()),
+            metrics,
         })
     }
 }

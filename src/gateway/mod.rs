@@ -100,6 +100,11 @@ impl Gateway {
         self.upstream.connect_address()
     }
 
+    /// Sends verification codes and invitations; `None` when the config has no `[mail]`.
+    pub fn mailer(&self) -> Option<&Mailer> {
+        self.mailer.as_ref()
+    }
+
     /// The metrics every request of this gateway is counted in.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics

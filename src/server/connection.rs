@@ -20,6 +20,7 @@ use crate::access_log::{AccessLog, LoggedBody, RequestBody};
 use crate::config::Limits;
 use crate::gateway::Gateway;
 use crate::metrics::ConnectionGauge;
+use crate::reload::Snapshot;
 
 /// What the gateway knows about the connection a request arrived on.
 #[derive(Clone, Debug)]
@@ -61,8 +62,10 @@ pub fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
 
 /// What every connection of one listener shares.
 pub struct Listening {
-    pub tls: Option<TlsAcceptor>,
-    pub gateway: Arc<Gateway>,
+    /// The certificate in force when a connection arrives serves its whole handshake.
+    pub tls: Option<Arc<Snapshot<TlsAcceptor>>>,
+    /// Read once per request: a reload changes what the next request sees, never one in flight.
+    pub gateway: Arc<Snapshot<Gateway>>,
     pub builder: auto::Builder<TokioExecutor>,
     pub limits: Limits,
     pub access_log: Arc<AccessLog>,
@@ -81,7 +84,7 @@ pub async fn serve_connection(
     let gateway = Arc::clone(&listening.gateway);
     let access_log = Arc::clone(&listening.access_log);
     let (builder, limits) = (&listening.builder, &listening.limits);
-    match &listening.tls {
+    match listening.tls.as_ref().map(|tls| tls.current()) {
         None => {
             let info = ConnectionInfo {
                 peer,
@@ -115,7 +118,7 @@ pub async fn serve_connection(
 async fn run_http<T>(
     io: T,
     info: ConnectionInfo,
-    gateway: Arc<Gateway>,
+    gateway: Arc<Snapshot<Gateway>>,
     access_log: Arc<AccessLog>,
     builder: &auto::Builder<TokioExecutor>,
     limits: &Limits,
@@ -126,12 +129,14 @@ async fn run_http<T>(
     let activity = Activity::new();
     let io = TokioIo::new(TrackedIo::new(io, Arc::clone(&activity)));
     // Dropped when this function returns, however the connection ended.
-    let gauge = Arc::new(ConnectionGauge::new(Arc::clone(gateway.metrics())));
+    let gauge = Arc::new(ConnectionGauge::new(Arc::clone(
+        gateway.current().metrics(),
+    )));
     let service_activity = Arc::clone(&activity);
     let max_header_bytes = limits.max_header_bytes;
     let peer = info.peer;
     let service = service_fn(move |request| {
-        let gateway = Arc::clone(&gateway);
+        let gateway = gateway.current();
         let access_log = Arc::clone(&access_log);
         let in_flight = service_activity.request_started();
         let info = info.clone();

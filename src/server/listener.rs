@@ -14,13 +14,14 @@ use super::connection::{Listening, http_builder, serve_connection};
 use crate::access_log::AccessLog;
 use crate::config::Limits;
 use crate::gateway::Gateway;
+use crate::reload::Snapshot;
 
 /// Accepts connections until `shutdown` turns true, then waits (up to `shutdown_grace`, from
 /// `[server] shutdown_grace`) for every open connection to finish its requests in flight and close.
 pub async fn serve(
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
-    gateway: Arc<Gateway>,
+    tls: Option<Arc<Snapshot<TlsAcceptor>>>,
+    gateway: Arc<Snapshot<Gateway>>,
     access_log: Arc<AccessLog>,
     limits: Limits,
     shutdown_grace: Duration,

@@ -68,6 +68,23 @@ allow = ["GET /legacy/case.php?id={{case}}", "GET /legacy/video.php?id={{case}}&
     )
 }
 
+/// A link token to `case` in scope `view`, minted by `minter` as a gateway with its config would.
+pub fn view_link_token(minter: &LinkMinter, case: &str) -> String {
+    minter
+        .mint_link(
+            &ShareRequest {
+                case,
+                scope: "view",
+                ttl: None,
+                email: None,
+                lang: None,
+            },
+            casegate::clock::unix_now(),
+        )
+        .expect("mint")
+        .token
+}
+
 /// A running gateway in front of a running upstream.
 pub struct TestGateway {
     pub addr: SocketAddr,

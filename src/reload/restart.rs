@@ -1,0 +1,80 @@
+//! The settings a reload cannot apply: they are held by sockets, open files or tasks started
+//! once. A reload that changes one keeps the old value and names it, so the operator knows to
+//! restart instead of believing the change took effect.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::config::Config;
+
+/// What the running process started with, among the settings only a restart changes.
+pub struct Fixed {
+    listen: SocketAddr,
+    tls_on: bool,
+    /// Compared through `Debug`: limits and log settings are plain values without `PartialEq`.
+    limits: String,
+    shutdown_grace: std::time::Duration,
+    state_path: PathBuf,
+    log: String,
+    admin_listen: Option<SocketAddr>,
+    /// Each client's name, scopes and token: the admin API's clients are read once.
+    admin_clients: Vec<(String, Vec<String>, Vec<u8>)>,
+}
+
+impl Fixed {
+    pub fn of(config: &Config) -> Fixed {
+        Fixed {
+            listen: config.server.listen,
+            tls_on: config.server.tls.is_some(),
+            limits: format!("{:?}", config.server.limits),
+            shutdown_grace: config.server.shutdown_grace,
+            state_path: config.state.path.clone(),
+            log: format!(
+                "{:?} {:?} {}",
+                config.log.format, config.log.access, config.log.buffer
+            ),
+            admin_listen: config.admin.as_ref().map(|admin| admin.listen),
+            admin_clients: admin_clients(config),
+        }
+    }
+}
+
+fn admin_clients(config: &Config) -> Vec<(String, Vec<String>, Vec<u8>)> {
+    config
+        .admin
+        .iter()
+        .flat_map(|admin| &admin.clients)
+        .map(|client| {
+            (
+                client.name.clone(),
+                client.scopes.clone(),
+                client.token.as_bytes().to_vec(),
+            )
+        })
+        .collect()
+}
+
+/// The settings `new` changes that only a restart applies, by their config names.
+pub fn restart_needed(fixed: &Fixed, new: &Config) -> Vec<&'static str> {
+    let now = Fixed::of(new);
+    let checks = [
+        (fixed.listen != now.listen, "server.listen"),
+        (
+            fixed.tls_on != now.tls_on,
+            "server.tls (turning TLS on or off)",
+        ),
+        (fixed.limits != now.limits, "server.limits"),
+        (
+            fixed.shutdown_grace != now.shutdown_grace,
+            "server.shutdown_grace",
+        ),
+        (fixed.state_path != now.state_path, "state.path"),
+        (fixed.log != now.log, "log (format, access, buffer)"),
+        (fixed.admin_listen != now.admin_listen, "admin.listen"),
+        (fixed.admin_clients != now.admin_clients, "admin.clients"),
+    ];
+    checks
+        .into_iter()
+        .filter_map(|(changed, name)| changed.then_some(name))
+        .collect()
+}
