@@ -101,13 +101,18 @@ impl Gateway {
     /// store, metrics and pending codes, so counters keep counting and a guest halfway through
     /// email verification can still type the code already sent.
     pub fn rebuild(&self, config: &Config, mailer: Option<Mailer>) -> Result<Gateway, BuildError> {
-        Gateway::build_sharing(
+        let mut gateway = Gateway::build_sharing(
             config,
             mailer,
             Arc::clone(&self.store),
             Arc::clone(&self.metrics),
             Arc::clone(&self.codes),
-        )
+        )?;
+        // `server.limits` needs a restart (the listener holds the rest of them), so the limits the
+        // request path reads stay as they were too: one set of limits, never half of each.
+        gateway.max_body_bytes = self.max_body_bytes;
+        gateway.tunnel_idle_timeout = self.tunnel_idle_timeout;
+        Ok(gateway)
     }
 
     fn build_sharing(
