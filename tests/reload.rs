@@ -326,7 +326,7 @@ async fn a_new_certificate_is_served_to_new_connections() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn guests_see_no_failed_request_while_the_config_is_reloaded_three_times() {
+async fn guests_see_no_failed_request_while_the_config_is_reloaded_and_a_broken_one_refused() {
     let upstream = TestUpstream::start().await;
     let old = text(&upstream, "");
     let gw = FileGateway::start(upstream, &old).await;
@@ -343,11 +343,19 @@ async fn guests_see_no_failed_request_while_the_config_is_reloaded_three_times()
             statuses
         }));
     }
-    let versions = [with_new_route(&old), rotated(&old, true), old.clone()];
-    for version in &versions {
+    // A good change, a key rotation, a broken file (refused, the old config keeps serving) and
+    // back to the start, while the guests keep asking.
+    let broken = old.replace("passthrough = false", "passthrough = false\nbogus = 1");
+    let versions = [
+        (with_new_route(&old), 200),
+        (rotated(&old, true), 200),
+        (broken, 422),
+        (old.clone(), 200),
+    ];
+    for (version, expected) in &versions {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let (status, answer) = gw.reload_with(version).await;
-        assert_eq!(status, 200, "{answer}");
+        assert_eq!(status, *expected, "{answer}");
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     stop.store(true, Ordering::Relaxed);
@@ -359,5 +367,6 @@ async fn guests_see_no_failed_request_while_the_config_is_reloaded_three_times()
     }
     assert!(seen >= 20, "only {seen} requests ran during the reloads");
     assert_eq!(gw.reloads("ok"), 3);
+    assert_eq!(gw.reloads("failed"), 1);
     gw.stop().await;
 }
