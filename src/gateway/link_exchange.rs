@@ -49,17 +49,12 @@ impl Gateway {
         *share_lang = claims.lang.as_deref().and_then(Lang::from_tag);
         record.set_share(&claims.share_id, &claims.case, &claims.scope);
         // Also for tokens minted outside the admin API: they are revocable by id and by case.
-        if let Some(revocation) =
-            self.store
-                .revocation(&claims.share_id, &claims.case, claims.issued_at)
-        {
-            return Err(GatewayError::Revoked {
-                credential: Credential::Link,
-                share_id: claims.share_id,
-                case: claims.case,
-                revocation,
-            });
-        }
+        self.refuse_revoked(
+            Credential::Link,
+            &claims.share_id,
+            &claims.case,
+            claims.issued_at,
+        )?;
         self.store.record_open(
             &SeenShare {
                 id: &claims.share_id,

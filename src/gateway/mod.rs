@@ -237,17 +237,12 @@ impl Gateway {
                 record.set_share(&guest.share_id, &guest.case, &guest.scope);
                 *share_lang = guest.lang.as_deref().and_then(Lang::from_tag);
                 // Checked on every request, so a revoke takes effect on the guest's next one.
-                if let Some(revocation) =
-                    self.store
-                        .revocation(&guest.share_id, &guest.case, guest.issued_at)
-                {
-                    return Err(GatewayError::Revoked {
-                        credential: Credential::Cookie,
-                        share_id: guest.share_id,
-                        case: guest.case,
-                        revocation,
-                    });
-                }
+                self.refuse_revoked(
+                    Credential::Cookie,
+                    &guest.share_id,
+                    &guest.case,
+                    guest.issued_at,
+                )?;
                 // Nothing of the case, not even a refusal naming a route, before the address is proven.
                 if self.needs_verification(&guest) {
                     return self.verification_required(&request, &guest);
@@ -281,6 +276,26 @@ impl Gateway {
                 .await
             }
             Session::Absent => Err(GatewayError::NoSession),
+        }
+    }
+
+    /// Refuses a link or cookie whose share, or whole case, was revoked: one in-memory lookup, and
+    /// an allocation only for the refusal.
+    fn refuse_revoked(
+        &self,
+        credential: Credential,
+        share_id: &str,
+        case: &str,
+        issued_at: i64,
+    ) -> Result<(), GatewayError> {
+        match self.store.revocation(share_id, case, issued_at) {
+            None => Ok(()),
+            Some(revocation) => Err(GatewayError::Revoked {
+                credential,
+                share_id: share_id.to_owned(),
+                case: case.to_owned(),
+                revocation,
+            }),
         }
     }
 

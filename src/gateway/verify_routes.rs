@@ -142,17 +142,12 @@ impl Gateway {
             Session::Guest(guest) => guest,
             Session::Absent => return Err(GatewayError::NoSession),
         };
-        if let Some(revocation) =
-            self.store
-                .revocation(&guest.share_id, &guest.case, guest.issued_at)
-        {
-            return Err(GatewayError::Revoked {
-                credential: Credential::Cookie,
-                share_id: guest.share_id,
-                case: guest.case,
-                revocation,
-            });
-        }
+        self.refuse_revoked(
+            Credential::Cookie,
+            &guest.share_id,
+            &guest.case,
+            guest.issued_at,
+        )?;
         Ok(guest)
     }
 
