@@ -5,7 +5,8 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-/// One thing wrong with the config, at a 1-based line and column (columns count characters).
+/// One thing wrong with the config or a file it names (a page template, say), at a 1-based line and
+/// column (columns count characters).
 /// Line 0 means the problem is about the file as a whole (it could not be read, for instance).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {

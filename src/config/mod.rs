@@ -1367,12 +1367,7 @@ impl Validator<'_, '_> {
             }),
             Err(problems) => {
                 for problem in problems {
-                    self.diag.elsewhere(Problem {
-                        file: problem.file,
-                        line: problem.line,
-                        column: problem.column,
-                        message: problem.message,
-                    });
+                    self.diag.elsewhere(problem);
                 }
                 None
             }

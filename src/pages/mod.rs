@@ -17,4 +17,4 @@ pub use engine::Vars;
 pub use lang::Lang;
 pub use negotiate::wants_json;
 pub use render::{render, respond};
-pub use templates::{TemplateProblem, Templates};
+pub use templates::Templates;

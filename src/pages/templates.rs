@@ -14,6 +14,7 @@ use super::lang::Lang;
 use super::messages;
 use super::specs::{self, Kind, SPECS, Spec};
 use super::style::STYLE;
+use crate::config::Problem;
 
 /// An override file is a page of HTML or a list of messages; anything larger is the wrong file.
 const MAX_OVERRIDE_BYTES: u64 = 256 * 1024;
@@ -41,16 +42,6 @@ struct Set {
     messages: HashMap<Box<str>, Box<str>>,
 }
 
-/// One problem with a template or messages file, at a 1-based line and column (in characters);
-/// line 0 is about the file as a whole.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TemplateProblem {
-    pub file: PathBuf,
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
-}
-
 // === impl Templates ===
 
 impl Templates {
@@ -65,7 +56,7 @@ impl Templates {
     /// The embedded templates with the override files under `dir/<lang>/` on top. Every problem
     /// (unknown file, unknown placeholder, unbalanced section, unreadable file, unknown message)
     /// is reported at once, with its file and line.
-    pub fn load(dir: Option<&Path>) -> Result<Templates, Vec<TemplateProblem>> {
+    pub fn load(dir: Option<&Path>) -> Result<Templates, Vec<Problem>> {
         let mut problems = Vec::new();
         let mut templates = Templates::from_embedded(&mut problems);
         if let Some(dir) = dir {
@@ -142,7 +133,7 @@ impl Templates {
         self.sets.get(lang as usize).unwrap_or(&EMPTY_SET)
     }
 
-    fn from_embedded(problems: &mut Vec<TemplateProblem>) -> Templates {
+    fn from_embedded(problems: &mut Vec<Problem>) -> Templates {
         let mut sets = Vec::with_capacity(Lang::ALL.len());
         for lang in Lang::ALL {
             let mut set = Set::default();
@@ -155,7 +146,7 @@ impl Templates {
         Templates { sets }
     }
 
-    fn overlay_dir(&mut self, dir: &Path, problems: &mut Vec<TemplateProblem>) {
+    fn overlay_dir(&mut self, dir: &Path, problems: &mut Vec<Problem>) {
         let entries = match sorted_entries(dir) {
             Ok(entries) => entries,
             Err(reason) => return problems.push(whole_file(dir, reason)),
@@ -175,7 +166,7 @@ impl Templates {
         }
     }
 
-    fn overlay_lang(&mut self, lang: Lang, dir: &Path, problems: &mut Vec<TemplateProblem>) {
+    fn overlay_lang(&mut self, lang: Lang, dir: &Path, problems: &mut Vec<Problem>) {
         let entries = match sorted_entries(dir) {
             Ok(entries) => entries,
             Err(reason) => return problems.push(whole_file(dir, reason)),
@@ -216,7 +207,7 @@ impl Set {
         file_name: &str,
         text: &str,
         known_keys: Option<&HashSet<String>>,
-        problems: &mut Vec<TemplateProblem>,
+        problems: &mut Vec<Problem>,
     ) {
         if file_name == MESSAGES_FILE {
             return self.add_messages(file, text, known_keys, problems);
@@ -244,7 +235,7 @@ impl Set {
         file: &Path,
         text: &str,
         known_keys: Option<&HashSet<String>>,
-        problems: &mut Vec<TemplateProblem>,
+        problems: &mut Vec<Problem>,
     ) {
         let (messages, mut errors) = messages::parse(text);
         for message in messages {
@@ -307,27 +298,8 @@ impl Lookup for LayoutValues<'_> {
     }
 }
 
-// === impl TemplateProblem ===
-
-impl fmt::Display for TemplateProblem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            write!(f, "{}: {}", self.file.display(), self.message)
-        } else {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file.display(),
-                self.line,
-                self.column,
-                self.message
-            )
-        }
-    }
-}
-
-fn whole_file(file: &Path, message: impl fmt::Display) -> TemplateProblem {
-    TemplateProblem {
+fn whole_file(file: &Path, message: impl fmt::Display) -> Problem {
+    Problem {
         file: file.to_path_buf(),
         line: 0,
         column: 0,
@@ -336,15 +308,11 @@ fn whole_file(file: &Path, message: impl fmt::Display) -> TemplateProblem {
 }
 
 /// Byte offsets into `text` become 1-based lines and character columns.
-fn located(
-    file: &Path,
-    text: &str,
-    errors: Vec<SyntaxError>,
-) -> impl Iterator<Item = TemplateProblem> {
+fn located(file: &Path, text: &str, errors: Vec<SyntaxError>) -> impl Iterator<Item = Problem> {
     errors.into_iter().map(move |error| {
         let before = text.get(..error.offset.min(text.len())).unwrap_or(text);
         let line_start = before.rfind('\n').map_or(0, |newline| newline + 1);
-        TemplateProblem {
+        Problem {
             file: file.to_path_buf(),
             line: before.matches('\n').count() + 1,
             column: before[line_start..].chars().count() + 1,
