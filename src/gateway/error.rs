@@ -94,6 +94,9 @@ pub enum GatewayError {
     MailNotConfigured,
     /// The OS random number generator failed: no code can be made.
     NoRandomness,
+    /// Shared state (revocations, codes) is out of reach or older than allowed, so the gateway
+    /// cannot tell whether the request may pass: it fails closed. `reason` is for the log.
+    StateUnavailable { reason: String },
 }
 
 impl GatewayError {
@@ -134,6 +137,7 @@ impl GatewayError {
             GatewayError::FormRefused(_) => Page::FormRefused,
             // The guest can only try again later; the log says what the relay answered.
             GatewayError::Mail { .. } => Page::InternalError,
+            GatewayError::StateUnavailable { .. } => Page::TemporarilyUnavailable,
         }
     }
 
@@ -160,7 +164,8 @@ impl GatewayError {
             | GatewayError::Internal(_)
             | GatewayError::Mail { .. }
             | GatewayError::MailNotConfigured
-            | GatewayError::NoRandomness => true,
+            | GatewayError::NoRandomness
+            | GatewayError::StateUnavailable { .. } => true,
             GatewayError::BadTarget(_)
             | GatewayError::NoPath
             | GatewayError::BadHost
@@ -267,6 +272,12 @@ impl fmt::Display for GatewayError {
             GatewayError::NoRandomness => {
                 f.write_str("the system random number generator failed; no code was made")
             }
+            GatewayError::StateUnavailable { reason } => {
+                write!(
+                    f,
+                    "shared state unavailable, refusing (fail closed): {reason}"
+                )
+            }
         }
     }
 }
@@ -286,6 +297,7 @@ impl std::error::Error for GatewayError {
             | GatewayError::FormRefused(_)
             | GatewayError::MailNotConfigured
             | GatewayError::NoRandomness
+            | GatewayError::StateUnavailable { .. }
             | GatewayError::NoPath
             | GatewayError::BadHost
             | GatewayError::BodyOnGet

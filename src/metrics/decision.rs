@@ -39,6 +39,7 @@ impl Decision {
             | GatewayError::Mail { .. }
             | GatewayError::MailNotConfigured
             | GatewayError::NoRandomness => Decision::InternalError,
+            GatewayError::StateUnavailable { .. } => Decision::StateUnavailable,
         }
     }
 }

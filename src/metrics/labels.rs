@@ -29,10 +29,12 @@ pub enum Decision {
     UpstreamError,
     /// Something on casegate's side failed (sealing, rewriting, mail, randomness).
     InternalError,
+    /// Shared state out of reach for longer than allowed: refused, failing closed.
+    StateUnavailable,
 }
 
 impl Decision {
-    pub const ALL: [Decision; 14] = [
+    pub const ALL: [Decision; 15] = [
         Decision::Allowed,
         Decision::DeniedRoute,
         Decision::DeniedUpgrade,
@@ -47,6 +49,7 @@ impl Decision {
         Decision::BodyTooLarge,
         Decision::UpstreamError,
         Decision::InternalError,
+        Decision::StateUnavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +68,7 @@ impl Decision {
             Decision::BodyTooLarge => "body_too_large",
             Decision::UpstreamError => "upstream_error",
             Decision::InternalError => "internal_error",
+            Decision::StateUnavailable => "state_unavailable",
         }
     }
 }

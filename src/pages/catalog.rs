@@ -45,6 +45,9 @@ pub enum Page {
     UpstreamUnavailable,
     /// The case system did not answer within the configured time.
     UpstreamTimeout,
+    /// The gateway cannot tell whether this share was revoked (its shared state is out of reach
+    /// for longer than allowed), so it refuses rather than guess.
+    TemporarilyUnavailable,
     /// A bug or unexpected condition in the gateway itself.
     InternalError,
 }
@@ -62,7 +65,7 @@ pub struct Entry {
 
 impl Page {
     /// Every page, for tests and for anyone listing the codes (docs, dashboards).
-    pub const ALL: [Page; 16] = [
+    pub const ALL: [Page; 17] = [
         Page::InvalidLink,
         Page::ExpiredLink,
         Page::LinkNotYetValid,
@@ -78,6 +81,7 @@ impl Page {
         Page::UpgradeRefused,
         Page::UpstreamUnavailable,
         Page::UpstreamTimeout,
+        Page::TemporarilyUnavailable,
         Page::InternalError,
     ];
 
@@ -107,6 +111,7 @@ impl Page {
             Page::UpgradeRefused => &UPGRADE_REFUSED,
             Page::UpstreamUnavailable => &UPSTREAM_UNAVAILABLE,
             Page::UpstreamTimeout => &UPSTREAM_TIMEOUT,
+            Page::TemporarilyUnavailable => &TEMPORARILY_UNAVAILABLE,
             Page::InternalError => &INTERNAL_ERROR,
         }
     }
@@ -187,6 +192,11 @@ static UPSTREAM_TIMEOUT: Entry = Entry {
     code: "upstream_timeout",
 };
 
+static TEMPORARILY_UNAVAILABLE: Entry = Entry {
+    status: StatusCode::SERVICE_UNAVAILABLE,
+    code: "temporarily_unavailable",
+};
+
 static INTERNAL_ERROR: Entry = Entry {
     status: StatusCode::INTERNAL_SERVER_ERROR,
     code: "internal_error",
@@ -215,6 +225,7 @@ mod tests {
             (Page::UpgradeRefused, 403, "upgrade_refused"),
             (Page::UpstreamUnavailable, 502, "upstream_unavailable"),
             (Page::UpstreamTimeout, 504, "upstream_timeout"),
+            (Page::TemporarilyUnavailable, 503, "temporarily_unavailable"),
             (Page::InternalError, 500, "internal_error"),
         ];
         assert_eq!(

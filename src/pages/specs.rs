@@ -81,6 +81,7 @@ pub const SPECS: &[Spec] = &[
     error_page("upgrade_refused"),
     error_page("upstream_unavailable"),
     error_page("upstream_timeout"),
+    error_page("temporarily_unavailable"),
     error_page("internal_error"),
     // Verification (forms post `csrf`, and `code` on the code form).
     Spec {

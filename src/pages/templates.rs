@@ -379,6 +379,7 @@ macro_rules! embedded_lang {
             "upgrade_refused.html",
             "upstream_unavailable.html",
             "upstream_timeout.html",
+            "temporarily_unavailable.html",
             "internal_error.html",
             "verify.html",
             "code_sent.html",

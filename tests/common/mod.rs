@@ -4,6 +4,7 @@
 
 pub mod pki;
 pub mod raw_client;
+pub mod redis_server;
 pub mod smtp;
 pub mod upstream;
 
