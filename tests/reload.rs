@@ -280,11 +280,14 @@ async fn rotating_keys_keeps_old_guests_signed_in_and_signs_new_links_with_the_n
     gw.stop().await;
 }
 
-async fn tls_handshake(addr: SocketAddr, trusted: &TestPki) -> bool {
+/// A TLS client that trusts the CAs of `trusted` and nothing else.
+fn tls_connector(trusted: &[&TestPki]) -> tokio_rustls::TlsConnector {
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
-    let ca = rustls::pki_types::CertificateDer::from_pem_slice(trusted.ca_pem.as_bytes()).unwrap();
-    roots.add(ca).unwrap();
+    for pki in trusted {
+        let ca = rustls::pki_types::CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap();
+        roots.add(ca).unwrap();
+    }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -292,12 +295,55 @@ async fn tls_handshake(addr: SocketAddr, trusted: &TestPki) -> bool {
     .unwrap()
     .with_root_certificates(roots)
     .with_no_client_auth();
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .is_ok()
+}
+
+async fn tls_connect(
+    addr: SocketAddr,
+    connector: &tokio_rustls::TlsConnector,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    connector.connect(name, tcp).await
+}
+
+async fn tls_handshake(addr: SocketAddr, trusted: &TestPki) -> bool {
+    tls_connect(addr, &tls_connector(&[trusted])).await.is_ok()
+}
+
+/// One GET on a new TLS connection: its status and the CA that signed the certificate served.
+async fn tls_get(
+    addr: SocketAddr,
+    connector: &tokio_rustls::TlsConnector,
+    target: &str,
+    cookie: Option<&str>,
+) -> (RawResponse, Vec<u8>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tls_connect(addr, connector).await.expect("TLS handshake");
+    let served_ca = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.last())
+        .map(|ca| ca.as_ref().to_vec())
+        .expect("a certificate chain");
+    let cookie = cookie.map_or(String::new(), |c| format!("Cookie: {c}\r\n"));
+    let request =
+        format!("GET {target} HTTP/1.1\r\nHost: share.test\r\n{cookie}Connection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut bytes = Vec::new();
+    // rustls reports a peer that closes without close_notify as an error; the bytes still count.
+    let _ = stream.read_to_end(&mut bytes).await;
+    let response = common::raw_client::parse_response(&bytes).expect("an HTTP answer");
+    (response, served_ca)
+}
+
+fn ca_der(pki: &TestPki) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject;
+    rustls::pki_types::CertificateDer::from_pem_slice(pki.ca_pem.as_bytes())
+        .unwrap()
+        .as_ref()
+        .to_vec()
 }
 
 #[tokio::test]
@@ -368,5 +414,112 @@ async fn guests_see_no_failed_request_while_the_config_is_reloaded_and_a_broken_
     assert!(seen >= 20, "only {seen} requests ran during the reloads");
     assert_eq!(gw.reloads("ok"), 3);
     assert_eq!(gw.reloads("failed"), 1);
+    gw.stop().await;
+}
+
+/// What an operator does when a certificate is renewed and a key rotated: new files in place of the
+/// old ones and one reload, while guests keep coming on new TLS connections and on one connection
+/// kept alive across the swap. Not one of their requests may fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_and_key_rotated_under_tls_load_fail_no_guest_request() {
+    let (first, second) = (TestPki::new(), TestPki::new());
+    let upstream = TestUpstream::start().await;
+    let old = text(&upstream, &first.server_tls_table())
+        .replace(
+            "public_url = \"http://share.test\"",
+            "public_url = \"https://share.test\"",
+        )
+        .replace("cookie = \"casegate\"", "cookie = \"__Host-casegate\"");
+    let gw = FileGateway::start(upstream, &old).await;
+    // Guests' browsers trust both CAs, as they trust the public CA before and after a renewal.
+    let connector = tls_connector(&[&first, &second]);
+    let token = common::view_link_token(&gw.minter, "42");
+    let (exchange, _) = tls_get(gw.addr, &connector, &format!("/s/{token}"), None).await;
+    assert_eq!(exchange.status, 303, "{}", exchange.text());
+    let cookie = exchange.header("set-cookie").expect("set-cookie");
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+
+    // One connection opened before the swap and used throughout.
+    let stream = tls_connect(gw.addr, &connector)
+        .await
+        .expect("TLS handshake");
+    let (mut kept_alive, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("HTTP/1.1 on the kept connection");
+    tokio::spawn(connection);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut guests = Vec::new();
+    for _ in 0..3 {
+        let (stop, cookie, addr, connector) = (
+            Arc::clone(&stop),
+            cookie.clone(),
+            gw.addr,
+            connector.clone(),
+        );
+        guests.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let (response, ca) = tls_get(addr, &connector, "/cases/42", Some(&cookie)).await;
+                seen.push((response.status, ca));
+            }
+            seen
+        }));
+    }
+    let mut kept_statuses = Vec::new();
+    let mut ask_on_kept_connection = async |kept_statuses: &mut Vec<u16>| {
+        let request = http::Request::get("/cases/42")
+            .header("host", "share.test")
+            .header("cookie", &cookie)
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let response = kept_alive.send_request(request).await.expect("an answer");
+        kept_statuses.push(response.status().as_u16());
+        http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .expect("the body");
+    };
+    for _ in 0..5 {
+        ask_on_kept_connection(&mut kept_statuses).await;
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+
+    // The renewal: the new certificate and key written over the old files, a new signing key.
+    for file in ["cert.pem", "key.pem"] {
+        std::fs::copy(second.dir.join(file), first.dir.join(file)).expect("replace the file");
+    }
+    let (status, answer) = gw.reload_with(&rotated(&old, true)).await;
+    assert_eq!(status, 200, "{answer}");
+
+    for _ in 0..5 {
+        ask_on_kept_connection(&mut kept_statuses).await;
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+
+    assert!(
+        kept_statuses.iter().all(|status| *status == 200),
+        "{kept_statuses:?}"
+    );
+    let (old_ca, new_ca) = (ca_der(&first), ca_der(&second));
+    let (mut before, mut after) = (0, 0);
+    for guest in guests {
+        for (status, ca) in guest.await.expect("a guest task") {
+            assert_eq!(status, 200, "a guest request failed during the rotation");
+            if ca == old_ca {
+                before += 1;
+            } else {
+                assert_eq!(ca, new_ca, "served a certificate of neither CA");
+                after += 1;
+            }
+        }
+    }
+    assert!(
+        before >= 5 && after >= 5,
+        "too few requests on either side of the swap: {before} on the old certificate, {after} on the new"
+    );
+    // Every guest request after the swap carried the cookie sealed under k1, now the old key.
+    assert_eq!(gw.reloads("ok"), 1);
     gw.stop().await;
 }
