@@ -77,23 +77,25 @@ async fn every_request_gets_one_line_with_its_decision_and_no_secret() {
     }
     let lines = json_lines(&text);
     assert_eq!(lines.len(), 4, "{text}");
-    let summary: Vec<(&str, u64, &str)> = lines
+    let summary: Vec<(&str, u64, &str, Option<&str>)> = lines
         .iter()
         .map(|line| {
             (
                 line["path"].as_str().unwrap(),
                 line["status"].as_u64().unwrap(),
                 line["decision"].as_str().unwrap(),
+                line["reason"].as_str(),
             )
         })
         .collect();
+    // The decision is the word the metrics count it under; the reason is the page's code.
     assert_eq!(
         summary,
         [
-            ("/s/", 303, "allowed"),
-            ("/cases/42", 200, "allowed"),
-            ("/cases/43", 403, "not_allowed"),
-            ("/cases/42", 410, "revoked_link"),
+            ("/s/", 303, "allowed", None),
+            ("/cases/42", 200, "allowed", None),
+            ("/cases/43", 403, "denied_route", Some("not_allowed")),
+            ("/cases/42", 410, "revoked", Some("revoked_link")),
         ]
     );
     for line in &lines {

@@ -26,9 +26,13 @@ fn write_json(out: &mut Vec<u8>, record: &AccessRecord) {
     json_string(out, record.path());
     let _ = write!(
         out,
-        ",\"status\":{},\"decision\":\"{}\"",
+        ",\"status\":{},\"decision\":\"{}\",\"reason\":",
         record.status, record.decision
     );
+    match record.reason {
+        Some(reason) => json_string(out, reason),
+        None => out.extend_from_slice(b"null"),
+    }
     let share = record.share();
     for (index, name) in ["share", "case", "scope"].into_iter().enumerate() {
         let _ = write!(out, ",\"{name}\":");
@@ -62,8 +66,10 @@ fn write_text(out: &mut Vec<u8>, record: &AccessRecord) {
     text_value(out, record.path());
     let _ = write!(
         out,
-        " status={} decision={}",
-        record.status, record.decision
+        " status={} decision={} reason={}",
+        record.status,
+        record.decision,
+        record.reason.unwrap_or("-")
     );
     let share = record.share();
     for (index, name) in ["share", "case", "scope"].into_iter().enumerate() {
@@ -162,6 +168,7 @@ mod tests {
         assert_eq!(value["path"], "/cases/A-1/file name");
         assert_eq!(value["status"], 200);
         assert_eq!(value["decision"], "allowed");
+        assert!(value["reason"].is_null());
         assert_eq!(value["share"], "sh_1");
         assert_eq!(value["case"], "A-1");
         assert_eq!(value["scope"], "view");
@@ -182,10 +189,21 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_logs_the_metric_decision_and_the_page_code() {
+        let mut record = record();
+        record.set_refused("revoked", "revoked_link");
+        let value: serde_json::Value =
+            serde_json::from_str(&line(&record, LogFormat::Json)).unwrap();
+        assert_eq!(value["decision"], "revoked");
+        assert_eq!(value["reason"], "revoked_link");
+        assert!(line(&record, LogFormat::Text).contains(" decision=revoked reason=revoked_link "));
+    }
+
+    #[test]
     fn a_text_line_quotes_values_that_could_forge_a_key() {
         let text = line(&record(), LogFormat::Text);
         assert!(text.starts_with("time=2025-01-31T12:00:00.123Z client=192.0.2.7 method=GET "));
-        assert!(text.contains(r#" path="/cases/A-1/file name" status=200 decision=allowed share=sh_1 case=A-1 scope=view bytes_in=0 bytes_out=42 "#), "{text}");
+        assert!(text.contains(r#" path="/cases/A-1/file name" status=200 decision=allowed reason=- share=sh_1 case=A-1 scope=view bytes_in=0 bytes_out=42 "#), "{text}");
         assert!(text.trim_end().ends_with("upstream_ms=1.500"), "{text}");
     }
 }

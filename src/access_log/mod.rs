@@ -24,7 +24,7 @@ use http::Method;
 use tracing::warn;
 
 pub use body::{LoggedBody, RequestBody};
-pub use record::{ALLOWED, AccessRecord};
+pub use record::AccessRecord;
 
 use self::writer::{Message, Writer};
 use crate::config::{AccessTarget, Log};

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant, SystemTime};
 use http::Method;
 
 /// The decision of a request the gateway let through (forwarded, a link exchanged, a
-/// verification page served). Refusals use their page's code.
+/// verification page served). Refusals use the metrics' decision label, so a log line and the
+/// `casegate_requests_total` series it was counted in say the same word.
 pub const ALLOWED: &str = "allowed";
 
 /// The facts of one request. The path and the share's id, case and scope live in one buffer, so
@@ -30,6 +31,9 @@ pub struct AccessRecord {
     share: Option<[Range<usize>; 3]>,
     pub(super) status: u16,
     pub(super) decision: &'static str,
+    /// The refusal page's stable code (`revoked_link`, `session_expired`...), finer than the
+    /// decision; `None` for a request let through.
+    pub(super) reason: Option<&'static str>,
     /// Shared with the request body while it is read; `None` for a request without one.
     bytes_in: Option<Arc<AtomicU64>>,
     pub(super) bytes_out: u64,
@@ -52,6 +56,7 @@ impl AccessRecord {
             share: None,
             status: 0,
             decision: ALLOWED,
+            reason: None,
             bytes_in: None,
             bytes_out: 0,
             total: Duration::ZERO,
@@ -79,9 +84,16 @@ impl AccessRecord {
         self.upstream = Some(elapsed);
     }
 
-    /// A page code (`revoked_link`, `not_allowed`...) or [`ALLOWED`].
-    pub fn set_decision(&mut self, decision: &'static str) {
+    /// A request let through.
+    pub fn set_allowed(&mut self) {
+        self.decision = ALLOWED;
+        self.reason = None;
+    }
+
+    /// A refusal: the metrics' decision label and the page's code.
+    pub fn set_refused(&mut self, decision: &'static str, reason: &'static str) {
         self.decision = decision;
+        self.reason = Some(reason);
     }
 
     pub fn set_status(&mut self, status: http::StatusCode) {

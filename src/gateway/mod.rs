@@ -35,7 +35,7 @@ use self::error::Credential;
 use self::forward::{Route, UpstreamWait};
 use self::framing::{check_host, refuse_body_on_get, refuse_method_override_query};
 use self::verify_routes::VerifyRoute;
-use crate::access_log::{ALLOWED, AccessRecord, RequestBody};
+use crate::access_log::{AccessRecord, RequestBody};
 use crate::clock::unix_now;
 use crate::mail::Mailer;
 use crate::metrics::{self, Metrics};
@@ -139,12 +139,13 @@ impl Gateway {
                     started.elapsed(),
                     Some(wait),
                 );
-                record.set_decision(ALLOWED);
+                record.set_allowed();
                 response
             }
             Err(error) => {
                 let page = error.page();
-                record.set_decision(page.code());
+                let decision = metrics::Decision::of(&error);
+                record.set_refused(decision.as_str(), page.code());
                 // The path is not logged here: under the link prefix it is the token itself.
                 if error.is_failure() {
                     warn!(peer = %connection.peer, %method, code = page.code(), %error, "request failed");
@@ -168,7 +169,7 @@ impl Gateway {
                 );
                 let wait = (!upstream_failed).then_some(std::time::Duration::ZERO);
                 self.metrics
-                    .record_request(metrics::Decision::of(&error), started.elapsed(), wait);
+                    .record_request(decision, started.elapsed(), wait);
                 response
             }
         }

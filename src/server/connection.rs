@@ -146,7 +146,10 @@ async fn run_http<T>(
             let mut record = access_log.begin(info.peer, request.method());
             let response = if head::wire_len(&request) > max_header_bytes {
                 info!(peer = %info.peer, limit = max_header_bytes, "request head over max_header_bytes");
-                record.set_decision(crate::pages::Page::BadRequest.code());
+                record.set_refused(
+                    crate::metrics::Decision::BadRequest.as_str(),
+                    crate::pages::Page::BadRequest.code(),
+                );
                 head::too_large()
             } else {
                 let request = request.map(|body| RequestBody::new(body, &mut record));
