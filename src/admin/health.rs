@@ -158,8 +158,18 @@ impl Readiness {
             upstream: self.upstream_check().await,
             state: self.state_check().await,
         };
-        if !(checks.upstream.ok && checks.state.ok) {
-            tracing::warn!(upstream = ?checks.upstream.problem, state = ?checks.state.problem, "not ready");
+        // Every failing check is logged on each fresh evaluation (what a scraper polls), and the
+        // way back to ready once, so the log shows when an outage ended.
+        for (name, check) in [("upstream", &checks.upstream), ("state", &checks.state)] {
+            if let Some(problem) = &check.problem {
+                tracing::warn!(check = name, %problem, "not ready");
+            }
+        }
+        let was_ready = last
+            .as_ref()
+            .is_none_or(|(_, before)| before.upstream.ok && before.state.ok);
+        if checks.upstream.ok && checks.state.ok && !was_ready {
+            tracing::info!("ready again: the upstream answers and the state store is writable");
         }
         *last = Some((Instant::now(), checks.clone()));
         checks

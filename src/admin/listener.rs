@@ -47,7 +47,7 @@ pub async fn serve(listener: TcpListener, api: Arc<AdminApi>, mut shutdown: watc
         ));
     }
     drop(listener);
-    drain(connections, SHUTDOWN_GRACE).await;
+    drain("admin", connections, SHUTDOWN_GRACE).await;
     info!("admin API stopped");
 }
 

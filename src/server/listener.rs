@@ -50,7 +50,7 @@ pub async fn serve(
     // Closed before draining, so new connections are refused while old ones finish.
     drop(listener);
     // Every connection saw the same shutdown signal and is finishing gracefully.
-    drain(connections, shutdown_grace).await;
+    drain("public", connections, shutdown_grace).await;
 }
 
 /// The next accepted connection that gets one of `slots`, or `None` once `shutdown` turns true.
@@ -88,16 +88,22 @@ pub async fn next_connection<T: 'static>(
     }
 }
 
-/// Waits (up to `grace`) for every connection task to end, and says how that went.
-pub async fn drain<T: 'static>(mut connections: JoinSet<T>, grace: Duration) {
+/// Waits (up to `grace`) for every connection task to end, and says how that went. `listener`
+/// ("public", "admin") names whose connections these are in the log.
+pub async fn drain<T: 'static>(
+    listener: &'static str,
+    mut connections: JoinSet<T>,
+    grace: Duration,
+) {
     let open = connections.len();
     let drained = tokio::time::timeout(grace, async {
         while connections.join_next().await.is_some() {}
     })
     .await;
     match drained {
-        Ok(()) => info!(connections = open, "all connections finished"),
+        Ok(()) => info!(listener, connections = open, "all connections finished"),
         Err(_) => warn!(
+            listener,
             still_open = connections.len(),
             ?grace,
             "connections still open after the shutdown grace; closing them"
