@@ -164,6 +164,11 @@ fn the_base_config_is_valid_and_defaults_fill_the_rest() {
     assert_eq!(config.upstream.connect_timeout, Duration::from_secs(5));
     assert_eq!(config.upstream.response_timeout, Duration::from_secs(30));
     assert_eq!(config.links.clock_skew, Duration::from_secs(60));
+    let without_lifetimes = BASE.replace("default_ttl = \"24h\"\nmax_ttl = \"30d\"\n", "");
+    assert_ne!(without_lifetimes, BASE);
+    let defaults = parse(&without_lifetimes).unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(defaults.links.default_ttl, Duration::from_secs(24 * 3600));
+    assert_eq!(defaults.links.max_ttl, Duration::from_secs(30 * 24 * 3600));
     assert_eq!(config.upstream.guest_headers.len(), 1);
     let (name, value) = &config.upstream.guest_headers[0];
     assert_eq!(name, "authorization");
@@ -195,7 +200,7 @@ fn debug_output_never_shows_a_secret() {
 
 #[test]
 fn each_broken_config_is_reported_at_the_value_to_fix() {
-    let cases: [(&str, String, &str, &str); 36] = [
+    let cases: [(&str, String, &str, &str); 37] = [
         (
             "a syntax error is reported where the parser stopped",
             edit("listen = \"127.0.0.1:8443\"", "listen = \"127.0.0.1:8443"),
@@ -249,6 +254,12 @@ fn each_broken_config_is_reported_at_the_value_to_fix() {
             edit("max_ttl = \"30d\"", "max_ttl = \"12h\""),
             "20:15",
             "links.default_ttl: 24h is longer than links.max_ttl (12h)",
+        ),
+        (
+            "a max_ttl below the default link lifetime is refused at max_ttl",
+            edit("default_ttl = \"24h\"\n", "").replace("max_ttl = \"30d\"", "max_ttl = \"12h\""),
+            "20:11",
+            "links.default_ttl: 1d (the default) is longer than links.max_ttl (12h)",
         ),
         (
             "a __Host- cookie with an http public_url is refused",

@@ -9,7 +9,7 @@ use super::print_config_errors;
 
 #[derive(clap::Args, Debug)]
 pub struct MintArgs {
-    #[arg(long, default_value = "config/casegate.toml")]
+    #[arg(short, long, default_value = "config/casegate.toml")]
     config: PathBuf,
     /// The case to share.
     #[arg(long)]

@@ -26,12 +26,12 @@ pub struct Args {
 pub(crate) enum Command {
     /// Run the gateway.
     Serve {
-        #[arg(long, default_value = "config/casegate.toml")]
+        #[arg(short, long, default_value = "config/casegate.toml")]
         config: PathBuf,
     },
     /// Validate the config and print every problem with file:line; exit 0 when it is valid.
     Check {
-        #[arg(long, default_value = "config/casegate.toml")]
+        #[arg(short, long, default_value = "config/casegate.toml")]
         config: PathBuf,
     },
     /// Sign a share link with the active key and print its URL.

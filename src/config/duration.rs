@@ -42,7 +42,10 @@ impl fmt::Display for DurationError {
                 f.write_str("must list units from largest to smallest, each once (e.g. 1h30m)")
             }
             DurationError::UnexpectedCharacter(c) => {
-                write!(f, "has an unexpected character {c:?}")
+                write!(
+                    f,
+                    "has an unexpected character {c:?}; write a number and a unit, e.g. 90s, 15m, 12h, 7d or 1h30m"
+                )
             }
             DurationError::Overflow => f.write_str("is too large"),
         }

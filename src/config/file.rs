@@ -127,8 +127,8 @@ pub struct KeysSection {
 pub struct LinksSection {
     pub prefix: Spanned<String>,
     pub landing: Spanned<String>,
-    pub default_ttl: Spanned<String>,
-    pub max_ttl: Spanned<String>,
+    pub default_ttl: Option<Spanned<String>>,
+    pub max_ttl: Option<Spanned<String>>,
     pub case_pattern: Option<Spanned<String>>,
     pub clock_skew: Option<Spanned<String>>,
     pub enabled: Option<bool>,

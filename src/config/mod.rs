@@ -246,6 +246,18 @@ pub struct State {
 /// An admin token shorter than this is guessable; `casegate keygen` prints 43 characters.
 pub const MIN_ADMIN_TOKEN_BYTES: usize = 32;
 
+/// A duration as the operator wrote it, or the default it took, marked as such.
+fn as_written(raw: Option<&Spanned<String>>, value: Duration) -> String {
+    match raw {
+        Some(raw) => raw.get_ref().clone(),
+        None => format!("{} (the default)", format_duration(value)),
+    }
+}
+
+/// A day, as a Smilecloud guest link; most shares are looked at the day they are sent.
+const DEFAULT_LINK_TTL: Duration = secs(24 * 3600);
+/// Longer links are refused even when correctly signed.
+const DEFAULT_MAX_LINK_TTL: Duration = secs(30 * 24 * 3600);
 const DEFAULT_STATE_PATH: &str = "var/casegate";
 const DEFAULT_USE_FLUSH_INTERVAL: Duration = secs(2);
 const DEFAULT_COMPACT_AFTER_BYTES: u64 = 64 * 1024 * 1024;
@@ -884,16 +896,32 @@ impl Validator<'_, '_> {
         let raw = raw.into_inner();
         let prefix = self.link_prefix(&raw.prefix);
         let landing = self.landing(&raw.landing);
-        let default_ttl = self.duration("links.default_ttl", &raw.default_ttl, &TTL_BOUNDS);
-        let max_ttl = self.duration("links.max_ttl", &raw.max_ttl, &TTL_BOUNDS);
+        let default_ttl = self.optional_duration(
+            "links.default_ttl",
+            raw.default_ttl.as_ref(),
+            DEFAULT_LINK_TTL,
+            &TTL_BOUNDS,
+        );
+        let max_ttl = self.optional_duration(
+            "links.max_ttl",
+            raw.max_ttl.as_ref(),
+            DEFAULT_MAX_LINK_TTL,
+            &TTL_BOUNDS,
+        );
         let ttls = match (default_ttl, max_ttl) {
             (Some(default_ttl), Some(max_ttl)) if default_ttl > max_ttl => {
+                // Point at whichever of the two was written (a default was not).
+                let span = raw
+                    .default_ttl
+                    .as_ref()
+                    .or(raw.max_ttl.as_ref())
+                    .map_or(links_span.clone(), |written| written.span());
                 self.diag.error(
-                    raw.default_ttl.span(),
+                    span,
                     format_args!(
                         "links.default_ttl: {} is longer than links.max_ttl ({})",
-                        raw.default_ttl.get_ref(),
-                        raw.max_ttl.get_ref()
+                        as_written(raw.default_ttl.as_ref(), default_ttl),
+                        as_written(raw.max_ttl.as_ref(), max_ttl)
                     ),
                 );
                 None
