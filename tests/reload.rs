@@ -123,8 +123,12 @@ impl FileGateway {
         set_cookie.split(';').next().unwrap().to_owned()
     }
 
+    fn scrape(&self) -> String {
+        self.running().metrics().render()
+    }
+
     fn reloads(&self, result: &str) -> u64 {
-        let scrape = self.running().metrics().render();
+        let scrape = self.scrape();
         let prefix = format!("casegate_reloads_total{{result=\"{result}\"}} ");
         scrape
             .lines()
@@ -194,6 +198,17 @@ async fn a_broken_file_keeps_the_old_config_and_every_problem_is_reported() {
     // The old config still serves: the case opens, the route never added stays denied.
     assert_eq!(get(gw.addr, "/cases/42", Some(&cookie)).await.status, 200);
     assert_eq!(get(gw.addr, NEW_ROUTE, Some(&cookie)).await.status, 403);
+    // What an alert keys on: the file on disk is not what runs, until a reload succeeds.
+    assert!(
+        gw.scrape()
+            .contains("\ncasegate_config_last_reload_successful 0\n")
+    );
+    let (status, _) = gw.reload_with(&old).await;
+    assert_eq!(status, 200);
+    assert!(
+        gw.scrape()
+            .contains("\ncasegate_config_last_reload_successful 1\n")
+    );
     gw.stop().await;
 }
 

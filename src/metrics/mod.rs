@@ -12,7 +12,7 @@ mod labels;
 mod primitives;
 mod text;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -38,6 +38,9 @@ pub struct Metrics {
     state_writes: [[Counter; Outcome::ALL.len()]; StateWrite::ALL.len()],
     state_write_duration: Histogram,
     reloads: [Counter; Outcome::ALL.len()],
+    /// Whether the last reload was refused: the file on disk is not what runs, and stays so
+    /// until a reload succeeds. Alerting on this catches a broken edit nobody noticed.
+    last_reload_failed: AtomicBool,
     /// The access log's own count of lines it had to drop (its queue full or its sink failing),
     /// read at render time; unset when no access log was started.
     access_log_dropped: OnceLock<Arc<AtomicU64>>,
@@ -91,6 +94,8 @@ impl Metrics {
 
     pub fn record_reload(&self, outcome: Outcome) {
         self.reloads[outcome as usize].inc();
+        self.last_reload_failed
+            .store(outcome == Outcome::Failed, Ordering::Relaxed);
     }
 
     /// Exports the access log's count of dropped lines as `casegate_access_log_dropped_total`.

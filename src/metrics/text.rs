@@ -14,6 +14,18 @@ pub(super) fn render(metrics: &Metrics) -> String {
     let mut out = String::with_capacity(8 * 1024);
     header(
         &mut out,
+        "casegate_build_info",
+        "gauge",
+        "Always 1; the version label says which casegate is running.",
+    );
+    series(
+        &mut out,
+        "casegate_build_info",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1,
+    );
+    header(
+        &mut out,
         "casegate_requests_total",
         "counter",
         "Requests on the public listener, by the gateway's decision.",
@@ -135,6 +147,22 @@ pub(super) fn render(metrics: &Metrics) -> String {
             metrics.reloads[outcome as usize].get(),
         );
     }
+    header(
+        &mut out,
+        "casegate_config_last_reload_successful",
+        "gauge",
+        "0 when the last reload was refused and the file on disk is not the config in force; 1 otherwise.",
+    );
+    series(
+        &mut out,
+        "casegate_config_last_reload_successful",
+        &[],
+        u64::from(
+            !metrics
+                .last_reload_failed
+                .load(std::sync::atomic::Ordering::Relaxed),
+        ),
+    );
     out
 }
 
