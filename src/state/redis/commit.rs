@@ -83,10 +83,26 @@ return out
 
 static COMMIT: LazyLock<Script> = LazyLock::new(|| Script::new(COMMIT_LUA));
 
+/// One commit's script arguments.
+pub(crate) struct Commit {
+    args: Vec<Vec<u8>>,
+    /// Whether running it twice leaves the same state (no use counts to add): only then may a
+    /// failed attempt be retried when it is unknown whether Redis saw it.
+    idempotent: bool,
+}
+
+impl Commit {
+    /// Whether there is anything to write (beyond the stream length).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.args.len() <= 1
+    }
+}
+
 /// The script's arguments for `records`, checked before anything is sent: a record the journal
 /// could not hold is refused here too, so the two backends accept the same writes.
-pub(crate) fn arguments(records: &[Record]) -> Result<Vec<Vec<u8>>, StoreError> {
+pub(crate) fn arguments(records: &[Record]) -> Result<Commit, StoreError> {
     let mut args = vec![STREAM_MAX_LEN.to_string().into_bytes()];
+    let mut idempotent = true;
     let text = |value: &str| value.as_bytes().to_vec();
     let time = |value: Option<i64>| value.map_or_else(Vec::new, |at| at.to_string().into_bytes());
     for record in records {
@@ -120,6 +136,7 @@ pub(crate) fn arguments(records: &[Record]) -> Result<Vec<Vec<u8>>, StoreError> 
                     args.extend([text("s"), text(id), encoded, text(api)]);
                 }
                 if state.has_counters() {
+                    idempotent = false;
                     args.extend([
                         text("u"),
                         text(id),
@@ -133,26 +150,49 @@ pub(crate) fn arguments(records: &[Record]) -> Result<Vec<Vec<u8>>, StoreError> 
             Record::End { .. } => {}
         }
     }
-    Ok(args)
+    Ok(Commit { args, idempotent })
 }
 
 /// Runs the commit script and reads back the changes it made.
+///
+/// A connection broken while Redis was away is replaced only when a command finds it broken, and
+/// that command fails: so one failure of that kind is followed by one more attempt, on the fresh
+/// connection. When the connection was refused the script was never sent; when it dropped, it
+/// may have run, so then only an idempotent commit is tried again.
 pub(crate) async fn run(
     conn: &mut ConnectionManager,
     keys: &Keys,
-    args: &[Vec<u8>],
+    commit: &Commit,
 ) -> Result<Vec<Change>, StoreError> {
+    match invoke(conn, keys, commit).await {
+        Err(error)
+            if error.is_connection_refusal()
+                || (commit.idempotent && error.is_connection_dropped()) =>
+        {
+            invoke(conn, keys, commit).await
+        }
+        result => result,
+    }
+    .map_err(StoreError::Redis)
+    .and_then(|answer| changes(&answer))
+}
+
+async fn invoke(
+    conn: &mut ConnectionManager,
+    keys: &Keys,
+    commit: &Commit,
+) -> redis::RedisResult<Value> {
     let mut invocation = COMMIT.prepare_invoke();
     for key in keys.in_script_order() {
         invocation.key(key);
     }
-    for arg in args {
+    for arg in &commit.args {
         invocation.arg(arg.as_slice());
     }
-    let answer: Value = invocation
-        .invoke_async(conn)
-        .await
-        .map_err(StoreError::Redis)?;
+    invocation.invoke_async(conn).await
+}
+
+fn changes(answer: &Value) -> Result<Vec<Change>, StoreError> {
     let Value::Array(changes) = answer else {
         return Err(StoreError::UnexpectedReply(
             "the commit script did not answer with an array",

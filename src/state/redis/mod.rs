@@ -49,6 +49,8 @@ use keys::Keys;
 /// still have been applied; revokes and creates are then simply done, and a use batch is kept
 /// to be written again (so those uses may be counted twice, never lost).
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often an idle commit connection is checked.
+const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(1);
 
 pub(crate) struct RedisBackend {
     conn: ConnectionManager,
@@ -59,6 +61,7 @@ pub(crate) struct RedisBackend {
     runtime: Handle,
     follower: JoinHandle<()>,
     watchdog: JoinHandle<()>,
+    keepalive: JoinHandle<()>,
 }
 
 impl RedisBackend {
@@ -70,6 +73,7 @@ impl RedisBackend {
         view: Arc<View>,
     ) -> Result<RedisBackend, OpenError> {
         let conn = connect(settings).await.map_err(OpenError::Redis)?;
+        let conn_for_keepalive = conn.clone();
         let follow_conn = connect::connect_with(settings, FOLLOW_RESPONSE_TIMEOUT)
             .await
             .map_err(OpenError::Redis)?;
@@ -106,6 +110,7 @@ impl RedisBackend {
             runtime: Handle::current(),
             follower: tokio::spawn(follower.run()),
             watchdog: spawn_watchdog(heartbeat, target),
+            keepalive: tokio::spawn(keep_alive(conn_for_keepalive)),
         })
     }
 }
@@ -115,15 +120,15 @@ impl Backend for RedisBackend {
     /// not change what is done.
     fn commit(&self, records: Vec<Record>, _durability: Durability) -> Ack<()> {
         let (done, ack) = oneshot::channel();
-        let args = match commit::arguments(&records) {
-            Ok(args) => args,
+        let commit = match commit::arguments(&records) {
+            Ok(commit) => commit,
             Err(refused) => {
                 let _ = done.send(Err(refused));
                 return ack;
             }
         };
-        // Only the stream length: nothing to write (a sync point of an empty flush).
-        if args.len() == 1 {
+        // Nothing to write (a sync point of an empty flush).
+        if commit.is_empty() {
             let _ = done.send(Ok(()));
             return ack;
         }
@@ -132,7 +137,7 @@ impl Backend for RedisBackend {
         let view = Arc::clone(&self.view);
         self.runtime.spawn(async move {
             let result =
-                match tokio::time::timeout(WRITE_TIMEOUT, commit::run(&mut conn, &keys, &args))
+                match tokio::time::timeout(WRITE_TIMEOUT, commit::run(&mut conn, &keys, &commit))
                     .await
                 {
                     Ok(Ok(changes)) => {
@@ -173,9 +178,21 @@ impl Backend for RedisBackend {
     }
 }
 
+/// Pings the commit connection every [`KEEP_ALIVE_EVERY`]: a connection broken while Redis was
+/// away is only replaced when a command finds it broken, and that should not be an admin's
+/// revoke.
+async fn keep_alive(mut conn: ConnectionManager) {
+    loop {
+        tokio::time::sleep(KEEP_ALIVE_EVERY).await;
+        // A failure starts the reconnect; the follower and the watchdog report the outage.
+        let _: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut conn).await;
+    }
+}
+
 impl Drop for RedisBackend {
     fn drop(&mut self) {
         self.follower.abort();
         self.watchdog.abort();
+        self.keepalive.abort();
     }
 }
