@@ -62,6 +62,18 @@ fn parse(text: &str) -> Result<Config, ConfigErrors> {
     config::parse(Path::new("test.toml"), text, &env)
 }
 
+/// Asserts that `text` has exactly one problem, at `position` (line:column), containing
+/// `fragment`; returns it.
+fn assert_one_problem(name: &str, text: &str, position: &str, fragment: &str) -> String {
+    let found = problems(text);
+    let expected_start = format!("test.toml:{position}: ");
+    assert!(
+        found.len() == 1 && found[0].starts_with(&expected_start) && found[0].contains(fragment),
+        "{name}: expected one problem at {position} containing {fragment:?}, found {found:#?}"
+    );
+    found[0].clone()
+}
+
 fn problems(text: &str) -> Vec<String> {
     match parse(text) {
         Ok(_) => Vec::new(),
@@ -139,22 +151,33 @@ fn the_shipped_config_is_valid() {
     );
 }
 
-#[test]
-fn the_shipped_admin_example_is_valid_once_uncommented() {
+/// The shipped config with the lines starting with `comment` commented out and the commented
+/// examples starting with `uncomment` switched on; it must be valid.
+fn shipped_config_with(comment: &[&str], uncomment: &[&str]) -> Config {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/casegate.toml");
     let text = std::fs::read_to_string(&path).unwrap();
-    let uncommented = [
-        "[admin]",
-        "listen = ",
-        "[[admin.clients]]",
-        "name = ",
-        "token = ",
-        "scopes = ",
-    ]
-    .iter()
-    .fold(text, |text, key| text.replace(&format!("# {key}"), key));
-    let config =
-        config::parse(&path, &uncommented, &env).unwrap_or_else(|errors| panic!("{errors}"));
+    let text = comment.iter().fold(text, |text, key| {
+        text.replace(&format!("\n{key}"), &format!("\n# {key}"))
+    });
+    let text = uncomment
+        .iter()
+        .fold(text, |text, key| text.replace(&format!("# {key}"), key));
+    config::parse(&path, &text, &env).unwrap_or_else(|errors| panic!("{errors}"))
+}
+
+#[test]
+fn the_shipped_admin_example_is_valid_once_uncommented() {
+    let config = shipped_config_with(
+        &[],
+        &[
+            "[admin]",
+            "listen = ",
+            "[[admin.clients]]",
+            "name = ",
+            "token = ",
+            "scopes = ",
+        ],
+    );
     let admin = config.admin.expect("the example's [admin]");
     assert_eq!(admin.listen, "127.0.0.1:9901".parse().unwrap());
     assert_eq!(admin.clients[0].name, "case-app");
@@ -163,22 +186,16 @@ fn the_shipped_admin_example_is_valid_once_uncommented() {
 
 #[test]
 fn the_shipped_redis_example_is_valid_once_uncommented() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/casegate.toml");
-    let text = std::fs::read_to_string(&path)
-        .unwrap()
-        .replace("\npath = ", "\n# path = ")
-        .replace("\ncompact_after_bytes = ", "\n# compact_after_bytes = ");
-    let uncommented = [
-        "backend = ",
-        "url = ",
-        "key_prefix = ",
-        "max_staleness = ",
-        "resync_interval = ",
-    ]
-    .iter()
-    .fold(text, |text, key| text.replace(&format!("# {key}"), key));
-    let config =
-        config::parse(&path, &uncommented, &env).unwrap_or_else(|errors| panic!("{errors}"));
+    let config = shipped_config_with(
+        &["path = ", "compact_after_bytes = "],
+        &[
+            "backend = ",
+            "url = ",
+            "key_prefix = ",
+            "max_staleness = ",
+            "resync_interval = ",
+        ],
+    );
     let StateBackend::Redis(redis) = config.state.backend else {
         panic!("the example's backend is not redis");
     };
@@ -497,14 +514,7 @@ fn each_broken_config_is_reported_at_the_value_to_fix() {
         ),
     ];
     for (name, text, position, fragment) in cases {
-        let found = problems(&text);
-        let expected_start = format!("test.toml:{position}: ");
-        assert!(
-            found.len() == 1
-                && found[0].starts_with(&expected_start)
-                && found[0].contains(fragment),
-            "{name}: expected one problem at {position} containing {fragment:?}, found {found:#?}"
-        );
+        assert_one_problem(name, &text, position, fragment);
     }
 }
 
@@ -947,14 +957,7 @@ fn each_broken_admin_or_state_config_is_reported_at_the_value_to_fix() {
         ),
     ];
     for (name, text, position, fragment) in cases {
-        let found = problems(&text);
-        let expected_start = format!("test.toml:{position}: ");
-        assert!(
-            found.len() == 1
-                && found[0].starts_with(&expected_start)
-                && found[0].contains(fragment),
-            "{name}: expected one problem at {position} containing {fragment:?}, found {found:#?}"
-        );
+        assert_one_problem(name, &text, position, fragment);
     }
 }
 
@@ -1172,17 +1175,10 @@ fn each_broken_redis_state_config_is_reported_at_the_value_to_fix() {
         ),
     ];
     for (name, text, position, fragment) in cases {
-        let found = problems(&text);
-        let expected_start = format!("test.toml:{position}: ");
+        let problem = assert_one_problem(name, &text, position, fragment);
         assert!(
-            found.len() == 1
-                && found[0].starts_with(&expected_start)
-                && found[0].contains(fragment),
-            "{name}: expected one problem at {position} containing {fragment:?}, found {found:#?}"
-        );
-        assert!(
-            !found[0].contains("hunter2"),
-            "{name} shows the password: {found:?}"
+            !problem.contains("hunter2"),
+            "{name} shows the password: {problem}"
         );
     }
 }

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::raw_client::{RawResponse, send_raw};
+use common::raw_client::{RawResponse, admin_request, cookie_pair, send_raw};
 use common::redis_server::RedisServer;
 use common::upstream::TestUpstream;
 use common::{TestGateway, config_text};
@@ -65,20 +65,9 @@ async fn admin_at(
     target: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let body = body.map(|json| json.to_string()).unwrap_or_default();
-    let mut text = format!(
-        "{method} {target} HTTP/1.1\r\nHost: admin.test\r\nConnection: close\r\n\
-         Authorization: Bearer {ADMIN_TOKEN}\r\n"
-    );
-    if !body.is_empty() {
-        text.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    text.push_str("\r\n");
-    text.push_str(&body);
-    let response = send_raw(addr, text.as_bytes())
+    let body = body.map(|json| json.to_string());
+    let request = admin_request(method, target, ADMIN_TOKEN, body.as_deref());
+    let response = send_raw(addr, &request)
         .await
         .expect("an answer from the admin API");
     let json = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
@@ -527,13 +516,7 @@ async fn two_serve_processes_on_one_redis_share_creates_and_revokes() {
 
     let opened = b.get(&link, None).await;
     assert_eq!(opened.status, 303);
-    let cookie = opened
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = cookie_pair(&opened);
     assert_eq!(b.get("/cases/42", Some(&cookie)).await.status, 200);
 
     let (status, _) = admin_at(a.admin, "DELETE", &format!("/v1/shares/{id}"), None).await;

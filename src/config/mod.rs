@@ -378,8 +378,6 @@ const CLOCK_SKEW_BOUNDS: Bounds = Bounds {
     min: Duration::ZERO,
     max: secs(10 * MINUTE),
 };
-/// Use records wait at most this long in memory; a crash loses at most one interval of them.
-
 /// Long enough for a page or an API call, short enough that a stop never waits on a download for
 /// long; the systemd unit's `TimeoutStopSec` must stay above the maximum in use.
 const SHUTDOWN_GRACE_BOUNDS: Bounds = Bounds {

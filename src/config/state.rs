@@ -20,6 +20,7 @@ use crate::state::redis::{
 const DEFAULT_STATE_PATH: &str = "var/casegate";
 const DEFAULT_USE_FLUSH_INTERVAL: Duration = secs(2);
 const DEFAULT_COMPACT_AFTER_BYTES: u64 = 64 * 1024 * 1024;
+/// Use records wait at most this long in memory; a crash loses at most one interval of them.
 const FLUSH_BOUNDS: Bounds = Bounds {
     min: Duration::from_millis(100),
     max: secs(5 * 60),
@@ -115,50 +116,46 @@ impl Validator<'_, '_> {
 
     /// Keys of the embedded store, refused with Redis: the state is not in a directory.
     fn embedded_only(&mut self, raw: &StateSection) {
-        let spans = [
-            ("state.path", raw.path.as_ref().map(Spanned::span)),
-            (
-                "state.compact_after_bytes",
-                raw.compact_after_bytes.as_ref().map(Spanned::span),
-            ),
-        ];
-        for (field, span) in spans {
-            if let Some(span) = span {
-                self.diag.error(
-                    span,
-                    format_args!(
-                        "{field}: not used with backend = \"redis\" (the state lives in Redis); remove it"
-                    ),
-                );
-            }
-        }
+        self.refuse_keys(
+            &[
+                ("state.path", raw.path.as_ref().map(Spanned::span)),
+                (
+                    "state.compact_after_bytes",
+                    raw.compact_after_bytes.as_ref().map(Spanned::span),
+                ),
+            ],
+            "not used with backend = \"redis\" (the state lives in Redis); remove it",
+        );
     }
 
     /// Keys of the Redis backend, refused with the embedded store.
     fn redis_only(&mut self, raw: &StateSection) {
-        let spans = [
-            ("state.url", raw.url.as_ref().map(Spanned::span)),
-            (
-                "state.key_prefix",
-                raw.key_prefix.as_ref().map(Spanned::span),
-            ),
-            (
-                "state.max_staleness",
-                raw.max_staleness.as_ref().map(Spanned::span),
-            ),
-            (
-                "state.resync_interval",
-                raw.resync_interval.as_ref().map(Spanned::span),
-            ),
-        ];
-        for (field, span) in spans {
+        self.refuse_keys(
+            &[
+                ("state.url", raw.url.as_ref().map(Spanned::span)),
+                (
+                    "state.key_prefix",
+                    raw.key_prefix.as_ref().map(Spanned::span),
+                ),
+                (
+                    "state.max_staleness",
+                    raw.max_staleness.as_ref().map(Spanned::span),
+                ),
+                (
+                    "state.resync_interval",
+                    raw.resync_interval.as_ref().map(Spanned::span),
+                ),
+            ],
+            "only used with backend = \"redis\"; set that too, or remove it",
+        );
+    }
+
+    /// One problem per key that is present (has a span), each saying `why`.
+    fn refuse_keys(&mut self, keys: &[(&str, Option<std::ops::Range<usize>>)], why: &str) {
+        for (field, span) in keys {
             if let Some(span) = span {
-                self.diag.error(
-                    span,
-                    format_args!(
-                        "{field}: only used with backend = \"redis\"; set that too, or remove it"
-                    ),
-                );
+                self.diag
+                    .error(span.clone(), format_args!("{field}: {why}"));
             }
         }
     }
