@@ -32,7 +32,6 @@ fn shared_config(upstream: &TestUpstream, url: &str, state_extra: &str) -> Strin
 backend = "redis"
 url = "{url}"
 key_prefix = "test:"
-use_flush_interval = "100ms"
 {state_extra}
 
 [admin]
@@ -214,8 +213,9 @@ async fn a_share_created_on_one_replica_opens_on_another_and_revokes_cross_withi
 async fn use_counts_cross_replicas_and_are_never_counted_twice() {
     let redis = RedisServer::start();
     // A resync every second re-reads every counter: a double count would show after it.
-    let a = replica(&redis, "resync_interval = \"1s\"").await;
-    let b = replica(&redis, "resync_interval = \"1s\"").await;
+    let timing = "resync_interval = \"1s\"\nuse_flush_interval = \"100ms\"";
+    let a = replica(&redis, timing).await;
+    let b = replica(&redis, timing).await;
     let (id, link) = create(&a, "42").await;
     let cookie = b.exchange(&link).await;
     b.exchange(&link).await;
@@ -375,6 +375,34 @@ async fn redis_killed_then_restarted_fails_closed_after_max_staleness_and_recove
     a.stop().await;
     b.stop().await;
     c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uses_still_in_memory_are_written_at_shutdown_and_a_dead_redis_does_not_hang_the_stop() {
+    let mut redis = RedisServer::start();
+    // Nothing is flushed on a timer during the test: only the stop writes the uses.
+    let a = replica(&redis, "use_flush_interval = \"5m\"").await;
+    let b = replica(&redis, "use_flush_interval = \"5m\"").await;
+    let (id, link) = create(&a, "42").await;
+    a.exchange(&link).await;
+    a.exchange(&link).await;
+    assert_eq!(share(&b, &id).await["uses"], 0);
+    a.stop().await;
+    let counted = time_until(
+        "B sees the uses A wrote as it stopped",
+        Duration::from_secs(2),
+        || async { share(&b, &id).await["uses"] == 2 },
+    )
+    .await;
+    println!("uses written at A's stop seen by B after {counted:?}");
+
+    b.exchange(&link).await;
+    redis.kill();
+    let stopping = Instant::now();
+    b.stop().await;
+    let took = stopping.elapsed();
+    println!("stop with Redis dead and a use pending took {took:?}");
+    assert!(took < Duration::from_secs(12), "{took:?}");
 }
 
 #[tokio::test]
