@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use redis::{RedisError, Value};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 use super::super::freshness::Heartbeat;
 use super::super::view::View;
@@ -81,11 +81,8 @@ impl Follower {
             if resync_due || last_resync.elapsed() >= self.resync_interval {
                 match self.resync().await {
                     Ok(resynced) => {
-                        if failing {
-                            info!(store = %self.target, changes = resynced.changes, "state: Redis reachable again; state read again in full");
-                        } else {
-                            debug!(store = %self.target, changes = resynced.changes, "state: periodic resync");
-                        }
+                        // The watchdog says, once, that guests are served again.
+                        debug!(store = %self.target, changes = resynced.changes, after_failure = failing, "state: read the whole state from Redis");
                         failing = false;
                         resync_due = false;
                         last_resync = Instant::now();
