@@ -34,6 +34,7 @@ use tracing::{error, info};
 
 use crate::access_log::AccessLog;
 use crate::admin::AdminApi;
+use crate::config::StateBackend;
 use crate::gateway::{BuildError, Gateway};
 use crate::mail::Mailer;
 use crate::reload::{Reloader, Snapshot};
@@ -160,6 +161,22 @@ pub fn state_settings(config: &config::Config) -> StateSettings {
     }
 }
 
+/// Opens the configured store: replays the embedded journal, or connects to Redis and reads the
+/// shared state from it.
+async fn open_store(config: &config::Config) -> Result<StateStore, StartError> {
+    let settings = state_settings(config);
+    match &config.state.backend {
+        // Opening replays the journal: blocking file I/O, kept off the async workers.
+        StateBackend::Embedded => tokio::task::spawn_blocking(move || StateStore::open(&settings))
+            .await
+            .map_err(StartError::StateTask)?
+            .map_err(StartError::State),
+        StateBackend::Redis(redis) => StateStore::open_redis(&settings, redis)
+            .await
+            .map_err(StartError::State),
+    }
+}
+
 /// Builds the gateway from a validated config, binds the listener and starts serving.
 pub async fn start(config: &config::Config) -> Result<RunningGateway, StartError> {
     let addr = config.server.listen;
@@ -194,13 +211,7 @@ async fn serve_on(
     config: &config::Config,
     config_path: Option<&Path>,
 ) -> Result<RunningGateway, StartError> {
-    let settings = state_settings(config);
-    // Opening replays the journal: blocking file I/O, kept off the async workers.
-    let store = tokio::task::spawn_blocking(move || StateStore::open(&settings))
-        .await
-        .map_err(StartError::StateTask)?
-        .map_err(StartError::State)?;
-    let store = Arc::new(store);
+    let store = Arc::new(open_store(config).await?);
     let mailer = match &config.mail {
         Some(mail) => Some(Mailer::new(mail).map_err(StartError::Mail)?),
         None => None,
@@ -256,7 +267,11 @@ async fn serve_on(
         config.server.shutdown_grace,
         shutdown_rx,
     ));
-    info!(%local_addr, tls = config.server.tls.is_some(), state = %config.state.path.display(), mail = mailer.as_ref().map(Mailer::destination), "casegate listening");
+    let state = match &config.state.backend {
+        StateBackend::Embedded => config.state.path.display().to_string(),
+        StateBackend::Redis(redis) => redis.url.redacted().to_owned(),
+    };
+    info!(%local_addr, tls = config.server.tls.is_some(), %state, mail = mailer.as_ref().map(Mailer::destination), "casegate listening");
     Ok(RunningGateway {
         local_addr,
         admin_addr,

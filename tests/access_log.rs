@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use casegate::clock::unix_now;
 use common::TestGateway;
+use common::raw_client::cookie_pair;
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -40,13 +41,7 @@ async fn every_request_gets_one_line_with_its_decision_and_no_secret() {
         .get(&format!("/s/{}?utm=secret-query", link.token), &[])
         .await;
     assert_eq!(exchange.status, 303);
-    let cookie = exchange
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = cookie_pair(&exchange);
     let cookie_value = cookie.split_once('=').unwrap().1.to_owned();
     let allowed = gw
         .get(

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use casegate::config::{self, Config, ConfigErrors, PublicScheme};
+use casegate::config::{self, Config, ConfigErrors, PublicScheme, StateBackend};
 use casegate::share::keys::{KeyRing, decode_key};
 use casegate::share::{LinkClaims, LinkRules, token};
 
@@ -50,12 +50,28 @@ fn env(name: &str) -> Option<String> {
         "CASEGATE_KEY_K1" => Some(KEY_TEXT.to_owned()),
         "LEGACY_AUTH" => Some(AUTH_TEXT.to_owned()),
         "CASEGATE_ADMIN_TOKEN" => Some(ADMIN_TOKEN.to_owned()),
+        "CASEGATE_REDIS_URL" => Some(REDIS_URL_WITH_PASSWORD.to_owned()),
+        "NOT_A_REDIS_URL" => Some("http://app:hunter2-redis@redis:6379".to_owned()),
         _ => None,
     }
 }
 
+const REDIS_URL_WITH_PASSWORD: &str = "rediss://app:hunter2-redis@redis.internal:6380/1";
+
 fn parse(text: &str) -> Result<Config, ConfigErrors> {
     config::parse(Path::new("test.toml"), text, &env)
+}
+
+/// Asserts that `text` has exactly one problem, at `position` (line:column), containing
+/// `fragment`; returns it.
+fn assert_one_problem(name: &str, text: &str, position: &str, fragment: &str) -> String {
+    let found = problems(text);
+    let expected_start = format!("test.toml:{position}: ");
+    assert!(
+        found.len() == 1 && found[0].starts_with(&expected_start) && found[0].contains(fragment),
+        "{name}: expected one problem at {position} containing {fragment:?}, found {found:#?}"
+    );
+    found[0].clone()
 }
 
 fn problems(text: &str) -> Vec<String> {
@@ -135,26 +151,61 @@ fn the_shipped_config_is_valid() {
     );
 }
 
-#[test]
-fn the_shipped_admin_example_is_valid_once_uncommented() {
+/// The shipped config with the lines starting with `comment` commented out and the commented
+/// examples starting with `uncomment` switched on; it must be valid.
+fn shipped_config_with(comment: &[&str], uncomment: &[&str]) -> Config {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/casegate.toml");
     let text = std::fs::read_to_string(&path).unwrap();
-    let uncommented = [
-        "[admin]",
-        "listen = ",
-        "[[admin.clients]]",
-        "name = ",
-        "token = ",
-        "scopes = ",
-    ]
-    .iter()
-    .fold(text, |text, key| text.replace(&format!("# {key}"), key));
-    let config =
-        config::parse(&path, &uncommented, &env).unwrap_or_else(|errors| panic!("{errors}"));
+    let text = comment.iter().fold(text, |text, key| {
+        text.replace(&format!("\n{key}"), &format!("\n# {key}"))
+    });
+    let text = uncomment
+        .iter()
+        .fold(text, |text, key| text.replace(&format!("# {key}"), key));
+    config::parse(&path, &text, &env).unwrap_or_else(|errors| panic!("{errors}"))
+}
+
+#[test]
+fn the_shipped_admin_example_is_valid_once_uncommented() {
+    let config = shipped_config_with(
+        &[],
+        &[
+            "[admin]",
+            "listen = ",
+            "[[admin.clients]]",
+            "name = ",
+            "token = ",
+            "scopes = ",
+        ],
+    );
     let admin = config.admin.expect("the example's [admin]");
     assert_eq!(admin.listen, "127.0.0.1:9901".parse().unwrap());
     assert_eq!(admin.clients[0].name, "case-app");
     assert_eq!(admin.clients[0].scopes, ["view", "guest"]);
+}
+
+#[test]
+fn the_shipped_redis_example_is_valid_once_uncommented() {
+    let config = shipped_config_with(
+        &["path = ", "compact_after_bytes = "],
+        &[
+            "backend = ",
+            "url = ",
+            "key_prefix = ",
+            "max_staleness = ",
+            "resync_interval = ",
+        ],
+    );
+    let StateBackend::Redis(redis) = config.state.backend else {
+        panic!("the example's backend is not redis");
+    };
+    assert_eq!(
+        redis.url.redacted(),
+        "rediss://app:***@redis.internal:6380/1"
+    );
+    assert_eq!(redis.key_prefix, "casegate:");
+    assert_eq!(redis.max_staleness, Duration::from_secs(60));
+    assert_eq!(redis.resync_interval, Duration::from_secs(30));
 }
 
 #[test]
@@ -474,14 +525,7 @@ fn each_broken_config_is_reported_at_the_value_to_fix() {
         ),
     ];
     for (name, text, position, fragment) in cases {
-        let found = problems(&text);
-        let expected_start = format!("test.toml:{position}: ");
-        assert!(
-            found.len() == 1
-                && found[0].starts_with(&expected_start)
-                && found[0].contains(fragment),
-            "{name}: expected one problem at {position} containing {fragment:?}, found {found:#?}"
-        );
+        assert_one_problem(name, &text, position, fragment);
     }
 }
 
@@ -912,9 +956,9 @@ fn each_broken_admin_or_state_config_is_reported_at_the_value_to_fix() {
         ),
         (
             "an unknown key in [state]",
-            edit_admin("path = \"state/casegate\"", "backend = \"redis\""),
+            edit_admin("path = \"state/casegate\"", "engine = \"redis\""),
             "47:1",
-            "state: unknown field `backend`",
+            "state: unknown field `engine`",
         ),
         (
             "a sharing switch that is not a boolean",
@@ -924,14 +968,7 @@ fn each_broken_admin_or_state_config_is_reported_at_the_value_to_fix() {
         ),
     ];
     for (name, text, position, fragment) in cases {
-        let found = problems(&text);
-        let expected_start = format!("test.toml:{position}: ");
-        assert!(
-            found.len() == 1
-                && found[0].starts_with(&expected_start)
-                && found[0].contains(fragment),
-            "{name}: expected one problem at {position} containing {fragment:?}, found {found:#?}"
-        );
+        assert_one_problem(name, &text, position, fragment);
     }
 }
 
@@ -972,6 +1009,187 @@ fn every_admin_and_state_problem_is_reported_at_once_in_file_order() {
         assert!(
             found.starts_with(expected),
             "expected {expected:?}, found {found:?}"
+        );
+    }
+}
+
+/// BASE with a `[state]` section of these lines; `[state]` is line 30.
+fn state_text(lines: &str) -> String {
+    format!("{BASE}\n[state]\n{lines}\n")
+}
+
+#[test]
+fn a_redis_backend_is_read_with_its_defaults_and_its_url_from_a_secret_source() {
+    let config = parse(&state_text(
+        "backend = \"redis\"\nurl = { env = \"CASEGATE_REDIS_URL\" }",
+    ))
+    .expect("valid");
+    let StateBackend::Redis(redis) = &config.state.backend else {
+        panic!("not the redis backend: {:?}", config.state.backend);
+    };
+    assert_eq!(
+        redis.url.redacted(),
+        "rediss://app:***@redis.internal:6380/1"
+    );
+    assert_eq!(redis.key_prefix, "casegate:");
+    assert_eq!(redis.max_staleness, Duration::from_secs(60));
+    assert_eq!(redis.resync_interval, Duration::from_secs(30));
+    assert_eq!(config.state.use_flush_interval, Duration::from_secs(2));
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+
+    let config = parse(&state_text(
+        "backend = \"redis\"\nurl = \"redis://127.0.0.1:6379/0\"\nkey_prefix = \"clinic-a:\"\n\
+         max_staleness = \"10s\"\nresync_interval = \"5m\"\nuse_flush_interval = \"1s\"",
+    ))
+    .expect("valid");
+    let StateBackend::Redis(redis) = &config.state.backend else {
+        panic!("not the redis backend");
+    };
+    assert_eq!(redis.url.redacted(), "redis://127.0.0.1:6379/0");
+    assert_eq!(redis.key_prefix, "clinic-a:");
+    assert_eq!(redis.max_staleness, Duration::from_secs(10));
+    assert_eq!(redis.resync_interval, Duration::from_secs(300));
+    assert_eq!(config.state.use_flush_interval, Duration::from_secs(1));
+    assert_eq!(
+        parse(&state_text("backend = \"embedded\""))
+            .expect("valid")
+            .state
+            .backend,
+        StateBackend::Embedded
+    );
+}
+
+#[test]
+fn each_broken_redis_state_config_is_reported_at_the_value_to_fix() {
+    let redis = |rest: &str| state_text(&format!("backend = \"redis\"\n{rest}"));
+    let cases = [
+        (
+            "an unknown backend",
+            state_text("backend = \"postgres\""),
+            "31:11",
+            "state.backend: \"postgres\" is not \"embedded\" or \"redis\"",
+        ),
+        (
+            "redis without a url",
+            state_text("backend = \"redis\""),
+            "31:11",
+            "state: backend = \"redis\" needs url",
+        ),
+        (
+            "another scheme",
+            redis("url = \"http://redis:6379\""),
+            "32:7",
+            "state.url: must start with redis:// or rediss://",
+        ),
+        (
+            "an unparsable url",
+            redis("url = \"redis://app:hunter2-redis@redis:port/0\""),
+            "32:7",
+            "state.url: is not a usable Redis URL",
+        ),
+        (
+            "a database that is no number",
+            redis("url = \"redis://app:hunter2-redis@redis/zero\""),
+            "32:7",
+            "state.url: is not a usable Redis URL",
+        ),
+        (
+            "certificate checks turned off",
+            redis("url = \"rediss://redis:6380/0#insecure\""),
+            "32:7",
+            "state.url: #insecure turns off certificate checks",
+        ),
+        (
+            "a secret source naming another scheme",
+            redis("url = { env = \"NOT_A_REDIS_URL\" }"),
+            "32:7",
+            "state.url: must start with redis://",
+        ),
+        (
+            "a secret source that is not set",
+            redis("url = { env = \"UNSET_REDIS_URL\" }"),
+            "32:15",
+            "state.url: environment variable UNSET_REDIS_URL is not set",
+        ),
+        (
+            "a url that is a number",
+            redis("url = 6379"),
+            "32:7",
+            "state.url: must be a URL like",
+        ),
+        (
+            "staleness zero",
+            redis("url = \"redis://r:6379\"\nmax_staleness = \"0s\""),
+            "33:17",
+            "state.max_staleness: 0s is out of range; use 1s to 1h",
+        ),
+        (
+            "staleness too long",
+            redis("url = \"redis://r:6379\"\nmax_staleness = \"2h\""),
+            "33:17",
+            "state.max_staleness: 2h is out of range",
+        ),
+        (
+            "a resync too often",
+            redis("url = \"redis://r:6379\"\nresync_interval = \"100ms\""),
+            "33:19",
+            "state.resync_interval: 100ms is out of range",
+        ),
+        (
+            "a key prefix with a space",
+            redis("url = \"redis://r:6379\"\nkey_prefix = \"clinic a:\""),
+            "33:14",
+            "state.key_prefix: \"clinic a:\" must be 1 to 64 characters",
+        ),
+        (
+            "an empty key prefix",
+            redis("url = \"redis://r:6379\"\nkey_prefix = \"\""),
+            "33:14",
+            "state.key_prefix: \"\" must be",
+        ),
+        (
+            "a directory with redis",
+            redis("url = \"redis://r:6379\"\npath = \"var/casegate\""),
+            "33:8",
+            "state.path: not used with backend = \"redis\"",
+        ),
+        (
+            "a compaction threshold with redis",
+            redis("url = \"redis://r:6379\"\ncompact_after_bytes = 1048576"),
+            "33:23",
+            "state.compact_after_bytes: not used with backend = \"redis\"",
+        ),
+        (
+            "a url without redis",
+            state_text("url = \"redis://r:6379\""),
+            "31:7",
+            "state.url: only used with backend = \"redis\"",
+        ),
+        (
+            "a staleness without redis",
+            state_text("max_staleness = \"5s\""),
+            "31:17",
+            "state.max_staleness: only used with backend = \"redis\"",
+        ),
+        (
+            "a key prefix without redis",
+            state_text("key_prefix = \"a:\""),
+            "31:14",
+            "state.key_prefix: only used with backend = \"redis\"",
+        ),
+        (
+            "a resync interval without redis",
+            state_text("resync_interval = \"5s\""),
+            "31:19",
+            "state.resync_interval: only used with backend = \"redis\"",
+        ),
+    ];
+    for (name, text, position, fragment) in cases {
+        let problem = assert_one_problem(name, &text, position, fragment);
+        assert!(
+            !problem.contains("hunter2"),
+            "{name} shows the password: {problem}"
         );
     }
 }

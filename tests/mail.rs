@@ -10,7 +10,7 @@ use std::time::Duration;
 use casegate::mail::{Mailer, OutgoingMail};
 use common::TestGateway;
 use common::pki::TestPki;
-use common::raw_client::{RawResponse, send_raw};
+use common::raw_client::{RawResponse, admin_request, send_raw};
 use common::smtp::TestSmtp;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
@@ -146,21 +146,10 @@ struct Answer {
 }
 
 async fn admin(gw: &TestGateway, method: &str, target: &str, body: Option<Value>) -> Answer {
-    let mut text = format!(
-        "{method} {target} HTTP/1.1\r\nHost: admin.test\r\nConnection: close\r\n\
-         Authorization: Bearer {ADMIN_TOKEN}\r\n"
-    );
-    let body = body.map(|body| body.to_string()).unwrap_or_default();
-    if !body.is_empty() {
-        text.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
-    }
-    text.push_str("\r\n");
-    text.push_str(&body);
+    let body = body.map(|body| body.to_string());
+    let text = admin_request(method, target, ADMIN_TOKEN, body.as_deref());
     let addr = gw.admin_addr().expect("the admin API listens");
-    let raw = send_raw(addr, text.as_bytes()).await.expect("an answer");
+    let raw = send_raw(addr, &text).await.expect("an answer");
     let json = serde_json::from_slice(&raw.body)
         .unwrap_or_else(|error| panic!("not JSON ({error}): {}", raw.text()));
     Answer {

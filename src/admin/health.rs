@@ -5,8 +5,11 @@
 //!
 //! Readiness asks three questions: is a config loaded (the gateway exists, so yes), does the
 //! upstream accept a TCP connection within a second, and can the state store still write (no
-//! journal write has failed, and a probe file can be written in its directory). The answer is
-//! cached for a second, so a scraper polling hard costs at most one probe a second.
+//! journal write has failed, and a probe file can be written in its directory). With the Redis
+//! backend the last question is how current the shared state is: fresh is ready; stale but
+//! within `max_staleness` is ready and "degraded" (guests are still served); past it is not
+//! ready (guests are refused). The answer is cached for a second, so a scraper polling hard
+//! costs at most one probe a second.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -22,7 +25,7 @@ use super::respond::{self, ApiBody};
 use crate::gateway::Gateway;
 use crate::metrics;
 use crate::reload::Snapshot;
-use crate::state::StateStore;
+use crate::state::{Freshness, StateStore};
 
 /// How long the upstream may take to accept a connection before it counts as unreachable.
 const UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -54,6 +57,12 @@ impl OpsRoute {
 #[derive(Clone, Debug, Serialize)]
 struct Check {
     ok: bool,
+    /// Working, but not as it should: the answer's status is then "degraded" (still 200).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    degraded: bool,
+    /// How long the shared state store has been silent, when it has been.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stale_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     problem: Option<String>,
 }
@@ -62,6 +71,8 @@ impl Check {
     fn passed() -> Check {
         Check {
             ok: true,
+            degraded: false,
+            stale_seconds: None,
             problem: None,
         }
     }
@@ -69,6 +80,8 @@ impl Check {
     fn failed(problem: String) -> Check {
         Check {
             ok: false,
+            degraded: false,
+            stale_seconds: None,
             problem: Some(problem),
         }
     }
@@ -130,9 +143,11 @@ impl Readiness {
             OpsRoute::Ready => {
                 let checks = self.checks().await;
                 let ready = checks.config.ok && checks.upstream.ok && checks.state.ok;
-                let (status, word) = match ready {
-                    true => (StatusCode::OK, "ok"),
-                    false => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+                let degraded = checks.state.degraded;
+                let (status, word) = match (ready, degraded) {
+                    (true, false) => (StatusCode::OK, "ok"),
+                    (true, true) => (StatusCode::OK, "degraded"),
+                    (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
                 };
                 respond::json(
                     status,
@@ -192,6 +207,9 @@ impl Readiness {
     }
 
     async fn state_check(&self) -> Check {
+        if self.store.is_shared() {
+            return shared_state_check(self.store.freshness(Instant::now()));
+        }
         if self.store.has_failed() {
             return Check::failed(
                 "a state journal write failed; the store refuses every write until casegate is restarted"
@@ -204,6 +222,30 @@ impl Readiness {
             Ok(Err(problem)) => Check::failed(problem),
             Err(error) => Check::failed(format!("the state probe did not finish: {error}")),
         }
+    }
+}
+
+/// The shared store is ready while guests are served: degraded once it has been silent for a
+/// while, not ready once it has been silent past `max_staleness`.
+fn shared_state_check(freshness: Freshness) -> Check {
+    match freshness {
+        Freshness::Fresh => Check::passed(),
+        Freshness::Stale { age } => Check {
+            ok: true,
+            degraded: true,
+            stale_seconds: Some(age.as_secs_f64()),
+            problem: Some(format!(
+                "no word from Redis for {:.1}s; serving guests on the last-known revocations until [state] max_staleness",
+                age.as_secs_f64()
+            )),
+        },
+        Freshness::TooStale { age } => Check {
+            stale_seconds: Some(age.as_secs_f64()),
+            ..Check::failed(format!(
+                "no word from Redis for {:.1}s, past [state] max_staleness; guests are refused until it answers",
+                age.as_secs_f64()
+            ))
+        },
     }
 }
 

@@ -83,7 +83,7 @@ pub struct UpstreamSection {
 /// `Deserialize` is written by hand: serde's own messages quote what they refused
 /// (`invalid type: string "a2V5..."`), and what an operator writes in place of `{ env = ... }` is
 /// very often the secret itself. Every refusal here is a [`SecretShapeError`], which quotes nothing.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct SecretRef {
     pub env: Option<Spanned<String>>,
     pub file: Option<Spanned<String>>,
@@ -162,9 +162,24 @@ pub struct AdminClientSection {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateSection {
+    /// `"embedded"` (the default) or `"redis"`.
+    pub backend: Option<Spanned<String>>,
     pub path: Option<Spanned<String>>,
     pub use_flush_interval: Option<Spanned<String>>,
     pub compact_after_bytes: Option<Spanned<i64>>,
+    /// Redis only: the server, as text or from a secret source (it may carry a password).
+    pub url: Option<Spanned<UrlSource>>,
+    pub key_prefix: Option<Spanned<String>>,
+    pub max_staleness: Option<Spanned<String>>,
+    pub resync_interval: Option<Spanned<String>>,
+}
+
+/// A URL that may carry credentials: written out (`"redis://..."`), or read from a secret source
+/// (`{ env = "NAME" }`, `{ file = "path" }`) so the password need not sit in the config file.
+#[derive(Debug)]
+pub enum UrlSource {
+    Text(String),
+    Secret(SecretRef),
 }
 
 /// `[log]`: the access log and the process log's level.
@@ -370,6 +385,62 @@ fn key_path(section: &str, error: &toml::de::Error) -> String {
     match inner {
         Some(inner) => format!("{section}.{inner}"),
         None => section.to_owned(),
+    }
+}
+
+// === impl UrlSource ===
+
+impl<'de> Deserialize<'de> for UrlSource {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(UrlSourceVisitor)
+    }
+}
+
+/// A string, or a table read as a [`SecretRef`]. Nothing it refuses is quoted: the text may be
+/// a URL with its password.
+struct UrlSourceVisitor;
+
+/// Why a URL source has the wrong shape.
+const NOT_A_URL_SOURCE: &str = "must be a URL like \"redis://host:6379/0\" or a secret source \
+     like { env = \"NAME\" } (what was written is not shown: it may hold a password)";
+
+impl<'de> Visitor<'de> for UrlSourceVisitor {
+    type Value = UrlSource;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(NOT_A_URL_SOURCE)
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<UrlSource, E> {
+        Ok(UrlSource::Text(text.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, text: String) -> Result<UrlSource, E> {
+        Ok(UrlSource::Text(text))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<UrlSource, A::Error> {
+        SecretRefVisitor.visit_map(map).map(UrlSource::Secret)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<UrlSource, E> {
+        Err(E::custom(NOT_A_URL_SOURCE))
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<UrlSource, E> {
+        Err(E::custom(NOT_A_URL_SOURCE))
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<UrlSource, E> {
+        Err(E::custom(NOT_A_URL_SOURCE))
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<UrlSource, E> {
+        Err(E::custom(NOT_A_URL_SOURCE))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<UrlSource, A::Error> {
+        Err(de::Error::custom(NOT_A_URL_SOURCE))
     }
 }
 

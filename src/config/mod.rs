@@ -10,6 +10,7 @@ mod file;
 mod log;
 mod mail;
 mod secret_source;
+mod state;
 mod verify;
 
 use std::collections::BTreeSet;
@@ -30,6 +31,7 @@ pub use duration::{DurationError, format_duration, parse_duration};
 pub use log::{AccessTarget, DEFAULT_LOG_LEVEL, Log, LogFormat};
 pub use mail::{Mail, MailDelivery, SmtpCredentials, SmtpRelay, SmtpSecurity};
 pub use secret_source::{SecretError, SecretText};
+pub use state::{State, StateBackend};
 
 use file::RawConfig;
 
@@ -231,18 +233,6 @@ pub struct AdminClient {
     pub scopes: Vec<String>,
 }
 
-/// Where and how the share state (revocations, share records) is kept.
-#[derive(Clone, Debug)]
-pub struct State {
-    /// A directory, resolved against the config file's directory. Created when the store opens,
-    /// not at validation.
-    pub path: PathBuf,
-    /// How often batched use records are written.
-    pub use_flush_interval: Duration,
-    /// Compact once the journal holds this many bytes.
-    pub compact_after_bytes: u64,
-}
-
 /// An admin token shorter than this is guessable; `casegate keygen` prints 43 characters.
 pub const MIN_ADMIN_TOKEN_BYTES: usize = 32;
 
@@ -258,9 +248,6 @@ fn as_written(raw: Option<&Spanned<String>>, value: Duration) -> String {
 const DEFAULT_LINK_TTL: Duration = secs(24 * 3600);
 /// Longer links are refused even when correctly signed.
 const DEFAULT_MAX_LINK_TTL: Duration = secs(30 * 24 * 3600);
-const DEFAULT_STATE_PATH: &str = "var/casegate";
-const DEFAULT_USE_FLUSH_INTERVAL: Duration = secs(2);
-const DEFAULT_COMPACT_AFTER_BYTES: u64 = 64 * 1024 * 1024;
 const DEFAULT_ADMIN_MAX_BODY_BYTES: usize = 64 * 1024;
 
 // === impl AdminClient ===
@@ -403,12 +390,6 @@ const CLOCK_SKEW_BOUNDS: Bounds = Bounds {
     min: Duration::ZERO,
     max: secs(10 * MINUTE),
 };
-/// Use records wait at most this long in memory; a crash loses at most one interval of them.
-const FLUSH_BOUNDS: Bounds = Bounds {
-    min: Duration::from_millis(100),
-    max: secs(5 * MINUTE),
-};
-
 /// Long enough for a page or an API call, short enough that a stop never waits on a download for
 /// long; the systemd unit's `TimeoutStopSec` must stay above the maximum in use.
 const SHUTDOWN_GRACE_BOUNDS: Bounds = Bounds {
@@ -1332,37 +1313,6 @@ impl Validator<'_, '_> {
             name: name?,
             token: token?,
             scopes: scopes_valid.then_some(scopes)?,
-        })
-    }
-
-    // --- [state] ---
-
-    fn state(&mut self, raw: file::StateSection) -> Option<State> {
-        let path = match &raw.path {
-            Some(path) if path.get_ref().trim().is_empty() => {
-                self.diag
-                    .error(path.span(), "state.path: is empty; name a directory");
-                None
-            }
-            Some(path) => Some(self.base_dir.join(path.get_ref())),
-            None => Some(self.base_dir.join(DEFAULT_STATE_PATH)),
-        };
-        let use_flush_interval = self.optional_duration(
-            "state.use_flush_interval",
-            raw.use_flush_interval.as_ref(),
-            DEFAULT_USE_FLUSH_INTERVAL,
-            &FLUSH_BOUNDS,
-        );
-        let compact_after_bytes = self.count(
-            "state.compact_after_bytes",
-            raw.compact_after_bytes.as_ref(),
-            usize::try_from(DEFAULT_COMPACT_AFTER_BYTES).unwrap_or(usize::MAX),
-            64 * 1024..=1 << 40,
-        );
-        Some(State {
-            path: path?,
-            use_flush_interval: use_flush_interval?,
-            compact_after_bytes: u64::try_from(compact_after_bytes?).ok()?,
         })
     }
 

@@ -164,9 +164,11 @@ impl GatewayError {
             | GatewayError::Internal(_)
             | GatewayError::Mail { .. }
             | GatewayError::MailNotConfigured
-            | GatewayError::NoRandomness
-            | GatewayError::StateUnavailable { .. } => true,
-            GatewayError::BadTarget(_)
+            | GatewayError::NoRandomness => true,
+            // The outage is logged once, as it starts and ends, by the store (see
+            // state::freshness); each request it refuses is a refusal as designed.
+            GatewayError::StateUnavailable { .. }
+            | GatewayError::BadTarget(_)
             | GatewayError::NoPath
             | GatewayError::BadHost
             | GatewayError::BodyOnGet

@@ -281,7 +281,9 @@ impl Gateway {
     }
 
     /// Refuses a link or cookie whose share, or whole case, was revoked: one in-memory lookup, and
-    /// an allocation only for the refusal.
+    /// an allocation only for the refusal. With shared state that has been out of reach for
+    /// longer than `max_staleness`, a revocation made elsewhere may be missing from memory, so
+    /// every credential is refused instead (fail closed).
     fn refuse_revoked(
         &self,
         credential: Credential,
@@ -289,6 +291,14 @@ impl Gateway {
         case: &str,
         issued_at: i64,
     ) -> Result<(), GatewayError> {
+        if let Some(silent_for) = self.store.refuses_guests() {
+            return Err(GatewayError::StateUnavailable {
+                reason: format!(
+                    "no word from the shared state store for {:.1}s, past [state] max_staleness",
+                    silent_for.as_secs_f64()
+                ),
+            });
+        }
         match self.store.revocation(share_id, case, issued_at) {
             None => Ok(()),
             Some(revocation) => Err(GatewayError::Revoked {

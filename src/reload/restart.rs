@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use crate::config::Config;
+use crate::config::{Config, StateBackend};
 
 /// What the running process started with, among the settings only a restart changes.
 pub struct Fixed {
@@ -15,6 +15,8 @@ pub struct Fixed {
     limits: String,
     shutdown_grace: std::time::Duration,
     state_path: PathBuf,
+    /// Embedded or Redis, with the Redis URL (password included) and its settings.
+    state_backend: StateBackend,
     log: String,
     admin_listen: Option<SocketAddr>,
     /// Each client's name, scopes and token: the admin API's clients are read once.
@@ -29,6 +31,7 @@ impl Fixed {
             limits: format!("{:?}", config.server.limits),
             shutdown_grace: config.server.shutdown_grace,
             state_path: config.state.path.clone(),
+            state_backend: config.state.backend.clone(),
             log: format!(
                 "{:?} {:?} {}",
                 config.log.format, config.log.access, config.log.buffer
@@ -69,6 +72,10 @@ pub fn restart_needed(fixed: &Fixed, new: &Config) -> Vec<&'static str> {
             "server.shutdown_grace",
         ),
         (fixed.state_path != now.state_path, "state.path"),
+        (
+            fixed.state_backend != now.state_backend,
+            "state (backend, url, key_prefix, max_staleness, resync_interval)",
+        ),
         (fixed.log != now.log, "log (format, access, buffer)"),
         (fixed.admin_listen != now.admin_listen, "admin.listen"),
         (fixed.admin_clients != now.admin_clients, "admin.clients"),

@@ -1,9 +1,12 @@
-//! The seam between the in-memory view and where writes become durable. The embedded journal is
-//! one backend; a Redis backend (issue 6) is meant to be another.
+//! The seam between the in-memory view and where writes become durable: the embedded journal
+//! ([`super::journal`]) or Redis, shared by several replicas ([`super::redis`]).
+
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 
 use super::StoreError;
+use super::freshness::Freshness;
 use super::record::Record;
 
 /// Resolves once the backend finished (or refused) a request.
@@ -29,4 +32,15 @@ pub(crate) trait Backend: Send + Sync {
 
     /// Whether a write failed and the backend now refuses every write (until a restart).
     fn has_failed(&self) -> bool;
+
+    /// How current the view is. A backend that writes every change itself is always fresh; one
+    /// that learns other replicas' changes by listening is not while it cannot listen.
+    fn freshness(&self, _now: Instant) -> Freshness {
+        Freshness::Fresh
+    }
+
+    /// Whether other processes write the same state (and so freshness can change).
+    fn is_shared(&self) -> bool {
+        false
+    }
 }

@@ -20,6 +20,14 @@ pub enum OpenError {
         offset: u64,
         reason: &'static str,
     },
+    /// The configured Redis could not be reached (its message names it, password redacted).
+    Redis(crate::state::redis::ConnectError),
+    /// Redis answered the connection but reading the state from it failed.
+    RedisRead {
+        /// The server, password redacted.
+        target: String,
+        source: redis::RedisError,
+    },
 }
 
 impl fmt::Display for OpenError {
@@ -41,6 +49,13 @@ impl fmt::Display for OpenError {
                  (restore the directory from a backup or remove the damaged file knowingly)",
                 path.display()
             ),
+            OpenError::Redis(error) => write!(f, "state: {error}"),
+            OpenError::RedisRead { target, source } => {
+                write!(
+                    f,
+                    "state: cannot read the shared state from Redis at {target}: {source}"
+                )
+            }
         }
     }
 }
@@ -49,6 +64,8 @@ impl std::error::Error for OpenError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             OpenError::Io { source, .. } => Some(source),
+            OpenError::Redis(error) => Some(error),
+            OpenError::RedisRead { source, .. } => Some(source),
             OpenError::Locked { .. } | OpenError::Corrupt { .. } => None,
         }
     }
@@ -66,6 +83,13 @@ pub enum StoreError {
     Closed,
     /// One record would exceed the journal's frame limit.
     TooLarge { bytes: usize },
+    /// Redis refused the write or could not be reached. Not permanent: the next write tries
+    /// again on a fresh connection.
+    Redis(redis::RedisError),
+    /// Redis did not answer a write within this time; it may or may not have applied it.
+    TimedOut { after: std::time::Duration },
+    /// Redis answered something casegate did not ask for (another program's key, a bug).
+    UnexpectedReply(&'static str),
 }
 
 impl fmt::Display for StoreError {
@@ -79,6 +103,15 @@ impl fmt::Display for StoreError {
             StoreError::TooLarge { bytes } => {
                 write!(f, "state record of {bytes} bytes exceeds the frame limit")
             }
+            StoreError::Redis(error) => write!(f, "shared state (Redis) write failed: {error}"),
+            StoreError::TimedOut { after } => write!(
+                f,
+                "shared state (Redis) did not answer a write within {}s",
+                after.as_secs()
+            ),
+            StoreError::UnexpectedReply(reason) => {
+                write!(f, "shared state (Redis) answered unexpectedly: {reason}")
+            }
         }
     }
 }
@@ -87,7 +120,12 @@ impl std::error::Error for StoreError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             StoreError::Io(source) => Some(source),
-            StoreError::Failed | StoreError::Closed | StoreError::TooLarge { .. } => None,
+            StoreError::Redis(source) => Some(source),
+            StoreError::Failed
+            | StoreError::Closed
+            | StoreError::TooLarge { .. }
+            | StoreError::TimedOut { .. }
+            | StoreError::UnexpectedReply(_) => None,
         }
     }
 }

@@ -1,10 +1,12 @@
 //! The gateway's durable state: share records, revocations (by id and by case) and use counters.
 //!
-//! Two halves, kept apart so a Redis backend (issue 6) can replace the second one:
+//! Two halves:
 //! - [`view`]: the in-memory view (dashmaps) every read and the hot-path revocation check use;
 //! - [`backend::Backend`]: where writes become durable. The embedded one, [`journal`], appends
 //!   checksummed records to a journal in `[state] path`, fsyncs before acknowledging a create or a
-//!   revoke, compacts into snapshots, and replays snapshot + journal on start.
+//!   revoke, compacts into snapshots, and replays snapshot + journal on start. The shared one,
+//!   [`redis`], commits to Redis and follows what other replicas commit there; its view can go
+//!   stale ([`freshness`]), and then guests are refused rather than served on old revocations.
 //!
 //! A write reaches the view only after the backend made it durable, so a failed write is never
 //! visible. Use counters are the exception by design: they accumulate in memory ([`uses`]) and are
@@ -16,11 +18,13 @@ mod codec;
 mod describe;
 mod error;
 mod frame;
+mod freshness;
 mod journal;
 mod key;
 mod layout;
 mod maintenance;
 mod record;
+pub mod redis;
 mod replay;
 mod snapshot;
 mod store;
@@ -30,7 +34,9 @@ mod view;
 pub(crate) mod write_failure;
 mod writer;
 
+pub use self::redis::RedisSettings;
 pub use error::{OpenError, StoreError};
+pub use freshness::Freshness;
 pub use store::StateStore;
 
 use std::path::PathBuf;

@@ -152,6 +152,34 @@ impl ShareState {
         self.last_used_at = self.last_used_at.max(last_used_at);
     }
 
+    /// Counters that are totals, not increments (the Redis backend's): the larger count, the
+    /// earlier first use and the later last use win, so applying them twice is harmless.
+    pub(crate) fn raise_counters(
+        &mut self,
+        uses: u64,
+        first_used: Option<i64>,
+        last_used: Option<i64>,
+    ) {
+        self.uses = self.uses.max(uses);
+        self.first_used_at = min_known(self.first_used_at, first_used);
+        self.last_used_at = self.last_used_at.max(last_used);
+    }
+
+    /// The same state without use counters: what a shared backend stores as the share's record
+    /// (the counters are kept, and added up, apart from it).
+    pub(crate) fn without_counters(&self) -> ShareState {
+        ShareState {
+            uses: 0,
+            first_used_at: None,
+            last_used_at: None,
+            ..self.clone()
+        }
+    }
+
+    pub(crate) fn has_counters(&self) -> bool {
+        self.uses > 0 || self.first_used_at.is_some() || self.last_used_at.is_some()
+    }
+
     fn encode(&self, enc: &mut Encoder<'_>) {
         enc.u8(match self.origin {
             Origin::Api => 1,

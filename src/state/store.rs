@@ -3,11 +3,14 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::backend::{Ack, Backend, Durability};
 use super::describe::{Known, describe};
+use super::freshness::Freshness;
 use super::journal::JournalBackend;
 use super::record::{Record, ShareState};
+use super::redis::{RedisBackend, RedisSettings};
 use super::uses::PendingUses;
 use super::view::View;
 use super::{
@@ -60,13 +63,54 @@ impl StateStore {
         &self.settings.path
     }
 
-    fn over(view: Arc<View>, backend: JournalBackend, settings: &StateSettings) -> StateStore {
+    /// Opens the shared store: connects to Redis, reads the whole state, and follows what
+    /// other replicas commit. `settings.path` and `compact_after_bytes` are not used. Fails if
+    /// Redis cannot be reached or read now.
+    pub async fn open_redis(
+        settings: &StateSettings,
+        redis: &RedisSettings,
+    ) -> Result<StateStore, OpenError> {
+        let view = Arc::new(View::default());
+        let backend = RedisBackend::open(redis, Arc::clone(&view)).await?;
+        Ok(StateStore::over(view, backend, settings))
+    }
+
+    fn over(
+        view: Arc<View>,
+        backend: impl Backend + 'static,
+        settings: &StateSettings,
+    ) -> StateStore {
         StateStore {
             view,
             uses: PendingUses::default(),
             backend: Box::new(backend),
             settings: settings.clone(),
         }
+    }
+
+    /// How current the revocations are at `now`: always fresh for the embedded store; for Redis,
+    /// how long ago this replica last heard from it (see [`Freshness`]).
+    pub fn freshness(&self, now: Instant) -> Freshness {
+        self.backend.freshness(now)
+    }
+
+    /// HOT PATH: how long the shared store has been silent, when that is past `max_staleness`
+    /// and guests must be refused (fail closed). The embedded store never is, and costs no
+    /// clock read.
+    pub fn refuses_guests(&self) -> Option<Duration> {
+        if !self.backend.is_shared() {
+            return None;
+        }
+        match self.backend.freshness(Instant::now()) {
+            Freshness::TooStale { age } => Some(age),
+            Freshness::Fresh | Freshness::Stale { .. } => None,
+        }
+    }
+
+    /// Whether other gateways share this state (the Redis backend): readiness then reports
+    /// freshness instead of probing a directory.
+    pub fn is_shared(&self) -> bool {
+        self.backend.is_shared()
     }
 
     /// HOT PATH, no I/O, no allocation: is this credential revoked?

@@ -58,6 +58,21 @@ impl View {
         }
     }
 
+    /// Raises a share's use counters to totals a shared backend reports (see
+    /// [`ShareState::raise_counters`]): applying the same totals again changes nothing.
+    pub(crate) fn raise_uses(
+        &self,
+        id: Box<str>,
+        uses: u64,
+        first_used: Option<i64>,
+        last_used: Option<i64>,
+    ) {
+        self.shares
+            .entry(id)
+            .or_insert_with(ShareState::unknown)
+            .raise_counters(uses, first_used, last_used);
+    }
+
     /// HOT PATH: two map lookups at most, no allocation, no I/O.
     pub(crate) fn revocation(
         &self,

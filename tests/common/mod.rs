@@ -17,7 +17,7 @@ use casegate::gateway::{LinkMinter, MintedLink, ShareRequest};
 use casegate::state::StateStore;
 use tempfile::TempDir;
 
-use self::raw_client::{RawResponse, send_raw};
+use self::raw_client::{RawResponse, cookie_pair, send_raw};
 use self::upstream::TestUpstream;
 
 /// 33 bytes, base64url: the key every test gateway signs with (as `k1`).
@@ -201,8 +201,7 @@ impl TestGateway {
     pub async fn exchange(&self, path: &str) -> String {
         let response = self.get(path, &[]).await;
         assert_eq!(response.status, 303, "link exchange: {}", response.text());
-        let set_cookie = response.header("set-cookie").expect("set-cookie");
-        set_cookie.split(';').next().unwrap().to_owned()
+        cookie_pair(&response)
     }
 
     /// Sends a GET with `Connection: close` and the given extra header lines.

@@ -36,6 +36,30 @@ impl RawResponse {
     }
 }
 
+/// The bytes of an admin API request: `Connection: close`, the bearer `token`, and `body` as
+/// `application/json` when there is one.
+pub fn admin_request(method: &str, target: &str, token: &str, body: Option<&str>) -> Vec<u8> {
+    let mut text = format!(
+        "{method} {target} HTTP/1.1\r\nHost: admin.test\r\nConnection: close\r\n\
+         Authorization: Bearer {token}\r\n"
+    );
+    if let Some(body) = body {
+        text.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    text.push_str("\r\n");
+    text.push_str(body.unwrap_or_default());
+    text.into_bytes()
+}
+
+/// The `name=value` of the response's first `Set-Cookie` (a link exchange's guest cookie).
+pub fn cookie_pair(response: &RawResponse) -> String {
+    let set_cookie = response.header("set-cookie").expect("set-cookie");
+    set_cookie.split(';').next().unwrap_or_default().to_owned()
+}
+
 /// Sends `request` as is and reads until the server closes the connection (tests send
 /// `Connection: close`), or 10 s pass. `None` when the server closed without any answer.
 pub async fn send_raw(addr: SocketAddr, request: &[u8]) -> Option<RawResponse> {
