@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use casegate::mail::{Mailer, OutgoingMail};
@@ -670,65 +669,7 @@ async fn a_recipient_that_is_not_an_address_is_refused_before_any_connection() {
 }
 
 // === mode = "log" ===
-
-/// Collects what the tracing subscriber writes.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
-    type Writer = LogBuffer;
-    fn make_writer(&'a self) -> LogBuffer {
-        self.clone()
-    }
-}
-
-#[tokio::test]
-async fn log_mode_writes_each_mail_to_the_log_and_warns_at_start() {
-    let logs = LogBuffer::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    // The test runs on a current-thread runtime: everything below logs on this thread.
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let mailer = mailer_for(&format!("[mail]\nfrom = \"{FROM}\"\nmode = \"log\"\n"));
-    let started = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    assert!(started.contains("WARN"), "{started}");
-    assert!(started.contains("NO MAIL IS SENT"), "{started}");
-    assert_eq!(mailer.destination(), "the log (mail.mode = \"log\")");
-
-    mailer
-        .send(OutgoingMail {
-            to: GUEST.to_owned(),
-            subject: "A case has been shared with you".to_owned(),
-            text: "Open it: http://share.test/s/abc.def.ghi\n".to_owned(),
-        })
-        .await
-        .unwrap();
-    let written = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    let line = written
-        .lines()
-        .find(|line| line.contains("mail written to the log"))
-        .unwrap_or_else(|| panic!("no mail in the log:\n{written}"));
-    assert!(
-        line.contains("WARN") && line.contains("casegate::mail"),
-        "{line}"
-    );
-    assert!(line.contains(GUEST), "{line}");
-    assert!(line.contains("A case has been shared with you"), "{line}");
-    assert!(line.contains("http://share.test/s/abc.def.ghi"), "{line}");
-}
+// Writing mail to the log is tested in tests/mail_log_mode.rs, a process of its own.
 
 #[tokio::test]
 async fn log_mode_keeps_a_configured_relay_unused() {
