@@ -105,6 +105,12 @@ impl Gateway {
         self.mailer.as_ref()
     }
 
+    /// Pending codes, abuse counters and invitation cooldowns: shared by every snapshot, and by
+    /// every replica when it is kept in Redis.
+    pub fn codes(&self) -> &Arc<dyn CodeStore> {
+        &self.codes
+    }
+
     /// The metrics every request of this gateway is counted in.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
