@@ -167,6 +167,7 @@ impl Gateway {
             mailer,
             login_url: config.links.login_url.clone(),
             metrics,
+            trusted_proxies: config.server.trusted_proxies.clone(),
         })
     }
 }

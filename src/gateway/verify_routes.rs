@@ -119,7 +119,7 @@ impl Gateway {
             // Verified already, or nothing to verify: the case is where they belong.
             return self.redirect_to_case(request.headers(), now);
         };
-        let client = ClientKey::of(connection.peer.ip());
+        let client = ClientKey::of(connection.client.ip);
         match route {
             VerifyRoute::Landing => self.landing(&unverified, client, now).await,
             VerifyRoute::Send => {
