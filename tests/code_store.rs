@@ -128,7 +128,10 @@ mod behaviour {
             Err(Limited::new(Limit::CodesPerShare, 3000))
         );
         assert_eq!(
-            store.next_send_in("A", CLIENT, NOW + 600, &s).await.unwrap(),
+            store
+                .next_send_in("A", CLIENT, NOW + 600, &s)
+                .await
+                .unwrap(),
             3000
         );
         // Another share is counted on its own.
@@ -169,8 +172,14 @@ mod behaviour {
 
     pub async fn a_code_allows_max_attempts_guesses_then_none(store: Arc<dyn CodeStore>) {
         let s = settings();
-        assert_eq!(store.status("A", NOW, &s).await.unwrap(), CodeStatus::NoCode);
-        store.put_code("A", pending(1, NOW + 300), NOW).await.unwrap();
+        assert_eq!(
+            store.status("A", NOW, &s).await.unwrap(),
+            CodeStatus::NoCode
+        );
+        store
+            .put_code("A", pending(1, NOW + 300), NOW)
+            .await
+            .unwrap();
         assert_eq!(
             store.status("A", NOW, &s).await.unwrap(),
             CodeStatus::Pending { attempts_left: 5 }
@@ -197,7 +206,10 @@ mod behaviour {
             CodeStatus::Exhausted
         );
         // A new code starts with every try again.
-        store.put_code("A", pending(2, NOW + 300), NOW).await.unwrap();
+        store
+            .put_code("A", pending(2, NOW + 300), NOW)
+            .await
+            .unwrap();
         assert_eq!(
             store.status("A", NOW, &s).await.unwrap(),
             CodeStatus::Pending { attempts_left: 5 }
@@ -211,7 +223,10 @@ mod behaviour {
             async move { store.begin_attempt("A", CLIENT, at, &s).await.unwrap() }
         };
         assert_eq!(attempt(NOW).await.unwrap_err(), AttemptRefusal::NoCode);
-        store.put_code("A", pending(1, NOW + 300), NOW).await.unwrap();
+        store
+            .put_code("A", pending(1, NOW + 300), NOW)
+            .await
+            .unwrap();
         assert_eq!(
             attempt(NOW + 300).await.unwrap_err(),
             AttemptRefusal::Expired
@@ -226,20 +241,32 @@ mod behaviour {
             .await
             .unwrap();
         assert_eq!(attempt(NOW).await.unwrap_err(), AttemptRefusal::NoCode);
-        assert_eq!(store.status("A", NOW, &s).await.unwrap(), CodeStatus::NoCode);
+        assert_eq!(
+            store.status("A", NOW, &s).await.unwrap(),
+            CodeStatus::NoCode
+        );
     }
 
     pub async fn dropping_a_code_spares_a_newer_one(store: Arc<dyn CodeStore>) {
         let s = settings();
-        store.put_code("A", pending(1, NOW + 300), NOW).await.unwrap();
-        store.put_code("A", pending(2, NOW + 300), NOW).await.unwrap();
+        store
+            .put_code("A", pending(1, NOW + 300), NOW)
+            .await
+            .unwrap();
+        store
+            .put_code("A", pending(2, NOW + 300), NOW)
+            .await
+            .unwrap();
         store.drop_code("A", &pending(1, 0).mac).await.unwrap();
         assert!(matches!(
             store.status("A", NOW, &s).await.unwrap(),
             CodeStatus::Pending { .. }
         ));
         store.drop_code("A", &pending(2, 0).mac).await.unwrap();
-        assert_eq!(store.status("A", NOW, &s).await.unwrap(), CodeStatus::NoCode);
+        assert_eq!(
+            store.status("A", NOW, &s).await.unwrap(),
+            CodeStatus::NoCode
+        );
     }
 
     pub async fn an_address_that_keeps_guessing_is_stopped_across_shares_and_codes(
@@ -340,7 +367,10 @@ mod behaviour {
 
     pub async fn parallel_guesses_get_at_most_max_attempts_comparisons(store: Arc<dyn CodeStore>) {
         let s = Arc::new(settings());
-        store.put_code("A", pending(1, NOW + 300), NOW).await.unwrap();
+        store
+            .put_code("A", pending(1, NOW + 300), NOW)
+            .await
+            .unwrap();
         let granted = count_granted(200, |i| {
             let (store, s) = (Arc::clone(&store), Arc::clone(&s));
             async move {
@@ -379,7 +409,10 @@ mod behaviour {
     pub async fn a_second_invitation_within_the_cooldown_is_refused_with_the_time_left(
         store: Arc<dyn CodeStore>,
     ) {
-        let first = store.reserve_invite("share-a", NOW, COOLDOWN).await.unwrap();
+        let first = store
+            .reserve_invite("share-a", NOW, COOLDOWN)
+            .await
+            .unwrap();
         assert_eq!(first.as_ref().map(|r| r.at), Ok(NOW));
         assert_eq!(
             store
@@ -491,7 +524,10 @@ async fn two_replicas_racing_200_guesses_at_one_code_get_max_attempts_comparison
         expires_at: now + 300,
     };
     // Sent by replica A, guessed at through both.
-    replicas[0].put_code("share", code.clone(), now).await.unwrap();
+    replicas[0]
+        .put_code("share", code.clone(), now)
+        .await
+        .unwrap();
     let tasks: Vec<_> = (0..200usize)
         .map(|i| {
             let store = Arc::clone(&replicas[i % 2]);
@@ -549,7 +585,10 @@ async fn a_code_sent_by_one_replica_is_verified_on_another_and_the_prefix_keeps_
         },
         expires_at: now + 300,
     };
-    replica_a.put_code("share", code.clone(), now).await.unwrap();
+    replica_a
+        .put_code("share", code.clone(), now)
+        .await
+        .unwrap();
     // B sees the cooldown A started, and the code A stored.
     assert!(
         replica_b
@@ -605,10 +644,7 @@ async fn every_key_expires_so_redis_memory_stays_bounded() {
         expires_at: now + 300,
     };
     store.put_code("share", code, now).await.unwrap();
-    let _ = store
-        .begin_attempt("share", client, now, &s)
-        .await
-        .unwrap();
+    let _ = store.begin_attempt("share", client, now, &s).await.unwrap();
     let _ = store
         .reserve_invite("share", now, Duration::from_secs(30))
         .await
@@ -679,7 +715,9 @@ async fn with_redis_gone_every_operation_fails_and_none_is_allowed() {
     );
     let error = store.drop_code("A", &mac).await.unwrap_err();
     assert!(
-        error.to_string().starts_with("the shared verification store cannot be reached"),
+        error
+            .to_string()
+            .starts_with("the shared verification store cannot be reached"),
         "{error}"
     );
     println!("7 refused calls took {:?}", started.elapsed());

@@ -134,8 +134,7 @@ mod tests {
     use crate::access_log::record::AccessRecord;
 
     fn record() -> AccessRecord {
-        let mut record =
-            AccessRecord::begin(true, "192.0.2.7".parse().unwrap(), &Method::GET);
+        let mut record = AccessRecord::begin(true, "192.0.2.7".parse().unwrap(), &Method::GET);
         record.time = UNIX_EPOCH + Duration::from_millis(1_738_324_800_123);
         record.set_path("/cases/A-1/file name");
         record.set_share("sh_1", "A-1", "view");

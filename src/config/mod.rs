@@ -36,9 +36,9 @@ use file::RawConfig;
 
 use crate::pages::Templates;
 use crate::policy::{self, List, Policy, ScopeSpec, TargetError};
+use crate::proxy::cidr::TrustedProxies;
 use crate::share::keys::{KeyRing, decode_key, validate_kid};
 use crate::share::{CaseGrammar, Secret};
-use crate::proxy::cidr::TrustedProxies;
 use crate::verify::VerifySettings;
 
 /// A config file is a page or two of TOML; anything this large is the wrong file.

@@ -46,10 +46,7 @@ impl Validator<'_, '_> {
                     valid = false;
                     self.diag.error(
                         entry.span(),
-                        format_args!(
-                            "server.trusted_proxies: {:?} {problem}",
-                            entry.get_ref()
-                        ),
+                        format_args!("server.trusted_proxies: {:?} {problem}", entry.get_ref()),
                     );
                 }
             }

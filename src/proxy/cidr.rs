@@ -102,7 +102,9 @@ fn max_prefix(address: IpAddr) -> u8 {
 fn masked(address: IpAddr, prefix_len: u8) -> IpAddr {
     match address {
         IpAddr::V4(v4) => {
-            let mask = u32::MAX.checked_shl(32 - u32::from(prefix_len)).unwrap_or(0);
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(prefix_len))
+                .unwrap_or(0);
             IpAddr::from((u32::from(v4) & mask).to_be_bytes())
         }
         IpAddr::V6(v6) => {
@@ -123,7 +125,10 @@ impl fmt::Display for CidrError {
                 "is not an address or a range like 10.0.0.0/8, 192.168.1.7 or 2001:db8::/32",
             ),
             CidrError::BadPrefix { max } => {
-                write!(f, "has a prefix length that is not a number from 1 to {max}")
+                write!(
+                    f,
+                    "has a prefix length that is not a number from 1 to {max}"
+                )
             }
             CidrError::HostBitsSet { network } => write!(
                 f,
@@ -205,7 +210,9 @@ mod tests {
             assert_eq!(Cidr::parse(text), Err(want), "{text:?}");
         }
         match Cidr::parse("10.0.0.1/8") {
-            Err(CidrError::HostBitsSet { network }) => assert_eq!(network.to_string(), "10.0.0.0/8"),
+            Err(CidrError::HostBitsSet { network }) => {
+                assert_eq!(network.to_string(), "10.0.0.0/8")
+            }
             other => panic!("{other:?}"),
         }
     }

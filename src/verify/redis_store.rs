@@ -315,8 +315,8 @@ impl CodeStore for RedisCodeStore {
                 .await?;
             let refusal = match outcome {
                 0 => {
-                    let attempts_left = u32::try_from(number)
-                        .map_err(|_| unexpected_reply("begin_attempt"))?;
+                    let attempts_left =
+                        u32::try_from(number).map_err(|_| unexpected_reply("begin_attempt"))?;
                     let tag = <[u8; 32]>::try_from(tag.as_slice())
                         .map_err(|_| unexpected_reply("begin_attempt"))?;
                     return Ok(Ok(Attempt {

@@ -94,8 +94,12 @@ pub trait CodeStore: Send + Sync {
     ) -> StoreFuture<'a, Result<(), Limited>>;
 
     /// Makes `code` the share's only pending code, with no tries used.
-    fn put_code<'a>(&'a self, share_id: &'a str, code: PendingCode, now: i64)
-    -> StoreFuture<'a, ()>;
+    fn put_code<'a>(
+        &'a self,
+        share_id: &'a str,
+        code: PendingCode,
+        now: i64,
+    ) -> StoreFuture<'a, ()>;
 
     /// Forgets the share's pending code if it is still `mac` (its mail could not be sent).
     fn drop_code<'a>(&'a self, share_id: &'a str, mac: &'a CodeMac) -> StoreFuture<'a, ()>;
