@@ -112,6 +112,7 @@ fn the_shipped_config_is_valid() {
     );
     assert_eq!(config.server.limits, config::Limits::default());
     assert_eq!(config.server.shutdown_grace, Duration::from_secs(30));
+    assert!(config.server.trusted_proxies.is_empty());
     assert_eq!(config.upstream.url.to_string(), "http://127.0.0.1:8080/");
     assert!(!config.upstream.passthrough);
     assert_eq!(config.keys.active, "k1");
