@@ -11,6 +11,7 @@ use std::time::Duration;
 use casegate::clock::unix_now;
 use casegate::gateway::ShareRequest;
 use common::TestGateway;
+use common::forms::{cookie_of, form_token};
 use common::raw_client::RawResponse;
 use common::smtp::TestSmtp;
 use common::upstream::TestUpstream;
@@ -80,11 +81,11 @@ impl Setup {
             .expect("mint");
         let opened = self.gw.get(&format!("/s/{}", link.token), headers).await;
         assert_eq!(opened.status, 303, "{}", opened.text());
-        let cookie = format!("Cookie: {}", cookie_of(&opened));
+        let cookie = format!("Cookie: {}", cookie_of(&opened).expect("the guest cookie"));
         let mut with_cookie = vec![cookie.as_str(), "Accept: text/html"];
         with_cookie.extend_from_slice(headers);
         let landing = self.gw.get("/s/verify", &with_cookie).await;
-        let csrf = form_token(&landing.text());
+        let csrf = form_token(&landing.text()).expect("a form token");
         with_cookie.push("Content-Type: application/x-www-form-urlencoded");
         self.gw
             .request(
@@ -120,8 +121,8 @@ impl Setup {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {
             let text = std::fs::read_to_string(&self.access_log).unwrap_or_default();
-            let seen = text.lines().filter(|line| line.contains("\"/cases/42\""));
-            if let Some(line) = seen.last() {
+            let mut seen = text.lines().filter(|line| line.contains("\"/cases/42\""));
+            if let Some(line) = seen.next_back() {
                 let value: Value = serde_json::from_str(line).unwrap();
                 let client = value["client"].as_str().unwrap().to_owned();
                 // Truncate, so the next request's line is the only one.
@@ -135,18 +136,6 @@ impl Setup {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-}
-
-fn cookie_of(response: &RawResponse) -> String {
-    let set_cookie = response.header("set-cookie").expect("set-cookie");
-    set_cookie.split(';').next().unwrap().to_owned()
-}
-
-fn form_token(html: &str) -> String {
-    let marker = "name=\"csrf\" value=\"";
-    let start = html.find(marker).expect("a form token") + marker.len();
-    let end = html[start..].find('"').unwrap();
-    html[start..start + end].to_owned()
 }
 
 const SPOOFED: [&str; 3] = [

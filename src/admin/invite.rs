@@ -77,16 +77,20 @@ impl AdminApi {
             sender: share.created_by.as_deref(),
             note: share.note.as_deref(),
         };
-        self.deliver(
-            mailer,
-            client,
-            to,
-            &link.share_id,
-            &invitation,
-            reservation,
-            "send_invitation",
-        )
-        .await
+        let sent = self
+            .deliver(
+                mailer,
+                client,
+                to,
+                &link.share_id,
+                &invitation,
+                "send_invitation",
+            )
+            .await;
+        if sent.is_err() {
+            self.release_invite(reservation).await;
+        }
+        sent
     }
 
     /// `POST /v1/shares/{id}/resend`: re-signs the recorded share (same id, case, scope, iat, exp,
@@ -132,21 +136,17 @@ impl AdminApi {
             sender: share.created_by.as_deref(),
             note: share.note.as_deref(),
         };
-        self.deliver(
-            &mailer,
-            client,
-            &to,
-            id,
-            &invitation,
-            Some(reservation),
-            "resend_invitation",
-        )
-        .await
-        .map_err(|error| ApiError::MailFailed { error, share: None })?;
+        let sent = self
+            .deliver(&mailer, client, &to, id, &invitation, "resend_invitation")
+            .await;
+        if let Err(error) = sent {
+            self.release_invite(Some(reservation)).await;
+            return Err(ApiError::MailFailed { error, share: None });
+        }
         Ok(respond::json(StatusCode::OK, &share))
     }
 
-    /// Sends one invitation; gives the cooldown back if it was not sent, so the caller may retry.
+    /// Sends one invitation.
     async fn deliver(
         &self,
         mailer: &Mailer,
@@ -154,26 +154,23 @@ impl AdminApi {
         to: &str,
         share_id: &str,
         invitation: &Invitation<'_>,
-        reservation: Option<InviteReservation>,
         action: &'static str,
     ) -> Result<(), MailError> {
-        let gateway = self.gateway();
-        let mail = invitation_mail(gateway.templates(), to, invitation);
-        match mailer.send(mail).await {
-            Ok(()) => {
-                // The address and link stay out of the log; the share id says which invitation.
-                info!(client = client.name(), action, share = %share_id, case = %invitation.case, "invitation sent");
-                Ok(())
-            }
-            Err(error) => {
-                if let Some(reservation) = reservation
-                    && let Err(release_error) = gateway.codes().release_invite(&reservation).await
-                {
-                    // The cooldown then simply runs out: a retry waits at most INVITE_COOLDOWN.
-                    warn!(share = %reservation.share_id, error = %release_error, "invitation cooldown not released after a failed mail");
-                }
-                Err(error)
-            }
+        let mail = invitation_mail(self.gateway().templates(), to, invitation);
+        mailer.send(mail).await?;
+        // The address and link stay out of the log; the share id says which invitation.
+        info!(client = client.name(), action, share = %share_id, case = %invitation.case, "invitation sent");
+        Ok(())
+    }
+
+    /// The mail was not sent: gives the cooldown back, so the caller may retry at once.
+    async fn release_invite(&self, reservation: Option<InviteReservation>) {
+        let Some(reservation) = reservation else {
+            return;
+        };
+        if let Err(error) = self.gateway().codes().release_invite(&reservation).await {
+            // The cooldown then simply runs out: a retry waits at most INVITE_COOLDOWN.
+            warn!(share = %reservation.share_id, %error, "invitation cooldown not released after a failed mail");
         }
     }
 }

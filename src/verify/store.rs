@@ -139,9 +139,9 @@ pub trait CodeStore: Send + Sync {
         settings: &'a VerifySettings,
     ) -> StoreFuture<'a, i64>;
 
-    /// Records an invitation mail for `share_id` at `now`, or says in how many seconds (at least
-    /// 1) one is allowed: at most one per `cooldown`. Reserving before sending makes two parallel
-    /// resends (on one replica or two) send one mail, not two.
+    /// Records an invitation mail for `share_id` at `now`, or says in how many seconds one is
+    /// allowed (at least one): at most one per `cooldown`. Reserving before sending makes two
+    /// parallel resends (on one replica or two) send one mail, not two.
     fn reserve_invite<'a>(
         &'a self,
         share_id: &'a str,

@@ -2,6 +2,7 @@
 //! directory, and helpers to mint links and cookies exactly as the gateway does.
 #![allow(dead_code)]
 
+pub mod forms;
 pub mod pki;
 pub mod raw_client;
 pub mod redis_server;
@@ -217,19 +218,7 @@ impl TestGateway {
         headers: &[&str],
         body: &[u8],
     ) -> RawResponse {
-        let mut text =
-            format!("{method} {target} HTTP/1.1\r\nHost: share.test\r\nConnection: close\r\n");
-        for header in headers {
-            text.push_str(header);
-            text.push_str("\r\n");
-        }
-        if !body.is_empty() {
-            text.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        text.push_str("\r\n");
-        let mut bytes = text.into_bytes();
-        bytes.extend_from_slice(body);
-        send_raw(self.addr, &bytes).await.expect("a response")
+        request(self.addr, method, target, headers, body).await
     }
 
     pub async fn raw(&self, bytes: &[u8]) -> Option<RawResponse> {
@@ -250,4 +239,28 @@ impl TestGateway {
         }
         (self.upstream, self.state_dir)
     }
+}
+
+/// Sends one HTTP/1.1 request for `share.test` with `Connection: close` and the given extra
+/// header lines to a gateway at `addr`.
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[&str],
+    body: &[u8],
+) -> RawResponse {
+    let mut text =
+        format!("{method} {target} HTTP/1.1\r\nHost: share.test\r\nConnection: close\r\n");
+    for header in headers {
+        text.push_str(header);
+        text.push_str("\r\n");
+    }
+    if !body.is_empty() {
+        text.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    text.push_str("\r\n");
+    let mut bytes = text.into_bytes();
+    bytes.extend_from_slice(body);
+    send_raw(addr, &bytes).await.expect("a response")
 }
