@@ -79,8 +79,8 @@ mod behaviour {
 
     use casegate::verify::limits::Limit;
     use casegate::verify::{
-        AttemptRefusal, ClientKey, CodeMac, CodeStatus, CodeStore, Limited, PendingCode,
-        VerifySettings,
+        AttemptRefusal, ClientKey, CodeMac, CodeStatus, CodeStore, InviteReservation, Limited,
+        PendingCode, VerifySettings,
     };
 
     const HOUR: i64 = 3600;
@@ -406,77 +406,46 @@ mod behaviour {
         assert_eq!(granted, 5, "max_codes_per_hour");
     }
 
+    /// One invitation reservation for `share` at `at`, with the admin API's 30 s cooldown.
+    async fn invite(
+        store: &Arc<dyn CodeStore>,
+        share: &str,
+        at: i64,
+    ) -> Result<InviteReservation, i64> {
+        store.reserve_invite(share, at, COOLDOWN).await.unwrap()
+    }
+
     pub async fn a_second_invitation_within_the_cooldown_is_refused_with_the_time_left(
         store: Arc<dyn CodeStore>,
     ) {
-        let first = store
-            .reserve_invite("share-a", NOW, COOLDOWN)
-            .await
-            .unwrap();
-        assert_eq!(first.as_ref().map(|r| r.at), Ok(NOW));
-        assert_eq!(
-            store
-                .reserve_invite("share-a", NOW + 10, COOLDOWN)
-                .await
-                .unwrap(),
-            Err(20)
-        );
+        assert_eq!(invite(&store, "share-a", NOW).await.map(|r| r.at), Ok(NOW));
+        assert_eq!(invite(&store, "share-a", NOW + 10).await, Err(20));
         assert!(
-            store
-                .reserve_invite("share-b", NOW, COOLDOWN)
-                .await
-                .unwrap()
-                .is_ok(),
+            invite(&store, "share-b", NOW).await.is_ok(),
             "other shares are not held up"
         );
-        assert!(
-            store
-                .reserve_invite("share-a", NOW + 30, COOLDOWN)
-                .await
-                .unwrap()
-                .is_ok()
-        );
+        assert!(invite(&store, "share-a", NOW + 30).await.is_ok());
     }
 
     pub async fn a_released_invitation_allows_a_retry_at_once(store: Arc<dyn CodeStore>) {
-        let first = store
-            .reserve_invite("share-a", NOW, COOLDOWN)
-            .await
-            .unwrap()
-            .unwrap();
+        let first = invite(&store, "share-a", NOW).await.unwrap();
         store.release_invite(&first).await.unwrap();
-        let second = store.reserve_invite("share-a", NOW + 1, COOLDOWN).await;
-        assert!(second.unwrap().is_ok(), "a failed send holds nothing");
         assert!(
-            store
-                .reserve_invite("share-a", NOW + 2, COOLDOWN)
-                .await
-                .unwrap()
-                .is_err()
+            invite(&store, "share-a", NOW + 1).await.is_ok(),
+            "a failed send holds nothing"
         );
+        assert_eq!(invite(&store, "share-a", NOW + 2).await, Err(29));
     }
 
     pub async fn releasing_an_old_invitation_keeps_a_newer_one(store: Arc<dyn CodeStore>) {
-        let old = store
-            .reserve_invite("share-a", NOW, COOLDOWN)
-            .await
-            .unwrap()
-            .unwrap();
-        let newer = store
-            .reserve_invite("share-a", NOW + 30, COOLDOWN)
-            .await
-            .unwrap()
-            .unwrap();
+        let old = invite(&store, "share-a", NOW).await.unwrap();
+        let _newer = invite(&store, "share-a", NOW + 30).await.unwrap();
         store.release_invite(&old).await.unwrap();
         assert_eq!(
-            store
-                .reserve_invite("share-a", NOW + 31, COOLDOWN)
-                .await
-                .unwrap(),
+            invite(&store, "share-a", NOW + 31).await,
             Err(29),
             "the newer send's cooldown still runs"
         );
-        let _ = newer;
     }
 
     /// Runs `n` copies of `attempt` at once, each on its own task; how many answered `true`.

@@ -11,8 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use casegate::access_log::AccessLog;
-use casegate::clock::unix_now;
-use casegate::gateway::{Gateway, ShareRequest};
+use casegate::gateway::Gateway;
 use casegate::mail::Mailer;
 use casegate::metrics::Metrics;
 use casegate::reload::Snapshot;
@@ -144,19 +143,8 @@ access = "off"
 
 /// Opens a fresh `checked` link to `email` on `replica`: the guest cookie header it sets.
 async fn guest(config: &casegate::config::Config, replica: &Replica, email: &str) -> String {
-    let minted = casegate::gateway::LinkMinter::new(config)
-        .mint_link(
-            &ShareRequest {
-                case: "42",
-                scope: "checked",
-                ttl: None,
-                email: Some(email),
-                lang: None,
-            },
-            unix_now(),
-        )
-        .expect("mint");
-    let opened = replica.get(&format!("/s/{}", minted.token), &[]).await;
+    let link = common::checked_link(&casegate::gateway::LinkMinter::new(config), email);
+    let opened = replica.get(&link, &[]).await;
     assert_eq!(opened.status, 303, "{}", opened.text());
     format!("Cookie: {}", cookie_of(&opened).expect("guest cookie"))
 }

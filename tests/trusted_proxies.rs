@@ -8,8 +8,6 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use casegate::clock::unix_now;
-use casegate::gateway::ShareRequest;
 use common::TestGateway;
 use common::forms::{cookie_of, form_token};
 use common::raw_client::RawResponse;
@@ -65,21 +63,8 @@ access = {:?}
 impl Setup {
     /// Opens a fresh `checked` link to `email` and asks for a code, both with `headers`.
     async fn ask_for_code(&self, email: &str, headers: &[&str]) -> RawResponse {
-        let link = self
-            .gw
-            .snapshot
-            .mint_link(
-                &ShareRequest {
-                    case: "42",
-                    scope: "checked",
-                    ttl: None,
-                    email: Some(email),
-                    lang: None,
-                },
-                unix_now(),
-            )
-            .expect("mint");
-        let opened = self.gw.get(&format!("/s/{}", link.token), headers).await;
+        let link = common::checked_link(&self.gw.snapshot, email);
+        let opened = self.gw.get(&link, headers).await;
         assert_eq!(opened.status, 303, "{}", opened.text());
         let cookie = format!("Cookie: {}", cookie_of(&opened).expect("the guest cookie"));
         let mut with_cookie = vec![cookie.as_str(), "Accept: text/html"];

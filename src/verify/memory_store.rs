@@ -250,16 +250,7 @@ impl MemoryCodeStore {
     }
 
     fn code_used_locked(&self, share_id: &str, client: ClientKey, mac: &CodeMac) {
-        let mut shares = self.shares();
-        if let Some(share) = shares.get_mut(share_id)
-            && share
-                .code
-                .as_ref()
-                .is_some_and(|stored| &stored.code.mac == mac)
-        {
-            share.code = None;
-        }
-        drop(shares);
+        self.drop_code_locked(share_id, mac);
         if let Some(address) = self.clients().get_mut(&client) {
             address.failures.pop_newest();
         }

@@ -87,6 +87,24 @@ pub fn view_link_token(minter: &LinkMinter, case: &str) -> String {
         .token
 }
 
+/// The path (`/s/<token>`) of a fresh link to case 42 in scope `checked` (a `verify_email`
+/// scope the test adds) for `email`.
+pub fn checked_link(minter: &LinkMinter, email: &str) -> String {
+    let minted = minter
+        .mint_link(
+            &ShareRequest {
+                case: "42",
+                scope: "checked",
+                ttl: None,
+                email: Some(email),
+                lang: None,
+            },
+            casegate::clock::unix_now(),
+        )
+        .expect("mint");
+    format!("/s/{}", minted.token)
+}
+
 /// A running gateway in front of a running upstream.
 pub struct TestGateway {
     pub addr: SocketAddr,
