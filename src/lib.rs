@@ -40,6 +40,7 @@ use crate::mail::Mailer;
 use crate::reload::{Reloader, Snapshot};
 use crate::server::tls::{self, TlsError};
 use crate::state::{OpenError, StateSettings, StateStore};
+use crate::verify::{CodeStore, MemoryCodeStore, RedisCodeStore};
 
 /// Why the gateway could not start.
 #[derive(Debug)]
@@ -177,6 +178,24 @@ async fn open_store(config: &config::Config) -> Result<StateStore, StartError> {
     }
 }
 
+/// Where verification codes, their rate-limit counters and invitation cooldowns live: beside the
+/// shared state when that is Redis (so a code mailed by one replica is accepted by another and
+/// limits hold across replicas), else in this process.
+async fn open_code_store(config: &config::Config) -> Result<Arc<dyn CodeStore>, StartError> {
+    match &config.state.backend {
+        StateBackend::Embedded => Ok(Arc::new(MemoryCodeStore::new())),
+        StateBackend::Redis(redis) => {
+            let connection = state::redis::connect(redis)
+                .await
+                .map_err(|error| StartError::State(OpenError::Redis(error)))?;
+            Ok(Arc::new(RedisCodeStore::new(
+                connection,
+                redis.key_prefix.clone(),
+            )))
+        }
+    }
+}
+
 /// Builds the gateway from a validated config, binds the listener and starts serving.
 pub async fn start(config: &config::Config) -> Result<RunningGateway, StartError> {
     let addr = config.server.listen;
@@ -217,11 +236,13 @@ async fn serve_on(
         None => None,
     };
     let metrics = Arc::new(metrics::Metrics::new());
-    let gateway = Gateway::build(
+    let codes = open_code_store(config).await?;
+    let gateway = Gateway::build_with_codes(
         config,
         Arc::clone(&store),
         mailer.clone(),
         Arc::clone(&metrics),
+        codes,
     )
     .map_err(StartError::Build)?;
     let gateway = Arc::new(Snapshot::new(Arc::new(gateway)));

@@ -128,6 +128,7 @@ fn the_shipped_config_is_valid() {
     );
     assert_eq!(config.server.limits, config::Limits::default());
     assert_eq!(config.server.shutdown_grace, Duration::from_secs(30));
+    assert!(config.server.trusted_proxies.is_empty());
     assert_eq!(config.upstream.url.to_string(), "http://127.0.0.1:8080/");
     assert!(!config.upstream.passthrough);
     assert_eq!(config.keys.active, "k1");
@@ -1220,4 +1221,62 @@ proptest::proptest! {
             proptest::prop_assert_eq!(config::parse_duration(&config::format_duration(duration)), Ok(duration));
         }
     }
+}
+
+#[test]
+fn trusted_proxies_are_read_and_every_bad_entry_is_reported_at_its_line() {
+    let config = parse(&edit(
+        "public_url = \"https://share.example.org\"",
+        "public_url = \"https://share.example.org\"\ntrusted_proxies = [\"10.0.0.0/8\", \"192.168.1.7\", \"::1/128\"]",
+    ))
+    .unwrap_or_else(|errors| panic!("{errors}"));
+    let trusted = &config.server.trusted_proxies;
+    for (address, believed) in [
+        ("10.200.0.1", true),
+        ("192.168.1.7", true),
+        ("192.168.1.8", false),
+        ("::1", true),
+        ("127.0.0.1", false),
+    ] {
+        assert_eq!(
+            trusted.contains(address.parse().unwrap()),
+            believed,
+            "{address}"
+        );
+    }
+    assert!(
+        parse(BASE).unwrap().server.trusted_proxies.is_empty(),
+        "nobody is trusted by default"
+    );
+
+    let text = edit(
+        "public_url = \"https://share.example.org\"",
+        "public_url = \"https://share.example.org\"\ntrusted_proxies = [\n  \"10.0.0.0/8\",\n  \"10.0.0.1/8\",\n  \"lb.internal\",\n  \"10.0.0.0/33\",\n  \"0.0.0.0/0\",\n  \"10.0.0.0/8\",\n  \"::ffff:10.0.0.1\",\n]",
+    );
+    let found = problems(&text);
+    let expected = [
+        "test.toml:6:3: server.trusted_proxies: \"10.0.0.1/8\" has address bits set past its prefix length; the range is written 10.0.0.0/8",
+        "test.toml:7:3: server.trusted_proxies: \"lb.internal\" is not an address or a range",
+        "test.toml:8:3: server.trusted_proxies: \"10.0.0.0/33\" has a prefix length that is not a number from 1 to 32",
+        "test.toml:9:3: server.trusted_proxies: \"0.0.0.0/0\" covers every address",
+        "test.toml:10:3: server.trusted_proxies: 10.0.0.0/8 is listed twice",
+        "test.toml:11:3: server.trusted_proxies: \"::ffff:10.0.0.1\" is an IPv4-mapped IPv6 address",
+    ];
+    assert_eq!(found.len(), expected.len(), "{found:#?}");
+    for (found, expected) in found.iter().zip(expected) {
+        assert!(
+            found.starts_with(expected),
+            "expected {expected:?}, found {found:?}"
+        );
+    }
+    let not_a_list = edit(
+        "public_url = \"https://share.example.org\"",
+        "public_url = \"https://share.example.org\"\ntrusted_proxies = \"10.0.0.0/8\"",
+    );
+    assert!(
+        problems(&not_a_list)[0]
+            .starts_with("test.toml:4:19: server.trusted_proxies: invalid type"),
+        "{:?}",
+        problems(&not_a_list)
+    );
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use casegate::clock::unix_now;
 use casegate::gateway::{MintError, ShareRequest};
 use casegate::share::token::{self, LinkClaims};
+use common::forms::{code_in, cookie_of, form_token};
 use common::raw_client::RawResponse;
 use common::smtp::TestSmtp;
 use common::upstream::TestUpstream;
@@ -167,23 +168,6 @@ impl Browser<'_> {
         );
         self.cookie = cookie_of(&answer).expect("the verified cookie");
     }
-}
-
-fn cookie_of(response: &RawResponse) -> Option<String> {
-    let set_cookie = response.header("set-cookie")?;
-    Some(set_cookie.split(';').next()?.to_owned())
-}
-
-fn form_token(html: &str) -> Option<String> {
-    let start = html.find("name=\"csrf\" value=\"")? + "name=\"csrf\" value=\"".len();
-    let end = html[start..].find('"')?;
-    Some(html[start..start + end].to_owned())
-}
-
-fn code_in(body: &str) -> Option<String> {
-    body.split(|c: char| !c.is_ascii_digit())
-        .find(|run| run.len() == 6)
-        .map(str::to_owned)
 }
 
 /// A six-digit code that is not `code`.

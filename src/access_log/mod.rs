@@ -12,7 +12,7 @@ mod writer;
 
 use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
@@ -129,7 +129,7 @@ impl AccessLog {
     }
 
     /// A record for a request just received; it collects nothing when the log is off.
-    pub fn begin(&self, client: SocketAddr, method: &Method) -> AccessRecord {
+    pub fn begin(&self, client: IpAddr, method: &Method) -> AccessRecord {
         AccessRecord::begin(self.sender.is_some(), client, method)
     }
 

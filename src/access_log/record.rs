@@ -1,7 +1,7 @@
 //! What the access log says about one request, gathered while the request is handled and sent to
 //! the writer thread once its response body has ended.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +24,8 @@ pub struct AccessRecord {
     enabled: bool,
     pub(super) time: SystemTime,
     started: Instant,
-    pub(super) client: SocketAddr,
+    /// The client as the gateway resolved it: the TCP peer, or whom a trusted proxy forwarded.
+    pub(super) client: IpAddr,
     pub(super) method: Method,
     text: String,
     path: Range<usize>,
@@ -44,7 +45,7 @@ pub struct AccessRecord {
 impl AccessRecord {
     /// A record for a request just received. A disabled record (the access log is off) ignores
     /// every fact, so handling a request costs nothing more than its creation.
-    pub fn begin(enabled: bool, client: SocketAddr, method: &Method) -> AccessRecord {
+    pub fn begin(enabled: bool, client: IpAddr, method: &Method) -> AccessRecord {
         AccessRecord {
             enabled,
             time: SystemTime::now(),

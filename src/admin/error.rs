@@ -9,6 +9,7 @@ use http::StatusCode;
 use crate::gateway::MintError;
 use crate::mail::MailError;
 use crate::state::{ShareStatus, StoreError};
+use crate::verify::CodeStoreUnavailable;
 
 /// Why a request body is not the JSON the endpoint reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +96,9 @@ pub enum ApiError {
     /// A resend for a share that no longer opens (revoked or expired), or one recorded without
     /// its claims (known only from a revoke).
     ShareNotActive(Option<ShareStatus>),
+    /// The invitation cooldown (kept with the codes, shared by replicas) cannot be checked, so
+    /// no resend is sent (fail closed).
+    CooldownUnavailable(CodeStoreUnavailable),
     /// A resend within the cooldown of the share's last invitation.
     ResendTooSoon {
         retry_after: std::time::Duration,
@@ -146,6 +150,7 @@ impl ApiError {
             ApiError::MailNotConfigured => (S::UNPROCESSABLE_ENTITY, "mail_not_configured"),
             ApiError::ReloadUnavailable => (S::CONFLICT, "reload_unavailable"),
             ApiError::ShareNotActive(_) => (S::CONFLICT, "share_not_active"),
+            ApiError::CooldownUnavailable(_) => (S::SERVICE_UNAVAILABLE, "store_unavailable"),
             ApiError::ResendTooSoon { .. } => (S::TOO_MANY_REQUESTS, "resend_too_soon"),
             ApiError::MailFailed { .. } => (S::BAD_GATEWAY, "mail_failed"),
         }
@@ -256,6 +261,10 @@ impl fmt::Display for ApiError {
                 ),
                 None => f.write_str("the share is known only by its id; it cannot be sent"),
             },
+            ApiError::CooldownUnavailable(error) => write!(
+                f,
+                "the invitation cooldown cannot be checked ({error}); nothing was sent, try again"
+            ),
             ApiError::ResendTooSoon { retry_after } => write!(
                 f,
                 "this share's invitation was sent less than 30 s ago; try again in {} s",
@@ -282,6 +291,7 @@ impl std::error::Error for ApiError {
             ApiError::BodyRead(error) => Some(error.as_ref()),
             ApiError::Mint(error) => Some(error),
             ApiError::StoreUnavailable(error) => Some(error),
+            ApiError::CooldownUnavailable(error) => Some(error),
             ApiError::MailFailed { error, .. } => Some(error),
             _ => None,
         }

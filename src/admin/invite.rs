@@ -1,16 +1,19 @@
 //! Invitations: emailing a share's link to its recipient, when it is created with
 //! `"send_email": true` and again on `POST /v1/shares/{id}/resend`. A mail goes out only after
-//! the share is durable, at most once per share per cooldown, and a failure reaches the caller
-//! (502 `mail_failed`), never just the log.
+//! the share is durable, at most once per share per [`INVITE_COOLDOWN`], and a failure reaches the
+//! caller (502 `mail_failed`), never just the log.
+//!
+//! The cooldown is kept in the gateway's codes store ([`crate::verify::CodeStore::reserve_invite`]):
+//! in memory for one gateway, in Redis for replicas, so a resend answered by one replica holds
+//! on all of them.
 
-use std::time::Instant;
+use std::time::Duration;
 
 use http::{Response, StatusCode};
-use tracing::info;
+use tracing::{info, warn};
 
 use super::AdminApi;
 use super::auth::Client;
-use super::cooldown::Reservation;
 use super::error::ApiError;
 use super::respond::{self, ApiBody};
 use crate::clock::unix_now;
@@ -18,6 +21,11 @@ use crate::gateway::{Gateway, MintError, MintedLink};
 use crate::mail::{Invitation, MailError, Mailer, invitation_mail};
 use crate::share::LinkClaims;
 use crate::state::{ShareStatus, ShareView};
+use crate::verify::InviteReservation;
+
+/// At most one invitation mail per share this often, so a retrying client (or a stuck button)
+/// cannot flood a recipient.
+pub const INVITE_COOLDOWN: Duration = Duration::from_secs(30);
 
 impl AdminApi {
     /// The mailer and the address for an invitation to `email`, or why there can be none.
@@ -35,7 +43,9 @@ impl AdminApi {
     }
 
     /// Mails the link of a share just created and recorded. Its cooldown starts now, so a
-    /// resend right after is refused as too soon.
+    /// resend right after is refused as too soon. A new share has no earlier invitation, so the
+    /// mail goes out even when the cooldown cannot be recorded (the share exists and its link is
+    /// in the answer either way); a resend then is refused until the store is back.
     pub(super) async fn invite_new_share(
         &self,
         mailer: &Mailer,
@@ -44,9 +54,21 @@ impl AdminApi {
         link: &MintedLink,
         share: &ShareView,
     ) -> Result<(), MailError> {
-        let reservation = self
-            .invite_cooldown
-            .reserve_new(&link.share_id, Instant::now());
+        let gateway = self.gateway();
+        let reservation = match gateway
+            .codes()
+            .reserve_invite(&link.share_id, unix_now(), INVITE_COOLDOWN)
+            .await
+        {
+            Ok(Ok(reservation)) => Some(reservation),
+            // A fresh random id with a running cooldown: someone else's clock or keys; the
+            // cooldown that runs stays as it is.
+            Ok(Err(_)) => None,
+            Err(error) => {
+                warn!(share = %link.share_id, %error, "invitation cooldown not recorded; sending the new share's invitation anyway");
+                None
+            }
+        };
         let invitation = Invitation {
             url: &link.url,
             case: &link.case,
@@ -55,15 +77,20 @@ impl AdminApi {
             sender: share.created_by.as_deref(),
             note: share.note.as_deref(),
         };
-        self.deliver(
-            mailer,
-            client,
-            to,
-            &invitation,
-            reservation,
-            "send_invitation",
-        )
-        .await
+        let sent = self
+            .deliver(
+                mailer,
+                client,
+                to,
+                &link.share_id,
+                &invitation,
+                "send_invitation",
+            )
+            .await;
+        if sent.is_err() {
+            self.release_invite(reservation).await;
+        }
+        sent
     }
 
     /// `POST /v1/shares/{id}/resend`: re-signs the recorded share (same id, case, scope, iat, exp,
@@ -90,10 +117,15 @@ impl AdminApi {
         if !client.may_share(&claims.scope) {
             return Err(ApiError::ScopeNotPermitted);
         }
-        let reservation = self
-            .invite_cooldown
-            .reserve(id, Instant::now())
-            .map_err(|retry_after| ApiError::ResendTooSoon { retry_after })?;
+        // Fail closed: no resend while the cooldown cannot be checked.
+        let reservation = gateway
+            .codes()
+            .reserve_invite(id, unix_now(), INVITE_COOLDOWN)
+            .await
+            .map_err(ApiError::CooldownUnavailable)?
+            .map_err(|wait| ApiError::ResendTooSoon {
+                retry_after: Duration::from_secs(wait.unsigned_abs()),
+            })?;
         let lang = claims.lang.clone();
         let link = gateway.sign_link(claims);
         let invitation = Invitation {
@@ -104,41 +136,41 @@ impl AdminApi {
             sender: share.created_by.as_deref(),
             note: share.note.as_deref(),
         };
-        self.deliver(
-            &mailer,
-            client,
-            &to,
-            &invitation,
-            reservation,
-            "resend_invitation",
-        )
-        .await
-        .map_err(|error| ApiError::MailFailed { error, share: None })?;
+        let sent = self
+            .deliver(&mailer, client, &to, id, &invitation, "resend_invitation")
+            .await;
+        if let Err(error) = sent {
+            self.release_invite(Some(reservation)).await;
+            return Err(ApiError::MailFailed { error, share: None });
+        }
         Ok(respond::json(StatusCode::OK, &share))
     }
 
-    /// Sends one invitation; gives the cooldown back if it was not sent, so the caller may retry.
+    /// Sends one invitation.
     async fn deliver(
         &self,
         mailer: &Mailer,
         client: &Client,
         to: &str,
+        share_id: &str,
         invitation: &Invitation<'_>,
-        reservation: Reservation,
         action: &'static str,
     ) -> Result<(), MailError> {
-        let share_id = reservation.share_id().to_owned();
         let mail = invitation_mail(self.gateway().templates(), to, invitation);
-        match mailer.send(mail).await {
-            Ok(()) => {
-                // The address and link stay out of the log; the share id says which invitation.
-                info!(client = client.name(), action, share = %share_id, case = %invitation.case, "invitation sent");
-                Ok(())
-            }
-            Err(error) => {
-                self.invite_cooldown.release(reservation);
-                Err(error)
-            }
+        mailer.send(mail).await?;
+        // The address and link stay out of the log; the share id says which invitation.
+        info!(client = client.name(), action, share = %share_id, case = %invitation.case, "invitation sent");
+        Ok(())
+    }
+
+    /// The mail was not sent: gives the cooldown back, so the caller may retry at once.
+    async fn release_invite(&self, reservation: Option<InviteReservation>) {
+        let Some(reservation) = reservation else {
+            return;
+        };
+        if let Err(error) = self.gateway().codes().release_invite(&reservation).await {
+            // The cooldown then simply runs out: a retry waits at most INVITE_COOLDOWN.
+            warn!(share = %reservation.share_id, %error, "invitation cooldown not released after a failed mail");
         }
     }
 }

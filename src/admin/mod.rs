@@ -10,7 +10,6 @@
 
 mod auth;
 mod body;
-mod cooldown;
 mod create_request;
 mod error;
 mod health;
@@ -36,7 +35,6 @@ pub use listener::serve;
 pub use respond::ApiBody;
 
 use self::auth::{Client, Clients};
-use self::cooldown::InviteCooldown;
 use self::health::{OpsRoute, Readiness};
 use self::route::Route;
 use crate::config;
@@ -54,7 +52,6 @@ pub struct AdminApi {
     max_body_bytes: usize,
     /// Answers `POST /v1/reload`; `None` when the gateway was started without a config file.
     reloader: Option<Arc<Reloader>>,
-    invite_cooldown: InviteCooldown,
     /// `/metrics`, `/healthz`, `/readyz`: answered without a token.
     readiness: Readiness,
 }
@@ -78,7 +75,6 @@ impl AdminApi {
             clients: Clients::new(clients),
             max_body_bytes: admin.max_body_bytes,
             reloader,
-            invite_cooldown: InviteCooldown::default(),
         }
     }
 

@@ -45,6 +45,7 @@ pub struct ServerSection {
     pub tls: Option<TlsSection>,
     pub limits: Option<LimitsSection>,
     pub shutdown_grace: Option<Spanned<String>>,
+    pub trusted_proxies: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]

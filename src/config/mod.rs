@@ -11,6 +11,7 @@ mod log;
 mod mail;
 mod secret_source;
 mod state;
+mod trusted_proxies;
 mod verify;
 
 use std::collections::BTreeSet;
@@ -37,6 +38,7 @@ use file::RawConfig;
 
 use crate::pages::Templates;
 use crate::policy::{self, List, Policy, ScopeSpec, TargetError};
+use crate::proxy::cidr::TrustedProxies;
 use crate::share::keys::{KeyRing, decode_key, validate_kid};
 use crate::share::{CaseGrammar, Secret};
 use crate::verify::VerifySettings;
@@ -81,6 +83,8 @@ pub struct Server {
     pub limits: Limits,
     /// How long a stopping gateway lets requests in flight finish before it closes them.
     pub shutdown_grace: Duration,
+    /// Peers whose `X-Forwarded-For` names the client (load balancers); empty: nobody's.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// The origin recipients see, used in minted links and redirects: scheme and authority only.
@@ -530,6 +534,7 @@ impl Validator<'_, '_> {
             SHUTDOWN_GRACE,
             &SHUTDOWN_GRACE_BOUNDS,
         );
+        let trusted_proxies = self.trusted_proxies(raw.trusted_proxies.as_ref());
         Some(Server {
             listen: listen?,
             public_url: public_url?,
@@ -539,6 +544,7 @@ impl Validator<'_, '_> {
             },
             limits: limits?,
             shutdown_grace: shutdown_grace?,
+            trusted_proxies: trusted_proxies?,
         })
     }
 

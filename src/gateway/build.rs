@@ -80,21 +80,35 @@ impl Gateway {
         Checked::new(config).map(drop)
     }
 
-    /// Builds the first snapshot the request path reads. The store and `metrics` outlive it:
-    /// later snapshots come from [`Gateway::rebuild`] and share them.
+    /// Builds the first snapshot the request path reads, with codes and counters kept in this
+    /// process. The store and `metrics` outlive it: later snapshots come from
+    /// [`Gateway::rebuild`] and share them.
     pub fn build(
         config: &Config,
         store: Arc<StateStore>,
         mailer: Option<Mailer>,
         metrics: Arc<Metrics>,
     ) -> Result<Gateway, BuildError> {
-        Gateway::build_sharing(
+        Gateway::build_with_codes(
             config,
-            mailer,
             store,
+            mailer,
             metrics,
             Arc::new(MemoryCodeStore::new()),
         )
+    }
+
+    /// Like [`Gateway::build`], with the verification codes, rate-limit counters and invitation
+    /// cooldowns kept in `codes` (e.g. a [`crate::verify::RedisCodeStore`] shared by replicas).
+    /// Later snapshots share it too.
+    pub fn build_with_codes(
+        config: &Config,
+        store: Arc<StateStore>,
+        mailer: Option<Mailer>,
+        metrics: Arc<Metrics>,
+        codes: Arc<dyn CodeStore>,
+    ) -> Result<Gateway, BuildError> {
+        Gateway::build_sharing(config, mailer, store, metrics, codes)
     }
 
     /// Builds the snapshot a reload swaps in: from a new config and mailer, with this snapshot's
@@ -167,6 +181,7 @@ impl Gateway {
             mailer,
             login_url: config.links.login_url.clone(),
             metrics,
+            trusted_proxies: config.server.trusted_proxies.clone(),
         })
     }
 }

@@ -18,10 +18,11 @@ mod settings;
 mod verify_routes;
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
-use http::{Method, Request, Response};
+use http::{HeaderMap, Method, Request, Response};
 use http_body_util::BodyExt;
 use tracing::{info, warn};
 
@@ -42,7 +43,9 @@ use crate::metrics::{self, Metrics};
 use crate::pages::{self, Lang, Templates};
 use crate::policy::{CanonicalTarget, Decision, Policy, canonicalise};
 use crate::proxy::Body;
+use crate::proxy::cidr::TrustedProxies;
 use crate::proxy::client::UpstreamClient;
+use crate::proxy::client_address::ClientAddress;
 use crate::proxy::request::Origin;
 use crate::proxy::response::PublicOrigin;
 use crate::proxy::upgrade::{UpgradeAsk, upgrade_ask};
@@ -86,6 +89,8 @@ pub struct Gateway {
     login_url: Option<String>,
     /// Shared with the listener and the admin API; outlives this snapshot.
     metrics: Arc<Metrics>,
+    /// `[server] trusted_proxies`: whose `X-Forwarded-For` names the client.
+    trusted_proxies: TrustedProxies,
 }
 
 impl Gateway {
@@ -103,6 +108,18 @@ impl Gateway {
     /// Sends verification codes and invitations; `None` when the config has no `[mail]`.
     pub fn mailer(&self) -> Option<&Mailer> {
         self.mailer.as_ref()
+    }
+
+    /// Pending codes, abuse counters and invitation cooldowns: shared by every snapshot, and by
+    /// every replica when it is kept in Redis.
+    pub fn codes(&self) -> &Arc<dyn CodeStore> {
+        &self.codes
+    }
+
+    /// Whom a request from `peer` is from: `peer`, unless it is one of `[server] trusted_proxies`
+    /// and its `X-Forwarded-For` names someone (see `proxy::client_address`).
+    pub fn client_address(&self, peer: IpAddr, headers: &HeaderMap) -> ClientAddress {
+        ClientAddress::resolve(peer, headers, &self.trusted_proxies)
     }
 
     /// The metrics every request of this gateway is counted in.
@@ -148,9 +165,9 @@ impl Gateway {
                 record.set_refused(decision.as_str(), page.code());
                 // The path is not logged here: under the link prefix it is the token itself.
                 if error.is_failure() {
-                    warn!(peer = %connection.peer, %method, code = page.code(), %error, "request failed");
+                    warn!(peer = %connection.peer, client = %connection.client.ip, %method, code = page.code(), %error, "request failed");
                 } else {
-                    info!(peer = %connection.peer, %method, code = page.code(), %error, "request refused");
+                    info!(peer = %connection.peer, client = %connection.client.ip, %method, code = page.code(), %error, "request refused");
                 }
                 let lang =
                     share_lang.unwrap_or_else(|| Lang::choose(None, accept_language.as_ref()));
@@ -357,7 +374,7 @@ impl Gateway {
 
     fn origin(&self, connection: &ConnectionInfo) -> Origin {
         Origin {
-            client_ip: connection.peer.ip(),
+            forwarded_for: connection.client.forwarded_for.clone(),
             https: connection.tls,
             public_host: self.public_host.clone(),
         }

@@ -11,7 +11,7 @@
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::Gateway;
 use super::authenticate::{Session, authenticate};
@@ -25,8 +25,9 @@ use crate::server::ConnectionInfo;
 use crate::share::{Guest, cookie};
 use crate::verify::limits::Limited;
 use crate::verify::mask::mask_email;
-use crate::verify::store::{AttemptRefusal, CodeStatus, PendingCode};
-use crate::verify::{ClientKey, Code, csrf};
+use crate::verify::{
+    AttemptRefusal, ClientKey, Code, CodeMac, CodeStatus, CodeStoreUnavailable, PendingCode, csrf,
+};
 
 /// The verification paths, after the link prefix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,9 +119,9 @@ impl Gateway {
             // Verified already, or nothing to verify: the case is where they belong.
             return self.redirect_to_case(request.headers(), now);
         };
-        let client = ClientKey::of(connection.peer.ip());
+        let client = ClientKey::of(connection.client.ip);
         match route {
-            VerifyRoute::Landing => self.landing(&unverified, client, now),
+            VerifyRoute::Landing => self.landing(&unverified, client, now).await,
             VerifyRoute::Send => {
                 self.check_origin(request.headers())?;
                 let form = Form::read(request).await?;
@@ -132,6 +133,7 @@ impl Gateway {
                 let form = Form::read(request).await?;
                 self.check_form_token(&unverified.guest, &form)?;
                 self.check_code(&unverified, form.get("code"), client, now)
+                    .await
             }
         }
     }
@@ -163,14 +165,19 @@ impl Gateway {
     }
 
     /// `GET {prefix}verify`: the page that fits where the guest's code stands.
-    fn landing(
+    async fn landing(
         &self,
         unverified: &Unverified,
         client: ClientKey,
         now: i64,
     ) -> Result<Response<Body>, GatewayError> {
         let share_id = &unverified.guest.share_id;
-        match self.codes.status(share_id, now, &self.verify) {
+        let status = self
+            .codes
+            .status(share_id, now, &self.verify)
+            .await
+            .map_err(code_store_unavailable)?;
+        match status {
             CodeStatus::NoCode => {
                 self.verify_page(unverified, "verify", StatusCode::OK, |vars| vars)
             }
@@ -180,7 +187,7 @@ impl Gateway {
             CodeStatus::Expired => {
                 self.verify_page(unverified, "code_expired", StatusCode::OK, |vars| vars)
             }
-            CodeStatus::Exhausted => self.too_many_attempts(unverified, client, now),
+            CodeStatus::Exhausted => self.too_many_attempts(unverified, client, now).await,
         }
     }
 
@@ -193,9 +200,12 @@ impl Gateway {
         now: i64,
     ) -> Result<Response<Body>, GatewayError> {
         let guest = &unverified.guest;
+        // Fail closed: a code is never sent while its limits cannot be counted.
         if let Err(limited) = self
             .codes
             .reserve_send(&guest.share_id, client, now, &self.verify)
+            .await
+            .map_err(code_store_unavailable)?
         {
             info!(share = %guest.share_id, case = %guest.case, %limited, "verification code not sent");
             return self.rate_limited(unverified, limited);
@@ -204,13 +214,17 @@ impl Gateway {
         let mac = code
             .mac(&self.keys, &guest.share_id)
             .ok_or(GatewayError::NoRandomness)?;
-        self.codes.put_code(
-            &guest.share_id,
-            PendingCode {
-                mac: mac.clone(),
-                expires_at: now.saturating_add(self.verify.code_ttl_secs()),
-            },
-        );
+        self.codes
+            .put_code(
+                &guest.share_id,
+                PendingCode {
+                    mac: mac.clone(),
+                    expires_at: now.saturating_add(self.verify.code_ttl_secs()),
+                },
+                now,
+            )
+            .await
+            .map_err(code_store_unavailable)?;
         let minutes = ttl_minutes(self.verify.code_ttl_secs()).to_string();
         let text = self.templates.text(
             "code",
@@ -228,11 +242,11 @@ impl Gateway {
             text,
         };
         let Some(mailer) = &self.mailer else {
-            self.codes.drop_code(&guest.share_id, &mac);
+            self.take_code_back(&guest.share_id, &mac).await;
             return Err(GatewayError::MailNotConfigured);
         };
         if let Err(error) = mailer.send(mail).await {
-            self.codes.drop_code(&guest.share_id, &mac);
+            self.take_code_back(&guest.share_id, &mac).await;
             return Err(GatewayError::Mail {
                 share_id: guest.share_id.clone(),
                 error,
@@ -243,9 +257,18 @@ impl Gateway {
         self.redirect(&self.verify_path(VerifyRoute::Landing), None)
     }
 
+    /// A code whose mail was not sent is forgotten, so the landing page does not say one was.
+    /// Should the store be out of reach now, the code stays until it expires: nobody knows it,
+    /// so it only costs the guest a wait for the resend cooldown.
+    async fn take_code_back(&self, share_id: &str, mac: &CodeMac) {
+        if let Err(error) = self.codes.drop_code(share_id, mac).await {
+            warn!(share = %share_id, %error, "verification code whose mail failed not taken back");
+        }
+    }
+
     /// `POST {prefix}verify/code`: the guess is counted before it is compared; the right code is
     /// used up and the cookie comes back marked verified.
-    fn check_code(
+    async fn check_code(
         &self,
         unverified: &Unverified,
         typed: Option<&str>,
@@ -253,9 +276,12 @@ impl Gateway {
         now: i64,
     ) -> Result<Response<Body>, GatewayError> {
         let guest = &unverified.guest;
+        // Fail closed: no guess is compared while it cannot be counted.
         let attempt = match self
             .codes
             .begin_attempt(&guest.share_id, client, now, &self.verify)
+            .await
+            .map_err(code_store_unavailable)?
         {
             Ok(attempt) => attempt,
             Err(AttemptRefusal::NoCode) => {
@@ -272,7 +298,7 @@ impl Gateway {
             Err(AttemptRefusal::Exhausted) => {
                 self.metrics.record_code_failed();
                 info!(share = %guest.share_id, case = %guest.case, "code guess refused: no tries left");
-                return self.too_many_attempts(unverified, client, now);
+                return self.too_many_attempts(unverified, client, now).await;
             }
             Err(AttemptRefusal::Limited(limited)) => {
                 self.metrics.record_code_failed();
@@ -288,15 +314,22 @@ impl Gateway {
             self.metrics.record_code_failed();
             info!(share = %guest.share_id, case = %guest.case, attempts_left = attempt.attempts_left, "wrong verification code");
             if attempt.attempts_left == 0 {
-                return self.too_many_attempts(unverified, client, now);
+                return self.too_many_attempts(unverified, client, now).await;
             }
             let left = attempt.attempts_left.to_string();
             return self.verify_page(unverified, "wrong_code", StatusCode::BAD_REQUEST, |vars| {
                 vars.set("attempts_left", left)
             });
         }
-        self.codes
-            .code_used(&guest.share_id, client, &attempt.code.mac);
+        // The guess was right; a store that cannot record it now must not keep the guest out, and
+        // the code expires on its own (within `code_ttl`).
+        if let Err(error) = self
+            .codes
+            .code_used(&guest.share_id, client, &attempt.code.mac)
+            .await
+        {
+            warn!(share = %guest.share_id, %error, "a used verification code could not be marked used");
+        }
         let mut verified = guest.clone();
         verified.email_verified = true;
         // The address was needed to send the code; the long-lived verified cookie drops it, so it
@@ -337,7 +370,7 @@ impl Gateway {
         }
     }
 
-    fn too_many_attempts(
+    async fn too_many_attempts(
         &self,
         unverified: &Unverified,
         client: ClientKey,
@@ -346,6 +379,8 @@ impl Gateway {
         let wait = self
             .codes
             .next_send_in(&unverified.guest.share_id, client, now, &self.verify)
+            .await
+            .map_err(code_store_unavailable)?
             .max(1);
         let minutes = ttl_minutes(wait).to_string();
         let mut response = self.verify_page(
@@ -459,6 +494,14 @@ impl Gateway {
             builder = builder.header(header::SET_COOKIE, set_cookie);
         }
         builder.body(empty_body()).map_err(GatewayError::Internal)
+    }
+}
+
+/// The codes store is out of reach: refuse (503, "temporarily unavailable") rather than send or
+/// compare a code whose limits cannot be checked.
+fn code_store_unavailable(error: CodeStoreUnavailable) -> GatewayError {
+    GatewayError::StateUnavailable {
+        reason: error.to_string(),
     }
 }
 

@@ -1,7 +1,9 @@
 //! Everything between the decision and the upstream: header hygiene in and out, the pooled upstream
 //! client, and the rewriting of requests and responses for guests.
 
+pub mod cidr;
 pub mod client;
+pub mod client_address;
 pub mod hop;
 pub mod request;
 pub mod response;

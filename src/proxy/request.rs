@@ -1,8 +1,6 @@
 //! Rewriting a request for the upstream: strip what the client may not say, then add what casegate
 //! vouches for. Stripping always happens before injecting, so a client can never pre-seed our headers.
 
-use std::net::IpAddr;
-
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::uri::{PathAndQuery, Uri};
@@ -24,7 +22,10 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 /// `X-Forwarded-*` headers the upstream receives.
 #[derive(Clone, Debug)]
 pub struct Origin {
-    pub client_ip: IpAddr,
+    /// The client and the trusted proxies it came through, then our peer
+    /// ([`super::client_address::ClientAddress::forwarded_for`]); never what an untrusted
+    /// client wrote.
+    pub forwarded_for: HeaderValue,
     pub https: bool,
     /// The public host (from `public_url`), never the client's `Host` header.
     pub public_host: HeaderValue,
@@ -102,7 +103,7 @@ pub fn rewrite_passthrough_request(
 }
 
 fn add_forwarding_headers(headers: &mut HeaderMap, origin: &Origin) {
-    headers.insert(X_FORWARDED_FOR, ip_header_value(origin.client_ip));
+    headers.insert(X_FORWARDED_FOR, origin.forwarded_for.clone());
     headers.insert(
         X_FORWARDED_PROTO,
         HeaderValue::from_static(if origin.https { "https" } else { "http" }),
@@ -146,11 +147,6 @@ fn point_at_upstream(parts: &mut Parts, upstream: &Upstream) -> Result<(), Rewri
     // The upstream pool speaks HTTP/1.1 whatever the client spoke to us.
     parts.version = Version::HTTP_11;
     Ok(())
-}
-
-fn ip_header_value(ip: IpAddr) -> HeaderValue {
-    // An IP address always renders to valid header characters.
-    HeaderValue::from_str(&ip.to_string()).unwrap_or(HeaderValue::from_static("unknown"))
 }
 
 /// Removes our cookie from every `Cookie` header, keeping the others in their order.
@@ -209,7 +205,7 @@ mod tests {
 
     fn origin() -> Origin {
         Origin {
-            client_ip: "192.0.2.7".parse().unwrap(),
+            forwarded_for: HeaderValue::from_static("192.0.2.7"),
             https: true,
             public_host: HeaderValue::from_static("share.example.org"),
         }

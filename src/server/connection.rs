@@ -20,12 +20,16 @@ use crate::access_log::{AccessLog, LoggedBody, RequestBody};
 use crate::config::Limits;
 use crate::gateway::Gateway;
 use crate::metrics::ConnectionGauge;
+use crate::proxy::client_address::ClientAddress;
 use crate::reload::Snapshot;
 
-/// What the gateway knows about the connection a request arrived on.
+/// What the gateway knows about the connection a request arrived on, and whom the request is from.
 #[derive(Clone, Debug)]
 pub struct ConnectionInfo {
     pub peer: SocketAddr,
+    /// Resolved for each request from the peer and, when the peer is a trusted proxy, its
+    /// `X-Forwarded-For` (`proxy::client_address`). Until then, the peer.
+    pub client: ClientAddress,
     pub tls: bool,
     /// The listener's connection slot: a WebSocket tunnel keeps it after hyper lets go of the
     /// connection, so tunnels count against `max_connections` too.
@@ -88,6 +92,7 @@ pub async fn serve_connection(
         None => {
             let info = ConnectionInfo {
                 peer,
+                client: ClientAddress::direct(peer.ip()),
                 tls: false,
                 slot,
             };
@@ -100,6 +105,7 @@ pub async fn serve_connection(
                 Ok(Ok(tls_stream)) => {
                     let info = ConnectionInfo {
                         peer,
+                        client: ClientAddress::direct(peer.ip()),
                         tls: true,
                         slot,
                     };
@@ -139,13 +145,14 @@ async fn run_http<T>(
         let gateway = gateway.current();
         let access_log = Arc::clone(&access_log);
         let in_flight = service_activity.request_started();
-        let info = info.clone();
+        let mut info = info.clone();
+        info.client = gateway.client_address(info.peer.ip(), request.headers());
         gauge.saw_request(request.version());
         async move {
             // The one place every request passes: the access log's record starts and ends here.
-            let mut record = access_log.begin(info.peer, request.method());
+            let mut record = access_log.begin(info.client.ip, request.method());
             let response = if head::wire_len(&request) > max_header_bytes {
-                info!(peer = %info.peer, limit = max_header_bytes, "request head over max_header_bytes");
+                info!(peer = %info.peer, client = %info.client.ip, limit = max_header_bytes, "request head over max_header_bytes");
                 record.set_refused(
                     crate::metrics::Decision::BadRequest.as_str(),
                     crate::pages::Page::BadRequest.code(),

@@ -4,8 +4,10 @@
 //! - [`code`]: making a 6-digit code and the MAC under which alone it is stored;
 //! - [`csrf`]: the token the verification forms carry, bound to the guest's session;
 //! - [`limits`]: the settings (`[verify]`) and what a refusal tells the guest;
-//! - [`client`]: the key per-address counters are kept under (the TCP peer, never a header);
-//! - [`store`]: the [`CodeStore`] trait and [`MemoryCodeStore`], its in-process implementation;
+//! - [`client`]: the key per-address counters are kept under (the client address the gateway
+//!   resolved: the TCP peer, or what a trusted proxy says it forwarded);
+//! - [`store`]: the [`CodeStore`] trait; [`MemoryCodeStore`] keeps it in the process,
+//!   [`RedisCodeStore`] shares it between replicas;
 //! - [`mask`]: the address as the landing page shows it (`j***@clinic.example`).
 //!
 //! The HTTP routes and the hook on the request path live in `gateway::verify_routes`.
@@ -16,9 +18,16 @@ pub mod csrf;
 mod derive;
 pub mod limits;
 pub mod mask;
+mod memory_store;
+mod redis_store;
 pub mod store;
 
 pub use client::ClientKey;
 pub use code::{Code, CodeMac};
 pub use limits::{Limited, VerifySettings};
-pub use store::{AttemptRefusal, CodeStatus, CodeStore, MemoryCodeStore, PendingCode};
+pub use memory_store::MemoryCodeStore;
+pub use redis_store::RedisCodeStore;
+pub use store::{
+    Attempt, AttemptRefusal, CodeStatus, CodeStore, CodeStoreUnavailable, InviteReservation,
+    PendingCode,
+};

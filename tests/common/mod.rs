@@ -2,6 +2,7 @@
 //! directory, and helpers to mint links and cookies exactly as the gateway does.
 #![allow(dead_code)]
 
+pub mod forms;
 pub mod pki;
 pub mod raw_client;
 pub mod redis_server;
@@ -84,6 +85,24 @@ pub fn view_link_token(minter: &LinkMinter, case: &str) -> String {
         )
         .expect("mint")
         .token
+}
+
+/// The path (`/s/<token>`) of a fresh link to case 42 in scope `checked` (a `verify_email`
+/// scope the test adds) for `email`.
+pub fn checked_link(minter: &LinkMinter, email: &str) -> String {
+    let minted = minter
+        .mint_link(
+            &ShareRequest {
+                case: "42",
+                scope: "checked",
+                ttl: None,
+                email: Some(email),
+                lang: None,
+            },
+            casegate::clock::unix_now(),
+        )
+        .expect("mint");
+    format!("/s/{}", minted.token)
 }
 
 /// A running gateway in front of a running upstream.
@@ -216,19 +235,7 @@ impl TestGateway {
         headers: &[&str],
         body: &[u8],
     ) -> RawResponse {
-        let mut text =
-            format!("{method} {target} HTTP/1.1\r\nHost: share.test\r\nConnection: close\r\n");
-        for header in headers {
-            text.push_str(header);
-            text.push_str("\r\n");
-        }
-        if !body.is_empty() {
-            text.push_str(&format!("Content-Length: {}\r\n", body.len()));
-        }
-        text.push_str("\r\n");
-        let mut bytes = text.into_bytes();
-        bytes.extend_from_slice(body);
-        send_raw(self.addr, &bytes).await.expect("a response")
+        request(self.addr, method, target, headers, body).await
     }
 
     pub async fn raw(&self, bytes: &[u8]) -> Option<RawResponse> {
@@ -249,4 +256,28 @@ impl TestGateway {
         }
         (self.upstream, self.state_dir)
     }
+}
+
+/// Sends one HTTP/1.1 request for `share.test` with `Connection: close` and the given extra
+/// header lines to a gateway at `addr`.
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[&str],
+    body: &[u8],
+) -> RawResponse {
+    let mut text =
+        format!("{method} {target} HTTP/1.1\r\nHost: share.test\r\nConnection: close\r\n");
+    for header in headers {
+        text.push_str(header);
+        text.push_str("\r\n");
+    }
+    if !body.is_empty() {
+        text.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    text.push_str("\r\n");
+    let mut bytes = text.into_bytes();
+    bytes.extend_from_slice(body);
+    send_raw(addr, &bytes).await.expect("a response")
 }
