@@ -126,7 +126,7 @@ scopes = ["view", "guest"]
 }
 
 fn mail_section(smtp_url: &str, extra: &str) -> String {
-    format!("[mail]\nsmtp = \"{smtp_url}\"\nfrom = \"{FROM}\"\ntimeout = \"5s\"\n{extra}\n")
+    format!("[mail]\nsmtp = \"{smtp_url}\"\nfrom = \"{FROM}\"\ntimeout = \"30s\"\n{extra}\n")
 }
 
 async fn gateway_mailing_to(smtp: &TestSmtp) -> TestGateway {
