@@ -45,6 +45,7 @@ pub struct ServerSection {
     pub tls: Option<TlsSection>,
     pub limits: Option<LimitsSection>,
     pub shutdown_grace: Option<Spanned<String>>,
+    pub workers: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

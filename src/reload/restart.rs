@@ -14,6 +14,7 @@ pub struct Fixed {
     /// Compared through `Debug`: limits and log settings are plain values without `PartialEq`.
     limits: String,
     shutdown_grace: std::time::Duration,
+    workers: Option<std::num::NonZeroUsize>,
     state_path: PathBuf,
     log: String,
     admin_listen: Option<SocketAddr>,
@@ -28,6 +29,7 @@ impl Fixed {
             tls_on: config.server.tls.is_some(),
             limits: format!("{:?}", config.server.limits),
             shutdown_grace: config.server.shutdown_grace,
+            workers: config.server.workers,
             state_path: config.state.path.clone(),
             log: format!(
                 "{:?} {:?} {}",
@@ -67,6 +69,10 @@ pub fn restart_needed(fixed: &Fixed, new: &Config) -> Vec<&'static str> {
         (
             fixed.shutdown_grace != now.shutdown_grace,
             "server.shutdown_grace",
+        ),
+        (
+            fixed.workers != now.workers,
+            "server.workers (the runtime's threads)",
         ),
         (fixed.state_path != now.state_path, "state.path"),
         (fixed.log != now.log, "log (format, access, buffer)"),
