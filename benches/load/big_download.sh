@@ -9,12 +9,12 @@
 # downloads with curl to /dev/null (each checked: status 200 and every byte). casegate's VmRSS is
 # sampled every 20 ms during its downloads; growth = peak minus the value just before.
 #
-# Usage: benches/load/big_download.sh [--rounds N] [--size BYTES|1G] [--keep]   (default 3 rounds)
+# Usage: benches/load/big_download.sh [--rounds N] [--size BYTES|1G] [--keep]   (default 5 rounds)
 # CASEGATE_BIN=path skips `cargo build --release` and uses that binary.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ROUNDS=3
+ROUNDS=5
 SIZE=1G
 while (($#)); do
     case $1 in
