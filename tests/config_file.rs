@@ -213,6 +213,10 @@ fn the_shipped_redis_example_is_valid_once_uncommented() {
 fn the_base_config_is_valid_and_defaults_fill_the_rest() {
     let config = parse(BASE).unwrap_or_else(|errors| panic!("{errors}"));
     assert_eq!(config.server.shutdown_grace, Duration::from_secs(30));
+    assert_eq!(
+        config.server.workers, None,
+        "default: the runtime's, one per core"
+    );
     assert_eq!(config.upstream.connect_timeout, Duration::from_secs(5));
     assert_eq!(config.upstream.response_timeout, Duration::from_secs(30));
     assert_eq!(config.links.clock_skew, Duration::from_secs(60));
@@ -229,6 +233,16 @@ fn the_base_config_is_valid_and_defaults_fill_the_rest() {
     let rule = &config.scope("view").unwrap().allow[1];
     assert_eq!(rule.get_ref(), "GET /cases/{case}/**");
     assert_eq!(&BASE[rule.span()], "\"GET /cases/{case}/**\"");
+}
+
+#[test]
+fn workers_sets_the_number_of_runtime_threads() {
+    let config = parse(&edit(
+        "public_url = \"https://share.example.org\"",
+        "public_url = \"https://share.example.org\"\nworkers = 2",
+    ))
+    .unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(config.server.workers.map(|n| n.get()), Some(2));
 }
 
 #[test]
@@ -252,7 +266,7 @@ fn debug_output_never_shows_a_secret() {
 
 #[test]
 fn each_broken_config_is_reported_at_the_value_to_fix() {
-    let cases: [(&str, String, &str, &str); 37] = [
+    let cases: [(&str, String, &str, &str); 39] = [
         (
             "a syntax error is reported where the parser stopped",
             edit("listen = \"127.0.0.1:8443\"", "listen = \"127.0.0.1:8443"),
@@ -447,6 +461,24 @@ fn each_broken_config_is_reported_at_the_value_to_fix() {
             ),
             "4:18",
             "server.shutdown_grace: 0s is out of range; use 1s to 1h",
+        ),
+        (
+            "no worker threads at all is refused",
+            edit(
+                "public_url = \"https://share.example.org\"",
+                "public_url = \"https://share.example.org\"\nworkers = 0",
+            ),
+            "4:11",
+            "server.workers: must be between 1 and 1024, not 0",
+        ),
+        (
+            "more worker threads than any machine has cores is refused",
+            edit(
+                "public_url = \"https://share.example.org\"",
+                "public_url = \"https://share.example.org\"\nworkers = 4096",
+            ),
+            "4:11",
+            "server.workers: must be between 1 and 1024, not 4096",
         ),
         (
             "a shutdown grace longer than an hour is refused",

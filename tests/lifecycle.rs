@@ -336,6 +336,23 @@ async fn ctrl_c_stops_an_idle_gateway_at_once_with_status_0() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_workers_sets_the_runtime_threads_and_the_default_is_one_per_core() {
+    let upstream = TestUpstream::start().await;
+    let mut three = Serve::start(&upstream, "workers = 3").await;
+    three
+        .wait_for_log("async runtime started workers=3", Duration::ZERO)
+        .await;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut default = Serve::start(&upstream, "").await;
+    default
+        .wait_for_log(
+            &format!("async runtime started workers={cores}"),
+            Duration::ZERO,
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_config_file_and_a_broken_one_keeps_the_gateway_serving() {
     let upstream = TestUpstream::start().await;
     let mut serve = Serve::start(&upstream, "").await;

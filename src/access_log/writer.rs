@@ -1,10 +1,12 @@
 //! The writer thread: takes finished records off the bounded channel, formats them and writes them
-//! in batches, flushing whenever the channel runs dry. Only this thread ever waits on the sink.
+//! in batches, flushing whenever the channel runs dry, then resting briefly so the next lines
+//! arrive as a batch too. Only this thread ever waits on the sink.
 
 use std::io::{BufWriter, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
+use std::time::Duration;
 
 use tracing::warn;
 
@@ -20,6 +22,14 @@ pub(super) enum Message {
     /// Flush and end: the gateway is stopping.
     Stop,
 }
+
+/// How long the writer rests after writing a batch before it looks at the channel again. A line
+/// submitted while the writer waits on an empty channel costs the request's thread a futex wake
+/// and the writer a context switch; under load that was a fifth of casegate's CPU time
+/// (benches/load/compare.sh, `perf record`). Resting lets lines pile up into one batch instead,
+/// at the price of a line reaching the sink up to this much later. The queue (`[log] buffer`,
+/// default 8192 lines) holds far more than arrives in this time.
+const BATCH_REST: Duration = Duration::from_millis(5);
 
 pub(super) struct Writer {
     pub sink: BufWriter<Box<dyn Write + Send>>,
@@ -53,6 +63,7 @@ impl Writer {
                 next = receiver.try_recv().ok();
             }
             self.flush(&mut buffered, &mut failing);
+            std::thread::sleep(BATCH_REST);
         }
         self.flush(&mut buffered, &mut failing);
     }

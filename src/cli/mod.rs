@@ -107,11 +107,14 @@ pub fn apply_log_level(level: &str) {
     }
 }
 
-/// Builds the async runtime the server runs on.
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+/// Builds the async runtime the server runs on: `[server] workers` threads, or without it the
+/// runtime's default of one per available core.
+fn runtime(workers: Option<std::num::NonZeroUsize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = workers {
+        builder.worker_threads(workers.get());
+    }
+    builder.enable_all().build()
 }
 
 /// Prints every config problem, one per line, as `file:line:column: message`.

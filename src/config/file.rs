@@ -46,6 +46,7 @@ pub struct ServerSection {
     pub limits: Option<LimitsSection>,
     pub shutdown_grace: Option<Spanned<String>>,
     pub trusted_proxies: Option<Spanned<Vec<Spanned<String>>>>,
+    pub workers: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -18,6 +18,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::io::Read;
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,6 +86,8 @@ pub struct Server {
     pub shutdown_grace: Duration,
     /// Peers whose `X-Forwarded-For` names the client (load balancers); empty: nobody's.
     pub trusted_proxies: TrustedProxies,
+    /// Threads serving connections; `None`: one per available core (the runtime's default).
+    pub workers: Option<NonZeroUsize>,
 }
 
 /// The origin recipients see, used in minted links and redirects: scheme and authority only.
@@ -401,6 +404,8 @@ const SHUTDOWN_GRACE_BOUNDS: Bounds = Bounds {
     max: secs(HOUR),
 };
 const SHUTDOWN_GRACE: Duration = secs(30);
+/// More threads than this is a typo, not a machine: 1024 is far past any core count we serve on.
+const MAX_WORKERS: std::ops::RangeInclusive<usize> = 1..=1024;
 
 const UPSTREAM_CONNECT_TIMEOUT: Duration = secs(5);
 const UPSTREAM_RESPONSE_TIMEOUT: Duration = secs(30);
@@ -535,6 +540,13 @@ impl Validator<'_, '_> {
             &SHUTDOWN_GRACE_BOUNDS,
         );
         let trusted_proxies = self.trusted_proxies(raw.trusted_proxies.as_ref());
+        let workers = match raw.workers.as_ref() {
+            None => Some(None),
+            Some(raw) => self
+                .count("server.workers", Some(raw), 1, MAX_WORKERS)
+                .and_then(NonZeroUsize::new)
+                .map(Some),
+        };
         Some(Server {
             listen: listen?,
             public_url: public_url?,
@@ -545,6 +557,7 @@ impl Validator<'_, '_> {
             limits: limits?,
             shutdown_grace: shutdown_grace?,
             trusted_proxies: trusted_proxies?,
+            workers: workers?,
         })
     }
 

@@ -14,6 +14,7 @@ pub struct Fixed {
     /// Compared through `Debug`: limits and log settings are plain values without `PartialEq`.
     limits: String,
     shutdown_grace: std::time::Duration,
+    workers: Option<std::num::NonZeroUsize>,
     state_path: PathBuf,
     /// Embedded or Redis, with the Redis URL (password included) and its settings.
     state_backend: StateBackend,
@@ -30,6 +31,7 @@ impl Fixed {
             tls_on: config.server.tls.is_some(),
             limits: format!("{:?}", config.server.limits),
             shutdown_grace: config.server.shutdown_grace,
+            workers: config.server.workers,
             state_path: config.state.path.clone(),
             state_backend: config.state.backend.clone(),
             log: format!(
@@ -70,6 +72,10 @@ pub fn restart_needed(fixed: &Fixed, new: &Config) -> Vec<&'static str> {
         (
             fixed.shutdown_grace != now.shutdown_grace,
             "server.shutdown_grace",
+        ),
+        (
+            fixed.workers != now.workers,
+            "server.workers (the runtime's threads)",
         ),
         (fixed.state_path != now.state_path, "state.path"),
         (

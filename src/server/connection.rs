@@ -160,7 +160,11 @@ async fn run_http<T>(
                 head::too_large()
             } else {
                 let request = request.map(|body| RequestBody::new(body, &mut record));
-                gateway.handle(request, &info, &mut record).await
+                // Boxed: hyper keeps a slot the size of this service's future for every open
+                // connection, busy or idle. Unboxed, the request path's state machine (3 KiB)
+                // would sit in that slot for the connection's life (see README, Performance).
+                let handled = Box::pin(gateway.handle(request, &info, &mut record));
+                handled.await
             };
             drop(in_flight);
             record.set_status(response.status());

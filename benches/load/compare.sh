@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# casegate vs nginx secure_link, side by side in one run on this machine (issue 7).
+#
+# Starts, on 127.0.0.1 with free ports and a temp directory: an upstream nginx (the "case app":
+# a 1 KiB JSON file and a sparse video), nginx as a secure_link gateway in front of it
+# (worker_processes 2) and casegate in front of it (release build, [server] workers = 2; one
+# instance on plain HTTP, one on TLS). Then, row by row, it alternates the two gateways round by
+# round (nginx, casegate, nginx, casegate...) so machine drift hits both, and prints per row and
+# gateway: requests/s, p50/p99 latency and CPU time per request (utime+stime from /proc/<pid>/stat
+# of the gateway's processes - nginx master and workers, the casegate process - over the round,
+# divided by the requests it served), and the ratios casegate/nginx.
+#
+# Rows (guests: casegate with the cookie from opening a `casegate mint` link; nginx with an
+# md5/expires signed URL; both fetch /cases/42/summary.json, 1 KiB):
+#   plain      HTTP/1.1 keep-alive, 64 connections          wrk -t2 -c64
+#   tls        the same over TLS (one ECDSA P-256 cert)     wrk -t2 -c64 https://
+#   h2         HTTP/2 over TLS, 64 connections x 8 streams  h2load -t2 -c64 -m8
+#   handshake  a new TLS connection per request: connect, full handshake (no session resumption),
+#              one GET with Connection: close, status checked, close; 2 client processes in a loop
+#   direct     wrk straight to the upstream, the ceiling (CPU is the upstream nginx's)
+#
+# Every response is checked: wrk's status errors (>= 400) and socket errors must be 0 and the bytes
+# read must add up to the probed 200 response's size (so a 3xx would show); h2load's 3xx/4xx/5xx
+# and failed/errored counts must be 0; the handshake loop checks each status. A row with any other
+# answer fails loudly: a gateway that answers 403 fast is not a win.
+#
+# Usage: benches/load/compare.sh [--rounds N] [--duration SECONDS] [--rows plain,tls,h2,handshake,direct]
+#                                [--markdown FILE] [--keep]
+# Defaults: 3 rounds of 8 s per gateway and row (about 4 minutes in all).
+# CASEGATE_BIN=path skips `cargo build --release` and uses that binary.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ROUNDS=3
+DURATION=8
+ROWS=plain,tls,h2,handshake,direct
+MARKDOWN=""
+CONNECTIONS=64
+H2_STREAMS=8
+COMMAND_LINE="benches/load/compare.sh $*"
+
+while (($#)); do
+    case $1 in
+    --rounds) ROUNDS=$2; shift 2 ;;
+    --duration) DURATION=$2; shift 2 ;;
+    --rows) ROWS=$2; shift 2 ;;
+    --markdown) MARKDOWN=$(realpath -m "$2"); shift 2 ;;
+    --keep) KEEP_WORK=1; shift ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown option $1 (see --help)" ;;
+    esac
+done
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a whole number >= 1"
+[[ $DURATION =~ ^[1-9][0-9]*$ ]] || die "--duration must be whole seconds >= 1"
+
+require_tools nginx:nginx wrk:wrk h2load:nghttp2-client openssl:openssl python3:python3 \
+    truncate:coreutils
+build_casegate
+setup_work_dir
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+free_ports 5
+read -r UP_PORT NGINX_PORT NGINX_TLS_PORT CASEGATE_PORT CASEGATE_TLS_PORT <<<"${PORTS[*]}"
+make_cert
+new_casegate_key
+start_upstream "$UP_PORT" 1G
+start_nginx_gateway "$NGINX_PORT" "$NGINX_TLS_PORT"
+start_casegate casegate-plain "$CASEGATE_PORT" plain
+CASEGATE_PLAIN_PID=$CASEGATE_PID
+PLAIN_COOKIE=$(guest_cookie "$CASEGATE_CONFIG")
+start_casegate casegate-tls "$CASEGATE_TLS_PORT" tls
+CASEGATE_TLS_PID=$CASEGATE_PID
+TLS_COOKIE=$(guest_cookie "$CASEGATE_CONFIG" "$CERT")
+SIGNED=$("${LOADTOOL[@]}" secure-link "$JSON_PATH" --secret "$NGINX_SECURE_LINK_SECRET" --ttl 86400)
+RESULTS="$WORK/results.jsonl"
+: >"$RESULTS"
+
+# --- both gateways guard the case before anything is measured ---
+say "checking that both gateways refuse what they must and serve what they may..."
+probe() { "${LOADTOOL[@]}" probe "$@"; }
+probe "http://127.0.0.1:$NGINX_PORT$JSON_PATH" --expect 403 >/dev/null
+probe "http://127.0.0.1:$NGINX_PORT$JSON_PATH?md5=AAAAAAAAAAAAAAAAAAAAAA&expires=${SIGNED##*expires=}" \
+    --expect 403 >/dev/null
+probe "http://127.0.0.1:$CASEGATE_PORT$JSON_PATH" --expect 4xx >/dev/null
+probe "http://127.0.0.1:$CASEGATE_PORT/cases/43/summary.json" --header "Cookie: $PLAIN_COOKIE" \
+    --expect 4xx >/dev/null
+
+# The size of the 200 each gateway answers, which every counted byte must match.
+read -r _ NGINX_SIZE < <(probe "http://127.0.0.1:$NGINX_PORT$SIGNED" --expect 200 --body-bytes "$JSON_BYTES")
+read -r _ NGINX_TLS_SIZE < <(probe "https://127.0.0.1:$NGINX_TLS_PORT$SIGNED" --cafile "$CERT" \
+    --expect 200 --body-bytes "$JSON_BYTES")
+read -r _ CASEGATE_SIZE < <(probe "http://127.0.0.1:$CASEGATE_PORT$JSON_PATH" \
+    --header "Cookie: $PLAIN_COOKIE" --expect 200 --body-bytes "$JSON_BYTES")
+read -r _ CASEGATE_TLS_SIZE < <(probe "https://127.0.0.1:$CASEGATE_TLS_PORT$JSON_PATH" --cafile "$CERT" \
+    --header "Cookie: $TLS_COOKIE" --expect 200 --body-bytes "$JSON_BYTES")
+read -r _ DIRECT_SIZE < <(probe "http://127.0.0.1:$UP_PORT$JSON_PATH" --expect 200 --body-bytes "$JSON_BYTES")
+
+gateway_pids() {
+    case $1 in
+    nginx) nginx_gateway_pids ;;
+    casegate) echo "$CASEGATE_PLAIN_PID" ;;
+    casegate-tls) echo "$CASEGATE_TLS_PID" ;;
+    direct) "${LOADTOOL[@]}" pids "$UPSTREAM_PID" ;;
+    esac
+}
+
+# measure ROW GATEWAY ROUND PIDS-OF TOOL [record options] -- command...: runs one round and
+# records it with the CPU time the gateway's processes spent meanwhile.
+measure() {
+    local row=$1 gateway=$2 round=$3 pids_of=$4 tool=$5 before after pids
+    shift 5
+    local record=()
+    while [[ $1 != -- ]]; do record+=("$1"); shift; done
+    shift
+    read -r -a pids < <(gateway_pids "$pids_of")
+    before=$("${LOADTOOL[@]}" cpu "${pids[@]}")
+    "$@" >"$WORK/round.out" 2>&1 || die "row $row, $gateway, round $round: $1 failed: $(tail -5 "$WORK/round.out")"
+    after=$("${LOADTOOL[@]}" cpu "${pids[@]}")
+    "${LOADTOOL[@]}" record --tool "$tool" --output "$WORK/round.out" --results "$RESULTS" \
+        --row "$row" --gateway "$gateway" --round "$round" --cpu-before "$before" \
+        --cpu-after "$after" "${record[@]}" || die "row $row failed its checks (above)"
+}
+
+wrk_round() { # ROW GATEWAY ROUND PIDS-OF SIZE URL [HEADER]
+    local header=()
+    [[ -n ${7:-} ]] && header=(-H "$7")
+    measure "$1" "$2" "$3" "$4" wrk --response-size "$5" --connections "$CONNECTIONS" -- \
+        wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s -s "$LOAD_DIR/wrk_summary.lua" \
+        "${header[@]}" "$6"
+}
+
+h2_round() { # ROW GATEWAY ROUND PIDS-OF URL [HEADER]
+    local header=()
+    [[ -n ${6:-} ]] && header=(-H "$6")
+    : >"$WORK/h2load.log"
+    measure "$1" "$2" "$3" "$4" h2load --log-file "$WORK/h2load.log" -- \
+        h2load -t2 -c"$CONNECTIONS" -m"$H2_STREAMS" -D "$DURATION" --log-file="$WORK/h2load.log" \
+        "${header[@]}" "$5"
+}
+
+handshake_round() { # ROW GATEWAY ROUND PIDS-OF URL [HEADER]
+    local header=()
+    [[ -n ${6:-} ]] && header=(--header "$6")
+    measure "$1" "$2" "$3" "$4" handshakes -- \
+        "${LOADTOOL[@]}" handshakes "$5" --cafile "$CERT" --seconds "$DURATION" --procs 2 "${header[@]}"
+}
+
+# A short unmeasured run so pools, caches and page cache are warm before round 1.
+warm_up() {
+    wrk -t2 -c"$CONNECTIONS" -d2s "$@" >/dev/null 2>&1 || die "warm-up of $* failed"
+}
+
+say "machine: $(machine_summary)"
+say "rows: $ROWS; $ROUNDS rounds of ${DURATION}s per gateway"
+warm_up "http://127.0.0.1:$NGINX_PORT$SIGNED"
+warm_up -H "Cookie: $PLAIN_COOKIE" "http://127.0.0.1:$CASEGATE_PORT$JSON_PATH"
+warm_up "https://127.0.0.1:$NGINX_TLS_PORT$SIGNED"
+warm_up -H "Cookie: $TLS_COOKIE" "https://127.0.0.1:$CASEGATE_TLS_PORT$JSON_PATH"
+
+IFS=, read -r -a ROW_LIST <<<"$ROWS"
+for row in "${ROW_LIST[@]}"; do
+    say "row $row:"
+    for round in $(seq 1 "$ROUNDS"); do
+        case $row in
+        plain)
+            wrk_round plain nginx "$round" nginx "$NGINX_SIZE" "http://127.0.0.1:$NGINX_PORT$SIGNED"
+            wrk_round plain casegate "$round" casegate "$CASEGATE_SIZE" \
+                "http://127.0.0.1:$CASEGATE_PORT$JSON_PATH" "Cookie: $PLAIN_COOKIE"
+            ;;
+        tls)
+            wrk_round tls nginx "$round" nginx "$NGINX_TLS_SIZE" "https://127.0.0.1:$NGINX_TLS_PORT$SIGNED"
+            wrk_round tls casegate "$round" casegate-tls "$CASEGATE_TLS_SIZE" \
+                "https://127.0.0.1:$CASEGATE_TLS_PORT$JSON_PATH" "Cookie: $TLS_COOKIE"
+            ;;
+        h2)
+            h2_round h2 nginx "$round" nginx "https://127.0.0.1:$NGINX_TLS_PORT$SIGNED"
+            h2_round h2 casegate "$round" casegate-tls \
+                "https://127.0.0.1:$CASEGATE_TLS_PORT$JSON_PATH" "cookie: $TLS_COOKIE"
+            ;;
+        handshake)
+            handshake_round handshake nginx "$round" nginx "https://127.0.0.1:$NGINX_TLS_PORT$SIGNED"
+            handshake_round handshake casegate "$round" casegate-tls \
+                "https://127.0.0.1:$CASEGATE_TLS_PORT$JSON_PATH" "Cookie: $TLS_COOKIE"
+            ;;
+        direct)
+            wrk_round direct direct "$round" direct "$DIRECT_SIZE" "http://127.0.0.1:$UP_PORT$JSON_PATH"
+            ;;
+        *) die "unknown row $row (plain, tls, h2, handshake, direct)" ;;
+        esac
+    done
+done
+
+PREAMBLE="Machine: $(machine_summary | sed 's/, load average.*//'); load average $LOAD_BEFORE before the \
+run, $(cut -d' ' -f1-3 /proc/loadavg) after. $(nginx -v 2>&1 | sed 's/^nginx version: //'), \
+$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), h2load $(h2load --version | awk '{print $2}'), casegate \
+$(cd "$REPO_DIR" && git rev-parse --short HEAD 2>/dev/null || echo unknown). Command: \`$COMMAND_LINE\` \
+($ROUNDS rounds of ${DURATION}s per gateway and row; medians of the rounds, CPU summed over them)."
+say ""
+"${LOADTOOL[@]}" table "$RESULTS" ${MARKDOWN:+--markdown "$MARKDOWN"} --preamble "$PREAMBLE"
+[[ -n $MARKDOWN ]] && say "Markdown table written to $MARKDOWN"
+exit 0

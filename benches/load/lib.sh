@@ -1,0 +1,314 @@
+# shellcheck shell=bash
+# What the load scripts in benches/load/ share: checking for the tools, a temp directory, free
+# loopback ports, the upstream nginx, the nginx secure_link gateway, casegate, and cleaning up every
+# process they started (by pid, bounded in time) however the script ends. Sourced, not run.
+#
+# Everything listens on 127.0.0.1 only. Nothing is installed: a missing tool is named with the
+# Debian package to apt-get install.
+
+LOAD_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(cd "$LOAD_DIR/../.." && pwd)
+LOADTOOL=(python3 "$LOAD_DIR/loadtool.py")
+
+# The secure_link secret of the nginx gateway (not a real secret: it signs loopback test links).
+NGINX_SECURE_LINK_SECRET=bench-secret
+# The 1 KiB JSON file every row fetches, under a path casegate's scope allows for case 42.
+JSON_PATH=/cases/42/summary.json
+JSON_BYTES=1024
+VIDEO_PATH=/cases/42/video.mp4
+
+STARTED_PIDS=()
+WORK=""
+KEEP_WORK=0
+
+say() { printf '%s\n' "$*" >&2; }
+die() {
+    say "FAIL: $*"
+    exit 1
+}
+
+# require_tools program:package ... - every missing one named at once, with its package.
+require_tools() {
+    local missing=() pair
+    for pair in "$@"; do
+        command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+    done
+    if ((${#missing[@]})); then
+        say "missing tools; install them with:"
+        say "  sudo apt-get install ${missing[*]}"
+        exit 2
+    fi
+}
+
+# Stops what this script started: TERM to each pid, up to 10 s for all to go, then KILL.
+cleanup() {
+    local status=$? pid deadline
+    trap - EXIT INT TERM
+    for pid in "${STARTED_PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    deadline=$((SECONDS + 10))
+    for pid in "${STARTED_PIDS[@]}"; do
+        while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            say "process $pid did not stop within 10 s; killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
+    wait 2>/dev/null || true
+    if [[ -n $WORK && -d $WORK ]]; then
+        if ((KEEP_WORK)); then
+            say "kept $WORK"
+        else
+            rm -rf "$WORK"
+        fi
+    fi
+    exit "$status"
+}
+
+setup_work_dir() {
+    WORK=$(mktemp -d "${TMPDIR:-/tmp}/casegate-load.XXXXXX")
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+# free_ports N - sets PORTS to N distinct free loopback ports.
+free_ports() {
+    read -r -a PORTS < <("${LOADTOOL[@]}" ports "$1")
+}
+
+# Builds casegate (release) unless CASEGATE_BIN names a binary; sets CASEGATE_BIN.
+build_casegate() {
+    if [[ -n ${CASEGATE_BIN:-} ]]; then
+        [[ -x $CASEGATE_BIN ]] || die "CASEGATE_BIN=$CASEGATE_BIN is not an executable"
+        return
+    fi
+    say "building casegate (cargo build --release)..."
+    (cd "$REPO_DIR" && cargo build --release --quiet) || die "cargo build --release failed"
+    CASEGATE_BIN="${CARGO_TARGET_DIR:-$REPO_DIR/target}/release/casegate"
+}
+
+# make_cert - one ECDSA P-256 certificate for 127.0.0.1, used by both gateways.
+make_cert() {
+    CERT="$WORK/cert.pem"
+    KEY="$WORK/key.pem"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
+        -keyout "$KEY" -out "$CERT" 2>/dev/null || die "openssl could not make a certificate"
+}
+
+# The settings every nginx here shares: files in its own directory, no system paths.
+nginx_common() {
+    local dir=$1 workers=$2
+    mkdir -p "$dir/tmp"
+    # As root, nginx would hand its workers to "nobody", who cannot read the temp directory.
+    if ((EUID == 0)); then echo "user root root;"; fi
+    cat <<EOF
+worker_processes $workers;
+worker_rlimit_nofile 65536;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 16384; }
+EOF
+}
+
+nginx_http_common() {
+    local dir=$1
+    cat <<EOF
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    types { application/json json; video/mp4 mp4; }
+    default_type application/octet-stream;
+    server_tokens off;
+    # nginx closes a keep-alive connection after 1000 requests by default; casegate does not.
+    # Raised so that neither pays for reconnects (and TLS handshakes) the other does not.
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+EOF
+}
+
+# start_nginx NAME CONF - runs nginx in the foreground of a background job; sets NGINX_PID.
+start_nginx() {
+    local dir=$1 port=$2
+    nginx -t -q -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>"$dir/check.log" ||
+        die "nginx config in $dir refused: $(cat "$dir/check.log")"
+    nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>>"$dir/error.log" &
+    NGINX_PID=$!
+    STARTED_PIDS+=("$NGINX_PID")
+    "${LOADTOOL[@]}" wait-port "$port" || die "nginx in $dir did not start: $(tail -5 "$dir/error.log")"
+    # Its workers are ours too: should the master be killed, they would outlive it.
+    local workers
+    read -r -a workers < <("${LOADTOOL[@]}" pids "$NGINX_PID")
+    STARTED_PIDS+=("${workers[@]:1}")
+}
+
+# start_upstream PORT VIDEO_BYTES - the "case app": a separate nginx serving the JSON file and a
+# sparse video file. Sets UPSTREAM_PID, UPSTREAM_PORT.
+start_upstream() {
+    local port=$1 video_bytes=$2 dir="$WORK/upstream"
+    mkdir -p "$dir/www/cases/42"
+    # Exactly JSON_BYTES of JSON: padding inside a string field.
+    python3 -c "
+import json, sys
+doc = {'case': '42', 'title': 'Case 42', 'padding': ''}
+doc['padding'] = 'x' * ($JSON_BYTES - len(json.dumps(doc)))
+sys.stdout.write(json.dumps(doc))" >"$dir/www$JSON_PATH"
+    truncate -s "$video_bytes" "$dir/www$VIDEO_PATH"
+    {
+        nginx_common "$dir" 2
+        echo "http {"
+        nginx_http_common "$dir"
+        cat <<EOF
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    server {
+        listen 127.0.0.1:$port;
+        root $dir/www;
+        location / { }
+    }
+}
+EOF
+    } >"$dir/nginx.conf"
+    start_nginx "$dir" "$port"
+    UPSTREAM_PID=$NGINX_PID
+    UPSTREAM_PORT=$port
+}
+
+# start_nginx_gateway PLAIN_PORT TLS_PORT - nginx with the classic secure_link setup in front of
+# the upstream, 2 workers, HTTP/1.1 on PLAIN_PORT and HTTP/1.1 + HTTP/2 over TLS on TLS_PORT.
+# Sets NGINX_GATEWAY_PID.
+start_nginx_gateway() {
+    local plain=$1 tls=$2 dir="$WORK/nginx-gateway"
+    mkdir -p "$dir"
+    {
+        nginx_common "$dir" 2
+        echo "http {"
+        nginx_http_common "$dir"
+        cat <<EOF
+    # Every request logged, as casegate does; buffered, which is nginx's cheapest way.
+    access_log /dev/null combined buffer=64k flush=1s;
+    upstream app {
+        server 127.0.0.1:$UPSTREAM_PORT;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$plain;
+        listen 127.0.0.1:$tls ssl http2;
+        ssl_certificate $CERT;
+        ssl_certificate_key $KEY;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location /cases/ {
+            secure_link \$arg_md5,\$arg_expires;
+            secure_link_md5 "\$secure_link_expires\$uri $NGINX_SECURE_LINK_SECRET";
+            if (\$secure_link = "") { return 403; }
+            if (\$secure_link = "0") { return 410; }
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+        location / { return 403; }
+    }
+}
+EOF
+    } >"$dir/nginx.conf"
+    start_nginx "$dir" "$plain"
+    "${LOADTOOL[@]}" wait-port "$tls" || die "nginx gateway does not listen on $tls"
+    NGINX_GATEWAY_PID=$NGINX_PID
+}
+
+# nginx_gateway_pids - the master and its workers, for CPU accounting.
+nginx_gateway_pids() {
+    "${LOADTOOL[@]}" pids "$NGINX_GATEWAY_PID"
+}
+
+# start_casegate NAME PORT tls|plain [LIMITS] - casegate with 2 worker threads in front of the
+# upstream, scope "view" allowing case 42's pages. LIMITS: lines for [server.limits]. Sets
+# CASEGATE_PID and CASEGATE_CONFIG; the config's key comes from the environment.
+start_casegate() {
+    local name=$1 port=$2 mode=$3 limits=${4:-} dir="$WORK/$1" scheme=http cookie=casegate tls=""
+    mkdir -p "$dir"
+    if [[ $mode == tls ]]; then
+        scheme=https
+        cookie=__Host-casegate
+        tls=$'[server.tls]\ncert = "'"$CERT"$'"\nkey = "'"$KEY"'"'
+    fi
+    cat >"$dir/casegate.toml" <<EOF
+[server]
+listen = "127.0.0.1:$port"
+public_url = "$scheme://127.0.0.1:$port"
+shutdown_grace = "2s"
+workers = 2
+$tls
+
+[server.limits]
+$limits
+
+[upstream]
+url = "http://127.0.0.1:$UPSTREAM_PORT"
+
+[keys]
+active = "bench"
+[keys.secrets]
+bench = { env = "CASEGATE_BENCH_KEY" }
+
+[links]
+prefix = "/s/"
+landing = "/cases/{case}"
+default_ttl = "1h"
+max_ttl = "1d"
+
+[session]
+cookie = "$cookie"
+ttl = "1h"
+
+[scopes.view]
+allow = ["GET /cases/{case}", "GET /cases/{case}/**"]
+
+[state]
+path = "state"
+
+[log]
+# Every request logged, formatted and written, as nginx's access_log; to nowhere, so long runs do
+# not fill the disk.
+access = "/dev/null"
+level = "warn"
+EOF
+    "$CASEGATE_BIN" check --config "$dir/casegate.toml" >/dev/null ||
+        die "casegate check refused $dir/casegate.toml"
+    "$CASEGATE_BIN" serve --config "$dir/casegate.toml" 2>"$dir/stderr.log" &
+    CASEGATE_PID=$!
+    STARTED_PIDS+=("$CASEGATE_PID")
+    CASEGATE_CONFIG="$dir/casegate.toml"
+    "${LOADTOOL[@]}" wait-port "$port" || die "casegate $name did not start: $(tail -5 "$dir/stderr.log")"
+}
+
+# guest_cookie CONFIG [CAFILE] - mints a link to case 42 with `casegate mint`, opens it as a
+# recipient would and prints the guest cookie (name=value).
+guest_cookie() {
+    local config=$1 cafile=${2:-} link
+    link=$("$CASEGATE_BIN" mint --config "$config" --case 42 --scope view --ttl 1h) ||
+        die "casegate mint failed"
+    "${LOADTOOL[@]}" cookie "$link" ${cafile:+--cafile "$cafile"} || die "could not open $link"
+}
+
+export CASEGATE_BENCH_KEY
+new_casegate_key() {
+    CASEGATE_BENCH_KEY=$("$CASEGATE_BIN" keygen) || die "casegate keygen failed"
+}
+
+# machine_summary - one line about where the numbers come from.
+machine_summary() {
+    local model cores
+    model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+    cores=$(nproc)
+    echo "$cores x ${model:-unknown CPU}, Linux $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+}

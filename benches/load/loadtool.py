@@ -1,0 +1,623 @@
+#!/usr/bin/env python3
+"""Helpers for the load scripts in benches/load/ (compare.sh, idle_connections.sh, big_download.sh).
+
+Python standard library only. Each subcommand does one job the shell does badly: pick free ports,
+read /proc, speak raw HTTP to check a status, sign an nginx secure_link URL, run a TLS
+new-connection loop, hold idle connections, turn the rounds into a table. Everything talks to
+127.0.0.1 only.
+"""
+
+import argparse
+import base64
+import hashlib
+import json
+import multiprocessing
+import os
+import socket
+import ssl
+import statistics
+import sys
+import threading
+import time
+from urllib.parse import urlsplit
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def fail(message):
+    print(f"FAIL: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+# === ports and processes ===
+
+
+def cmd_ports(args):
+    """Free loopback ports, all bound at once so they are distinct, then released."""
+    sockets = []
+    for _ in range(args.count):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        sockets.append(sock)
+    print(" ".join(str(sock.getsockname()[1]) for sock in sockets))
+    for sock in sockets:
+        sock.close()
+
+
+def cmd_wait_port(args):
+    deadline = time.monotonic() + args.timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", args.port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    fail(f"nothing listens on 127.0.0.1:{args.port} after {args.timeout}s")
+
+
+def children_of(pid):
+    """Direct children, by the parent pid in every /proc/<pid>/stat (kernels without
+    CONFIG_PROC_CHILDREN have no /proc/<pid>/task/*/children)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                text = stat.read()
+        except OSError:
+            continue
+        if int(text[text.rindex(")") + 2 :].split()[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+def cmd_pids(args):
+    """A process and its direct children: an nginx master and its workers."""
+    print(" ".join(str(pid) for pid in [args.pid] + children_of(args.pid)))
+
+
+def cpu_seconds(pids):
+    """utime + stime of the given processes (all their threads), in seconds."""
+    total = 0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as stat:
+            text = stat.read()
+        # The command name may hold spaces and parentheses: fields start after the last ')'.
+        fields = text[text.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat(5)
+    return total / CLOCK_TICKS
+
+
+def cmd_cpu(args):
+    print(f"{cpu_seconds(args.pids):.2f}")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    fail(f"no VmRSS for process {pid}")
+
+
+def cmd_rss(args):
+    print(rss_kib(args.pid))
+
+
+# === HTTP probes ===
+
+
+def tls_context(cafile):
+    context = ssl.create_default_context(cafile=cafile)
+    context.check_hostname = False  # the certificate names 127.0.0.1 as an IP address SAN
+    return context
+
+
+def open_connection(url, cafile, timeout=10):
+    parts = urlsplit(url)
+    sock = socket.create_connection((parts.hostname, parts.port), timeout=timeout)
+    if parts.scheme == "https":
+        sock = tls_context(cafile).wrap_socket(sock)
+    return sock
+
+
+def request_bytes(url, headers, close=False):
+    """The request wrk sends for this URL (request line, Host, the -H headers)."""
+    parts = urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    lines = [f"GET {target} HTTP/1.1", f"Host: {parts.netloc}"] + list(headers)
+    if close:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def read_response(sock, buffer=b""):
+    """One HTTP/1.1 response with a Content-Length (or none and no body): status, head, body,
+    what was read past it."""
+    while b"\r\n\r\n" not in buffer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("connection closed before the response head")
+        buffer += chunk
+    head, _, rest = buffer.partition(b"\r\n\r\n")
+    head_lines = head.decode("latin-1").split("\r\n")
+    status = int(head_lines[0].split()[1])
+    length = 0
+    for line in head_lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+        if name.strip().lower() == "transfer-encoding":
+            raise ConnectionError("chunked response: the probes expect a Content-Length")
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("connection closed inside the body")
+        rest += chunk
+    return status, head_lines, rest[:length], rest[length:]
+
+
+def status_matches(status, expected):
+    """`200` is that status; `4xx` any refusal of the client's request."""
+    if expected.endswith("xx"):
+        return str(status)[0] == expected[0]
+    return status == int(expected)
+
+
+def cmd_probe(args):
+    """One request as wrk would send it; prints the status and the response's size on the wire
+    (head + body), which every later response on a keep-alive connection must match."""
+    sock = open_connection(args.url, args.cafile)
+    sock.sendall(request_bytes(args.url, args.header))
+    status, head, body, _ = read_response(sock)
+    sock.close()
+    if args.expect is not None and not status_matches(status, args.expect):
+        fail(f"{args.url} answered {status}, expected {args.expect}:\n" + "\n".join(head))
+    if args.body_bytes is not None and len(body) != args.body_bytes:
+        fail(f"{args.url} answered a body of {len(body)} bytes, expected {args.body_bytes}")
+    size = len("\r\n".join(head)) + 4 + len(body)
+    print(f"{status} {size}")
+
+
+def cmd_cookie(args):
+    """Opens a share link as a browser would and prints the guest cookie (`name=value`)."""
+    sock = open_connection(args.link, args.cafile)
+    sock.sendall(request_bytes(args.link, [], close=True))
+    status, head, _, _ = read_response(sock)
+    sock.close()
+    cookies = [
+        line.split(":", 1)[1].strip().split(";", 1)[0]
+        for line in head[1:]
+        if line.lower().startswith("set-cookie:")
+    ]
+    if status not in (302, 303) or len(cookies) != 1:
+        fail(f"opening the link answered {status} with {len(cookies)} cookies:\n" + "\n".join(head))
+    print(cookies[0])
+
+
+def cmd_secure_link(args):
+    """nginx's classic secure_link: md5 = base64url(md5("$expires$uri secret")), no padding."""
+    expires = int(time.time()) + args.ttl
+    digest = hashlib.md5(f"{expires}{args.path} {args.secret}".encode()).digest()
+    md5 = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    print(f"{args.path}?md5={md5}&expires={expires}")
+
+
+# === TLS new connections ===
+
+
+def handshake_worker(url, cafile, headers, seconds, queue):
+    """New TLS connection, one request with Connection: close, status checked, closed; again.
+    The context is made once and no session is ever offered back: every handshake is full."""
+    context = tls_context(cafile)
+    parts = urlsplit(url)
+    request = request_bytes(url, headers, close=True)
+    latencies, bad = [], {}
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        started = time.perf_counter()
+        try:
+            raw = socket.create_connection((parts.hostname, parts.port), timeout=10)
+            with context.wrap_socket(raw) as sock:
+                sock.sendall(request)
+                status, _, _, _ = read_response(sock)
+        except (OSError, ConnectionError) as error:
+            status = type(error).__name__
+        latencies.append((time.perf_counter() - started) * 1e6)
+        if status != 200:
+            bad[str(status)] = bad.get(str(status), 0) + 1
+    queue.put((latencies, bad))
+
+
+def cmd_handshakes(args):
+    queue = multiprocessing.Queue()
+    workers = [
+        multiprocessing.Process(
+            target=handshake_worker,
+            args=(args.url, args.cafile, args.header, args.seconds, queue),
+        )
+        for _ in range(args.procs)
+    ]
+    started = time.monotonic()
+    for worker in workers:
+        worker.start()
+    latencies, bad = [], {}
+    for _ in workers:
+        worker_latencies, worker_bad = queue.get()
+        latencies += worker_latencies
+        for status, count in worker_bad.items():
+            bad[status] = bad.get(status, 0) + count
+    for worker in workers:
+        worker.join()
+    elapsed = time.monotonic() - started
+    latencies.sort()
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "requests": len(latencies),
+                "seconds": elapsed,
+                "non_2xx": sum(bad.values()),
+                "bad_statuses": bad,
+                "p50_us": percentile(latencies, 50),
+                "p99_us": percentile(latencies, 99),
+            }
+        )
+    )
+
+
+def percentile(sorted_values, pct):
+    if not sorted_values:
+        return 0.0
+    index = min(len(sorted_values) - 1, int(round(pct / 100 * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+# === what wrk and h2load printed, as one checked round ===
+
+
+def parse_wrk(text, args):
+    line = next((l for l in text.splitlines() if l.startswith("WRKJSON ")), None)
+    if line is None:
+        fail(f"no WRKJSON line in wrk's output:\n{text}")
+    wrk = json.loads(line[len("WRKJSON ") :])
+    problems = []
+    socket_errors = wrk["connect"] + wrk["read"] + wrk["write"] + wrk["timeout"]
+    if wrk["status"]:
+        problems.append(f"{wrk['status']} responses with status >= 400")
+    if socket_errors:
+        problems.append(
+            f"socket errors: connect {wrk['connect']}, read {wrk['read']}, write {wrk['write']}, "
+            f"timeout {wrk['timeout']}"
+        )
+    if wrk["requests"] == 0:
+        problems.append("no request completed")
+    # wrk counts only status >= 400 as errors. A 1xx/3xx/204 answer would be shorter than the
+    # probed 200: every byte read must belong to a response of exactly the probed size, give or
+    # take the responses still in flight on each connection when the round ended.
+    expected = wrk["requests"] * args.response_size
+    slack = args.connections * args.response_size * 2
+    if abs(wrk["bytes"] - expected) > slack:
+        problems.append(
+            f"read {wrk['bytes']} bytes for {wrk['requests']} responses of {args.response_size} "
+            f"bytes (expected {expected} +- {slack}): some answers were not the probed 200"
+        )
+    return {
+        "requests": wrk["requests"],
+        "seconds": wrk["duration_us"] / 1e6,
+        "p50_us": wrk["p50_us"],
+        "p99_us": wrk["p99_us"],
+        "non_2xx": wrk["status"],
+    }, problems
+
+
+def parse_h2load(text, args):
+    problems = []
+    requests = status = None
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("requests:"):
+            # requests: 10 total, 10 started, 10 done, 10 succeeded, 0 failed, 0 errored, 0 timeout
+            counts = {f.split()[1]: int(f.split()[0]) for f in line[len("requests:") :].split(",")}
+            requests = counts
+        elif line.startswith("status codes:"):
+            status = {f.split()[1]: int(f.split()[0]) for f in line[len("status codes:") :].split(",")}
+        elif line.startswith("finished in"):
+            seconds = float(line.split()[2].rstrip("s,"))
+    if requests is None or status is None:
+        fail(f"cannot read h2load's summary:\n{text}")
+    latencies, non_2xx = [], 0
+    with open(args.log_file) as log:
+        for row in log:
+            fields = row.split("\t")
+            if len(fields) < 3:
+                continue
+            if not 200 <= int(fields[1]) <= 299:
+                non_2xx += 1
+            latencies.append(int(fields[2]))
+    latencies.sort()
+    wrong = status.get("3xx", 0) + status.get("4xx", 0) + status.get("5xx", 0)
+    if wrong or non_2xx:
+        problems.append(f"non-2xx answers: {status} (log: {non_2xx} non-2xx)")
+    for kind in ("failed", "errored", "timeout"):
+        if requests.get(kind):
+            problems.append(f"{requests[kind]} requests {kind}")
+    if not requests.get("succeeded"):
+        problems.append("no request succeeded")
+    return {
+        "requests": requests["succeeded"],
+        "seconds": seconds,
+        "p50_us": percentile(latencies, 50),
+        "p99_us": percentile(latencies, 99),
+        "non_2xx": wrong + non_2xx,
+    }, problems
+
+
+def parse_handshakes(text, _args):
+    line = next((l for l in text.splitlines() if l.startswith("RESULT ")), None)
+    if line is None:
+        fail(f"no RESULT line in the handshake loop's output:\n{text}")
+    result = json.loads(line[len("RESULT ") :])
+    problems = []
+    if result["non_2xx"]:
+        problems.append(f"answers other than 200: {result['bad_statuses']}")
+    if not result["requests"]:
+        problems.append("no connection completed")
+    return result, problems
+
+
+def cmd_record(args):
+    """Checks one round's output and appends it, with the gateway's CPU time, to the results."""
+    with open(args.output) as output:
+        text = output.read()
+    parser = {"wrk": parse_wrk, "h2load": parse_h2load, "handshakes": parse_handshakes}[args.tool]
+    result, problems = parser(text, args)
+    if problems:
+        fail(f"row {args.row}, {args.gateway}, round {args.round}: " + "; ".join(problems))
+    result.update(
+        row=args.row,
+        gateway=args.gateway,
+        round=args.round,
+        cpu_seconds=args.cpu_after - args.cpu_before,
+    )
+    with open(args.results, "a") as results:
+        results.write(json.dumps(result) + "\n")
+    rps = result["requests"] / result["seconds"]
+    cpu_us = result["cpu_seconds"] / result["requests"] * 1e6
+    print(
+        f"  {args.row:<10} {args.gateway:<8} round {args.round}: {rps:9.0f} req/s  "
+        f"p50 {result['p50_us'] / 1000:6.2f} ms  p99 {result['p99_us'] / 1000:6.2f} ms  "
+        f"cpu {cpu_us:6.1f} us/req  ({result['requests']} requests, all 2xx)"
+    )
+
+
+# === the table ===
+
+ROW_TITLES = {
+    "plain": "HTTP/1.1 keep-alive, 64 conns",
+    "tls": "HTTPS/1.1 keep-alive, 64 conns",
+    "h2": "HTTP/2 over TLS",
+    "handshake": "new TLS connection + 1 request",
+    "direct": "direct to upstream (ceiling)",
+}
+# casegate / nginx targets of issue 7 section 2: (requests/s at least, p99 at most, CPU at most).
+TARGETS = {"plain": (1.1, 1.0, 0.8), "tls": (1.1, 1.0, 0.8), "h2": (1.0, None, None)}
+
+
+def summarise(rounds):
+    requests = sum(r["requests"] for r in rounds)
+    return {
+        "rounds": len(rounds),
+        "rps": statistics.median(r["requests"] / r["seconds"] for r in rounds),
+        "p50_ms": statistics.median(r["p50_us"] for r in rounds) / 1000,
+        "p99_ms": statistics.median(r["p99_us"] for r in rounds) / 1000,
+        "cpu_us": sum(r["cpu_seconds"] for r in rounds) / requests * 1e6,
+    }
+
+
+def verdict(ratio, target, at_least):
+    if target is None:
+        return f"{ratio:.2f}"
+    met = ratio >= target if at_least else ratio <= target
+    sign = ">=" if at_least else "<="
+    return f"{ratio:.2f} ({'met' if met else 'MISSED'}, {sign}{target})"
+
+
+def cmd_table(args):
+    with open(args.results) as results:
+        rounds = [json.loads(line) for line in results if line.strip()]
+    by_key = {}
+    for r in rounds:
+        by_key.setdefault((r["row"], r["gateway"]), []).append(r)
+    rows_seen = list(dict.fromkeys(r["row"] for r in rounds))
+    lines = [
+        "| row | gateway | requests/s | p50 ms | p99 ms | CPU us/request |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    ratio_lines = [
+        "| row | requests/s casegate/nginx | p99 casegate/nginx | CPU/request casegate/nginx |",
+        "| --- | --- | --- | --- |",
+    ]
+    for row in rows_seen:
+        summaries = {}
+        for gateway in ("nginx", "casegate", "direct"):
+            if (row, gateway) not in by_key:
+                continue
+            s = summaries[gateway] = summarise(by_key[(row, gateway)])
+            lines.append(
+                f"| {ROW_TITLES.get(row, row)} | {gateway} | {s['rps']:.0f} | {s['p50_ms']:.2f} | "
+                f"{s['p99_ms']:.2f} | {s['cpu_us']:.1f} |"
+            )
+        if "nginx" in summaries and "casegate" in summaries:
+            ng, cg = summaries["nginx"], summaries["casegate"]
+            rps_t, p99_t, cpu_t = TARGETS.get(row, (None, None, None))
+            ratio_lines.append(
+                f"| {ROW_TITLES.get(row, row)} | {verdict(cg['rps'] / ng['rps'], rps_t, True)} | "
+                f"{verdict(cg['p99_ms'] / ng['p99_ms'], p99_t, False)} | "
+                f"{verdict(cg['cpu_us'] / ng['cpu_us'], cpu_t, False)} |"
+            )
+    text = "\n".join(lines) + "\n\n" + "\n".join(ratio_lines) + "\n"
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as markdown:
+            markdown.write(args.preamble.replace("\\n", "\n") + "\n\n" if args.preamble else "")
+            markdown.write(text)
+
+
+# === idle connections and big downloads ===
+
+
+def cmd_idle(args):
+    """Opens `count` connections to the gateway, sends one guest request on each, reads the 200,
+    and keeps them all open and idle; prints the gateway's VmRSS before and after."""
+    request = request_bytes(args.url, args.header)
+    parts = urlsplit(args.url)
+    settle = lambda: time.sleep(args.settle)  # noqa: E731 - let the gateway's allocator settle
+    settle()
+    before = rss_kib(args.pid)
+    opened, started = [], time.monotonic()
+    for index in range(args.count):
+        try:
+            sock = socket.create_connection((parts.hostname, parts.port), timeout=30)
+            sock.sendall(request)
+            status, head, _, extra = read_response(sock)
+        except (OSError, ConnectionError) as error:
+            fail(f"connection {index + 1} of {args.count}: {error}")
+        if status != 200 or extra:
+            fail(f"connection {index + 1} answered {status}:\n" + "\n".join(head))
+        opened.append(sock)
+    opening = time.monotonic() - started
+    settle()
+    after = rss_kib(args.pid)
+    # Still open? A gateway that closed them would look lean for the wrong reason.
+    closed = 0
+    for sock in opened:
+        sock.setblocking(False)
+        try:
+            if sock.recv(1) == b"":
+                closed += 1
+        except BlockingIOError:
+            pass
+    result = {
+        "connections": args.count,
+        "opened_in_s": round(opening, 1),
+        "closed_by_gateway": closed,
+        "rss_before_kib": before,
+        "rss_after_kib": after,
+        "growth_per_connection_bytes": round((after - before) * 1024 / args.count),
+    }
+    print("RESULT " + json.dumps(result))
+    for sock in opened:
+        sock.close()
+    if closed:
+        fail(f"the gateway closed {closed} of the {args.count} idle connections during the test")
+
+
+def cmd_sample_rss(args):
+    """Samples a process's VmRSS every `interval` until `stop_file` exists; prints the peak."""
+    peak = first = rss_kib(args.pid)
+    samples = 1
+    while not os.path.exists(args.stop_file):
+        time.sleep(args.interval)
+        try:
+            value = rss_kib(args.pid)
+        except OSError:
+            break
+        peak = max(peak, value)
+        samples += 1
+    print(json.dumps({"first_kib": first, "peak_kib": peak, "samples": samples}))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(required=True)
+
+    p = sub.add_parser("ports", help="print N free loopback ports")
+    p.add_argument("count", type=int)
+    p.set_defaults(func=cmd_ports)
+
+    p = sub.add_parser("wait-port", help="wait until something listens on a loopback port")
+    p.add_argument("port", type=int)
+    p.add_argument("--timeout", type=float, default=30)
+    p.set_defaults(func=cmd_wait_port)
+
+    p = sub.add_parser("pids", help="a process and its direct children")
+    p.add_argument("pid", type=int)
+    p.set_defaults(func=cmd_pids)
+
+    p = sub.add_parser("cpu", help="utime+stime of processes, seconds")
+    p.add_argument("pids", type=int, nargs="+")
+    p.set_defaults(func=cmd_cpu)
+
+    p = sub.add_parser("rss", help="VmRSS of a process, KiB")
+    p.add_argument("pid", type=int)
+    p.set_defaults(func=cmd_rss)
+
+    p = sub.add_parser("probe", help="one request as wrk sends it: status and size")
+    p.add_argument("url")
+    p.add_argument("--header", action="append", default=[])
+    p.add_argument("--cafile")
+    p.add_argument("--expect", help="a status (200) or a class (4xx)")
+    p.add_argument("--body-bytes", type=int)
+    p.set_defaults(func=cmd_probe)
+
+    p = sub.add_parser("cookie", help="open a share link, print the guest cookie")
+    p.add_argument("link")
+    p.add_argument("--cafile")
+    p.set_defaults(func=cmd_cookie)
+
+    p = sub.add_parser("secure-link", help="sign a path for nginx secure_link")
+    p.add_argument("path")
+    p.add_argument("--secret", required=True)
+    p.add_argument("--ttl", type=int, default=3600)
+    p.set_defaults(func=cmd_secure_link)
+
+    p = sub.add_parser("handshakes", help="new TLS connection + 1 request, in a loop")
+    p.add_argument("url")
+    p.add_argument("--header", action="append", default=[])
+    p.add_argument("--cafile", required=True)
+    p.add_argument("--seconds", type=float, required=True)
+    p.add_argument("--procs", type=int, default=2)
+    p.set_defaults(func=cmd_handshakes)
+
+    p = sub.add_parser("record", help="check one round's output and append it to the results")
+    p.add_argument("--tool", choices=["wrk", "h2load", "handshakes"], required=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--results", required=True)
+    p.add_argument("--row", required=True)
+    p.add_argument("--gateway", required=True)
+    p.add_argument("--round", type=int, required=True)
+    p.add_argument("--cpu-before", type=float, required=True)
+    p.add_argument("--cpu-after", type=float, required=True)
+    p.add_argument("--response-size", type=int, default=0)
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--log-file")
+    p.set_defaults(func=cmd_record)
+
+    p = sub.add_parser("table", help="the results as a table (and Markdown)")
+    p.add_argument("results")
+    p.add_argument("--markdown")
+    p.add_argument("--preamble", default="")
+    p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("idle", help="hold idle keep-alive connections, report VmRSS")
+    p.add_argument("url")
+    p.add_argument("--pid", type=int, required=True)
+    p.add_argument("--header", action="append", default=[])
+    p.add_argument("--count", type=int, default=10000)
+    p.add_argument("--settle", type=float, default=2.0)
+    p.set_defaults(func=cmd_idle)
+
+    p = sub.add_parser("sample-rss", help="peak VmRSS until a file appears")
+    p.add_argument("pid", type=int)
+    p.add_argument("--stop-file", required=True)
+    p.add_argument("--interval", type=float, default=0.05)
+    p.set_defaults(func=cmd_sample_rss)
+
+    args = parser.parse_args()
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
