@@ -225,6 +225,10 @@ fn the_base_config_is_valid_and_defaults_fill_the_rest() {
     let defaults = parse(&without_lifetimes).unwrap_or_else(|errors| panic!("{errors}"));
     assert_eq!(defaults.links.default_ttl, Duration::from_secs(24 * 3600));
     assert_eq!(defaults.links.max_ttl, Duration::from_secs(30 * 24 * 3600));
+    let without_session_ttl = BASE.replace("ttl = \"12h\"\n", "");
+    assert_ne!(without_session_ttl, BASE);
+    let defaults = parse(&without_session_ttl).unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(defaults.session.ttl, Duration::from_secs(12 * 3600));
     assert_eq!(config.upstream.guest_headers.len(), 1);
     let (name, value) = &config.upstream.guest_headers[0];
     assert_eq!(name, "authorization");

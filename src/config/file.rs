@@ -141,7 +141,7 @@ pub struct LinksSection {
 #[serde(deny_unknown_fields)]
 pub struct SessionSection {
     pub cookie: Spanned<String>,
-    pub ttl: Spanned<String>,
+    pub ttl: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -251,6 +251,10 @@ fn as_written(raw: Option<&Spanned<String>>, value: Duration) -> String {
     }
 }
 
+/// A working day: a guest who opened the link in the morning is not asked again that day, and a
+/// cookie copied off a shared computer stops working by the next.
+const DEFAULT_SESSION_TTL: Duration = secs(12 * 3600);
+
 /// A day, as a Smilecloud guest link; most shares are looked at the day they are sent.
 const DEFAULT_LINK_TTL: Duration = secs(24 * 3600);
 /// Longer links are refused even when correctly signed.
@@ -1023,7 +1027,12 @@ impl Validator<'_, '_> {
         } else {
             Some(name.clone())
         };
-        let ttl = self.duration("session.ttl", &raw.ttl, &SESSION_TTL_BOUNDS);
+        let ttl = self.optional_duration(
+            "session.ttl",
+            raw.ttl.as_ref(),
+            DEFAULT_SESSION_TTL,
+            &SESSION_TTL_BOUNDS,
+        );
         Some(Session {
             cookie: cookie?,
             ttl: ttl?,
