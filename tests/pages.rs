@@ -30,6 +30,7 @@ const PAGES: [&str; 21] = [
     "session_invalid",
     "not_allowed",
     "bad_request",
+    "misdirected_request",
     "payload_too_large",
     "upgrade_refused",
     "upstream_unavailable",
