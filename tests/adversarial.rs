@@ -19,11 +19,12 @@ use std::process::{Command, Stdio};
 
 use common::TestGateway;
 use common::rows::{
-    Check, Forwarded, NOTHING, Row, Secrets, check_problems, exchange, framing_problems, judge,
+    Check, Forwarded, GET_42, NOTHING, POST_HELLO, Row, Secrets, check_problems, exchange,
+    framing_problems, judge,
 };
 use common::upstream::Received;
 
-use Check::{Body, Is};
+use Check::Body;
 
 /// Short header-read timeout, so a row that leaves a request half-sent cannot stall the run.
 const LIMITS: &str = "[server.limits]\nheader_read_timeout = \"2s\"\n";
@@ -1261,16 +1262,6 @@ const SMUGGLING: &[Row] = &[
         upstream: GET_42,
     },
 ];
-
-const POST_HELLO: &[Forwarded] = &[Forwarded {
-    line: "POST /api/cases/42/comments HTTP/1.1",
-    checks: &[Body("hello"), Is("x-casegate-scope", "guest")],
-}];
-
-const GET_42: &[Forwarded] = &[Forwarded {
-    line: "GET /cases/42 HTTP/1.1",
-    checks: &[],
-}];
 
 /// Upstream responses that try to leak: (what, path, headers the guest must not see, headers the
 /// guest must see exactly).

@@ -19,7 +19,7 @@ use common::upstream::TestUpstream;
 use common::{TestGateway, config_text};
 
 /// Every page template, with the variables the verification flow fills in.
-const PAGES: [&str; 21] = [
+const PAGES: [&str; 22] = [
     "invalid_link",
     "expired_link",
     "link_not_yet_valid",

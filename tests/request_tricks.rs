@@ -11,8 +11,8 @@ use tokio::net::TcpStream;
 
 use common::TestGateway;
 use common::rows::{
-    CLOSED, Check, Forwarded, NOTHING, Row, assert_casegate_framing, assert_checks, exchange,
-    run_rows,
+    CLOSED, Check, Forwarded, GET_42, NOTHING, POST_HELLO, Row, assert_casegate_framing,
+    assert_checks, exchange, run_rows,
 };
 
 use Check::{Absent, Body, Is};
@@ -26,16 +26,6 @@ async fn http1_framing_tricks_never_smuggle_a_second_request_upstream() {
     run_rows(&gw, SMUGGLING).await;
     gw.stop().await;
 }
-
-const POST_HELLO: &[Forwarded] = &[Forwarded {
-    line: "POST /api/cases/42/comments HTTP/1.1",
-    checks: &[Body("hello"), Is("x-casegate-scope", "guest")],
-}];
-
-const GET_42: &[Forwarded] = &[Forwarded {
-    line: "GET /cases/42 HTTP/1.1",
-    checks: &[],
-}];
 
 const SMUGGLING: &[Row] = &[
     Row {

@@ -56,13 +56,15 @@ mod tests {
     use super::*;
     use http::HeaderValue;
 
+    type Headers = &'static [(&'static str, &'static str)];
+
     #[test]
     fn only_our_origin_or_none_stated_passes() {
         let public = PublicOrigin {
             scheme: http::uri::Scheme::HTTPS,
             authority: http::uri::Authority::from_static("share.example.org"),
         };
-        let cases: [(&str, &[(&str, &str)], bool); 12] = [
+        let cases: [(&str, Headers, bool); 12] = [
             ("nothing said", &[], true),
             (
                 "our origin",

@@ -47,6 +47,18 @@ pub const CLOSED: &[u16] = &[];
 /// The upstream received nothing at all.
 pub const NOTHING: &[Forwarded] = &[];
 
+/// A guest's comment "hello" on case 42, as the upstream must receive it.
+pub const POST_HELLO: &[Forwarded] = &[Forwarded {
+    line: "POST /api/cases/42/comments HTTP/1.1",
+    checks: &[Check::Body("hello"), Check::Is("x-casegate-scope", "guest")],
+}];
+
+/// A plain GET of case 42, as the upstream must receive it.
+pub const GET_42: &[Forwarded] = &[Forwarded {
+    line: "GET /cases/42 HTTP/1.1",
+    checks: &[],
+}];
+
 /// A key nobody configured, for forgeries.
 const STRANGER_KEY: &str = "c3RyYW5nZXJzLWtleS1pcy0zMi1ieXRlcy1sb25nISE";
 
