@@ -19,7 +19,7 @@ use common::upstream::TestUpstream;
 use common::{TestGateway, config_text};
 
 /// Every page template, with the variables the verification flow fills in.
-const PAGES: [&str; 21] = [
+const PAGES: [&str; 22] = [
     "invalid_link",
     "expired_link",
     "link_not_yet_valid",
@@ -30,6 +30,7 @@ const PAGES: [&str; 21] = [
     "session_invalid",
     "not_allowed",
     "bad_request",
+    "misdirected_request",
     "payload_too_large",
     "upgrade_refused",
     "upstream_unavailable",

@@ -37,6 +37,14 @@ pub enum GatewayError {
     NoPath,
     /// No `Host` on HTTP/1.1, more than one, or one that is not an authority.
     BadHost,
+    /// A `Host` (or `:authority`) that names an authority other than `public_url`'s.
+    MisdirectedHost,
+    /// An unsafe method (POST, DELETE...) of a guest that the browser says came from a page of
+    /// another origin: a cross-site request riding on the guest's cookie.
+    CrossSite,
+    /// The request body is framed in a way casegate does not read (a transfer coding other than
+    /// chunked), or broke its framing (a malformed chunk) while it was being forwarded.
+    BadBody,
     /// A GET or HEAD with a body (chunked or a non-zero length).
     BodyOnGet,
     /// The link token was refused.
@@ -106,7 +114,10 @@ impl GatewayError {
             GatewayError::BadTarget(_)
             | GatewayError::NoPath
             | GatewayError::BadHost
-            | GatewayError::BodyOnGet => Page::BadRequest,
+            | GatewayError::BodyOnGet
+            | GatewayError::BadBody => Page::BadRequest,
+            GatewayError::MisdirectedHost => Page::MisdirectedRequest,
+            GatewayError::CrossSite => Page::FormRefused,
             GatewayError::Link(error) => match error.kind() {
                 LinkErrorKind::Expired => Page::ExpiredLink,
                 LinkErrorKind::NotYetValid => Page::LinkNotYetValid,
@@ -171,6 +182,9 @@ impl GatewayError {
             | GatewayError::BadTarget(_)
             | GatewayError::NoPath
             | GatewayError::BadHost
+            | GatewayError::MisdirectedHost
+            | GatewayError::CrossSite
+            | GatewayError::BadBody
             | GatewayError::BodyOnGet
             | GatewayError::Link(_)
             | GatewayError::LinkMethod
@@ -199,6 +213,15 @@ impl fmt::Display for GatewayError {
             GatewayError::NoPath => f.write_str("request target has no path"),
             GatewayError::BadHost => f.write_str("missing, repeated or malformed Host header"),
             GatewayError::BodyOnGet => f.write_str("GET or HEAD request with a body"),
+            GatewayError::MisdirectedHost => {
+                f.write_str("Host names an authority other than public_url's")
+            }
+            GatewayError::CrossSite => {
+                f.write_str("unsafe method from a page of another origin (cross-site request)")
+            }
+            GatewayError::BadBody => f.write_str(
+                "request body framing refused: a coding other than chunked, or a malformed chunk",
+            ),
             GatewayError::Link(error) => write!(f, "link refused: {error}"),
             GatewayError::LinkMethod => {
                 f.write_str("link opened with a method other than GET/HEAD")
@@ -302,6 +325,9 @@ impl std::error::Error for GatewayError {
             | GatewayError::StateUnavailable { .. }
             | GatewayError::NoPath
             | GatewayError::BadHost
+            | GatewayError::MisdirectedHost
+            | GatewayError::CrossSite
+            | GatewayError::BadBody
             | GatewayError::BodyOnGet
             | GatewayError::LinkMethod
             | GatewayError::NoSession

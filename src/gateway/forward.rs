@@ -18,7 +18,7 @@ use crate::proxy::client::ForwardError;
 use crate::proxy::request::{rewrite_guest_request, rewrite_passthrough_request};
 use crate::proxy::response::{sanitise_guest_response, sanitise_passthrough_response};
 use crate::proxy::upgrade::{Tunnel, restore_websocket_headers, splice};
-use crate::proxy::{Body, empty_body};
+use crate::proxy::{Body, BoxError, empty_body};
 use crate::server::ConnectionInfo;
 use crate::share::Guest;
 
@@ -58,24 +58,23 @@ impl Gateway {
             parts.headers.remove(header::CONTENT_LENGTH);
             empty_body()
         } else {
-            body.map_err(Into::into).boxed()
+            // Guests and staff alike: a declared length over the limit is refused before any
+            // byte is read, and a body without one (chunked, HTTP/2) is cut off at the limit.
+            if declared_length(&parts.headers).is_some_and(|length| length > self.max_body_bytes) {
+                return Err(GatewayError::BodyTooLarge);
+            }
+            let limit = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
+            let body = body.map_err(|error| BoxError::from(ClientBodyError(error.into())));
+            Limited::new(body, limit).boxed()
         };
-        let body = match route {
+        match route {
             Route::Guest {
                 guest,
                 pin_language,
             } => {
-                if declared_length(&parts.headers)
-                    .is_some_and(|length| length > self.max_body_bytes)
-                {
-                    return Err(GatewayError::BodyTooLarge);
-                }
                 rewrite_guest_request(&mut parts, guest, pin_language, &self.upstream, &origin)
                     .map_err(GatewayError::Rewrite)?;
                 debug!(share = %guest.share_id, case = %guest.case, path = %parts.uri.path(), "forwarding guest request");
-                // Bodies without a declared length (chunked, HTTP/2) are cut off at the same limit.
-                let limit = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
-                Limited::new(body, limit).boxed()
             }
             Route::Passthrough => {
                 rewrite_passthrough_request(
@@ -85,9 +84,8 @@ impl Gateway {
                     &origin,
                 )
                 .map_err(GatewayError::Rewrite)?;
-                body
             }
-        };
+        }
         if upgrade {
             restore_websocket_headers(&mut parts.headers);
         }
@@ -102,11 +100,13 @@ impl Gateway {
                     .record_upstream(UpstreamClass::of(response.status()));
                 response
             }
-            Err(error) if body_over_limit(&error) => return Err(GatewayError::BodyTooLarge),
-            Err(error) => {
-                self.metrics.record_upstream(UpstreamClass::Error);
-                return Err(GatewayError::Upstream(error));
-            }
+            Err(error) => match request_body_fault(&error) {
+                Some(refusal) => return Err(refusal),
+                None => {
+                    self.metrics.record_upstream(UpstreamClass::Error);
+                    return Err(GatewayError::Upstream(error));
+                }
+            },
         };
         let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         let tunnel = match (switched, client_upgrade) {
@@ -155,20 +155,39 @@ fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
         .and_then(|value| value.parse::<u64>().ok())
 }
 
-/// A streamed body cut off by `Limited` surfaces as a failed send from the upstream client; that is
-/// the guest's body over `max_body_bytes` (413), not the upstream failing (502).
-fn body_over_limit(error: &ForwardError) -> bool {
-    match error {
-        ForwardError::Unavailable(error) => {
-            let mut source = std::error::Error::source(error);
-            while let Some(cause) = source {
-                if cause.is::<LengthLimitError>() {
-                    return true;
-                }
-                source = cause.source();
-            }
-            false
-        }
-        ForwardError::TimedOut(_) => false,
+/// An error of the client's own request body on its way to the upstream: its chunked framing
+/// broke, or the client went away mid-body. Marked so that it is not mistaken for the upstream
+/// failing.
+#[derive(Debug)]
+struct ClientBodyError(BoxError);
+
+impl std::fmt::Display for ClientBodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the client's request body failed: {}", self.0)
     }
+}
+
+impl std::error::Error for ClientBodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
+    }
+}
+
+/// A failed send that is the client's body's fault rather than the upstream's: over
+/// `max_body_bytes` (cut off by `Limited`: 413) or broken framing (400), not 502.
+fn request_body_fault(error: &ForwardError) -> Option<GatewayError> {
+    let ForwardError::Unavailable(error) = error else {
+        return None;
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if cause.is::<LengthLimitError>() {
+            return Some(GatewayError::BodyTooLarge);
+        }
+        if cause.is::<ClientBodyError>() {
+            return Some(GatewayError::BadBody);
+        }
+        source = cause.source();
+    }
+    None
 }

@@ -1,33 +1,91 @@
 //! Checks on a request's framing before it is judged: one plain `Host`, and no body where no body
 //! belongs. Both close gaps between how casegate and the hops behind it read the same bytes.
 
-use http::header;
+use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request};
 
 use super::error::GatewayError;
 use crate::policy::CanonicalTarget;
+use crate::proxy::response::PublicOrigin;
+
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// RFC 9112 section 3.2: an HTTP/1.1 request has exactly one `Host`, no request has two, and its
-/// value is an authority without userinfo (or empty). casegate never forwards the client's `Host`,
-/// but a request that other hops may read with another authority is refused, not guessed at.
-pub(super) fn check_host<B>(request: &Request<B>) -> Result<(), GatewayError> {
+/// value is an authority without userinfo. casegate never forwards the client's `Host`, but a
+/// request that other hops may read with another authority is refused, not guessed at (400).
+///
+/// RFC 9110 section 7.4: a request for an authority casegate does not serve (`public_url`'s) is
+/// answered 421 Misdirected Request, whatever it asks for: DNS rebinding and a shared listener
+/// must not reach the case. The authority judged is the `Host` (and, on HTTP/2, `:authority`);
+/// behind a load balancer in `trusted_proxies` that sends `X-Forwarded-Host`, that header names
+/// what the browser asked for, and is judged instead (the balancer may rewrite `Host`). An
+/// HTTP/1.0 request without `Host` names no authority and is served.
+pub(super) fn check_host<B>(
+    request: &Request<B>,
+    public: &PublicOrigin,
+    via_trusted_proxy: bool,
+) -> Result<(), GatewayError> {
     let mut hosts = request.headers().get_all(header::HOST).iter();
     let host = hosts.next();
     if hosts.next().is_some() {
         return Err(GatewayError::BadHost);
     }
-    match host {
-        None if request.version() == http::Version::HTTP_11 => Err(GatewayError::BadHost),
-        None => Ok(()),
-        Some(value) if value.is_empty() => Ok(()),
-        Some(value) => {
-            let bytes = value.as_bytes();
-            if bytes.contains(&b'@') || http::uri::Authority::try_from(bytes).is_err() {
-                return Err(GatewayError::BadHost);
-            }
-            Ok(())
+    let http2 = request.version() >= http::Version::HTTP_2;
+    if let Some(value) = host {
+        let bytes = value.as_bytes();
+        if !bytes.is_empty()
+            && (bytes.contains(&b'@') || http::uri::Authority::try_from(bytes).is_err())
+        {
+            return Err(GatewayError::BadHost);
         }
+    } else if request.version() == http::Version::HTTP_11 {
+        return Err(GatewayError::BadHost);
     }
+    let forwarded_host = via_trusted_proxy
+        .then(|| forwarded_host(request.headers()))
+        .flatten();
+    let named: Vec<&[u8]> = match forwarded_host {
+        Some(forwarded) => vec![forwarded?],
+        None => host
+            .map(HeaderValue::as_bytes)
+            .into_iter()
+            .chain(
+                http2
+                    .then(|| request.uri().authority().map(|a| a.as_str().as_bytes()))
+                    .flatten(),
+            )
+            .collect(),
+    };
+    if named.iter().all(|name| names_public_origin(name, public)) {
+        Ok(())
+    } else {
+        Err(GatewayError::MisdirectedHost)
+    }
+}
+
+/// The one `X-Forwarded-Host` a trusted proxy sent, if any: two headers or a list (a chain of
+/// proxies, one of which the client may have talked to) are refused rather than picked from.
+fn forwarded_host(headers: &http::HeaderMap) -> Option<Result<&[u8], GatewayError>> {
+    let mut values = headers.get_all(X_FORWARDED_HOST).iter();
+    let first = values.next()?;
+    if values.next().is_some() || first.as_bytes().contains(&b',') {
+        return Some(Err(GatewayError::MisdirectedHost));
+    }
+    Some(Ok(first.as_bytes()))
+}
+
+/// Whether `name` (a `Host` value) is `public_url`'s authority: the host in any letter case, the
+/// port written or left to the scheme's default.
+fn names_public_origin(name: &[u8], public: &PublicOrigin) -> bool {
+    let Ok(authority) = http::uri::Authority::try_from(name) else {
+        return false;
+    };
+    let default_port = if public.is_https() { 443 } else { 80 };
+    authority
+        .host()
+        .eq_ignore_ascii_case(public.authority.host())
+        && authority.port_u16().unwrap_or(default_port)
+            == public.authority.port_u16().unwrap_or(default_port)
 }
 
 /// A GET or HEAD carries no body a browser would send. Forwarding one is the CL.0 desync: an
@@ -50,6 +108,27 @@ pub(super) fn refuse_body_on_get<B>(request: &Request<B>) -> Result<(), GatewayE
         return Err(GatewayError::BodyOnGet);
     }
     Ok(())
+}
+
+/// RFC 9112 section 6.1: chunked is the only transfer coding casegate reads. hyper decodes the
+/// chunked framing whatever codings precede it, and casegate does not forward
+/// `Transfer-Encoding`, so a body sent as `gzip, chunked` would reach the upstream as gzip bytes
+/// nobody declared, and `identity` (no longer a coding at all) is read differently by different
+/// servers. Every `Transfer-Encoding` line together must name exactly `chunked` (in any letter
+/// case; empty list elements are allowed by the list syntax).
+pub(super) fn refuse_unknown_transfer_coding<B>(request: &Request<B>) -> Result<(), GatewayError> {
+    let mut codings = request
+        .headers()
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|value| value.as_bytes().split(|byte| *byte == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|coding| !coding.is_empty());
+    match (codings.next(), codings.next()) {
+        (None, _) => Ok(()),
+        (Some(coding), None) if coding.eq_ignore_ascii_case(b"chunked") => Ok(()),
+        _ => Err(GatewayError::BadBody),
+    }
 }
 
 /// Query parameters that Rails, Laravel, Symfony, Express's method-override and kin read as the
@@ -95,56 +174,177 @@ mod tests {
     use super::*;
     use crate::policy::canonicalise;
 
+    /// What [`check_host`] answered, as the tables below spell it.
+    fn host_answer<B>(request: &Request<B>, via_trusted_proxy: bool) -> u16 {
+        let public = PublicOrigin {
+            scheme: http::uri::Scheme::HTTP,
+            authority: http::uri::Authority::from_static("share.test"),
+        };
+        match check_host(request, &public, via_trusted_proxy) {
+            Ok(()) => 200,
+            Err(GatewayError::BadHost) => 400,
+            Err(GatewayError::MisdirectedHost) => 421,
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+
     #[test]
-    fn a_request_names_exactly_one_plain_authority_as_its_host() {
-        let cases: [(&str, http::Version, &[&str], bool); 9] = [
+    fn a_request_names_exactly_one_plain_authority_and_it_is_ours() {
+        use http::Version;
+        let cases: [(&str, Version, &[&str], u16); 14] = [
+            ("our host", Version::HTTP_11, &["share.test"], 200),
             (
-                "one host on HTTP/1.1",
-                http::Version::HTTP_11,
-                &["share.test"],
-                true,
+                "our host in capitals",
+                Version::HTTP_11,
+                &["SHARE.Test"],
+                200,
             ),
             (
-                "a host with a port",
-                http::Version::HTTP_11,
+                "our host with the default port",
+                Version::HTTP_11,
+                &["share.test:80"],
+                200,
+            ),
+            (
+                "our host on another port",
+                Version::HTTP_11,
                 &["share.test:8443"],
-                true,
+                421,
             ),
-            ("an empty host", http::Version::HTTP_11, &[""], true),
-            ("no host on HTTP/1.0", http::Version::HTTP_10, &[], true),
+            ("another host", Version::HTTP_11, &["evil.test"], 421),
             (
-                "no host on HTTP/2 (it has :authority)",
-                http::Version::HTTP_2,
-                &[],
-                true,
+                "our host with a trailing dot",
+                Version::HTTP_11,
+                &["share.test."],
+                421,
             ),
-            ("no host on HTTP/1.1", http::Version::HTTP_11, &[], false),
+            ("an address literal", Version::HTTP_11, &["127.0.0.1"], 421),
+            ("an empty host", Version::HTTP_11, &[""], 421),
+            ("no host on HTTP/1.0", Version::HTTP_10, &[], 200),
+            ("no host on HTTP/1.1", Version::HTTP_11, &[], 400),
             (
                 "two hosts",
-                http::Version::HTTP_10,
+                Version::HTTP_10,
                 &["share.test", "share.test"],
-                false,
+                400,
             ),
             (
                 "a host with a path",
-                http::Version::HTTP_11,
+                Version::HTTP_11,
                 &["share.test/cases/43"],
-                false,
+                400,
             ),
             (
                 "a host with userinfo",
-                http::Version::HTTP_11,
+                Version::HTTP_11,
                 &["admin@share.test"],
-                false,
+                400,
+            ),
+            (
+                "a list of hosts",
+                Version::HTTP_11,
+                &["share.test, evil.test"],
+                400,
             ),
         ];
-        for (name, version, hosts, accepted) in cases {
+        for (name, version, hosts, answer) in cases {
             let mut builder = Request::get("/cases/42").version(version);
             for host in hosts {
                 builder = builder.header(header::HOST, *host);
             }
             let request = builder.body(()).unwrap();
-            assert_eq!(check_host(&request).is_ok(), accepted, "{name}");
+            assert_eq!(host_answer(&request, false), answer, "{name}");
+        }
+    }
+
+    #[test]
+    fn http2_authority_must_be_ours_and_agree_with_host() {
+        let cases: [(&str, &str, Option<&str>, u16); 4] = [
+            ("our :authority", "http://share.test/cases/42", None, 200),
+            ("another :authority", "http://evil.test/cases/42", None, 421),
+            (
+                "our :authority, another host",
+                "http://share.test/cases/42",
+                Some("evil.test"),
+                421,
+            ),
+            (
+                "another :authority, our host",
+                "http://evil.test/cases/42",
+                Some("share.test"),
+                421,
+            ),
+        ];
+        for (name, uri, host, answer) in cases {
+            let mut builder = Request::get(uri).version(http::Version::HTTP_2);
+            if let Some(host) = host {
+                builder = builder.header(header::HOST, host);
+            }
+            assert_eq!(
+                host_answer(&builder.body(()).unwrap(), false),
+                answer,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_trusted_proxy_names_the_host_in_x_forwarded_host() {
+        // (what, Host, X-Forwarded-Host values, from a trusted proxy, answer)
+        let cases: [(&str, &str, &[&str], bool, u16); 6] = [
+            (
+                "a rewritten Host, ours forwarded",
+                "backend:8080",
+                &["share.test"],
+                true,
+                200,
+            ),
+            (
+                "a rewritten Host, nothing forwarded",
+                "backend:8080",
+                &[],
+                true,
+                421,
+            ),
+            (
+                "our Host, another forwarded",
+                "share.test",
+                &["evil.test"],
+                true,
+                421,
+            ),
+            (
+                "a forwarded list",
+                "share.test",
+                &["share.test, evil.test"],
+                true,
+                421,
+            ),
+            (
+                "two forwarded headers",
+                "share.test",
+                &["share.test", "share.test"],
+                true,
+                421,
+            ),
+            (
+                "forwarded by an untrusted peer",
+                "evil.test",
+                &["share.test"],
+                false,
+                421,
+            ),
+        ];
+        for (name, host, forwarded, trusted, answer) in cases {
+            let mut builder = Request::get("/cases/42").header(header::HOST, host);
+            for value in forwarded {
+                builder = builder.header("x-forwarded-host", *value);
+            }
+            assert_eq!(
+                host_answer(&builder.body(()).unwrap(), trusted),
+                answer,
+                "{name}"
+            );
         }
     }
 
@@ -204,6 +404,33 @@ mod tests {
             }
             let request = builder.body(()).unwrap();
             assert_eq!(refuse_body_on_get(&request).is_ok(), accepted, "{name}");
+        }
+    }
+
+    #[test]
+    fn chunked_is_the_only_transfer_coding() {
+        let cases: [(&[&str], bool); 9] = [
+            (&[], true),
+            (&["chunked"], true),
+            (&["Chunked"], true),
+            (&[" chunked ,"], true),
+            (&["identity, chunked"], false),
+            (&["identity", "chunked"], false),
+            (&["gzip, chunked"], false),
+            (&["chunked, chunked"], false),
+            (&["xchunked"], false),
+        ];
+        for (values, accepted) in cases {
+            let mut builder = Request::post("/cases/42");
+            for value in values {
+                builder = builder.header(header::TRANSFER_ENCODING, *value);
+            }
+            let request = builder.body(()).unwrap();
+            assert_eq!(
+                refuse_unknown_transfer_coding(&request).is_ok(),
+                accepted,
+                "{values:?}"
+            );
         }
     }
 

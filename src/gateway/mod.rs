@@ -14,6 +14,7 @@ mod forward;
 mod framing;
 mod link_exchange;
 mod mint;
+mod origin;
 mod settings;
 mod verify_routes;
 
@@ -34,7 +35,11 @@ pub use settings::{LinkSettings, SessionSettings};
 use self::authenticate::{Session, authenticate, carries_session_cookie};
 use self::error::Credential;
 use self::forward::{Route, UpstreamWait};
-use self::framing::{check_host, refuse_body_on_get, refuse_method_override_query};
+use self::framing::{
+    check_host, is_bodiless, refuse_body_on_get, refuse_method_override_query,
+    refuse_unknown_transfer_coding,
+};
+use self::origin::comes_from_our_origin;
 use self::verify_routes::VerifyRoute;
 use crate::access_log::{AccessRecord, RequestBody};
 use crate::clock::unix_now;
@@ -215,8 +220,10 @@ impl Gateway {
             ));
         }
         let target = canonicalise(raw_target.as_bytes()).map_err(GatewayError::BadTarget)?;
-        check_host(&request)?;
+        let via_trusted_proxy = self.trusted_proxies.contains(connection.peer.ip());
+        check_host(&request, &self.public, via_trusted_proxy)?;
         refuse_body_on_get(&request)?;
+        refuse_unknown_transfer_coding(&request)?;
 
         let link_token = target.path().strip_prefix(self.links.prefix.as_str());
         // Under the link prefix the rest of the path is the token: only the prefix is logged.
@@ -268,6 +275,13 @@ impl Gateway {
                 self.store.record_activity(&guest.share_id, now);
                 refuse_method_override_query(&target)?;
                 let pin_language = self.authorise(&guest, request.method(), &target)?;
+                // After the policy would allow it, before anything reaches the case: a page of
+                // another site must not act with the guest's cookie (see `origin.rs`).
+                if !is_bodiless(request.method())
+                    && !comes_from_our_origin(request.headers(), &self.public)
+                {
+                    return Err(GatewayError::CrossSite);
+                }
                 let upgrade = self.guest_upgrade(&request, &guest, &target)?;
                 let route = Route::Guest {
                     guest: &guest,

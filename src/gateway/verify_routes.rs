@@ -17,6 +17,7 @@ use super::Gateway;
 use super::authenticate::{Session, authenticate};
 use super::error::{Credential, FormRefusal, GatewayError};
 use super::form::Form;
+use super::origin::comes_from_our_origin;
 use crate::access_log::{AccessRecord, RequestBody};
 use crate::mail::OutgoingMail;
 use crate::pages::{Lang, Vars};
@@ -344,21 +345,13 @@ impl Gateway {
         self.redirect(&self.links.landing_for(&verified), Some(set_cookie))
     }
 
-    /// `Origin`, when the browser sends one, must be our public origin: a form posted from any
-    /// other site is refused before its body is read. A browser whose page asked for no referrer
-    /// (or a privacy setting) sends `Origin: null` even for its own forms; that is accepted only
-    /// with `Sec-Fetch-Site: same-origin`, which no page can set or forge.
+    /// A form posted from a page of any other origin is refused before its body is read
+    /// (see `origin.rs`).
     fn check_origin(&self, headers: &HeaderMap) -> Result<(), GatewayError> {
-        let ours = self.public.as_url_prefix();
-        let mut origins = headers.get_all(header::ORIGIN).iter();
-        let (first, second) = (origins.next(), origins.next());
-        match (first, second) {
-            (None, _) => Ok(()),
-            (Some(origin), None) if origin.as_bytes().eq_ignore_ascii_case(ours.as_bytes()) => {
-                Ok(())
-            }
-            (Some(origin), None) if origin == "null" && fetched_from_same_origin(headers) => Ok(()),
-            (Some(_), _) => Err(GatewayError::FormRefused(FormRefusal::CrossOrigin)),
+        if comes_from_our_origin(headers, &self.public) {
+            Ok(())
+        } else {
+            Err(GatewayError::FormRefused(FormRefusal::CrossOrigin))
         }
     }
 
@@ -503,13 +496,6 @@ fn code_store_unavailable(error: CodeStoreUnavailable) -> GatewayError {
     GatewayError::StateUnavailable {
         reason: error.to_string(),
     }
-}
-
-/// Whether the browser says (in the one `Sec-Fetch-Site` header it sends) that the request comes
-/// from a page of our own origin.
-fn fetched_from_same_origin(headers: &HeaderMap) -> bool {
-    let mut values = headers.get_all("sec-fetch-site").iter();
-    matches!((values.next(), values.next()), (Some(value), None) if value == "same-origin")
 }
 
 /// A top-level page load the browser makes (a link followed, an address typed), which can be

@@ -13,6 +13,8 @@ impl Decision {
             GatewayError::BadTarget(_)
             | GatewayError::NoPath
             | GatewayError::BadHost
+            | GatewayError::MisdirectedHost
+            | GatewayError::BadBody
             | GatewayError::BodyOnGet
             | GatewayError::LinkMethod
             | GatewayError::DuplicateSession
@@ -30,7 +32,7 @@ impl Decision {
             GatewayError::Revoked { .. } => Decision::Revoked,
             GatewayError::NotAllowed | GatewayError::UnknownScope => Decision::DeniedRoute,
             GatewayError::UpgradeRefused => Decision::DeniedUpgrade,
-            GatewayError::FormRefused(_) => Decision::DeniedForm,
+            GatewayError::FormRefused(_) | GatewayError::CrossSite => Decision::DeniedForm,
             GatewayError::BodyTooLarge => Decision::BodyTooLarge,
             GatewayError::Upstream(_) | GatewayError::UnexpectedSwitch => Decision::UpstreamError,
             GatewayError::Seal(_)

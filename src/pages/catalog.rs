@@ -37,6 +37,8 @@ pub enum Page {
     FormRefused,
     /// The request could not be understood (bad target, bad headers).
     BadRequest,
+    /// The request named another site in `Host` than the one casegate serves (`public_url`).
+    MisdirectedRequest,
     /// The request body is larger than the configured limit.
     PayloadTooLarge,
     /// The client asked to switch protocols (WebSocket, h2c), which guests may not do.
@@ -65,7 +67,7 @@ pub struct Entry {
 
 impl Page {
     /// Every page, for tests and for anyone listing the codes (docs, dashboards).
-    pub const ALL: [Page; 17] = [
+    pub const ALL: [Page; 18] = [
         Page::InvalidLink,
         Page::ExpiredLink,
         Page::LinkNotYetValid,
@@ -77,6 +79,7 @@ impl Page {
         Page::NotAllowed,
         Page::FormRefused,
         Page::BadRequest,
+        Page::MisdirectedRequest,
         Page::PayloadTooLarge,
         Page::UpgradeRefused,
         Page::UpstreamUnavailable,
@@ -107,6 +110,7 @@ impl Page {
             Page::NotAllowed => &NOT_ALLOWED,
             Page::FormRefused => &FORM_REFUSED,
             Page::BadRequest => &BAD_REQUEST,
+            Page::MisdirectedRequest => &MISDIRECTED_REQUEST,
             Page::PayloadTooLarge => &PAYLOAD_TOO_LARGE,
             Page::UpgradeRefused => &UPGRADE_REFUSED,
             Page::UpstreamUnavailable => &UPSTREAM_UNAVAILABLE,
@@ -172,6 +176,11 @@ static BAD_REQUEST: Entry = Entry {
     code: "bad_request",
 };
 
+static MISDIRECTED_REQUEST: Entry = Entry {
+    status: StatusCode::MISDIRECTED_REQUEST,
+    code: "misdirected_request",
+};
+
 static PAYLOAD_TOO_LARGE: Entry = Entry {
     status: StatusCode::PAYLOAD_TOO_LARGE,
     code: "payload_too_large",
@@ -221,6 +230,7 @@ mod tests {
             (Page::NotAllowed, 403, "not_allowed"),
             (Page::FormRefused, 403, "form_refused"),
             (Page::BadRequest, 400, "bad_request"),
+            (Page::MisdirectedRequest, 421, "misdirected_request"),
             (Page::PayloadTooLarge, 413, "payload_too_large"),
             (Page::UpgradeRefused, 403, "upgrade_refused"),
             (Page::UpstreamUnavailable, 502, "upstream_unavailable"),

@@ -77,6 +77,7 @@ pub const SPECS: &[Spec] = &[
     error_page("not_allowed"),
     error_page("form_refused"),
     error_page("bad_request"),
+    error_page("misdirected_request"),
     error_page("payload_too_large"),
     error_page("upgrade_refused"),
     error_page("upstream_unavailable"),

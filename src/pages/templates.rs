@@ -375,6 +375,7 @@ macro_rules! embedded_lang {
             "not_allowed.html",
             "form_refused.html",
             "bad_request.html",
+            "misdirected_request.html",
             "payload_too_large.html",
             "upgrade_refused.html",
             "upstream_unavailable.html",

@@ -26,8 +26,20 @@ const HOP_BY_HOP: [HeaderName; 10] = [
 /// Exact names of headers that some server, framework or auth proxy treats as a statement about who
 /// the client is, where it came from, or which method or URL it "really" asked for. Only casegate may
 /// make such statements to the upstream, so a client's copies are removed before ours are added.
-const CLIENT_IDENTITY_OR_OVERRIDE: [&str; 34] = [
+const CLIENT_IDENTITY_OR_OVERRIDE: [&str; 46] = [
     "forwarded",
+    "x-forwarded",
+    "proxy-client-ip",
+    "wl-proxy-client-ip",
+    "x-override-url",
+    "x-http-destinationurl",
+    "x-proxy-url",
+    "x-http-host-override",
+    "x-email",
+    "x-username",
+    "x-roles",
+    "x-groups",
+    "cf-access-authenticated-user-email",
     "x-real-ip",
     "x-client-ip",
     "client-ip",
@@ -68,7 +80,7 @@ const CLIENT_IDENTITY_OR_OVERRIDE: [&str; 34] = [
 /// Name prefixes with the same meaning as [`CLIENT_IDENTITY_OR_OVERRIDE`]: whole families of headers
 /// (ours, the de-facto forwarding ones, oauth2-proxy's, Envoy's and Azure App Service's identity
 /// headers, and client-certificate headers set by TLS-terminating proxies).
-const CLIENT_IDENTITY_PREFIXES: [&str; 10] = [
+const CLIENT_IDENTITY_PREFIXES: [&str; 15] = [
     "x-casegate-",
     "x-forwarded-",
     "x-auth-request-",
@@ -79,6 +91,30 @@ const CLIENT_IDENTITY_PREFIXES: [&str; 10] = [
     "x-ssl-client-",
     "ssl-client-",
     "x-client-cert",
+    // Identity asserted by an authenticating proxy: AWS ALB, Google IAP, Istio, and the generic
+    // `X-User-Id` / `X-User-Email` family.
+    "x-amzn-oidc-",
+    "x-goog-authenticated-",
+    "x-goog-iap-",
+    "x-istio-",
+    "x-user-",
+];
+
+/// Credentials some APIs take in a header of their own. A guest acts only through its share, so
+/// like `Cookie` and `Authorization` these never pass for a guest (staff on passthrough keep them).
+const GUEST_CREDENTIALS: [&str; 12] = [
+    "x-api-key",
+    "api-key",
+    "apikey",
+    "x-auth-token",
+    "x-access-token",
+    "x-id-token",
+    "x-refresh-token",
+    "x-session-token",
+    "x-session-id",
+    "x-amz-security-token",
+    "x-jwt-assertion",
+    "cf-access-jwt-assertion",
 ];
 
 /// Removes hop-by-hop headers and every header the peer listed in `Connection`.
@@ -107,6 +143,16 @@ pub fn strip_client_identity(headers: &mut HeaderMap) {
         .cloned()
         .collect();
     for name in doomed {
+        headers.remove(name);
+    }
+}
+
+/// Removes a guest's credentials for the upstream: cookies, `Authorization`, and the API-key and
+/// token headers of [`GUEST_CREDENTIALS`].
+pub fn strip_guest_credentials(headers: &mut HeaderMap) {
+    headers.remove(header::COOKIE);
+    headers.remove(header::AUTHORIZATION);
+    for name in GUEST_CREDENTIALS {
         headers.remove(name);
     }
 }
@@ -155,6 +201,21 @@ mod tests {
     }
 
     #[test]
+    fn a_guests_credentials_are_removed_and_nothing_else() {
+        let mut map = headers(&[
+            ("cookie", "a=b"),
+            ("authorization", "Bearer x"),
+            ("x-api-key", "k"),
+            ("x-auth-token", "t"),
+            ("cf-access-jwt-assertion", "j"),
+            ("accept", "text/html"),
+        ]);
+        strip_guest_credentials(&mut map);
+        let left: Vec<&str> = map.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, ["accept"]);
+    }
+
+    #[test]
     fn identity_and_override_headers_from_the_client_are_removed() {
         let cases = [
             ("x-casegate-case", true),
@@ -180,10 +241,20 @@ mod tests {
             ("x-client-cert-dn", true),
             ("x-webauth-user", true),
             ("x-originating-ip", true),
+            ("x-forwarded", true),
+            ("wl-proxy-client-ip", true),
+            ("x-override-url", true),
+            ("x-http-host-override", true),
+            ("x-amzn-oidc-identity", true),
+            ("x-goog-authenticated-user-email", true),
+            ("x-user-id", true),
+            ("cf-access-authenticated-user-email", true),
             ("accept-language", false),
             ("range", false),
             ("if-none-match", false),
             ("user-agent", false),
+            ("x-requested-with", false),
+            ("x-csrf-token", false),
         ];
         for (name, removed) in cases {
             let mut map = headers(&[(name, "spoofed")]);

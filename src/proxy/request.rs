@@ -6,7 +6,7 @@ use http::request::Parts;
 use http::uri::{PathAndQuery, Uri};
 use http::{HeaderMap, Version};
 
-use super::hop::{strip_client_identity, strip_hop_by_hop};
+use super::hop::{strip_client_identity, strip_guest_credentials, strip_hop_by_hop};
 use super::upstream::Upstream;
 use crate::share::Guest;
 
@@ -75,8 +75,7 @@ pub fn rewrite_guest_request(
     strip_client_identity(headers);
     // A guest speaks to the upstream only through the share: its own cookies (ours included) and
     // credentials would let it act as whoever else it is in that browser.
-    headers.remove(header::COOKIE);
-    headers.remove(header::AUTHORIZATION);
+    strip_guest_credentials(headers);
 
     add_forwarding_headers(headers, origin);
     add_share_identity(headers, guest, pin_language)?;

@@ -8,6 +8,7 @@ use http::uri::{Authority, Scheme, Uri};
 use super::hop::strip_hop_by_hop;
 use super::upstream::Upstream;
 
+const SET_COOKIE2: HeaderName = HeaderName::from_static("set-cookie2");
 const X_ROBOTS_TAG: HeaderName = HeaderName::from_static("x-robots-tag");
 const HSTS_ONE_YEAR: HeaderValue = HeaderValue::from_static("max-age=31536000");
 
@@ -34,6 +35,8 @@ pub fn sanitise_guest_response(parts: &mut Parts, upstream: &Upstream, public: &
     strip_hop_by_hop(&mut parts.headers);
     let headers = &mut parts.headers;
     headers.remove(header::SET_COOKIE);
+    // RFC 2965's obsolete twin: no current browser reads it, an old one would.
+    headers.remove(SET_COOKIE2);
     let cors: Vec<HeaderName> = headers
         .keys()
         .filter(|name| name.as_str().starts_with("access-control-"))
@@ -115,6 +118,7 @@ mod tests {
     fn guest_response_cannot_set_state_share_or_be_cached() {
         let mut parts = response(&[
             ("set-cookie", "admin=1"),
+            ("set-cookie2", "admin=1"),
             ("access-control-allow-origin", "*"),
             ("access-control-allow-credentials", "true"),
             ("cache-control", "public, max-age=3600"),
@@ -125,6 +129,7 @@ mod tests {
         sanitise_guest_response(&mut parts, &upstream(), &public());
         let h = &parts.headers;
         assert!(!h.contains_key("set-cookie"));
+        assert!(!h.contains_key("set-cookie2"));
         assert!(!h.contains_key("access-control-allow-origin"));
         assert!(!h.contains_key("access-control-allow-credentials"));
         assert!(!h.contains_key("connection"));

@@ -6,6 +6,7 @@ pub mod forms;
 pub mod pki;
 pub mod raw_client;
 pub mod redis_server;
+pub mod rows;
 pub mod smtp;
 pub mod upstream;
 

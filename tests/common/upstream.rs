@@ -213,6 +213,27 @@ async fn respond(request: &Received, video: &[u8], own_addr: SocketAddr) -> Vec<
     if path.ends_with("/ws") && request.header("upgrade") == Some("websocket") {
         return b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n".to_vec();
     }
+    if path.ends_with("/elsewhere") {
+        // A redirect to another case, on the upstream's own origin.
+        let location = format!("http://{own_addr}/cases/43");
+        return http_response("302 Found", &[("Location", &location)], b"");
+    }
+    if path.ends_with("/hop") {
+        // Hop-by-hop headers and a header named in Connection, which must not reach a client.
+        return http_response(
+            "200 OK",
+            &[
+                ("Connection", "X-Internal-Token"),
+                ("X-Internal-Token", "staff-secret"),
+                ("Keep-Alive", "timeout=600"),
+                ("Proxy-Authenticate", "Basic realm=internal"),
+                ("Upgrade", "h2c"),
+                ("Set-Cookie2", "legacy=1"),
+                ("Content-Type", "text/plain"),
+            ],
+            b"hop",
+        );
+    }
     if path.ends_with("/redirect") {
         let location = format!("http://{own_addr}/cases/42/summary");
         return http_response("302 Found", &[("Location", &location)], b"");
