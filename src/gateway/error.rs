@@ -69,6 +69,8 @@ pub enum GatewayError {
     UpgradeRefused,
     /// The request body is larger than `max_body_bytes`.
     BodyTooLarge,
+    /// The request body arrived slower than `body_read_timeout` and `body_min_rate` allow.
+    BodyTooSlow,
     /// The upstream did not answer.
     Upstream(ForwardError),
     /// The upstream switched protocols although nobody asked it to.
@@ -106,7 +108,9 @@ impl GatewayError {
             GatewayError::BadTarget(_)
             | GatewayError::NoPath
             | GatewayError::BadHost
-            | GatewayError::BodyOnGet => Page::BadRequest,
+            | GatewayError::BodyOnGet
+            // No page of its own: an honest browser never gets here, and a 400 says "not like this".
+            | GatewayError::BodyTooSlow => Page::BadRequest,
             GatewayError::Link(error) => match error.kind() {
                 LinkErrorKind::Expired => Page::ExpiredLink,
                 LinkErrorKind::NotYetValid => Page::LinkNotYetValid,
@@ -184,6 +188,7 @@ impl GatewayError {
             | GatewayError::UnknownScope
             | GatewayError::UpgradeRefused
             | GatewayError::BodyTooLarge
+            | GatewayError::BodyTooSlow
             | GatewayError::EmailMissing { .. }
             | GatewayError::BadForm
             | GatewayError::FormRefused(_) => false,
@@ -239,6 +244,9 @@ impl fmt::Display for GatewayError {
             GatewayError::UnknownScope => f.write_str("the share's scope is not configured"),
             GatewayError::UpgradeRefused => f.write_str("protocol upgrade refused"),
             GatewayError::BodyTooLarge => f.write_str("request body over the limit"),
+            GatewayError::BodyTooSlow => {
+                f.write_str("request body arrived too slowly (body_read_timeout, body_min_rate)")
+            }
             GatewayError::Upstream(error) => write!(f, "{error}"),
             GatewayError::UnexpectedSwitch => {
                 f.write_str("upstream switched protocols without being asked")
@@ -313,6 +321,7 @@ impl std::error::Error for GatewayError {
             | GatewayError::UnknownScope
             | GatewayError::UpgradeRefused
             | GatewayError::BodyTooLarge
+            | GatewayError::BodyTooSlow
             | GatewayError::UnexpectedSwitch => None,
         }
     }

@@ -20,6 +20,7 @@ use crate::proxy::response::{sanitise_guest_response, sanitise_passthrough_respo
 use crate::proxy::upgrade::{Tunnel, restore_websocket_headers, splice};
 use crate::proxy::{Body, empty_body};
 use crate::server::ConnectionInfo;
+use crate::server::body_pace::is_too_slow;
 use crate::share::Guest;
 
 /// Whose request is being forwarded.
@@ -103,6 +104,7 @@ impl Gateway {
                 response
             }
             Err(error) if body_over_limit(&error) => return Err(GatewayError::BodyTooLarge),
+            Err(error) if is_too_slow(&error) => return Err(GatewayError::BodyTooSlow),
             Err(error) => {
                 self.metrics.record_upstream(UpstreamClass::Error);
                 return Err(GatewayError::Upstream(error));
