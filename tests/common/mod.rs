@@ -3,9 +3,11 @@
 #![allow(dead_code)]
 
 pub mod forms;
+pub mod h2_frames;
 pub mod pki;
 pub mod raw_client;
 pub mod redis_server;
+pub mod serve_process;
 pub mod smtp;
 pub mod upstream;
 
