@@ -18,9 +18,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinSet;
 
+use common::forms::{cookie_of, form_token};
 use common::h2_frames::{self as h2, Frame};
-use common::raw_client::send_raw;
+use common::raw_client::{RawResponse, parse_response, send_raw};
 use common::serve_process::Serve;
+use common::smtp::TestSmtp;
 use common::upstream::{Received, TestUpstream};
 
 const ATTACKER: [u8; 4] = [127, 0, 0, 2];
@@ -44,11 +46,16 @@ struct Target {
 
 /// Starts `casegate serve` with `limits` as its `[server.limits]` table.
 async fn target(limits: &str) -> Target {
+    target_with(limits, "").await
+}
+
+/// Starts `casegate serve` with `limits` as its `[server.limits]` table and `extra` top-level TOML.
+async fn target_with(limits: &str, extra: &str) -> Target {
     let upstream = TestUpstream::start().await;
     let text = common::config_text(
         &upstream.url(),
         &format!("[server.limits]\n{limits}"),
-        "[state]\npath = \"state\"",
+        &format!("[state]\npath = \"state\"\n{extra}"),
     )
     .replace("response_timeout = \"1s\"", "response_timeout = \"10s\"");
     let serve = Serve::start(&text).await;
@@ -780,4 +787,173 @@ async fn hammering_the_link_endpoint_stays_cheap_and_reaches_nothing_upstream() 
         "a link exchange never reaches the upstream (only the guest's pages do): {:?}",
         forwarded.iter().map(Received::target).collect::<Vec<_>>()
     );
+}
+
+// === The code endpoints ===
+
+/// One request from the attacker's address, `Connection: close`; `None` if closed unanswered.
+async fn attacker_request(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[&str],
+    body: &str,
+) -> Option<RawResponse> {
+    let mut text =
+        format!("{method} {target} HTTP/1.1\r\nHost: share.test\r\nConnection: close\r\n");
+    for header in headers {
+        text.push_str(header);
+        text.push_str("\r\n");
+    }
+    text.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    let mut stream = connect_from(ATTACKER, addr).await.ok()?;
+    stream.write_all(text.as_bytes()).await.ok()?;
+    let mut bytes = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut bytes))
+        .await
+        .ok()?
+        .ok()?;
+    parse_response(&bytes)
+}
+
+/// An attacker's verification session: the cookie of a `checked` link and its form token.
+async fn verification_session(serve: &Serve, email: &str) -> (String, String) {
+    let token = serve
+        .minter
+        .mint_link(
+            &casegate::gateway::ShareRequest {
+                case: "42",
+                scope: "checked",
+                ttl: None,
+                email: Some(email),
+                lang: None,
+            },
+            casegate::clock::unix_now(),
+        )
+        .expect("mint")
+        .token;
+    let opened = attacker_request(serve.addr, "GET", &format!("/s/{token}"), &[], "")
+        .await
+        .expect("an answer");
+    let cookie = cookie_of(&opened).expect("the link sets a cookie");
+    let page = attacker_request(
+        serve.addr,
+        "GET",
+        "/s/verify",
+        &[&format!("Cookie: {cookie}"), "Accept: text/html"],
+        "",
+    )
+    .await
+    .expect("the verification page");
+    let csrf = form_token(&page.text()).expect("a form token");
+    (cookie, csrf)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hammering_the_code_endpoints_from_one_address_sends_no_more_than_its_limits_allow() {
+    let smtp = TestSmtp::start().await;
+    let verify = format!(
+        r#"
+[scopes.checked]
+allow = ["GET /cases/{{case}}", "GET /cases/{{case}}/**"]
+verify_email = true
+
+[mail]
+smtp = "{}"
+from = "Case sharing <noreply@clinic.example>"
+
+[verify]
+max_sends_per_address_per_hour = 5
+max_failures_per_address_per_hour = 20
+"#,
+        smtp.url()
+    );
+    let target = target_with("", &verify).await;
+    let addr = target.serve.addr;
+    let mut sessions = Vec::new();
+    for n in 0..10 {
+        sessions
+            .push(verification_session(&target.serve, &format!("victim{n}@clinic.example")).await);
+    }
+    let statuses = under_attack(&target, "code hammer", async {
+        let mut attackers = JoinSet::new();
+        for (cookie, csrf) in sessions {
+            for round in 0..10 {
+                let (cookie, csrf) = (cookie.clone(), csrf.clone());
+                attackers.spawn(async move {
+                    let cookie = format!("Cookie: {cookie}");
+                    let headers = [
+                        cookie.as_str(),
+                        "Content-Type: application/x-www-form-urlencoded",
+                        "Accept: text/html",
+                    ];
+                    let (path, body) = if round % 2 == 0 {
+                        ("/s/verify/send", format!("csrf={csrf}"))
+                    } else {
+                        (
+                            "/s/verify/code",
+                            format!("csrf={csrf}&code={:06}", round * 7919),
+                        )
+                    };
+                    attacker_request(addr, "POST", path, &headers, &body)
+                        .await
+                        .map(|r| (path, r.status))
+                });
+            }
+        }
+        attackers.join_all().await
+    })
+    .await;
+    // Give a mail still on its way the time to arrive before counting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mails = smtp.count();
+    let limited = statuses
+        .iter()
+        .flatten()
+        .filter(|(_, status)| *status == 429)
+        .count();
+    eprintln!(
+        "code hammer: 100 form posts from one address, {mails} mails sent, {limited} answered 429"
+    );
+    assert!(
+        statuses.iter().all(Option::is_some),
+        "every post is answered"
+    );
+    assert!(
+        mails <= 5,
+        "max_sends_per_address_per_hour = 5, yet {mails} mails were sent"
+    );
+    assert!(
+        limited >= 40,
+        "the posts over the limits are refused: {statuses:?}"
+    );
+    // Another address is not punished for this one's abuse: its code is sent.
+    let (cookie, csrf) = {
+        let token = common::checked_link(&target.serve.minter, "honest@clinic.example");
+        let opened = common::request(addr, "GET", &token, &[], b"").await;
+        let cookie = cookie_of(&opened).expect("the link sets a cookie");
+        let page = common::request(
+            addr,
+            "GET",
+            "/s/verify",
+            &[&format!("Cookie: {cookie}"), "Accept: text/html"],
+            b"",
+        )
+        .await;
+        (cookie, form_token(&page.text()).expect("a form token"))
+    };
+    let sent = common::request(
+        addr,
+        "POST",
+        "/s/verify/send",
+        &[
+            &format!("Cookie: {cookie}"),
+            "Content-Type: application/x-www-form-urlencoded",
+        ],
+        format!("csrf={csrf}").as_bytes(),
+    )
+    .await;
+    assert_eq!(sent.status, 303, "{}", sent.text());
+    smtp.wait_for_mail("honest@clinic.example", Duration::from_secs(10))
+        .await;
 }
