@@ -762,7 +762,7 @@ async fn hammering_the_link_endpoint_stays_cheap_and_reaches_nothing_upstream() 
                         .split(' ')
                         .nth(1)
                         .map(str::to_owned);
-                    statuses.push((n % 4 == 0, status));
+                    statuses.push((n.is_multiple_of(4), status));
                 }
                 statuses
             });
