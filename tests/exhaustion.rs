@@ -4,8 +4,8 @@
 //! connections are closed within the configured limits. Attackers connect from 127.0.0.2 and the
 //! guest from 127.0.0.1, so per-address limits never count the guest with the attacker.
 //!
-//! Each test is bounded (a few seconds of attack) and prints what it measured; run with
-//! `cargo test --test exhaustion -- --nocapture --test-threads 1` to read the numbers.
+//! Each test is bounded (a few seconds of attack), runs alone (they share a lock) and prints what
+//! it measured; `cargo test --test exhaustion -- --nocapture` shows the numbers.
 
 mod common;
 
@@ -42,7 +42,11 @@ struct Target {
     serve: Serve,
     upstream: TestUpstream,
     cookie: String,
+    /// One attack at a time: two at once on 2 cores would measure each other.
+    _serial: tokio::sync::MutexGuard<'static, ()>,
 }
+
+static ONE_ATTACK_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Starts `casegate serve` with `limits` as its `[server.limits]` table.
 async fn target(limits: &str) -> Target {
@@ -51,6 +55,7 @@ async fn target(limits: &str) -> Target {
 
 /// Starts `casegate serve` with `limits` as its `[server.limits]` table and `extra` top-level TOML.
 async fn target_with(limits: &str, extra: &str) -> Target {
+    let serial = ONE_ATTACK_AT_A_TIME.lock().await;
     let upstream = TestUpstream::start().await;
     let text = common::config_text(
         &upstream.url(),
@@ -84,6 +89,7 @@ async fn target_with(limits: &str, extra: &str) -> Target {
         serve,
         upstream,
         cookie,
+        _serial: serial,
     }
 }
 
@@ -818,21 +824,8 @@ async fn attacker_request(
 
 /// An attacker's verification session: the cookie of a `checked` link and its form token.
 async fn verification_session(serve: &Serve, email: &str) -> (String, String) {
-    let token = serve
-        .minter
-        .mint_link(
-            &casegate::gateway::ShareRequest {
-                case: "42",
-                scope: "checked",
-                ttl: None,
-                email: Some(email),
-                lang: None,
-            },
-            casegate::clock::unix_now(),
-        )
-        .expect("mint")
-        .token;
-    let opened = attacker_request(serve.addr, "GET", &format!("/s/{token}"), &[], "")
+    let link = common::checked_link(&serve.minter, email);
+    let opened = attacker_request(serve.addr, "GET", &link, &[], "")
         .await
         .expect("an answer");
     let cookie = cookie_of(&opened).expect("the link sets a cookie");
@@ -852,21 +845,9 @@ async fn verification_session(serve: &Serve, email: &str) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hammering_the_code_endpoints_from_one_address_sends_no_more_than_its_limits_allow() {
     let smtp = TestSmtp::start().await;
-    let verify = format!(
-        r#"
-[scopes.checked]
-allow = ["GET /cases/{{case}}", "GET /cases/{{case}}/**"]
-verify_email = true
-
-[mail]
-smtp = "{}"
-from = "Case sharing <noreply@clinic.example>"
-
-[verify]
-max_sends_per_address_per_hour = 5
-max_failures_per_address_per_hour = 20
-"#,
-        smtp.url()
+    let verify = common::checked_scope_config(
+        &smtp.url(),
+        "max_sends_per_address_per_hour = 5\nmax_failures_per_address_per_hour = 20",
     );
     let target = target_with("", &verify).await;
     let addr = target.serve.addr;

@@ -72,6 +72,25 @@ allow = ["GET /legacy/case.php?id={{case}}", "GET /legacy/video.php?id={{case}}&
     )
 }
 
+/// Top-level TOML for a `checked` scope (`verify_email`) on case pages, mailing through the SMTP
+/// server at `smtp_url`, with `verify` as the `[verify]` table's lines.
+pub fn checked_scope_config(smtp_url: &str, verify: &str) -> String {
+    format!(
+        r#"
+[scopes.checked]
+allow = ["GET /cases/{{case}}", "GET /cases/{{case}}/**"]
+verify_email = true
+
+[mail]
+smtp = "{smtp_url}"
+from = "Case sharing <noreply@clinic.example>"
+
+[verify]
+{verify}
+"#
+    )
+}
+
 /// A link token to `case` in scope `view`, minted by `minter` as a gateway with its config would.
 pub fn view_link_token(minter: &LinkMinter, case: &str) -> String {
     minter
