@@ -270,7 +270,7 @@ fn debug_output_never_shows_a_secret() {
 
 #[test]
 fn each_broken_config_is_reported_at_the_value_to_fix() {
-    let cases: [(&str, String, &str, &str); 39] = [
+    let cases: [(&str, String, &str, &str); 44] = [
         (
             "a syntax error is reported where the parser stopped",
             edit("listen = \"127.0.0.1:8443\"", "listen = \"127.0.0.1:8443"),
@@ -456,6 +456,51 @@ fn each_broken_config_is_reported_at_the_value_to_fix() {
             ),
             "6:16",
             "server.limits.idle_timeout: 0s is out of range; use 1s to 1h",
+        ),
+        (
+            "a per-address cap of zero is refused",
+            edit(
+                "[upstream]",
+                "[server.limits]\nmax_connections_per_address = 0\n\n[upstream]",
+            ),
+            "6:31",
+            "server.limits.max_connections_per_address: must be between 1 and 1000000, not 0",
+        ),
+        (
+            "a body pace of nothing is refused",
+            edit(
+                "[upstream]",
+                "[server.limits]\nbody_min_rate = 0\n\n[upstream]",
+            ),
+            "6:17",
+            "server.limits.body_min_rate: must be between 1 and 1073741824, not 0",
+        ),
+        (
+            "a body timeout past five minutes is refused",
+            edit(
+                "[upstream]",
+                "[server.limits]\nbody_read_timeout = \"1h\"\n\n[upstream]",
+            ),
+            "6:21",
+            "server.limits.body_read_timeout: 1h is out of range; use 100ms to 5m",
+        ),
+        (
+            "more HTTP/2 streams than a thousand is refused",
+            edit(
+                "[upstream]",
+                "[server.limits]\nh2_max_concurrent_streams = 5000\n\n[upstream]",
+            ),
+            "6:29",
+            "server.limits.h2_max_concurrent_streams: must be between 1 and 1000, not 5000",
+        ),
+        (
+            "an HSTS max-age that is not a duration is refused",
+            edit(
+                "public_url = \"https://share.example.org\"",
+                "public_url = \"https://share.example.org\"\nhsts = \"forever\"",
+            ),
+            "4:8",
+            "server.hsts:",
         ),
         (
             "a shutdown grace of nothing is refused",
@@ -1315,4 +1360,52 @@ fn trusted_proxies_are_read_and_every_bad_entry_is_reported_at_its_line() {
         "{:?}",
         problems(&not_a_list)
     );
+}
+
+#[test]
+fn hsts_is_on_by_default_and_can_be_adjusted_or_switched_off() {
+    let header = |text: &str| {
+        parse(text)
+            .unwrap_or_else(|errors| panic!("{errors}"))
+            .server
+            .hsts
+            .map(|value| value.to_str().unwrap().to_owned())
+    };
+    assert_eq!(header(BASE).as_deref(), Some("max-age=31536000"));
+    let https = "public_url = \"https://share.example.org\"";
+    let with = |line: &str| edit(https, &format!("{https}\n{line}"));
+    assert_eq!(
+        header(&with("hsts = true")).as_deref(),
+        Some("max-age=31536000")
+    );
+    assert_eq!(
+        header(&with("hsts = \"180d\"")).as_deref(),
+        Some("max-age=15552000")
+    );
+    assert_eq!(header(&with("hsts = \"0s\"")).as_deref(), Some("max-age=0"));
+    assert_eq!(header(&with("hsts = false")), None);
+}
+
+#[test]
+fn the_exhaustion_limits_have_their_documented_defaults_and_can_be_set() {
+    let defaults = parse(BASE)
+        .unwrap_or_else(|errors| panic!("{errors}"))
+        .server
+        .limits;
+    assert_eq!(defaults.max_connections_per_address, 512);
+    assert_eq!(defaults.body_read_timeout, Duration::from_secs(30));
+    assert_eq!(defaults.body_min_rate, 1024);
+    assert_eq!(defaults.h2_max_concurrent_streams, 128);
+    let set = parse(&edit(
+        "[upstream]",
+        "[server.limits]\nmax_connections_per_address = 8\nbody_read_timeout = \"2s\"\n\
+         body_min_rate = 100\nh2_max_concurrent_streams = 16\n\n[upstream]",
+    ))
+    .unwrap_or_else(|errors| panic!("{errors}"))
+    .server
+    .limits;
+    assert_eq!(set.max_connections_per_address, 8);
+    assert_eq!(set.body_read_timeout, Duration::from_secs(2));
+    assert_eq!(set.body_min_rate, 100);
+    assert_eq!(set.h2_max_concurrent_streams, 16);
 }

@@ -4,207 +4,52 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use casegate::gateway::LinkMinter;
 use common::raw_client::{RawResponse, send_raw};
+use common::serve_process::Serve;
 use common::upstream::TestUpstream;
-use tempfile::TempDir;
 use tokio::task::JoinHandle;
 
 /// The upstream answers `/slow` after 3 s (tests/common/upstream.rs).
 const SLOW_UPSTREAM: Duration = Duration::from_secs(3);
 
-/// `casegate serve` as a child process, its stderr collected line by line; SIGKILLed on drop so a
-/// failing test leaves nothing running.
-struct Serve {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Mutex<Vec<String>>>,
-    /// Mints links with the same key as the process.
-    minter: LinkMinter,
-    /// Reads stderr until the process closes it; joined once it exits, so no line is missed.
-    reader: Option<std::thread::JoinHandle<()>>,
-    /// The config file the process reads, and the text it started with.
-    config: (std::path::PathBuf, String),
-    _dir: TempDir,
+/// Starts `casegate serve` in front of `upstream` with extra `[server]` lines; the upstream's
+/// slow path is waited on for longer than the common 1 s.
+async fn start(upstream: &TestUpstream, server_extra: &str) -> Serve {
+    let text = common::config_text(&upstream.url(), server_extra, "[state]\npath = \"state\"")
+        .replace("response_timeout = \"1s\"", "response_timeout = \"10s\"");
+    Serve::start(&text).await
 }
 
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Serve {
-    /// Starts `casegate serve` on port 0 in front of `upstream`, with extra `[server]` lines, and
-    /// returns once it logs the address it listens on.
-    async fn start(upstream: &TestUpstream, server_extra: &str) -> Serve {
-        let dir = tempfile::Builder::new()
-            .prefix("casegate-lifecycle-")
-            .tempdir()
-            .expect("a temporary directory");
-        let text = common::config_text(&upstream.url(), server_extra, "[state]\npath = \"state\"")
-            .replace("response_timeout = \"1s\"", "response_timeout = \"10s\"");
-        let path = dir.path().join("casegate.toml");
-        std::fs::write(&path, &text).expect("write the config");
-        let config = casegate::config::parse(&path, &text, &|_| None)
-            .unwrap_or_else(|errors| panic!("test config invalid:\n{errors}"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_casegate"))
-            .arg("serve")
-            .arg("--config")
-            .arg(&path)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn casegate serve");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let lines = Arc::clone(&log);
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let mut serve = Serve {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            log,
-            minter: LinkMinter::new(&config),
-            reader: Some(reader),
-            config: (path, text),
-            _dir: dir,
-        };
-        let listening = serve
-            .wait_for_log("casegate listening", Duration::from_secs(30))
-            .await;
-        serve.addr = listening
-            .split_whitespace()
-            .find_map(|field| field.strip_prefix("local_addr="))
-            .and_then(|addr| addr.parse().ok())
-            .unwrap_or_else(|| panic!("no local_addr in {listening:?}"));
-        serve
-    }
-
-    /// Opens a freshly minted link to case 42 and returns the guest cookie (`name=value`).
-    async fn guest_cookie(&self) -> String {
-        let token = common::view_link_token(&self.minter, "42");
+/// Sends `GET /cases/42/slow` and returns once the upstream has it, with the task that
+/// awaits its answer.
+async fn slow_request_in_flight(
+    serve: &Serve,
+    upstream: &TestUpstream,
+) -> JoinHandle<Option<RawResponse>> {
+    let cookie = serve.guest_cookie().await;
+    upstream.take();
+    let addr = serve.addr;
+    let slow = tokio::spawn(async move {
         let request = format!(
-            "GET /s/{} HTTP/1.1\r\nHost: share.test\r\nConnection: close\r\n\r\n",
-            token
+            "GET /cases/42/slow HTTP/1.1\r\nHost: share.test\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
         );
-        let response = send_raw(self.addr, request.as_bytes())
-            .await
-            .expect("a link exchange answer");
-        assert_eq!(response.status, 303, "link exchange: {}", response.text());
-        let set_cookie = response.header("set-cookie").expect("set-cookie");
-        set_cookie.split(';').next().unwrap().to_owned()
+        send_raw(addr, request.as_bytes()).await
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !upstream
+        .take()
+        .iter()
+        .any(|received| received.target() == "/cases/42/slow")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the slow request never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
-
-    /// Sends `GET /cases/42/slow` and returns once the upstream has it, with the task that
-    /// awaits its answer.
-    async fn slow_request_in_flight(
-        &self,
-        upstream: &TestUpstream,
-    ) -> JoinHandle<Option<RawResponse>> {
-        let cookie = self.guest_cookie().await;
-        upstream.take();
-        let addr = self.addr;
-        let slow = tokio::spawn(async move {
-            let request = format!(
-                "GET /cases/42/slow HTTP/1.1\r\nHost: share.test\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
-            );
-            send_raw(addr, request.as_bytes()).await
-        });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !upstream
-            .take()
-            .iter()
-            .any(|received| received.target() == "/cases/42/slow")
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the slow request never reached the upstream"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        slow
-    }
-
-    /// Sends a signal with the `kill` command (`TERM`, `INT`).
-    fn signal(&self, name: &str) {
-        let sent = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -{name} failed");
-    }
-
-    /// The first log line containing `needle`, waiting up to `within` for it.
-    async fn wait_for_log(&mut self, needle: &str, within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(line) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
-                return line.clone();
-            }
-            if let Some(status) = self.child.try_wait().expect("poll casegate") {
-                self.read_to_end();
-                if let Some(line) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
-                    return line.clone();
-                }
-                panic!(
-                    "casegate exited ({status}) without logging {needle:?}:\n{}",
-                    self.log_text()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {needle:?} in the log within {within:?}:\n{}",
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    /// The exit status, waiting up to `within` for the process to end.
-    async fn wait_for_exit(&mut self, within: Duration) -> ExitStatus {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("poll casegate") {
-                self.read_to_end();
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "casegate still running {within:?} later:\n{}",
-                self.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    /// Waits for the stderr reader to see the end of the (exited) process's output.
-    fn read_to_end(&mut self) {
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
-        }
-    }
-
-    fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    /// Whether a new TCP connection to the gateway is refused.
-    async fn refuses_connections(&self) -> bool {
-        tokio::net::TcpStream::connect(self.addr).await.is_err()
-    }
+    slow
 }
 
 /// The request in flight got no answer: the gateway closed its connection.
@@ -220,9 +65,9 @@ async fn assert_cut_off(slow: JoinHandle<Option<RawResponse>>, why: &str) {
 async fn after_sigterm_a_request_in_flight_finishes_new_connections_are_refused_and_the_exit_is_0()
 {
     let upstream = TestUpstream::start().await;
-    let mut serve = Serve::start(&upstream, "shutdown_grace = \"20s\"").await;
+    let mut serve = start(&upstream, "shutdown_grace = \"20s\"").await;
     assert!(!serve.refuses_connections().await);
-    let slow = serve.slow_request_in_flight(&upstream).await;
+    let slow = slow_request_in_flight(&serve, &upstream).await;
     let signalled = Instant::now();
 
     serve.signal("TERM");
@@ -261,8 +106,8 @@ async fn after_sigterm_a_request_in_flight_finishes_new_connections_are_refused_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_signal_during_the_grace_exits_at_once_with_status_1() {
     let upstream = TestUpstream::start().await;
-    let mut serve = Serve::start(&upstream, "shutdown_grace = \"20s\"").await;
-    let slow = serve.slow_request_in_flight(&upstream).await;
+    let mut serve = start(&upstream, "shutdown_grace = \"20s\"").await;
+    let slow = slow_request_in_flight(&serve, &upstream).await;
     let signalled = Instant::now();
 
     serve.signal("TERM");
@@ -289,8 +134,8 @@ async fn a_second_signal_during_the_grace_exits_at_once_with_status_1() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_outlasting_the_grace_is_closed_and_the_exit_is_still_0() {
     let upstream = TestUpstream::start().await;
-    let mut serve = Serve::start(&upstream, "shutdown_grace = \"1s\"").await;
-    let slow = serve.slow_request_in_flight(&upstream).await;
+    let mut serve = start(&upstream, "shutdown_grace = \"1s\"").await;
+    let slow = slow_request_in_flight(&serve, &upstream).await;
     let signalled = Instant::now();
 
     serve.signal("TERM");
@@ -317,7 +162,7 @@ async fn a_request_outlasting_the_grace_is_closed_and_the_exit_is_still_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_stops_an_idle_gateway_at_once_with_status_0() {
     let upstream = TestUpstream::start().await;
-    let mut serve = Serve::start(&upstream, "").await;
+    let mut serve = start(&upstream, "").await;
     let signalled = Instant::now();
     serve.signal("INT");
     let status = serve.wait_for_exit(Duration::from_secs(10)).await;
@@ -338,12 +183,12 @@ async fn ctrl_c_stops_an_idle_gateway_at_once_with_status_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_workers_sets_the_runtime_threads_and_the_default_is_one_per_core() {
     let upstream = TestUpstream::start().await;
-    let mut three = Serve::start(&upstream, "workers = 3").await;
+    let mut three = start(&upstream, "workers = 3").await;
     three
         .wait_for_log("async runtime started workers=3", Duration::ZERO)
         .await;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut default = Serve::start(&upstream, "").await;
+    let mut default = start(&upstream, "").await;
     default
         .wait_for_log(
             &format!("async runtime started workers={cores}"),
@@ -355,7 +200,7 @@ async fn server_workers_sets_the_runtime_threads_and_the_default_is_one_per_core
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_the_config_file_and_a_broken_one_keeps_the_gateway_serving() {
     let upstream = TestUpstream::start().await;
-    let mut serve = Serve::start(&upstream, "").await;
+    let mut serve = start(&upstream, "").await;
     let cookie = serve.guest_cookie().await;
     let report = format!(
         "GET /reports/42 HTTP/1.1\r\nHost: share.test\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"

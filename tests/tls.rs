@@ -155,3 +155,65 @@ async fn http2_over_tls_is_negotiated_by_alpn_and_guarded_the_same_way() {
     );
     assert_eq!(received[0].request_line, "GET /cases/42 HTTP/1.1");
 }
+
+/// Sends `GET target` with `Connection: close` over a fresh TLS connection; the response.
+async fn get_over_tls(
+    gw: &TestGateway,
+    pki: &TestPki,
+    target: &str,
+) -> common::raw_client::RawResponse {
+    let mut tls = connect(gw, pki, &[b"http/1.1"]).await;
+    let request = format!("GET {target} HTTP/1.1\r\nHost: share.test\r\nConnection: close\r\n\r\n");
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut bytes = Vec::new();
+    let _ = tls.read_to_end(&mut bytes).await;
+    parse_response(&bytes).expect("a response")
+}
+
+#[tokio::test]
+async fn hsts_is_on_every_answer_over_tls_refusals_and_redirects_included_unless_switched_off() {
+    let pki = TestPki::new();
+    let gw = start_tls_gateway(&pki).await;
+    let link = gw.link_path("42", "view");
+    for (what, target, status) in [
+        ("a link exchange", link.as_str(), 303),
+        ("a request without a session", "/cases/42", 401),
+        ("a forged link", "/s/forged", 403),
+    ] {
+        let response = get_over_tls(&gw, &pki, target).await;
+        assert_eq!(response.status, status, "{what}");
+        assert_eq!(
+            response.header("strict-transport-security"),
+            Some("max-age=31536000"),
+            "{what}"
+        );
+    }
+
+    let upstream = TestUpstream::start().await;
+    let text = common::config_text(
+        &upstream.url(),
+        &format!("hsts = false\n{}", pki.server_tls_table()),
+        "",
+    )
+    .replace(
+        "public_url = \"http://share.test\"",
+        "public_url = \"https://share.test\"",
+    );
+    let off = TestGateway::start_from_text(upstream, &text).await;
+    let response = get_over_tls(&off, &pki, &off.link_path("42", "view")).await;
+    assert_eq!(response.status, 303);
+    assert_eq!(
+        response.header("strict-transport-security"),
+        None,
+        "hsts = false"
+    );
+}
+
+#[tokio::test]
+async fn no_hsts_over_plain_http_with_an_http_public_url() {
+    let gw = TestGateway::start().await;
+    let cookie = gw.open_link("42", "view").await;
+    let response = gw.get("/cases/42", &[&format!("Cookie: {cookie}")]).await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("strict-transport-security"), None);
+}

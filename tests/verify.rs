@@ -26,21 +26,7 @@ struct Setup {
 async fn setup(verify: &str, login_url: Option<&str>) -> Setup {
     let smtp = TestSmtp::start().await;
     let upstream = TestUpstream::start().await;
-    let extra = format!(
-        r#"
-[scopes.checked]
-allow = ["GET /cases/{{case}}", "GET /cases/{{case}}/**"]
-verify_email = true
-
-[mail]
-smtp = "{}"
-from = "Case sharing <noreply@clinic.example>"
-
-[verify]
-{verify}
-"#,
-        smtp.url()
-    );
+    let extra = common::checked_scope_config(&smtp.url(), verify);
     let mut text = config_text(&upstream.url(), "", &extra);
     if let Some(url) = login_url {
         text = text.replace(

@@ -8,22 +8,23 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
 use super::AccessLog;
 use super::record::AccessRecord;
 use crate::proxy::{Body, BoxError};
+use crate::server::body_pace::{PacedBody, PacedBodyError};
 
-/// The request body the gateway reads: hyper's, counted for the access log.
+/// The request body the gateway reads: hyper's, under the body pace, counted for the access log.
 #[derive(Debug)]
 pub struct RequestBody {
-    inner: Incoming,
+    inner: PacedBody,
     counter: Option<Arc<AtomicU64>>,
 }
 
 impl RequestBody {
     /// Counts into the record only when there is a body to count: a GET costs no counter.
-    pub fn new(inner: Incoming, record: &mut AccessRecord) -> RequestBody {
+    pub fn new(inner: PacedBody, record: &mut AccessRecord) -> RequestBody {
         let counter = if inner.is_end_stream() {
             None
         } else {
@@ -35,12 +36,12 @@ impl RequestBody {
 
 impl HttpBody for RequestBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = PacedBodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, PacedBodyError>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if let (Poll::Ready(Some(Ok(frame))), Some(counter)) = (&polled, &self.counter)
             && let Some(data) = frame.data_ref()

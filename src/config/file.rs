@@ -47,6 +47,16 @@ pub struct ServerSection {
     pub shutdown_grace: Option<Spanned<String>>,
     pub trusted_proxies: Option<Spanned<Vec<Spanned<String>>>>,
     pub workers: Option<Spanned<i64>>,
+    /// `true` (the default max-age), `false` (no header) or a max-age such as `"180d"`.
+    pub hsts: Option<Spanned<HstsSetting>>,
+}
+
+/// `[server] hsts` as written: a switch or a max-age.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum HstsSetting {
+    Switch(bool),
+    MaxAge(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,6 +76,10 @@ pub struct LimitsSection {
     pub max_headers: Option<Spanned<i64>>,
     pub max_body_bytes: Option<Spanned<i64>>,
     pub max_connections: Option<Spanned<i64>>,
+    pub max_connections_per_address: Option<Spanned<i64>>,
+    pub body_read_timeout: Option<Spanned<String>>,
+    pub body_min_rate: Option<Spanned<i64>>,
+    pub h2_max_concurrent_streams: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -7,6 +7,7 @@
 mod diagnostics;
 mod duration;
 mod file;
+mod hsts;
 mod log;
 mod mail;
 mod secret_source;
@@ -88,6 +89,8 @@ pub struct Server {
     pub trusted_proxies: TrustedProxies,
     /// Threads serving connections; `None`: one per available core (the runtime's default).
     pub workers: Option<NonZeroUsize>,
+    /// The `Strict-Transport-Security` value sent over https; `None`: switched off.
+    pub hsts: Option<HeaderValue>,
 }
 
 /// The origin recipients see, used in minted links and redirects: scheme and authority only.
@@ -124,6 +127,15 @@ pub struct Limits {
     /// Upper bound on a guest's request body.
     pub max_body_bytes: u64,
     pub max_connections: usize,
+    /// Connections one peer address may hold at once (peers in `trusted_proxies` are exempt: they
+    /// carry many clients).
+    pub max_connections_per_address: usize,
+    /// Every request body gets this long to arrive before `body_min_rate` is asked of it.
+    pub body_read_timeout: Duration,
+    /// Bytes per second a request body must average after `body_read_timeout` (slow bodies).
+    pub body_min_rate: u64,
+    /// HTTP/2 streams one connection may have open at once (`SETTINGS_MAX_CONCURRENT_STREAMS`).
+    pub h2_max_concurrent_streams: u32,
 }
 
 impl Default for Limits {
@@ -136,6 +148,10 @@ impl Default for Limits {
             max_headers: 64,
             max_body_bytes: 1024 * 1024,
             max_connections: 10_000,
+            max_connections_per_address: 512,
+            body_read_timeout: Duration::from_secs(30),
+            body_min_rate: 1024,
+            h2_max_concurrent_streams: 128,
         }
     }
 }
@@ -551,6 +567,7 @@ impl Validator<'_, '_> {
                 .and_then(NonZeroUsize::new)
                 .map(Some),
         };
+        let hsts = self.hsts(raw.hsts.as_ref());
         Some(Server {
             listen: listen?,
             public_url: public_url?,
@@ -562,6 +579,7 @@ impl Validator<'_, '_> {
             shutdown_grace: shutdown_grace?,
             trusted_proxies: trusted_proxies?,
             workers: workers?,
+            hsts: hsts?,
         })
     }
 
@@ -689,6 +707,30 @@ impl Validator<'_, '_> {
             default.max_connections,
             1..=1_000_000,
         );
+        let max_connections_per_address = self.count(
+            "server.limits.max_connections_per_address",
+            raw.max_connections_per_address.as_ref(),
+            default.max_connections_per_address,
+            1..=1_000_000,
+        );
+        let body_read_timeout = self.optional_duration(
+            "server.limits.body_read_timeout",
+            raw.body_read_timeout.as_ref(),
+            default.body_read_timeout,
+            &HANDSHAKE_BOUNDS,
+        );
+        let body_min_rate = self.count(
+            "server.limits.body_min_rate",
+            raw.body_min_rate.as_ref(),
+            usize::try_from(default.body_min_rate).unwrap_or(usize::MAX),
+            1..=1024 * 1024 * 1024,
+        );
+        let h2_max_concurrent_streams = self.count(
+            "server.limits.h2_max_concurrent_streams",
+            raw.h2_max_concurrent_streams.as_ref(),
+            usize::try_from(default.h2_max_concurrent_streams).unwrap_or(usize::MAX),
+            1..=1000,
+        );
         Some(Limits {
             header_read_timeout: header_read_timeout?,
             tls_handshake_timeout: tls_handshake_timeout?,
@@ -697,6 +739,10 @@ impl Validator<'_, '_> {
             max_headers: max_headers?,
             max_body_bytes: u64::try_from(max_body_bytes?).ok()?,
             max_connections: max_connections?,
+            max_connections_per_address: max_connections_per_address?,
+            body_read_timeout: body_read_timeout?,
+            body_min_rate: u64::try_from(body_min_rate?).ok()?,
+            h2_max_concurrent_streams: u32::try_from(h2_max_concurrent_streams?).ok()?,
         })
     }
 

@@ -182,6 +182,7 @@ impl Gateway {
             login_url: config.links.login_url.clone(),
             metrics,
             trusted_proxies: config.server.trusted_proxies.clone(),
+            hsts: config.server.hsts.clone(),
         })
     }
 }

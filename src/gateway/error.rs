@@ -77,6 +77,8 @@ pub enum GatewayError {
     UpgradeRefused,
     /// The request body is larger than `max_body_bytes`.
     BodyTooLarge,
+    /// The request body arrived slower than `body_read_timeout` and `body_min_rate` allow.
+    BodyTooSlow,
     /// The upstream did not answer.
     Upstream(ForwardError),
     /// The upstream switched protocols although nobody asked it to.
@@ -116,6 +118,8 @@ impl GatewayError {
             | GatewayError::BadHost
             | GatewayError::BodyOnGet
             | GatewayError::BadBody => Page::BadRequest,
+            // No page of its own: an honest browser never gets here, and a 400 says "not like this".
+            GatewayError::BodyTooSlow => Page::BadRequest,
             GatewayError::MisdirectedHost => Page::MisdirectedRequest,
             GatewayError::CrossSite => Page::FormRefused,
             GatewayError::Link(error) => match error.kind() {
@@ -198,6 +202,7 @@ impl GatewayError {
             | GatewayError::UnknownScope
             | GatewayError::UpgradeRefused
             | GatewayError::BodyTooLarge
+            | GatewayError::BodyTooSlow
             | GatewayError::EmailMissing { .. }
             | GatewayError::BadForm
             | GatewayError::FormRefused(_) => false,
@@ -262,6 +267,9 @@ impl fmt::Display for GatewayError {
             GatewayError::UnknownScope => f.write_str("the share's scope is not configured"),
             GatewayError::UpgradeRefused => f.write_str("protocol upgrade refused"),
             GatewayError::BodyTooLarge => f.write_str("request body over the limit"),
+            GatewayError::BodyTooSlow => {
+                f.write_str("request body arrived too slowly (body_read_timeout, body_min_rate)")
+            }
             GatewayError::Upstream(error) => write!(f, "{error}"),
             GatewayError::UnexpectedSwitch => {
                 f.write_str("upstream switched protocols without being asked")
@@ -339,6 +347,7 @@ impl std::error::Error for GatewayError {
             | GatewayError::UnknownScope
             | GatewayError::UpgradeRefused
             | GatewayError::BodyTooLarge
+            | GatewayError::BodyTooSlow
             | GatewayError::UnexpectedSwitch => None,
         }
     }

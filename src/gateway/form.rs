@@ -7,6 +7,7 @@ use http_body_util::{BodyExt, Limited};
 
 use super::error::GatewayError;
 use crate::access_log::RequestBody;
+use crate::server::body_pace::is_too_slow;
 
 /// A code form is a token and six digits; anything far larger is not ours.
 const MAX_FORM_BYTES: usize = 2048;
@@ -23,7 +24,13 @@ impl Form {
         let body = Limited::new(request.into_body(), MAX_FORM_BYTES)
             .collect()
             .await
-            .map_err(|_| GatewayError::BadForm)?
+            .map_err(|error| {
+                if is_too_slow(error.as_ref()) {
+                    GatewayError::BodyTooSlow
+                } else {
+                    GatewayError::BadForm
+                }
+            })?
             .to_bytes();
         let text = std::str::from_utf8(&body).map_err(|_| GatewayError::BadForm)?;
         Form::parse(text).ok_or(GatewayError::BadForm)

@@ -20,6 +20,7 @@ use crate::proxy::response::{sanitise_guest_response, sanitise_passthrough_respo
 use crate::proxy::upgrade::{Tunnel, restore_websocket_headers, splice};
 use crate::proxy::{Body, BoxError, empty_body};
 use crate::server::ConnectionInfo;
+use crate::server::body_pace::is_too_slow;
 use crate::share::Guest;
 
 /// Whose request is being forwarded.
@@ -100,6 +101,7 @@ impl Gateway {
                     .record_upstream(UpstreamClass::of(response.status()));
                 response
             }
+            Err(error) if is_too_slow(&error) => return Err(GatewayError::BodyTooSlow),
             Err(error) => match request_body_fault(&error) {
                 Some(refusal) => return Err(refusal),
                 None => {

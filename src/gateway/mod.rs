@@ -96,6 +96,8 @@ pub struct Gateway {
     metrics: Arc<Metrics>,
     /// `[server] trusted_proxies`: whose `X-Forwarded-For` names the client.
     trusted_proxies: TrustedProxies,
+    /// `[server] hsts`: sent on every response over TLS or under an https `public_url`.
+    hsts: Option<HeaderValue>,
 }
 
 impl Gateway {
@@ -125,6 +127,19 @@ impl Gateway {
     /// and its `X-Forwarded-For` names someone (see `proxy::client_address`).
     pub fn client_address(&self, peer: IpAddr, headers: &HeaderMap) -> ClientAddress {
         ClientAddress::resolve(peer, headers, &self.trusted_proxies)
+    }
+
+    /// Whether `peer` is one of `[server] trusted_proxies`: a load balancer carries many clients,
+    /// so the per-address connection cap does not apply to it.
+    pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
+        self.trusted_proxies.contains(peer)
+    }
+
+    /// The `Strict-Transport-Security` value for a response on a connection (`tls`: whether it
+    /// arrived over casegate's own TLS); `None` over plain http with an http `public_url`, or
+    /// when `[server] hsts = false`.
+    pub fn hsts(&self, tls: bool) -> Option<&HeaderValue> {
+        self.hsts.as_ref().filter(|_| tls || self.public.is_https())
     }
 
     /// The metrics every request of this gateway is counted in.

@@ -19,7 +19,8 @@ impl Decision {
             | GatewayError::LinkMethod
             | GatewayError::DuplicateSession
             | GatewayError::MethodOverrideQuery
-            | GatewayError::BadForm => Decision::BadRequest,
+            | GatewayError::BadForm
+            | GatewayError::BodyTooSlow => Decision::BadRequest,
             GatewayError::Link(error) => match error.kind() {
                 LinkErrorKind::Expired | LinkErrorKind::NotYetValid => Decision::Expired,
                 LinkErrorKind::Invalid => Decision::InvalidLink,

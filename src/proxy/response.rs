@@ -10,7 +10,6 @@ use super::upstream::Upstream;
 
 const SET_COOKIE2: HeaderName = HeaderName::from_static("set-cookie2");
 const X_ROBOTS_TAG: HeaderName = HeaderName::from_static("x-robots-tag");
-const HSTS_ONE_YEAR: HeaderValue = HeaderValue::from_static("max-age=31536000");
 
 /// The public origin recipients use (`public_url`), for redirects.
 #[derive(Clone, Debug)]
@@ -55,9 +54,8 @@ pub fn sanitise_guest_response(parts: &mut Parts, upstream: &Upstream, public: &
         HeaderValue::from_static("no-referrer"),
     );
     headers.insert(X_ROBOTS_TAG, HeaderValue::from_static("noindex"));
-    if public.is_https() {
-        headers.insert(header::STRICT_TRANSPORT_SECURITY, HSTS_ONE_YEAR);
-    }
+    // Strict-Transport-Security is set on every response, pages included, by the connection
+    // (`[server] hsts`, src/server/connection.rs), not only on forwarded ones.
     rewrite_location(parts, upstream, public);
 }
 
@@ -142,7 +140,6 @@ mod tests {
         assert_eq!(vary, ["Accept-Encoding", "Cookie"]);
         assert_eq!(h["referrer-policy"], "no-referrer");
         assert_eq!(h["x-robots-tag"], "noindex");
-        assert_eq!(h["strict-transport-security"], "max-age=31536000");
         assert_eq!(h["content-type"], "video/webm");
     }
 

@@ -9,10 +9,10 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::sync::OwnedSemaphorePermit;
 use tracing::debug;
 
 use crate::server::activity::{Activity, TrackedIo};
+use crate::server::slots::ConnectionSlot;
 
 /// What protocol switch a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +66,7 @@ pub struct Tunnel {
     pub idle_timeout: Duration,
     /// The listener's connection slot, held until the tunnel closes so that tunnels count
     /// against `max_connections` like any other connection.
-    pub slot: Option<Arc<OwnedSemaphorePermit>>,
+    pub slot: Option<Arc<ConnectionSlot>>,
     /// Counts the tunnel among open WebSocket connections until it closes.
     pub gauge: crate::metrics::TunnelGauge,
 }

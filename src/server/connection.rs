@@ -10,12 +10,14 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::{OwnedSemaphorePermit, watch};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info};
 
 use super::activity::{Activity, TrackedIo};
+use super::body_pace::{BodyPace, PacedBody};
 use super::head;
+use super::slots::ConnectionSlot;
 use crate::access_log::{AccessLog, LoggedBody, RequestBody};
 use crate::config::Limits;
 use crate::gateway::Gateway;
@@ -33,12 +35,19 @@ pub struct ConnectionInfo {
     pub tls: bool,
     /// The listener's connection slot: a WebSocket tunnel keeps it after hyper lets go of the
     /// connection, so tunnels count against `max_connections` too.
-    pub slot: Option<Arc<OwnedSemaphorePermit>>,
+    pub slot: Option<Arc<ConnectionSlot>>,
 }
 
 /// hyper refuses a read buffer under 8 KiB; a smaller `max_header_bytes` is enforced on the parsed
 /// head (`head::wire_len`) before the gateway sees the request.
 const MIN_HYPER_BUFFER: usize = 8 * 1024;
+
+/// HTTP/2 streams a client may open and cancel before the server has accepted them (rapid
+/// reset). A browser cancels a few at a time (a seek in a video); an attack cancels thousands.
+pub const H2_MAX_PENDING_ACCEPT_RESETS: usize = 64;
+/// HTTP/2 streams the server may reset for a client's protocol errors before it ends the
+/// connection.
+pub const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
 
 /// Builds the protocol builder once per listener; it is cheap to share across connections.
 pub fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
@@ -54,9 +63,14 @@ pub fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-        .max_concurrent_streams(128)
-        // Bounds the HTTP/2 "rapid reset" pattern: streams the client opens and cancels at once.
-        .max_pending_accept_reset_streams(64)
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        // Rapid reset (CVE-2023-44487): streams the client opens and cancels before they are
+        // served. Past this many at once the connection gets GOAWAY (ENHANCE_YOUR_CALM).
+        .max_pending_accept_reset_streams(H2_MAX_PENDING_ACCEPT_RESETS)
+        // The mirror image ("MadeYouReset", RUSTSEC-2024-0003): streams the client makes us reset
+        // with protocol errors. hyper's default (1024) is also its documented advice; set here so
+        // it is a decision, not an accident.
+        .max_local_error_reset_streams(H2_MAX_LOCAL_ERROR_RESETS)
         // No keep-alive pings: every ping and its ack is IO, which would keep resetting the idle
         // watchdog, so a client with no stream open could hold its connection forever. The
         // watchdog already closes a dead peer's connection, since a dead peer does no IO.
@@ -80,7 +94,7 @@ pub async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     listening: Arc<Listening>,
-    slot: Arc<OwnedSemaphorePermit>,
+    slot: Arc<ConnectionSlot>,
     shutdown: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
@@ -140,6 +154,10 @@ async fn run_http<T>(
     )));
     let service_activity = Arc::clone(&activity);
     let max_header_bytes = limits.max_header_bytes;
+    let pace = BodyPace {
+        grace: limits.body_read_timeout,
+        min_bytes_per_second: limits.body_min_rate,
+    };
     let peer = info.peer;
     let service = service_fn(move |request| {
         let gateway = gateway.current();
@@ -151,7 +169,7 @@ async fn run_http<T>(
         async move {
             // The one place every request passes: the access log's record starts and ends here.
             let mut record = access_log.begin(info.client.ip, request.method());
-            let response = if head::wire_len(&request) > max_header_bytes {
+            let mut response = if head::wire_len(&request) > max_header_bytes {
                 info!(peer = %info.peer, client = %info.client.ip, limit = max_header_bytes, "request head over max_header_bytes");
                 record.set_refused(
                     crate::metrics::Decision::BadRequest.as_str(),
@@ -159,7 +177,8 @@ async fn run_http<T>(
                 );
                 head::too_large()
             } else {
-                let request = request.map(|body| RequestBody::new(body, &mut record));
+                let request =
+                    request.map(|body| RequestBody::new(PacedBody::new(body, pace), &mut record));
                 // Boxed: hyper keeps a slot the size of this service's future for every open
                 // connection, busy or idle. Unboxed, the request path's state machine (3 KiB)
                 // would sit in that slot for the connection's life (see README, Performance).
@@ -167,6 +186,13 @@ async fn run_http<T>(
                 handled.await
             };
             drop(in_flight);
+            // Every answer, refusals and pages included: the first one a browser sees over https
+            // is what pins the host to https, whichever it is.
+            if let Some(hsts) = gateway.hsts(info.tls) {
+                response
+                    .headers_mut()
+                    .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+            }
             record.set_status(response.status());
             Ok::<_, Infallible>(response.map(|body| LoggedBody::new(body, record, access_log)))
         }

@@ -11,6 +11,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{error, info, warn};
 
 use super::connection::{Listening, http_builder, serve_connection};
+use super::slots::{ConnectionSlot, PerAddress};
 use crate::access_log::AccessLog;
 use crate::config::Limits;
 use crate::gateway::Gateway;
@@ -28,6 +29,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let per_address = PerAddress::new(limits.max_connections_per_address);
     let listening = Arc::new(Listening {
         tls,
         gateway,
@@ -39,11 +41,24 @@ pub async fn serve(
     while let Some((stream, peer, slot)) =
         next_connection(&listener, &slots, &mut connections, &mut shutdown).await
     {
+        let address_slot = if listening.gateway.current().is_trusted_proxy(peer.ip()) {
+            None
+        } else {
+            let Some(address_slot) = per_address.admit(peer.ip()) else {
+                if let Some(unlogged) = per_address.refused() {
+                    let limit = listening.limits.max_connections_per_address;
+                    warn!(%peer, limit, also_refused_since_last_warning = unlogged, "connection limit per address reached; closing new connection");
+                }
+                drop(stream);
+                continue;
+            };
+            Some(address_slot)
+        };
         connections.spawn(serve_connection(
             stream,
             peer,
             Arc::clone(&listening),
-            Arc::new(slot),
+            Arc::new(ConnectionSlot::new(slot, address_slot)),
             shutdown.clone(),
         ));
     }

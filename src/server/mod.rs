@@ -2,9 +2,11 @@
 //! timeouts and limits that keep one client from holding resources it does not use.
 
 pub mod activity;
+pub mod body_pace;
 pub mod connection;
 mod head;
 pub mod listener;
+pub mod slots;
 pub mod tls;
 
 pub use crate::config::Limits;

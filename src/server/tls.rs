@@ -83,5 +83,8 @@ pub fn acceptor_from_der(
         .with_single_cert(chain, key)
         .map_err(TlsError::Rejected)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    // The server's order (AES-256-GCM, AES-128-GCM, ChaCha20-Poly1305, all ECDHE) decides, so a
+    // client that lists a weaker suite first still gets the strongest both support.
+    config.ignore_client_order = true;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

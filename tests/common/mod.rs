@@ -3,10 +3,12 @@
 #![allow(dead_code)]
 
 pub mod forms;
+pub mod h2_frames;
 pub mod pki;
 pub mod raw_client;
 pub mod redis_server;
 pub mod rows;
+pub mod serve_process;
 pub mod smtp;
 pub mod upstream;
 
@@ -67,6 +69,25 @@ deny = ["GET /cases/{{case}}/billing/**"]
 [scopes.legacy]
 allow = ["GET /legacy/case.php?id={{case}}", "GET /legacy/video.php?id={{case}}&part=*"]
 {extra}
+"#
+    )
+}
+
+/// Top-level TOML for a `checked` scope (`verify_email`) on case pages, mailing through the SMTP
+/// server at `smtp_url`, with `verify` as the `[verify]` table's lines.
+pub fn checked_scope_config(smtp_url: &str, verify: &str) -> String {
+    format!(
+        r#"
+[scopes.checked]
+allow = ["GET /cases/{{case}}", "GET /cases/{{case}}/**"]
+verify_email = true
+
+[mail]
+smtp = "{smtp_url}"
+from = "Case sharing <noreply@clinic.example>"
+
+[verify]
+{verify}
 "#
     )
 }
