@@ -20,7 +20,7 @@ pub fn run(path: &Path) -> ExitCode {
         }
     };
     super::apply_log_level(&config.log.level);
-    let runtime = match runtime(config.server.workers) {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
             error!(%error, "cannot start the async runtime");
@@ -29,8 +29,8 @@ pub fn run(path: &Path) -> ExitCode {
     };
     // Says what `[server] workers` (or its default, the core count) came to on this host.
     info!(
-        workers = runtime.metrics().num_workers(),
-        "async runtime started"
+        workers = casegate::server::workers::worker_count(config.server.workers).get(),
+        "serving with one thread and runtime per worker"
     );
     let stopped = runtime.block_on(async {
         // Listening before the gateway starts: from its first connection on, a stop is graceful.

@@ -92,7 +92,10 @@ impl Gateway {
             restore_websocket_headers(&mut parts.headers);
         }
         let sent = Instant::now();
-        let answer = self.client.send(Request::from_parts(parts, body)).await;
+        let answer = connection
+            .upstream
+            .send(Request::from_parts(parts, body), &self.client)
+            .await;
         let wait = UpstreamWait(sent.elapsed());
         // Until the response head, also when the upstream failed or timed out.
         record.set_upstream(wait.0);

@@ -51,7 +51,7 @@ impl std::error::Error for ForwardError {
 }
 
 /// Timeouts and pool settings for the upstream client.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientSettings {
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
@@ -91,5 +91,47 @@ impl UpstreamClient {
             Ok(Err(error)) => Err(ForwardError::Unavailable(error)),
             Err(_) => Err(ForwardError::TimedOut(self.response_timeout)),
         }
+    }
+}
+
+/// One worker's upstream connections. Cloning shares the pool. The client in it is built for the
+/// settings of the gateway snapshot that sends; a reload that changes them gets a fresh one.
+#[derive(Clone, Default)]
+pub struct UpstreamPool {
+    client: std::sync::Arc<std::sync::Mutex<Option<(ClientSettings, UpstreamClient)>>>,
+}
+
+impl std::fmt::Debug for UpstreamPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamPool").finish_non_exhaustive()
+    }
+}
+
+impl UpstreamPool {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sends `request` on one of this worker's connections (see [`UpstreamClient::send`]).
+    pub async fn send(
+        &self,
+        request: Request<Body>,
+        settings: &ClientSettings,
+    ) -> Result<Response<Incoming>, ForwardError> {
+        let client = {
+            let mut held = self
+                .client
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match held.as_ref() {
+                Some((built_for, client)) if built_for == settings => client.clone(),
+                _ => {
+                    let client = UpstreamClient::new(settings);
+                    *held = Some((settings.clone(), client.clone()));
+                    client
+                }
+            }
+        };
+        client.send(request).await
     }
 }

@@ -6,7 +6,8 @@ pub mod connection;
 mod head;
 pub mod listener;
 pub mod tls;
+pub mod workers;
 
 pub use crate::config::Limits;
 pub use connection::ConnectionInfo;
-pub use listener::serve;
+pub use workers::serve;
