@@ -92,9 +92,10 @@ impl Gateway {
             restore_websocket_headers(&mut parts.headers);
         }
         let sent = Instant::now();
+        let (host, port) = self.upstream.connect_address();
         let answer = connection
             .upstream
-            .send(Request::from_parts(parts, body), &self.client)
+            .send(Request::from_parts(parts, body), host, port, &self.client)
             .await;
         let wait = UpstreamWait(sent.elapsed());
         // Until the response head, also when the upstream failed or timed out.

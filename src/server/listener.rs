@@ -30,6 +30,7 @@ pub async fn serve_worker(
         access_log: Arc::clone(&shared.access_log),
         upstream: UpstreamPool::new(),
     });
+    listening.upstream.spawn_sweeper();
     let mut connections = JoinSet::new();
     while let Some((stream, peer, slot)) =
         next_connection(&listener, &slots, &mut connections, &mut shutdown).await
