@@ -223,8 +223,8 @@ pub async fn start_on(
 ) -> Result<RunningGateway, StartError> {
     let addr = config.server.listen;
     let workers = server::workers::worker_count(config.server.workers);
-    let listeners = Listeners::shared(listener, workers)
-        .map_err(|source| StartError::Bind { addr, source })?;
+    let listeners =
+        Listeners::shared(listener, workers).map_err(|source| StartError::Bind { addr, source })?;
     serve_on(listeners, config, None).await
 }
 
