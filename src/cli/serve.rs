@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use tracing::{error, info};
+use tracing::error;
 
 use super::hangup;
 use super::stop::{StopSignals, Stopped, run_until_stopped};
@@ -27,11 +27,6 @@ pub fn run(path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // Says what `[server] workers` (or its default, the core count) came to on this host.
-    info!(
-        workers = casegate::server::workers::worker_count(config.server.workers).get(),
-        "serving with one thread and runtime per worker"
-    );
     let stopped = runtime.block_on(async {
         // Listening before the gateway starts: from its first connection on, a stop is graceful.
         let mut signals = match StopSignals::listen() {

@@ -99,6 +99,16 @@ fn bind_reuseport(addr: SocketAddr) -> io::Result<TcpListener> {
 /// The workers' runtimes, built before anything is spawned so that a failure stops the start.
 pub struct Runtimes(Vec<Runtime>);
 
+impl Drop for Runtimes {
+    /// A start that fails after building them drops them inside the caller's async context,
+    /// where a runtime's ordinary drop (it waits for its blocking threads) would panic.
+    fn drop(&mut self) {
+        for runtime in self.0.drain(..) {
+            runtime.shutdown_background();
+        }
+    }
+}
+
 impl Runtimes {
     pub fn build(count: usize) -> io::Result<Runtimes> {
         (0..count)
@@ -134,7 +144,9 @@ pub async fn serve(
     // max_connections holds across workers: one pool of slots.
     let slots = Arc::new(Semaphore::new(shared.limits.max_connections));
     let mut stopped = Vec::new();
-    for (index, (socket, runtime)) in listeners.sockets.into_iter().zip(runtimes.0).enumerate() {
+    let mut runtimes = runtimes;
+    let runtimes = std::mem::take(&mut runtimes.0);
+    for (index, (socket, runtime)) in listeners.sockets.into_iter().zip(runtimes).enumerate() {
         let (done, worker_stopped) = oneshot::channel::<()>();
         let (shared, slots, shutdown) = (Arc::clone(&shared), Arc::clone(&slots), shutdown.clone());
         let spawned = std::thread::Builder::new()
@@ -155,6 +167,7 @@ pub async fn serve(
             Err(error) => error!(%error, worker = index, "cannot start a worker thread"),
         }
     }
+    // Says what `[server] workers` (or its default, the core count) came to on this host.
     info!(workers = stopped.len(), "workers serving");
     for worker in stopped {
         // An error means the worker's thread ended without saying so (a panic): stopped too.
