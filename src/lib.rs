@@ -39,6 +39,7 @@ use crate::gateway::{BuildError, Gateway};
 use crate::mail::Mailer;
 use crate::reload::{Reloader, Snapshot};
 use crate::server::tls::{self, TlsError};
+use crate::server::workers::{Listeners, Runtimes};
 use crate::state::{OpenError, StateSettings, StateStore};
 use crate::verify::{CodeStore, MemoryCodeStore, RedisCodeStore};
 
@@ -59,6 +60,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    /// A worker's async runtime could not be built.
+    Runtime(std::io::Error),
 }
 
 impl fmt::Display for StartError {
@@ -72,6 +75,7 @@ impl fmt::Display for StartError {
             StartError::Tls(error) => write!(f, "TLS: {error}"),
             StartError::AccessLog(error) => write!(f, "{error}"),
             StartError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            StartError::Runtime(error) => write!(f, "cannot start a worker's runtime: {error}"),
         }
     }
 }
@@ -86,6 +90,7 @@ impl std::error::Error for StartError {
             StartError::Tls(error) => Some(error),
             StartError::AccessLog(error) => Some(error),
             StartError::Bind { source, .. } => Some(source),
+            StartError::Runtime(error) => Some(error),
         }
     }
 }
@@ -196,13 +201,10 @@ async fn open_code_store(config: &config::Config) -> Result<Arc<dyn CodeStore>, 
     }
 }
 
-/// Builds the gateway from a validated config, binds the listener and starts serving.
+/// Builds the gateway from a validated config, binds the listener (one `SO_REUSEPORT` socket per
+/// worker) and starts serving.
 pub async fn start(config: &config::Config) -> Result<RunningGateway, StartError> {
-    let addr = config.server.listen;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })?;
-    start_on(listener, config).await
+    serve_on(bind_public(config)?, config, None).await
 }
 
 /// Like [`start`], for a config read from `path`: SIGHUP and `POST /v1/reload` re-read it.
@@ -210,26 +212,36 @@ pub async fn start_from_file(
     config: &config::Config,
     path: &Path,
 ) -> Result<RunningGateway, StartError> {
-    let addr = config.server.listen;
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { addr, source })?;
-    serve_on(listener, config, Some(path)).await
+    serve_on(bind_public(config)?, config, Some(path)).await
 }
 
-/// Like [`start`], on a listener the caller bound (the demo binds first to learn its port).
+/// Like [`start`], on a listener the caller bound (the demo binds first to learn its port); the
+/// workers share it.
 pub async fn start_on(
     listener: TcpListener,
     config: &config::Config,
 ) -> Result<RunningGateway, StartError> {
-    serve_on(listener, config, None).await
+    let addr = config.server.listen;
+    let workers = server::workers::worker_count(config.server.workers);
+    let listeners =
+        Listeners::shared(listener, workers).map_err(|source| StartError::Bind { addr, source })?;
+    serve_on(listeners, config, None).await
+}
+
+/// The public listener's sockets, one per worker.
+fn bind_public(config: &config::Config) -> Result<Listeners, StartError> {
+    let addr = config.server.listen;
+    let workers = server::workers::worker_count(config.server.workers);
+    Listeners::bind(addr, workers).map_err(|source| StartError::Bind { addr, source })
 }
 
 async fn serve_on(
-    listener: TcpListener,
+    listeners: Listeners,
     config: &config::Config,
     config_path: Option<&Path>,
 ) -> Result<RunningGateway, StartError> {
+    let runtimes = Runtimes::build(server::workers::worker_count(config.server.workers).get())
+        .map_err(StartError::Runtime)?;
     let store = Arc::new(open_store(config).await?);
     let mailer = match &config.mail {
         Some(mail) => Some(Mailer::new(mail).map_err(StartError::Mail)?),
@@ -262,10 +274,7 @@ async fn serve_on(
     });
     let access_log = Arc::new(AccessLog::open(&config.log).map_err(StartError::AccessLog)?);
     metrics.count_access_log_drops_from(access_log.dropped_counter());
-    let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.server.listen,
-        source,
-    })?;
+    let local_addr = listeners.local_addr();
     // Bound before anything is spawned, so a taken admin port stops the start with nothing running.
     let admin = match &config.admin {
         Some(admin) => Some(bind_admin(admin, &gateway, &store, reloader.clone()).await?),
@@ -278,16 +287,14 @@ async fn serve_on(
         info!(%addr, clients = api.client_count(), "admin API listening");
         tokio::spawn(admin::serve(listener, api, shutdown_rx.clone()))
     });
-    let limits = config.server.limits.clone();
-    let task = tokio::spawn(server::serve(
-        listener,
-        acceptor,
+    let shared = server::workers::Shared {
+        tls: acceptor,
         gateway,
-        Arc::clone(&access_log),
-        limits,
-        config.server.shutdown_grace,
-        shutdown_rx,
-    ));
+        access_log: Arc::clone(&access_log),
+        limits: config.server.limits.clone(),
+        shutdown_grace: config.server.shutdown_grace,
+    };
+    let task = tokio::spawn(server::serve(listeners, runtimes, shared, shutdown_rx));
     let state = match &config.state.backend {
         StateBackend::Embedded => config.state.path.display().to_string(),
         StateBackend::Redis(redis) => redis.url.redacted().to_owned(),

@@ -181,19 +181,16 @@ async fn ctrl_c_stops_an_idle_gateway_at_once_with_status_0() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn server_workers_sets_the_runtime_threads_and_the_default_is_one_per_core() {
+async fn server_workers_sets_the_serving_threads_and_the_default_is_one_per_core() {
     let upstream = TestUpstream::start().await;
     let mut three = start(&upstream, "workers = 3").await;
     three
-        .wait_for_log("async runtime started workers=3", Duration::ZERO)
+        .wait_for_log("workers serving workers=3", Duration::ZERO)
         .await;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut default = start(&upstream, "").await;
     default
-        .wait_for_log(
-            &format!("async runtime started workers={cores}"),
-            Duration::ZERO,
-        )
+        .wait_for_log(&format!("workers serving workers={cores}"), Duration::ZERO)
         .await;
 }
 

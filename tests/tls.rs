@@ -34,6 +34,11 @@ async fn connect(
     pki: &TestPki,
     alpn: &[&[u8]],
 ) -> tokio_rustls::client::TlsStream<TcpStream> {
+    connect_with(gw, client_config(pki, alpn)).await
+}
+
+/// A client trusting the test CA; it keeps the session tickets it is given, as browsers do.
+fn client_config(pki: &TestPki, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     let ca = rustls::pki_types::CertificateDer::from_pem_slice(pki.ca_pem.as_bytes()).unwrap();
     roots.add(ca).unwrap();
@@ -45,14 +50,49 @@ async fn connect(
     .with_root_certificates(roots)
     .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+async fn connect_with(
+    gw: &TestGateway,
+    config: Arc<rustls::ClientConfig>,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
     let tcp = TcpStream::connect(gw.addr).await.unwrap();
-    TlsConnector::from(Arc::new(config))
+    TlsConnector::from(config)
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .expect("TLS handshake with the gateway")
 }
 
 use rustls::pki_types::pem::PemObject;
+
+#[tokio::test]
+async fn a_returning_client_resumes_its_session_by_ticket() {
+    let pki = TestPki::new();
+    let gw = start_tls_gateway(&pki).await;
+    let config = client_config(&pki, &[b"http/1.1"]);
+    for (attempt, expected) in [
+        (1, rustls::HandshakeKind::Full),
+        (2, rustls::HandshakeKind::Resumed),
+    ] {
+        let mut tls = connect_with(&gw, Arc::clone(&config)).await;
+        // TLS 1.3 tickets follow the handshake: reading the answer takes them in.
+        tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: share.test\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut bytes = Vec::new();
+        let _ = tls.read_to_end(&mut bytes).await;
+        assert!(
+            parse_response(&bytes).is_some(),
+            "attempt {attempt}: an answer"
+        );
+        assert_eq!(
+            tls.get_ref().1.handshake_kind(),
+            Some(expected),
+            "attempt {attempt}"
+        );
+    }
+}
 
 #[tokio::test]
 async fn http1_over_tls_exchanges_a_link_for_a_secure_cookie_and_serves_the_case() {

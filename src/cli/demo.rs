@@ -19,8 +19,7 @@ use super::{print_config_errors, runtime};
 const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
 
 pub fn run(port: u16) -> ExitCode {
-    // The demo config is parsed inside the runtime; it sets no workers, so the default applies.
-    let runtime = match runtime(None) {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
             error!(%error, "cannot start the async runtime");

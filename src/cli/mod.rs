@@ -107,14 +107,15 @@ pub fn apply_log_level(level: &str) {
     }
 }
 
-/// Builds the async runtime the server runs on: `[server] workers` threads, or without it the
-/// runtime's default of one per available core.
-fn runtime(workers: Option<std::num::NonZeroUsize>) -> std::io::Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = workers {
-        builder.worker_threads(workers.get());
-    }
-    builder.enable_all().build()
+/// Builds the control runtime: signals, the admin API, the state store's maintenance and Redis
+/// follower. Guests are served by the workers' own runtimes (`server::workers`), so one thread
+/// is enough here.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("casegate-control")
+        .enable_all()
+        .build()
 }
 
 /// Prints every config problem, one per line, as `file:line:column: message`.

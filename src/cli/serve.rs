@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use tracing::{error, info};
+use tracing::error;
 
 use super::hangup;
 use super::stop::{StopSignals, Stopped, run_until_stopped};
@@ -20,18 +20,13 @@ pub fn run(path: &Path) -> ExitCode {
         }
     };
     super::apply_log_level(&config.log.level);
-    let runtime = match runtime(config.server.workers) {
+    let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(error) => {
             error!(%error, "cannot start the async runtime");
             return ExitCode::FAILURE;
         }
     };
-    // Says what `[server] workers` (or its default, the core count) came to on this host.
-    info!(
-        workers = runtime.metrics().num_workers(),
-        "async runtime started"
-    );
     let stopped = runtime.block_on(async {
         // Listening before the gateway starts: from its first connection on, a stop is graceful.
         let mut signals = match StopSignals::listen() {

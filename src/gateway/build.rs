@@ -15,7 +15,7 @@ use super::settings::{LinkSettings, SessionSettings, secs};
 use crate::config::{Config, PublicScheme, PublicUrl};
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
-use crate::proxy::client::{ClientSettings, UpstreamClient};
+use crate::proxy::client::ClientSettings;
 use crate::proxy::response::PublicOrigin;
 use crate::proxy::upstream::{Upstream, UpstreamError};
 use crate::state::StateStore;
@@ -144,11 +144,11 @@ impl Gateway {
         if !verify_scopes.is_empty() && mailer.is_none() {
             return Err(BuildError::NoMailer);
         }
-        let client = UpstreamClient::new(&ClientSettings {
+        let client = ClientSettings {
             connect_timeout: config.upstream.connect_timeout,
             response_timeout: config.upstream.response_timeout,
             pool_idle_timeout: config.upstream.pool_idle_timeout,
-        });
+        };
         Ok(Gateway {
             keys: Arc::clone(&config.keys.ring),
             policy: Arc::clone(&config.policy),

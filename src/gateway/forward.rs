@@ -91,7 +91,11 @@ impl Gateway {
             restore_websocket_headers(&mut parts.headers);
         }
         let sent = Instant::now();
-        let answer = self.client.send(Request::from_parts(parts, body)).await;
+        let (host, port) = self.upstream.connect_address();
+        let answer = connection
+            .upstream
+            .send(Request::from_parts(parts, body), host, port, &self.client)
+            .await;
         let wait = UpstreamWait(sent.elapsed());
         // Until the response head, also when the upstream failed or timed out.
         record.set_upstream(wait.0);

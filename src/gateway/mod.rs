@@ -49,7 +49,7 @@ use crate::pages::{self, Lang, Templates};
 use crate::policy::{CanonicalTarget, Decision, Policy, canonicalise};
 use crate::proxy::Body;
 use crate::proxy::cidr::TrustedProxies;
-use crate::proxy::client::UpstreamClient;
+use crate::proxy::client::ClientSettings;
 use crate::proxy::client_address::ClientAddress;
 use crate::proxy::request::Origin;
 use crate::proxy::response::PublicOrigin;
@@ -68,7 +68,8 @@ pub struct Gateway {
     session: SessionSettings,
     passthrough: bool,
     upstream: Upstream,
-    client: UpstreamClient,
+    /// Timeouts for the upstream; the connections are the worker's (`ConnectionInfo::upstream`).
+    client: ClientSettings,
     public: PublicOrigin,
     public_host: HeaderValue,
     max_body_bytes: u64,

@@ -1,10 +1,11 @@
-//! Everything between the decision and the upstream: header hygiene in and out, the pooled upstream
-//! client, and the rewriting of requests and responses for guests.
+//! Everything between the decision and the upstream: header hygiene in and out, each worker's
+//! upstream connections, and the rewriting of requests and responses for guests.
 
 pub mod cidr;
 pub mod client;
 pub mod client_address;
 pub mod hop;
+pub mod pool;
 pub mod request;
 pub mod response;
 pub mod upgrade;

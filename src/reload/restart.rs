@@ -75,7 +75,7 @@ pub fn restart_needed(fixed: &Fixed, new: &Config) -> Vec<&'static str> {
         ),
         (
             fixed.workers != now.workers,
-            "server.workers (the runtime's threads)",
+            "server.workers (the serving threads)",
         ),
         (fixed.state_path != now.state_path, "state.path"),
         (

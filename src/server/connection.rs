@@ -22,6 +22,7 @@ use crate::access_log::{AccessLog, LoggedBody, RequestBody};
 use crate::config::Limits;
 use crate::gateway::Gateway;
 use crate::metrics::ConnectionGauge;
+use crate::proxy::client::UpstreamPool;
 use crate::proxy::client_address::ClientAddress;
 use crate::reload::Snapshot;
 
@@ -36,6 +37,9 @@ pub struct ConnectionInfo {
     /// The listener's connection slot: a WebSocket tunnel keeps it after hyper lets go of the
     /// connection, so tunnels count against `max_connections` too.
     pub slot: Option<Arc<ConnectionSlot>>,
+    /// The worker's pool of upstream connections: requests from this connection go upstream on
+    /// connections driven by the same thread.
+    pub upstream: UpstreamPool,
 }
 
 /// hyper refuses a read buffer under 8 KiB; a smaller `max_header_bytes` is enforced on the parsed
@@ -78,7 +82,7 @@ pub fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-/// What every connection of one listener shares.
+/// What every connection of one worker shares.
 pub struct Listening {
     /// The certificate in force when a connection arrives serves its whole handshake.
     pub tls: Option<Arc<Snapshot<TlsAcceptor>>>,
@@ -87,6 +91,8 @@ pub struct Listening {
     pub builder: auto::Builder<TokioExecutor>,
     pub limits: Limits,
     pub access_log: Arc<AccessLog>,
+    /// This worker's upstream connections.
+    pub upstream: UpstreamPool,
 }
 
 /// Runs one connection to completion. Never panics; every failure ends this connection only.
@@ -109,6 +115,7 @@ pub async fn serve_connection(
                 client: ClientAddress::direct(peer.ip()),
                 tls: false,
                 slot,
+                upstream: listening.upstream.clone(),
             };
             run_http(stream, info, gateway, access_log, builder, limits, shutdown).await;
         }
@@ -122,6 +129,7 @@ pub async fn serve_connection(
                         client: ClientAddress::direct(peer.ip()),
                         tls: true,
                         slot,
+                        upstream: listening.upstream.clone(),
                     };
                     run_http(
                         tls_stream, info, gateway, access_log, builder, limits, shutdown,

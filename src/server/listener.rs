@@ -1,4 +1,4 @@
-//! The accept loop: bounded connection count, one task per connection, and a graceful stop.
+//! A worker's accept loop: bounded connection count, one task per connection, and a graceful stop.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,36 +7,33 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
 use tracing::{error, info, warn};
 
 use super::connection::{Listening, http_builder, serve_connection};
 use super::slots::{ConnectionSlot, PerAddress};
-use crate::access_log::AccessLog;
-use crate::config::Limits;
-use crate::gateway::Gateway;
-use crate::reload::Snapshot;
+use super::workers::Shared;
+use crate::proxy::client::UpstreamPool;
 
-/// Accepts connections until `shutdown` turns true, then waits (up to `shutdown_grace`, from
-/// `[server] shutdown_grace`) for every open connection to finish its requests in flight and close.
-pub async fn serve(
+/// One worker's accept loop: accepts connections until `shutdown` turns true, then waits (up to
+/// `[server] shutdown_grace`) for every connection it opened to finish its requests in flight
+/// and close. `slots` (`max_connections`) and `per_address` (`max_connections_per_address`) are
+/// shared by all workers, so the limits hold for the process, not per thread.
+pub async fn serve_worker(
     listener: TcpListener,
-    tls: Option<Arc<Snapshot<TlsAcceptor>>>,
-    gateway: Arc<Snapshot<Gateway>>,
-    access_log: Arc<AccessLog>,
-    limits: Limits,
-    shutdown_grace: Duration,
+    shared: &Shared,
+    slots: Arc<Semaphore>,
+    per_address: Arc<PerAddress>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let per_address = PerAddress::new(limits.max_connections_per_address);
     let listening = Arc::new(Listening {
-        tls,
-        gateway,
-        builder: http_builder(&limits),
-        limits,
-        access_log,
+        tls: shared.tls.clone(),
+        gateway: Arc::clone(&shared.gateway),
+        builder: http_builder(&shared.limits),
+        limits: shared.limits.clone(),
+        access_log: Arc::clone(&shared.access_log),
+        upstream: UpstreamPool::new(),
     });
+    listening.upstream.spawn_sweeper();
     let mut connections = JoinSet::new();
     while let Some((stream, peer, slot)) =
         next_connection(&listener, &slots, &mut connections, &mut shutdown).await
@@ -65,7 +62,7 @@ pub async fn serve(
     // Closed before draining, so new connections are refused while old ones finish.
     drop(listener);
     // Every connection saw the same shutdown signal and is finishing gracefully.
-    drain("public", connections, shutdown_grace).await;
+    drain("public", connections, shared.shutdown_grace).await;
 }
 
 /// The next accepted connection that gets one of `slots`, or `None` once `shutdown` turns true.

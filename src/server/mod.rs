@@ -8,7 +8,8 @@ mod head;
 pub mod listener;
 pub mod slots;
 pub mod tls;
+pub mod workers;
 
 pub use crate::config::Limits;
 pub use connection::ConnectionInfo;
-pub use listener::serve;
+pub use workers::serve;

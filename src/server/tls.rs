@@ -1,5 +1,5 @@
 //! TLS for the public listener: rustls with TLS 1.2 and 1.3 only, forward-secret AEAD suites only
-//! (the ring provider's defaults), and ALPN offering h2 and http/1.1.
+//! (the ring provider's defaults), ALPN offering h2 and http/1.1, and session resumption by ticket.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -86,5 +86,9 @@ pub fn acceptor_from_der(
     // The server's order (AES-256-GCM, AES-128-GCM, ChaCha20-Poly1305, all ECDHE) decides, so a
     // client that lists a weaker suite first still gets the strongest both support.
     config.ignore_client_order = true;
+    // A returning client resumes with a ticket instead of a full handshake (a fresh key exchange
+    // still runs: rustls resumes TLS 1.3 only with psk_dhe_ke). The ticket keys live in memory,
+    // rotate every 6 hours and are new with every certificate reload.
+    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(TlsError::Rejected)?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

@@ -1,0 +1,163 @@
+//! One worker's keep-alive connections to the upstream: HTTP/1.1 connections opened with hyper's
+//! low-level client, driven by tasks on the worker's own runtime, and an idle list to reuse them.
+//!
+//! A connection goes back on the list as soon as its response head has arrived; it is taken again
+//! only once hyper says it is ready for another request (its response body has been read to the
+//! end), so a connection still streaming a body stays on the list without being used. Entries that
+//! closed, or sat unused for longer than `pool_idle_timeout`, are dropped when the list is looked
+//! at and by a periodic sweep, which closes their sockets.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use http::Request;
+use hyper::client::conn::http1::SendRequest;
+use tokio::time::Instant;
+
+use super::Body;
+
+/// Where an idle connection goes: the upstream's host and port as it was connected to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Destination {
+    pub host: Box<str>,
+    pub port: u16,
+}
+
+impl Destination {
+    fn is(&self, host: &str, port: u16) -> bool {
+        self.port == port && *self.host == *host
+    }
+}
+
+struct Idle {
+    destination: Destination,
+    sender: SendRequest<Body>,
+    /// When this connection was last seen busy or handed out.
+    since: Instant,
+}
+
+#[derive(Default)]
+struct IdleList {
+    entries: Vec<Idle>,
+    /// The `pool_idle_timeout` of the last snapshot that used the pool, for the sweep.
+    idle_timeout: Option<Duration>,
+}
+
+/// The idle list of one worker. Cloning shares it.
+#[derive(Clone, Default)]
+pub struct IdleConnections {
+    list: Arc<Mutex<IdleList>>,
+}
+
+impl IdleConnections {
+    /// A connection to `host:port` that is ready for a request, if there is one. The most
+    /// recently used one is preferred (its socket and buffers are warm).
+    pub fn take(&self, host: &str, port: u16, idle_timeout: Duration) -> Option<SendRequest<Body>> {
+        let now = Instant::now();
+        let mut list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
+        list.idle_timeout = Some(idle_timeout);
+        let mut index = list.entries.len();
+        while index > 0 {
+            index -= 1;
+            let entry = &mut list.entries[index];
+            if !entry.destination.is(host, port) {
+                continue;
+            }
+            match state(entry, now, idle_timeout) {
+                State::Gone => {
+                    list.entries.swap_remove(index);
+                }
+                State::Busy => entry.since = now,
+                State::Ready => return Some(list.entries.swap_remove(index).sender),
+            }
+        }
+        None
+    }
+
+    /// Keeps `sender` for later requests to `destination`.
+    pub fn put(&self, destination: Destination, sender: SendRequest<Body>) {
+        let idle = Idle {
+            destination,
+            sender,
+            since: Instant::now(),
+        };
+        let mut list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
+        list.entries.push(idle);
+    }
+
+    /// Drops connections that closed or have been idle too long.
+    pub fn sweep(&self) {
+        let now = Instant::now();
+        let mut list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(idle_timeout) = list.idle_timeout else {
+            return;
+        };
+        list.entries
+            .retain_mut(|entry| match state(entry, now, idle_timeout) {
+                State::Gone => false,
+                State::Busy => {
+                    entry.since = now;
+                    true
+                }
+                State::Ready => true,
+            });
+    }
+
+    /// How many connections the list holds (busy ones included).
+    pub fn len(&self) -> usize {
+        self.list
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entries
+            .len()
+    }
+
+    /// Whether the list holds no connection.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sweeps every `period` for as long as the worker runs.
+    pub async fn sweep_every(self, period: Duration) {
+        let mut ticks = tokio::time::interval(period);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            self.sweep();
+        }
+    }
+}
+
+enum State {
+    /// Closed, or idle for longer than the timeout: drop it.
+    Gone,
+    /// Still reading its last response: keep it, not usable yet.
+    Busy,
+    Ready,
+}
+
+fn state(entry: &Idle, now: Instant, idle_timeout: Duration) -> State {
+    if entry.sender.is_closed() {
+        State::Gone
+    } else if !entry.sender.is_ready() {
+        State::Busy
+    } else if now.saturating_duration_since(entry.since) >= idle_timeout {
+        State::Gone
+    } else {
+        State::Ready
+    }
+}
+
+/// HTTP/1.1 to an origin server wants the origin form (`/path?query`); the request path builds
+/// the absolute URL the upstream was judged by.
+pub fn origin_form(request: &mut Request<Body>) {
+    let uri = request.uri();
+    if uri.scheme().is_none() && uri.authority().is_none() {
+        return;
+    }
+    let path_and_query = uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+    *request.uri_mut() = http::Uri::from(path_and_query);
+}

@@ -1,0 +1,121 @@
+//! The worker's upstream connections (src/proxy/pool.rs, src/proxy/client.rs), against a raw
+//! upstream that counts its connections: kept connections are reused, one the upstream closed is
+//! never the reason a guest gets an error, and `pool_idle_timeout` retires idle ones.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use common::TestGateway;
+use common::upstream::TestUpstream;
+
+/// An HTTP/1.1 upstream answering every request `200 ok`; with `close_after_each`, it closes the
+/// connection after each answer without saying so (the keep-alive race a pool must survive).
+struct CountingUpstream {
+    url: String,
+    connections: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
+}
+
+impl CountingUpstream {
+    async fn start(close_after_each: bool) -> CountingUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (counted, served) = (Arc::clone(&connections), Arc::clone(&requests));
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(serve(stream, Arc::clone(&served), close_after_each));
+            }
+        });
+        CountingUpstream {
+            url,
+            connections,
+            requests,
+        }
+    }
+
+    fn counts(&self) -> (usize, usize) {
+        (
+            self.connections.load(Ordering::SeqCst),
+            self.requests.load(Ordering::SeqCst),
+        )
+    }
+}
+
+async fn serve(mut stream: TcpStream, requests: Arc<AtomicUsize>, close_after_each: bool) {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        while let Some(end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
+            buffer.drain(..end + 4);
+            requests.fetch_add(1, Ordering::SeqCst);
+            let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+            if stream.write_all(answer).await.is_err() || close_after_each {
+                return;
+            }
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(read) => buffer.extend_from_slice(&chunk[..read]),
+        }
+    }
+}
+
+/// One worker, so that every request uses the same pool.
+async fn gateway_in_front_of(upstream: &CountingUpstream, upstream_extra: &str) -> TestGateway {
+    let text = common::config_text(&upstream.url, "workers = 1", "").replace(
+        "response_timeout = \"1s\"",
+        &format!("response_timeout = \"1s\"\n{upstream_extra}"),
+    );
+    TestGateway::start_from_text(TestUpstream::start().await, &text).await
+}
+
+async fn guest_gets(gw: &TestGateway, cookie: &str, count: usize) {
+    for attempt in 0..count {
+        let response = gw.get("/cases/42", &[&format!("Cookie: {cookie}")]).await;
+        assert_eq!(
+            response.status,
+            200,
+            "request {attempt}: {}",
+            response.text()
+        );
+    }
+}
+
+#[tokio::test]
+async fn sequential_requests_reuse_one_upstream_connection() {
+    let upstream = CountingUpstream::start(false).await;
+    let gw = gateway_in_front_of(&upstream, "").await;
+    let cookie = gw.open_link("42", "view").await;
+    guest_gets(&gw, &cookie, 5).await;
+    assert_eq!(upstream.counts(), (1, 5));
+}
+
+#[tokio::test]
+async fn a_connection_the_upstream_closed_is_not_used_again() {
+    let upstream = CountingUpstream::start(true).await;
+    let gw = gateway_in_front_of(&upstream, "").await;
+    let cookie = gw.open_link("42", "view").await;
+    guest_gets(&gw, &cookie, 5).await;
+    assert_eq!(upstream.counts(), (5, 5));
+}
+
+#[tokio::test]
+async fn an_upstream_connection_idle_past_pool_idle_timeout_is_replaced() {
+    let upstream = CountingUpstream::start(false).await;
+    let gw = gateway_in_front_of(&upstream, "pool_idle_timeout = \"1s\"").await;
+    let cookie = gw.open_link("42", "view").await;
+    guest_gets(&gw, &cookie, 2).await;
+    assert_eq!(upstream.counts(), (1, 2));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    guest_gets(&gw, &cookie, 1).await;
+    assert_eq!(upstream.counts(), (2, 3));
+}
