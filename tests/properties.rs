@@ -428,3 +428,20 @@ fn found_an_authentic_cookie_with_an_overlong_case_is_refused() {
     );
     check_guest_cookie(fx, &value);
 }
+
+/// `admin_json` (fuzz/artifacts crash-ef2d01e9, after 2.0M executions): a `ttl` with a 183-letter
+/// unit came back whole in the error message. The unit is now cut to 16 characters and `...`.
+#[test]
+fn found_an_unknown_ttl_unit_is_not_echoed_whole() {
+    let body = format!(
+        "{{\r\r\r\r\"case\": \"4w\", \"ttl\": \"3MMM{}{}1d\"}}",
+        "U".repeat(59),
+        "M".repeat(121)
+    );
+    let refusal = casegate::fuzzing::admin_create_share(body.as_bytes()).expect_err("refused");
+    assert_eq!(refusal.status.as_u16(), 422);
+    let document: serde_json::Value = serde_json::from_slice(&refusal.body).expect("JSON");
+    let message = document["error"]["message"].as_str().expect("message");
+    assert!(message.contains("`MMMUUUUUUUUUUUUU...`"), "{message}");
+    check_admin_body(body.as_bytes());
+}
