@@ -10,6 +10,9 @@ pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod demo;
+/// Entry points for `fuzz/` and `tests/properties.rs`; not an API.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod mail;
 pub mod metrics;

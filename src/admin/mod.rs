@@ -10,15 +10,15 @@
 
 mod auth;
 mod body;
-mod create_request;
+pub(crate) mod create_request;
 mod error;
 mod health;
 mod invite;
 mod listener;
-mod query;
+pub(crate) mod query;
 mod reload;
-mod respond;
-mod route;
+pub(crate) mod respond;
+pub(crate) mod route;
 mod shares;
 #[cfg(test)]
 mod store_failure;

@@ -12,6 +12,8 @@ pub enum DurationError {
     MissingUnit,
     /// A unit with no number before it, such as `h` or `1h m`.
     MissingNumber,
+    /// The unit as written, cut to [`MAX_ECHOED_UNIT_CHARS`]: the text may come from an admin
+    /// API body, and an error should name the typo, not reflect the whole input.
     UnknownUnit(String),
     /// `1.5h`: fractions are refused rather than rounded.
     Fraction,
@@ -63,6 +65,9 @@ const UNITS: [(&str, u64); 5] = [
     ("ms", 1),
 ];
 
+/// The longest unit is two letters; this is enough to recognise `days` or `minutes` in a message.
+pub const MAX_ECHOED_UNIT_CHARS: usize = 16;
+
 /// Parses a duration such as `250ms`, `30s`, `5m`, `12h`, `30d` or `1h30m`. Zero is accepted
 /// (`0s`); callers refuse it where it means nothing.
 pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
@@ -102,7 +107,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         let position = UNITS
             .iter()
             .position(|(name, _)| *name == unit)
-            .ok_or_else(|| DurationError::UnknownUnit(unit.to_owned()))?;
+            .ok_or_else(|| DurationError::UnknownUnit(echoed_unit(unit)))?;
         if position < next_unit {
             return Err(DurationError::UnitOrder);
         }
@@ -116,6 +121,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
         rest = after_unit;
     }
     Ok(Duration::from_millis(total_ms))
+}
+
+/// An unknown unit as an error names it: whole when short, else its start and `...`.
+fn echoed_unit(unit: &str) -> String {
+    match unit.char_indices().nth(MAX_ECHOED_UNIT_CHARS) {
+        Some((cut, _)) => format!("{}...", &unit[..cut]),
+        None => unit.to_owned(),
+    }
 }
 
 /// Writes a duration the way [`parse_duration`] reads it, in the largest unit that is exact,
@@ -198,6 +211,18 @@ mod tests {
                 "units are case sensitive",
                 "5S",
                 DurationError::UnknownUnit("S".into()),
+            ),
+            (
+                "a sixteen-letter unit is named whole",
+                "5abcdefghijklmnop",
+                DurationError::UnknownUnit("abcdefghijklmnop".into()),
+            ),
+            // Found by the admin_json fuzz target: a 200-letter unit in a `ttl` came back whole
+            // in the admin API's error message.
+            (
+                "a longer unit is cut when named",
+                &format!("3{}1d", "M".repeat(200)),
+                DurationError::UnknownUnit("MMMMMMMMMMMMMMMM...".into()),
             ),
             (
                 "a word is not a unit",

@@ -59,7 +59,8 @@ pub enum CookieField {
 pub enum CookieError {
     /// Longer than [`MAX_COOKIE_LEN`].
     TooLong,
-    /// Not `v2.<kid>.<payload>.<tag>` in strict base64url, or a payload that does not decode.
+    /// Not `v2.<kid>.<payload>.<tag>` in strict base64url, or a payload that does not decode (a
+    /// field longer than [`seal`] writes among them).
     Malformed,
     /// Another format version than `v2` (a v1 cookie from before the upgrade among them).
     WrongVersion,
@@ -76,9 +77,15 @@ pub enum CookieError {
 
 /// Seals `guest` with the ring's active key.
 pub fn seal(keys: &KeyRing, guest: &Guest) -> Result<String, CookieError> {
-    let payload = encode_payload(guest)?;
+    Ok(seal_payload(keys, &encode_payload(guest)?))
+}
+
+/// A cookie value carrying `payload`, whatever it holds, under the active key. Only [`seal`]
+/// should build payloads; the fuzz targets and tests use this to reach the payload checks behind
+/// the MAC with bytes [`seal`] would never write.
+pub(crate) fn seal_payload(keys: &KeyRing, payload: &[u8]) -> String {
     let kid = keys.active_kid();
-    let tag = authenticate(keys.active_cookie_mac(), kid, &payload)
+    let tag = authenticate(keys.active_cookie_mac(), kid, payload)
         .finalize()
         .into_bytes();
 
@@ -87,10 +94,10 @@ pub fn seal(keys: &KeyRing, guest: &Guest) -> Result<String, CookieError> {
     value.push('.');
     value.push_str(kid);
     value.push('.');
-    b64::encode_into(&payload, &mut value);
+    b64::encode_into(payload, &mut value);
     value.push('.');
     b64::encode_into(&tag, &mut value);
-    Ok(value)
+    value
 }
 
 /// Opens a guest cookie value, checking its MAC before reading anything in it.
@@ -177,16 +184,30 @@ fn decode_payload(payload: &[u8]) -> Result<Guest, CookieError> {
     }
     let expires_at = reader.i64().ok_or(CookieError::Malformed)?;
     let issued_at = reader.i64().ok_or(CookieError::Malformed)?;
-    let share_id = reader.text().ok_or(CookieError::Malformed)?;
-    let case = reader.text().ok_or(CookieError::Malformed)?;
-    let scope = reader.text().ok_or(CookieError::Malformed)?;
+    let share_id = reader
+        .text(CookieField::ShareId)
+        .ok_or(CookieError::Malformed)?;
+    let case = reader
+        .text(CookieField::Case)
+        .ok_or(CookieError::Malformed)?;
+    let scope = reader
+        .text(CookieField::Scope)
+        .ok_or(CookieError::Malformed)?;
     let lang = if flags & FLAG_LANG != 0 {
-        Some(reader.text().ok_or(CookieError::Malformed)?)
+        Some(
+            reader
+                .text(CookieField::Lang)
+                .ok_or(CookieError::Malformed)?,
+        )
     } else {
         None
     };
     let email = if flags & FLAG_EMAIL != 0 {
-        Some(reader.text().ok_or(CookieError::Malformed)?)
+        Some(
+            reader
+                .text(CookieField::Email)
+                .ok_or(CookieError::Malformed)?,
+        )
     } else {
         None
     };
@@ -221,8 +242,13 @@ impl<'a> Reader<'a> {
         Some(i64::from_be_bytes(*bytes))
     }
 
-    fn text(&mut self) -> Option<&'a str> {
+    /// A length-prefixed field, refused when longer than [`seal`] writes it: a cookie opens only
+    /// to a guest that seals again.
+    fn text(&mut self, field: CookieField) -> Option<&'a str> {
         let len = self.byte()?;
+        if usize::from(len) > field.max_len() {
+            return None;
+        }
         let (bytes, rest) = self.0.split_at_checked(usize::from(len))?;
         self.0 = rest;
         std::str::from_utf8(bytes).ok()
@@ -334,15 +360,6 @@ mod tests {
 
     fn sealed(keys: &KeyRing, guest: &Guest) -> String {
         seal(keys, guest).expect("test guest fits a cookie")
-    }
-
-    /// A value carrying `payload` under a valid tag, to reach the payload checks.
-    fn seal_raw(keys: &KeyRing, payload: &[u8]) -> String {
-        let kid = keys.active_kid();
-        let tag = authenticate(keys.active_cookie_mac(), kid, payload)
-            .finalize()
-            .into_bytes();
-        format!("v2.{kid}.{}.{}", b64::encode(payload), b64::encode(&tag))
     }
 
     fn parts(value: &str) -> (String, String, String) {
@@ -660,9 +677,66 @@ mod tests {
         ];
         for (name, payload, want) in cases {
             assert_eq!(
-                open(&keys, &seal_raw(&keys, &payload), NOW),
+                open(&keys, &seal_payload(&keys, &payload), NOW),
                 Err(want),
                 "{name}"
+            );
+        }
+    }
+
+    /// Found by the `guest_cookie` property (fuzz/, tests/properties.rs): an authentic payload
+    /// with a 100-byte case opened, and the guest it gave could not be sealed again.
+    #[test]
+    fn a_field_longer_than_seal_writes_is_refused_even_under_a_valid_mac() {
+        let keys = ring("k1", &["k1"]);
+        let payload = |field: CookieField, len: usize| {
+            let text = |f: CookieField, normal: &str| {
+                if f == field {
+                    "x".repeat(len)
+                } else {
+                    normal.to_owned()
+                }
+            };
+            let mut out = vec![FLAG_LANG | FLAG_EMAIL];
+            out.extend_from_slice(&(NOW + 60).to_be_bytes());
+            out.extend_from_slice(&NOW.to_be_bytes());
+            for text in [
+                text(CookieField::ShareId, "AAAAAAAAAAAAAAAAAAAAAA"),
+                text(CookieField::Case, "C-1042"),
+                text(CookieField::Scope, "read"),
+                text(CookieField::Lang, "en"),
+                text(CookieField::Email, "a@b.org"),
+            ] {
+                out.push(u8::try_from(text.len()).expect("test field fits a length byte"));
+                out.extend_from_slice(text.as_bytes());
+            }
+            out
+        };
+        for field in [
+            CookieField::ShareId,
+            CookieField::Case,
+            CookieField::Scope,
+            CookieField::Lang,
+            CookieField::Email,
+        ] {
+            let longest = field.max_len();
+            let at_limit = open(&keys, &seal_payload(&keys, &payload(field, longest)), NOW);
+            let resealed = at_limit
+                .as_ref()
+                .map_err(|e| *e)
+                .and_then(|g| seal(&keys, g));
+            assert!(
+                resealed.is_ok(),
+                "{field:?} at its limit opens and seals again"
+            );
+            assert_eq!(
+                open(
+                    &keys,
+                    &seal_payload(&keys, &payload(field, longest + 1)),
+                    NOW
+                ),
+                Err(CookieError::Malformed),
+                "{field:?} one byte over its limit"
             );
         }
     }
@@ -727,7 +801,7 @@ mod tests {
                 payload in proptest::collection::vec(any::<u8>(), 0..300),
             ) {
                 let keys = ring("k1", &["k1"]);
-                let _ = open(&keys, &seal_raw(&keys, &payload), NOW);
+                let _ = open(&keys, &seal_payload(&keys, &payload), NOW);
             }
 
             #[test]

@@ -1,0 +1,576 @@
+//! The properties behind casegate's refusals, stated once and checked by two drivers: the property
+//! tests in `tests/properties.rs` (bounded, every `cargo test`) and the cargo-fuzz targets in
+//! `fuzz/` (unbounded, by hand), which include this file by path.
+//!
+//! Each `check_*` function takes one input, runs the real code on it, and panics with the
+//! property's name when the property fails; an input the code refuses is fine unless the property
+//! says otherwise. Everything is fixed here (keys, clock, policy, session), so a failing input
+//! replays the same way in both drivers.
+//!
+//! The policy is the annotated reference config `config/casegate.toml` itself: the properties
+//! hold for the scopes an operator starts from, not for a policy written to pass them.
+
+#![allow(dead_code)] // Each driver uses its own subset.
+
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use unicode_normalization::UnicodeNormalization;
+
+use casegate::config::{self, Config};
+use casegate::fuzzing::{self, CreateShare};
+use casegate::policy::{
+    self, Decision, Effect, Rule, SegmentPattern, Subject, ValuePattern, canonicalise,
+};
+use casegate::share::token::{self, LinkError, LinkRules};
+use casegate::share::{Guest, KeyRing, Secret, cookie};
+
+/// The reference config, as shipped.
+pub const REFERENCE_CONFIG: &str = include_str!("../../config/casegate.toml");
+
+/// The instant every check runs at (2025-06-15), so a token's validity never depends on the day.
+pub const NOW: i64 = 1_750_000_000;
+
+/// The case and share of the guest whose requests `check_request_target` judges.
+pub const SESSION_CASE: &str = "C-1042";
+pub const SESSION_SHARE: &str = "Zk3v0V0m1wz2Hqk7qv1N8g";
+
+/// The methods every target is judged under: what the reference scopes name, and some they do not.
+pub const METHODS: [&str; 8] = [
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PROPFIND",
+];
+
+/// `k1` is the reference config's only key (`CASEGATE_KEY_K1`) and the active one; `k0` is a
+/// retired key that still verifies, as after a rotation.
+pub const KEY_K0: [u8; 32] = [0x30; 32];
+pub const KEY_K1: [u8; 32] = [0x31; 32];
+
+/// Everything the checks hold fixed.
+pub struct Fixture {
+    /// `config/casegate.toml`, with `k1` for its key.
+    pub config: Config,
+    /// `k0` and `k1`, `k1` active.
+    pub keys: KeyRing,
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        let key_text = URL_SAFE_NO_PAD.encode(KEY_K1);
+        let env = |name: &str| (name == "CASEGATE_KEY_K1").then(|| key_text.clone());
+        let config = config::parse(Path::new("config/casegate.toml"), REFERENCE_CONFIG, &env)
+            .unwrap_or_else(|errors| panic!("config/casegate.toml is valid: {errors}"));
+        let keys = KeyRing::new(
+            "k1",
+            vec![
+                ("k0".to_owned(), Secret::from_bytes(KEY_K0.to_vec())),
+                ("k1".to_owned(), Secret::from_bytes(KEY_K1.to_vec())),
+            ],
+        )
+        .expect("fixed key ring");
+        Fixture { config, keys }
+    }
+
+    /// The reference config's `[links]` rules at [`NOW`].
+    pub fn with_link_rules<R>(&self, run: impl FnOnce(&LinkRules<'_>) -> R) -> R {
+        let policy = &self.config.policy;
+        let scope_exists = |scope: &str| policy.scope_exists(scope);
+        let rules = LinkRules {
+            now: NOW,
+            max_ttl_secs: secs(self.config.links.max_ttl.as_secs()),
+            clock_skew_secs: secs(self.config.links.clock_skew.as_secs()),
+            case_grammar: &self.config.links.case_grammar,
+            scope_exists: &scope_exists,
+        };
+        run(&rules)
+    }
+
+    pub fn scope_names(&self) -> impl Iterator<Item = &str> {
+        self.config.scopes.iter().map(|scope| scope.name.as_str())
+    }
+}
+
+impl Default for Fixture {
+    fn default() -> Self {
+        Fixture::new()
+    }
+}
+
+fn secs(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Signs `header` and `payload` (any bytes) with HS256 the way any JWT library does, so the
+/// checks reach what lies behind the MAC without going through casegate's own minting.
+pub fn sign_hs256(key: &[u8], header: &[u8], payload: &[u8]) -> String {
+    let signing_input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(signing_input.as_bytes());
+    let tag = mac.finalize().into_bytes();
+    format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(tag))
+}
+
+/// The header casegate writes for `k1`, in the bytes PyJWT would write it.
+pub const K1_HEADER: &[u8] = br#"{"alg":"HS256","kid":"k1","typ":"JWT"}"#;
+
+// === link_token ===
+
+/// A link token: verifying never panics; whatever verifies holds the reference `[links]` rules,
+/// re-mints to the same claim set, has the `lang` that `authentic_lang` reads, and stops verifying
+/// when any one bit of its signature changes.
+pub fn check_link_token(fx: &Fixture, token_text: &str) {
+    let lang = token::authentic_lang(&fx.keys, token_text);
+    let verified = fx.with_link_rules(|rules| token::verify(&fx.keys, token_text, rules));
+    let Ok(claims) = verified else { return };
+
+    assert_eq!(
+        lang, claims.lang,
+        "authentic_lang reads a verified token's lang"
+    );
+    let links = &fx.config.links;
+    let skew = secs(links.clock_skew.as_secs());
+    assert!(
+        claims.expires_at >= NOW - skew,
+        "a verified link has not expired"
+    );
+    assert!(claims.issued_at <= NOW + skew, "a verified link was issued");
+    assert!(
+        claims.not_before.is_none_or(|nbf| nbf <= NOW + skew),
+        "a verified link is valid now"
+    );
+    assert!(
+        claims.issued_at <= claims.expires_at
+            && claims.expires_at - claims.issued_at <= secs(links.max_ttl.as_secs()),
+        "a verified link lives at most max_ttl"
+    );
+    assert!(
+        links.case_grammar.matches(&claims.case),
+        "a verified link's case is in the case pattern"
+    );
+    assert!(
+        fx.config.policy.scope_exists(&claims.scope),
+        "a verified link's scope is configured"
+    );
+    assert!(
+        token::is_share_id(&claims.share_id),
+        "a verified link has a share id"
+    );
+
+    let reminted = token::mint(&fx.keys, &claims);
+    let again = fx.with_link_rules(|rules| token::verify(&fx.keys, &reminted, rules));
+    assert_eq!(
+        again.as_ref(),
+        Ok(&claims),
+        "a verified link re-mints to the same claims"
+    );
+
+    let (signing_input, signature) = token_text
+        .rsplit_once('.')
+        .expect("a verified token has three parts");
+    let tag = URL_SAFE_NO_PAD
+        .decode(signature)
+        .expect("a verified token's signature is base64url");
+    for bit in 0..tag.len() * 8 {
+        let mut mutated = tag.clone();
+        mutated[bit / 8] ^= 1 << (bit % 8);
+        let forged = format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(&mutated));
+        let result = fx.with_link_rules(|rules| token::verify(&fx.keys, &forged, rules));
+        assert_eq!(
+            result,
+            Err(LinkError::BadSignature),
+            "a signature with bit {bit} flipped never verifies"
+        );
+    }
+}
+
+/// How the `link_token` fuzz target reads its input: the first byte picks what the rest is.
+pub fn link_token_input(data: &[u8]) -> Option<String> {
+    let (mode, rest) = data.split_first()?;
+    Some(match mode % 3 {
+        // The token text itself.
+        0 => String::from_utf8_lossy(rest).into_owned(),
+        // Claims, signed under k1 with casegate's own header (the hot path).
+        1 => sign_hs256(&KEY_K1, K1_HEADER, rest),
+        // A header and claims, split at the first 0xFF, signed with k0 (a retired key).
+        _ => {
+            let split = rest.iter().position(|&b| b == 0xFF).unwrap_or(rest.len());
+            let (header, payload) = rest.split_at(split);
+            sign_hs256(&KEY_K0, header, payload.get(1..).unwrap_or_default())
+        }
+    })
+}
+
+// === guest_cookie ===
+
+/// A guest cookie: opening never panics; whatever opens has not expired, and seals again into a
+/// cookie that opens to the same guest.
+pub fn check_guest_cookie(fx: &Fixture, value: &str) {
+    let Ok(guest) = cookie::open(&fx.keys, value, NOW) else {
+        return;
+    };
+    assert!(guest.expires_at > NOW, "an opened guest has not expired");
+    let resealed = cookie::seal(&fx.keys, &guest);
+    let reopened = resealed
+        .as_ref()
+        .map_err(|error| *error)
+        .and_then(|value| cookie::open(&fx.keys, value, NOW));
+    assert_eq!(
+        reopened,
+        Ok(guest.clone()),
+        "an opened guest seals and opens again unchanged"
+    );
+    assert!(
+        resealed.is_ok_and(|value| value.len() <= cookie::MAX_COOKIE_LEN),
+        "a resealed guest fits a cookie"
+    );
+}
+
+/// How the `guest_cookie` fuzz target reads its input: the first byte picks what the rest is.
+pub fn guest_cookie_input(fx: &Fixture, data: &[u8]) -> Option<String> {
+    let (mode, rest) = data.split_first()?;
+    Some(match mode % 2 {
+        // The cookie value itself.
+        0 => String::from_utf8_lossy(rest).into_owned(),
+        // A payload carried under a valid MAC, to reach the payload reader.
+        _ => fuzzing::seal_cookie_payload(&fx.keys, rest),
+    })
+}
+
+/// A realistic guest, for seeds and round trips.
+pub fn sample_guest(case: &str, scope: &str) -> Guest {
+    Guest {
+        share_id: SESSION_SHARE.to_owned(),
+        case: case.to_owned(),
+        scope: scope.to_owned(),
+        lang: None,
+        email: None,
+        expires_at: NOW + 3600,
+        issued_at: NOW - 60,
+        email_verified: false,
+    }
+}
+
+// === request_target ===
+
+/// A request target, judged under every reference scope and method for the session's guest: the
+/// trie decides as the rules read one by one do; whatever is allowed is canonical (one spelling,
+/// no dot segments, nothing encoded that a server could decode into `/`, `\`, `%`, `.` or a
+/// dot segment), its `{case}` parts are the session's case, and some allow rule covers it while
+/// no deny rule does.
+pub fn check_request_target(fx: &Fixture, raw: &[u8]) {
+    let Ok(target) = canonicalise(raw) else {
+        return;
+    };
+    let policy = &fx.config.policy;
+    for scope in fx.scope_names() {
+        let rules = policy.rules(scope).expect("a configured scope has rules");
+        for method in METHODS {
+            let subject = Subject {
+                method,
+                target: &target,
+                case: SESSION_CASE,
+                share: SESSION_SHARE,
+            };
+            let denied = rules.deny.iter().any(|r| r.matches(&subject, Effect::Deny));
+            let allowing: Vec<&Rule> = rules
+                .allow
+                .iter()
+                .filter(|r| r.matches(&subject, Effect::Allow))
+                .collect();
+            let expected = if denied {
+                Decision::DenyExplicit
+            } else if allowing.is_empty() {
+                Decision::DenyNoRule
+            } else {
+                Decision::Allow
+            };
+            let decision = policy.decide(scope, method, &target, SESSION_CASE, SESSION_SHARE);
+            assert_eq!(
+                decision, expected,
+                "the trie decides {scope} {method} as the rules read one by one"
+            );
+            if decision != Decision::Allow {
+                continue;
+            }
+            assert_eq!(
+                target.raw().as_bytes(),
+                raw,
+                "an allowed target is forwarded as sent"
+            );
+            assert_eq!(
+                canonicalise(target.raw().as_bytes()),
+                Ok(target),
+                "an allowed target is canonical"
+            );
+            assert_one_spelling(raw);
+            for rule in allowing {
+                assert_bound_to_session(rule, &target);
+            }
+        }
+    }
+}
+
+/// The canonical grammar of `policy::canonical`, restated without its code: what an allowed
+/// target must look like to any server behind casegate.
+fn assert_one_spelling(raw: &[u8]) {
+    assert_eq!(raw.first(), Some(&b'/'), "an allowed target is origin-form");
+    assert!(
+        raw.iter().all(|b| (0x21..=0x7E).contains(b)),
+        "an allowed target is printable ASCII"
+    );
+    let text = std::str::from_utf8(raw).expect("ASCII");
+    assert!(!text.contains(['#', '\\']), "no fragment or backslash");
+    let (path, query) = match text.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (text, None),
+    };
+    assert!(
+        !path.contains([';', ':']),
+        "no path parameter or NTFS stream"
+    );
+    if path != "/" {
+        assert!(!path.ends_with('/'), "no trailing slash");
+        for segment in path[1..].split('/') {
+            assert!(!segment.is_empty(), "no empty segment");
+            let decoded = percent_decode(segment, Part::Path);
+            let decoded = String::from_utf8(decoded).expect("a path decodes to UTF-8");
+            assert_eq!(
+                decoded.nfc().collect::<String>(),
+                decoded,
+                "a decoded segment is NFC"
+            );
+            // What the most lenient server could make of the segment: decode, fold, lowercase.
+            let folded: String = decoded.nfkc().collect::<String>().to_lowercase();
+            assert!(
+                !matches!(folded.as_str(), "." | ".."),
+                "no dot segment, however spelled"
+            );
+            assert!(
+                !folded.contains(['/', '\\', '%']),
+                "no separator or escape hides in a segment"
+            );
+            assert!(
+                !folded.ends_with(['.', ' ']),
+                "no trailing dot or space that Windows drops"
+            );
+        }
+    }
+    if let Some(query) = query {
+        assert!(!query.is_empty(), "no empty query");
+        assert!(!query.contains(';'), "no `;` separator");
+        percent_decode(query, Part::Query);
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Part {
+    Path,
+    Query,
+}
+
+/// Decodes `%XX` escapes, asserting each is one casegate may let through: uppercase hex, never a
+/// `%` (double encoding), a control or an unreserved character, and in a path never `/`, `\`, `;`,
+/// `:` or a character that may be written raw.
+fn percent_decode(text: &str, part: Part) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&byte) = bytes.get(i) {
+        if byte != b'%' {
+            out.push(byte);
+            i += 1;
+            continue;
+        }
+        let hex = bytes.get(i + 1..i + 3).expect("an escape has two digits");
+        assert!(
+            hex.iter()
+                .all(|d| d.is_ascii_digit() || (b'A'..=b'F').contains(d)),
+            "escapes are uppercase hex"
+        );
+        let text = std::str::from_utf8(hex).expect("ASCII");
+        let value = u8::from_str_radix(text, 16).expect("hex");
+        assert!(value != b'%', "no double encoding");
+        assert!(!value.is_ascii_control(), "no encoded control");
+        assert!(
+            !(value.is_ascii_alphanumeric() || b"-._~".contains(&value)),
+            "no encoded unreserved character"
+        );
+        if part == Part::Path {
+            assert!(
+                !b"/\\;:!$&'()*+,=@".contains(&value),
+                "no encoded separator, or character a path may write raw"
+            );
+        }
+        out.push(value);
+        i += 3;
+    }
+    out
+}
+
+/// Where an allow rule names `{case}` or `{share}`, the target holds the session's own.
+fn assert_bound_to_session(rule: &Rule, target: &policy::CanonicalTarget<'_>) {
+    for (pattern, segment) in rule.path().iter().zip(target.segments()) {
+        match pattern {
+            SegmentPattern::Case => assert_eq!(segment, SESSION_CASE, "{{case}} is the session's"),
+            SegmentPattern::Share => {
+                assert_eq!(segment, SESSION_SHARE, "{{share}} is the session's")
+            }
+            SegmentPattern::Literal(_) | SegmentPattern::Any | SegmentPattern::Rest => {}
+        }
+    }
+    let pairs: Vec<(&str, &str)> = target
+        .query()
+        .map(|query| {
+            query
+                .split('&')
+                .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+                .collect()
+        })
+        .unwrap_or_default();
+    for pin in rule.query().unwrap_or_default() {
+        let bound = match pin.value {
+            ValuePattern::Case => SESSION_CASE,
+            ValuePattern::Share => SESSION_SHARE,
+            ValuePattern::Literal(_) | ValuePattern::Any => continue,
+        };
+        let values: Vec<&str> = pairs
+            .iter()
+            .filter(|(name, _)| *name == pin.name)
+            .map(|(_, value)| *value)
+            .collect();
+        assert_eq!(
+            values,
+            [bound],
+            "a pinned {{case}} or {{share}} is the session's, once"
+        );
+    }
+}
+
+// === config ===
+
+/// Where `check_config` says the text came from.
+pub const CONFIG_PATH: &str = "fuzz/casegate.toml";
+
+/// Config text: parsing never panics, and every problem it reports about this file has a line
+/// and column inside the text and says so as `file:line:column: message`. (A problem in another
+/// file the config names, such as a page template, carries that file's name.)
+pub fn check_config(text: &str) {
+    let key_text = URL_SAFE_NO_PAD.encode(KEY_K1);
+    // Every variable is set, so secrets pass and the checks after them run.
+    let env = |_: &str| Some(key_text.clone());
+    let path = Path::new(CONFIG_PATH);
+    let Err(errors) = config::parse(path, text, &env) else {
+        return;
+    };
+    let lines = text.split('\n').count();
+    assert!(!errors.problems().is_empty(), "a refused config says why");
+    for problem in errors.problems() {
+        assert!(!problem.message.is_empty(), "every problem has a message");
+        if problem.file != path {
+            continue;
+        }
+        assert!(
+            (1..=lines).contains(&problem.line) && problem.column >= 1,
+            "every problem has a line and column in the file: {problem:?} of {lines} lines"
+        );
+        let prefix = format!("{CONFIG_PATH}:{}:{}: ", problem.line, problem.column);
+        assert!(
+            problem.to_string().starts_with(&prefix),
+            "a problem reads file:line:column: message"
+        );
+    }
+}
+
+// === admin_json ===
+
+/// The admin API's readers of a request: none panics on any input; what `POST /v1/shares`
+/// accepts is a JSON object within the field bounds, and every refusal is a 4xx JSON document
+/// `{"error": {"code", "message"}}` that echoes at most 64 characters of a name it did not know.
+pub fn check_admin_body(body: &[u8]) {
+    match fuzzing::admin_create_share(body) {
+        Ok(ask) => assert_accepted_share(body, &ask),
+        // 400 for what is not the JSON the endpoint reads, 422 for a field it cannot take.
+        Err(refusal) => assert_refusal(&refusal, &[400, 422]),
+    }
+}
+
+fn assert_accepted_share(body: &[u8], ask: &CreateShare) {
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(body).expect("an accepted body is a JSON object");
+    assert!(object.contains_key("case") && object.contains_key("scope"));
+    assert!(
+        ask.note
+            .as_ref()
+            .is_none_or(|note| note.chars().count() <= 500),
+        "a note is at most 500 characters"
+    );
+    assert!(
+        ask.created_by
+            .as_ref()
+            .is_none_or(|name| name.chars().count() <= 200),
+        "created_by is at most 200 characters"
+    );
+}
+
+fn assert_refusal(refusal: &fuzzing::AdminRefusal, statuses: &[u16]) {
+    assert!(
+        statuses.contains(&refusal.status.as_u16()),
+        "a refusal is one of {statuses:?}, not {}",
+        refusal.status
+    );
+    let document: serde_json::Value =
+        serde_json::from_slice(&refusal.body).expect("a refusal is JSON");
+    let code = document["error"]["code"].as_str().expect("error.code");
+    let message = document["error"]["message"]
+        .as_str()
+        .expect("error.message");
+    assert!(!code.is_empty() && !message.is_empty());
+    // An unknown field is named in the message, cut to 64 characters; the rest is ours.
+    assert!(
+        message.chars().count() <= 64 + 200,
+        "a refusal's message is bounded: {} chars",
+        message.chars().count()
+    );
+}
+
+/// `METHOD /path?query` as the admin API routes it: a known route's share id is a share id, a
+/// list filter's values are taken literally, and every refusal is a JSON 400, 404 or 405.
+pub fn check_admin_request_line(line: &str) {
+    let Some((method, target)) = line.split_once(' ') else {
+        return;
+    };
+    let Ok(method) = http::Method::from_bytes(method.as_bytes()) else {
+        return;
+    };
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    };
+    match fuzzing::admin_route(&method, path) {
+        Ok(
+            fuzzing::Route::GetShare { id }
+            | fuzzing::Route::RevokeShare { id }
+            | fuzzing::Route::ResendShare { id },
+        ) => assert!(token::is_share_id(id), "a routed share id is a share id"),
+        Ok(fuzzing::Route::RevokeCase { case }) => {
+            assert!(!case.is_empty() && !case.contains('/'))
+        }
+        Ok(_) => {}
+        Err(refusal) => assert_refusal(&refusal, &[400, 404, 405]),
+    }
+    match fuzzing::admin_list_filter(query) {
+        Ok(filter) => assert!(
+            filter
+                .case
+                .is_none_or(|case| !case.is_empty() && !case.contains(['%', '&'])),
+            "a case filter is a literal, non-empty value"
+        ),
+        Err(refusal) => assert_refusal(&refusal, &[400]),
+    }
+}
