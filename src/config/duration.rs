@@ -217,8 +217,8 @@ mod tests {
                 "5abcdefghijklmnop",
                 DurationError::UnknownUnit("abcdefghijklmnop".into()),
             ),
-            // Found by the admin_json fuzz target: a 200-letter unit in a `ttl` came back whole
-            // in the admin API's error message.
+            // Found by the admin_json fuzz target: a `ttl` with a 183-letter unit came back
+            // whole in the admin API's error message.
             (
                 "a longer unit is cut when named",
                 &format!("3{}1d", "M".repeat(200)),
