@@ -130,20 +130,7 @@ impl fmt::Debug for CodeMac {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::share::Secret;
-
-    fn ring(active: &str) -> KeyRing {
-        let keys = ["k1", "k2"]
-            .iter()
-            .map(|kid| {
-                (
-                    (*kid).to_owned(),
-                    Secret::from_bytes(vec![kid.as_bytes()[1]; 32]),
-                )
-            })
-            .collect();
-        KeyRing::new(active, keys).unwrap()
-    }
+    use crate::verify::test_ring as ring;
 
     #[test]
     fn codes_are_six_digits_and_vary() {

@@ -57,20 +57,7 @@ fn tag(keys: &KeyRing, kid: &str, guest: &Guest) -> Option<[u8; TAG_LEN]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::share::Secret;
-
-    fn ring(active: &str) -> KeyRing {
-        let keys = ["k1", "k2"]
-            .iter()
-            .map(|kid| {
-                (
-                    (*kid).to_owned(),
-                    Secret::from_bytes(vec![kid.as_bytes()[1]; 32]),
-                )
-            })
-            .collect();
-        KeyRing::new(active, keys).unwrap()
-    }
+    use crate::verify::test_ring as ring;
 
     fn guest(share_id: &str, expires_at: i64) -> Guest {
         Guest {

@@ -31,3 +31,19 @@ pub use store::{
     Attempt, AttemptRefusal, CodeStatus, CodeStore, CodeStoreUnavailable, InviteReservation,
     PendingCode,
 };
+
+/// The key ring the module tests of codes and form tokens sign with: keys `k1` and `k2`, each its
+/// own, `active` signing.
+#[cfg(test)]
+pub(crate) fn test_ring(active: &str) -> crate::share::keys::KeyRing {
+    let keys = ["k1", "k2"]
+        .iter()
+        .map(|kid| {
+            (
+                (*kid).to_owned(),
+                crate::share::Secret::from_bytes(vec![kid.as_bytes()[1]; 32]),
+            )
+        })
+        .collect();
+    crate::share::keys::KeyRing::new(active, keys).expect("test ring")
+}
