@@ -17,12 +17,13 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::TestGateway;
 use common::rows::{
     Check, Forwarded, GET_42, NOTHING, POST_HELLO, Row, Secrets, check_problems, exchange,
     framing_problems, judge,
 };
 use common::upstream::Received;
+use common::upstream::TestUpstream;
+use common::{TestGateway, config_text};
 
 use Check::Body;
 
@@ -703,6 +704,91 @@ const SPOOFING: &[Ask] = &[
         "Accept-Language is pinned to the share's",
         "GET /cases/42",
         "Accept-Language: de",
+        200,
+    ),
+];
+
+/// The guest allowlist: a header no list names never reaches the upstream, the browser's own do,
+/// and so do the names in `[upstream] guest_forward_headers` (here `X-CSRF-Token`).
+const UNLISTED: &[Ask] = &[
+    (
+        "an app's own tenant header",
+        "GET /cases/42",
+        "X-Tenant: other-hospital",
+        200,
+    ),
+    (
+        "a debug impersonation header",
+        "GET /cases/42",
+        "X-Debug-As: admin",
+        200,
+    ),
+    (
+        "an SSO agent's header",
+        "GET /cases/42",
+        "SM_USER: admin",
+        200,
+    ),
+    (
+        "an SSO agent's dashed header",
+        "GET /cases/42",
+        "Sm-User: admin",
+        200,
+    ),
+    (
+        "Via from the client",
+        "GET /cases/42",
+        "Via: 1.1 intranet-proxy",
+        200,
+    ),
+    ("Max-Forwards", "GET /cases/42", "Max-Forwards: 0", 200),
+    ("X-Request-Id", "GET /cases/42", "X-Request-Id: forged", 200),
+    (
+        "X-Correlation-Id",
+        "GET /cases/42",
+        "X-Correlation-Id: forged",
+        200,
+    ),
+    (
+        "a made-up header",
+        "GET /cases/42",
+        "X-Whatever-Next: 1",
+        200,
+    ),
+    (
+        "Accept and User-Agent pass",
+        "GET /cases/42",
+        "+Accept: text/html\n+User-Agent: Mozilla/5.0",
+        200,
+    ),
+    (
+        "conditional headers pass",
+        "GET /cases/42",
+        "+If-None-Match: \"v1\"\n+If-Modified-Since: Sat, 01 Jan 2026 00:00:00 GMT",
+        200,
+    ),
+    (
+        "X-Requested-With passes",
+        "GET /cases/42",
+        "+X-Requested-With: XMLHttpRequest",
+        200,
+    ),
+    (
+        "a configured extra header passes",
+        "GET /cases/42",
+        "+X-CSRF-Token: abc123",
+        200,
+    ),
+    (
+        "a configured extra header named in Connection is dropped",
+        "GET /cases/42",
+        "Connection: X-CSRF-Token\nX-CSRF-Token: abc123",
+        200,
+    ),
+    (
+        "traceparent passes",
+        "GET /cases/42",
+        "+traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
         200,
     ),
 ];
@@ -1579,7 +1665,17 @@ const H2: &[H2Ask] = &[
 
 #[tokio::test]
 async fn the_corpus_refuses_every_bypass_and_forwards_only_the_canonical_request() {
-    let gw = TestGateway::start_with("", &format!("{LIMITS}max_body_bytes = 16\n")).await;
+    let upstream = TestUpstream::start().await;
+    let text = config_text(
+        &upstream.url(),
+        "",
+        &format!("{LIMITS}max_body_bytes = 16\n"),
+    )
+    .replace(
+        "passthrough = false\n",
+        "passthrough = false\nguest_forward_headers = [\"X-CSRF-Token\"]\n",
+    );
+    let gw = TestGateway::start_from_text(upstream, &text).await;
     let secrets = Secrets::open(&gw).await;
     assert!(
         gw.upstream.take().is_empty(),
@@ -1588,7 +1684,7 @@ async fn the_corpus_refuses_every_bypass_and_forwards_only_the_canonical_request
     let mut failures = Vec::new();
     let mut rows = 0;
     for table in [
-        PATHS, METHODS, SPOOFING, HOSTS, HOP_BY_HOP, COOKIES, FORGERY, CROSS_SITE,
+        PATHS, METHODS, SPOOFING, UNLISTED, HOSTS, HOP_BY_HOP, COOKIES, FORGERY, CROSS_SITE,
     ] {
         for ask in table {
             rows += 1;
@@ -1839,7 +1935,7 @@ fn run_python_h2(input: &str) -> String {
 fn the_compact_rows_are_well_formed() {
     // A row whose request line has no method and target would test nothing.
     for table in [
-        PATHS, METHODS, SPOOFING, HOSTS, HOP_BY_HOP, COOKIES, FORGERY, CROSS_SITE,
+        PATHS, METHODS, SPOOFING, UNLISTED, HOSTS, HOP_BY_HOP, COOKIES, FORGERY, CROSS_SITE,
     ] {
         for (what, line, _, status) in table {
             assert!(line.split_once(' ').is_some(), "{what}: {line}");

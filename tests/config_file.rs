@@ -1409,3 +1409,53 @@ fn the_exhaustion_limits_have_their_documented_defaults_and_can_be_set() {
     assert_eq!(set.body_min_rate, 100);
     assert_eq!(set.h2_max_concurrent_streams, 16);
 }
+
+#[test]
+fn guest_forward_headers_are_read_and_every_unsafe_name_is_reported_at_its_line() {
+    let url = "url = \"http://127.0.0.1:8080\"";
+    let config = parse(&edit(
+        url,
+        &format!("{url}\nguest_forward_headers = [\"X-CSRF-Token\", \"x-app-version\"]"),
+    ))
+    .unwrap_or_else(|errors| panic!("{errors}"));
+    let names: Vec<&str> = config
+        .upstream
+        .guest_forward_headers
+        .iter()
+        .map(|name| name.as_str())
+        .collect();
+    assert_eq!(names, ["x-csrf-token", "x-app-version"]);
+    assert!(
+        parse(BASE)
+            .unwrap()
+            .upstream
+            .guest_forward_headers
+            .is_empty(),
+        "no extra header by default"
+    );
+
+    let text = edit(
+        url,
+        &format!(
+            "{url}\nguest_forward_headers = [\n  \"X-CSRF-Token\",\n  \"x-csrf-token\",\n  \"Cookie\",\n  \"X-Api-Key\",\n  \"X-Forwarded-User\",\n  \"X_User\",\n  \"Connection\",\n  \"Accept\",\n  \"bad header\",\n]"
+        ),
+    );
+    let found = problems(&text);
+    let expected = [
+        "test.toml:9:3: upstream.guest_forward_headers: \"x-csrf-token\" is listed twice",
+        "test.toml:10:3: upstream.guest_forward_headers: \"Cookie\" is a credential",
+        "test.toml:11:3: upstream.guest_forward_headers: \"X-Api-Key\" is a credential",
+        "test.toml:12:3: upstream.guest_forward_headers: \"X-Forwarded-User\" claims an identity",
+        "test.toml:13:3: upstream.guest_forward_headers: \"X_User\" claims an identity",
+        "test.toml:14:3: upstream.guest_forward_headers: \"Connection\" claims an identity or is a header casegate or the connection controls",
+        "test.toml:15:3: upstream.guest_forward_headers: \"Accept\" is forwarded for guests already",
+        "test.toml:16:3: upstream.guest_forward_headers: \"bad header\" is not a valid header name",
+    ];
+    assert_eq!(found.len(), expected.len(), "{found:#?}");
+    for (found, expected) in found.iter().zip(expected) {
+        assert!(
+            found.starts_with(expected),
+            "expected {expected:?}, found {found:?}"
+        );
+    }
+}

@@ -91,6 +91,7 @@ pub struct UpstreamSection {
     pub response_timeout: Option<Spanned<String>>,
     pub pool_idle_timeout: Option<Spanned<String>>,
     pub guest_headers: Option<BTreeMap<Spanned<String>, Spanned<SecretRef>>>,
+    pub guest_forward_headers: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// Where a secret's text comes from: `{ env = "NAME" }`, `{ file = "path" }` or `{ value = "..." }`.

@@ -7,6 +7,7 @@
 mod diagnostics;
 mod duration;
 mod file;
+mod guest_forward_headers;
 mod hsts;
 mod log;
 mod mail;
@@ -169,6 +170,8 @@ pub struct Upstream {
     pub pool_idle_timeout: Duration,
     /// Added to every guest request. Values are marked sensitive, so `Debug` hides them.
     pub guest_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Client headers forwarded for guests beyond the built-in allowlist.
+    pub guest_forward_headers: Vec<HeaderName>,
 }
 
 /// `[pages]`: what recipients read, the embedded templates with the operator's overrides.
@@ -769,6 +772,7 @@ impl Validator<'_, '_> {
             &IDLE_BOUNDS,
         );
         let guest_headers = self.guest_headers(raw.guest_headers.unwrap_or_default());
+        let guest_forward_headers = self.guest_forward_headers(raw.guest_forward_headers.as_ref());
         Some(Upstream {
             url: url?,
             passthrough: raw.passthrough.unwrap_or(false),
@@ -776,6 +780,7 @@ impl Validator<'_, '_> {
             response_timeout: response_timeout?,
             pool_idle_timeout: pool_idle_timeout?,
             guest_headers: guest_headers?,
+            guest_forward_headers: guest_forward_headers?,
         })
     }
 

@@ -63,7 +63,8 @@ struct Checked {
 impl Checked {
     fn new(config: &Config) -> Result<Checked, BuildError> {
         let upstream = Upstream::new(&config.upstream.url, config.upstream.guest_headers.clone())
-            .map_err(BuildError::Upstream)?;
+            .map_err(BuildError::Upstream)?
+            .forwarding(config.upstream.guest_forward_headers.clone());
         let public_host = HeaderValue::from_str(config.server.public_url.authority().as_str())
             .map_err(|_| BuildError::PublicHost)?;
         Ok(Checked {

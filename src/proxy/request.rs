@@ -6,7 +6,8 @@ use http::request::Parts;
 use http::uri::{PathAndQuery, Uri};
 use http::{HeaderMap, Version};
 
-use super::hop::{strip_client_identity, strip_guest_credentials, strip_hop_by_hop};
+use super::guest_allowlist::keep_guest_headers;
+use super::hop::{strip_client_identity, strip_hop_by_hop};
 use super::upstream::Upstream;
 use crate::share::Guest;
 
@@ -61,8 +62,8 @@ impl std::error::Error for RewriteError {
     }
 }
 
-/// Prepares a guest's request: no client cookies or credentials, no identity claims, only the
-/// share's identity as casegate states it.
+/// Prepares a guest's request: only the allowlisted headers of the client's (no cookies,
+/// credentials or identity claims), then the share's identity as casegate states it.
 pub fn rewrite_guest_request(
     parts: &mut Parts,
     guest: &Guest,
@@ -71,11 +72,11 @@ pub fn rewrite_guest_request(
     origin: &Origin,
 ) -> Result<(), RewriteError> {
     let headers = &mut parts.headers;
+    // Hop-by-hop first, so that a header named in `Connection` goes even if it is allowlisted.
     strip_hop_by_hop(headers);
-    strip_client_identity(headers);
-    // A guest speaks to the upstream only through the share: its own cookies (ours included) and
-    // credentials would let it act as whoever else it is in that browser.
-    strip_guest_credentials(headers);
+    // A guest speaks to the upstream only through the share: its own cookies (ours included),
+    // credentials and any header the app might trust would let it act as someone else.
+    keep_guest_headers(headers, &upstream.guest_forward_headers);
 
     add_forwarding_headers(headers, origin);
     add_share_identity(headers, guest, pin_language)?;

@@ -14,6 +14,9 @@ pub struct Upstream {
     pub host: HeaderValue,
     /// Headers added to every guest request, e.g. a read-only service login. Values may be secret.
     pub guest_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Client headers forwarded for guests beyond [`super::guest_allowlist::GUEST_REQUEST_HEADERS`]
+    /// (`[upstream] guest_forward_headers`).
+    pub guest_forward_headers: Vec<HeaderName>,
 }
 
 /// What makes a URL unusable as the upstream. Validation refuses these first; seeing one is a bug.
@@ -51,7 +54,14 @@ impl Upstream {
             authority,
             host,
             guest_headers,
+            guest_forward_headers: Vec::new(),
         })
+    }
+
+    /// Forwards these client headers for guests too, beyond the built-in allowlist.
+    pub fn forwarding(mut self, guest_forward_headers: Vec<HeaderName>) -> Self {
+        self.guest_forward_headers = guest_forward_headers;
+        self
     }
 
     /// The host (without IPv6 brackets) and port to open a TCP connection to.

@@ -1,0 +1,145 @@
+//! The request headers a guest may send to the upstream: an allowlist, not a denylist.
+//!
+//! [`super::hop`] names the headers known to be dangerous, but a legacy app may trust a header
+//! nobody listed (`X-Tenant`, `X-Debug-As`, an SSO agent's own name). A guest's request is
+//! therefore rebuilt from the headers a browser needs to fetch and display a case, plus the names
+//! the operator adds in `[upstream] guest_forward_headers`; everything else is dropped. Staff on
+//! `passthrough` keep the denylist: their requests are the app's own business.
+
+use http::HeaderMap;
+use http::header::HeaderName;
+
+/// End-to-end request headers a browser sends while viewing a case, and nothing that asserts who
+/// the client is. Cookies and credentials are absent on purpose: a guest speaks only through its
+/// share. `Host`, `X-Forwarded-*` and `X-Casegate-*` are casegate's and are added afterwards.
+pub const GUEST_REQUEST_HEADERS: [&str; 39] = [
+    // Content negotiation.
+    "accept",
+    "accept-charset",
+    "accept-encoding",
+    "accept-language",
+    // Caching, conditional and partial requests (video seeking).
+    "cache-control",
+    "pragma",
+    "if-match",
+    "if-none-match",
+    "if-modified-since",
+    "if-unmodified-since",
+    "if-range",
+    "range",
+    // A body, where the scope allows one.
+    "content-type",
+    "content-length",
+    "content-language",
+    // What the browser says about the request, which apps use for CSRF checks and for layout.
+    "user-agent",
+    "referer",
+    "origin",
+    "x-requested-with",
+    "sec-fetch-dest",
+    "sec-fetch-mode",
+    "sec-fetch-site",
+    "sec-fetch-user",
+    "sec-ch-ua",
+    "sec-ch-ua-mobile",
+    "sec-ch-ua-platform",
+    "sec-purpose",
+    "purpose",
+    "dnt",
+    "save-data",
+    "upgrade-insecure-requests",
+    "priority",
+    // A WebSocket handshake (`Upgrade` and `Connection` are put back by `upgrade.rs`).
+    "sec-websocket-key",
+    "sec-websocket-version",
+    "sec-websocket-protocol",
+    "sec-websocket-extensions",
+    // W3C trace context, so a request can be followed through the app's own tracing.
+    "traceparent",
+    "tracestate",
+    "baggage",
+];
+
+/// Whether a guest's copy of `name` is forwarded, given the operator's extra names.
+pub fn is_forwarded_for_guests(name: &HeaderName, extra: &[HeaderName]) -> bool {
+    GUEST_REQUEST_HEADERS.contains(&name.as_str()) || extra.contains(name)
+}
+
+/// Keeps only the allowlisted headers, every value of each in its order.
+pub fn keep_guest_headers(headers: &mut HeaderMap, extra: &[HeaderName]) {
+    let mut kept = HeaderMap::with_capacity(headers.len());
+    let mut current: Option<HeaderName> = None;
+    // `drain` names a header once and then yields its further values with `None`.
+    for (name, value) in headers.drain() {
+        if let Some(name) = name {
+            current = is_forwarded_for_guests(&name, extra).then_some(name);
+        }
+        if let Some(name) = &current {
+            kept.append(name.clone(), value);
+        }
+    }
+    *headers = kept;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::hop::tests::headers as map;
+    use crate::proxy::hop::{is_client_identity, is_guest_credential, strip_hop_by_hop};
+    use http::HeaderValue;
+
+    fn pairs(map: &HeaderMap) -> Vec<(String, String)> {
+        map.iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn only_listed_headers_survive_with_every_value_in_order() {
+        let mut headers = map(&[
+            ("accept", "text/html"),
+            ("x-tenant", "other-hospital"),
+            ("accept-encoding", "gzip"),
+            ("accept-encoding", "br"),
+            ("cookie", "session=staff"),
+            ("authorization", "Bearer x"),
+            ("x-debug-as", "admin"),
+            ("range", "bytes=0-99"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-casegate-case", "43"),
+        ]);
+        keep_guest_headers(&mut headers, &[]);
+        assert_eq!(
+            pairs(&headers),
+            [
+                ("accept".to_owned(), "text/html".to_owned()),
+                ("accept-encoding".to_owned(), "gzip".to_owned()),
+                ("accept-encoding".to_owned(), "br".to_owned()),
+                ("range".to_owned(), "bytes=0-99".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_operators_extra_names_are_forwarded_too() {
+        let mut headers = map(&[("x-csrf-token", "abc"), ("x-tenant", "t")]);
+        keep_guest_headers(&mut headers, &[HeaderName::from_static("x-csrf-token")]);
+        assert_eq!(
+            pairs(&headers),
+            [("x-csrf-token".to_owned(), "abc".to_owned())]
+        );
+    }
+
+    #[test]
+    fn the_list_holds_no_credential_identity_or_hop_by_hop_header() {
+        for name in GUEST_REQUEST_HEADERS {
+            let mut headers = HeaderMap::new();
+            headers.insert(HeaderName::from_static(name), HeaderValue::from_static("x"));
+            strip_hop_by_hop(&mut headers);
+            assert_eq!(headers.len(), 1, "{name} is hop-by-hop");
+            assert!(!is_client_identity(name), "{name} claims an identity");
+            assert!(!is_guest_credential(name), "{name} is a credential");
+            assert_ne!(name, "host");
+        }
+    }
+}
