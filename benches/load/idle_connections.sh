@@ -6,8 +6,9 @@
 # [server] workers = 2, plain HTTP) in front of it, opens a `casegate mint` link for the guest
 # cookie, then opens the connections one by one, sends one guest GET on each, checks the 200, and
 # leaves them open and idle. So that they stay open for the measurement, casegate's
-# header_read_timeout is 5m, idle_timeout 30m and max_connections 20000 in the config written here
-# (the defaults close an idle keep-alive connection after 10 s, and cap connections at 10,000).
+# header_read_timeout is 5m, idle_timeout 30m, and max_connections and max_connections_per_address
+# 2 x COUNT in the config written here (the defaults close an idle keep-alive connection after
+# 10 s, cap connections at 10,000 and one address at 512, and every connection here is from 127.0.0.1).
 # The script raises its open-file limit (ulimit -n, inherited by casegate and the client) to the
 # hard limit, which must allow at least COUNT + 1000 descriptors.
 #
@@ -43,7 +44,7 @@ read -r UP_PORT CASEGATE_PORT <<<"${PORTS[*]}"
 new_casegate_key
 start_upstream "$UP_PORT" 1M
 start_casegate casegate "$CASEGATE_PORT" plain \
-    $'header_read_timeout = "5m"\nidle_timeout = "30m"\nmax_connections = '"$((COUNT * 2))"
+    $'header_read_timeout = "5m"\nidle_timeout = "30m"\nmax_connections = '"$((COUNT * 2))"$'\nmax_connections_per_address = '"$((COUNT * 2))"
 COOKIE=$(guest_cookie "$CASEGATE_CONFIG")
 "${LOADTOOL[@]}" probe "http://127.0.0.1:$CASEGATE_PORT$JSON_PATH" --header "Cookie: $COOKIE" \
     --expect 200 >/dev/null
