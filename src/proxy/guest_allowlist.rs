@@ -9,6 +9,8 @@
 use http::HeaderMap;
 use http::header::HeaderName;
 
+use super::hop::connection_named;
+
 /// End-to-end request headers a browser sends while viewing a case, and nothing that asserts who
 /// the client is. Cookies and credentials are absent on purpose: a guest speaks only through its
 /// share. `Host`, `X-Forwarded-*` and `X-Casegate-*` are casegate's and are added afterwards.
@@ -65,14 +67,18 @@ pub fn is_forwarded_for_guests(name: &HeaderName, extra: &[HeaderName]) -> bool 
     GUEST_REQUEST_HEADERS.contains(&name.as_str()) || extra.contains(name)
 }
 
-/// Keeps only the allowlisted headers, every value of each in its order.
+/// Keeps only the allowlisted headers, every value of each in its order, less those the client
+/// named in `Connection`. No hop-by-hop header is on the list, so this also does what
+/// [`super::hop::strip_hop_by_hop`] does.
 pub fn keep_guest_headers(headers: &mut HeaderMap, extra: &[HeaderName]) {
+    let connection_named = connection_named(headers);
     let mut kept = HeaderMap::with_capacity(headers.len());
     let mut current: Option<HeaderName> = None;
     // `drain` names a header once and then yields its further values with `None`.
     for (name, value) in headers.drain() {
         if let Some(name) = name {
-            current = is_forwarded_for_guests(&name, extra).then_some(name);
+            current = (is_forwarded_for_guests(&name, extra) && !connection_named.contains(&name))
+                .then_some(name);
         }
         if let Some(name) = &current {
             kept.append(name.clone(), value);
@@ -117,6 +123,23 @@ mod tests {
                 ("accept-encoding".to_owned(), "br".to_owned()),
                 ("range".to_owned(), "bytes=0-99".to_owned()),
             ]
+        );
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_named_in_connection_go_too() {
+        let mut headers = map(&[
+            ("connection", "keep-alive, Accept-Language, X-CSRF-Token"),
+            ("te", "trailers"),
+            ("transfer-encoding", "chunked"),
+            ("accept-language", "sv"),
+            ("x-csrf-token", "abc"),
+            ("accept", "text/html"),
+        ]);
+        keep_guest_headers(&mut headers, &[HeaderName::from_static("x-csrf-token")]);
+        assert_eq!(
+            pairs(&headers),
+            [("accept".to_owned(), "text/html".to_owned())]
         );
     }
 

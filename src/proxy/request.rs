@@ -72,10 +72,9 @@ pub fn rewrite_guest_request(
     origin: &Origin,
 ) -> Result<(), RewriteError> {
     let headers = &mut parts.headers;
-    // Hop-by-hop first, so that a header named in `Connection` goes even if it is allowlisted.
-    strip_hop_by_hop(headers);
     // A guest speaks to the upstream only through the share: its own cookies (ours included),
-    // credentials and any header the app might trust would let it act as someone else.
+    // credentials and any header the app might trust would let it act as someone else. Hop-by-hop
+    // headers and those named in `Connection` go too.
     keep_guest_headers(headers, &upstream.guest_forward_headers);
 
     add_forwarding_headers(headers, origin);

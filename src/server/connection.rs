@@ -5,9 +5,12 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::future::Future;
+use std::pin::Pin;
+
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
@@ -17,6 +20,7 @@ use tracing::{debug, info};
 use super::activity::{Activity, TrackedIo};
 use super::body_pace::{BodyPace, PacedBody};
 use super::head;
+use super::preface::{self, Prefixed, Protocol};
 use super::slots::ConnectionSlot;
 use crate::access_log::{AccessLog, LoggedBody, RequestBody};
 use crate::config::Limits;
@@ -53,18 +57,24 @@ pub const H2_MAX_PENDING_ACCEPT_RESETS: usize = 64;
 /// connection.
 pub const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
 
-/// Builds the protocol builder once per listener; it is cheap to share across connections.
-pub fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+/// hyper's HTTP/1.1 and HTTP/2 connection builders, configured once per listener and cheap to
+/// share across its connections. Which one serves a connection is decided by ALPN (TLS) or by
+/// the HTTP/2 preface (cleartext, `preface.rs`).
+pub struct HttpBuilders {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
+
+pub fn http_builders(limits: &Limits) -> HttpBuilders {
+    let mut http1 = http1::Builder::new();
+    http1
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(MIN_HYPER_BUFFER))
         .max_headers(limits.max_headers)
         .keep_alive(true);
-    builder
-        .http2()
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    http2
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
         .max_concurrent_streams(limits.h2_max_concurrent_streams)
@@ -79,7 +89,7 @@ pub fn http_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
         // watchdog, so a client with no stream open could hold its connection forever. The
         // watchdog already closes a dead peer's connection, since a dead peer does no IO.
         .keep_alive_interval(None);
-    builder
+    HttpBuilders { http1, http2 }
 }
 
 /// What every connection of one worker shares.
@@ -88,7 +98,7 @@ pub struct Listening {
     pub tls: Option<Arc<Snapshot<TlsAcceptor>>>,
     /// Read once per request: a reload changes what the next request sees, never one in flight.
     pub gateway: Arc<Snapshot<Gateway>>,
-    pub builder: auto::Builder<TokioExecutor>,
+    pub builders: HttpBuilders,
     pub limits: Limits,
     pub access_log: Arc<AccessLog>,
     /// This worker's upstream connections.
@@ -107,7 +117,7 @@ pub async fn serve_connection(
     let slot = Some(slot);
     let gateway = Arc::clone(&listening.gateway);
     let access_log = Arc::clone(&listening.access_log);
-    let (builder, limits) = (&listening.builder, &listening.limits);
+    let (builders, limits) = (&listening.builders, &listening.limits);
     match listening.tls.as_ref().map(|tls| tls.current()) {
         None => {
             let info = ConnectionInfo {
@@ -117,13 +127,24 @@ pub async fn serve_connection(
                 slot,
                 upstream: listening.upstream.clone(),
             };
-            run_http(stream, info, gateway, access_log, builder, limits, shutdown).await;
+            let served = Served {
+                gateway,
+                access_log,
+                builders,
+                limits,
+                shutdown,
+            };
+            run_http(stream, None, info, served).await;
         }
         Some(acceptor) => {
             let handshake =
                 tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream)).await;
             match handshake {
                 Ok(Ok(tls_stream)) => {
+                    let protocol = match tls_stream.get_ref().1.alpn_protocol() {
+                        Some(b"h2") => Protocol::Http2,
+                        _ => Protocol::Http1,
+                    };
                     let info = ConnectionInfo {
                         peer,
                         client: ClientAddress::direct(peer.ip()),
@@ -131,10 +152,14 @@ pub async fn serve_connection(
                         slot,
                         upstream: listening.upstream.clone(),
                     };
-                    run_http(
-                        tls_stream, info, gateway, access_log, builder, limits, shutdown,
-                    )
-                    .await;
+                    let served = Served {
+                        gateway,
+                        access_log,
+                        builders,
+                        limits,
+                        shutdown,
+                    };
+                    run_http(tls_stream, Some(protocol), info, served).await;
                 }
                 Ok(Err(error)) => debug!(%peer, %error, "TLS handshake failed"),
                 Err(_) => debug!(%peer, "TLS handshake timed out"),
@@ -143,19 +168,45 @@ pub async fn serve_connection(
     }
 }
 
-async fn run_http<T>(
-    io: T,
-    info: ConnectionInfo,
+/// What serving HTTP on a connection needs from its listener.
+struct Served<'a> {
     gateway: Arc<Snapshot<Gateway>>,
     access_log: Arc<AccessLog>,
-    builder: &auto::Builder<TokioExecutor>,
-    limits: &Limits,
-    mut shutdown: watch::Receiver<bool>,
-) where
+    builders: &'a HttpBuilders,
+    limits: &'a Limits,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Serves HTTP on `io`: the given protocol (from ALPN), or on cleartext the one its first bytes
+/// announce.
+async fn run_http<T>(io: T, protocol: Option<Protocol>, info: ConnectionInfo, served: Served<'_>)
+where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let Served {
+        gateway,
+        access_log,
+        builders,
+        limits,
+        shutdown,
+    } = served;
     let activity = Activity::new();
-    let io = TokioIo::new(TrackedIo::new(io, Arc::clone(&activity)));
+    let io = TrackedIo::new(io, Arc::clone(&activity));
+    let (protocol, io) = match protocol {
+        Some(protocol) => (protocol, Prefixed::plain(io)),
+        None => match tokio::time::timeout(limits.header_read_timeout, preface::sniff(io)).await {
+            Ok(Ok(sniffed)) => sniffed,
+            Ok(Err(error)) => {
+                debug!(peer = %info.peer, %error, "connection failed before its first request");
+                return;
+            }
+            Err(_) => {
+                debug!(peer = %info.peer, "closing connection that sent nothing");
+                return;
+            }
+        },
+    };
+    let io = TokioIo::new(io);
     // Dropped when this function returns, however the connection ended.
     let gauge = Arc::new(ConnectionGauge::new(Arc::clone(
         gateway.current().metrics(),
@@ -205,38 +256,85 @@ async fn run_http<T>(
             Ok::<_, Infallible>(response.map(|body| LoggedBody::new(body, record, access_log)))
         }
     });
-    let connection = builder.serve_connection_with_upgrades(io, service);
-    tokio::pin!(connection);
-    // hyper's header timer starts only once it knows the protocol; a peer that never sends a byte
-    // gets the same deadline from here instead of living until the idle timeout.
-    let first_byte_deadline = tokio::time::sleep(limits.header_read_timeout);
-    tokio::pin!(first_byte_deadline);
-    let mut first_byte_checked = false;
-    let mut shutting_down = false;
-    loop {
-        tokio::select! {
-            () = &mut first_byte_deadline, if !first_byte_checked => {
-                first_byte_checked = true;
-                if !activity.has_read() {
-                    debug!(peer = %peer, "closing connection that sent nothing");
+    match protocol {
+        Protocol::Http1 => {
+            let connection = builders.http1.serve_connection(io, service).with_upgrades();
+            tokio::pin!(connection);
+            let lifetime = Lifetime {
+                activity: &activity,
+                limits,
+                peer,
+                shutdown,
+            };
+            lifetime
+                .drive(connection, |connection| connection.graceful_shutdown())
+                .await;
+        }
+        Protocol::Http2 => {
+            let connection = builders.http2.serve_connection(io, service);
+            tokio::pin!(connection);
+            let lifetime = Lifetime {
+                activity: &activity,
+                limits,
+                peer,
+                shutdown,
+            };
+            lifetime
+                .drive(connection, |connection| connection.graceful_shutdown())
+                .await;
+        }
+    }
+}
+
+/// What ends a connection besides its peer: no first byte in time, idleness, shutdown.
+struct Lifetime<'a> {
+    activity: &'a Arc<Activity>,
+    limits: &'a Limits,
+    peer: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Lifetime<'_> {
+    async fn drive<C, E>(
+        mut self,
+        mut connection: Pin<&mut C>,
+        graceful_shutdown: impl Fn(Pin<&mut C>),
+    ) where
+        C: Future<Output = Result<(), E>>,
+        E: std::fmt::Display,
+    {
+        let (activity, limits, peer) = (self.activity, self.limits, self.peer);
+        // hyper's header timer starts only once it knows the protocol; a peer that never sends
+        // a byte gets the same deadline from here instead of living until the idle timeout.
+        let first_byte_deadline = tokio::time::sleep(limits.header_read_timeout);
+        tokio::pin!(first_byte_deadline);
+        let mut first_byte_checked = false;
+        let mut shutting_down = false;
+        loop {
+            tokio::select! {
+                () = &mut first_byte_deadline, if !first_byte_checked => {
+                    first_byte_checked = true;
+                    if !activity.has_read() {
+                        debug!(peer = %peer, "closing connection that sent nothing");
+                        return;
+                    }
+                }
+                result = connection.as_mut() => {
+                    if let Err(error) = result {
+                        debug!(peer = %peer, %error, "connection ended with an error");
+                    }
                     return;
                 }
-            }
-            result = connection.as_mut() => {
-                if let Err(error) = result {
-                    debug!(peer = %peer, %error, "connection ended with an error");
+                () = activity.idle_for(limits.idle_timeout), if !shutting_down => {
+                    debug!(peer = %peer, "closing idle connection");
+                    return;
                 }
-                return;
-            }
-            () = activity.idle_for(limits.idle_timeout), if !shutting_down => {
-                debug!(peer = %peer, "closing idle connection");
-                return;
-            }
-            changed = shutdown.changed(), if !shutting_down => {
-                // A closed channel means the server is gone: shut down the same way.
-                let _ = changed;
-                shutting_down = true;
-                connection.as_mut().graceful_shutdown();
+                changed = self.shutdown.changed(), if !shutting_down => {
+                    // A closed channel means the server is gone: shut down the same way.
+                    let _ = changed;
+                    shutting_down = true;
+                    graceful_shutdown(connection.as_mut());
+                }
             }
         }
     }

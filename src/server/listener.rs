@@ -9,7 +9,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
-use super::connection::{Listening, http_builder, serve_connection};
+use super::connection::{Listening, http_builders, serve_connection};
 use super::slots::{ConnectionSlot, PerAddress};
 use super::workers::Shared;
 use crate::proxy::client::UpstreamPool;
@@ -28,7 +28,7 @@ pub async fn serve_worker(
     let listening = Arc::new(Listening {
         tls: shared.tls.clone(),
         gateway: Arc::clone(&shared.gateway),
-        builder: http_builder(&shared.limits),
+        builders: http_builders(&shared.limits),
         limits: shared.limits.clone(),
         access_log: Arc::clone(&shared.access_log),
         upstream: UpstreamPool::new(),

@@ -6,6 +6,7 @@ pub mod body_pace;
 pub mod connection;
 mod head;
 pub mod listener;
+mod preface;
 pub mod slots;
 pub mod tls;
 pub mod workers;
