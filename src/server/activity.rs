@@ -19,6 +19,17 @@ pub struct Activity {
     in_flight: AtomicUsize,
     /// Whether the peer has sent at least one byte.
     has_read: AtomicBool,
+    /// Set while an idle HTTP/1 connection is being taken apart to be parked (`connection.rs`):
+    /// hyper then ends its side without shutting the stream down, which stays open for the
+    /// next request.
+    parking: AtomicBool,
+    /// Bytes read since the last request head was complete: the start of the next request,
+    /// which a connection must not be parked in the middle of (hyper would answer it with
+    /// `Connection: close`).
+    unanswered_input: AtomicBool,
+    /// Whether the last request left the connection in a state hyper keeps alive for certain
+    /// (see [`Activity::request_started`]); only such a connection is parked.
+    reusable: AtomicBool,
 }
 
 impl Activity {
@@ -28,6 +39,9 @@ impl Activity {
             last_io_millis: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             has_read: AtomicBool::new(false),
+            parking: AtomicBool::new(false),
+            unanswered_input: AtomicBool::new(false),
+            reusable: AtomicBool::new(false),
         })
     }
 
@@ -41,19 +55,49 @@ impl Activity {
         self.has_read.load(Ordering::Relaxed)
     }
 
-    /// Marks a request as in flight until the returned guard is dropped.
-    pub fn request_started(self: &Arc<Self>) -> InFlight {
+    /// Whether the connection is being parked: see [`Activity::set_parking`].
+    pub fn is_parking(&self) -> bool {
+        self.parking.load(Ordering::Relaxed)
+    }
+
+    /// While set, shutting the stream down does nothing, so hyper can be asked to end an idle
+    /// connection whose stream is kept.
+    pub fn set_parking(&self, parking: bool) {
+        self.parking.store(parking, Ordering::Relaxed);
+    }
+
+    /// Marks a request as in flight until the returned guard is dropped. `reusable`: the request
+    /// was HTTP/1.1 without `Connection: close` and without a body, so the connection is kept
+    /// alive after it whatever the answer. After any other (a body the gateway may not read, a
+    /// close asked for) hyper may be about to close the connection, which parking would keep.
+    pub fn request_started(self: &Arc<Self>, reusable: bool) -> InFlight {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.reusable.store(reusable, Ordering::Relaxed);
+        self.unanswered_input.store(false, Ordering::Relaxed);
         InFlight(Arc::clone(self))
     }
 
     /// Waits until the connection has been idle (no request in flight, no IO) for `limit`.
     pub async fn idle_for(&self, limit: Duration) {
+        self.quiet_for(limit, false).await;
+    }
+
+    /// Waits until the connection has been idle for `limit` between requests: also no byte of a
+    /// next request read yet, and the last request one after which the connection stays open.
+    pub async fn between_requests_for(&self, limit: Duration) {
+        self.quiet_for(limit, true).await;
+    }
+
+    async fn quiet_for(&self, limit: Duration, between_requests: bool) {
         loop {
             let last_io =
                 self.started + Duration::from_millis(self.last_io_millis.load(Ordering::Relaxed));
             let deadline = last_io + limit;
-            if Instant::now() >= deadline && self.in_flight.load(Ordering::Relaxed) == 0 {
+            let quiet = self.in_flight.load(Ordering::Relaxed) == 0
+                && !(between_requests
+                    && (self.unanswered_input.load(Ordering::Relaxed)
+                        || !self.reusable.load(Ordering::Relaxed)));
+            if Instant::now() >= deadline && quiet {
                 return;
             }
             let next_check = deadline.max(Instant::now() + Duration::from_millis(100));
@@ -68,6 +112,9 @@ pub struct InFlight(Arc<Activity>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        // The request's body has been read by now (the upstream answered); what comes next is
+        // the next request.
+        self.0.unanswered_input.store(false, Ordering::Relaxed);
         self.0.touch();
     }
 }
@@ -96,6 +143,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for TrackedIo<T> {
         if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             self.activity.touch();
             self.activity.has_read.store(true, Ordering::Relaxed);
+            self.activity
+                .unanswered_input
+                .store(true, Ordering::Relaxed);
         }
         result
     }
@@ -135,6 +185,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for TrackedIo<T> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.activity.is_parking() {
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -11,6 +11,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 
 /// RFC 9113 section 3.4.
@@ -38,33 +39,32 @@ pub async fn sniff<T: AsyncRead + Unpin>(mut io: T) -> io::Result<(Protocol, Pre
             break Protocol::Http2;
         }
     };
-    Ok((protocol, Prefixed::new(io, &read[..filled])))
+    Ok((
+        protocol,
+        Prefixed::new(io, Bytes::copy_from_slice(&read[..filled])),
+    ))
 }
 
 /// A stream with some bytes already read from it put back in front.
 #[derive(Debug)]
 pub struct Prefixed<T> {
     inner: T,
-    prefix: [u8; 24],
-    start: usize,
-    end: usize,
+    prefix: Bytes,
 }
 
 impl<T> Prefixed<T> {
-    fn new(inner: T, bytes: &[u8]) -> Prefixed<T> {
-        let mut prefix = [0u8; 24];
-        prefix[..bytes.len()].copy_from_slice(bytes);
-        Prefixed {
-            inner,
-            prefix,
-            start: 0,
-            end: bytes.len(),
-        }
+    pub fn new(inner: T, prefix: Bytes) -> Prefixed<T> {
+        Prefixed { inner, prefix }
     }
 
     /// A stream with nothing put back (the protocol was known from ALPN).
     pub fn plain(inner: T) -> Prefixed<T> {
-        Prefixed::new(inner, &[])
+        Prefixed::new(inner, Bytes::new())
+    }
+
+    /// The stream and whatever of the prefix was not read yet.
+    pub fn into_parts(self) -> (T, Bytes) {
+        (self.inner, self.prefix)
     }
 }
 
@@ -75,13 +75,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if this.start == this.end {
+        if this.prefix.is_empty() {
             return Pin::new(&mut this.inner).poll_read(cx, buf);
         }
-        let take = (this.end - this.start).min(buf.remaining());
-        buf.put_slice(&this.prefix[this.start..this.start + take]);
-        this.start += take;
-        if this.start == this.end && buf.remaining() > 0 {
+        let take = this.prefix.len().min(buf.remaining());
+        buf.put_slice(&this.prefix[..take]);
+        this.prefix.advance(take);
+        if this.prefix.is_empty() && buf.remaining() > 0 {
             // The rest of the request, if it has arrived, in the same read. Pending or an error
             // here waits for the next read: the prefix was delivered either way.
             let _ = Pin::new(&mut this.inner).poll_read(cx, buf);

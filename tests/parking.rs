@@ -1,0 +1,154 @@
+//! Parked keep-alive connections (issue 7, idle memory): an HTTP/1 connection idle for a second
+//! gives up hyper's buffers and waits holding only its stream. None of that may be visible to the
+//! client: the next request on the same connection is served as if nothing happened, a request
+//! head paused half-way is still served on its connection, and the limits that close idle connections and the
+//! shutdown still apply to a parked one.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use common::TestGateway;
+use common::raw_client::{RawResponse, parse_response};
+
+/// Longer than casegate's park delay (1 s), so the connection is parked when the next request comes.
+const PARKED: Duration = Duration::from_millis(1600);
+
+fn keep_alive_get(target: &str, cookie: &str) -> String {
+    format!("GET {target} HTTP/1.1\r\nHost: share.test\r\nCookie: {cookie}\r\n\r\n")
+}
+
+/// Reads exactly one response (framed by Content-Length) from a kept-alive connection.
+async fn read_response(stream: &mut TcpStream) -> RawResponse {
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(head_end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = parse_response(&bytes[..head_end + 4]).expect("a response head");
+            let length: usize = head
+                .header("content-length")
+                .and_then(|value| value.parse().ok())
+                .expect("a Content-Length");
+            if bytes.len() >= head_end + 4 + length {
+                return parse_response(&bytes[..head_end + 4 + length]).expect("a response");
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .expect("a response within 5 s")
+            .expect("read");
+        assert!(n > 0, "the gateway closed the connection: {bytes:?}");
+        bytes.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Waits for the gateway to close the connection; how long that took.
+async fn closed_within(stream: &mut TcpStream, limit: Duration) -> Duration {
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    tokio::time::timeout(limit, stream.read_to_end(&mut rest))
+        .await
+        .expect("the gateway closes the connection in time")
+        .expect("read to the end");
+    assert!(rest.is_empty(), "nothing is sent on close: {rest:?}");
+    started.elapsed()
+}
+
+#[tokio::test]
+async fn a_parked_connection_serves_its_next_requests_as_if_it_never_left() {
+    let gw = TestGateway::start().await;
+    let cookie = gw.open_link("42", "view").await;
+    gw.upstream.take();
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    for round in 0..3 {
+        let target = format!("/cases/42?round={round}");
+        stream
+            .write_all(keep_alive_get(&target, &cookie).as_bytes())
+            .await
+            .unwrap();
+        let response = read_response(&mut stream).await;
+        assert_eq!(response.status, 200, "round {round}: {}", response.text());
+        assert_eq!(response.header("connection"), None, "round {round}");
+        tokio::time::sleep(PARKED).await;
+    }
+    let received: Vec<String> = gw
+        .upstream
+        .take()
+        .iter()
+        .map(|r| r.target().to_owned())
+        .collect();
+    assert_eq!(
+        received,
+        [
+            "/cases/42?round=0",
+            "/cases/42?round=1",
+            "/cases/42?round=2"
+        ]
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_head_paused_half_way_is_never_cut_by_parking() {
+    let gw = TestGateway::start().await;
+    let cookie = gw.open_link("42", "view").await;
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    let request = keep_alive_get("/cases/42/notes", &cookie);
+    let (first, second) = request.split_at(request.len() / 2);
+    // The first request is served, then the next head stops half-way for longer than the park
+    // delay: a connection is not parked in the middle of a request (hyper would answer it with
+    // `Connection: close`), so the rest completes it on the same connection.
+    stream
+        .write_all(keep_alive_get("/cases/42", &cookie).as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut stream).await.status, 200);
+    stream.write_all(first.as_bytes()).await.unwrap();
+    tokio::time::sleep(PARKED).await;
+    stream.write_all(second.as_bytes()).await.unwrap();
+    let response = read_response(&mut stream).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.header("connection"), None);
+    let last = gw
+        .upstream
+        .take()
+        .pop()
+        .expect("the upstream got the request");
+    assert_eq!(last.target(), "/cases/42/notes");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_parked_connection_is_still_closed_at_the_idle_timeout_and_on_shutdown() {
+    let gw = TestGateway::start_with("", "[server.limits]\nidle_timeout = \"3s\"\n").await;
+    let cookie = gw.open_link("42", "view").await;
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    stream
+        .write_all(keep_alive_get("/cases/42", &cookie).as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut stream).await.status, 200);
+    // Parked after 1 s, closed by the idle timeout 3 s after the response.
+    let waited = closed_within(&mut stream, Duration::from_secs(6)).await;
+    assert!(
+        waited >= Duration::from_millis(2500),
+        "closed after {waited:?}, before the idle timeout"
+    );
+
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    stream
+        .write_all(keep_alive_get("/cases/42", &cookie).as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut stream).await.status, 200);
+    tokio::time::sleep(PARKED).await;
+    let stopping = tokio::spawn(gw.stop());
+    closed_within(&mut stream, Duration::from_secs(2)).await;
+    tokio::time::timeout(Duration::from_secs(5), stopping)
+        .await
+        .expect("the gateway stops with a parked connection open")
+        .unwrap();
+}
