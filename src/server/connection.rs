@@ -119,52 +119,43 @@ pub async fn serve_connection(
     let gateway = Arc::clone(&listening.gateway);
     let access_log = Arc::clone(&listening.access_log);
     let (builders, limits) = (&listening.builders, &listening.limits);
-    match listening.tls.as_ref().map(|tls| tls.current()) {
-        None => {
-            let info = ConnectionInfo {
-                peer,
-                client: ClientAddress::direct(peer.ip()),
-                tls: false,
-                slot,
-                upstream: listening.upstream.clone(),
-            };
-            let served = Served {
-                gateway,
-                access_log,
-                builders,
-                limits,
-                shutdown,
-            };
-            run_http(stream, None, info, served).await;
-        }
+    let acceptor = listening.tls.as_ref().map(|tls| tls.current());
+    let info = ConnectionInfo {
+        peer,
+        client: ClientAddress::direct(peer.ip()),
+        tls: acceptor.is_some(),
+        slot,
+        upstream: listening.upstream.clone(),
+    };
+    let served = Served {
+        gateway,
+        access_log,
+        builders,
+        limits,
+        shutdown,
+    };
+    match acceptor {
+        None => run_http(stream, None, info, served).await,
+        // Boxed: the handshake and a TLS stream (rustls's state) are several KiB, which would
+        // otherwise size every connection's task, plain ones included.
         Some(acceptor) => {
-            let handshake =
-                tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream)).await;
-            match handshake {
-                Ok(Ok(tls_stream)) => {
-                    let protocol = match tls_stream.get_ref().1.alpn_protocol() {
-                        Some(b"h2") => Protocol::Http2,
-                        _ => Protocol::Http1,
-                    };
-                    let info = ConnectionInfo {
-                        peer,
-                        client: ClientAddress::direct(peer.ip()),
-                        tls: true,
-                        slot,
-                        upstream: listening.upstream.clone(),
-                    };
-                    let served = Served {
-                        gateway,
-                        access_log,
-                        builders,
-                        limits,
-                        shutdown,
-                    };
-                    run_http(tls_stream, Some(protocol), info, served).await;
+            Box::pin(async move {
+                let handshake =
+                    tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream))
+                        .await;
+                match handshake {
+                    Ok(Ok(tls_stream)) => {
+                        let protocol = match tls_stream.get_ref().1.alpn_protocol() {
+                            Some(b"h2") => Protocol::Http2,
+                            _ => Protocol::Http1,
+                        };
+                        run_http(tls_stream, Some(protocol), info, served).await;
+                    }
+                    Ok(Err(error)) => debug!(%peer, %error, "TLS handshake failed"),
+                    Err(_) => debug!(%peer, "TLS handshake timed out"),
                 }
-                Ok(Err(error)) => debug!(%peer, %error, "TLS handshake failed"),
-                Err(_) => debug!(%peer, "TLS handshake timed out"),
-            }
+            })
+            .await
         }
     }
 }
@@ -266,8 +257,11 @@ where
     match protocol {
         Protocol::Http1 => lifetime.serve_http1(&builders.http1, io, service).await,
         Protocol::Http2 => {
-            let connection = builders.http2.serve_connection(TokioIo::new(io), service);
-            tokio::pin!(connection);
+            // Boxed like the TLS handshake: h2's connection state is large and only HTTP/2
+            // connections should pay for it.
+            let mut connection =
+                Box::pin(builders.http2.serve_connection(TokioIo::new(io), service));
+            let connection = connection.as_mut();
             lifetime
                 .drive(
                     connection,
@@ -359,18 +353,26 @@ impl Lifetime<'_> {
                 (Ended::Parked, Some(parts)) => parts,
                 _ => return,
             };
+            debug!(peer = %self.peer, "parked idle connection");
+            super::trim::connection_parked();
             service = parts.service;
             let (mut stream, unread) = parts.io.into_inner().into_parts();
-            // Bytes read past the last request (pipelined) go back in front of the stream;
-            // with none, the connection waits here holding nothing but the stream.
-            let prefix = match (unread.is_empty(), parts.read_buf.is_empty()) {
-                (true, true) => match self.next_byte(&mut stream).await {
+            // Bytes read past the last request (pipelined) go back in front of the stream.
+            // hyper hands its read buffer back even when empty, and an empty `Bytes` still holds
+            // the buffer's 8 KiB: only what is left in it is kept.
+            let leftover = [unread, parts.read_buf]
+                .into_iter()
+                .filter(|bytes| !bytes.is_empty())
+                .map(|bytes| bytes.to_vec())
+                .collect::<Vec<_>>();
+            let prefix = if leftover.is_empty() {
+                // Nothing waiting: the connection waits here holding nothing but the stream.
+                match self.next_byte(&mut stream).await {
                     Some(byte) => Bytes::copy_from_slice(&[byte]),
                     None => return,
-                },
-                (true, false) => parts.read_buf,
-                (false, true) => unread,
-                (false, false) => [unread, parts.read_buf].concat().into(),
+                }
+            } else {
+                leftover.concat().into()
             };
             io = Prefixed::new(stream, prefix);
         }

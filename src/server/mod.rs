@@ -9,6 +9,7 @@ pub mod listener;
 mod preface;
 pub mod slots;
 pub mod tls;
+mod trim;
 pub mod workers;
 
 pub use crate::config::Limits;
