@@ -5,6 +5,7 @@ pub mod activity;
 pub mod body_pace;
 pub mod connection;
 mod head;
+mod lifetime;
 pub mod listener;
 mod preface;
 pub mod slots;
