@@ -12,37 +12,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use common::TestGateway;
-use common::raw_client::{RawResponse, parse_response};
+use common::raw_client::read_one_response as read_response;
 
 /// Longer than casegate's park delay (1 s), so the connection is parked when the next request comes.
 const PARKED: Duration = Duration::from_millis(1600);
 
 fn keep_alive_get(target: &str, cookie: &str) -> String {
     format!("GET {target} HTTP/1.1\r\nHost: share.test\r\nCookie: {cookie}\r\n\r\n")
-}
-
-/// Reads exactly one response (framed by Content-Length) from a kept-alive connection.
-async fn read_response(stream: &mut TcpStream) -> RawResponse {
-    let mut bytes = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(head_end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = parse_response(&bytes[..head_end + 4]).expect("a response head");
-            let length: usize = head
-                .header("content-length")
-                .and_then(|value| value.parse().ok())
-                .expect("a Content-Length");
-            if bytes.len() >= head_end + 4 + length {
-                return parse_response(&bytes[..head_end + 4 + length]).expect("a response");
-            }
-        }
-        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
-            .await
-            .expect("a response within 5 s")
-            .expect("read");
-        assert!(n > 0, "the gateway closed the connection: {bytes:?}");
-        bytes.extend_from_slice(&chunk[..n]);
-    }
 }
 
 /// Waits for the gateway to close the connection; how long that took.

@@ -210,6 +210,29 @@ async fn get_over_tls(
     parse_response(&bytes).expect("a response")
 }
 
+/// An idle HTTP/1 connection is parked after a second (`src/server/lifetime.rs`); over TLS the
+/// byte that wakes it is read through rustls, and the rest of the request must follow it.
+#[tokio::test]
+async fn a_kept_alive_tls_connection_is_parked_and_serves_its_next_requests() {
+    let pki = TestPki::new();
+    let gw = start_tls_gateway(&pki).await;
+    let link = gw.link_path("42", "view");
+    let cookie = common::raw_client::cookie_pair(&get_over_tls(&gw, &pki, &link).await);
+    let mut tls = connect(&gw, &pki, &[b"http/1.1"]).await;
+    for round in 0..3 {
+        let request = format!(
+            "GET /cases/42?round={round} HTTP/1.1\r\nHost: share.test\r\nCookie: {cookie}\r\n\r\n"
+        );
+        tls.write_all(request.as_bytes()).await.unwrap();
+        let response = common::raw_client::read_one_response(&mut tls).await;
+        assert_eq!(response.status, 200, "round {round}: {}", response.text());
+        assert_eq!(response.header("connection"), None, "round {round}");
+        tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    }
+    assert_eq!(gw.upstream.take().len(), 3);
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn hsts_is_on_every_answer_over_tls_refusals_and_redirects_included_unless_switched_off() {
     let pki = TestPki::new();

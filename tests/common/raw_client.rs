@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 #[derive(Debug)]
@@ -116,4 +116,28 @@ fn dechunk(mut rest: &[u8]) -> Vec<u8> {
         rest = &rest[(size + 2).min(rest.len())..];
     }
     body
+}
+
+/// Reads exactly one response (framed by Content-Length) from a kept-alive connection.
+pub async fn read_one_response<S: AsyncRead + Unpin>(stream: &mut S) -> RawResponse {
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some(head_end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = parse_response(&bytes[..head_end + 4]).expect("a response head");
+            let length: usize = head
+                .header("content-length")
+                .and_then(|value| value.parse().ok())
+                .expect("a Content-Length");
+            if bytes.len() >= head_end + 4 + length {
+                return parse_response(&bytes[..head_end + 4 + length]).expect("a response");
+            }
+        }
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .expect("a response within 5 s")
+            .expect("read");
+        assert!(n > 0, "the gateway closed the connection: {bytes:?}");
+        bytes.extend_from_slice(&chunk[..n]);
+    }
 }
