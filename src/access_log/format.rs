@@ -11,89 +11,98 @@ use crate::config::LogFormat;
 
 /// Appends the record's line, newline included, to `out`.
 pub fn write_line(out: &mut Vec<u8>, record: &AccessRecord, format: LogFormat) {
-    match format {
-        LogFormat::Json => write_json(out, record),
-        LogFormat::Text => write_text(out, record),
+    let style = match format {
+        LogFormat::Json => Style::Json,
+        LogFormat::Text => Style::Text,
+    };
+    // One list of fields for both formats, so that they cannot drift apart.
+    style.key(out, "time", true);
+    style.plain(out, |out| write_time(out, record.time));
+    style.key(out, "client", false);
+    style.plain(out, |out| write_ip(out, record.client));
+    style.key(out, "method", false);
+    style.string(out, Some(record.method.as_str()));
+    style.key(out, "path", false);
+    style.string(out, Some(record.path()));
+    style.key(out, "status", false);
+    write_u64(out, u64::from(record.status));
+    style.key(out, "decision", false);
+    style.plain(out, |out| out.extend_from_slice(record.decision.as_bytes()));
+    style.key(out, "reason", false);
+    style.string(out, record.reason);
+    let share = record.share();
+    for (index, key) in ["share", "case", "scope"].into_iter().enumerate() {
+        style.key(out, key, false);
+        style.string(out, share.map(|parts| parts[index]));
+    }
+    style.key(out, "bytes_in", false);
+    write_u64(out, record.bytes_in());
+    style.key(out, "bytes_out", false);
+    write_u64(out, record.bytes_out);
+    style.key(out, "total_ms", false);
+    write_millis(out, record.total);
+    style.key(out, "upstream_ms", false);
+    match record.upstream {
+        Some(upstream) => write_millis(out, upstream),
+        None => style.missing(out),
+    }
+    if style == Style::Json {
+        out.push(b'}');
     }
     out.push(b'\n');
 }
 
-fn write_json(out: &mut Vec<u8>, record: &AccessRecord) {
-    out.extend_from_slice(b"{\"time\":\"");
-    write_time(out, record.time);
-    out.extend_from_slice(b"\",\"client\":\"");
-    write_ip(out, record.client);
-    out.extend_from_slice(b"\",\"method\":");
-    json_string(out, record.method.as_str());
-    out.extend_from_slice(b",\"path\":");
-    json_string(out, record.path());
-    out.extend_from_slice(b",\"status\":");
-    write_u64(out, u64::from(record.status));
-    out.extend_from_slice(b",\"decision\":\"");
-    out.extend_from_slice(record.decision.as_bytes());
-    out.extend_from_slice(b"\",\"reason\":");
-    match record.reason {
-        Some(reason) => json_string(out, reason),
-        None => out.extend_from_slice(b"null"),
-    }
-    let share = record.share();
-    for (index, key) in [&b",\"share\":"[..], b",\"case\":", b",\"scope\":"]
-        .into_iter()
-        .enumerate()
-    {
-        out.extend_from_slice(key);
-        match share {
-            Some(parts) => json_string(out, parts[index]),
-            None => out.extend_from_slice(b"null"),
-        }
-    }
-    out.extend_from_slice(b",\"bytes_in\":");
-    write_u64(out, record.bytes_in());
-    out.extend_from_slice(b",\"bytes_out\":");
-    write_u64(out, record.bytes_out);
-    out.extend_from_slice(b",\"total_ms\":");
-    write_millis(out, record.total);
-    out.extend_from_slice(b",\"upstream_ms\":");
-    match record.upstream {
-        Some(upstream) => write_millis(out, upstream),
-        None => out.extend_from_slice(b"null"),
-    }
-    out.push(b'}');
+/// How keys and values are spelled: a JSON object, or `key=value` pairs separated by spaces.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Style {
+    Json,
+    Text,
 }
 
-fn write_text(out: &mut Vec<u8>, record: &AccessRecord) {
-    out.extend_from_slice(b"time=");
-    write_time(out, record.time);
-    out.extend_from_slice(b" client=");
-    write_ip(out, record.client);
-    out.extend_from_slice(b" method=");
-    text_value(out, record.method.as_str());
-    out.extend_from_slice(b" path=");
-    text_value(out, record.path());
-    out.extend_from_slice(b" status=");
-    write_u64(out, u64::from(record.status));
-    out.extend_from_slice(b" decision=");
-    out.extend_from_slice(record.decision.as_bytes());
-    out.extend_from_slice(b" reason=");
-    out.extend_from_slice(record.reason.unwrap_or("-").as_bytes());
-    let share = record.share();
-    for (index, key) in [&b" share="[..], b" case=", b" scope="]
-        .into_iter()
-        .enumerate()
-    {
-        out.extend_from_slice(key);
-        text_value(out, share.map_or("-", |parts| parts[index]));
+impl Style {
+    fn key(self, out: &mut Vec<u8>, name: &str, first: bool) {
+        match self {
+            Style::Json => {
+                out.extend_from_slice(if first { b"{\"" } else { b",\"" });
+                out.extend_from_slice(name.as_bytes());
+                out.extend_from_slice(b"\":");
+            }
+            Style::Text => {
+                if !first {
+                    out.push(b' ');
+                }
+                out.extend_from_slice(name.as_bytes());
+                out.push(b'=');
+            }
+        }
     }
-    out.extend_from_slice(b" bytes_in=");
-    write_u64(out, record.bytes_in());
-    out.extend_from_slice(b" bytes_out=");
-    write_u64(out, record.bytes_out);
-    out.extend_from_slice(b" total_ms=");
-    write_millis(out, record.total);
-    out.extend_from_slice(b" upstream_ms=");
-    match record.upstream {
-        Some(upstream) => write_millis(out, upstream),
-        None => out.push(b'-'),
+
+    /// A value that never needs escaping (time, address, decision): quoted in JSON, bare in text.
+    fn plain(self, out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
+        match self {
+            Style::Json => {
+                out.push(b'"');
+                write(out);
+                out.push(b'"');
+            }
+            Style::Text => write(out),
+        }
+    }
+
+    /// A value from the request or the share, escaped as the format needs; `None` is missing.
+    fn string(self, out: &mut Vec<u8>, value: Option<&str>) {
+        match (self, value) {
+            (Style::Json, Some(value)) => json_string(out, value),
+            (Style::Text, Some(value)) => text_value(out, value),
+            (_, None) => self.missing(out),
+        }
+    }
+
+    fn missing(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(match self {
+            Style::Json => b"null",
+            Style::Text => b"-",
+        });
     }
 }
 

@@ -63,7 +63,7 @@ pub const GUEST_REQUEST_HEADERS: [&str; 39] = [
 ];
 
 /// Whether a guest's copy of `name` is forwarded, given the operator's extra names.
-pub fn is_forwarded_for_guests(name: &HeaderName, extra: &[HeaderName]) -> bool {
+fn is_forwarded_for_guests(name: &HeaderName, extra: &[HeaderName]) -> bool {
     GUEST_REQUEST_HEADERS.contains(&name.as_str()) || extra.contains(name)
 }
 
