@@ -1,6 +1,8 @@
 //! The worker's upstream connections (src/proxy/pool.rs, src/proxy/client.rs), against a raw
-//! upstream that counts its connections: kept connections are reused, one the upstream closed is
-//! never the reason a guest gets an error, and `pool_idle_timeout` retires idle ones.
+//! upstream that counts its connections: kept connections are reused (after a body, after an
+//! answer without one, after concurrent requests), one the upstream closed is never the reason a
+//! guest gets an error, one whose body the client abandoned is not reused, and `pool_idle_timeout`
+//! retires idle ones.
 
 mod common;
 
@@ -14,8 +16,9 @@ use tokio::net::{TcpListener, TcpStream};
 use common::TestGateway;
 use common::upstream::TestUpstream;
 
-/// An HTTP/1.1 upstream answering every request `200 ok`; with `close_after_each`, it closes the
-/// connection after each answer without saying so (the keep-alive race a pool must survive).
+/// An HTTP/1.1 upstream answering every request `200 ok` (`HEAD` without the body, and
+/// [`BIG_PATH`] with [`BIG_BYTES`] of it); with `close_after_each`, it closes the connection after
+/// each answer without saying so (the keep-alive race a pool must survive).
 struct CountingUpstream {
     url: String,
     connections: Arc<AtomicUsize>,
@@ -50,15 +53,27 @@ impl CountingUpstream {
     }
 }
 
+const BIG_PATH: &str = "/cases/42/big";
+const BIG_BYTES: usize = 8 << 20;
+
 async fn serve(mut stream: TcpStream, requests: Arc<AtomicUsize>, close_after_each: bool) {
     let mut buffer = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
         while let Some(end) = buffer.windows(4).position(|window| window == b"\r\n\r\n") {
-            buffer.drain(..end + 4);
+            let head: Vec<u8> = buffer.drain(..end + 4).collect();
             requests.fetch_add(1, Ordering::SeqCst);
-            let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
-            if stream.write_all(answer).await.is_err() || close_after_each {
+            let answer: Vec<u8> = if head.starts_with(b"HEAD ") {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n".to_vec()
+            } else if head.starts_with(format!("GET {BIG_PATH} ").as_bytes()) {
+                let mut big =
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: {BIG_BYTES}\r\n\r\n").into_bytes();
+                big.resize(big.len() + BIG_BYTES, b'v');
+                big
+            } else {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()
+            };
+            if stream.write_all(&answer).await.is_err() || close_after_each {
                 return;
             }
         }
@@ -118,4 +133,69 @@ async fn an_upstream_connection_idle_past_pool_idle_timeout_is_replaced() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     guest_gets(&gw, &cookie, 1).await;
     assert_eq!(upstream.counts(), (2, 3));
+}
+
+#[tokio::test]
+async fn answers_without_a_body_give_their_connection_back() {
+    let upstream = CountingUpstream::start(false).await;
+    let gw = gateway_in_front_of(&upstream, "").await;
+    let cookie = gw.open_link("42", "view").await;
+    for attempt in 0..5 {
+        let response = gw
+            .request("HEAD", "/cases/42", &[&format!("Cookie: {cookie}")], b"")
+            .await;
+        assert_eq!(response.status, 200, "HEAD {attempt}");
+    }
+    guest_gets(&gw, &cookie, 1).await;
+    assert_eq!(upstream.counts(), (1, 6));
+}
+
+#[tokio::test]
+async fn connections_opened_for_concurrent_requests_are_all_reused() {
+    let upstream = CountingUpstream::start(false).await;
+    let gw = gateway_in_front_of(&upstream, "").await;
+    let cookie = gw.open_link("42", "view").await;
+    for round in 0..4 {
+        let mut at_once = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let (addr, header) = (gw.addr, format!("Cookie: {cookie}"));
+            at_once.spawn(async move {
+                common::request(addr, "GET", "/cases/42", &[&header], b"")
+                    .await
+                    .status
+            });
+        }
+        while let Some(status) = at_once.join_next().await {
+            assert_eq!(status.unwrap(), 200);
+        }
+        let (connections, requests) = upstream.counts();
+        assert_eq!(requests, 8 * (round + 1));
+        assert!(
+            connections <= 8,
+            "round {round}: {connections} upstream connections for 8 requests at a time"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_connection_whose_body_the_client_abandoned_is_not_reused() {
+    let upstream = CountingUpstream::start(false).await;
+    let gw = gateway_in_front_of(&upstream, "").await;
+    let cookie = gw.open_link("42", "view").await;
+    // Reads the head and a little of an 8 MiB body, then hangs up.
+    let mut client = TcpStream::connect(gw.addr).await.unwrap();
+    let ask = format!("GET {BIG_PATH} HTTP/1.1\r\nHost: share.test\r\nCookie: {cookie}\r\n\r\n");
+    client.write_all(ask.as_bytes()).await.unwrap();
+    let mut start = [0u8; 4096];
+    let read = client.read(&mut start).await.unwrap();
+    assert!(
+        start[..read].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&start[..read])
+    );
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The next guest gets a whole, fresh answer: not the rest of the abandoned body.
+    guest_gets(&gw, &cookie, 3).await;
+    assert_eq!(upstream.counts(), (2, 4));
 }

@@ -9,14 +9,13 @@ use std::fmt;
 use std::time::Duration;
 
 use http::{Request, Response};
-use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tracing::debug;
 
 use super::Body;
-use super::pool::{Destination, IdleConnections, origin_form};
+use super::pool::{Destination, IdleConnections, Lent, PooledBody, origin_form};
 
 /// Why a request did not get a response from the upstream.
 #[derive(Debug)]
@@ -148,7 +147,7 @@ impl UpstreamPool {
         host: &str,
         port: u16,
         settings: &ClientSettings,
-    ) -> Result<Response<Incoming>, ForwardError> {
+    ) -> Result<Response<PooledBody>, ForwardError> {
         match tokio::time::timeout(
             settings.response_timeout,
             self.exchange(request, host, port, settings),
@@ -167,7 +166,7 @@ impl UpstreamPool {
         host: &str,
         port: u16,
         settings: &ClientSettings,
-    ) -> Result<Response<Incoming>, Unavailable> {
+    ) -> Result<Response<PooledBody>, Unavailable> {
         origin_form(&mut request);
         let (mut sender, reused) = match self.idle.take(host, port, settings.pool_idle_timeout) {
             Some(sender) => (sender, true),
@@ -188,16 +187,17 @@ impl UpstreamPool {
             }
             Err(error) => return Err(Unavailable::Exchange(error.into_error())),
         };
-        // A switched connection belongs to the tunnel now; any other goes back for reuse once
-        // its body has been read (the idle list checks).
-        if response.status() != http::StatusCode::SWITCHING_PROTOCOLS {
-            let destination = Destination {
+        // A switched connection belongs to the tunnel now; any other goes back for reuse once its
+        // body has been read.
+        let lent = (response.status() != http::StatusCode::SWITCHING_PROTOCOLS).then(|| Lent {
+            idle: self.idle.clone(),
+            destination: Destination {
                 host: host.into(),
                 port,
-            };
-            self.idle.put(destination, sender);
-        }
-        Ok(response)
+            },
+            sender,
+        });
+        Ok(response.map(|body| PooledBody::new(body, lent)))
     }
 }
 
