@@ -295,6 +295,32 @@ async fn rotating_keys_keeps_old_guests_signed_in_and_signs_new_links_with_the_n
     gw.stop().await;
 }
 
+/// A connection remembers the cookie it opened (src/gateway/session_memo.rs); a reload that drops
+/// the key must still end that session on the very connection, not only on new ones.
+#[tokio::test]
+async fn a_dropped_key_ends_the_session_on_a_connection_that_already_used_it() {
+    use tokio::io::AsyncWriteExt;
+    let upstream = TestUpstream::start().await;
+    let old = text(&upstream, "");
+    let gw = FileGateway::start(upstream, &old).await;
+    let sealed_under_k1 = gw.guest_cookie().await;
+    let mut connection = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let request =
+        format!("GET /cases/42 HTTP/1.1\r\nHost: share.test\r\nCookie: {sealed_under_k1}\r\n\r\n");
+    for _ in 0..2 {
+        connection.write_all(request.as_bytes()).await.unwrap();
+        let response = common::raw_client::read_one_response(&mut connection).await;
+        assert_eq!(response.status, 200, "{}", response.text());
+    }
+
+    let (status, answer) = gw.reload_with(&rotated(&old, false)).await;
+    assert_eq!(status, 200, "{answer}");
+    connection.write_all(request.as_bytes()).await.unwrap();
+    let response = common::raw_client::read_one_response(&mut connection).await;
+    assert_eq!(response.status, 401, "{}", response.text());
+    gw.stop().await;
+}
+
 /// A TLS client that trusts the CAs of `trusted` and nothing else.
 fn tls_connector(trusted: &[&TestPki]) -> tokio_rustls::TlsConnector {
     use rustls::pki_types::pem::PemObject;

@@ -12,6 +12,7 @@ use tracing::debug;
 use super::Gateway;
 use super::error::GatewayError;
 use super::framing::is_bodiless;
+use super::session_memo::GuestSession;
 use crate::access_log::{AccessRecord, RequestBody};
 use crate::metrics::{TunnelGauge, UpstreamClass};
 use crate::proxy::client::ForwardError;
@@ -21,12 +22,11 @@ use crate::proxy::upgrade::{Tunnel, restore_websocket_headers, splice};
 use crate::proxy::{Body, BoxError, empty_body};
 use crate::server::ConnectionInfo;
 use crate::server::body_pace::is_too_slow;
-use crate::share::Guest;
 
 /// Whose request is being forwarded.
 pub(super) enum Route<'a> {
     Guest {
-        guest: &'a Guest,
+        session: &'a GuestSession,
         pin_language: bool,
     },
     /// Staff traffic without a share session, when `passthrough` is on.
@@ -70,11 +70,17 @@ impl Gateway {
         };
         match route {
             Route::Guest {
-                guest,
+                session,
                 pin_language,
             } => {
-                rewrite_guest_request(&mut parts, guest, pin_language, &self.upstream, &origin)
-                    .map_err(GatewayError::Rewrite)?;
+                rewrite_guest_request(
+                    &mut parts,
+                    &session.identity,
+                    pin_language,
+                    &self.upstream,
+                    &origin,
+                );
+                let guest = &session.guest;
                 debug!(share = %guest.share_id, case = %guest.case, path = %parts.uri.path(), "forwarding guest request");
             }
             Route::Passthrough => {
@@ -83,8 +89,7 @@ impl Gateway {
                     &self.session.cookie_name,
                     &self.upstream,
                     &origin,
-                )
-                .map_err(GatewayError::Rewrite)?;
+                );
             }
         }
         if upgrade {
@@ -122,10 +127,10 @@ impl Gateway {
         };
         let (mut parts, body) = response.into_parts();
         let lifetime = match route {
-            Route::Guest { guest, .. } => {
+            Route::Guest { session, .. } => {
                 sanitise_guest_response(&mut parts, &self.upstream, &self.public);
                 Some(Duration::from_secs(
-                    u64::try_from(guest.expires_at.saturating_sub(now)).unwrap_or(0),
+                    u64::try_from(session.guest.expires_at.saturating_sub(now)).unwrap_or(0),
                 ))
             }
             Route::Passthrough => {

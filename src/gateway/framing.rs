@@ -2,6 +2,7 @@
 //! belongs. Both close gaps between how casegate and the hops behind it read the same bytes.
 
 use http::header::{self, HeaderName, HeaderValue};
+use http::uri::Authority;
 use http::{Method, Request};
 
 use super::error::GatewayError;
@@ -30,33 +31,43 @@ pub(super) fn check_host<B>(
     if hosts.next().is_some() {
         return Err(GatewayError::BadHost);
     }
-    let http2 = request.version() >= http::Version::HTTP_2;
-    if let Some(value) = host {
-        let bytes = value.as_bytes();
-        if !bytes.is_empty()
-            && (bytes.contains(&b'@') || http::uri::Authority::try_from(bytes).is_err())
-        {
+    // Parsed once: its syntax is judged here, its name below. An empty `Host` is allowed by the
+    // grammar but names no authority we serve (421 below).
+    let host_authority = match host.map(HeaderValue::as_bytes) {
+        Some(bytes) if !bytes.is_empty() => {
+            if bytes.contains(&b'@') {
+                return Err(GatewayError::BadHost);
+            }
+            let authority = Authority::try_from(bytes).map_err(|_| GatewayError::BadHost)?;
+            Some(authority)
+        }
+        Some(_) => None,
+        None if request.version() == http::Version::HTTP_11 => {
             return Err(GatewayError::BadHost);
         }
-    } else if request.version() == http::Version::HTTP_11 {
-        return Err(GatewayError::BadHost);
-    }
+        None => None,
+    };
     let forwarded_host = via_trusted_proxy
         .then(|| forwarded_host(request.headers()))
         .flatten();
-    let named: Vec<&[u8]> = match forwarded_host {
-        Some(forwarded) => vec![forwarded?],
-        None => host
-            .map(HeaderValue::as_bytes)
-            .into_iter()
-            .chain(
-                http2
-                    .then(|| request.uri().authority().map(|a| a.as_str().as_bytes()))
-                    .flatten(),
-            )
-            .collect(),
+    let named_ours = match forwarded_host {
+        Some(forwarded) => Authority::try_from(forwarded?)
+            .is_ok_and(|authority| is_public_authority(&authority, public)),
+        None => {
+            let host_ours = host.is_none()
+                || host_authority
+                    .as_ref()
+                    .is_some_and(|authority| is_public_authority(authority, public));
+            let http2 = request.version() >= http::Version::HTTP_2;
+            host_ours
+                && (!http2
+                    || request
+                        .uri()
+                        .authority()
+                        .is_none_or(|authority| is_public_authority(authority, public)))
+        }
     };
-    if named.iter().all(|name| names_public_origin(name, public)) {
+    if named_ours {
         Ok(())
     } else {
         Err(GatewayError::MisdirectedHost)
@@ -74,12 +85,9 @@ fn forwarded_host(headers: &http::HeaderMap) -> Option<Result<&[u8], GatewayErro
     Some(Ok(first.as_bytes()))
 }
 
-/// Whether `name` (a `Host` value) is `public_url`'s authority: the host in any letter case, the
-/// port written or left to the scheme's default.
-fn names_public_origin(name: &[u8], public: &PublicOrigin) -> bool {
-    let Ok(authority) = http::uri::Authority::try_from(name) else {
-        return false;
-    };
+/// Whether `authority` (a `Host` value) is `public_url`'s: the host in any letter case, the port
+/// written or left to the scheme's default.
+fn is_public_authority(authority: &Authority, public: &PublicOrigin) -> bool {
     let default_port = if public.is_https() { 443 } else { 80 };
     authority
         .host()

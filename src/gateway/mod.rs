@@ -15,6 +15,7 @@ mod framing;
 mod link_exchange;
 mod mint;
 mod origin;
+mod session_memo;
 mod settings;
 mod verify_routes;
 
@@ -30,6 +31,7 @@ use tracing::{info, warn};
 pub use build::BuildError;
 pub use error::GatewayError;
 pub use mint::{LinkMinter, MintError, MintedLink, ShareRequest};
+pub use session_memo::SessionMemo;
 pub use settings::{LinkSettings, SessionSettings};
 
 use self::authenticate::{Session, authenticate, carries_session_cookie};
@@ -271,10 +273,12 @@ impl Gateway {
             request.headers(),
             &self.session.cookie_name,
             &self.keys,
+            Some(&connection.session_memo),
             now,
         )?;
         match session {
-            Session::Guest(guest) => {
+            Session::Guest(session) => {
+                let guest = &session.guest;
                 record.set_share(&guest.share_id, &guest.case, &guest.scope);
                 *share_lang = guest.lang.as_deref().and_then(Lang::from_tag);
                 // Checked on every request, so a revoke takes effect on the guest's next one.
@@ -285,12 +289,12 @@ impl Gateway {
                     guest.issued_at,
                 )?;
                 // Nothing of the case, not even a refusal naming a route, before the address is proven.
-                if self.needs_verification(&guest) {
-                    return self.verification_required(&request, &guest);
+                if self.needs_verification(guest) {
+                    return self.verification_required(&request, guest);
                 }
                 self.store.record_activity(&guest.share_id, now);
                 refuse_method_override_query(&target)?;
-                let pin_language = self.authorise(&guest, request.method(), &target)?;
+                let pin_language = self.authorise(guest, request.method(), &target)?;
                 // After the policy would allow it, before anything reaches the case: a page of
                 // another site must not act with the guest's cookie (see `origin.rs`).
                 if !is_bodiless(request.method())
@@ -298,9 +302,9 @@ impl Gateway {
                 {
                     return Err(GatewayError::CrossSite);
                 }
-                let upgrade = self.guest_upgrade(&request, &guest, &target)?;
+                let upgrade = self.guest_upgrade(&request, guest, &target)?;
                 let route = Route::Guest {
-                    guest: &guest,
+                    session: &session,
                     pin_language,
                 };
                 self.forward(request, route, upgrade, connection, now, record)

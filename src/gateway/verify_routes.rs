@@ -141,8 +141,8 @@ impl Gateway {
 
     /// The guest cookie, opened and checked against revocations like on any guest request.
     fn guest_of(&self, headers: &HeaderMap, now: i64) -> Result<Guest, GatewayError> {
-        let guest = match authenticate(headers, &self.session.cookie_name, &self.keys, now)? {
-            Session::Guest(guest) => guest,
+        let guest = match authenticate(headers, &self.session.cookie_name, &self.keys, None, now)? {
+            Session::Guest(session) => session.guest.clone(),
             Session::Absent => return Err(GatewayError::NoSession),
         };
         self.refuse_revoked(

@@ -32,12 +32,10 @@ pub struct Origin {
     pub public_host: HeaderValue,
 }
 
-/// Why a request could not be rewritten. Share fields and the upstream URL were validated long
-/// before, so this means a bug; the request is refused rather than forwarded half-rewritten.
+/// Why a guest's share could not be stated upstream. Share fields were validated long before, so
+/// this means a bug; the request is refused rather than forwarded without them.
 #[derive(Debug)]
 pub enum RewriteError {
-    /// The upstream URI could not be built from the judged path and query.
-    UpstreamUri(http::Error),
     /// A share field is not a valid header value.
     ShareHeader(http::header::InvalidHeaderValue),
 }
@@ -45,7 +43,6 @@ pub enum RewriteError {
 impl std::fmt::Display for RewriteError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RewriteError::UpstreamUri(error) => write!(f, "cannot build the upstream URI: {error}"),
             RewriteError::ShareHeader(error) => {
                 write!(f, "a share field is not a valid header value: {error}")
             }
@@ -56,9 +53,30 @@ impl std::fmt::Display for RewriteError {
 impl std::error::Error for RewriteError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            RewriteError::UpstreamUri(error) => Some(error),
             RewriteError::ShareHeader(error) => Some(error),
         }
+    }
+}
+
+/// The share as casegate states it to the upstream: the `X-Casegate-*` values of one guest, built
+/// once per session rather than once per request.
+#[derive(Debug, Clone)]
+pub struct ShareIdentity {
+    case: HeaderValue,
+    share: HeaderValue,
+    scope: HeaderValue,
+    lang: Option<HeaderValue>,
+}
+
+impl ShareIdentity {
+    pub fn of(guest: &Guest) -> Result<ShareIdentity, RewriteError> {
+        let value = |text: &str| HeaderValue::from_str(text).map_err(RewriteError::ShareHeader);
+        Ok(ShareIdentity {
+            case: value(&guest.case)?,
+            share: value(&guest.share_id)?,
+            scope: value(&guest.scope)?,
+            lang: guest.lang.as_deref().map(value).transpose()?,
+        })
     }
 }
 
@@ -66,11 +84,11 @@ impl std::error::Error for RewriteError {
 /// credentials or identity claims), then the share's identity as casegate states it.
 pub fn rewrite_guest_request(
     parts: &mut Parts,
-    guest: &Guest,
+    identity: &ShareIdentity,
     pin_language: bool,
     upstream: &Upstream,
     origin: &Origin,
-) -> Result<(), RewriteError> {
+) {
     let headers = &mut parts.headers;
     // A guest speaks to the upstream only through the share: its own cookies (ours included),
     // credentials and any header the app might trust would let it act as someone else. Hop-by-hop
@@ -78,7 +96,7 @@ pub fn rewrite_guest_request(
     keep_guest_headers(headers, &upstream.guest_forward_headers);
 
     add_forwarding_headers(headers, origin);
-    add_share_identity(headers, guest, pin_language)?;
+    add_share_identity(headers, identity, pin_language);
     for (name, value) in &upstream.guest_headers {
         headers.insert(name.clone(), value.clone());
     }
@@ -92,7 +110,7 @@ pub fn rewrite_passthrough_request(
     cookie_name: &str,
     upstream: &Upstream,
     origin: &Origin,
-) -> Result<(), RewriteError> {
+) {
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers);
     strip_client_identity(headers);
@@ -110,42 +128,32 @@ fn add_forwarding_headers(headers: &mut HeaderMap, origin: &Origin) {
     headers.insert(X_FORWARDED_HOST, origin.public_host.clone());
 }
 
-fn add_share_identity(
-    headers: &mut HeaderMap,
-    guest: &Guest,
-    pin_language: bool,
-) -> Result<(), RewriteError> {
-    let value = |text: &str| HeaderValue::from_str(text).map_err(RewriteError::ShareHeader);
-    headers.insert(X_CASEGATE_CASE, value(&guest.case)?);
-    headers.insert(X_CASEGATE_SHARE, value(&guest.share_id)?);
-    headers.insert(X_CASEGATE_SCOPE, value(&guest.scope)?);
-    if let Some(lang) = guest.lang.as_deref() {
-        let lang = value(lang)?;
+fn add_share_identity(headers: &mut HeaderMap, identity: &ShareIdentity, pin_language: bool) {
+    headers.insert(X_CASEGATE_CASE, identity.case.clone());
+    headers.insert(X_CASEGATE_SHARE, identity.share.clone());
+    headers.insert(X_CASEGATE_SCOPE, identity.scope.clone());
+    if let Some(lang) = &identity.lang {
         if pin_language {
             headers.insert(header::ACCEPT_LANGUAGE, lang.clone());
         }
-        headers.insert(X_CASEGATE_LANG, lang);
+        headers.insert(X_CASEGATE_LANG, lang.clone());
     }
-    Ok(())
 }
 
-/// Sends the request to the upstream origin with the exact path and query the gateway judged.
-fn point_at_upstream(parts: &mut Parts, upstream: &Upstream) -> Result<(), RewriteError> {
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    parts.uri = Uri::builder()
-        .scheme(upstream.scheme.clone())
-        .authority(upstream.authority.clone())
-        .path_and_query(path_and_query)
-        .build()
-        .map_err(RewriteError::UpstreamUri)?;
+/// Sends the request to the upstream origin with the exact path and query the gateway judged: in
+/// origin form (an HTTP/2 request's scheme and authority dropped), `Host` the upstream's.
+fn point_at_upstream(parts: &mut Parts, upstream: &Upstream) {
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        let path_and_query = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        parts.uri = Uri::from(path_and_query);
+    }
     parts.headers.insert(header::HOST, upstream.host.clone());
     // The upstream pool speaks HTTP/1.1 whatever the client spoke to us.
     parts.version = Version::HTTP_11;
-    Ok(())
 }
 
 /// Removes our cookie from every `Cookie` header, keeping the others in their order.
@@ -191,6 +199,10 @@ mod tests {
         }
     }
 
+    fn identity() -> ShareIdentity {
+        ShareIdentity::of(&guest()).unwrap()
+    }
+
     fn upstream() -> Upstream {
         Upstream::new(
             &Uri::from_static("http://127.0.0.1:8080"),
@@ -231,9 +243,9 @@ mod tests {
     #[test]
     fn guest_request_carries_only_what_casegate_vouches_for() {
         let mut parts = spoofed_request();
-        rewrite_guest_request(&mut parts, &guest(), true, &upstream(), &origin()).unwrap();
+        rewrite_guest_request(&mut parts, &identity(), true, &upstream(), &origin());
         let h = &parts.headers;
-        assert_eq!(parts.uri, "http://127.0.0.1:8080/cases/42/video?t=1");
+        assert_eq!(parts.uri, "/cases/42/video?t=1");
         assert_eq!(h["host"], "127.0.0.1:8080");
         assert_eq!(h["x-casegate-case"], "42");
         assert_eq!(h["x-casegate-share"], "c2hhcmUtaWQtZm9yLXRlc3Q");
@@ -259,14 +271,14 @@ mod tests {
     #[test]
     fn unpinned_scope_keeps_the_clients_language() {
         let mut parts = spoofed_request();
-        rewrite_guest_request(&mut parts, &guest(), false, &upstream(), &origin()).unwrap();
+        rewrite_guest_request(&mut parts, &identity(), false, &upstream(), &origin());
         assert_eq!(parts.headers["accept-language"], "de");
     }
 
     #[test]
     fn passthrough_keeps_staff_credentials_but_not_our_cookie_or_claims() {
         let mut parts = spoofed_request();
-        rewrite_passthrough_request(&mut parts, "__Host-casegate", &upstream(), &origin()).unwrap();
+        rewrite_passthrough_request(&mut parts, "__Host-casegate", &upstream(), &origin());
         let h = &parts.headers;
         assert_eq!(h["cookie"], "staff_session=s3cr3t");
         assert_eq!(h["authorization"], "Bearer stolen");

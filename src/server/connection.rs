@@ -22,7 +22,7 @@ use super::preface::{self, Prefixed, Protocol};
 use super::slots::ConnectionSlot;
 use crate::access_log::{AccessLog, LoggedBody, RequestBody};
 use crate::config::Limits;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, SessionMemo};
 use crate::metrics::ConnectionGauge;
 use crate::proxy::client::UpstreamPool;
 use crate::proxy::client_address::ClientAddress;
@@ -42,6 +42,8 @@ pub struct ConnectionInfo {
     /// The worker's pool of upstream connections: requests from this connection go upstream on
     /// connections driven by the same thread.
     pub upstream: UpstreamPool,
+    /// The guest cookie this connection presented last, opened (`gateway::session_memo`).
+    pub session_memo: Arc<SessionMemo>,
 }
 
 /// hyper refuses a read buffer under 8 KiB; a smaller `max_header_bytes` is enforced on the parsed
@@ -123,6 +125,7 @@ pub async fn serve_connection(
         tls: acceptor.is_some(),
         slot,
         upstream: listening.upstream.clone(),
+        session_memo: Arc::default(),
     };
     let served = Served {
         gateway,
@@ -206,6 +209,7 @@ where
         min_bytes_per_second: limits.body_min_rate,
     };
     let peer = info.peer;
+    let session_memo = Arc::clone(&info.session_memo);
     let service = service_fn(move |request| {
         let gateway = gateway.current();
         let access_log = Arc::clone(&access_log);
@@ -250,6 +254,7 @@ where
         peer,
         shutdown,
         first_round: true,
+        session_memo: &session_memo,
     };
     match protocol {
         Protocol::Http1 => lifetime.serve_http1(&builders.http1, io, service).await,

@@ -17,6 +17,7 @@ use tracing::debug;
 use super::activity::{Activity, TrackedIo};
 use super::preface::Prefixed;
 use crate::config::Limits;
+use crate::gateway::SessionMemo;
 
 /// An HTTP/1 connection idle this long is parked: hyper's 16 KiB of buffers and its state are
 /// freed, and only the stream waits for the next request. nginx frees its buffers as soon as a
@@ -59,6 +60,8 @@ pub(super) struct Lifetime<'a> {
     pub(super) shutdown: watch::Receiver<bool>,
     /// Until the first request: the first-byte deadline applies.
     pub(super) first_round: bool,
+    /// Forgotten when the connection parks: a parked connection holds its stream and no session.
+    pub(super) session_memo: &'a SessionMemo,
 }
 
 impl Lifetime<'_> {
@@ -99,6 +102,7 @@ impl Lifetime<'_> {
                 _ => return,
             };
             debug!(peer = %self.peer, "parked idle connection");
+            self.session_memo.forget();
             super::trim::connection_parked();
             service = parts.service;
             let (mut stream, unread) = parts.io.into_inner().into_parts();

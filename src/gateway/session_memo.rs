@@ -1,0 +1,121 @@
+//! The guest cookie a connection last presented, already opened. A browser sends the same cookie
+//! with every request of a page, on the same connection; remembering the opened session spares
+//! each of those requests the base64, the MAC and the share's header values.
+//!
+//! What the memo does not change: the cookie must still be the one our name finds (exactly one),
+//! its expiry is compared with the clock on every request, and revocation, verification and the
+//! policy are checked after authentication as before. Only the work of opening the same bytes
+//! again under the same keys is skipped, and "the same" is decided by comparing the whole value in
+//! constant time, under the very key ring (by identity: a reload makes a new one) that opened it.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use subtle::ConstantTimeEq;
+
+use crate::proxy::request::ShareIdentity;
+use crate::share::{Guest, KeyRing};
+
+/// A guest cookie opened and the header values that speak for its share upstream.
+#[derive(Debug)]
+pub struct GuestSession {
+    pub guest: Guest,
+    pub identity: ShareIdentity,
+}
+
+struct Remembered {
+    /// The ring that opened the cookie; held, so its address cannot be reused by another.
+    keys: Arc<KeyRing>,
+    cookie: Box<str>,
+    session: Arc<GuestSession>,
+}
+
+/// One connection's memo (shared by its requests, HTTP/2 streams included).
+#[derive(Default)]
+pub struct SessionMemo {
+    last: Mutex<Option<Remembered>>,
+}
+
+impl std::fmt::Debug for SessionMemo {
+    /// Says whether a session is remembered, never the cookie.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let remembers = self
+            .last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some();
+        f.debug_struct("SessionMemo")
+            .field("remembers", &remembers)
+            .finish()
+    }
+}
+
+impl SessionMemo {
+    /// The session `cookie` opened to under `keys`, if it is the last one remembered.
+    pub(super) fn recall(&self, keys: &Arc<KeyRing>, cookie: &str) -> Option<Arc<GuestSession>> {
+        let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
+        let remembered = last.as_ref()?;
+        let same = Arc::ptr_eq(&remembered.keys, keys)
+            && bool::from(remembered.cookie.as_bytes().ct_eq(cookie.as_bytes()));
+        same.then(|| Arc::clone(&remembered.session))
+    }
+
+    pub(super) fn remember(&self, keys: &Arc<KeyRing>, cookie: &str, session: &Arc<GuestSession>) {
+        let remembered = Remembered {
+            keys: Arc::clone(keys),
+            cookie: cookie.into(),
+            session: Arc::clone(session),
+        };
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(remembered);
+    }
+
+    /// Lets go of the remembered session: an idle connection keeps as little as it can.
+    pub fn forget(&self) {
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::share::Secret;
+
+    fn ring(secret: &[u8]) -> Arc<KeyRing> {
+        let secrets = vec![("k1".to_owned(), Secret::from_bytes(secret.to_vec()))];
+        Arc::new(KeyRing::new("k1", secrets).unwrap())
+    }
+
+    fn session() -> Arc<GuestSession> {
+        let guest = Guest {
+            share_id: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+            case: "42".into(),
+            scope: "view".into(),
+            lang: None,
+            email: None,
+            expires_at: 2_000_000_000,
+            issued_at: 1_000_000_000,
+            email_verified: false,
+        };
+        let identity = ShareIdentity::of(&guest).unwrap();
+        Arc::new(GuestSession { guest, identity })
+    }
+
+    #[test]
+    fn recalls_only_the_same_cookie_under_the_same_ring_until_forgotten() {
+        let (keys, other_keys) = (ring(&[7; 32]), ring(&[7; 32]));
+        let memo = SessionMemo::default();
+        assert!(memo.recall(&keys, "v2.k1.a.b").is_none());
+        memo.remember(&keys, "v2.k1.a.b", &session());
+        assert!(memo.recall(&keys, "v2.k1.a.b").is_some());
+        // Another value, a prefix of it, or the same value under a ring a reload built (even with
+        // the same secrets): opened afresh.
+        assert!(memo.recall(&keys, "v2.k1.a.c").is_none());
+        assert!(memo.recall(&keys, "v2.k1.a.").is_none());
+        assert!(memo.recall(&other_keys, "v2.k1.a.b").is_none());
+        assert!(
+            !format!("{memo:?}").contains("v2.k1"),
+            "Debug shows no cookie"
+        );
+        memo.forget();
+        assert!(memo.recall(&keys, "v2.k1.a.b").is_none());
+    }
+}
