@@ -215,7 +215,11 @@ where
         let access_log = Arc::clone(&access_log);
         let in_flight = service_activity.request_started(keeps_alive(&request));
         let mut info = info.clone();
-        info.client = gateway.client_address(info.peer.ip(), request.headers());
+        // From any other peer the client is the peer, as `info` already says (its
+        // X-Forwarded-For value made once per connection, not per request).
+        if gateway.is_trusted_proxy(info.peer.ip()) {
+            info.client = gateway.client_address(info.peer.ip(), request.headers());
+        }
         gauge.saw_request(request.version());
         async move {
             // The one place every request passes: the access log's record starts and ends here.
