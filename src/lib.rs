@@ -25,6 +25,14 @@ pub mod share;
 pub mod state;
 pub mod verify;
 
+/// mimalloc rather than glibc's malloc: the request path allocates and frees a few dozen small
+/// objects per request, and under load mimalloc's thread-local free lists cost casegate about a
+/// fifth less CPU per request (README, Performance). Not when fuzzing: the sanitizers need to see
+/// every allocation through their own malloc.
+#[cfg(not(fuzzing))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
