@@ -55,7 +55,8 @@ enum ShareAction {
     },
     /// Show everything known about one share.
     Show {
-        /// The share id (the link token's jti).
+        /// The share id (the link token's jti). Base64url: it may start with `-`.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// Print the API's JSON.
         #[arg(long)]
@@ -63,7 +64,8 @@ enum ShareAction {
     },
     /// Revoke one share by id; also works for a link minted outside the API.
     Revoke {
-        /// The share id (the link token's jti).
+        /// The share id (the link token's jti). Base64url: it may start with `-`.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// Print the API's JSON.
         #[arg(long)]
@@ -71,7 +73,8 @@ enum ShareAction {
     },
     /// Email a share's link to its recipient again (re-signed with the active key; same share).
     Resend {
-        /// The share id (the link token's jti).
+        /// The share id (the link token's jti). Base64url: it may start with `-`.
+        #[arg(allow_hyphen_values = true)]
         id: String,
         /// Print the API's JSON.
         #[arg(long)]
@@ -80,6 +83,7 @@ enum ShareAction {
     /// Revoke every link of a case issued up to now, including links minted outside the API.
     RevokeCase {
         /// The case id.
+        #[arg(allow_hyphen_values = true)]
         case: String,
         /// Print the API's JSON.
         #[arg(long)]
@@ -328,6 +332,33 @@ mod tests {
             crate::cli::Command::Share(share) => Ok(share),
             other => panic!("not share: {other:?}"),
         }
+    }
+
+    /// A share id is base64url, so one in 32 starts with `-`: it is the id, not an option, with
+    /// `--json` before or after it.
+    #[test]
+    fn a_share_id_starting_with_a_hyphen_is_the_id() {
+        for action in ["show", "revoke", "resend"] {
+            for args in [
+                vec!["share", action, "-Fq3Zk0", "--json"],
+                vec!["share", action, "--json", "-Fq3Zk0"],
+                vec!["share", action, "-Fq3Zk0"],
+            ] {
+                let parsed = parse(&args).unwrap_or_else(|error| panic!("{args:?}: {error}"));
+                let (ShareAction::Show { id, json }
+                | ShareAction::Revoke { id, json }
+                | ShareAction::Resend { id, json }) = &parsed.action
+                else {
+                    panic!("{parsed:?}")
+                };
+                assert_eq!(id, "-Fq3Zk0", "{args:?}");
+                assert_eq!(*json, args.contains(&"--json"), "{args:?}");
+            }
+        }
+        let parsed = parse(&["share", "revoke-case", "-7", "--json"]).unwrap();
+        assert!(
+            matches!(&parsed.action, ShareAction::RevokeCase { case, json: true } if case == "-7")
+        );
     }
 
     #[test]
