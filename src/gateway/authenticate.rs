@@ -8,7 +8,7 @@ use http::header;
 use super::error::GatewayError;
 use super::session_memo::{GuestSession, SessionMemo};
 use crate::proxy::request::ShareIdentity;
-use crate::share::{CookieError, KeyRing, cookie};
+use crate::share::{CookieError, Guest, KeyRing, cookie};
 
 /// The result of looking for a share session on a request.
 pub enum Session {
@@ -17,36 +17,26 @@ pub enum Session {
     Guest(Arc<GuestSession>),
 }
 
-/// Reads our cookie from every `Cookie` header. Exactly one is accepted: two cookies of our name
-/// (one may have been planted by a sibling domain) are refused rather than guessed between. The
-/// connection's `memo`, on the request path, spares opening the cookie it opened last again (see
+/// The request path's guest: our one cookie (see [`the_cookie`]), opened together with the
+/// share's header values, unless the connection's `memo` holds it from an earlier request (see
 /// `session_memo.rs`).
 pub fn authenticate(
     headers: &HeaderMap,
     cookie_name: &str,
     keys: &Arc<KeyRing>,
-    memo: Option<&SessionMemo>,
+    memo: &SessionMemo,
     now: i64,
 ) -> Result<Session, GatewayError> {
-    let mut found: Option<&str> = None;
-    for value in cookies_named(headers, cookie_name) {
-        if found.is_some() {
-            return Err(GatewayError::DuplicateSession);
-        }
-        found = Some(value);
-    }
-    let Some(value) = found else {
+    let Some(value) = the_cookie(headers, cookie_name)? else {
         return Ok(Session::Absent);
     };
-    let session = match memo.and_then(|memo| memo.recall(keys, value)) {
+    let session = match memo.recall(keys, value) {
         Some(session) => session,
         None => {
             let guest = cookie::open(keys, value, now).map_err(GatewayError::Session)?;
             let identity = ShareIdentity::of(&guest).map_err(GatewayError::Rewrite)?;
             let session = Arc::new(GuestSession { guest, identity });
-            if let Some(memo) = memo {
-                memo.remember(keys, value, &session);
-            }
+            memo.remember(keys, value, &session);
             session
         }
     };
@@ -55,6 +45,35 @@ pub fn authenticate(
         return Err(GatewayError::Session(CookieError::Expired));
     }
     Ok(Session::Guest(session))
+}
+
+/// Our one cookie, opened, for the link exchange and the verification routes: they read a
+/// guest's cookie but forward nothing, so neither the memo nor the header values are needed.
+pub fn open_guest_cookie(
+    headers: &HeaderMap,
+    cookie_name: &str,
+    keys: &KeyRing,
+    now: i64,
+) -> Result<Option<Guest>, GatewayError> {
+    the_cookie(headers, cookie_name)?
+        .map(|value| cookie::open(keys, value, now).map_err(GatewayError::Session))
+        .transpose()
+}
+
+/// Our cookie's value from every `Cookie` header. Exactly one is accepted: two cookies of our
+/// name (one may have been planted by a sibling domain) are refused rather than guessed between.
+fn the_cookie<'h>(
+    headers: &'h HeaderMap,
+    cookie_name: &'h str,
+) -> Result<Option<&'h str>, GatewayError> {
+    let mut found = None;
+    for value in cookies_named(headers, cookie_name) {
+        if found.is_some() {
+            return Err(GatewayError::DuplicateSession);
+        }
+        found = Some(value);
+    }
+    Ok(found)
 }
 
 /// Whether the request carries any cookie of our name, valid or not, without opening it.

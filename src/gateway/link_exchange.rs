@@ -5,7 +5,7 @@ use http::header::{self, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 
 use super::Gateway;
-use super::authenticate::{Session, authenticate};
+use super::authenticate::open_guest_cookie;
 use super::error::{Credential, GatewayError};
 use crate::access_log::AccessRecord;
 use crate::pages::Lang;
@@ -79,9 +79,9 @@ impl Gateway {
             // Opening the link again (from the mail, say) keeps a verification this browser
             // already made for this very share.
             guest.email_verified = matches!(
-                authenticate(headers, &self.session.cookie_name, &self.keys, None, now),
-                Ok(Session::Guest(current))
-                    if current.guest.email_verified && current.guest.share_id == guest.share_id
+                open_guest_cookie(headers, &self.session.cookie_name, &self.keys, now),
+                Ok(Some(current))
+                    if current.email_verified && current.share_id == guest.share_id
             );
             if guest.email_verified {
                 guest.email = None;

@@ -273,7 +273,7 @@ impl Gateway {
             request.headers(),
             &self.session.cookie_name,
             &self.keys,
-            Some(&connection.session_memo),
+            &connection.session_memo,
             now,
         )?;
         match session {

@@ -14,7 +14,7 @@ use http_body_util::BodyExt;
 use tracing::{info, warn};
 
 use super::Gateway;
-use super::authenticate::{Session, authenticate};
+use super::authenticate::open_guest_cookie;
 use super::error::{Credential, FormRefusal, GatewayError};
 use super::form::Form;
 use super::origin::comes_from_our_origin;
@@ -141,10 +141,8 @@ impl Gateway {
 
     /// The guest cookie, opened and checked against revocations like on any guest request.
     fn guest_of(&self, headers: &HeaderMap, now: i64) -> Result<Guest, GatewayError> {
-        let guest = match authenticate(headers, &self.session.cookie_name, &self.keys, None, now)? {
-            Session::Guest(session) => session.guest.clone(),
-            Session::Absent => return Err(GatewayError::NoSession),
-        };
+        let guest = open_guest_cookie(headers, &self.session.cookie_name, &self.keys, now)?
+            .ok_or(GatewayError::NoSession)?;
         self.refuse_revoked(
             Credential::Cookie,
             &guest.share_id,

@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use super::Body;
-use super::pool::{Destination, IdleConnections, Lent, PooledBody, origin_form};
+use super::pool::{Destination, IdleConnections, Lent, PooledBody};
 
 /// Why a request did not get a response from the upstream.
 #[derive(Debug)]
@@ -138,8 +138,9 @@ impl UpstreamPool {
         self.idle.len()
     }
 
-    /// Sends a request (its URI absolute, pointing at `host:port`) and waits for the response
-    /// head, within `response_timeout` (connecting included). The body then streams with
+    /// Sends a request to `host:port` and waits for the response head, within `response_timeout`
+    /// (connecting included). The request is already in origin form with the upstream's `Host`
+    /// (`proxy::request` rewrites it so). The body then streams with
     /// back-pressure: hyper reads the upstream only as fast as the client takes it.
     pub async fn send(
         &self,
@@ -162,12 +163,11 @@ impl UpstreamPool {
 
     async fn exchange(
         &self,
-        mut request: Request<Body>,
+        request: Request<Body>,
         host: &str,
         port: u16,
         settings: &ClientSettings,
     ) -> Result<Response<PooledBody>, Unavailable> {
-        origin_form(&mut request);
         let (mut sender, reused) = match self.idle.take(host, port, settings.pool_idle_timeout) {
             Some(sender) => (sender, true),
             None => (connect(host, port, settings.connect_timeout).await?, false),

@@ -14,7 +14,6 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::Request;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
 use tokio::time::Instant;
@@ -222,18 +221,4 @@ impl Drop for PooledBody {
             self.give_back();
         }
     }
-}
-
-/// HTTP/1.1 to an origin server wants the origin form (`/path?query`); the request path builds
-/// the absolute URL the upstream was judged by.
-pub fn origin_form(request: &mut Request<Body>) {
-    let uri = request.uri();
-    if uri.scheme().is_none() && uri.authority().is_none() {
-        return;
-    }
-    let path_and_query = uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
-    *request.uri_mut() = http::Uri::from(path_and_query);
 }
