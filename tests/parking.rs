@@ -12,13 +12,20 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use common::TestGateway;
-use common::raw_client::read_one_response as read_response;
+use common::raw_client::{keep_alive_get, read_one_response as read_response};
 
 /// Longer than casegate's park delay (1 s), so the connection is parked when the next request comes.
 const PARKED: Duration = Duration::from_millis(1600);
 
-fn keep_alive_get(target: &str, cookie: &str) -> String {
-    format!("GET {target} HTTP/1.1\r\nHost: share.test\r\nCookie: {cookie}\r\n\r\n")
+/// A new connection to the gateway, kept alive after one guest GET it answered 200.
+async fn answered_once(gw: &TestGateway, cookie: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
+    stream
+        .write_all(keep_alive_get("/cases/42", cookie).as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut stream).await.status, 200);
+    stream
 }
 
 /// Waits for the gateway to close the connection; how long that took.
@@ -71,17 +78,12 @@ async fn a_parked_connection_serves_its_next_requests_as_if_it_never_left() {
 async fn a_request_head_paused_half_way_is_never_cut_by_parking() {
     let gw = TestGateway::start().await;
     let cookie = gw.open_link("42", "view").await;
-    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
     let request = keep_alive_get("/cases/42/notes", &cookie);
     let (first, second) = request.split_at(request.len() / 2);
     // The first request is served, then the next head stops half-way for longer than the park
     // delay: a connection is not parked in the middle of a request (hyper would answer it with
     // `Connection: close`), so the rest completes it on the same connection.
-    stream
-        .write_all(keep_alive_get("/cases/42", &cookie).as_bytes())
-        .await
-        .unwrap();
-    assert_eq!(read_response(&mut stream).await.status, 200);
+    let mut stream = answered_once(&gw, &cookie).await;
     stream.write_all(first.as_bytes()).await.unwrap();
     tokio::time::sleep(PARKED).await;
     stream.write_all(second.as_bytes()).await.unwrap();
@@ -101,12 +103,7 @@ async fn a_request_head_paused_half_way_is_never_cut_by_parking() {
 async fn a_parked_connection_is_still_closed_at_the_idle_timeout_and_on_shutdown() {
     let gw = TestGateway::start_with("", "[server.limits]\nidle_timeout = \"3s\"\n").await;
     let cookie = gw.open_link("42", "view").await;
-    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
-    stream
-        .write_all(keep_alive_get("/cases/42", &cookie).as_bytes())
-        .await
-        .unwrap();
-    assert_eq!(read_response(&mut stream).await.status, 200);
+    let mut stream = answered_once(&gw, &cookie).await;
     // Parked after 1 s, closed by the idle timeout 3 s after the response.
     let waited = closed_within(&mut stream, Duration::from_secs(6)).await;
     assert!(
@@ -114,12 +111,7 @@ async fn a_parked_connection_is_still_closed_at_the_idle_timeout_and_on_shutdown
         "closed after {waited:?}, before the idle timeout"
     );
 
-    let mut stream = TcpStream::connect(gw.addr).await.unwrap();
-    stream
-        .write_all(keep_alive_get("/cases/42", &cookie).as_bytes())
-        .await
-        .unwrap();
-    assert_eq!(read_response(&mut stream).await.status, 200);
+    let mut stream = answered_once(&gw, &cookie).await;
     tokio::time::sleep(PARKED).await;
     let stopping = tokio::spawn(gw.stop());
     closed_within(&mut stream, Duration::from_secs(2)).await;

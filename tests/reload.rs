@@ -305,8 +305,7 @@ async fn a_dropped_key_ends_the_session_on_a_connection_that_already_used_it() {
     let gw = FileGateway::start(upstream, &old).await;
     let sealed_under_k1 = gw.guest_cookie().await;
     let mut connection = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    let request =
-        format!("GET /cases/42 HTTP/1.1\r\nHost: share.test\r\nCookie: {sealed_under_k1}\r\n\r\n");
+    let request = common::raw_client::keep_alive_get("/cases/42", &sealed_under_k1);
     for _ in 0..2 {
         connection.write_all(request.as_bytes()).await.unwrap();
         let response = common::raw_client::read_one_response(&mut connection).await;

@@ -220,9 +220,8 @@ async fn a_kept_alive_tls_connection_is_parked_and_serves_its_next_requests() {
     let cookie = common::raw_client::cookie_pair(&get_over_tls(&gw, &pki, &link).await);
     let mut tls = connect(&gw, &pki, &[b"http/1.1"]).await;
     for round in 0..3 {
-        let request = format!(
-            "GET /cases/42?round={round} HTTP/1.1\r\nHost: share.test\r\nCookie: {cookie}\r\n\r\n"
-        );
+        let request =
+            common::raw_client::keep_alive_get(&format!("/cases/42?round={round}"), &cookie);
         tls.write_all(request.as_bytes()).await.unwrap();
         let response = common::raw_client::read_one_response(&mut tls).await;
         assert_eq!(response.status, 200, "round {round}: {}", response.text());

@@ -84,13 +84,20 @@ async fn serve(mut stream: TcpStream, requests: Arc<AtomicUsize>, close_after_ea
     }
 }
 
-/// One worker, so that every request uses the same pool.
-async fn gateway_in_front_of(upstream: &CountingUpstream, upstream_extra: &str) -> TestGateway {
+/// A counting upstream, a gateway in front of it (`upstream_extra` in its `[upstream]`; one
+/// worker, so that every request uses the same pool) and a guest's cookie for case 42.
+async fn guest_of_counted_upstream(
+    close_after_each: bool,
+    upstream_extra: &str,
+) -> (CountingUpstream, TestGateway, String) {
+    let upstream = CountingUpstream::start(close_after_each).await;
     let text = common::config_text(&upstream.url, "workers = 1", "").replace(
         "response_timeout = \"1s\"",
         &format!("response_timeout = \"1s\"\n{upstream_extra}"),
     );
-    TestGateway::start_from_text(TestUpstream::start().await, &text).await
+    let gw = TestGateway::start_from_text(TestUpstream::start().await, &text).await;
+    let cookie = gw.open_link("42", "view").await;
+    (upstream, gw, cookie)
 }
 
 async fn guest_gets(gw: &TestGateway, cookie: &str, count: usize) {
@@ -107,27 +114,22 @@ async fn guest_gets(gw: &TestGateway, cookie: &str, count: usize) {
 
 #[tokio::test]
 async fn sequential_requests_reuse_one_upstream_connection() {
-    let upstream = CountingUpstream::start(false).await;
-    let gw = gateway_in_front_of(&upstream, "").await;
-    let cookie = gw.open_link("42", "view").await;
+    let (upstream, gw, cookie) = guest_of_counted_upstream(false, "").await;
     guest_gets(&gw, &cookie, 5).await;
     assert_eq!(upstream.counts(), (1, 5));
 }
 
 #[tokio::test]
 async fn a_connection_the_upstream_closed_is_not_used_again() {
-    let upstream = CountingUpstream::start(true).await;
-    let gw = gateway_in_front_of(&upstream, "").await;
-    let cookie = gw.open_link("42", "view").await;
+    let (upstream, gw, cookie) = guest_of_counted_upstream(true, "").await;
     guest_gets(&gw, &cookie, 5).await;
     assert_eq!(upstream.counts(), (5, 5));
 }
 
 #[tokio::test]
 async fn an_upstream_connection_idle_past_pool_idle_timeout_is_replaced() {
-    let upstream = CountingUpstream::start(false).await;
-    let gw = gateway_in_front_of(&upstream, "pool_idle_timeout = \"1s\"").await;
-    let cookie = gw.open_link("42", "view").await;
+    let (upstream, gw, cookie) =
+        guest_of_counted_upstream(false, "pool_idle_timeout = \"1s\"").await;
     guest_gets(&gw, &cookie, 2).await;
     assert_eq!(upstream.counts(), (1, 2));
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -137,9 +139,7 @@ async fn an_upstream_connection_idle_past_pool_idle_timeout_is_replaced() {
 
 #[tokio::test]
 async fn answers_without_a_body_give_their_connection_back() {
-    let upstream = CountingUpstream::start(false).await;
-    let gw = gateway_in_front_of(&upstream, "").await;
-    let cookie = gw.open_link("42", "view").await;
+    let (upstream, gw, cookie) = guest_of_counted_upstream(false, "").await;
     for attempt in 0..5 {
         let response = gw
             .request("HEAD", "/cases/42", &[&format!("Cookie: {cookie}")], b"")
@@ -152,9 +152,7 @@ async fn answers_without_a_body_give_their_connection_back() {
 
 #[tokio::test]
 async fn connections_opened_for_concurrent_requests_are_all_reused() {
-    let upstream = CountingUpstream::start(false).await;
-    let gw = gateway_in_front_of(&upstream, "").await;
-    let cookie = gw.open_link("42", "view").await;
+    let (upstream, gw, cookie) = guest_of_counted_upstream(false, "").await;
     for round in 0..4 {
         let mut at_once = tokio::task::JoinSet::new();
         for _ in 0..8 {
@@ -179,12 +177,10 @@ async fn connections_opened_for_concurrent_requests_are_all_reused() {
 
 #[tokio::test]
 async fn a_connection_whose_body_the_client_abandoned_is_not_reused() {
-    let upstream = CountingUpstream::start(false).await;
-    let gw = gateway_in_front_of(&upstream, "").await;
-    let cookie = gw.open_link("42", "view").await;
+    let (upstream, gw, cookie) = guest_of_counted_upstream(false, "").await;
     // Reads the head and a little of an 8 MiB body, then hangs up.
     let mut client = TcpStream::connect(gw.addr).await.unwrap();
-    let ask = format!("GET {BIG_PATH} HTTP/1.1\r\nHost: share.test\r\nCookie: {cookie}\r\n\r\n");
+    let ask = common::raw_client::keep_alive_get(BIG_PATH, &cookie);
     client.write_all(ask.as_bytes()).await.unwrap();
     let mut start = [0u8; 4096];
     let read = client.read(&mut start).await.unwrap();

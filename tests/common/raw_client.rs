@@ -118,6 +118,11 @@ fn dechunk(mut rest: &[u8]) -> Vec<u8> {
     body
 }
 
+/// A guest's GET for `share.test` that keeps the connection open (HTTP/1.1, no `Connection`).
+pub fn keep_alive_get(target: &str, cookie: &str) -> String {
+    format!("GET {target} HTTP/1.1\r\nHost: share.test\r\nCookie: {cookie}\r\n\r\n")
+}
+
 /// Reads exactly one response (framed by Content-Length) from a kept-alive connection.
 pub async fn read_one_response<S: AsyncRead + Unpin>(stream: &mut S) -> RawResponse {
     let mut bytes = Vec::new();
