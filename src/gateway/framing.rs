@@ -31,21 +31,28 @@ pub(super) fn check_host<B>(
     if hosts.next().is_some() {
         return Err(GatewayError::BadHost);
     }
-    // Parsed once: its syntax is judged here, its name below. An empty `Host` is allowed by the
-    // grammar but names no authority we serve (421 below).
-    let host_authority = match host.map(HeaderValue::as_bytes) {
+    // Judged once: its syntax (refused even when `X-Forwarded-Host` names the authority instead)
+    // and whether it names public_url. An empty `Host` is allowed by the grammar but names no
+    // authority we serve (421 below).
+    let host_names_ours = match host.map(HeaderValue::as_bytes) {
         Some(bytes) if !bytes.is_empty() => {
             if bytes.contains(&b'@') {
                 return Err(GatewayError::BadHost);
             }
-            let authority = Authority::try_from(bytes).map_err(|_| GatewayError::BadHost)?;
-            Some(authority)
+            // What nearly every browser sends: public_url's own spelling, valid by construction.
+            if bytes.eq_ignore_ascii_case(public.authority.as_str().as_bytes()) {
+                true
+            } else {
+                let authority = Authority::try_from(bytes).map_err(|_| GatewayError::BadHost)?;
+                is_public_authority(&authority, public)
+            }
         }
-        Some(_) => None,
+        Some(_) => false,
         None if request.version() == http::Version::HTTP_11 => {
             return Err(GatewayError::BadHost);
         }
-        None => None,
+        // HTTP/1.0 without `Host` names no authority, and is served.
+        None => true,
     };
     let forwarded_host = via_trusted_proxy
         .then(|| forwarded_host(request.headers()))
@@ -54,12 +61,8 @@ pub(super) fn check_host<B>(
         Some(forwarded) => Authority::try_from(forwarded?)
             .is_ok_and(|authority| is_public_authority(&authority, public)),
         None => {
-            let host_ours = host.is_none()
-                || host_authority
-                    .as_ref()
-                    .is_some_and(|authority| is_public_authority(authority, public));
             let http2 = request.version() >= http::Version::HTTP_2;
-            host_ours
+            host_names_ours
                 && (!http2
                     || request
                         .uri()
@@ -88,6 +91,12 @@ fn forwarded_host(headers: &http::HeaderMap) -> Option<Result<&[u8], GatewayErro
 /// Whether `authority` (a `Host` value) is `public_url`'s: the host in any letter case, the port
 /// written or left to the scheme's default.
 fn is_public_authority(authority: &Authority, public: &PublicOrigin) -> bool {
+    if authority
+        .as_str()
+        .eq_ignore_ascii_case(public.authority.as_str())
+    {
+        return true;
+    }
     let default_port = if public.is_https() { 443 } else { 80 };
     authority
         .host()

@@ -118,6 +118,20 @@ pub(crate) fn check_segment(segment: &str) -> Result<(), TargetError> {
     if segment == "." || segment == ".." {
         return Err(TargetError::DotSegment);
     }
+    // Most segments are plain names (`cases`, `42`, `summary.json`): with no escape, `~` or
+    // sub-delimiter in them, only the trailing dot below can be wrong, so the byte-by-byte walk
+    // is skipped.
+    if segment.bytes().all(is_plain_name_byte) {
+        return match segment.ends_with('.') {
+            true => Err(TargetError::TrailingDotOrSpace),
+            false => Ok(()),
+        };
+    }
+    walk_segment(segment)
+}
+
+/// The whole of [`check_segment`] past its empty and dot-segment checks, unit by unit.
+fn walk_segment(segment: &str) -> Result<(), TargetError> {
     let mut last = None;
     let mut non_ascii = false;
     for unit in Units::new(segment) {
@@ -302,6 +316,11 @@ fn is_nfc(segment: &str) -> bool {
         })
     };
     decoded().nfc().eq(decoded())
+}
+
+/// Letters, digits, `-`, `.` and `_`: the unreserved bytes less `~` (see [`TargetError::ShortName`]).
+fn is_plain_name_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_')
 }
 
 fn is_unreserved(byte: u8) -> bool {
@@ -766,6 +785,12 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_plain_name_shortcut_judges_as_the_walk_does(segment in "[a-zA-Z0-9._~-]{1,12}") {
+            prop_assume!(segment != "." && segment != "..");
+            prop_assert_eq!(check_segment(&segment), walk_segment(&segment));
+        }
+
         #[test]
         fn canonicalise_never_panics_on_arbitrary_bytes(raw in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = canonicalise(&raw);
