@@ -10,7 +10,10 @@ use http::header::{self, HeaderName};
 /// `Expect` is treated as one too: hyper already answers `100-continue` to the client when the body
 /// is first read, and an upstream that sees it may answer before reading the body and then parse the
 /// body left on the pooled connection as the next request (the Expect-based 0.CL desync).
-const HOP_BY_HOP: [HeaderName; 10] = [
+///
+/// A `static`, not a `const`: a `const` array is built (and dropped) wherever it is used, which
+/// was once per header of every response.
+static HOP_BY_HOP: [HeaderName; 10] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -136,13 +139,20 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// The header names the peer listed in `Connection` (RFC 9110 section 7.6.1): hop-by-hop too.
+/// Names hop-by-hop anyway are left out (`keep-alive`, on nearly every HTTP/1.1 request and
+/// response): building their `HeaderName` would allocate for nothing.
 pub fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
     headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .flat_map(|line| line.as_bytes().split(|&byte| byte == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|option| {
+            !HOP_BY_HOP
+                .iter()
+                .any(|name| option.eq_ignore_ascii_case(name.as_str().as_bytes()))
+        })
+        .filter_map(|option| HeaderName::from_bytes(option).ok())
         .collect()
 }
 

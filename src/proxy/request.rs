@@ -80,6 +80,10 @@ impl ShareIdentity {
     }
 }
 
+/// The most headers casegate adds to a guest's request besides the operator's `guest_headers`:
+/// three `X-Forwarded-*`, four `X-Casegate-*`, `Accept-Language` and `Host`.
+const ADDED_FOR_GUESTS: usize = 9;
+
 /// Prepares a guest's request: only the allowlisted headers of the client's (no cookies,
 /// credentials or identity claims), then the share's identity as casegate states it.
 pub fn rewrite_guest_request(
@@ -93,7 +97,11 @@ pub fn rewrite_guest_request(
     // A guest speaks to the upstream only through the share: its own cookies (ours included),
     // credentials and any header the app might trust would let it act as someone else. Hop-by-hop
     // headers and those named in `Connection` go too.
-    keep_guest_headers(headers, &upstream.guest_forward_headers);
+    keep_guest_headers(
+        headers,
+        &upstream.guest_forward_headers,
+        ADDED_FOR_GUESTS + upstream.guest_headers.len(),
+    );
 
     add_forwarding_headers(headers, origin);
     add_share_identity(headers, identity, pin_language);
