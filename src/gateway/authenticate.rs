@@ -73,7 +73,12 @@ fn the_cookie<'h>(
         }
         found = Some(value);
     }
-    Ok(found)
+    // Only our value has to be text; the cookie format is ASCII, so anything else is malformed.
+    found
+        .map(|value| {
+            std::str::from_utf8(value).map_err(|_| GatewayError::Session(CookieError::Malformed))
+        })
+        .transpose()
 }
 
 /// Whether the request carries any cookie of our name, valid or not, without opening it.
@@ -81,17 +86,70 @@ pub fn carries_session_cookie(headers: &HeaderMap, cookie_name: &str) -> bool {
     cookies_named(headers, cookie_name).next().is_some()
 }
 
-/// The values of every cookie called `cookie_name`, across all `Cookie` headers.
+/// The values of every cookie called `cookie_name`, across all `Cookie` headers. Read as bytes:
+/// the header holds every cookie of the app's domain, and checking all of it is text only to find
+/// ours was a thousand instructions per request.
 fn cookies_named<'h>(
     headers: &'h HeaderMap,
     cookie_name: &'h str,
-) -> impl Iterator<Item = &'h str> + 'h {
+) -> impl Iterator<Item = &'h [u8]> + 'h {
     headers
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|header_value| header_value.to_str().ok())
-        .flat_map(|text| text.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(move |(name, _)| name.trim() == cookie_name)
-        .map(|(_, value)| value.trim())
+        .flat_map(|header_value| header_value.as_bytes().split(|&byte| byte == b';'))
+        .filter_map(|pair| {
+            let pair = pair.trim_ascii();
+            let equals = pair.iter().position(|&byte| byte == b'=')?;
+            Some((&pair[..equals], &pair[equals + 1..]))
+        })
+        .filter(move |(name, _)| name.trim_ascii() == cookie_name.as_bytes())
+        .map(|(_, value)| value.trim_ascii())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn with_cookies(lines: &[&[u8]]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for line in lines {
+            headers.append(header::COOKIE, HeaderValue::from_bytes(line).unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn ours_is_found_among_the_apps_cookies_in_any_line() {
+        let headers = with_cookies(&[b"theme=dark; lang=sv", b" cg_guest = v2.k.p.t ;x=1"]);
+        assert_eq!(the_cookie(&headers, "cg_guest").unwrap(), Some("v2.k.p.t"));
+        assert!(carries_session_cookie(&headers, "cg_guest"));
+    }
+
+    #[test]
+    fn a_cookie_whose_name_only_contains_ours_is_not_ours() {
+        let headers = with_cookies(&[b"xcg_guest=a; cg_guestx=b; cg_guest"]);
+        assert_eq!(the_cookie(&headers, "cg_guest").unwrap(), None);
+        assert!(!carries_session_cookie(&headers, "cg_guest"));
+    }
+
+    #[test]
+    fn two_of_ours_are_refused_even_on_separate_lines() {
+        let headers = with_cookies(&[b"cg_guest=a", b"other=1; cg_guest=b"]);
+        assert!(matches!(
+            the_cookie(&headers, "cg_guest"),
+            Err(GatewayError::DuplicateSession)
+        ));
+    }
+
+    #[test]
+    fn another_cookies_bytes_do_not_hide_ours_and_ours_must_be_text() {
+        let headers = with_cookies(&[b"app=caf\xc3\xa9\xff; cg_guest=v2.k.p.t"]);
+        assert_eq!(the_cookie(&headers, "cg_guest").unwrap(), Some("v2.k.p.t"));
+        let headers = with_cookies(&[b"cg_guest=v2.\xff"]);
+        assert!(matches!(
+            the_cookie(&headers, "cg_guest"),
+            Err(GatewayError::Session(CookieError::Malformed))
+        ));
+    }
 }
