@@ -1,6 +1,7 @@
 //! One access-log line from a record: JSON (one object per line) or `key=value` text. Runs on
 //! the writer thread, into a buffer it reuses, so request handling never formats.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -161,10 +162,31 @@ fn write_ip(out: &mut Vec<u8>, address: IpAddr) {
     }
 }
 
+thread_local! {
+    /// The last second written and its text (`2025-01-31T12:00:00.`), the same for every line of
+    /// that second; kept by the writer thread, the only one formatting.
+    static LAST_SECOND: RefCell<(Option<u64>, Vec<u8>)> = const { RefCell::new((None, Vec::new())) };
+}
+
 /// RFC 3339 in UTC with milliseconds: `2025-01-31T12:00:00.123Z`.
 fn write_time(out: &mut Vec<u8>, time: SystemTime) {
     let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX);
+    let secs = since_epoch.as_secs();
+    LAST_SECOND.with_borrow_mut(|(second, text)| {
+        if *second != Some(secs) {
+            text.clear();
+            write_second(text, secs);
+            *second = Some(secs);
+        }
+        out.extend_from_slice(text);
+    });
+    write_padded(out, u64::from(since_epoch.subsec_millis()), 3);
+    out.push(b'Z');
+}
+
+/// `2025-01-31T12:00:00.` for `secs` since the epoch.
+fn write_second(out: &mut Vec<u8>, secs: u64) {
+    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
     let (year, month, day) = civil_from_days(secs.div_euclid(86_400));
     let second_of_day = secs.rem_euclid(86_400).unsigned_abs();
     let fields = [
@@ -174,7 +196,6 @@ fn write_time(out: &mut Vec<u8>, time: SystemTime) {
         (second_of_day / 3600, 2, b':'),
         (second_of_day % 3600 / 60, 2, b':'),
         (second_of_day % 60, 2, b'.'),
-        (u64::from(since_epoch.subsec_millis()), 3, b'Z'),
     ];
     for (value, width, separator) in fields {
         write_padded(out, value, width);
@@ -298,5 +319,19 @@ mod tests {
         assert!(text.starts_with("time=2025-01-31T12:00:00.123Z client=192.0.2.7 method=GET "));
         assert!(text.contains(r#" path="/cases/A-1/file name" status=200 decision=allowed reason=- share=sh_1 case=A-1 scope=view bytes_in=0 bytes_out=42 "#), "{text}");
         assert!(text.trim_end().ends_with("upstream_ms=1.500"), "{text}");
+    }
+
+    #[test]
+    fn the_remembered_second_is_only_reused_within_that_second() {
+        let at = |millis: u64| {
+            let mut out = Vec::new();
+            write_time(&mut out, UNIX_EPOCH + Duration::from_millis(millis));
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(at(1_738_324_800_123), "2025-01-31T12:00:00.123Z");
+        assert_eq!(at(1_738_324_800_999), "2025-01-31T12:00:00.999Z");
+        assert_eq!(at(1_738_324_801_000), "2025-01-31T12:00:01.000Z");
+        assert_eq!(at(1_738_324_800_005), "2025-01-31T12:00:00.005Z");
+        assert_eq!(at(0), "1970-01-01T00:00:00.000Z");
     }
 }

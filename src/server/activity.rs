@@ -79,31 +79,47 @@ impl Activity {
 
     /// Waits until the connection has been idle (no request in flight, no IO) for `limit`.
     pub async fn idle_for(&self, limit: Duration) {
-        self.quiet_for(limit, false).await;
+        self.quiet(limit, None).await;
     }
 
-    /// Waits until the connection has been idle for `limit` between requests: also no byte of a
+    /// Waits until the connection has been idle for `idle_limit` ([`Quiet::Idle`]) or, given
+    /// `park_after`, idle that long between requests ([`Quiet::Between`]): also no byte of a
     /// next request read yet, and the last request one after which the connection stays open.
-    pub async fn between_requests_for(&self, limit: Duration) {
-        self.quiet_for(limit, true).await;
-    }
-
-    async fn quiet_for(&self, limit: Duration, between_requests: bool) {
+    /// One watch for both, because a connection's task polls it on every wake-up, twice per
+    /// request.
+    pub async fn quiet(&self, idle_limit: Duration, park_after: Option<Duration>) -> Quiet {
         loop {
             let last_io =
                 self.started + Duration::from_millis(self.last_io_millis.load(Ordering::Relaxed));
-            let deadline = last_io + limit;
-            let quiet = self.in_flight.load(Ordering::Relaxed) == 0
-                && !(between_requests
-                    && (self.unanswered_input.load(Ordering::Relaxed)
-                        || !self.reusable.load(Ordering::Relaxed)));
-            if Instant::now() >= deadline && quiet {
-                return;
+            let now = Instant::now();
+            let no_request = self.in_flight.load(Ordering::Relaxed) == 0;
+            let idle_deadline = last_io + idle_limit;
+            if no_request && now >= idle_deadline {
+                return Quiet::Idle;
             }
-            let next_check = deadline.max(Instant::now() + Duration::from_millis(100));
-            tokio::time::sleep_until(next_check).await;
+            let mut next_check = idle_deadline;
+            if let Some(park_after) = park_after {
+                let between_requests = no_request
+                    && !self.unanswered_input.load(Ordering::Relaxed)
+                    && self.reusable.load(Ordering::Relaxed);
+                let park_deadline = last_io + park_after;
+                if between_requests && now >= park_deadline {
+                    return Quiet::Between;
+                }
+                next_check = next_check.min(park_deadline);
+            }
+            tokio::time::sleep_until(next_check.max(now + Duration::from_millis(100))).await;
         }
     }
+}
+
+/// What [`Activity::quiet`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Quiet {
+    /// Idle past the idle limit: the connection is closed.
+    Idle,
+    /// Between requests past the park limit: the connection is parked.
+    Between,
 }
 
 /// Guard for one request in flight on a connection.

@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::watch;
 use tracing::debug;
 
-use super::activity::{Activity, TrackedIo};
+use super::activity::{Activity, Quiet, TrackedIo};
 use super::preface::Prefixed;
 use crate::config::Limits;
 use crate::gateway::SessionMemo;
@@ -165,11 +165,11 @@ impl Lifetime<'_> {
                         }
                     };
                 }
-                () = activity.idle_for(limits.idle_timeout), if !shutting_down => {
-                    debug!(peer = %peer, "closing idle connection");
-                    return Ended::Closed;
-                }
-                () = activity.between_requests_for(PARK_AFTER), if may_park && !parking && !shutting_down => {
+                quiet = activity.quiet(limits.idle_timeout, (may_park && !parking).then_some(PARK_AFTER)), if !shutting_down => {
+                    if quiet == Quiet::Idle {
+                        debug!(peer = %peer, "closing idle connection");
+                        return Ended::Closed;
+                    }
                     parking = true;
                     activity.set_parking(true);
                     graceful_shutdown(connection.as_mut());
