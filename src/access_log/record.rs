@@ -80,9 +80,15 @@ impl AccessRecord {
         }
     }
 
-    /// How long the upstream took to answer with its response head.
+    /// How long the upstream took to answer with its response head. Kept with the log off too:
+    /// the metrics read it back ([`AccessRecord::upstream`]).
     pub fn set_upstream(&mut self, elapsed: Duration) {
         self.upstream = Some(elapsed);
+    }
+
+    /// What [`AccessRecord::set_upstream`] kept; `None` when no upstream was asked.
+    pub fn upstream(&self) -> Option<Duration> {
+        self.upstream
     }
 
     /// A request let through.

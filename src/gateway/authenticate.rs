@@ -35,7 +35,7 @@ pub fn authenticate(
         None => {
             let guest = cookie::open(keys, value, now).map_err(GatewayError::Session)?;
             let identity = ShareIdentity::of(&guest).map_err(GatewayError::Rewrite)?;
-            let session = Arc::new(GuestSession { guest, identity });
+            let session = Arc::new(GuestSession::new(guest, identity));
             memo.remember(keys, value, &session);
             session
         }

@@ -36,7 +36,7 @@ pub use settings::{LinkSettings, SessionSettings};
 
 use self::authenticate::{Session, authenticate, carries_session_cookie};
 use self::error::Credential;
-use self::forward::{Route, UpstreamWait};
+use self::forward::Route;
 use self::framing::{
     check_host, is_bodiless, refuse_body_on_get, refuse_method_override_query,
     refuse_unknown_transfer_coding,
@@ -168,12 +168,9 @@ impl Gateway {
             .handle_inner(request, connection, &mut share_lang, record)
             .await
         {
-            Ok(mut response) => {
+            Ok(response) => {
                 // Left by `forward`; requests the gateway answered itself waited on no upstream.
-                let wait = response
-                    .extensions_mut()
-                    .remove::<UpstreamWait>()
-                    .map_or(std::time::Duration::ZERO, |wait| wait.0);
+                let wait = record.upstream().unwrap_or_default();
                 self.metrics.record_request(
                     metrics::Decision::Allowed,
                     started.elapsed(),
@@ -292,7 +289,9 @@ impl Gateway {
                 if self.needs_verification(guest) {
                     return self.verification_required(&request, guest);
                 }
-                self.store.record_activity(&guest.share_id, now);
+                if session.first_request_in(now) {
+                    self.store.record_activity(&guest.share_id, now);
+                }
                 refuse_method_override_query(&target)?;
                 let pin_language = self.authorise(guest, request.method(), &target)?;
                 // After the policy would allow it, before anything reaches the case: a page of

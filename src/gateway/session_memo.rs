@@ -8,6 +8,7 @@
 //! again under the same keys is skipped, and "the same" is decided by comparing the whole value in
 //! constant time, under the very key ring (by identity: a reload makes a new one) that opened it.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use subtle::ConstantTimeEq;
@@ -20,6 +21,25 @@ use crate::share::{Guest, KeyRing};
 pub struct GuestSession {
     pub guest: Guest,
     pub identity: ShareIdentity,
+    /// The last second in which a request of this session recorded the share's activity.
+    activity_second: AtomicI64,
+}
+
+impl GuestSession {
+    pub fn new(guest: Guest, identity: ShareIdentity) -> GuestSession {
+        GuestSession {
+            guest,
+            identity,
+            activity_second: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// Whether this is the session's first request in second `now`. A share's last use is kept
+    /// to the second, so recording it once a second loses nothing, and the other requests of a
+    /// page skip the store's three lookups.
+    pub fn first_request_in(&self, now: i64) -> bool {
+        self.activity_second.swap(now, Ordering::Relaxed) != now
+    }
 }
 
 struct Remembered {
@@ -115,7 +135,16 @@ mod tests {
             email_verified: false,
         };
         let identity = ShareIdentity::of(&guest).unwrap();
-        Arc::new(GuestSession { guest, identity })
+        Arc::new(GuestSession::new(guest, identity))
+    }
+
+    #[test]
+    fn activity_is_due_once_per_second() {
+        let session = session();
+        assert!(session.first_request_in(100));
+        assert!(!session.first_request_in(100));
+        assert!(session.first_request_in(101));
+        assert!(!session.first_request_in(101));
     }
 
     #[test]

@@ -9,14 +9,14 @@ use http::header::ACCEPT;
 /// lists `application/json`, and anything ambiguous gets the human page, which is the safe default
 /// for a recipient on a phone. Media types are case-insensitive, so the match is too.
 pub fn wants_json(headers: &HeaderMap) -> bool {
-    let mut json = false;
-    let mut html = false;
-    for value in headers.get_all(ACCEPT) {
-        let bytes = value.as_bytes();
-        json |= contains_ignore_ascii_case(bytes, b"application/json");
-        html |= contains_ignore_ascii_case(bytes, b"text/html");
-    }
-    json && !html
+    let lists = |media_type: &[u8]| {
+        headers
+            .get_all(ACCEPT)
+            .iter()
+            .any(|value| contains_ignore_ascii_case(value.as_bytes(), media_type))
+    };
+    // Asked on every request; a browser's Accept starts with `text/html`, which settles it.
+    !lists(b"text/html") && lists(b"application/json")
 }
 
 fn contains_ignore_ascii_case(haystack: &[u8], needle: &[u8]) -> bool {
