@@ -85,8 +85,8 @@ impl Activity {
     /// Waits until the connection has been idle for `idle_limit` ([`Quiet::Idle`]) or, given
     /// `park_after`, idle that long between requests ([`Quiet::Between`]): also no byte of a
     /// next request read yet, and the last request one after which the connection stays open.
-    /// One watch for both, because a connection's task polls it on every wake-up, twice per
-    /// request.
+    /// One watch for both, because a connection's task polls it on every wake-up (about two per
+    /// request).
     pub async fn quiet(&self, idle_limit: Duration, park_after: Option<Duration>) -> Quiet {
         loop {
             let last_io =
