@@ -43,6 +43,24 @@ pub(super) fn keeps_alive<B>(request: &http::Request<B>) -> bool {
         })
 }
 
+/// What a parked connection keeps of hyper's: its stream, the bytes read past the last request
+/// (pipelined, to go back in front of the stream) and the service. Not inline in `serve_http1`:
+/// there hyper's whole `Parts` would keep its room in every parked connection's task.
+fn take_apart<T, S>(
+    parts: http1::Parts<TokioIo<Prefixed<TrackedIo<T>>>, S>,
+) -> (TrackedIo<T>, Option<Bytes>, S) {
+    let (stream, unread) = parts.io.into_inner().into_parts();
+    // hyper hands its read buffer back even when empty, and an empty `Bytes` still holds the
+    // buffer's 8 KiB: only what is left in it is kept.
+    let leftover: Vec<Vec<u8>> = [unread, parts.read_buf]
+        .into_iter()
+        .filter(|bytes| !bytes.is_empty())
+        .map(|bytes| bytes.to_vec())
+        .collect();
+    let leftover = (!leftover.is_empty()).then(|| Bytes::from(leftover.concat()));
+    (stream, leftover, parts.service)
+}
+
 /// How a driven connection ended.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Ended {
@@ -104,24 +122,15 @@ impl Lifetime<'_> {
             debug!(peer = %self.peer, "parked idle connection");
             self.session_memo.forget();
             super::trim::connection_parked();
-            service = parts.service;
-            let (mut stream, unread) = parts.io.into_inner().into_parts();
-            // Bytes read past the last request (pipelined) go back in front of the stream.
-            // hyper hands its read buffer back even when empty, and an empty `Bytes` still holds
-            // the buffer's 8 KiB: only what is left in it is kept.
-            let leftover = [unread, parts.read_buf]
-                .into_iter()
-                .filter(|bytes| !bytes.is_empty())
-                .map(|bytes| bytes.to_vec())
-                .collect::<Vec<_>>();
-            let prefix = if leftover.is_empty() {
+            let (mut stream, leftover, parked_service) = take_apart(parts);
+            service = parked_service;
+            let prefix = match leftover {
+                Some(leftover) => leftover,
                 // Nothing waiting: the connection waits here holding nothing but the stream.
-                match self.next_byte(&mut stream).await {
+                None => match self.next_byte(&mut stream).await {
                     Some(byte) => Bytes::copy_from_slice(&[byte]),
                     None => return,
-                }
-            } else {
-                leftover.concat().into()
+                },
             };
             io = Prefixed::new(stream, prefix);
         }
