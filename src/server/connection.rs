@@ -106,56 +106,62 @@ pub struct Listening {
 }
 
 /// Runs one connection to completion. Never panics; every failure ends this connection only.
-pub async fn serve_connection(
+///
+/// An `async` block rather than an `async fn`, as [`run_http`]: this is every connection's task,
+/// and an `async fn` would hold each argument twice in it.
+#[allow(clippy::manual_async_fn)]
+pub fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     listening: Arc<Listening>,
     slot: Arc<ConnectionSlot>,
     shutdown: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
-    let slot = Some(slot);
-    let gateway = Arc::clone(&listening.gateway);
-    let access_log = Arc::clone(&listening.access_log);
-    let (builders, limits) = (&listening.builders, &listening.limits);
-    let acceptor = listening.tls.as_ref().map(|tls| tls.current());
-    let info = ConnectionInfo {
-        peer,
-        client: ClientAddress::direct(peer.ip()),
-        tls: acceptor.is_some(),
-        slot,
-        upstream: listening.upstream.clone(),
-        session_memo: Arc::default(),
-    };
-    let served = Served {
-        gateway,
-        access_log,
-        builders,
-        limits,
-        shutdown,
-    };
-    match acceptor {
-        None => run_http(stream, None, info, served).await,
-        // Boxed: the handshake and a TLS stream (rustls's state) are several KiB, which would
-        // otherwise size every connection's task, plain ones included.
-        Some(acceptor) => {
-            Box::pin(async move {
-                let handshake =
-                    tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream))
-                        .await;
-                match handshake {
-                    Ok(Ok(tls_stream)) => {
-                        let protocol = match tls_stream.get_ref().1.alpn_protocol() {
-                            Some(b"h2") => Protocol::Http2,
-                            _ => Protocol::Http1,
-                        };
-                        run_http(tls_stream, Some(protocol), info, served).await;
+) -> impl Future<Output = ()> + Send {
+    async move {
+        let _ = stream.set_nodelay(true);
+        let slot = Some(slot);
+        let gateway = Arc::clone(&listening.gateway);
+        let access_log = Arc::clone(&listening.access_log);
+        let (builders, limits) = (&listening.builders, &listening.limits);
+        let acceptor = listening.tls.as_ref().map(|tls| tls.current());
+        let info = ConnectionInfo {
+            peer,
+            client: ClientAddress::direct(peer.ip()),
+            tls: acceptor.is_some(),
+            slot,
+            upstream: listening.upstream.clone(),
+            session_memo: Arc::default(),
+        };
+        let served = Served {
+            gateway,
+            access_log,
+            builders,
+            limits,
+            shutdown,
+        };
+        match acceptor {
+            None => run_http(stream, None, info, served).await,
+            // Boxed: the handshake and a TLS stream (rustls's state) are several KiB, which would
+            // otherwise size every connection's task, plain ones included.
+            Some(acceptor) => {
+                Box::pin(async move {
+                    let handshake =
+                        tokio::time::timeout(limits.tls_handshake_timeout, acceptor.accept(stream))
+                            .await;
+                    match handshake {
+                        Ok(Ok(tls_stream)) => {
+                            let protocol = match tls_stream.get_ref().1.alpn_protocol() {
+                                Some(b"h2") => Protocol::Http2,
+                                _ => Protocol::Http1,
+                            };
+                            run_http(tls_stream, Some(protocol), info, served).await;
+                        }
+                        Ok(Err(error)) => debug!(%peer, %error, "TLS handshake failed"),
+                        Err(_) => debug!(%peer, "TLS handshake timed out"),
                     }
-                    Ok(Err(error)) => debug!(%peer, %error, "TLS handshake failed"),
-                    Err(_) => debug!(%peer, "TLS handshake timed out"),
-                }
-            })
-            .await
+                })
+                .await
+            }
         }
     }
 }
@@ -171,110 +177,123 @@ struct Served<'a> {
 
 /// Serves HTTP on `io`: the given protocol (from ALPN), or on cleartext the one its first bytes
 /// announce.
-async fn run_http<T>(io: T, protocol: Option<Protocol>, info: ConnectionInfo, served: Served<'_>)
+///
+/// An `async` block rather than an `async fn`: an `async fn` moves each argument into a local of
+/// its own, and `info` would then take its room twice in every connection's task.
+#[allow(clippy::manual_async_fn)]
+fn run_http<'a, T>(
+    io: T,
+    protocol: Option<Protocol>,
+    info: ConnectionInfo,
+    served: Served<'a>,
+) -> impl Future<Output = ()> + Send + 'a
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let Served {
-        gateway,
-        access_log,
-        builders,
-        limits,
-        shutdown,
-    } = served;
-    let activity = Activity::new();
-    let io = TrackedIo::new(io, Arc::clone(&activity));
-    let (protocol, io) = match protocol {
-        Some(protocol) => (protocol, Prefixed::plain(io)),
-        None => match tokio::time::timeout(limits.header_read_timeout, preface::sniff(io)).await {
-            Ok(Ok(sniffed)) => sniffed,
-            Ok(Err(error)) => {
-                debug!(peer = %info.peer, %error, "connection failed before its first request");
-                return;
+    async move {
+        let Served {
+            gateway,
+            access_log,
+            builders,
+            limits,
+            shutdown,
+        } = served;
+        let activity = Activity::new();
+        let io = TrackedIo::new(io, Arc::clone(&activity));
+        let (protocol, io) = match protocol {
+            Some(protocol) => (protocol, Prefixed::plain(io)),
+            None => {
+                match tokio::time::timeout(limits.header_read_timeout, preface::sniff(io)).await {
+                    Ok(Ok(sniffed)) => sniffed,
+                    Ok(Err(error)) => {
+                        debug!(peer = %info.peer, %error, "connection failed before its first request");
+                        return;
+                    }
+                    Err(_) => {
+                        debug!(peer = %info.peer, "closing connection that sent nothing");
+                        return;
+                    }
+                }
             }
-            Err(_) => {
-                debug!(peer = %info.peer, "closing connection that sent nothing");
-                return;
+        };
+        // Dropped when this function returns, however the connection ended.
+        let gauge = Arc::new(ConnectionGauge::new(Arc::clone(
+            gateway.current().metrics(),
+        )));
+        let service_activity = Arc::clone(&activity);
+        let max_header_bytes = limits.max_header_bytes;
+        let pace = BodyPace {
+            grace: limits.body_read_timeout,
+            min_bytes_per_second: limits.body_min_rate,
+        };
+        let peer = info.peer;
+        let session_memo = Arc::clone(&info.session_memo);
+        let service = service_fn(move |request| {
+            let gateway = gateway.current();
+            let access_log = Arc::clone(&access_log);
+            let in_flight = service_activity.request_started(keeps_alive(&request));
+            let mut info = info.clone();
+            // From any other peer the client is the peer, as `info` already says (its
+            // X-Forwarded-For value made once per connection, not per request).
+            if gateway.is_trusted_proxy(info.peer.ip()) {
+                info.client = gateway.client_address(info.peer.ip(), request.headers());
             }
-        },
-    };
-    // Dropped when this function returns, however the connection ended.
-    let gauge = Arc::new(ConnectionGauge::new(Arc::clone(
-        gateway.current().metrics(),
-    )));
-    let service_activity = Arc::clone(&activity);
-    let max_header_bytes = limits.max_header_bytes;
-    let pace = BodyPace {
-        grace: limits.body_read_timeout,
-        min_bytes_per_second: limits.body_min_rate,
-    };
-    let peer = info.peer;
-    let session_memo = Arc::clone(&info.session_memo);
-    let service = service_fn(move |request| {
-        let gateway = gateway.current();
-        let access_log = Arc::clone(&access_log);
-        let in_flight = service_activity.request_started(keeps_alive(&request));
-        let mut info = info.clone();
-        // From any other peer the client is the peer, as `info` already says (its
-        // X-Forwarded-For value made once per connection, not per request).
-        if gateway.is_trusted_proxy(info.peer.ip()) {
-            info.client = gateway.client_address(info.peer.ip(), request.headers());
-        }
-        gauge.saw_request(request.version());
-        async move {
-            // The one place every request passes: the access log's record starts and ends here.
-            let mut record = access_log.begin(info.client.ip, request.method());
-            let mut response = if head::wire_len(&request) > max_header_bytes {
-                info!(peer = %info.peer, client = %info.client.ip, limit = max_header_bytes, "request head over max_header_bytes");
-                record.set_refused(
-                    crate::metrics::Decision::BadRequest.as_str(),
-                    crate::pages::Page::BadRequest.code(),
-                );
-                head::too_large()
-            } else {
-                let request =
-                    request.map(|body| RequestBody::new(PacedBody::new(body, pace), &mut record));
-                // Boxed: hyper keeps a slot the size of this service's future for every open
-                // connection, busy or idle. Unboxed, the request path's state machine (3 KiB)
-                // would sit in that slot for the connection's life (see README, Performance).
-                let handled = Box::pin(gateway.handle(request, &info, &mut record));
-                handled.await
-            };
-            drop(in_flight);
-            // Every answer, refusals and pages included: the first one a browser sees over https
-            // is what pins the host to https, whichever it is.
-            if let Some(hsts) = gateway.hsts(info.tls) {
-                response
-                    .headers_mut()
-                    .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+            gauge.saw_request(request.version());
+            async move {
+                // The one place every request passes: the access log's record starts and ends here.
+                let mut record = access_log.begin(info.client.ip, request.method());
+                let mut response = if head::wire_len(&request) > max_header_bytes {
+                    info!(peer = %info.peer, client = %info.client.ip, limit = max_header_bytes, "request head over max_header_bytes");
+                    record.set_refused(
+                        crate::metrics::Decision::BadRequest.as_str(),
+                        crate::pages::Page::BadRequest.code(),
+                    );
+                    head::too_large()
+                } else {
+                    let request = request
+                        .map(|body| RequestBody::new(PacedBody::new(body, pace), &mut record));
+                    // Boxed: hyper keeps a slot the size of this service's future for every open
+                    // connection, busy or idle. Unboxed, the request path's state machine (3 KiB)
+                    // would sit in that slot for the connection's life (see README, Performance).
+                    let handled = Box::pin(gateway.handle(request, &info, &mut record));
+                    handled.await
+                };
+                drop(in_flight);
+                // Every answer, refusals and pages included: the first one a browser sees over https
+                // is what pins the host to https, whichever it is.
+                if let Some(hsts) = gateway.hsts(info.tls) {
+                    response
+                        .headers_mut()
+                        .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+                }
+                record.set_status(response.status());
+                Ok::<_, Infallible>(response.map(|body| LoggedBody::new(body, record, access_log)))
             }
-            record.set_status(response.status());
-            Ok::<_, Infallible>(response.map(|body| LoggedBody::new(body, record, access_log)))
-        }
-    });
-    let mut lifetime = Lifetime {
-        activity: &activity,
-        limits,
-        peer,
-        shutdown,
-        first_round: true,
-        session_memo: &session_memo,
-    };
-    match protocol {
-        Protocol::Http1 => lifetime.serve_http1(&builders.http1, io, service).await,
-        Protocol::Http2 => {
-            // Boxed like the TLS handshake: h2's connection state is large and only HTTP/2
-            // connections should pay for it.
-            let mut connection =
-                Box::pin(builders.http2.serve_connection(TokioIo::new(io), service));
-            let connection = connection.as_mut();
-            lifetime
-                .drive(
-                    connection,
-                    |connection| connection.graceful_shutdown(),
-                    false,
-                )
-                .await;
+        });
+        let mut lifetime = Lifetime {
+            activity: &activity,
+            limits,
+            peer,
+            shutdown,
+            first_round: true,
+            session_memo: &session_memo,
+        };
+        match protocol {
+            Protocol::Http1 => lifetime.serve_http1(&builders.http1, io, service).await,
+            Protocol::Http2 => {
+                // Boxed like the TLS handshake: h2's connection state is large and only HTTP/2
+                // connections should pay for it.
+                let mut connection =
+                    Box::pin(builders.http2.serve_connection(TokioIo::new(io), service));
+                let connection = connection.as_mut();
+                lifetime
+                    .drive(
+                        connection,
+                        |connection| connection.graceful_shutdown(),
+                        false,
+                    )
+                    .await;
+            }
         }
     }
 }
