@@ -39,8 +39,7 @@ pub(super) fn check_host<B>(
             if bytes.contains(&b'@') {
                 return Err(GatewayError::BadHost);
             }
-            // What nearly every browser sends: public_url's own spelling, valid by construction.
-            if bytes.eq_ignore_ascii_case(public.authority.as_str().as_bytes()) {
+            if is_public_spelling(bytes, public) {
                 true
             } else {
                 let authority = Authority::try_from(bytes).map_err(|_| GatewayError::BadHost)?;
@@ -88,13 +87,16 @@ fn forwarded_host(headers: &http::HeaderMap) -> Option<Result<&[u8], GatewayErro
     Some(Ok(first.as_bytes()))
 }
 
+/// Whether `authority` is written exactly as `public_url`'s, in any letter case: what nearly every
+/// browser sends, and valid by construction, so it needs no parsing.
+fn is_public_spelling(authority: &[u8], public: &PublicOrigin) -> bool {
+    authority.eq_ignore_ascii_case(public.authority.as_str().as_bytes())
+}
+
 /// Whether `authority` (a `Host` value) is `public_url`'s: the host in any letter case, the port
 /// written or left to the scheme's default.
 fn is_public_authority(authority: &Authority, public: &PublicOrigin) -> bool {
-    if authority
-        .as_str()
-        .eq_ignore_ascii_case(public.authority.as_str())
-    {
+    if is_public_spelling(authority.as_str().as_bytes(), public) {
         return true;
     }
     let default_port = if public.is_https() { 443 } else { 80 };

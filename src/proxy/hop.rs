@@ -138,15 +138,20 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// The header names the peer listed in `Connection` (RFC 9110 section 7.6.1): hop-by-hop too.
-/// Names hop-by-hop anyway are left out (`keep-alive`, on nearly every HTTP/1.1 request and
-/// response): building their `HeaderName` would allocate for nothing.
-pub fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
+/// Every option the peer listed in `Connection`, over all its lines, trimmed, as sent (any case).
+pub fn connection_options(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
     headers
         .get_all(header::CONNECTION)
         .iter()
         .flat_map(|line| line.as_bytes().split(|&byte| byte == b','))
         .map(<[u8]>::trim_ascii)
+}
+
+/// The header names the peer listed in `Connection` (RFC 9110 section 7.6.1): hop-by-hop too.
+/// Names hop-by-hop anyway are left out (`keep-alive`, on nearly every HTTP/1.1 request and
+/// response): building their `HeaderName` would allocate for nothing.
+pub fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
+    connection_options(headers)
         .filter(|option| {
             !HOP_BY_HOP
                 .iter()

@@ -18,6 +18,7 @@ use super::activity::{Activity, Quiet, TrackedIo};
 use super::preface::Prefixed;
 use crate::config::Limits;
 use crate::gateway::SessionMemo;
+use crate::proxy::hop::connection_options;
 
 /// An HTTP/1 connection idle this long is parked: hyper's 16 KiB of buffers and its state are
 /// freed, and only the stream waits for the next request. nginx frees its buffers as soon as a
@@ -28,19 +29,14 @@ const PARK_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 /// Whether hyper keeps the connection open after this request whatever the answer: HTTP/1.1,
 /// no `Connection: close`, and no body (one the gateway refuses unread ends the connection).
 pub(super) fn keeps_alive<B>(request: &http::Request<B>) -> bool {
-    use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+    use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
     let headers = request.headers();
     request.version() == http::Version::HTTP_11
         && !headers.contains_key(TRANSFER_ENCODING)
         && headers
             .get(CONTENT_LENGTH)
             .is_none_or(|length| length.as_bytes() == b"0")
-        && !headers.get_all(CONNECTION).iter().any(|value| {
-            value
-                .as_bytes()
-                .split(|byte| *byte == b',')
-                .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
-        })
+        && !connection_options(headers).any(|option| option.eq_ignore_ascii_case(b"close"))
 }
 
 /// What a parked connection keeps of hyper's: its stream, the bytes read past the last request
