@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use common::TestGateway;
-use common::raw_client::{keep_alive_get, read_one_response as read_response};
+use common::raw_client::{keep_alive_exchange, keep_alive_get, read_one_response as read_response};
 
 /// Longer than casegate's park delay (1 s), so the connection is parked when the next request comes.
 const PARKED: Duration = Duration::from_millis(1600);
@@ -20,11 +20,12 @@ const PARKED: Duration = Duration::from_millis(1600);
 /// A new connection to the gateway, kept alive after one guest GET it answered 200.
 async fn answered_once(gw: &TestGateway, cookie: &str) -> TcpStream {
     let mut stream = TcpStream::connect(gw.addr).await.unwrap();
-    stream
-        .write_all(keep_alive_get("/cases/42", cookie).as_bytes())
-        .await
-        .unwrap();
-    assert_eq!(read_response(&mut stream).await.status, 200);
+    assert_eq!(
+        keep_alive_exchange(&mut stream, "/cases/42", cookie)
+            .await
+            .status,
+        200
+    );
     stream
 }
 
@@ -48,11 +49,7 @@ async fn a_parked_connection_serves_its_next_requests_as_if_it_never_left() {
     let mut stream = TcpStream::connect(gw.addr).await.unwrap();
     for round in 0..3 {
         let target = format!("/cases/42?round={round}");
-        stream
-            .write_all(keep_alive_get(&target, &cookie).as_bytes())
-            .await
-            .unwrap();
-        let response = read_response(&mut stream).await;
+        let response = keep_alive_exchange(&mut stream, &target, &cookie).await;
         assert_eq!(response.status, 200, "round {round}: {}", response.text());
         assert_eq!(response.header("connection"), None, "round {round}");
         tokio::time::sleep(PARKED).await;

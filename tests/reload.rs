@@ -299,23 +299,20 @@ async fn rotating_keys_keeps_old_guests_signed_in_and_signs_new_links_with_the_n
 /// the key must still end that session on the very connection, not only on new ones.
 #[tokio::test]
 async fn a_dropped_key_ends_the_session_on_a_connection_that_already_used_it() {
-    use tokio::io::AsyncWriteExt;
+    use common::raw_client::keep_alive_exchange;
     let upstream = TestUpstream::start().await;
     let old = text(&upstream, "");
     let gw = FileGateway::start(upstream, &old).await;
     let sealed_under_k1 = gw.guest_cookie().await;
     let mut connection = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    let request = common::raw_client::keep_alive_get("/cases/42", &sealed_under_k1);
     for _ in 0..2 {
-        connection.write_all(request.as_bytes()).await.unwrap();
-        let response = common::raw_client::read_one_response(&mut connection).await;
+        let response = keep_alive_exchange(&mut connection, "/cases/42", &sealed_under_k1).await;
         assert_eq!(response.status, 200, "{}", response.text());
     }
 
     let (status, answer) = gw.reload_with(&rotated(&old, false)).await;
     assert_eq!(status, 200, "{answer}");
-    connection.write_all(request.as_bytes()).await.unwrap();
-    let response = common::raw_client::read_one_response(&mut connection).await;
+    let response = keep_alive_exchange(&mut connection, "/cases/42", &sealed_under_k1).await;
     assert_eq!(response.status, 401, "{}", response.text());
     gw.stop().await;
 }

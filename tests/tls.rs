@@ -220,10 +220,8 @@ async fn a_kept_alive_tls_connection_is_parked_and_serves_its_next_requests() {
     let cookie = common::raw_client::cookie_pair(&get_over_tls(&gw, &pki, &link).await);
     let mut tls = connect(&gw, &pki, &[b"http/1.1"]).await;
     for round in 0..3 {
-        let request =
-            common::raw_client::keep_alive_get(&format!("/cases/42?round={round}"), &cookie);
-        tls.write_all(request.as_bytes()).await.unwrap();
-        let response = common::raw_client::read_one_response(&mut tls).await;
+        let target = format!("/cases/42?round={round}");
+        let response = common::raw_client::keep_alive_exchange(&mut tls, &target, &cookie).await;
         assert_eq!(response.status, 200, "round {round}: {}", response.text());
         assert_eq!(response.header("connection"), None, "round {round}");
         tokio::time::sleep(std::time::Duration::from_millis(1600)).await;

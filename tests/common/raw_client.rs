@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 #[derive(Debug)]
@@ -121,6 +121,19 @@ fn dechunk(mut rest: &[u8]) -> Vec<u8> {
 /// A guest's GET for `share.test` that keeps the connection open (HTTP/1.1, no `Connection`).
 pub fn keep_alive_get(target: &str, cookie: &str) -> String {
     format!("GET {target} HTTP/1.1\r\nHost: share.test\r\nCookie: {cookie}\r\n\r\n")
+}
+
+/// Sends [`keep_alive_get`] on `stream` and reads its one response; the connection stays open.
+pub async fn keep_alive_exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    target: &str,
+    cookie: &str,
+) -> RawResponse {
+    stream
+        .write_all(keep_alive_get(target, cookie).as_bytes())
+        .await
+        .unwrap();
+    read_one_response(stream).await
 }
 
 /// Reads exactly one response (framed by Content-Length) from a kept-alive connection.
