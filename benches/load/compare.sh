@@ -8,7 +8,9 @@
 # round (nginx, casegate, nginx, casegate...) so machine drift hits both, and prints per row and
 # gateway: requests/s, p50/p99 latency and CPU time per request (utime+stime from /proc/<pid>/stat
 # of the gateway's processes - nginx master and workers, the casegate process - over the round,
-# divided by the requests it served), and the ratios casegate/nginx.
+# divided by the requests it served; split into user space and kernel, utime and stime), and the
+# ratios casegate/nginx. The last ratio, casegate's kernel time against nginx's whole CPU time, is
+# the floor under the CPU ratio: no user-space saving takes casegate below it.
 #
 # Rows (guests: casegate with the cookie from opening a `casegate mint` link; nginx with an
 # md5/expires signed URL; both fetch /cases/42/summary.json, 1 KiB):

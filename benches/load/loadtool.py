@@ -77,20 +77,29 @@ def cmd_pids(args):
     print(" ".join(str(pid) for pid in [args.pid] + children_of(args.pid)))
 
 
-def cpu_seconds(pids):
-    """utime + stime of the given processes (all their threads), in seconds."""
-    total = 0
+def cpu_times(pids):
+    """utime and stime of the given processes (all their threads), in seconds: user space and
+    the kernel working for them."""
+    user = system = 0
     for pid in pids:
         with open(f"/proc/{pid}/stat") as stat:
             text = stat.read()
         # The command name may hold spaces and parentheses: fields start after the last ')'.
         fields = text[text.rindex(")") + 2 :].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat(5)
-    return total / CLOCK_TICKS
+        user += int(fields[11])  # utime and stime: fields 14 and 15 of stat(5)
+        system += int(fields[12])
+    return user / CLOCK_TICKS, system / CLOCK_TICKS
 
 
 def cmd_cpu(args):
-    print(f"{cpu_seconds(args.pids):.2f}")
+    user, system = cpu_times(args.pids)
+    print(f"{user:.2f},{system:.2f}")
+
+
+def user_and_system(text):
+    """`cmd_cpu`'s output read back: (user, system) seconds."""
+    user, system = text.split(",")
+    return float(user), float(system)
 
 
 def rss_kib(pid):
@@ -375,20 +384,25 @@ def cmd_record(args):
     result, problems = parser(text, args)
     if problems:
         fail(f"row {args.row}, {args.gateway}, round {args.round}: " + "; ".join(problems))
+    user_before, system_before = user_and_system(args.cpu_before)
+    user_after, system_after = user_and_system(args.cpu_after)
     result.update(
         row=args.row,
         gateway=args.gateway,
         round=args.round,
-        cpu_seconds=args.cpu_after - args.cpu_before,
+        cpu_user_seconds=user_after - user_before,
+        cpu_system_seconds=system_after - system_before,
     )
+    result["cpu_seconds"] = result["cpu_user_seconds"] + result["cpu_system_seconds"]
     with open(args.results, "a") as results:
         results.write(json.dumps(result) + "\n")
     rps = result["requests"] / result["seconds"]
     cpu_us = result["cpu_seconds"] / result["requests"] * 1e6
+    kernel_us = result["cpu_system_seconds"] / result["requests"] * 1e6
     print(
         f"  {args.row:<10} {args.gateway:<8} round {args.round}: {rps:9.0f} req/s  "
         f"p50 {result['p50_us'] / 1000:6.2f} ms  p99 {result['p99_us'] / 1000:6.2f} ms  "
-        f"cpu {cpu_us:6.1f} us/req  ({result['requests']} requests, all 2xx)"
+        f"cpu {cpu_us:6.1f} us/req ({kernel_us:.1f} kernel)  ({result['requests']} requests, all 2xx)"
     )
 
 
@@ -413,6 +427,8 @@ def summarise(rounds):
         "p50_ms": statistics.median(r["p50_us"] for r in rounds) / 1000,
         "p99_ms": statistics.median(r["p99_us"] for r in rounds) / 1000,
         "cpu_us": sum(r["cpu_seconds"] for r in rounds) / requests * 1e6,
+        "user_us": sum(r["cpu_user_seconds"] for r in rounds) / requests * 1e6,
+        "kernel_us": sum(r["cpu_system_seconds"] for r in rounds) / requests * 1e6,
     }
 
 
@@ -432,12 +448,15 @@ def cmd_table(args):
         by_key.setdefault((r["row"], r["gateway"]), []).append(r)
     rows_seen = list(dict.fromkeys(r["row"] for r in rounds))
     lines = [
-        "| row | gateway | requests/s | p50 ms | p99 ms | CPU us/request |",
-        "| --- | --- | ---: | ---: | ---: | ---: |",
+        "| row | gateway | requests/s | p50 ms | p99 ms | CPU us/request | of which user | of which kernel |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    # The last column is the floor under the CPU ratio: the kernel's work for casegate (its
+    # sockets' system calls) against nginx's whole CPU. User-space work cannot go below zero.
     ratio_lines = [
-        "| row | requests/s casegate/nginx | p99 casegate/nginx | CPU/request casegate/nginx |",
-        "| --- | --- | --- | --- |",
+        "| row | requests/s casegate/nginx | p99 casegate/nginx | CPU/request casegate/nginx "
+        "| casegate kernel / nginx CPU |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for row in rows_seen:
         summaries = {}
@@ -447,7 +466,7 @@ def cmd_table(args):
             s = summaries[gateway] = summarise(by_key[(row, gateway)])
             lines.append(
                 f"| {ROW_TITLES.get(row, row)} | {gateway} | {s['rps']:.0f} | {s['p50_ms']:.2f} | "
-                f"{s['p99_ms']:.2f} | {s['cpu_us']:.1f} |"
+                f"{s['p99_ms']:.2f} | {s['cpu_us']:.1f} | {s['user_us']:.1f} | {s['kernel_us']:.1f} |"
             )
         if "nginx" in summaries and "casegate" in summaries:
             ng, cg = summaries["nginx"], summaries["casegate"]
@@ -455,7 +474,8 @@ def cmd_table(args):
             ratio_lines.append(
                 f"| {ROW_TITLES.get(row, row)} | {verdict(cg['rps'] / ng['rps'], rps_t, True)} | "
                 f"{verdict(cg['p99_ms'] / ng['p99_ms'], p99_t, False)} | "
-                f"{verdict(cg['cpu_us'] / ng['cpu_us'], cpu_t, False)} |"
+                f"{verdict(cg['cpu_us'] / ng['cpu_us'], cpu_t, False)} | "
+                f"{cg['kernel_us'] / ng['cpu_us']:.2f} |"
             )
     text = "\n".join(lines) + "\n\n" + "\n".join(ratio_lines) + "\n"
     print(text)
@@ -546,7 +566,7 @@ def main():
     p.add_argument("pid", type=int)
     p.set_defaults(func=cmd_pids)
 
-    p = sub.add_parser("cpu", help="utime+stime of processes, seconds")
+    p = sub.add_parser("cpu", help="user and kernel CPU seconds of processes: USER,SYSTEM")
     p.add_argument("pids", type=int, nargs="+")
     p.set_defaults(func=cmd_cpu)
 
@@ -588,8 +608,8 @@ def main():
     p.add_argument("--row", required=True)
     p.add_argument("--gateway", required=True)
     p.add_argument("--round", type=int, required=True)
-    p.add_argument("--cpu-before", type=float, required=True)
-    p.add_argument("--cpu-after", type=float, required=True)
+    p.add_argument("--cpu-before", required=True, help="`cpu`'s output before the round")
+    p.add_argument("--cpu-after", required=True, help="`cpu`'s output after the round")
     p.add_argument("--response-size", type=int, default=0)
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--log-file")
