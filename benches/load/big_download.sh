@@ -41,37 +41,71 @@ COOKIE=$(guest_cookie "$CASEGATE_CONFIG")
     --expect 200 >/dev/null
 
 # download URL [HEADER] - prints bytes/s; fails unless 200 with every byte.
+UPSTREAM_PIDS=$("${LOADTOOL[@]}" pids "$UPSTREAM_PID")
+
+# download URL [HEADER]: prints "bytes/s curl-user curl-system" (CPU seconds); fails on anything but
+# a 200 with every byte.
 download() {
-    local out code size speed
-    out=$(curl -sS -o /dev/null ${2:+-H "$2"} -w '%{http_code} %{size_download} %{speed_download}' "$1") ||
-        die "curl $1 failed"
+    local out code size speed TIMEFORMAT='%U %S'
+    # bash's `time` reports the CPU its child curl used, so nothing else needs installing.
+    { time out=$(curl -sS -o /dev/null ${2:+-H "$2"} -w '%{http_code} %{size_download} %{speed_download}' "$1"); } \
+        2>"$WORK/curl_time" || die "curl $1 failed"
     read -r code size speed <<<"$out"
     [[ $code == 200 && $size == "$BYTES" ]] || die "$1 answered $code with $size of $BYTES bytes"
-    echo "${speed%.*}"
+    echo "${speed%.*} $(tail -1 "$WORK/curl_time")"
 }
+
+# cpu_of PID...: "user,system" CPU seconds the processes have used so far.
+cpu_of() { "${LOADTOOL[@]}" cpu "$@"; }
 
 say "machine: $(machine_summary)"
 say "$ROUNDS rounds of a $BYTES-byte download, direct then through casegate"
-RESULTS="$WORK/download.txt"
+RESULTS="$WORK/download.jsonl"
 for round in $(seq 1 "$ROUNDS"); do
-    direct=$(download "http://127.0.0.1:$UP_PORT$VIDEO_PATH")
+    # shellcheck disable=SC2086 # the upstream's master and workers
+    up_before=$(cpu_of $UPSTREAM_PIDS)
+    read -r direct direct_curl_user direct_curl_system < <(download "http://127.0.0.1:$UP_PORT$VIDEO_PATH")
+    # shellcheck disable=SC2086
+    up_middle=$(cpu_of $UPSTREAM_PIDS)
     rm -f "$WORK/stop"
     "${LOADTOOL[@]}" sample-rss "$CASEGATE_PID" --stop-file "$WORK/stop" --interval 0.02 >"$WORK/rss.json" &
     sampler=$!
     STARTED_PIDS+=("$sampler")
     sleep 0.2
-    through=$(download "http://127.0.0.1:$CASEGATE_PORT$VIDEO_PATH" "Cookie: $COOKIE")
+    casegate_before=$(cpu_of "$CASEGATE_PID")
+    read -r through curl_user curl_system < <(download "http://127.0.0.1:$CASEGATE_PORT$VIDEO_PATH" "Cookie: $COOKIE")
+    casegate_after=$(cpu_of "$CASEGATE_PID")
+    # shellcheck disable=SC2086
+    up_after=$(cpu_of $UPSTREAM_PIDS)
     touch "$WORK/stop"
     wait "$sampler"
     read -r first peak < <(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(d['first_kib'], d['peak_kib'])" "$WORK/rss.json")
-    echo "$direct $through $first $peak" >>"$RESULTS"
+    echo "$direct $through $first $peak direct:curl=$direct_curl_user,$direct_curl_system" \
+        "direct:upstream=$up_before:$up_middle through:curl=$curl_user,$curl_system" \
+        "through:upstream=$up_middle:$up_after through:casegate=$casegate_before:$casegate_after" >>"$RESULTS"
     say "  round $round: direct $((direct / 1048576)) MiB/s, casegate $((through / 1048576)) MiB/s," \
         "casegate VmRSS $((first / 1024)) -> peak $((peak / 1024)) MiB"
 done
 
-python3 - "$RESULTS" <<'EOF'
+python3 - "$RESULTS" "$BYTES" "$(nproc)" <<'EOF'
 import statistics, sys
-rows = [list(map(int, line.split())) for line in open(sys.argv[1])]
+from collections import defaultdict
+
+gib = int(sys.argv[2]) / 2**30
+cores = int(sys.argv[3])
+rows, cpu = [], defaultdict(list)  # cpu[(path, process)]: (user, kernel) seconds per round
+for line in open(sys.argv[1]):
+    fields = line.split()
+    rows.append(list(map(int, fields[:4])))
+    for field in fields[4:]:
+        key, value = field.split("=")
+        path, process = key.split(":")
+        if ":" in value:  # before:after of a process that outlives the round
+            (u0, k0), (u1, k1) = (map(float, side.split(",")) for side in value.split(":"))
+            cpu[(path, process)].append((u1 - u0, k1 - k0))
+        else:
+            cpu[(path, process)].append(tuple(map(float, value.split(","))))
+
 direct = statistics.median(r[0] for r in rows)
 through = statistics.median(r[1] for r in rows)
 growth = max(r[3] - r[2] for r in rows) / 1024
@@ -79,4 +113,20 @@ ratio = through / direct
 print(f"direct   {direct / 2**20:8.0f} MiB/s (median of {len(rows)})")
 print(f"casegate {through / 2**20:8.0f} MiB/s = {ratio:.0%} of direct (target >= 90%: {'met' if ratio >= 0.9 else 'MISSED'})")
 print(f"casegate VmRSS growth during a download: at most {growth:.1f} MiB (target <= 16 MiB: {'met' if growth <= 16 else 'MISSED'})")
+
+# Where the CPU goes, per GiB (medians of the rounds), and the ceiling that sets: the processes
+# share the machine's cores, so a download through casegate takes at least its processes' CPU
+# time divided by the cores, however well they overlap.
+per_gib = {key: tuple(statistics.median(r[i] for r in rounds) / gib for i in (0, 1))
+           for key, rounds in cpu.items()}
+print("CPU seconds per GiB, user + kernel (medians of the rounds):")
+for path, label in (("direct", "direct"), ("through", "through casegate")):
+    parts = {process: spent for (p, process), spent in per_gib.items() if p == path}
+    total = sum(u + k for u, k in parts.values())
+    print(f"  {label:<17}" + ", ".join(f"{name} {u:.2f} + {k:.2f}" for name, (u, k) in parts.items())
+          + f"; all {total:.2f}")
+through_cpu = sum(u + k for (p, _), (u, k) in per_gib.items() if p == "through")
+busiest = max(u + k for (p, _), (u, k) in per_gib.items() if p == "through")
+ceiling = (1 / (direct / 2**30)) / max(through_cpu / cores, busiest)
+print(f"  on {cores} cores that CPU allows casegate at most {min(ceiling, 1):.0%} of direct, however well the processes overlap")
 EOF
