@@ -7,6 +7,8 @@
 
 pub mod access_log;
 pub mod admin;
+#[cfg(not(fuzzing))]
+mod allocator;
 pub mod clock;
 pub mod config;
 pub mod demo;
@@ -25,13 +27,11 @@ pub mod share;
 pub mod state;
 pub mod verify;
 
-/// mimalloc rather than glibc's malloc: the request path allocates and frees a few dozen small
-/// objects per request, and under load mimalloc's thread-local free lists cost casegate about a
-/// fifth less CPU per request (README, Performance). Not when fuzzing: the sanitizers need to see
-/// every allocation through their own malloc.
+/// mimalloc rather than glibc's malloc (`allocator` says why and how). Not when fuzzing: the
+/// sanitizers need to see every allocation through their own malloc.
 #[cfg(not(fuzzing))]
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::Mimalloc = allocator::Mimalloc;
 
 use std::fmt;
 use std::net::SocketAddr;

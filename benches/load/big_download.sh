@@ -7,7 +7,10 @@
 # /cases/42/video.mp4 and casegate (release build, [server] workers = 2, plain HTTP) in front of
 # it, opens a `casegate mint` link for the guest cookie, then alternates direct and casegate
 # downloads with curl to /dev/null (each checked: status 200 and every byte). casegate's VmRSS is
-# sampled every 20 ms during its downloads; growth = peak minus the value just before.
+# sampled every 20 ms during its downloads; growth = peak minus the value just before. It also
+# reports the CPU seconds per GiB that curl, the upstream and casegate spent (user and kernel) on
+# each path, and the throughput that CPU allows on this machine's cores: a download through
+# casegate cannot take less wall time than its three processes' CPU time over the cores.
 #
 # Usage: benches/load/big_download.sh [--rounds N] [--size BYTES|1G] [--keep]   (default 5 rounds)
 # CASEGATE_BIN=path skips `cargo build --release` and uses that binary.
