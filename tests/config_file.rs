@@ -186,6 +186,29 @@ fn the_shipped_admin_example_is_valid_once_uncommented() {
 }
 
 #[test]
+fn the_shipped_log_example_is_valid_once_uncommented_and_spells_the_defaults() {
+    let example = ["[log]", "format = ", "level = ", "access = ", "buffer = "];
+    let shipped =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("config/casegate.toml"))
+            .unwrap();
+    for line in example {
+        assert!(
+            shipped.contains(&format!("\n# {line}")),
+            "no example {line:?}"
+        );
+    }
+    let uncommented = shipped_config_with(&[], &example);
+    let default = shipped_config_with(&[], &[]);
+    // The example documents the defaults: switching it on changes nothing.
+    assert_eq!(
+        format!("{:?}", uncommented.log),
+        format!("{:?}", default.log)
+    );
+    assert_eq!(uncommented.log.buffer, 8192);
+    assert_eq!(uncommented.log.level, "info");
+}
+
+#[test]
 fn the_shipped_redis_example_is_valid_once_uncommented() {
     let config = shipped_config_with(
         &["path = ", "compact_after_bytes = "],

@@ -234,6 +234,38 @@ async fn a_listen_address_change_keeps_the_old_address_and_says_a_restart_is_nee
     gw.stop().await;
 }
 
+#[tokio::test]
+async fn settings_read_once_at_start_are_named_when_a_reload_changes_them() {
+    let upstream = TestUpstream::start().await;
+    let old = text(&upstream, "");
+    let gw = FileGateway::start(upstream, &old).await;
+    let changed = with_new_route(&old)
+        .replace(
+            "path = \"state\"\n",
+            "path = \"state\"\ncompact_after_bytes = 131072\n",
+        )
+        .replace(
+            "listen = \"127.0.0.1:0\"\n\n[[admin.clients]]",
+            "listen = \"127.0.0.1:0\"\nmax_body_bytes = 2048\n\n[[admin.clients]]",
+        );
+    assert_ne!(changed, with_new_route(&old), "the edits must apply");
+
+    let (status, answer) = gw.reload_with(&changed).await;
+
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["restart_needed"],
+        serde_json::json!([
+            "state (use_flush_interval, compact_after_bytes)",
+            "admin.max_body_bytes"
+        ])
+    );
+    // The rest of the file took effect.
+    let cookie = gw.guest_cookie().await;
+    assert_eq!(get(gw.addr, NEW_ROUTE, Some(&cookie)).await.status, 200);
+    gw.stop().await;
+}
+
 /// The `kid` in a link token's header.
 fn kid_of(url: &str) -> String {
     let token = url.rsplit('/').next().expect("a token");

@@ -18,8 +18,13 @@ pub struct Fixed {
     state_path: PathBuf,
     /// Embedded or Redis, with the Redis URL (password included) and its settings.
     state_backend: StateBackend,
+    /// `use_flush_interval` and `compact_after_bytes`: the state store's background task reads
+    /// them when it starts.
+    state_maintenance: (std::time::Duration, u64),
     log: String,
     admin_listen: Option<SocketAddr>,
+    /// The admin API copies its body limit when it starts listening.
+    admin_max_body_bytes: Option<usize>,
     /// Each client's name, scopes and token: the admin API's clients are read once.
     admin_clients: Vec<(String, Vec<String>, Vec<u8>)>,
 }
@@ -34,11 +39,16 @@ impl Fixed {
             workers: config.server.workers,
             state_path: config.state.path.clone(),
             state_backend: config.state.backend.clone(),
+            state_maintenance: (
+                config.state.use_flush_interval,
+                config.state.compact_after_bytes,
+            ),
             log: format!(
                 "{:?} {:?} {}",
                 config.log.format, config.log.access, config.log.buffer
             ),
             admin_listen: config.admin.as_ref().map(|admin| admin.listen),
+            admin_max_body_bytes: config.admin.as_ref().map(|admin| admin.max_body_bytes),
             admin_clients: admin_clients(config),
         }
     }
@@ -82,8 +92,16 @@ pub fn restart_needed(fixed: &Fixed, new: &Config) -> Vec<&'static str> {
             fixed.state_backend != now.state_backend,
             "state (backend, url, key_prefix, max_staleness, resync_interval)",
         ),
+        (
+            fixed.state_maintenance != now.state_maintenance,
+            "state (use_flush_interval, compact_after_bytes)",
+        ),
         (fixed.log != now.log, "log (format, access, buffer)"),
         (fixed.admin_listen != now.admin_listen, "admin.listen"),
+        (
+            fixed.admin_max_body_bytes != now.admin_max_body_bytes,
+            "admin.max_body_bytes",
+        ),
         (fixed.admin_clients != now.admin_clients, "admin.clients"),
     ];
     checks
