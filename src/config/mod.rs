@@ -435,23 +435,10 @@ const UPSTREAM_RESPONSE_TIMEOUT: Duration = secs(30);
 const UPSTREAM_POOL_IDLE_TIMEOUT: Duration = secs(90);
 const CLOCK_SKEW: Duration = secs(60);
 
-/// Headers a guest header may not set: hop-by-hop ones, the ones that frame or route the request,
-/// and the ones casegate itself sets (the identity the upstream trusts).
-const RESERVED_HEADERS: [&str; 13] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "host",
-    "content-length",
-    "cookie",
-    "forwarded",
-];
+/// Headers a guest header may not set besides the hop-by-hop ones (`proxy::hop`, one list for
+/// the proxy and the config, so they cannot drift apart): the ones that frame or route the
+/// request, and the ones casegate itself sets (the identity the upstream trusts).
+const RESERVED_HEADERS: [&str; 4] = ["host", "content-length", "cookie", "forwarded"];
 const RESERVED_HEADER_PREFIXES: [&str; 2] = ["x-casegate-", "x-forwarded-"];
 
 impl Validator<'_, '_> {
@@ -1503,6 +1490,9 @@ impl Validator<'_, '_> {
 }
 
 fn is_reserved_header(name: &HeaderName) -> bool {
+    if crate::proxy::hop::is_hop_by_hop(name) {
+        return true;
+    }
     let name = name.as_str();
     RESERVED_HEADERS.contains(&name)
         || RESERVED_HEADER_PREFIXES

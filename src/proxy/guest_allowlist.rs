@@ -85,7 +85,12 @@ fn is_forwarded_for_guests(name: &HeaderName, extra: &[HeaderName]) -> bool {
 /// so that adding them does not grow (and rehash) the map.
 pub fn keep_guest_headers(headers: &mut HeaderMap, extra: &[HeaderName], room: usize) {
     let connection_named = connection_named(headers);
-    let mut kept = HeaderMap::with_capacity(headers.len() + room);
+    // Sized by names, not values, and never beyond the names that can be kept: an HTTP/2 request
+    // may carry tens of thousands of header values, and a capacity hint that large panics.
+    let names = headers
+        .keys_len()
+        .min(GUEST_REQUEST_HEADERS.len() + extra.len());
+    let mut kept = HeaderMap::with_capacity(names + room);
     let mut current: Option<HeaderName> = None;
     // `drain` names a header once and then yields its further values with `None`.
     for (name, value) in headers.drain() {
@@ -111,6 +116,31 @@ mod tests {
         map.iter()
             .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn tens_of_thousands_of_header_values_or_names_are_filtered_without_panicking() {
+        // (Slow in a debug build only: http's debug assertions walk every value per removal.)
+        let mut many_values = HeaderMap::new();
+        // Above the 24,576 names a map can be sized for: a hint of one per value panicked.
+        for _ in 0..25_000 {
+            many_values.append(http::header::ACCEPT, HeaderValue::from_static("x"));
+        }
+        keep_guest_headers(&mut many_values, &[], 9);
+        assert_eq!(
+            many_values.get_all(http::header::ACCEPT).iter().count(),
+            25_000
+        );
+
+        let mut many_names = HeaderMap::new();
+        // Far more names than can be kept: the hint stops at the allowlist's size.
+        for index in 0..2_000 {
+            let name = HeaderName::try_from(format!("x-h-{index}")).unwrap();
+            many_names.insert(name, HeaderValue::from_static("x"));
+        }
+        many_names.insert(http::header::ACCEPT, HeaderValue::from_static("y"));
+        keep_guest_headers(&mut many_names, &[], 9);
+        assert_eq!(pairs(&many_names), [("accept".to_owned(), "y".to_owned())]);
     }
 
     #[test]

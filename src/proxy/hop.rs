@@ -120,6 +120,12 @@ const GUEST_CREDENTIALS: [&str; 12] = [
     "cf-access-jwt-assertion",
 ];
 
+/// Whether `name` is hop-by-hop: about one connection, never forwarded (nor configurable as a
+/// header casegate forwards or adds).
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name)
+}
+
 /// Removes hop-by-hop headers and every header the peer listed in `Connection`.
 ///
 /// `Connection` is read before anything is removed, since it is itself hop-by-hop. Runs twice per
