@@ -240,6 +240,44 @@ async fn a_request_with_more_header_fields_than_max_headers_is_refused_before_th
 }
 
 #[tokio::test]
+async fn an_http2_request_naming_more_fields_than_max_headers_is_refused_before_the_upstream() {
+    // HTTP/2 has no field count of its own; tens of thousands of names would fill the header map
+    // that casegate then adds its own headers to.
+    let gw = TestGateway::start_with(
+        &limits(
+            "max_headers = 20
+",
+        ),
+        "",
+    )
+    .await;
+    let cookie = gw.open_link("42", "view").await;
+    gw.upstream.take();
+    let tcp = TcpStream::connect(gw.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .expect("h2 prior-knowledge handshake");
+    tokio::spawn(connection);
+    let request = |names: usize| {
+        let mut builder =
+            http::Request::get("http://share.test/cases/42").header("cookie", &cookie);
+        for index in 0..names {
+            builder = builder.header(format!("x-filler-{index}"), "1");
+        }
+        builder.body(Empty::<Bytes>::new()).unwrap()
+    };
+
+    let within = sender.send_request(request(10)).await.unwrap();
+    assert_eq!(within.status(), 200);
+    assert_eq!(gw.upstream.take().len(), 1);
+
+    let over = sender.send_request(request(40)).await.unwrap();
+    assert_eq!(over.status(), 431);
+    assert!(gw.upstream.take().is_empty());
+}
+
+#[tokio::test]
 async fn a_head_larger_than_max_header_bytes_is_refused_before_the_upstream() {
     let gw = TestGateway::start_with(&limits("max_header_bytes = 8192\n"), "").await;
     let cookie = gw.open_link("42", "view").await;

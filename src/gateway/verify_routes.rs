@@ -511,7 +511,9 @@ fn is_navigation<B>(request: &Request<B>) -> bool {
 
 /// Whole minutes, rounded up, at least one: "valid for 1 minute" rather than "0 minutes".
 fn ttl_minutes(secs: i64) -> i64 {
-    ((secs + 59) / 60).max(1)
+    // Saturating: the seconds may come from the shared store (Redis), which is not trusted to
+    // keep them sane.
+    (secs.saturating_add(59) / 60).max(1)
 }
 
 fn set_retry_after(response: &mut Response<Body>, secs: i64) {
@@ -568,5 +570,11 @@ mod tests {
         for (secs, minutes) in [(1, 1), (59, 1), (60, 1), (61, 2), (300, 5), (0, 1)] {
             assert_eq!(ttl_minutes(secs), minutes, "{secs}");
         }
+    }
+
+    #[test]
+    fn minutes_of_an_absurd_wait_from_the_store_do_not_overflow() {
+        assert_eq!(ttl_minutes(i64::MAX), i64::MAX / 60);
+        assert_eq!(ttl_minutes(i64::MIN), 1);
     }
 }

@@ -222,6 +222,7 @@ where
         )));
         let service_activity = Arc::clone(&activity);
         let max_header_bytes = limits.max_header_bytes;
+        let max_headers = limits.max_headers;
         let pace = BodyPace {
             grace: limits.body_read_timeout,
             min_bytes_per_second: limits.body_min_rate,
@@ -242,8 +243,17 @@ where
             async move {
                 // The one place every request passes: the access log's record starts and ends here.
                 let mut record = access_log.begin(info.client.ip, request.method());
-                let mut response = if head::wire_len(&request) > max_header_bytes {
-                    info!(peer = %info.peer, client = %info.client.ip, limit = max_header_bytes, "request head over max_header_bytes");
+                // Which head limit the request is over, if any (HTTP/2 heads reach here unchecked
+                // by hyper).
+                let over = if head::wire_len(&request) > max_header_bytes {
+                    Some(("max_header_bytes", max_header_bytes))
+                } else if head::too_many_names(&request, max_headers) {
+                    Some(("max_headers", max_headers))
+                } else {
+                    None
+                };
+                let mut response = if let Some((setting, limit)) = over {
+                    info!(peer = %info.peer, client = %info.client.ip, setting, limit, "request head over a limit");
                     record.set_refused(
                         crate::metrics::Decision::BadRequest.as_str(),
                         crate::pages::Page::BadRequest.code(),

@@ -27,6 +27,13 @@ pub fn wire_len<B>(request: &Request<B>) -> usize {
     request_line + fields + "\r\n".len()
 }
 
+/// Whether the head names more distinct fields than `max_headers`. hyper enforces the limit on
+/// HTTP/1 (counting every field); HTTP/2 has no count of its own, and a header map with tens of
+/// thousands of names is full: adding casegate's own headers to it would panic.
+pub fn too_many_names<B>(request: &Request<B>, max_headers: usize) -> bool {
+    request.headers().keys_len() > max_headers
+}
+
 /// The answer hyper itself gives a head over its buffer: 431 with no body.
 pub fn too_large() -> Response<Body> {
     let mut response = Response::new(empty_body());
