@@ -783,6 +783,32 @@ fn a_syntax_error_does_not_hide_problems_elsewhere() {
 }
 
 #[test]
+fn more_scopes_than_the_cap_are_refused_and_a_chain_at_the_cap_is_fine() {
+    // A chain: each scope extends the one before, as deep as the scopes allow.
+    let chain = |count: usize| {
+        (1..count)
+            .map(|index| {
+                let parent = if index == 1 {
+                    "view".to_owned()
+                } else {
+                    format!("s{}", index - 1)
+                };
+                format!("\n[scopes.s{index}]\nextends = [\"{parent}\"]\n")
+            })
+            .collect::<String>()
+    };
+    let at_cap = format!("{BASE}{}", chain(256));
+    assert!(problems(&at_cap).is_empty(), "{:#?}", problems(&at_cap));
+    let over = format!("{BASE}{}", chain(257));
+    let found = problems(&over);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].contains("scopes: at most 256 scopes, not 257"),
+        "{found:#?}"
+    );
+}
+
+#[test]
 fn scopes_that_extend_each_other_in_a_loop_are_refused() {
     let text = format!("{BASE}extends = [\"other\"]\n\n[scopes.other]\nextends = [\"view\"]\n");
     let found = problems(&text);

@@ -434,6 +434,9 @@ const UPSTREAM_CONNECT_TIMEOUT: Duration = secs(5);
 const UPSTREAM_RESPONSE_TIMEOUT: Duration = secs(30);
 const UPSTREAM_POOL_IDLE_TIMEOUT: Duration = secs(90);
 const CLOCK_SKEW: Duration = secs(60);
+/// More scopes than any organisation shares by; it also bounds how long an `extends` chain is,
+/// which the policy follows recursively.
+const MAX_SCOPES: usize = 256;
 
 /// Headers a guest header may not set besides the hop-by-hop ones (`proxy::hop`, one list for
 /// the proxy and the config, so they cannot drift apart): the ones that frame or route the
@@ -1086,6 +1089,13 @@ impl Validator<'_, '_> {
             self.diag.error(
                 span,
                 "scopes: needs at least one scope, e.g. [scopes.view] with allow = [...]",
+            );
+            return None;
+        }
+        if raw.len() > MAX_SCOPES {
+            self.diag.error(
+                span,
+                format_args!("scopes: at most {MAX_SCOPES} scopes, not {}", raw.len()),
             );
             return None;
         }

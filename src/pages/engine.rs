@@ -161,6 +161,10 @@ struct Parser<'t> {
     errors: Vec<SyntaxError>,
 }
 
+/// How deeply sections may nest. A real page needs two or three; a template is rendered (and
+/// dropped) recursively, one level per section, so an override file must not choose the depth.
+const MAX_SECTION_DEPTH: usize = 16;
+
 /// A section being parsed: its name, where its opening tag is, and what it holds so far.
 struct Open {
     name: &'static str,
@@ -205,6 +209,15 @@ impl Parser<'_> {
             };
             match kind {
                 TagKind::Value => current.push(Node::Value(name)),
+                TagKind::Open if stack.len() == MAX_SECTION_DEPTH => {
+                    self.error(
+                        tag_start,
+                        format!("sections nest deeper than {MAX_SECTION_DEPTH}"),
+                    );
+                    // The rest is not read: its closing tags would all be reported again.
+                    stack.clear();
+                    break;
+                }
                 TagKind::Open => stack.push(Open {
                     name,
                     offset: tag_start,
@@ -387,6 +400,21 @@ mod tests {
             render("a {{#note}}b{{/note}} c\n", &with, Escape::None),
             "a b c\n"
         );
+    }
+
+    #[test]
+    fn sections_nested_deeper_than_the_cap_are_one_error_at_the_first_too_deep() {
+        let within = format!("{}x{}", "{{#name}}".repeat(16), "{{/name}}".repeat(16));
+        assert!(Template::parse(&within, NAMES).is_ok());
+        let text = format!(
+            "{}x{}",
+            "{{#name}}".repeat(20_000),
+            "{{/name}}".repeat(20_000)
+        );
+        let errors = Template::parse(&text, NAMES).expect_err("too deep");
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].offset, 16 * "{{#name}}".len());
+        assert!(errors[0].message.contains("nest deeper than 16"));
     }
 
     #[test]

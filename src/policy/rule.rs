@@ -24,6 +24,9 @@ pub const MAX_METHOD_LEN: usize = 20;
 
 /// More query pins than this is a configuration mistake, and it keeps the seen-set a `u32`.
 pub const MAX_QUERY_PINS: usize = 32;
+/// Path segments in one rule. Far deeper than any app's routes; the trie a rule compiles into is
+/// walked (and dropped) recursively, one level per segment, so the depth has to stop somewhere.
+pub const MAX_RULE_SEGMENTS: usize = 64;
 
 /// One parsed rule; only [`parse_rule`] builds one, so `**` is always last and literals canonical.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +108,7 @@ pub enum RuleError {
     PartialPinValue(String),
     DuplicatePinName(String),
     TooManyPins,
+    TooManySegments,
 }
 
 /// Parses `METHOD[,METHOD] /path/pattern[?query-pattern]`.
@@ -188,6 +192,9 @@ fn parse_path(path: &str) -> Result<Vec<SegmentPattern>, RuleError> {
                 SegmentPattern::Literal(segment.to_owned())
             }
         };
+        if patterns.len() == MAX_RULE_SEGMENTS {
+            return Err(RuleError::TooManySegments);
+        }
         patterns.push(pattern);
     }
     Ok(patterns)
@@ -403,6 +410,9 @@ impl fmt::Display for RuleError {
             ),
             RuleError::DuplicatePinName(n) => write!(f, "query name `{n}` is pinned twice"),
             RuleError::TooManyPins => write!(f, "more than {MAX_QUERY_PINS} query pins"),
+            RuleError::TooManySegments => {
+                write!(f, "more than {MAX_RULE_SEGMENTS} path segments")
+            }
         }
     }
 }
@@ -533,6 +543,18 @@ mod tests {
         for (name, text, expected) in rows {
             assert_eq!(parse_rule(text).as_ref(), Err(expected), "{name}");
         }
+    }
+
+    #[test]
+    fn a_rule_deeper_than_the_segment_cap_is_refused() {
+        let at_cap = format!("GET {}", "/*".repeat(MAX_RULE_SEGMENTS));
+        assert_eq!(parse_rule(&at_cap).unwrap().path.len(), MAX_RULE_SEGMENTS);
+        let over = format!("GET {}", "/*".repeat(MAX_RULE_SEGMENTS + 1));
+        assert_eq!(parse_rule(&over), Err(TooManySegments));
+        // A config of one such rule per line: each refused at once, not compiled into a trie
+        // deep enough to overflow the stack.
+        let huge = format!("GET {}", "/a".repeat(200_000));
+        assert_eq!(parse_rule(&huge), Err(TooManySegments));
     }
 
     #[test]
