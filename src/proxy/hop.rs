@@ -133,12 +133,7 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
 /// the ten names, which would hash every one of them.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let mut doomed = connection_named(headers);
-    doomed.extend(
-        headers
-            .keys()
-            .filter(|name| HOP_BY_HOP.contains(name))
-            .cloned(),
-    );
+    doomed.extend(headers.keys().filter(|name| is_hop_by_hop(name)).cloned());
     for name in &doomed {
         headers.remove(name);
     }

@@ -243,15 +243,7 @@ where
             async move {
                 // The one place every request passes: the access log's record starts and ends here.
                 let mut record = access_log.begin(info.client.ip, request.method());
-                // Which head limit the request is over, if any (HTTP/2 heads reach here unchecked
-                // by hyper).
-                let over = if head::wire_len(&request) > max_header_bytes {
-                    Some(("max_header_bytes", max_header_bytes))
-                } else if head::too_many_names(&request, max_headers) {
-                    Some(("max_headers", max_headers))
-                } else {
-                    None
-                };
+                let over = head::limit_exceeded(&request, max_header_bytes, max_headers);
                 let mut response = if let Some((setting, limit)) = over {
                     info!(peer = %info.peer, client = %info.client.ip, setting, limit, "request head over a limit");
                     record.set_refused(

@@ -27,11 +27,22 @@ pub fn wire_len<B>(request: &Request<B>) -> usize {
     request_line + fields + "\r\n".len()
 }
 
-/// Whether the head names more distinct fields than `max_headers`. hyper enforces the limit on
-/// HTTP/1 (counting every field); HTTP/2 has no count of its own, and a header map with tens of
-/// thousands of names is full: adding casegate's own headers to it would panic.
-pub fn too_many_names<B>(request: &Request<B>, max_headers: usize) -> bool {
-    request.headers().keys_len() > max_headers
+/// The head limit `request` is over, by its config name and value, if any: `max_header_bytes`
+/// measured by [`wire_len`], or `max_headers` counted in distinct names. hyper counts every field
+/// on HTTP/1; HTTP/2 has no count of its own, and a header map with tens of thousands of names is
+/// full: adding casegate's own headers to it would panic.
+pub fn limit_exceeded<B>(
+    request: &Request<B>,
+    max_header_bytes: usize,
+    max_headers: usize,
+) -> Option<(&'static str, usize)> {
+    if wire_len(request) > max_header_bytes {
+        Some(("max_header_bytes", max_header_bytes))
+    } else if request.headers().keys_len() > max_headers {
+        Some(("max_headers", max_headers))
+    } else {
+        None
+    }
 }
 
 /// The answer hyper itself gives a head over its buffer: 431 with no body.
