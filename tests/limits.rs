@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Empty;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -168,11 +167,7 @@ async fn a_silent_http2_connection_is_closed_at_the_idle_timeout_too() {
     let gw = TestGateway::start_with(&limits("idle_timeout = \"1s\"\n"), "").await;
     let cookie = gw.open_link("42", "view").await;
     let tcp = TcpStream::connect(gw.addr).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .expect("h2 prior-knowledge handshake");
-    let connection = tokio::spawn(connection);
+    let (mut sender, connection) = common::h2_handshake(tcp).await;
     let request = http::Request::get("http://share.test/cases/42")
         .header("cookie", &cookie)
         .body(Empty::<Bytes>::new())
@@ -243,22 +238,11 @@ async fn a_request_with_more_header_fields_than_max_headers_is_refused_before_th
 async fn an_http2_request_naming_more_fields_than_max_headers_is_refused_before_the_upstream() {
     // HTTP/2 has no field count of its own; tens of thousands of names would fill the header map
     // that casegate then adds its own headers to.
-    let gw = TestGateway::start_with(
-        &limits(
-            "max_headers = 20
-",
-        ),
-        "",
-    )
-    .await;
+    let gw = TestGateway::start_with(&limits("max_headers = 20\n"), "").await;
     let cookie = gw.open_link("42", "view").await;
     gw.upstream.take();
     let tcp = TcpStream::connect(gw.addr).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .expect("h2 prior-knowledge handshake");
-    tokio::spawn(connection);
+    let (mut sender, _connection) = common::h2_handshake(tcp).await;
     let request = |names: usize| {
         let mut builder =
             http::Request::get("http://share.test/cases/42").header("cookie", &cookie);

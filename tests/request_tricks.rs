@@ -6,7 +6,6 @@ mod common;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 
 use common::TestGateway;
@@ -800,11 +799,7 @@ async fn http2_prior_knowledge_on_the_plain_listener_is_judged_the_same_way() {
     let gw = TestGateway::start_with("", LIMITS).await;
     let cookie = gw.open_link("42", "view").await;
     let stream = TcpStream::connect(gw.addr).await.expect("connect");
-    let (mut sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .expect("h2 handshake with prior knowledge");
-    tokio::spawn(connection);
+    let (mut sender, _connection) = common::h2_handshake(stream).await;
 
     // (what, path, a spoofed X-Casegate-Case, a body, status)
     let rows: [(&str, &str, Option<&str>, &str, u16); 6] = [

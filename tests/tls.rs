@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -142,11 +141,7 @@ async fn http2_over_tls_is_negotiated_by_alpn_and_guarded_the_same_way() {
     let link = gw.link_path("42", "view");
     let tls = connect(&gw, &pki, &[b"h2", b"http/1.1"]).await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    let (mut sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .expect("h2 handshake");
-    tokio::spawn(connection);
+    let (mut sender, _connection) = common::h2_handshake(tls).await;
 
     let request = |path: &str, cookie: Option<&str>| {
         let mut builder = http::Request::get(format!("https://share.test{path}"));

@@ -303,3 +303,26 @@ pub async fn request(
     bytes.extend_from_slice(body);
     send_raw(addr, &bytes).await.expect("a response")
 }
+
+/// An HTTP/2 client on `io` (a plain stream with prior knowledge, or TLS after ALPN chose h2);
+/// the connection runs on a task of its own, whose handle says when and how it ended.
+pub async fn h2_handshake<T, B>(
+    io: T,
+) -> (
+    hyper::client::conn::http2::SendRequest<B>,
+    tokio::task::JoinHandle<hyper::Result<()>>,
+)
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    B: hyper::body::Body + Unpin + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let (sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(io),
+    )
+    .await
+    .expect("h2 handshake");
+    (sender, tokio::spawn(connection))
+}
