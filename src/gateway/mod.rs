@@ -1,11 +1,12 @@
 //! The request path, top to bottom:
-//! `canonicalise(target)` -> the sharing switch -> `authenticate` (link or cookie -> `Guest`, then
-//! the store: revoked?) -> `authorise(guest, method, target)` -> `rewrite_request` -> `forward` ->
-//! `sanitise_response`.
+//! `canonicalise(target)` -> `admit` (`admit.rs`: the sharing switch -> `authenticate` (link or
+//! cookie -> `Guest`, then the store: revoked?) -> `authorise(guest, method, target)`) ->
+//! `rewrite_request` -> `forward` -> `sanitise_response`.
 //!
 //! [`Gateway`] is one immutable snapshot of everything the path needs, built from a validated config.
 //! `handle` never fails: it turns any [`GatewayError`] into the recipient's page and logs it once.
 
+mod admit;
 mod authenticate;
 mod build;
 mod error;
@@ -24,41 +25,34 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
-use http::{HeaderMap, Method, Request, Response};
+use http::{HeaderMap, Request, Response};
 use http_body_util::BodyExt;
 use tracing::{info, warn};
 
+pub use admit::Admission;
 pub use build::BuildError;
 pub use error::GatewayError;
 pub use mint::{LinkMinter, MintError, MintedLink, ShareRequest};
-pub use session_memo::SessionMemo;
+pub use session_memo::{GuestSession, SessionMemo};
 pub use settings::{LinkSettings, SessionSettings};
+pub use verify_routes::VerifyRoute;
 
-use self::authenticate::{Session, authenticate, carries_session_cookie};
-use self::error::Credential;
 use self::forward::Route;
-use self::framing::{
-    check_host, is_bodiless, refuse_body_on_get, refuse_method_override_query,
-    refuse_unknown_transfer_coding,
-};
-use self::origin::comes_from_our_origin;
-use self::verify_routes::VerifyRoute;
 use crate::access_log::{AccessRecord, RequestBody};
 use crate::clock::unix_now;
 use crate::mail::Mailer;
 use crate::metrics::{self, Metrics};
 use crate::pages::{self, Lang, Templates};
-use crate::policy::{CanonicalTarget, Decision, Policy, canonicalise};
+use crate::policy::{Policy, canonicalise};
 use crate::proxy::Body;
 use crate::proxy::cidr::TrustedProxies;
 use crate::proxy::client::ClientSettings;
 use crate::proxy::client_address::ClientAddress;
 use crate::proxy::request::Origin;
 use crate::proxy::response::PublicOrigin;
-use crate::proxy::upgrade::{UpgradeAsk, upgrade_ask};
 use crate::proxy::upstream::Upstream;
 use crate::server::ConnectionInfo;
-use crate::share::{Guest, KeyRing};
+use crate::share::KeyRing;
 use crate::state::StateStore;
 use crate::verify::{CodeStore, VerifySettings};
 
@@ -235,73 +229,20 @@ impl Gateway {
             ));
         }
         let target = canonicalise(raw_target.as_bytes()).map_err(GatewayError::BadTarget)?;
-        let via_trusted_proxy = self.trusted_proxies.contains(connection.peer.ip());
-        check_host(&request, &self.public, via_trusted_proxy)?;
-        refuse_body_on_get(&request)?;
-        refuse_unknown_transfer_coding(&request)?;
-
-        let link_token = target.path().strip_prefix(self.links.prefix.as_str());
-        // Under the link prefix the rest of the path is the token: only the prefix is logged.
-        record.set_path(match link_token {
-            Some(_) => self.links.prefix.as_str(),
-            None => target.path(),
-        });
-        // Decided before any credential is verified: with sharing off, none is worth the work.
-        if !self.sharing_enabled
-            && (link_token.is_some()
-                || carries_session_cookie(request.headers(), &self.session.cookie_name))
-        {
-            return Err(GatewayError::SharingDisabled);
-        }
-
-        if let Some(rest) = link_token {
-            if let Some(route) = VerifyRoute::parse(rest) {
-                return self
-                    .verify_route(route, request, connection, now, share_lang, record)
-                    .await;
+        match self.admit(&request, &target, connection, now, share_lang, record)? {
+            Admission::Link(token) => {
+                self.exchange_link(token, request.headers(), now, share_lang, record)
             }
-            if request.method() != Method::GET && request.method() != Method::HEAD {
-                return Err(GatewayError::LinkMethod);
+            Admission::Verify(route) => {
+                self.verify_route(route, request, connection, now, share_lang, record)
+                    .await
             }
-            return self.exchange_link(rest, request.headers(), now, share_lang, record);
-        }
-
-        let session = authenticate(
-            request.headers(),
-            &self.session.cookie_name,
-            &self.keys,
-            &connection.session_memo,
-            now,
-        )?;
-        match session {
-            Session::Guest(session) => {
-                let guest = &session.guest;
-                record.set_share(&guest.share_id, &guest.case, &guest.scope);
-                *share_lang = guest.lang.as_deref().and_then(Lang::from_tag);
-                // Checked on every request, so a revoke takes effect on the guest's next one.
-                self.refuse_revoked(
-                    Credential::Cookie,
-                    &guest.share_id,
-                    &guest.case,
-                    guest.issued_at,
-                )?;
-                // Nothing of the case, not even a refusal naming a route, before the address is proven.
-                if self.needs_verification(guest) {
-                    return self.verification_required(&request, guest);
-                }
-                if session.first_request_in(now) {
-                    self.store.record_activity(&guest.share_id, now);
-                }
-                refuse_method_override_query(&target)?;
-                let pin_language = self.authorise(guest, request.method(), &target)?;
-                // After the policy would allow it, before anything reaches the case: a page of
-                // another site must not act with the guest's cookie (see `origin.rs`).
-                if !is_bodiless(request.method())
-                    && !comes_from_our_origin(request.headers(), &self.public)
-                {
-                    return Err(GatewayError::CrossSite);
-                }
-                let upgrade = self.guest_upgrade(&request, guest, &target)?;
+            Admission::VerifyFirst(session) => self.verification_required(&request, &session.guest),
+            Admission::Guest {
+                session,
+                pin_language,
+                upgrade,
+            } => {
                 let route = Route::Guest {
                     session: &session,
                     pin_language,
@@ -309,13 +250,7 @@ impl Gateway {
                 self.forward(request, route, upgrade, connection, now, record)
                     .await
             }
-            Session::Absent if self.passthrough => {
-                // Staff applications may use WebSockets; other switches are refused for everyone.
-                let upgrade = match upgrade_ask(&request) {
-                    UpgradeAsk::None => false,
-                    UpgradeAsk::WebSocket => true,
-                    UpgradeAsk::Unsupported => return Err(GatewayError::UpgradeRefused),
-                };
+            Admission::Passthrough { upgrade } => {
                 self.forward(
                     request,
                     Route::Passthrough,
@@ -326,82 +261,6 @@ impl Gateway {
                 )
                 .await
             }
-            Session::Absent => Err(GatewayError::NoSession),
-        }
-    }
-
-    /// Refuses a link or cookie whose share, or whole case, was revoked: one in-memory lookup, and
-    /// an allocation only for the refusal. With shared state that has been out of reach for
-    /// longer than `max_staleness`, a revocation made elsewhere may be missing from memory, so
-    /// every credential is refused instead (fail closed).
-    fn refuse_revoked(
-        &self,
-        credential: Credential,
-        share_id: &str,
-        case: &str,
-        issued_at: i64,
-    ) -> Result<(), GatewayError> {
-        if let Some(silent_for) = self.store.refuses_guests() {
-            return Err(GatewayError::StateUnavailable {
-                reason: format!(
-                    "no word from the shared state store for {:.1}s, past [state] max_staleness",
-                    silent_for.as_secs_f64()
-                ),
-            });
-        }
-        match self.store.revocation(share_id, case, issued_at) {
-            None => Ok(()),
-            Some(revocation) => Err(GatewayError::Revoked {
-                credential,
-                share_id: share_id.to_owned(),
-                case: case.to_owned(),
-                revocation,
-            }),
-        }
-    }
-
-    /// Whether the guest's request switches to WebSocket, which needs an `upgrade` rule of its scope.
-    fn guest_upgrade<B>(
-        &self,
-        request: &Request<B>,
-        guest: &Guest,
-        target: &CanonicalTarget<'_>,
-    ) -> Result<bool, GatewayError> {
-        match upgrade_ask(request) {
-            UpgradeAsk::None => Ok(false),
-            UpgradeAsk::WebSocket
-                if self.policy.allows_upgrade(
-                    &guest.scope,
-                    request.method().as_str(),
-                    target,
-                    &guest.case,
-                    &guest.share_id,
-                ) =>
-            {
-                Ok(true)
-            }
-            UpgradeAsk::WebSocket | UpgradeAsk::Unsupported => Err(GatewayError::UpgradeRefused),
-        }
-    }
-
-    /// Asks the policy whether the guest's scope allows this request; answers whether the scope
-    /// pins the share's language.
-    fn authorise(
-        &self,
-        guest: &Guest,
-        method: &Method,
-        target: &CanonicalTarget<'_>,
-    ) -> Result<bool, GatewayError> {
-        match self.policy.decide(
-            &guest.scope,
-            method.as_str(),
-            target,
-            &guest.case,
-            &guest.share_id,
-        ) {
-            Decision::Allow => Ok(self.language_pinned_scopes.contains(&guest.scope)),
-            Decision::DenyNoRule | Decision::DenyExplicit => Err(GatewayError::NotAllowed),
-            Decision::UnknownScope => Err(GatewayError::UnknownScope),
         }
     }
 

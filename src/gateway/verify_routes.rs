@@ -32,7 +32,7 @@ use crate::verify::{
 
 /// The verification paths, after the link prefix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum VerifyRoute {
+pub enum VerifyRoute {
     Landing,
     Send,
     Check,
