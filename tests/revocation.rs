@@ -335,6 +335,43 @@ async fn with_sharing_switched_off_links_and_cookies_get_the_sharing_disabled_pa
     assert!(gw.upstream.take().is_empty(), "the upstream was reached");
 }
 
+/// `SO_REUSEPORT` would let a second casegate of the same user join the port and take part of
+/// the guests, with its own state: a share revoked on the first would still open on the second.
+#[tokio::test]
+async fn a_second_gateway_cannot_listen_on_the_same_port() {
+    let gw = TestGateway::start().await;
+    let text = common::config_text(&gw.upstream.url(), "", "");
+    let mut config =
+        casegate::config::parse(std::path::Path::new("test.toml"), &text, &|_| None).unwrap();
+    config.server.listen = gw.addr;
+    let other_state = tempfile::tempdir().unwrap();
+    config.state.path = other_state.path().to_path_buf();
+    let error = match casegate::start(&config).await {
+        Ok(_) => panic!("a second gateway joined the first one's port"),
+        Err(error) => error,
+    };
+    let message = error.to_string();
+    assert!(
+        matches!(&error, casegate::StartError::Bind { source, .. }
+            if source.kind() == std::io::ErrorKind::AddrInUse),
+        "{error:?}"
+    );
+    assert!(
+        message.contains(&gw.addr.to_string()) && message.contains("another casegate"),
+        "{message}"
+    );
+    // Every guest still reaches the one gateway, which knows every revocation.
+    let link = gw.mint("42", "view");
+    gw.store()
+        .revoke_share(&link.share_id, casegate::clock::unix_now())
+        .await
+        .unwrap();
+    let path = format!("/s/{}", link.token);
+    for _ in 0..8 {
+        assert_eq!(gw.get(&path, &[]).await.status, 410);
+    }
+}
+
 #[tokio::test]
 async fn a_second_gateway_cannot_use_the_same_state_directory() {
     let gw = TestGateway::start().await;

@@ -51,11 +51,16 @@ impl Listeners {
     /// Binds `count` sockets to `addr` with `SO_REUSEPORT`, so that the kernel spreads new
     /// connections over the workers. With port 0 the first socket picks the port and the others
     /// join it. Must be called inside a tokio runtime (the sockets pass through its reactor).
+    ///
+    /// `SO_REUSEPORT` would also let a second process of the same user join the port (a second
+    /// casegate given the same `listen`), and the kernel would then hand it part of the guests,
+    /// with its own state: revocations made on one would not be seen on the other. So the
+    /// address is first claimed by a socket without it, which fails if anything listens there,
+    /// and only then is the worker group bound (see [`claim_alone`]).
     pub fn bind(addr: SocketAddr, count: NonZeroUsize) -> io::Result<Listeners> {
-        let first = bind_reuseport(addr)?;
-        let local_addr = first.local_addr()?;
-        let mut sockets = vec![first.into_std()?];
-        for _ in 1..count.get() {
+        let local_addr = claim_alone(addr)?;
+        let mut sockets = Vec::with_capacity(count.get());
+        for _ in 0..count.get() {
             sockets.push(bind_reuseport(local_addr)?.into_std()?);
         }
         Ok(Listeners {
@@ -84,6 +89,32 @@ impl Listeners {
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
+}
+
+/// Binds `addr` without `SO_REUSEPORT` for a moment, and answers the address
+/// (the port the kernel chose for port 0). Fails with `AddrInUse`, naming the reason, when
+/// anything already listens there, a group of `SO_REUSEPORT` sockets included. Between this
+/// socket closing and the workers' binding, a second process starting in the same instant could
+/// still slip in; a process already running cannot.
+fn claim_alone(addr: SocketAddr) -> io::Result<SocketAddr> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    // Not SO_REUSEPORT; SO_REUSEADDR only lets a restart bind over its predecessor's
+    // connections in TIME_WAIT, never over a listening socket.
+    socket.set_reuseaddr(true)?;
+    let in_use = |error: io::Error| match error.kind() {
+        io::ErrorKind::AddrInUse => io::Error::new(
+            io::ErrorKind::AddrInUse,
+            "another process is already listening there (another casegate with the same \
+             `listen`?); casegate does not share its port",
+        ),
+        _ => error,
+    };
+    // Binding alone meets the conflict; listening would accept connections only to reset them.
+    socket.bind(addr).map_err(in_use)?;
+    socket.local_addr()
 }
 
 fn bind_reuseport(addr: SocketAddr) -> io::Result<TcpListener> {
