@@ -213,3 +213,93 @@ async fn a_sink_that_takes_nothing_drops_lines_but_never_stalls_a_request() {
     stop_reader.send(()).unwrap();
     reader.join().unwrap();
 }
+
+/// The line of `counter` (its labels in braces) in a `/metrics` scrape.
+fn counter_value(scrape: &str, series: &str) -> u64 {
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in:\n{scrape}"))
+}
+
+#[tokio::test]
+async fn a_request_whose_client_leaves_before_the_answer_is_logged_as_499_and_counted() {
+    let dir = TempDir::new().unwrap();
+    let (gw, path) = gateway_logging_to(&dir, "").await;
+    let cookie = gw.open_link("42", "view").await;
+    gw.upstream.take();
+    // The upstream answers /slow after 3 s (and the test gateway gives up after 1 s): the
+    // client leaves as soon as the request is upstream.
+    let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let request = format!(
+        "GET /cases/42/slow?patient=secret HTTP/1.1\r\nHost: share.test\r\nCookie: {cookie}\r\n\r\n"
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !gw
+        .upstream
+        .take()
+        .iter()
+        .any(|received| received.target().starts_with("/cases/42/slow"))
+    {
+        assert!(Instant::now() < deadline, "the request never reached the upstream");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while counter_value(&gw.scrape(), "casegate_requests_total{decision=\"client_closed\"}") == 0 {
+        assert!(Instant::now() < deadline, "the unanswered request was never counted");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    gw.stop().await;
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines = json_lines(&text);
+    let line = lines
+        .iter()
+        .find(|line| line["status"] == 499)
+        .unwrap_or_else(|| panic!("no line for the unanswered request:\n{text}"));
+    assert_eq!(line["decision"], "client_closed", "{line}");
+    assert_eq!(line["path"], "/cases/42/slow", "{line}");
+    assert_eq!(line["case"], "42", "{line}");
+    assert_eq!(line["bytes_out"], 0, "{line}");
+    assert!(!text.contains("secret"), "{text}");
+    assert_eq!(lines.len(), 2, "the link and the unanswered request:\n{text}");
+}
+
+#[tokio::test]
+async fn heads_hyper_refuses_itself_are_logged_and_counted_as_bad_request() {
+    let dir = TempDir::new().unwrap();
+    let (gw, path) = gateway_logging_to(&dir, "").await;
+    // Over the default max_header_bytes (16 KiB), where hyper's own buffer ends too.
+    let big = format!(
+        "GET /cases/42 HTTP/1.1\r\nHost: share.test\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(17_000)
+    );
+    let too_large = common::raw_client::send_raw(gw.addr, big.as_bytes())
+        .await
+        .expect("an answer");
+    assert_eq!(too_large.status, 431);
+    // A request line hyper cannot parse.
+    let garbled = common::raw_client::send_raw(gw.addr, b"GET /cases/\x0142 HTTP/1.1\r\n\r\n")
+        .await
+        .expect("an answer");
+    assert_eq!(garbled.status, 400);
+    assert_eq!(
+        counter_value(&gw.scrape(), "casegate_requests_total{decision=\"bad_request\"}"),
+        2
+    );
+    gw.stop().await;
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines = json_lines(&text);
+    assert_eq!(lines.len(), 2, "{text}");
+    for (line, status) in lines.iter().zip([431, 400]) {
+        assert_eq!(line["status"], status, "{line}");
+        assert_eq!(line["decision"], "bad_request", "{line}");
+        assert_eq!(line["method"], "-", "{line}");
+        assert_eq!(line["path"], "", "{line}");
+    }
+}

@@ -8,6 +8,7 @@
 mod body;
 mod format;
 mod record;
+mod unanswered;
 mod writer;
 
 use std::fs::OpenOptions;
@@ -25,6 +26,7 @@ use tracing::warn;
 
 pub use body::{LoggedBody, RequestBody};
 pub use record::AccessRecord;
+pub use unanswered::Unanswered;
 
 use self::writer::{Message, Writer};
 use crate::config::{AccessTarget, Log};
@@ -131,6 +133,22 @@ impl AccessLog {
     /// A record for a request just received; it collects nothing when the log is off.
     pub fn begin(&self, client: IpAddr, method: &Method) -> AccessRecord {
         AccessRecord::begin(self.sender.is_some(), client, method)
+    }
+
+    /// Logs a request whose head could not be read (hyper answered `status` itself): its
+    /// method and path are unknown, and logged as `-` and empty.
+    pub fn submit_unreadable(
+        &self,
+        client: IpAddr,
+        status: http::StatusCode,
+        reason: &'static str,
+    ) {
+        let unknown = Method::from_bytes(b"-").unwrap_or_default();
+        let mut record = self.begin(client, &unknown);
+        record.set_refused(crate::metrics::Decision::BadRequest.as_str(), reason);
+        record.set_status(status);
+        record.finish(0);
+        self.submit(record);
     }
 
     /// Queues a finished record without ever waiting: a full queue drops it, counted.

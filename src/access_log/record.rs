@@ -107,6 +107,19 @@ impl AccessRecord {
         self.status = status.as_u16();
     }
 
+    /// No answer was sent: the connection ended first. `status` is what the log says instead
+    /// (499); there is no refusal page, so no reason.
+    pub(super) fn set_unanswered(&mut self, decision: &'static str, status: u16) {
+        self.decision = decision;
+        self.reason = None;
+        self.status = status;
+    }
+
+    /// Time since the request was received.
+    pub(super) fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
     /// A counter for the request body's bytes, shared with the body that counts them.
     pub(super) fn bytes_in_counter(&mut self) -> Option<Arc<AtomicU64>> {
         if !self.enabled {

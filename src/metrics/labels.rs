@@ -31,10 +31,13 @@ pub enum Decision {
     InternalError,
     /// Shared state out of reach for longer than allowed: refused, failing closed.
     StateUnavailable,
+    /// The connection ended before the answer was ready: the client went away (or gave up
+    /// waiting), or a shutdown's grace ran out. Logged with status 499, as nginx does.
+    ClientClosed,
 }
 
 impl Decision {
-    pub const ALL: [Decision; 15] = [
+    pub const ALL: [Decision; 16] = [
         Decision::Allowed,
         Decision::DeniedRoute,
         Decision::DeniedUpgrade,
@@ -50,6 +53,7 @@ impl Decision {
         Decision::UpstreamError,
         Decision::InternalError,
         Decision::StateUnavailable,
+        Decision::ClientClosed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +73,7 @@ impl Decision {
             Decision::UpstreamError => "upstream_error",
             Decision::InternalError => "internal_error",
             Decision::StateUnavailable => "state_unavailable",
+            Decision::ClientClosed => "client_closed",
         }
     }
 }

@@ -66,6 +66,12 @@ impl Metrics {
         }
     }
 
+    /// A request refused for its head alone (over a limit, or unreadable), answered before the
+    /// gateway's path: counted as `bad_request`, taking no time worth a histogram bucket.
+    pub fn record_refused_head(&self) {
+        self.record_request(Decision::BadRequest, Duration::ZERO, Some(Duration::ZERO));
+    }
+
     pub fn record_upstream(&self, class: UpstreamClass) {
         self.upstream_responses[class as usize].inc();
     }

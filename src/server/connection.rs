@@ -20,7 +20,7 @@ use super::head;
 use super::lifetime::{Lifetime, keeps_alive};
 use super::preface::{self, Prefixed, Protocol};
 use super::slots::ConnectionSlot;
-use crate::access_log::{AccessLog, LoggedBody, RequestBody};
+use crate::access_log::{AccessLog, LoggedBody, RequestBody, Unanswered};
 use crate::config::Limits;
 use crate::gateway::{Gateway, SessionMemo};
 use crate::metrics::ConnectionGauge;
@@ -229,6 +229,18 @@ where
         };
         let peer = info.peer;
         let session_memo = Arc::clone(&info.session_memo);
+        let on_refused_head = {
+            let (log, metrics) = (
+                Arc::clone(&access_log),
+                Arc::clone(gateway.current().metrics()),
+            );
+            let client = info.client.ip;
+            move |status: http::StatusCode| {
+                info!(%peer, %client, status = status.as_u16(), "request head refused by the HTTP parser");
+                metrics.record_refused_head();
+                log.submit_unreadable(client, status, crate::pages::Page::BadRequest.code());
+            }
+        };
         let service = service_fn(move |request| {
             let gateway = gateway.current();
             let access_log = Arc::clone(&access_log);
@@ -241,25 +253,34 @@ where
             }
             gauge.saw_request(request.version());
             async move {
-                // The one place every request passes: the access log's record starts and ends here.
-                let mut record = access_log.begin(info.client.ip, request.method());
+                // The one place every request passes: the access log's record starts and ends
+                // here. Until the answer exists it is held by `Unanswered`, which logs and counts
+                // the request if the connection ends first (hyper then drops this future).
+                let mut unanswered = Unanswered::new(
+                    access_log.begin(info.client.ip, request.method()),
+                    &access_log,
+                    gateway.metrics(),
+                );
                 let over = head::limit_exceeded(&request, max_header_bytes, max_headers);
                 let mut response = if let Some((setting, limit)) = over {
                     info!(peer = %info.peer, client = %info.client.ip, setting, limit, "request head over a limit");
-                    record.set_refused(
+                    gateway.metrics().record_refused_head();
+                    unanswered.record().set_refused(
                         crate::metrics::Decision::BadRequest.as_str(),
                         crate::pages::Page::BadRequest.code(),
                     );
                     head::too_large()
                 } else {
-                    let request = request
-                        .map(|body| RequestBody::new(PacedBody::new(body, pace), &mut record));
+                    let record = unanswered.record();
+                    let request =
+                        request.map(|body| RequestBody::new(PacedBody::new(body, pace), record));
                     // Boxed: hyper keeps a slot the size of this service's future for every open
                     // connection, busy or idle. Unboxed, the request path's state machine (3 KiB)
                     // would sit in that slot for the connection's life (see README, Performance).
-                    let handled = Box::pin(gateway.handle(request, &info, &mut record));
+                    let handled = Box::pin(gateway.handle(request, &info, record));
                     handled.await
                 };
+                let mut record = unanswered.answered();
                 drop(in_flight);
                 // Every answer, refusals and pages included: the first one a browser sees over https
                 // is what pins the host to https, whichever it is.
@@ -279,6 +300,7 @@ where
             shutdown,
             first_round: true,
             session_memo: &session_memo,
+            on_refused_head: &on_refused_head,
         };
         match protocol {
             Protocol::Http1 => lifetime.serve_http1(&builders.http1, io, service).await,

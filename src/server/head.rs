@@ -45,6 +45,19 @@ pub fn limit_exceeded<B>(
     }
 }
 
+/// The status hyper answered a request head it could not read with, before any service saw it:
+/// 431 for a head over its buffer or header count, 400 for one it could not parse. `None` for
+/// any other way a connection ends.
+pub fn refused_by_hyper(error: &hyper::Error) -> Option<StatusCode> {
+    if error.is_parse_too_large() {
+        Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+    } else if error.is_parse() {
+        Some(StatusCode::BAD_REQUEST)
+    } else {
+        None
+    }
+}
+
 /// The answer hyper itself gives a head over its buffer: 431 with no body.
 pub fn too_large() -> Response<Body> {
     let mut response = Response::new(empty_body());

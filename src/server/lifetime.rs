@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tracing::debug;
 
 use super::activity::{Activity, Quiet, TrackedIo};
+use super::head;
 use super::preface::Prefixed;
 use crate::config::Limits;
 use crate::gateway::SessionMemo;
@@ -76,6 +77,9 @@ pub(super) struct Lifetime<'a> {
     pub(super) first_round: bool,
     /// Forgotten when the connection parks: a parked connection holds its stream and no session.
     pub(super) session_memo: &'a SessionMemo,
+    /// Told the status of a request head hyper refused itself (`head::refused_by_hyper`), which
+    /// no service saw, so that it is logged and counted all the same.
+    pub(super) on_refused_head: &'a (dyn Fn(http::StatusCode) + Send + Sync),
 }
 
 impl Lifetime<'_> {
@@ -132,15 +136,14 @@ impl Lifetime<'_> {
         }
     }
 
-    pub(super) async fn drive<C, E>(
+    pub(super) async fn drive<C>(
         &mut self,
         mut connection: Pin<&mut C>,
         graceful_shutdown: impl Fn(Pin<&mut C>),
         may_park: bool,
     ) -> Ended
     where
-        C: Future<Output = Result<(), E>>,
-        E: std::fmt::Display,
+        C: Future<Output = Result<(), hyper::Error>>,
     {
         let (activity, limits, peer) = (self.activity, self.limits, self.peer);
         // hyper's header timer starts only once it knows the protocol; a peer that never sends
@@ -166,6 +169,9 @@ impl Lifetime<'_> {
                         Ok(()) => Ended::Closed,
                         Err(error) => {
                             debug!(peer = %peer, %error, "connection ended with an error");
+                            if let Some(status) = head::refused_by_hyper(&error) {
+                                (self.on_refused_head)(status);
+                            }
                             Ended::Closed
                         }
                     };
