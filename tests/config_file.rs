@@ -150,6 +150,14 @@ fn the_shipped_config_is_valid() {
         config.state.path,
         path.parent().unwrap().join("var/casegate")
     );
+    // Billing stays hidden from every scope that shows the case, the read-only one first.
+    for scope in ["view", "guest"] {
+        for path in ["/cases/42/billing", "/cases/42/billing/2024"] {
+            let target = casegate::policy::canonicalise(path.as_bytes()).unwrap();
+            let decision = config.policy.decide(scope, "GET", &target, "42", "s1");
+            assert!(!decision.is_allowed(), "{scope} may GET {path}");
+        }
+    }
 }
 
 /// The shipped config with the lines starting with `comment` commented out and the commented

@@ -241,9 +241,10 @@ What to try:
   * Open the link in a browser: the case page opens and the video plays and seeks.
   * curl -si '{view_url}' | head     -> 303 to /cases/42 with the guest cookie
   * From the case page, follow the link to case 43: refused (another case).
+  * Follow the billing link: refused (billing is not shared, with either link).
   * Post a comment: refused (this link is view-only).
   * curl -si http://{gateway}/cases/42   -> 401: no share session, nothing reaches the app.
-  * A link that may also comment (scope 'guest'; billing stays hidden):
+  * A link that may also comment (scope 'guest'):
     {guest_url}
 
 Share and revoke through the admin API with `casegate share`, from another terminal in this
