@@ -20,6 +20,7 @@ pub mod mail;
 pub mod metrics;
 pub mod pages;
 pub mod policy;
+pub mod process_log;
 pub mod proxy;
 pub mod reload;
 pub mod server;

@@ -244,13 +244,23 @@ async fn a_request_whose_client_leaves_before_the_answer_is_logged_as_499_and_co
         .iter()
         .any(|received| received.target().starts_with("/cases/42/slow"))
     {
-        assert!(Instant::now() < deadline, "the request never reached the upstream");
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the upstream"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     drop(stream);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while counter_value(&gw.scrape(), "casegate_requests_total{decision=\"client_closed\"}") == 0 {
-        assert!(Instant::now() < deadline, "the unanswered request was never counted");
+    while counter_value(
+        &gw.scrape(),
+        "casegate_requests_total{decision=\"client_closed\"}",
+    ) == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the unanswered request was never counted"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     gw.stop().await;
@@ -266,7 +276,11 @@ async fn a_request_whose_client_leaves_before_the_answer_is_logged_as_499_and_co
     assert_eq!(line["case"], "42", "{line}");
     assert_eq!(line["bytes_out"], 0, "{line}");
     assert!(!text.contains("secret"), "{text}");
-    assert_eq!(lines.len(), 2, "the link and the unanswered request:\n{text}");
+    assert_eq!(
+        lines.len(),
+        2,
+        "the link and the unanswered request:\n{text}"
+    );
 }
 
 #[tokio::test]
@@ -288,7 +302,10 @@ async fn heads_hyper_refuses_itself_are_logged_and_counted_as_bad_request() {
         .expect("an answer");
     assert_eq!(garbled.status, 400);
     assert_eq!(
-        counter_value(&gw.scrape(), "casegate_requests_total{decision=\"bad_request\"}"),
+        counter_value(
+            &gw.scrape(),
+            "casegate_requests_total{decision=\"bad_request\"}"
+        ),
         2
     );
     gw.stop().await;

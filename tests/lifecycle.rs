@@ -246,3 +246,55 @@ async fn sighup_reloads_the_config_file_and_a_broken_one_keeps_the_gateway_servi
     let status = serve.wait_for_exit(Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(0), "{}", serve.log_text());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_applies_a_new_log_level() {
+    let upstream = TestUpstream::start().await;
+    let text = common::config_text(
+        &upstream.url(),
+        "",
+        "[state]\npath = \"state\"\n[log]\nlevel = \"info\"",
+    );
+    let mut serve = Serve::start_with_rust_log(&text, None).await;
+    let no_session = "GET /cases/42 HTTP/1.1\r\nHost: share.test\r\nConnection: close\r\n\r\n";
+    let refusals_logged = |serve: &Serve| serve.log_text().matches("request refused").count();
+    let refuse = |addr| async move {
+        let answer = send_raw(addr, no_session.as_bytes())
+            .await
+            .expect("an answer");
+        assert_eq!(answer.status, 401);
+    };
+    refuse(serve.addr).await;
+    serve
+        .wait_for_log("request refused", Duration::from_secs(5))
+        .await;
+    let at_info = refusals_logged(&serve);
+
+    let (path, text) = serve.config.clone();
+    std::fs::write(&path, text.replace("level = \"info\"", "level = \"warn\"")).unwrap();
+    serve.signal("HUP");
+    serve
+        .wait_for_log("config reloaded", Duration::from_secs(5))
+        .await;
+    refuse(serve.addr).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        refusals_logged(&serve),
+        at_info,
+        "an info line at level warn:\n{}",
+        serve.log_text()
+    );
+
+    std::fs::write(&path, &text).unwrap();
+    serve.signal("HUP");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while refusals_logged(&serve) == at_info {
+        refuse(serve.addr).await;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "info never came back:\n{}",
+            serve.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -20,6 +20,8 @@ pub fn run(path: &Path) -> ExitCode {
         }
     };
     super::apply_log_level(&config.log.level);
+    // A reload applies `[log] level` again, through the same function.
+    casegate::process_log::on_level_change(super::apply_log_level);
     let runtime = match runtime() {
         Ok(runtime) => runtime,
         Err(error) => {

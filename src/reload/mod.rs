@@ -31,6 +31,9 @@ use crate::server::tls::{self, TlsError};
 pub struct Reloaded {
     /// Settings that changed in the file but keep their old value until a restart.
     pub restart_needed: Vec<&'static str>,
+    /// `[log] level`, put in force once the reload has been logged at the old level (a reload
+    /// to `warn` would otherwise hide its own "config reloaded").
+    log_level: String,
 }
 
 /// Why a reload changed nothing.
@@ -106,6 +109,7 @@ impl Reloader {
                         "config reload: this setting changed but needs a restart; the old value stays in force"
                     );
                 }
+                crate::process_log::apply_level(&reloaded.log_level);
             }
             Err(error) => {
                 metrics.record_reload(Outcome::Failed);
@@ -148,6 +152,7 @@ impl Reloader {
         }
         Ok(Reloaded {
             restart_needed: restart_needed(fixed, &config),
+            log_level: config.log.level,
         })
     }
 }

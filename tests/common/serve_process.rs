@@ -38,6 +38,12 @@ impl Serve {
     /// Starts `casegate serve` with the config `text` (written to a fresh directory, where a
     /// relative `[state] path` lands too) and returns once it logs the address it listens on.
     pub async fn start(text: &str) -> Serve {
+        Self::start_with_rust_log(text, Some("info")).await
+    }
+
+    /// Like [`Serve::start`], with `RUST_LOG` set to `rust_log`, or unset so that the config's
+    /// `[log] level` decides.
+    pub async fn start_with_rust_log(text: &str, rust_log: Option<&str>) -> Serve {
         let dir = tempfile::Builder::new()
             .prefix("casegate-serve-")
             .tempdir()
@@ -46,15 +52,18 @@ impl Serve {
         std::fs::write(&path, text).expect("write the config");
         let config = casegate::config::parse(&path, text, &|_| None)
             .unwrap_or_else(|errors| panic!("test config invalid:\n{errors}"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_casegate"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_casegate"));
+        command
             .arg("serve")
             .arg("--config")
             .arg(&path)
-            .env("RUST_LOG", "info")
+            .env_remove("RUST_LOG")
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn casegate serve");
+            .stderr(Stdio::piped());
+        if let Some(rust_log) = rust_log {
+            command.env("RUST_LOG", rust_log);
+        }
+        let mut child = command.spawn().expect("spawn casegate serve");
         let stderr = child.stderr.take().expect("piped stderr");
         let log = Arc::new(Mutex::new(Vec::new()));
         let lines = Arc::clone(&log);
