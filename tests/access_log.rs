@@ -320,3 +320,26 @@ async fn heads_hyper_refuses_itself_are_logged_and_counted_as_bad_request() {
         assert_eq!(line["path"], "", "{line}");
     }
 }
+
+#[tokio::test]
+async fn a_token_outside_the_link_prefix_is_not_logged() {
+    let dir = TempDir::new().unwrap();
+    let (gw, path) = gateway_logging_to(&dir, "").await;
+    let link = gw.mint("42", "view");
+    for typed in [
+        format!("/S/{}", link.token),
+        format!("/cases/42/{}", link.token),
+    ] {
+        let response = gw.get(&typed, &[]).await;
+        assert_eq!(response.status, 401, "{typed}");
+    }
+    gw.stop().await;
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains(&link.token), "{text}");
+    let paths: Vec<Value> = json_lines(&text)
+        .iter()
+        .map(|line| line["path"].clone())
+        .collect();
+    assert_eq!(paths, ["/S/[token]", "/cases/42/[token]"], "{text}");
+}

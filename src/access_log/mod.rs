@@ -8,6 +8,7 @@
 mod body;
 mod format;
 mod record;
+mod redact;
 mod unanswered;
 mod writer;
 

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::Method;
 
+use super::redact::redact_tokens;
+
 /// The decision of a request the gateway let through (forwarded, a link exchanged, a
 /// verification page served). Refusals use the metrics' decision label, so a log line and the
 /// `casegate_requests_total` series it was counted in say the same word.
@@ -67,9 +69,10 @@ impl AccessRecord {
 
     /// The path as logged. Callers pass the canonical path without its query, or the link prefix
     /// for a link: never anything that can carry a credential.
+    /// A segment that looks like a token is logged as `[token]` (see `redact.rs`).
     pub fn set_path(&mut self, path: &str) {
         if self.enabled {
-            self.path = self.push(path);
+            self.path = self.push(&redact_tokens(path));
         }
     }
 
