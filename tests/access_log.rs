@@ -343,3 +343,14 @@ async fn a_token_outside_the_link_prefix_is_not_logged() {
         .collect();
     assert_eq!(paths, ["/S/[token]", "/cases/42/[token]"], "{text}");
 }
+
+/// Who opened which case, from where: not for every user of the machine, whatever the umask.
+#[tokio::test]
+async fn the_access_log_file_is_readable_by_owner_and_group_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new().unwrap();
+    let (gw, path) = gateway_logging_to(&dir, "").await;
+    gw.stop().await;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+}

@@ -799,3 +799,26 @@ proptest::proptest! {
         proptest::prop_assert_eq!(live, replayed);
     }
 }
+
+// === file modes ===
+
+/// Share records hold recipients' addresses and notes: the directory and every file casegate
+/// creates in it are its user's alone, whatever the umask (tests run with a shell's, often 0022).
+#[tokio::test]
+async fn the_state_directory_and_its_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("var/casegate");
+    let store = open(&dir);
+    store
+        .create(new_share("s1", "42", NOW))
+        .await
+        .expect("create");
+    assert!(store.compact(NOW).await.unwrap());
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+    for name in files(&dir) {
+        assert_eq!(mode(&dir.join(&name)), 0o600, "{name}");
+    }
+    assert_eq!(files(&dir).len(), 3, "{:?}", files(&dir));
+}

@@ -15,6 +15,7 @@ mod writer;
 use std::fs::OpenOptions;
 use std::io::{BufWriter, Write};
 use std::net::IpAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
@@ -85,9 +86,12 @@ impl AccessLog {
                 BufWriter::with_capacity(PIPE_BATCH_BYTES, Box::new(std::io::stdout()))
             }
             AccessTarget::File(path) => {
+                // Who opened which case, from where: readable by casegate's user and its group
+                // (a log shipper), not by everyone, whatever the umask it was started with.
                 let file = OpenOptions::new()
                     .create(true)
                     .append(true)
+                    .mode(0o640)
                     .open(path)
                     .map_err(|source| OpenError {
                         path: path.clone(),

@@ -3,6 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
@@ -12,7 +13,7 @@ use tokio::sync::oneshot;
 
 use super::backend::{Ack, Backend, Durability};
 use super::frame::{self, FileKind};
-use super::layout::Layout;
+use super::layout::{Layout, PRIVATE_DIR, PRIVATE_FILE};
 use super::record::Record;
 use super::replay::{Replayed, replay};
 use super::view::View;
@@ -139,13 +140,18 @@ fn lock_directory(settings: &StateSettings) -> Result<(Layout, File), OpenError>
         let path = path.to_path_buf();
         move |source| OpenError::Io { path, source }
     };
-    std::fs::create_dir_all(&settings.path).map_err(io_error(&settings.path))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR)
+        .create(&settings.path)
+        .map_err(io_error(&settings.path))?;
     let layout = Layout::new(&settings.path);
     let lock_path = layout.lock();
     let lock = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(PRIVATE_FILE)
         .open(&lock_path)
         .map_err(io_error(&lock_path))?;
     match lock.try_lock() {
@@ -164,6 +170,7 @@ pub(crate) fn create_journal_file(layout: &Layout, generation: u64) -> io::Resul
         .create(true)
         .truncate(true)
         .write(true)
+        .mode(PRIVATE_FILE)
         .open(layout.journal(generation))?;
     file.write_all(&frame::header(FileKind::Journal, generation))?;
     file.sync_all()?;

@@ -7,6 +7,11 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// The state directory's mode when casegate creates it, and its files': only casegate's user
+/// reads share records (recipients' addresses, notes), whatever the umask it was started with.
+pub(crate) const PRIVATE_DIR: u32 = 0o700;
+pub(crate) const PRIVATE_FILE: u32 = 0o600;
+
 pub(crate) struct Layout {
     dir: PathBuf,
 }

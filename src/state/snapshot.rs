@@ -2,13 +2,15 @@
 //! renamed into place, so a snapshot file under its final name is always complete. Loading one
 //! refuses any damage, a torn end included: a snapshot is never legitimately cut short.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::OpenError;
 use super::frame::{self, Ending, FileKind, MAX_PAYLOAD};
 use super::layout::Layout;
+use super::layout::PRIVATE_FILE;
 use super::record::Record;
 use super::view::View;
 
@@ -40,7 +42,12 @@ fn write_temp(
     now: i64,
     retention: i64,
 ) -> io::Result<()> {
-    let file = File::create(path)?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(PRIVATE_FILE)
+        .open(path)?;
     let mut out = SnapshotWriter {
         file: BufWriter::with_capacity(1 << 20, file),
         payload: Vec::with_capacity(256),
