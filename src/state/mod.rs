@@ -121,6 +121,11 @@ impl ShareStatus {
         }
     }
 
+    /// Whether the share's link still opens: pending or active, neither revoked nor expired.
+    pub fn is_live(self) -> bool {
+        matches!(self, ShareStatus::Pending | ShareStatus::Active)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ShareStatus::Pending => "pending",
