@@ -6,6 +6,10 @@ mod common;
 
 use std::net::SocketAddr;
 use std::process::{Command, Output};
+use std::time::Duration;
+
+use casegate::clock::{format_utc, unix_now};
+use casegate::gateway::ShareRequest;
 
 use common::TestGateway;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -91,6 +95,17 @@ fn json(output: &Output) -> serde_json::Value {
     assert_success(output);
     serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|error| panic!("not JSON ({error}): {}", stdout(output)))
+}
+
+/// Every one of `lines` is a whole line of `text` (`show`'s `key: value` lines).
+#[track_caller]
+fn assert_has_lines(text: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(
+            text.lines().any(|l| l == *line),
+            "{line:?} missing in:\n{text}"
+        );
+    }
 }
 
 /// Creates a share with `--json` and returns the API's answer.
@@ -258,30 +273,78 @@ async fn show_prints_every_field_as_key_value_lines() {
     let output = share(admin, Some(CASE_APP_TOKEN), &["show", id]).await;
     assert_success(&output);
     let text = stdout(&output);
-    for line in [
-        format!("id:            {id}"),
-        "case:          42".to_owned(),
-        "scope:         view".to_owned(),
-        "status:        pending".to_owned(),
-        "uses:          0".to_owned(),
-        "first_used_at: never".to_owned(),
-        "email:         anna@example.org".to_owned(),
-        "lang:          sv-SE".to_owned(),
-        "note:          referral".to_owned(),
-        "client:        case-app".to_owned(),
-        "origin:        api".to_owned(),
-    ] {
-        assert!(
-            text.lines().any(|l| l == line),
-            "{line:?} missing in:\n{text}"
-        );
-    }
+    assert_has_lines(
+        &text,
+        &[
+            &format!("id:            {id}"),
+            "case:          42",
+            "scope:         view",
+            "status:        pending",
+            "uses:          0",
+            "first_used_at: never",
+            "email:         anna@example.org",
+            "lang:          sv-SE",
+            "note:          referral",
+            "client:        case-app",
+            "origin:        api",
+        ],
+    );
     assert!(text.contains(" UTC ("), "{text}");
 
     let shown = json(&share(admin, Some(CASE_APP_TOKEN), &["show", id, "--json"]).await);
     assert_eq!(shown["id"], id);
     assert_eq!(shown["email"], "anna@example.org");
     assert!(shown.get("token").is_none(), "only create shows the token");
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_minted_elsewhere_shows_every_claim_it_carried_once_used() {
+    let (gateway, admin) = start().await;
+    // What `casegate mint --case 42 --scope view --ttl 2h --email ... --lang sv` signs.
+    let minted = gateway
+        .snapshot
+        .mint_link(
+            &ShareRequest {
+                case: "42",
+                scope: "view",
+                ttl: Some(Duration::from_secs(7200)),
+                email: Some("anna@example.org"),
+                lang: Some("sv"),
+            },
+            unix_now(),
+        )
+        .expect("mint");
+    let cookie = gateway.exchange(&format!("/s/{}", minted.token)).await;
+    let page = gateway
+        .get("/cases/42", &[&format!("Cookie: {cookie}")])
+        .await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let received = gateway.upstream.take();
+    assert_eq!(received[0].header("x-casegate-lang"), Some("sv"));
+
+    let output = share(admin, Some(CASE_APP_TOKEN), &["show", &minted.share_id]).await;
+    assert_success(&output);
+    let text = stdout(&output);
+    assert_has_lines(
+        &text,
+        &[
+            "case:          42",
+            "scope:         view",
+            "status:        active",
+            "uses:          1",
+            "email:         anna@example.org",
+            "lang:          sv",
+            "origin:        link",
+        ],
+    );
+    assert!(
+        text.contains(&format!(
+            "expires_at:    {} (in ",
+            format_utc(minted.expires_at)
+        )),
+        "{text}"
+    );
     gateway.stop().await;
 }
 

@@ -62,6 +62,8 @@ impl Gateway {
                 scope: &claims.scope,
                 issued_at: claims.issued_at,
                 expires_at: claims.expires_at,
+                email: claims.email.as_deref(),
+                lang: claims.lang.as_deref(),
             },
             now,
         );
