@@ -1,7 +1,7 @@
 //! Wall-clock time in the unit tokens and cookies use: whole seconds since the Unix epoch, and how
 //! such a time is shown to people (the CLI, invitation mails).
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch. A clock set before 1970 reads as 0, which makes every credential
 /// look expired: failing closed.
@@ -11,6 +11,15 @@ pub fn unix_now() -> i64 {
         .map_or(0, |elapsed| {
             i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
         })
+}
+
+/// How long until the wall clock reads `second` (Unix seconds): zero once it does.
+pub fn time_until(second: i64) -> Duration {
+    let target = u64::try_from(second).map_or(Duration::ZERO, Duration::from_secs);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    target.saturating_sub(now)
 }
 
 /// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian calendar).

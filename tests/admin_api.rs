@@ -476,6 +476,56 @@ async fn revoking_a_case_refuses_every_earlier_credential_of_that_case_only() {
 }
 
 #[tokio::test]
+async fn a_share_created_in_the_second_its_case_was_revoked_opens_while_older_links_stay_withdrawn()
+{
+    let gw = start().await;
+    let older = create_ok(&gw, json!({"case": "50", "scope": "view"})).await;
+    // "Withdraw everything, send a fresh link", both within one second.
+    common::at_the_start_of_a_second().await;
+    let revoked = Call::new("POST", "/v1/cases/50/revoke").send(&gw).await;
+    assert_eq!(revoked.status(), 200, "{}", revoked.raw.text());
+    let not_before = revoked.json["not_before"].as_i64().unwrap();
+    let fresh = create_ok(&gw, json!({"case": "50", "scope": "view"})).await;
+
+    assert_eq!(fresh["status"], "pending", "{fresh}");
+    let created_at = fresh["created_at"].as_i64().unwrap();
+    assert!(created_at > not_before, "issued after the cut-off: {fresh}");
+    assert_eq!(fresh["expires_at"].as_i64(), Some(created_at + 86_400));
+    let remaining = fresh["remaining_seconds"].as_i64().unwrap();
+    assert!(remaining > 86_000, "{fresh}");
+    let fresh_link = link_path(fresh["url"].as_str().unwrap());
+    assert_eq!(gw.get(&fresh_link, &[]).await.status, 303);
+    let older_link = link_path(older["url"].as_str().unwrap());
+    assert_eq!(gw.get(&older_link, &[]).await.status, 410);
+
+    // Revoking the case again still withdraws the fresh link: it was issued before this revoke.
+    let again = Call::new("POST", "/v1/cases/50/revoke").send(&gw).await;
+    assert_eq!(again.json["revoked_shares"], 1, "{}", again.raw.text());
+    assert_eq!(gw.get(&fresh_link, &[]).await.status, 410);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_case_revoked_ahead_of_the_gateways_clock_gets_no_new_share_until_the_clock_passes_it() {
+    let gw = start().await;
+    // As a replica whose clock runs ten seconds ahead would have revoked it.
+    let ahead = casegate::clock::unix_now() + 10;
+    gw.store().revoke_case("50", ahead).await.unwrap();
+    let refused = create(&gw, json!({"case": "50", "scope": "view"})).await;
+    refused.assert_error(503, "case_revoked_ahead");
+    let retry_after: i64 = refused
+        .raw
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!((10..=12).contains(&retry_after), "{retry_after}");
+    let listed = Call::new("GET", "/v1/shares?case=50").send(&gw).await;
+    assert_eq!(listed.json["shares"], json!([]), "nothing was recorded");
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn revocations_answered_are_durable_across_a_restart() {
     let gw = start().await;
     let by_id = create_ok(&gw, json!({"case": "42", "scope": "view"})).await;

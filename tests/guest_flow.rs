@@ -3,6 +3,8 @@
 
 mod common;
 
+use casegate::clock::unix_now;
+use casegate::share::LinkClaims;
 use common::{COOKIE, TestGateway};
 
 #[tokio::test]
@@ -308,4 +310,70 @@ async fn passthrough_forwards_staff_requests_without_our_cookie_or_identity_clai
         .await;
     assert_eq!(forged.status, 401);
     assert!(gw.upstream.take().is_empty());
+}
+
+#[tokio::test]
+async fn a_link_expired_within_the_clock_skew_is_refused_as_expired_not_given_a_dead_cookie() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let log = dir.path().join("access.log");
+    // The default [links] clock_skew, 60 s, still lets a link a second past its exp verify.
+    let gw = TestGateway::start_with(
+        "",
+        &format!("[log]\naccess = {:?}\n", log.display().to_string()),
+    )
+    .await;
+    let now = unix_now();
+    let expired = |share_id: &str, expires_at: i64| {
+        let minted = gw.snapshot.sign(LinkClaims {
+            share_id: share_id.to_owned(),
+            case: "42".to_owned(),
+            scope: "view".to_owned(),
+            issued_at: expires_at - 3600,
+            expires_at,
+            not_before: None,
+            email: None,
+            lang: None,
+        });
+        format!("/s/{}", minted.token)
+    };
+    let long_ago = gw
+        .get(&expired("ExpiredLongAgo-0123456789", now - 3600), &[])
+        .await;
+    let just_now = gw
+        .get(&expired("ExpiredJustNow-0123456789", now - 1), &[])
+        .await;
+
+    assert_eq!(long_ago.status, 410, "{}", long_ago.text());
+    assert_eq!(just_now.status, long_ago.status, "{}", just_now.text());
+    assert_eq!(
+        just_now.text(),
+        long_ago.text(),
+        "the same expired-link page"
+    );
+    assert!(just_now.header("set-cookie").is_none(), "no cookie at all");
+    assert!(
+        gw.store()
+            .share("ExpiredJustNow-0123456789", unix_now())
+            .is_none(),
+        "no use was counted"
+    );
+    gw.stop().await;
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let decisions: Vec<(u64, String)> = text
+        .lines()
+        .map(|line| {
+            let line: serde_json::Value = serde_json::from_str(line).unwrap();
+            (
+                line["status"].as_u64().unwrap(),
+                line["decision"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(decisions.len(), 2, "{text}");
+    assert_eq!(
+        decisions[0], decisions[1],
+        "logged as refused, like any expired link: {text}"
+    );
+    assert_ne!(decisions[1].1, "allowed", "{text}");
 }

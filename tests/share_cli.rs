@@ -6,8 +6,13 @@ mod common;
 
 use std::net::SocketAddr;
 use std::process::{Command, Output};
+use std::time::Duration;
+
+use casegate::clock::{format_utc, unix_now};
+use casegate::gateway::ShareRequest;
 
 use common::TestGateway;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Client `case-app` may share `view` and `guest`; `viewer` only `view`.
 const CASE_APP_TOKEN: &str = "case-app-admin-token-0123456789abcdefghij";
@@ -90,6 +95,17 @@ fn json(output: &Output) -> serde_json::Value {
     assert_success(output);
     serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|error| panic!("not JSON ({error}): {}", stdout(output)))
+}
+
+/// Every one of `lines` is a whole line of `text` (`show`'s `key: value` lines).
+#[track_caller]
+fn assert_has_lines(text: &str, lines: &[&str]) {
+    for line in lines {
+        assert!(
+            text.lines().any(|l| l == *line),
+            "{line:?} missing in:\n{text}"
+        );
+    }
 }
 
 /// Creates a share with `--json` and returns the API's answer.
@@ -257,30 +273,78 @@ async fn show_prints_every_field_as_key_value_lines() {
     let output = share(admin, Some(CASE_APP_TOKEN), &["show", id]).await;
     assert_success(&output);
     let text = stdout(&output);
-    for line in [
-        format!("id:            {id}"),
-        "case:          42".to_owned(),
-        "scope:         view".to_owned(),
-        "status:        pending".to_owned(),
-        "uses:          0".to_owned(),
-        "first_used_at: never".to_owned(),
-        "email:         anna@example.org".to_owned(),
-        "lang:          sv-SE".to_owned(),
-        "note:          referral".to_owned(),
-        "client:        case-app".to_owned(),
-        "origin:        api".to_owned(),
-    ] {
-        assert!(
-            text.lines().any(|l| l == line),
-            "{line:?} missing in:\n{text}"
-        );
-    }
+    assert_has_lines(
+        &text,
+        &[
+            &format!("id:            {id}"),
+            "case:          42",
+            "scope:         view",
+            "status:        pending",
+            "uses:          0",
+            "first_used_at: never",
+            "email:         anna@example.org",
+            "lang:          sv-SE",
+            "note:          referral",
+            "client:        case-app",
+            "origin:        api",
+        ],
+    );
     assert!(text.contains(" UTC ("), "{text}");
 
     let shown = json(&share(admin, Some(CASE_APP_TOKEN), &["show", id, "--json"]).await);
     assert_eq!(shown["id"], id);
     assert_eq!(shown["email"], "anna@example.org");
     assert!(shown.get("token").is_none(), "only create shows the token");
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_minted_elsewhere_shows_every_claim_it_carried_once_used() {
+    let (gateway, admin) = start().await;
+    // What `casegate mint --case 42 --scope view --ttl 2h --email ... --lang sv` signs.
+    let minted = gateway
+        .snapshot
+        .mint_link(
+            &ShareRequest {
+                case: "42",
+                scope: "view",
+                ttl: Some(Duration::from_secs(7200)),
+                email: Some("anna@example.org"),
+                lang: Some("sv"),
+            },
+            unix_now(),
+        )
+        .expect("mint");
+    let cookie = gateway.exchange(&format!("/s/{}", minted.token)).await;
+    let page = gateway
+        .get("/cases/42", &[&format!("Cookie: {cookie}")])
+        .await;
+    assert_eq!(page.status, 200, "{}", page.text());
+    let received = gateway.upstream.take();
+    assert_eq!(received[0].header("x-casegate-lang"), Some("sv"));
+
+    let output = share(admin, Some(CASE_APP_TOKEN), &["show", &minted.share_id]).await;
+    assert_success(&output);
+    let text = stdout(&output);
+    assert_has_lines(
+        &text,
+        &[
+            "case:          42",
+            "scope:         view",
+            "status:        active",
+            "uses:          1",
+            "email:         anna@example.org",
+            "lang:          sv",
+            "origin:        link",
+        ],
+    );
+    assert!(
+        text.contains(&format!(
+            "expires_at:    {} (in ",
+            format_utc(minted.expires_at)
+        )),
+        "{text}"
+    );
     gateway.stop().await;
 }
 
@@ -350,6 +414,105 @@ async fn revoke_withdraws_one_link_and_revoke_case_every_link_of_the_case() {
     );
     assert_eq!(listed["shares"].as_array().unwrap().len(), 4, "{listed}");
     gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_created_right_after_revoke_case_opens_and_says_when_it_expires() {
+    let (gateway, admin) = start().await;
+    let older = create(admin, "50", "view").await;
+    common::at_the_start_of_a_second().await;
+    assert_success(&share(admin, Some(CASE_APP_TOKEN), &["revoke-case", "50"]).await);
+    let output = share(
+        admin,
+        Some(CASE_APP_TOKEN),
+        &["create", "--case", "50", "--scope", "view"],
+    )
+    .await;
+    assert_success(&output);
+    let text = stdout(&output);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[3].starts_with("expires in 1d (") || lines[3].starts_with("expires in 23h 59m ("),
+        "{text}"
+    );
+    assert_eq!(gateway.get(link_path(lines[0]), &[]).await.status, 303);
+    let older_link = link_path(older["url"].as_str().unwrap());
+    assert_eq!(gateway.get(older_link, &[]).await.status, 410);
+    gateway.stop().await;
+}
+
+/// An admin API stand-in that answers every request with 201 and `share` as its JSON body: what
+/// a create would get from a gateway that recorded a share its link does not open.
+async fn admin_answering_created(share: serde_json::Value) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let body = share.to_string();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            read_request(&mut stream).await;
+            let answer = format!(
+                "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes()).await;
+        }
+    });
+    addr
+}
+
+/// Reads one request with a `Content-Length` body (all the CLI sends), so the answer does not
+/// race a request still being written.
+async fn read_request(stream: &mut tokio::net::TcpStream) {
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let Ok(read) = stream.read(&mut chunk).await else {
+            return;
+        };
+        if read == 0 {
+            return;
+        }
+        bytes.extend_from_slice(&chunk[..read]);
+        let text = String::from_utf8_lossy(&bytes);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .filter_map(|line| line.split_once(':'))
+                .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, value)| value.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if body.len() >= length {
+                return;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_created_share_that_does_not_open_is_an_error_not_a_link() {
+    let admin = admin_answering_created(serde_json::json!({
+        "url": "http://share.test/s/dead-token",
+        "token": "dead-token",
+        "id": "DeadOnArrival-0123456789",
+        "case": "50",
+        "scope": "view",
+        "status": "revoked",
+        "created_at": 1_700_000_000,
+        "expires_at": 1_700_086_400,
+        "remaining_seconds": 0,
+        "uses": 0,
+        "revoked_at": 1_700_000_000,
+        "origin": "api",
+    }))
+    .await;
+    for json_flag in [&[][..], &["--json"][..]] {
+        let mut args = vec!["create", "--case", "50", "--scope", "view"];
+        args.extend_from_slice(json_flag);
+        let output = share(admin, Some(CASE_APP_TOKEN), &args).await;
+        assert_fails(&output, 1, "DeadOnArrival-0123456789");
+        assert!(stderr(&output).contains("revoked"), "{}", stderr(&output));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,6 +48,8 @@ fn seen<'a>(id: &'a str, case: &'a str, issued_at: i64) -> SeenShare<'a> {
         scope: "read",
         issued_at,
         expires_at: issued_at + DAY,
+        email: None,
+        lang: None,
     }
 }
 
@@ -238,7 +240,14 @@ async fn uses_are_batched_and_survive_a_flush_and_reopen() {
         store.record_open(&seen("share-a", "C-1", NOW), NOW + 5);
         store.record_activity("share-a", NOW + 30);
         // An external token: known from its first use, with the claims it carried.
-        store.record_open(&seen("external-1", "C-7", NOW - 20), NOW + 12);
+        store.record_open(
+            &SeenShare {
+                email: Some("recipient@example.org"),
+                lang: Some("sv"),
+                ..seen("external-1", "C-7", NOW - 20)
+            },
+            NOW + 12,
+        );
         // Activity under an id nobody knows is not recorded.
         store.record_activity("ghost", NOW + 40);
         let before = std::fs::metadata(journal_path(dir.path())).unwrap().len();
@@ -257,6 +266,10 @@ async fn uses_are_batched_and_survive_a_flush_and_reopen() {
     assert_eq!(external.origin, "link");
     assert_eq!(external.case.as_deref(), Some("C-7"));
     assert_eq!(external.created_at, Some(NOW - 20));
+    assert_eq!(external.expires_at, Some(NOW - 20 + DAY));
+    assert_eq!(external.scope.as_deref(), Some("read"));
+    assert_eq!(external.email.as_deref(), Some("recipient@example.org"));
+    assert_eq!(external.lang.as_deref(), Some("sv"));
     assert_eq!(external.status, ShareStatus::Active);
     assert_eq!(store.share("ghost", NOW), None);
 }

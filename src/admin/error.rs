@@ -93,14 +93,20 @@ pub enum ApiError {
     MailNotConfigured,
     /// `POST /v1/reload` on a gateway started from a config it was handed, not a file.
     ReloadUnavailable,
-    /// A resend for a share that no longer opens (revoked or expired), or one recorded without
-    /// its claims (known only from a revoke).
+    /// An invitation (a resend, or a create's) for a share whose link does not open (revoked or
+    /// expired), or one recorded without its claims (known only from a revoke).
     ShareNotActive(Option<ShareStatus>),
     /// The invitation cooldown (kept with the codes, shared by replicas) cannot be checked, so
     /// no resend is sent (fail closed).
     CooldownUnavailable(CodeStoreUnavailable),
     /// A resend within the cooldown of the share's last invitation.
     ResendTooSoon {
+        retry_after: std::time::Duration,
+    },
+    /// A create for a case whose revocation cut-off lies ahead of this gateway's clock by more
+    /// than a create waits: a link issued now would be refused as revoked.
+    CaseRevokedAhead {
+        cut_off: i64,
         retry_after: std::time::Duration,
     },
     /// The invitation was not sent. `share` is the created share's answer (url and token
@@ -152,6 +158,7 @@ impl ApiError {
             ApiError::ShareNotActive(_) => (S::CONFLICT, "share_not_active"),
             ApiError::CooldownUnavailable(_) => (S::SERVICE_UNAVAILABLE, "store_unavailable"),
             ApiError::ResendTooSoon { .. } => (S::TOO_MANY_REQUESTS, "resend_too_soon"),
+            ApiError::CaseRevokedAhead { .. } => (S::SERVICE_UNAVAILABLE, "case_revoked_ahead"),
             ApiError::MailFailed { .. } => (S::BAD_GATEWAY, "mail_failed"),
         }
     }
@@ -256,7 +263,7 @@ impl fmt::Display for ApiError {
             ApiError::ShareNotActive(status) => match status {
                 Some(status) => write!(
                     f,
-                    "the share is {}; its link no longer opens, so it is not sent again",
+                    "the share is {}; its link does not open, so no invitation is sent",
                     status.as_str()
                 ),
                 None => f.write_str("the share is known only by its id; it cannot be sent"),
@@ -268,6 +275,17 @@ impl fmt::Display for ApiError {
             ApiError::ResendTooSoon { retry_after } => write!(
                 f,
                 "this share's invitation was sent less than 30 s ago; try again in {} s",
+                retry_after_secs(*retry_after)
+            ),
+            ApiError::CaseRevokedAhead {
+                cut_off,
+                retry_after,
+            } => write!(
+                f,
+                "the case was revoked up to {}, ahead of this gateway's clock (clocks disagree, \
+                 or this one was set back); a link issued now would be refused, so none was \
+                 made. Try again in {} s",
+                crate::clock::format_utc(*cut_off),
                 retry_after_secs(*retry_after)
             ),
             ApiError::MailFailed { error, share } => {

@@ -20,7 +20,7 @@ use crate::clock::unix_now;
 use crate::gateway::{Gateway, MintError, MintedLink};
 use crate::mail::{Invitation, MailError, Mailer, invitation_mail};
 use crate::share::LinkClaims;
-use crate::state::{ShareStatus, ShareView};
+use crate::state::ShareView;
 use crate::verify::InviteReservation;
 
 /// At most one invitation mail per share this often, so a retrying client (or a stuck button)
@@ -178,7 +178,7 @@ impl AdminApi {
 /// The claims a recorded share's link carried, if it may be sent again: not revoked, not
 /// expired, with a recipient.
 fn resendable_claims(share: &ShareView) -> Result<LinkClaims, ApiError> {
-    if matches!(share.status, ShareStatus::Revoked | ShareStatus::Expired) {
+    if !share.status.is_live() {
         return Err(ApiError::ShareNotActive(Some(share.status)));
     }
     let (Some(case), Some(scope), Some(issued_at), Some(expires_at)) = (

@@ -14,6 +14,7 @@ pub(crate) mod create_request;
 mod error;
 mod health;
 mod invite;
+mod issue_time;
 mod listener;
 pub(crate) mod query;
 mod reload;

@@ -47,7 +47,8 @@ pub fn error(error: &ApiError) -> Response<ApiBody> {
         ApiError::MethodNotAllowed { allow } => {
             headers.insert(ALLOW, HeaderValue::from_static(allow));
         }
-        ApiError::ResendTooSoon { retry_after } => {
+        ApiError::ResendTooSoon { retry_after }
+        | ApiError::CaseRevokedAhead { retry_after, .. } => {
             headers.insert(
                 RETRY_AFTER,
                 HeaderValue::from(retry_after_secs(*retry_after)),

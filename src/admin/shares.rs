@@ -13,6 +13,7 @@ use super::auth::Client;
 use super::body;
 use super::create_request::CreateShare;
 use super::error::ApiError;
+use super::issue_time::issue_time;
 use super::query::ListFilter;
 use super::respond::{self, ApiBody};
 use crate::clock::unix_now;
@@ -76,7 +77,7 @@ impl AdminApi {
         if !client.may_share(&ask.scope) {
             return Err(ApiError::ScopeNotPermitted);
         }
-        let now = unix_now();
+        let now = issue_time(&self.store, &ask.case).await?;
         let link = gateway.mint_link(
             &ShareRequest {
                 case: &ask.case,
@@ -119,6 +120,11 @@ impl AdminApi {
             share: &share,
         };
         if let Some((mailer, to)) = invite {
+            // A revoke of the case racing this create can leave the share revoked: its link is
+            // not worth a mail.
+            if !share.status.is_live() {
+                return Err(ApiError::ShareNotActive(Some(share.status)));
+            }
             self.invite_new_share(&mailer, client, &to, &link, &share)
                 .await
                 .map_err(|error| ApiError::MailFailed {

@@ -205,6 +205,7 @@ async fn execute(client: &AdminClient, action: &ShareAction) -> Result<String, A
             let answer = client
                 .post("/v1/shares", Some(&create_body(create)))
                 .await?;
+            ensure_live(&answer)?;
             render(&answer, create.json, |share: ShareRow| {
                 let mut text = view::created_summary(&share);
                 if create.send_email {
@@ -250,6 +251,20 @@ async fn execute(client: &AdminClient, action: &ShareAction) -> Result<String, A
                 view::case_revoked_summary(&revoked)
             })
         }
+    }
+}
+
+/// A create must answer with a share whose link opens. Should a gateway answer with one that is
+/// revoked or expired, that is an error and the link is not printed (not even with `--json`): a
+/// script would pass it on as if it worked. An answer without a share's fields is left to
+/// `render` to report.
+fn ensure_live(answer: &Answer) -> Result<(), AdminError> {
+    match ShareRow::deserialize(&answer.json) {
+        Ok(share) if !share.is_live() => Err(AdminError::ShareNotLive {
+            id: share.id,
+            status: share.status,
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -47,6 +47,17 @@ impl Gateway {
             }
         };
         *share_lang = claims.lang.as_deref().and_then(Lang::from_tag);
+        // The cookie never outlives the link, nor the configured session length.
+        let cookie_expires_at = claims
+            .expires_at
+            .min(now.saturating_add(self.session.ttl_secs));
+        // A link just past its exp still verifies (clock skew), but its cookie would be dead on
+        // arrival (Max-Age=0): the browser drops it and the recipient goes round between the
+        // link and "open the link again". It is an expired link, refused as one: the same page,
+        // no use counted, logged as refused.
+        if cookie_expires_at <= now {
+            return Err(GatewayError::Link(LinkError::Expired));
+        }
         record.set_share(&claims.share_id, &claims.case, &claims.scope);
         // Also for tokens minted outside the admin API: they are revocable by id and by case.
         self.refuse_revoked(
@@ -62,14 +73,13 @@ impl Gateway {
                 scope: &claims.scope,
                 issued_at: claims.issued_at,
                 expires_at: claims.expires_at,
+                email: claims.email.as_deref(),
+                lang: claims.lang.as_deref(),
             },
             now,
         );
         let mut guest = Guest::from_link(claims);
-        // The cookie never outlives the link, nor the configured session length.
-        guest.expires_at = guest
-            .expires_at
-            .min(now.saturating_add(self.session.ttl_secs));
+        guest.expires_at = cookie_expires_at;
         if self.verify_scopes.contains(&guest.scope) {
             if guest.email.is_none() {
                 return Err(GatewayError::EmailMissing {

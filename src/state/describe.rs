@@ -81,6 +81,8 @@ mod tests {
             scope: "read",
             issued_at: 100,
             expires_at: 200,
+            email: None,
+            lang: None,
         });
         state.uses = uses;
         state

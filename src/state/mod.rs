@@ -90,7 +90,8 @@ pub struct NewShare {
     pub client: String,
 }
 
-/// Claims of a link that was just exchanged (from LinkClaims), for record_open.
+/// Claims of a link that was just exchanged (from LinkClaims), for record_open: all that a share
+/// minted outside the admin API is known by.
 #[derive(Clone, Debug)]
 pub struct SeenShare<'a> {
     pub id: &'a str,
@@ -98,6 +99,8 @@ pub struct SeenShare<'a> {
     pub scope: &'a str,
     pub issued_at: i64,
     pub expires_at: i64,
+    pub email: Option<&'a str>,
+    pub lang: Option<&'a str>,
 }
 
 /// Where a share stands at a given time.
@@ -119,6 +122,11 @@ impl ShareStatus {
             "revoked" => Some(ShareStatus::Revoked),
             _ => None,
         }
+    }
+
+    /// Whether the share's link still opens: pending or active, neither revoked nor expired.
+    pub fn is_live(self) -> bool {
+        matches!(self, ShareStatus::Pending | ShareStatus::Active)
     }
 
     pub fn as_str(self) -> &'static str {

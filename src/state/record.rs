@@ -72,6 +72,8 @@ impl ShareState {
             scope: Some(share.scope.into()),
             issued_at: Some(share.issued_at),
             expires_at: Some(share.expires_at),
+            email: share.email.map(Box::from),
+            lang: share.lang.map(Box::from),
             ..ShareState::unknown()
         }
     }
@@ -142,10 +144,13 @@ impl ShareState {
             self.created_by = created_by;
             self.client = client;
         } else if !self.has_claims() && case.is_some() {
+            // Every claim the link carried, taken together: they belong to one token.
             self.case = case;
             self.scope = scope;
             self.issued_at = issued_at;
             self.expires_at = expires_at;
+            self.email = email;
+            self.lang = lang;
         }
         self.uses = self.uses.saturating_add(uses);
         self.first_used_at = min_known(self.first_used_at, first_used_at);
@@ -365,22 +370,49 @@ mod tests {
 
     #[test]
     fn link_claims_fill_only_what_is_unknown() {
-        let seen = |case: &'static str| {
+        let seen = |case: &'static str, lang: &'static str| {
             ShareState::seen(&SeenShare {
                 id: "x",
                 case,
                 scope: "read",
                 issued_at: 1,
                 expires_at: 2,
+                email: Some("a@example.org"),
+                lang: Some(lang),
             })
         };
         let mut state = ShareState::unknown();
-        state.merge(seen("C-first"));
-        state.merge(seen("C-second"));
+        state.merge(seen("C-first", "sv"));
+        state.merge(seen("C-second", "de"));
         assert_eq!(state.case.as_deref(), Some("C-first"));
+        assert_eq!(state.lang.as_deref(), Some("sv"));
         let mut api = api_share();
-        api.merge(seen("C-other"));
+        api.merge(seen("C-other", "sv"));
         assert_eq!(api.case.as_deref(), Some("C-1"));
+        assert_eq!(
+            api.lang, None,
+            "the API's metadata wins, even where it has none"
+        );
+    }
+
+    #[test]
+    fn a_use_known_by_id_only_takes_every_claim_of_the_link() {
+        let mut state = ShareState::unknown();
+        state.touch(5);
+        state.merge(ShareState::seen(&SeenShare {
+            id: "x",
+            case: "C-link",
+            scope: "read",
+            issued_at: 1,
+            expires_at: 2,
+            email: Some("a@example.org"),
+            lang: Some("sv"),
+        }));
+        assert_eq!(state.case.as_deref(), Some("C-link"));
+        assert_eq!(state.scope.as_deref(), Some("read"));
+        assert_eq!((state.issued_at, state.expires_at), (Some(1), Some(2)));
+        assert_eq!(state.email.as_deref(), Some("a@example.org"));
+        assert_eq!(state.lang.as_deref(), Some("sv"));
     }
 
     #[test]
@@ -391,6 +423,8 @@ mod tests {
             scope: "read",
             issued_at: 1,
             expires_at: 2,
+            email: None,
+            lang: Some("sv"),
         });
         state.uses = 4;
         state.merge(api_share());

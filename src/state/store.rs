@@ -118,6 +118,13 @@ impl StateStore {
         self.view.revocation(share_id, case, issued_at)
     }
 
+    /// The cut-off of `case`'s latest revocation: every token of the case issued (iat) at or
+    /// before it is refused. `None` if the case was never revoked (or the cut-off was compacted
+    /// away, when it no longer refuses anything).
+    pub fn case_not_before(&self, case: &str) -> Option<i64> {
+        self.view.case_not_before(case)
+    }
+
     /// HOT PATH, no I/O: a link was exchanged for a cookie.
     pub fn record_open(&self, share: &SeenShare<'_>, now: i64) {
         self.uses.open(share, now);

@@ -94,6 +94,8 @@ mod tests {
             scope: "read",
             issued_at: 1,
             expires_at: 99,
+            email: None,
+            lang: None,
         }
     }
 

@@ -78,6 +78,8 @@ async fn the_failed_write_and_every_later_one_are_refused_and_none_is_visible() 
         scope: "view",
         issued_at: NOW,
         expires_at: NOW + DAY,
+        email: None,
+        lang: None,
     };
     store.record_open(&seen, NOW);
     let flush = store.flush().await;

@@ -326,3 +326,14 @@ where
     .expect("h2 handshake");
     (sender, tokio::spawn(connection))
 }
+
+/// Sleeps until just after the wall clock starts a new second, so that what a test does next
+/// (a revoke, then a create) lands within one second even on a loaded machine.
+pub async fn at_the_start_of_a_second() {
+    let into_second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .subsec_nanos();
+    let rest = std::time::Duration::from_nanos(u64::from(1_000_000_000 - into_second));
+    tokio::time::sleep(rest + std::time::Duration::from_millis(5)).await;
+}

@@ -12,6 +12,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
+use super::format::printable;
+
 /// The environment variable holding the admin client's bearer token. Only the environment: a
 /// command-line flag would show the token to everyone who can list processes.
 pub const TOKEN_ENV: &str = "CASEGATE_ADMIN_TOKEN";
@@ -129,6 +131,8 @@ pub enum AdminError {
     },
     /// The answer was not the API's JSON (another server on that port, a proxy's error page...).
     UnexpectedAnswer { status: StatusCode, reason: String },
+    /// A create answered with a share whose link does not open (revoked or expired).
+    ShareNotLive { id: String, status: String },
 }
 
 impl std::fmt::Display for AdminError {
@@ -156,6 +160,13 @@ impl std::fmt::Display for AdminError {
                 f,
                 "unexpected answer from the admin API ({status}): {reason}; is --admin pointing \
                  at casegate's [admin] listen address?"
+            ),
+            AdminError::ShareNotLive { id, status } => write!(
+                f,
+                "the admin API created share {} but reports it as {}: its link does not open, \
+                 so it is not printed. Was its case revoked at the same moment? Create it again",
+                printable(id),
+                printable(status)
             ),
         }
     }

@@ -50,11 +50,15 @@ const NOTE_WIDTH: usize = 32;
 const CREATED_BY_WIDTH: usize = 24;
 
 impl ShareRow {
+    /// Whether its link opens: pending or active, neither revoked nor expired.
+    pub fn is_live(&self) -> bool {
+        matches!(self.status.as_str(), "pending" | "active")
+    }
+
     /// Time left, or "-" for a share that no longer opens (or whose expiry is unknown).
     fn left(&self) -> String {
-        let live = matches!(self.status.as_str(), "pending" | "active");
         match u64::try_from(self.remaining_seconds) {
-            Ok(seconds) if live && seconds > 0 => format_duration(seconds),
+            Ok(seconds) if self.is_live() && seconds > 0 => format_duration(seconds),
             _ => "-".to_owned(),
         }
     }
@@ -173,11 +177,17 @@ pub fn created_summary(share: &ShareRow) -> String {
     let expires = share
         .expires_at
         .map_or_else(String::new, |at| format!(" ({})", format_utc(at)));
-    let _ = writeln!(
-        text,
-        "expires in {}{expires}",
-        format_duration(u64::try_from(share.remaining_seconds).unwrap_or(0))
-    );
+    // The API reports no time left for a share that does not open: "expires in 0s" would hide
+    // that it is revoked (or expired), so the status is said instead.
+    let _ = if share.is_live() {
+        writeln!(
+            text,
+            "expires in {}{expires}",
+            format_duration(u64::try_from(share.remaining_seconds).unwrap_or(0))
+        )
+    } else {
+        writeln!(text, "{}: the link does not open", printable(&share.status))
+    };
     text
 }
 
@@ -318,6 +328,15 @@ mod tests {
             text.contains("expires in 23h 12m (2023-11-15 21:25:20 UTC)"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn a_create_summary_of_a_share_that_does_not_open_says_so_instead_of_expires_in_0s() {
+        let mut row = share("dddddddddddddddd", "revoked");
+        row.remaining_seconds = 0;
+        let text = created_summary(&row);
+        assert!(!text.contains("expires in"), "{text}");
+        assert!(text.contains("revoked: the link does not open\n"), "{text}");
     }
 
     #[test]
