@@ -196,6 +196,12 @@ async fn refused_cookies_get_401_and_never_reach_the_upstream() {
         assert_eq!(response.status, 401, "{what}");
         let body: serde_json::Value = serde_json::from_slice(&response.body).expect(what);
         assert_eq!(body["error"]["code"], code, "{what}");
+        // A cookie that can never work again is dropped, so the next page is "open your link".
+        let cleared = response.header("set-cookie").unwrap_or_default();
+        assert!(
+            cleared.starts_with(&format!("{COOKIE}=;")) && cleared.contains("Max-Age=0"),
+            "{what}: {cleared:?}"
+        );
     }
     // The good cookie alone works, and a cookie presented as a link does not.
     let ok = gw

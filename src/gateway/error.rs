@@ -157,14 +157,16 @@ impl GatewayError {
     }
 
     /// Whether the browser should drop our cookie with this answer: the cookie can never work
-    /// again.
+    /// again (revoked, expired, not ours, or one of two), and keeping it would send the
+    /// recipient the same refusal, instead of "open your link again", until the browser drops it.
     pub fn ends_session(&self) -> bool {
         matches!(
             self,
             GatewayError::Revoked {
                 credential: Credential::Cookie,
                 ..
-            }
+            } | GatewayError::Session(_)
+                | GatewayError::DuplicateSession
         )
     }
 
