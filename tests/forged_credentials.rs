@@ -79,8 +79,22 @@ async fn refused_links_get_the_right_page_and_never_a_cookie() {
             403,
             "invalid_link",
         ),
-        // The empty signature leaves a trailing dot, which the target grammar already refuses.
-        ("alg none", unsigned, 400, "bad_request"),
+        // The empty signature leaves a trailing dot, which the target grammar already refuses;
+        // under the link prefix that is a damaged link.
+        ("alg none", unsigned, 403, "invalid_link"),
+        // Pasted from a mail with what followed it: the page says the link is damaged.
+        (
+            "a full stop after the link",
+            format!("{valid}."),
+            403,
+            "invalid_link",
+        ),
+        (
+            "a slash after the link",
+            format!("{valid}/"),
+            403,
+            "invalid_link",
+        ),
         (
             "a lifetime over max_ttl",
             mint(&ours, &claims("42", "view", now, now + 31 * 86400)),

@@ -53,6 +53,7 @@ use crate::proxy::response::PublicOrigin;
 use crate::proxy::upstream::Upstream;
 use crate::server::ConnectionInfo;
 use crate::share::KeyRing;
+use crate::share::token::LinkError;
 use crate::state::StateStore;
 use crate::verify::{CodeStore, VerifySettings};
 
@@ -228,7 +229,16 @@ impl Gateway {
                 crate::policy::TargetError::NotOriginForm,
             ));
         }
-        let target = canonicalise(raw_target.as_bytes()).map_err(GatewayError::BadTarget)?;
+        let target = canonicalise(raw_target.as_bytes()).map_err(|error| {
+            // Under the link prefix, a target refused here is a link with something stuck to it
+            // (a full stop or slash after it, pasted from a mail) or cut short: the recipient is
+            // told the link is damaged, not that their browser sent nonsense.
+            if raw_target.starts_with(self.links.prefix.as_str()) {
+                GatewayError::Link(LinkError::Malformed)
+            } else {
+                GatewayError::BadTarget(error)
+            }
+        })?;
         match self.admit(&request, &target, connection, now, share_lang, record)? {
             Admission::Link(token) => {
                 self.exchange_link(token, request.headers(), now, share_lang, record)
