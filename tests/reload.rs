@@ -229,8 +229,20 @@ async fn a_listen_address_change_keeps_the_old_address_and_says_a_restart_is_nee
         answer["restart_needed"],
         serde_json::json!(["server.listen"])
     );
+    // Operators can alert on it: the file is valid but not wholly in force.
+    assert!(
+        gw.scrape()
+            .contains("\ncasegate_config_restart_pending 1\n")
+    );
     let cookie = gw.guest_cookie().await;
     assert_eq!(get(gw.addr, NEW_ROUTE, Some(&cookie)).await.status, 200);
+    // A reload back to the running address clears it.
+    let (status, answer) = gw.reload_with(&with_new_route(&old)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(
+        gw.scrape()
+            .contains("\ncasegate_config_restart_pending 0\n")
+    );
     gw.stop().await;
 }
 

@@ -41,6 +41,9 @@ pub struct Metrics {
     /// Whether the last reload was refused: the file on disk is not what runs, and stays so
     /// until a reload succeeds. Alerting on this catches a broken edit nobody noticed.
     last_reload_failed: AtomicBool,
+    /// Whether the last successful reload left settings that only a restart applies: the file
+    /// on disk is valid but not wholly in force.
+    restart_pending: AtomicBool,
     /// The access log's own count of lines it had to drop (its queue full or its sink failing),
     /// read at render time; unset when no access log was started.
     access_log_dropped: OnceLock<Arc<AtomicU64>>,
@@ -102,6 +105,11 @@ impl Metrics {
         self.reloads[outcome as usize].inc();
         self.last_reload_failed
             .store(outcome == Outcome::Failed, Ordering::Relaxed);
+    }
+
+    /// After a successful reload: whether it named settings that need a restart.
+    pub fn record_restart_pending(&self, pending: bool) {
+        self.restart_pending.store(pending, Ordering::Relaxed);
     }
 
     /// Exports the access log's count of dropped lines as `casegate_access_log_dropped_total`.

@@ -163,6 +163,22 @@ pub(super) fn render(metrics: &Metrics) -> String {
                 .load(std::sync::atomic::Ordering::Relaxed),
         ),
     );
+    header(
+        &mut out,
+        "casegate_config_restart_pending",
+        "gauge",
+        "1 when the last successful reload changed settings that only a restart applies (see the reload's restart_needed); 0 otherwise.",
+    );
+    series(
+        &mut out,
+        "casegate_config_restart_pending",
+        &[],
+        u64::from(
+            metrics
+                .restart_pending
+                .load(std::sync::atomic::Ordering::Relaxed),
+        ),
+    );
     out
 }
 

@@ -102,6 +102,7 @@ impl Reloader {
         match &outcome {
             Ok(reloaded) => {
                 metrics.record_reload(Outcome::Ok);
+                metrics.record_restart_pending(!reloaded.restart_needed.is_empty());
                 info!(path = %self.path.display(), "config reloaded; new requests use it");
                 for setting in &reloaded.restart_needed {
                     warn!(
