@@ -98,6 +98,51 @@ allow = ["GET /cases/{case}/../**"]
 }
 
 #[test]
+fn check_fails_when_unknown_keys_are_the_only_problems_and_lists_each() {
+    let shipped = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/casegate.toml"),
+    )
+    .unwrap();
+    let typos = [
+        (
+            "[server]\n",
+            "listen_backlog = 128",
+            "server: unknown field `listen_backlog`",
+        ),
+        (
+            "[server.limits]\n",
+            "unknown_limit = 5",
+            "server.limits: unknown field `unknown_limit`",
+        ),
+        (
+            "[scopes.legacy]\n",
+            "bogus_key = 1",
+            "scopes.legacy: unknown field `bogus_key`",
+        ),
+    ];
+    let text = typos.iter().fold(shipped, |text, (table, typo, _)| {
+        assert!(text.contains(table), "the shipped config has no {table:?}");
+        text.replacen(table, &format!("{table}{typo}\n"), 1)
+    });
+    let path = write_temp("unknown-keys.toml", &text);
+    let out = casegate(&["check", "--config", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted:\n{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let shown = path.display().to_string();
+    for (_, typo, message) in typos {
+        let line = 1 + text.lines().position(|line| line == typo).unwrap();
+        let expected = format!("{shown}:{line}:1: {message}");
+        assert!(stderr.contains(&expected), "no {expected:?} in:\n{stderr}");
+    }
+    assert_eq!(stderr.lines().count(), typos.len(), "{stderr}");
+}
+
+#[test]
 fn check_never_prints_a_secret_written_in_the_wrong_shape() {
     let shipped = std::fs::read_to_string(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/casegate.toml"),

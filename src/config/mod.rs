@@ -14,6 +14,7 @@ mod mail;
 mod secret_source;
 mod state;
 mod trusted_proxies;
+mod unknown_keys;
 mod verify;
 
 use std::collections::BTreeSet;
