@@ -75,7 +75,13 @@ fn assert_one_problem(name: &str, text: &str, position: &str, fragment: &str) ->
 }
 
 fn problems(text: &str) -> Vec<String> {
-    match parse(text) {
+    problems_at(Path::new("test.toml"), text)
+}
+
+/// The problems of `text` read as the config file at `path`, whose directory anchors relative
+/// file paths.
+fn problems_at(path: &Path, text: &str) -> Vec<String> {
+    match config::parse(path, text, &env) {
         Ok(_) => Vec::new(),
         Err(errors) => errors.problems().iter().map(ToString::to_string).collect(),
     }
@@ -995,6 +1001,60 @@ fn tls_files_must_exist() {
         found[1].starts_with("test.toml:7:7: server.tls.key: cannot open tls/key.pem"),
         "{found:#?}"
     );
+}
+
+#[test]
+fn an_access_log_file_needs_a_directory_that_exists_and_check_creates_nothing() {
+    let dir = std::env::temp_dir().join(format!("casegate-access-log-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    std::fs::write(dir.join("a-file"), "").unwrap();
+    let config_path = dir.join("casegate.toml");
+    let shown = |name: &str| dir.join(name).display().to_string();
+    // `[log]` is line 30 after BASE's 28 lines and a blank one; the value starts at column 10.
+    let cases = [
+        (
+            "a file in a missing directory",
+            "missing/access.log",
+            Some(format!(
+                "cannot write {}: directory {} does not exist",
+                shown("missing/access.log"),
+                shown("missing")
+            )),
+        ),
+        (
+            "a file under a file",
+            "a-file/access.log",
+            Some(format!(
+                "cannot write {}: {} is not a directory",
+                shown("a-file/access.log"),
+                shown("a-file")
+            )),
+        ),
+        (
+            "a directory",
+            "logs",
+            Some(format!("cannot write {}: it is a directory", shown("logs"))),
+        ),
+        ("a file in a directory that exists", "logs/access.log", None),
+        ("a file beside the config", "access.log", None),
+    ];
+    for (name, access, problem) in cases {
+        let text = format!("{BASE}\n[log]\naccess = {access:?}\n");
+        let found = problems_at(&config_path, &text);
+        match problem {
+            None => assert!(found.is_empty(), "{name}: {found:#?}"),
+            Some(problem) => {
+                let expected = format!("{}:31:10: log.access: {problem}", config_path.display());
+                assert!(
+                    found.len() == 1 && found[0].starts_with(&expected),
+                    "{name}: expected {expected:?}, found {found:#?}"
+                );
+            }
+        }
+    }
+    for never_created in ["missing", "logs/access.log", "access.log"] {
+        assert!(!dir.join(never_created).exists(), "{never_created}");
+    }
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! types that cannot hold a bad state, collecting every problem with its file:line:column.
 //!
 //! Validation has no side effects beyond reading the files the config names (secrets, and a check
-//! that the TLS files can be opened), so `casegate check` can run exactly what `serve` runs.
+//! that the TLS files can be opened and that the access log's directory exists), so
+//! `casegate check` can run exactly what `serve` runs.
 
 mod diagnostics;
 mod duration;
