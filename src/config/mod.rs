@@ -33,7 +33,7 @@ use subtle::ConstantTimeEq;
 pub use toml::Spanned;
 
 pub use diagnostics::{ConfigErrors, Diagnostics, Problem};
-pub use duration::{DurationError, format_duration, parse_duration};
+pub use duration::{DurationError, format_duration, is_whole_seconds, parse_duration, parse_ttl};
 pub use log::{AccessTarget, DEFAULT_LOG_LEVEL, Log, LogFormat};
 pub use mail::{Mail, MailDelivery, SmtpCredentials, SmtpRelay, SmtpSecurity};
 pub use secret_source::{SecretError, SecretText};
