@@ -98,6 +98,51 @@ allow = ["GET /cases/{case}/../**"]
 }
 
 #[test]
+fn check_fails_when_unknown_keys_are_the_only_problems_and_lists_each() {
+    let shipped = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/casegate.toml"),
+    )
+    .unwrap();
+    let typos = [
+        (
+            "[server]\n",
+            "listen_backlog = 128",
+            "server: unknown field `listen_backlog`",
+        ),
+        (
+            "[server.limits]\n",
+            "unknown_limit = 5",
+            "server.limits: unknown field `unknown_limit`",
+        ),
+        (
+            "[scopes.legacy]\n",
+            "bogus_key = 1",
+            "scopes.legacy: unknown field `bogus_key`",
+        ),
+    ];
+    let text = typos.iter().fold(shipped, |text, (table, typo, _)| {
+        assert!(text.contains(table), "the shipped config has no {table:?}");
+        text.replacen(table, &format!("{table}{typo}\n"), 1)
+    });
+    let path = write_temp("unknown-keys.toml", &text);
+    let out = casegate(&["check", "--config", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "accepted:\n{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let shown = path.display().to_string();
+    for (_, typo, message) in typos {
+        let line = 1 + text.lines().position(|line| line == typo).unwrap();
+        let expected = format!("{shown}:{line}:1: {message}");
+        assert!(stderr.contains(&expected), "no {expected:?} in:\n{stderr}");
+    }
+    assert_eq!(stderr.lines().count(), typos.len(), "{stderr}");
+}
+
+#[test]
 fn check_never_prints_a_secret_written_in_the_wrong_shape() {
     let shipped = std::fs::read_to_string(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config/casegate.toml"),
@@ -136,17 +181,23 @@ fn check_never_prints_a_secret_written_in_the_wrong_shape() {
     assert_eq!(stderr.matches(&shown).count(), 2, "{stderr}");
 }
 
-#[test]
-fn mint_prints_only_the_link_and_json_on_request() {
-    let out = casegate(&[
+/// `casegate mint` with the shipped config for case 42 in `scope`, and `more` arguments.
+fn mint(scope: &str, more: &[&str]) -> Output {
+    let args = [
         "mint",
         "--config",
         "config/casegate.toml",
         "--case",
         "42",
         "--scope",
-        "view",
-    ]);
+        scope,
+    ];
+    casegate(&[&args[..], more].concat())
+}
+
+#[test]
+fn mint_prints_only_the_link_and_json_on_request() {
+    let out = mint("view", &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -159,20 +210,7 @@ fn mint_prints_only_the_link_and_json_on_request() {
         "{stdout}"
     );
 
-    let out = casegate(&[
-        "mint",
-        "--config",
-        "config/casegate.toml",
-        "--case",
-        "42",
-        "--scope",
-        "view",
-        "--ttl",
-        "2h",
-        "--lang",
-        "sv",
-        "--json",
-    ]);
+    let out = mint("view", &["--ttl", "2h", "--lang", "sv", "--json"]);
     assert!(
         out.status.success(),
         "{}",
@@ -186,29 +224,39 @@ fn mint_prints_only_the_link_and_json_on_request() {
     let ttl = json["expires_at"].as_i64().unwrap() - casegate::clock::unix_now();
     assert!((7100..=7200).contains(&ttl), "ttl {ttl}");
 
-    let refused = casegate(&[
-        "mint",
-        "--config",
-        "config/casegate.toml",
-        "--case",
-        "42",
-        "--scope",
-        "view",
-        "--ttl",
-        "90d",
-    ]);
+    let refused = mint("view", &["--ttl", "90d"]);
     assert!(!refused.status.success());
-    let refused = casegate(&[
-        "mint",
-        "--config",
-        "config/casegate.toml",
-        "--case",
-        "42",
-        "--scope",
-        "nope",
-    ]);
+    let refused = mint("nope", &[]);
     assert!(!refused.status.success());
     assert!(refused.stdout.is_empty());
+}
+
+#[test]
+fn mint_takes_a_ttl_in_whole_seconds_as_share_create_does() {
+    let mint_ttl = |ttl: &str| mint("view", &["--ttl", ttl, "--json"]);
+    for (ttl, seconds) in [("90", 90), ("3600", 3600), ("90m", 5400)] {
+        let out = mint_ttl(ttl);
+        assert!(
+            out.status.success(),
+            "--ttl {ttl}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let lifetime = json["expires_at"].as_i64().unwrap() - casegate::clock::unix_now();
+        assert!(
+            (seconds - 60..=seconds).contains(&lifetime),
+            "--ttl {ttl}: a link for {lifetime}s"
+        );
+    }
+    for ttl in ["1.5", "90x", "90 s"] {
+        let out = mint_ttl(ttl);
+        assert!(!out.status.success(), "--ttl {ttl} accepted");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).starts_with("--ttl: "),
+            "--ttl {ttl}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 /// `casegate demo --port 0` as a child process, SIGKILLed should the test end before it stops.

@@ -75,9 +75,29 @@ fn assert_one_problem(name: &str, text: &str, position: &str, fragment: &str) ->
 }
 
 fn problems(text: &str) -> Vec<String> {
-    match parse(text) {
+    problems_at(Path::new("test.toml"), text)
+}
+
+/// The problems of `text` read as the config file at `path`, whose directory anchors relative
+/// file paths.
+fn problems_at(path: &Path, text: &str) -> Vec<String> {
+    match config::parse(path, text, &env) {
         Ok(_) => Vec::new(),
         Err(errors) => errors.problems().iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// Asserts that `text` has exactly the problems listed, in file order, each starting with its
+/// entry (`test.toml:line:column: key.path: start of the message`).
+fn assert_problems<S: AsRef<str>>(text: &str, expected: &[S]) {
+    let found = problems(text);
+    assert_eq!(found.len(), expected.len(), "{found:#?}");
+    for (found, expected) in found.iter().zip(expected) {
+        let expected = expected.as_ref();
+        assert!(
+            found.starts_with(expected),
+            "expected {expected:?}, found {found:?}"
+        );
     }
 }
 
@@ -755,7 +775,6 @@ fn problems_in_several_sections_are_all_reported_in_file_order() {
         .replace("default_ttl = \"24h\"", "default_ttl = \"1.5h\"")
         .replace("ttl = \"12h\"", "ttl = \"12\"")
         .replace("[scopes.view]", "[scopes.view]\nextends = [\"view\"]");
-    let found = problems(&text);
     let expected = [
         "test.toml:2:10: server.listen: \"nowhere\" is not an address",
         "test.toml:6:7: upstream.url: only http:// upstreams are supported",
@@ -764,13 +783,140 @@ fn problems_in_several_sections_are_all_reported_in_file_order() {
         "test.toml:25:7: session.ttl: \"12\" has no unit",
         "test.toml:28:12: scopes.view.extends: a scope cannot extend itself",
     ];
-    assert_eq!(found.len(), expected.len(), "{found:#?}");
-    for (found, expected) in found.iter().zip(expected) {
-        assert!(
-            found.starts_with(expected),
-            "expected {expected:?}, found {found:?}"
+    assert_problems(&text, &expected);
+}
+
+#[test]
+fn unknown_keys_hide_neither_each_other_nor_the_other_problems_of_their_section() {
+    let text = BASE
+        .replace(
+            "public_url = \"https://share.example.org\"\n",
+            "public_url = \"https://share.example.org\"\ntrusted_proxies = [\"0.0.0.0/0\"]\n\n\
+             [server.limits]\nunknown_limit = 5\nidle_timeout = \"2h\"\nother_limit = 6\n",
+        )
+        .replace(
+            "[scopes.view]",
+            "[scopes.view]\nbogus_key = 1\nextends = [\"view\"]",
         );
-    }
+    let limits = "expected one of `header_read_timeout`, `tls_handshake_timeout`, `idle_timeout`, \
+                  `max_header_bytes`, `max_headers`, `max_body_bytes`, `max_connections`, \
+                  `max_connections_per_address`, `body_read_timeout`, `body_min_rate`, \
+                  `h2_max_concurrent_streams`";
+    let expected = [
+        "test.toml:4:20: server.trusted_proxies: \"0.0.0.0/0\" covers every address".to_owned(),
+        format!("test.toml:7:1: server.limits: unknown field `unknown_limit`, {limits}"),
+        "test.toml:8:16: server.limits.idle_timeout: 2h is out of range; use 1s to 1h".to_owned(),
+        format!("test.toml:9:1: server.limits: unknown field `other_limit`, {limits}"),
+        "test.toml:34:1: scopes.view: unknown field `bogus_key`, expected one of `extends`, \
+         `allow`, `deny`, `upgrade`, `pin_language`, `verify_email`"
+            .to_owned(),
+        "test.toml:35:12: scopes.view.extends: a scope cannot extend itself".to_owned(),
+    ];
+    assert_problems(&text, &expected);
+}
+
+/// One unknown key in every table a config may have, nested ones included, and nothing else wrong.
+const AN_UNKNOWN_KEY_IN_EVERY_TABLE: &str = r#"[server]
+listen = "127.0.0.1:8443"
+public_url = "https://share.example.org"
+listen_backlog = 128
+
+[server.limits]
+max_header = 1
+
+[upstream]
+url = "http://127.0.0.1:8080"
+retries = 3
+
+[upstream.guest_headers]
+Authorization = { env = "LEGACY_AUTH", header = "x" }
+
+[keys]
+active = "k1"
+previous = "k0"
+
+[keys.secrets]
+k1 = { env = "CASEGATE_KEY_K1", kid = "k1" }
+
+[links]
+prefix = "/s/"
+landing = "/cases/{case}"
+max_tll = "30d"
+
+[session]
+cookie = "__Host-casegate"
+secure = true
+
+[scopes.view]
+allow = ["GET /cases/{case}"]
+alow = ["GET /cases/{case}/**"]
+
+[admin]
+listen = "127.0.0.1:9901"
+bind = "127.0.0.1:9902"
+
+[[admin.clients]]
+name = "case-app"
+token = { env = "CASEGATE_ADMIN_TOKEN" }
+scopes = ["view"]
+scope = "view"
+
+[state]
+engine = "redis"
+
+[verify]
+code_length = 6
+
+[mail]
+smtp = "smtp://127.0.0.1:2525"
+from = "a@b.example"
+port = 25
+
+[pages]
+directory = "pages"
+
+[log]
+file = "access.log"
+"#;
+
+#[test]
+fn an_unknown_key_is_reported_at_its_own_line_in_every_table_and_nested_table() {
+    // A secret source is blamed as a whole: the key written in it may be the secret.
+    let expected = [
+        "test.toml:4:1: server: unknown field `listen_backlog`, expected one of `listen`",
+        "test.toml:7:1: server.limits: unknown field `max_header`, expected one of",
+        "test.toml:11:1: upstream: unknown field `retries`, expected one of `url`",
+        "test.toml:14:17: upstream.guest_headers.Authorization: takes only env, file or value",
+        "test.toml:18:1: keys: unknown field `previous`, expected `active` or `secrets`",
+        "test.toml:21:6: keys.secrets.k1: takes only env, file or value",
+        "test.toml:26:1: links: unknown field `max_tll`, expected one of `prefix`",
+        "test.toml:30:1: session: unknown field `secure`, expected `cookie` or `ttl`",
+        "test.toml:34:1: scopes.view: unknown field `alow`, expected one of `extends`, `allow`",
+        "test.toml:38:1: admin: unknown field `bind`, expected one of `listen`",
+        "test.toml:44:1: admin.clients: unknown field `scope`, expected one of `name`",
+        "test.toml:47:1: state: unknown field `engine`, expected one of `backend`",
+        "test.toml:50:1: verify: unknown field `code_length`, expected one of `code_ttl`",
+        "test.toml:55:1: mail: unknown field `port`, expected one of `smtp`",
+        "test.toml:58:1: pages: unknown field `directory`, expected `dir`",
+        "test.toml:61:1: log: unknown field `file`, expected one of `format`",
+    ];
+    assert_problems(AN_UNKNOWN_KEY_IN_EVERY_TABLE, &expected);
+}
+
+#[test]
+fn more_unknown_keys_than_a_section_sheds_are_still_refused() {
+    let typos: String = (0..150).map(|n| format!("typo_{n:03} = {n}\n")).collect();
+    let text = edit("[upstream]", &format!("{typos}\n[upstream]"));
+    let found = problems(&text);
+    // Every key up to the bound is reported, the one that finds the bound too, and then the
+    // section is given up on.
+    assert_eq!(found.len(), 101, "{found:#?}");
+    assert!(
+        found
+            .iter()
+            .all(|problem| problem.contains("server: unknown field `typo_")),
+        "{found:#?}"
+    );
 }
 
 #[test]
@@ -863,6 +1009,60 @@ fn tls_files_must_exist() {
         found[1].starts_with("test.toml:7:7: server.tls.key: cannot open tls/key.pem"),
         "{found:#?}"
     );
+}
+
+#[test]
+fn an_access_log_file_needs_a_directory_that_exists_and_check_creates_nothing() {
+    let dir = std::env::temp_dir().join(format!("casegate-access-log-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    std::fs::write(dir.join("a-file"), "").unwrap();
+    let config_path = dir.join("casegate.toml");
+    let shown = |name: &str| dir.join(name).display().to_string();
+    // `[log]` is line 30 after BASE's 28 lines and a blank one; the value starts at column 10.
+    let cases = [
+        (
+            "a file in a missing directory",
+            "missing/access.log",
+            Some(format!(
+                "cannot write {}: directory {} does not exist",
+                shown("missing/access.log"),
+                shown("missing")
+            )),
+        ),
+        (
+            "a file under a file",
+            "a-file/access.log",
+            Some(format!(
+                "cannot write {}: {} is not a directory",
+                shown("a-file/access.log"),
+                shown("a-file")
+            )),
+        ),
+        (
+            "a directory",
+            "logs",
+            Some(format!("cannot write {}: it is a directory", shown("logs"))),
+        ),
+        ("a file in a directory that exists", "logs/access.log", None),
+        ("a file beside the config", "access.log", None),
+    ];
+    for (name, access, problem) in cases {
+        let text = format!("{BASE}\n[log]\naccess = {access:?}\n");
+        let found = problems_at(&config_path, &text);
+        match problem {
+            None => assert!(found.is_empty(), "{name}: {found:#?}"),
+            Some(problem) => {
+                let expected = format!("{}:31:10: log.access: {problem}", config_path.display());
+                assert!(
+                    found.len() == 1 && found[0].starts_with(&expected),
+                    "{name}: expected {expected:?}, found {found:#?}"
+                );
+            }
+        }
+    }
+    for never_created in ["missing", "logs/access.log", "access.log"] {
+        assert!(!dir.join(never_created).exists(), "{never_created}");
+    }
 }
 
 #[test]
@@ -1136,20 +1336,13 @@ fn every_admin_and_state_problem_is_reported_at_once_in_file_order() {
         .replace("name = \"case-app\"", "name = \"case app\"")
         .replace("scopes = [\"view\", \"guest\"]", "scopes = [\"edit\"]")
         .replace("compact_after_bytes = 1048576", "compact_after_bytes = -1");
-    let found = problems(&text);
     let expected = [
         "test.toml:31:10: admin.listen:",
         "test.toml:34:8: admin.clients[0].name:",
         "test.toml:41:11: admin.clients[1].scopes: there is no scope \"edit\"",
         "test.toml:49:23: state.compact_after_bytes:",
     ];
-    assert_eq!(found.len(), expected.len(), "{found:#?}");
-    for (found, expected) in found.iter().zip(expected) {
-        assert!(
-            found.starts_with(expected),
-            "expected {expected:?}, found {found:?}"
-        );
-    }
+    assert_problems(&text, &expected);
 }
 
 /// BASE with a `[state]` section of these lines; `[state]` is line 30.
@@ -1391,7 +1584,6 @@ fn trusted_proxies_are_read_and_every_bad_entry_is_reported_at_its_line() {
         "public_url = \"https://share.example.org\"",
         "public_url = \"https://share.example.org\"\ntrusted_proxies = [\n  \"10.0.0.0/8\",\n  \"10.0.0.1/8\",\n  \"lb.internal\",\n  \"10.0.0.0/33\",\n  \"0.0.0.0/0\",\n  \"10.0.0.0/8\",\n  \"::ffff:10.0.0.1\",\n]",
     );
-    let found = problems(&text);
     let expected = [
         "test.toml:6:3: server.trusted_proxies: \"10.0.0.1/8\" has address bits set past its prefix length; the range is written 10.0.0.0/8",
         "test.toml:7:3: server.trusted_proxies: \"lb.internal\" is not an address or a range",
@@ -1400,13 +1592,7 @@ fn trusted_proxies_are_read_and_every_bad_entry_is_reported_at_its_line() {
         "test.toml:10:3: server.trusted_proxies: 10.0.0.0/8 is listed twice",
         "test.toml:11:3: server.trusted_proxies: \"::ffff:10.0.0.1\" is an IPv4-mapped IPv6 address",
     ];
-    assert_eq!(found.len(), expected.len(), "{found:#?}");
-    for (found, expected) in found.iter().zip(expected) {
-        assert!(
-            found.starts_with(expected),
-            "expected {expected:?}, found {found:?}"
-        );
-    }
+    assert_problems(&text, &expected);
     let not_a_list = edit(
         "public_url = \"https://share.example.org\"",
         "public_url = \"https://share.example.org\"\ntrusted_proxies = \"10.0.0.0/8\"",
@@ -1497,7 +1683,6 @@ fn guest_forward_headers_are_read_and_every_unsafe_name_is_reported_at_its_line(
             "{url}\nguest_forward_headers = [\n  \"X-CSRF-Token\",\n  \"x-csrf-token\",\n  \"Cookie\",\n  \"X-Api-Key\",\n  \"X-Forwarded-User\",\n  \"X_User\",\n  \"Connection\",\n  \"Expect\",\n  \"Accept\",\n  \"bad header\",\n]"
         ),
     );
-    let found = problems(&text);
     let expected = [
         "test.toml:9:3: upstream.guest_forward_headers: \"x-csrf-token\" is listed twice",
         "test.toml:10:3: upstream.guest_forward_headers: \"Cookie\" is a credential",
@@ -1510,11 +1695,5 @@ fn guest_forward_headers_are_read_and_every_unsafe_name_is_reported_at_its_line(
         "test.toml:16:3: upstream.guest_forward_headers: \"Accept\" is forwarded for guests already",
         "test.toml:17:3: upstream.guest_forward_headers: \"bad header\" is not a valid header name",
     ];
-    assert_eq!(found.len(), expected.len(), "{found:#?}");
-    for (found, expected) in found.iter().zip(expected) {
-        assert!(
-            found.starts_with(expected),
-            "expected {expected:?}, found {found:?}"
-        );
-    }
+    assert_problems(&text, &expected);
 }

@@ -17,7 +17,7 @@ pub struct MintArgs {
     /// The scope (set of allowed routes) the link grants.
     #[arg(long)]
     scope: String,
-    /// Lifetime such as 30m, 24h, 7d (default: links.default_ttl).
+    /// Lifetime such as 90m, 24h, 7d, or whole seconds (default: links.default_ttl).
     #[arg(long)]
     ttl: Option<String>,
     /// The recipient's email address, carried in the link.
@@ -42,7 +42,7 @@ pub fn run(args: &MintArgs) -> ExitCode {
     let ttl = match args
         .ttl
         .as_deref()
-        .map(casegate::config::parse_duration)
+        .map(casegate::config::parse_ttl)
         .transpose()
     {
         Ok(ttl) => ttl,

@@ -295,7 +295,7 @@ fn create_body(create: &CreateArgs) -> serde_json::Value {
     body.insert("scope".to_owned(), create.scope.clone().into());
     if let Some(ttl) = &create.ttl {
         let value = match ttl.parse::<u64>() {
-            Ok(seconds) if ttl.bytes().all(|b| b.is_ascii_digit()) => seconds.into(),
+            Ok(seconds) if casegate::config::is_whole_seconds(ttl) => seconds.into(),
             _ => ttl.clone().into(),
         };
         body.insert("ttl".to_owned(), value);

@@ -123,6 +123,25 @@ pub fn parse_duration(text: &str) -> Result<Duration, DurationError> {
     Ok(Duration::from_millis(total_ms))
 }
 
+/// Parses a lifetime given on the command line (`casegate mint --ttl`): a duration such as `90m`,
+/// `24h` or `1h30m`, or bare digits read as whole seconds (`3600`), as `casegate share create
+/// --ttl` sends them and the admin API reads a JSON integer `ttl`. Config durations stay strict:
+/// there [`parse_duration`] refuses a bare number as ambiguous.
+pub fn parse_ttl(text: &str) -> Result<Duration, DurationError> {
+    if is_whole_seconds(text) {
+        return text
+            .parse()
+            .map(Duration::from_secs)
+            .map_err(|_| DurationError::Overflow);
+    }
+    parse_duration(text)
+}
+
+/// Whether a lifetime is written as bare digits, which [`parse_ttl`] reads as whole seconds.
+pub fn is_whole_seconds(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit())
+}
+
 /// An unknown unit as an error names it: whole when short, else its start and `...`.
 fn echoed_unit(unit: &str) -> String {
     match unit.char_indices().nth(MAX_ECHOED_UNIT_CHARS) {
@@ -268,6 +287,36 @@ mod tests {
         ];
         for (name, text, expected) in cases {
             assert_eq!(parse_duration(text), Err(expected), "{name}");
+        }
+    }
+
+    #[test]
+    fn ttls_are_whole_seconds_when_bare_digits_and_durations_otherwise() {
+        let cases = [
+            ("bare digits are seconds", "90", Ok(Duration::from_secs(90))),
+            ("zero seconds is read", "0", Ok(Duration::ZERO)),
+            ("a unit still works", "90m", Ok(Duration::from_secs(5_400))),
+            (
+                "a compound still works",
+                "1d12h",
+                Ok(Duration::from_secs(129_600)),
+            ),
+            (
+                "too many seconds overflow",
+                "99999999999999999999",
+                Err(DurationError::Overflow),
+            ),
+            (
+                "a sign is not a digit",
+                "+90",
+                Err(DurationError::UnexpectedCharacter('+')),
+            ),
+            ("a negative is refused", "-90", Err(DurationError::Negative)),
+            ("a fraction is refused", "1.5", Err(DurationError::Fraction)),
+            ("empty is refused", "", Err(DurationError::Empty)),
+        ];
+        for (name, text, expected) in cases {
+            assert_eq!(parse_ttl(text), expected, "{name}");
         }
     }
 

@@ -12,6 +12,7 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::diagnostics::Diagnostics;
+use super::unknown_keys::{MAX_UNKNOWN_KEYS, is_unknown_key, remove_key_at};
 
 /// The top-level tables, each deserialized on its own so one broken table does not hide the
 /// problems of the others. `None` means missing or broken, and the reason was already recorded.
@@ -105,6 +106,9 @@ pub struct SecretRef {
     pub env: Option<Spanned<String>>,
     pub file: Option<Spanned<String>>,
     pub value: Option<Spanned<String>>,
+    /// Whether a key other than `env`, `file` or `value` was written. Its name is not kept: what
+    /// is written there is often the secret itself.
+    pub unknown_key: bool,
 }
 
 /// Why a secret source has the wrong shape. No variant carries text from the file, so every
@@ -113,9 +117,6 @@ pub struct SecretRef {
 pub enum SecretShapeError {
     /// A string, number, array or anything else where `{ env = ... }` belongs.
     NotASource,
-    /// A key other than `env`, `file` or `value`. Its name is not shown either, in case the
-    /// secret was written as a key.
-    UnknownField,
     /// `env`, `file` or `value` given twice.
     DuplicateField,
     /// `env`, `file` or `value` holding something other than a string; the error's key path
@@ -125,9 +126,8 @@ pub enum SecretShapeError {
 
 /// Every [`SecretShapeError`], so an error from inside a secret table can be recognised as one
 /// of ours: anything else is serde's text, which may quote the secret.
-const SECRET_SHAPE_ERRORS: [SecretShapeError; 4] = [
+const SECRET_SHAPE_ERRORS: [SecretShapeError; 3] = [
     SecretShapeError::NotASource,
-    SecretShapeError::UnknownField,
     SecretShapeError::DuplicateField,
     SecretShapeError::NotAString,
 ];
@@ -315,40 +315,63 @@ impl RawConfig {
 }
 
 /// Deserializes one top-level table. serde stops at a table's first problem, which is why the
-/// tables are read one at a time: each still reports its own.
+/// tables are read one at a time: each still reports its own. An unknown key is reported and taken
+/// out, and the table read again, so it hides neither other unknown keys nor the checks that run
+/// on the table's values; any other problem ends the table.
 fn section<'de, T: Deserialize<'de>>(
     name: &str,
-    value: Spanned<DeValue<'de>>,
+    mut value: Spanned<DeValue<'de>>,
     diag: &mut Diagnostics<'_>,
 ) -> Option<T> {
     let table_span = value.span();
     let secret_spans = secret_spans(name, &value);
-    T::deserialize(ValueDeserializer::from(value))
-        .map_err(|error| {
-            let span = error.span().unwrap_or_else(|| table_span.clone());
-            let path = key_path(name, &error);
-            let message = error.message();
-            let in_secret_table = is_secret_path(&path)
-                || secret_spans
-                    .iter()
-                    .any(|secret| secret.contains(&span.start));
-            let ours = SECRET_SHAPE_ERRORS
-                .iter()
-                .any(|shape| shape.to_string() == message);
-            if in_secret_table && !ours {
-                // serde's text for a value it refused quotes the value, which here is a secret.
-                diag.error(
-                    span,
-                    format_args!(
-                        "{path}: must be a table of secret sources like k1 = {{ env = \"NAME\" }} \
-                         (what was written is not shown: it may be the secret)"
-                    ),
-                );
-            } else {
-                diag.error(span, format_args!("{path}: {message}"));
-            }
-        })
-        .ok()
+    let mut removed = 0;
+    loop {
+        let error = match T::deserialize(ValueDeserializer::from(value.clone())) {
+            Ok(section) => return Some(section),
+            Err(error) => error,
+        };
+        let span = error.span().unwrap_or_else(|| table_span.clone());
+        report_shape_error(name, &error, span.clone(), &secret_spans, diag);
+        let recovered = removed < MAX_UNKNOWN_KEYS
+            && is_unknown_key(&error)
+            && remove_key_at(value.get_mut(), span.start);
+        if !recovered {
+            return None;
+        }
+        removed += 1;
+    }
+}
+
+/// Records why a table did not deserialize, at `span`, never quoting what a secret table holds.
+fn report_shape_error(
+    name: &str,
+    error: &toml::de::Error,
+    span: Range<usize>,
+    secret_spans: &[Range<usize>],
+    diag: &mut Diagnostics<'_>,
+) {
+    let path = key_path(name, error);
+    let message = error.message();
+    let in_secret_table = is_secret_path(&path)
+        || secret_spans
+            .iter()
+            .any(|secret| secret.contains(&span.start));
+    let ours = SECRET_SHAPE_ERRORS
+        .iter()
+        .any(|shape| shape.to_string() == message);
+    if in_secret_table && !ours {
+        // serde's text for a value it refused quotes the value, which here is a secret.
+        diag.error(
+            span,
+            format_args!(
+                "{path}: must be a table of secret sources like k1 = {{ env = \"NAME\" }} \
+                 (what was written is not shown: it may be the secret)"
+            ),
+        );
+    } else {
+        diag.error(span, format_args!("{path}: {message}"));
+    }
 }
 
 /// Whether a dotted key path is a secret table or inside one.
@@ -469,6 +492,11 @@ impl<'de> Deserialize<'de> for SecretRef {
     }
 }
 
+/// The one key of the map toml hands a visitor for a date or time (toml_datetime keeps the name
+/// private). Read as a key it would pass for an unknown key; it is a value that is not a table.
+/// `shape_errors_never_quote_what_was_written` fails should toml rename it.
+const TOML_DATETIME_KEY: &str = "$__toml_private_datetime";
+
 /// Accepts a table of `env`, `file` and `value`; every other shape is [`SecretShapeError::NotASource`].
 struct SecretRefVisitor;
 
@@ -489,13 +517,21 @@ impl<'de> Visitor<'de> for SecretRefVisitor {
             env: None,
             file: None,
             value: None,
+            unknown_key: false,
         };
         while let Some(key) = map.next_key::<String>()? {
             let slot = match key.as_str() {
                 "env" => &mut source.env,
                 "file" => &mut source.file,
                 "value" => &mut source.value,
-                _ => return refuse(SecretShapeError::UnknownField),
+                TOML_DATETIME_KEY => return refuse(SecretShapeError::NotASource),
+                _ => {
+                    // Recorded rather than refused, so the rest of the section is still read;
+                    // validation reports it at the source.
+                    source.unknown_key = true;
+                    map.next_value::<de::IgnoredAny>()?;
+                    continue;
+                }
             };
             if slot.is_some() {
                 return refuse(SecretShapeError::DuplicateField);
@@ -632,10 +668,6 @@ impl fmt::Display for SecretShapeError {
                 "must be { env = \"NAME\" }, { file = \"path\" } or { value = \"...\" } \
                  (what was written is not shown: it may be the secret)"
             }
-            SecretShapeError::UnknownField => {
-                "takes only env, file or value, e.g. { env = \"NAME\" } \
-                 (the other key is not shown: it may be the secret)"
-            }
             SecretShapeError::DuplicateField => "gives env, file or value twice",
             SecretShapeError::NotAString => {
                 "must be a string (what was written is not shown: it may be the secret)"
@@ -682,7 +714,6 @@ mod tests {
             ("a boolean", "k = true"),
             ("a date", "k = 2042-04-24"),
             ("an array", "k = [\"hunter2-secret\"]"),
-            ("an unknown key", "k = { hunter2-secret = 1 }"),
             ("a value that is an integer", "k = { value = 4242424242 }"),
             ("a value that is a float", "k = { value = 4242.4242 }"),
             ("a value that is a date", "k = { value = 2042-04-24 }"),
@@ -701,6 +732,28 @@ mod tests {
             for fragment in ["hunter2", "4242", "2042"] {
                 assert!(!error.contains(fragment), "{name}: {error}");
             }
+        }
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_secret_source_is_recorded_without_its_name() {
+        let cases = [
+            (
+                "a key beside env",
+                "k = { env = \"A\", hunter2-secret = 1 }",
+            ),
+            ("the only key", "k = { hunter2-secret = \"x\" }"),
+            (
+                "a key holding a table",
+                "k = { val = { hunter2-secret = 1 } }",
+            ),
+        ];
+        for (name, text) in cases {
+            let sources = toml::from_str::<BTreeMap<String, SecretRef>>(text)
+                .unwrap_or_else(|error| panic!("{name}: {error}"));
+            let source = &sources["k"];
+            assert!(source.unknown_key, "{name}");
+            assert!(!format!("{source:?}").contains("hunter2"), "{name}");
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Validation of `[log]`: the access log's format, sink and queue, and the process log's level.
 
-use std::path::PathBuf;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
 
 use super::Validator;
 use super::file::LogSection;
@@ -20,7 +21,8 @@ pub enum AccessTarget {
     Stderr,
     Stdout,
     Off,
-    /// A file, resolved against the config file's directory, created if missing, appended to.
+    /// A file, resolved against the config file's directory, created if missing (its directory
+    /// must exist), appended to.
     File(PathBuf),
 }
 
@@ -82,7 +84,22 @@ impl Validator<'_, '_> {
                     );
                     None
                 }
-                path => Some(AccessTarget::File(self.base_dir.join(path))),
+                path => {
+                    let file = self.base_dir.join(path);
+                    match why_not_writable(&file) {
+                        None => Some(AccessTarget::File(file)),
+                        Some(reason) => {
+                            self.diag.error(
+                                access.span(),
+                                format_args!(
+                                    "log.access: cannot write {}: {reason}",
+                                    file.display()
+                                ),
+                            );
+                            None
+                        }
+                    }
+                }
             },
         };
         let buffer = self.count(
@@ -97,5 +114,28 @@ impl Validator<'_, '_> {
             access: access?,
             buffer: buffer?,
         })
+    }
+}
+
+/// Why the access log could not be created or appended to at `file`, judged without creating
+/// anything (`check` has no side effects). Without this, `serve` would stop at start with no
+/// position to point the operator at.
+fn why_not_writable(file: &Path) -> Option<String> {
+    if file.is_dir() {
+        return Some("it is a directory; name a file in it".to_owned());
+    }
+    // A bare file name has an empty parent: the working directory, which exists.
+    let dir = file.parent().filter(|dir| !dir.as_os_str().is_empty())?;
+    match std::fs::metadata(dir) {
+        Ok(found) if found.is_dir() => None,
+        Ok(_) => Some(format!("{} is not a directory", dir.display())),
+        Err(error) if error.kind() == ErrorKind::NotFound => Some(format!(
+            "directory {} does not exist (casegate creates the file, not its directory)",
+            dir.display()
+        )),
+        Err(error) => Some(format!(
+            "cannot look at directory {}: {error}",
+            dir.display()
+        )),
     }
 }

@@ -2,7 +2,8 @@
 //! types that cannot hold a bad state, collecting every problem with its file:line:column.
 //!
 //! Validation has no side effects beyond reading the files the config names (secrets, and a check
-//! that the TLS files can be opened), so `casegate check` can run exactly what `serve` runs.
+//! that the TLS files can be opened and that the access log's directory exists), so
+//! `casegate check` can run exactly what `serve` runs.
 
 mod diagnostics;
 mod duration;
@@ -14,6 +15,7 @@ mod mail;
 mod secret_source;
 mod state;
 mod trusted_proxies;
+mod unknown_keys;
 mod verify;
 
 use std::collections::BTreeSet;
@@ -31,7 +33,7 @@ use subtle::ConstantTimeEq;
 pub use toml::Spanned;
 
 pub use diagnostics::{ConfigErrors, Diagnostics, Problem};
-pub use duration::{DurationError, format_duration, parse_duration};
+pub use duration::{DurationError, format_duration, is_whole_seconds, parse_duration, parse_ttl};
 pub use log::{AccessTarget, DEFAULT_LOG_LEVEL, Log, LogFormat};
 pub use mail::{Mail, MailDelivery, SmtpCredentials, SmtpRelay, SmtpSecurity};
 pub use secret_source::{SecretError, SecretText};

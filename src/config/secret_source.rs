@@ -47,6 +47,9 @@ impl fmt::Debug for SecretText {
 pub enum SecretError {
     NoSource,
     SeveralSources,
+    /// A key other than env, file or value. Its name is not shown either, in case the secret was
+    /// written as a key.
+    UnknownKey,
     EnvNameInvalid {
         name: String,
     },
@@ -81,6 +84,10 @@ impl fmt::Display for SecretError {
             SecretError::SeveralSources => {
                 f.write_str("needs exactly one of env, file or value, not several")
             }
+            SecretError::UnknownKey => f.write_str(
+                "takes only env, file or value, e.g. { env = \"NAME\" } \
+                 (the other key is not shown: it may be the secret)",
+            ),
             SecretError::EnvNameInvalid { name } => {
                 write!(f, "{name:?} is not a usable environment variable name")
             }
@@ -113,6 +120,7 @@ impl std::error::Error for SecretError {
             SecretError::FileUnreadable { source, .. } => Some(source),
             SecretError::NoSource
             | SecretError::SeveralSources
+            | SecretError::UnknownKey
             | SecretError::EnvNameInvalid { .. }
             | SecretError::EnvMissing { .. }
             | SecretError::EnvEmpty { .. }
@@ -136,7 +144,12 @@ pub fn resolve(
         env: env_name,
         file,
         value,
+        unknown_key,
     } = source.get_ref();
+    if *unknown_key {
+        // Whatever else the source holds, the operator has to rewrite it.
+        return Err((source.span(), SecretError::UnknownKey));
+    }
     match (env_name, file, value) {
         (Some(name), None, None) => from_env(name.get_ref(), env).map_err(|e| (name.span(), e)),
         (None, Some(path), None) => {
@@ -213,6 +226,7 @@ mod tests {
                 env: field(env, 10),
                 file: field(file, 20),
                 value: field(value, 30),
+                unknown_key: false,
             },
         )
     }
@@ -280,6 +294,18 @@ mod tests {
                 source(Some("SET"), None, Some("x")),
                 0,
                 "not several",
+            ),
+            (
+                "an unknown key blames the table, even beside a usable source",
+                Spanned::new(
+                    0..100,
+                    SecretRef {
+                        unknown_key: true,
+                        ..source(Some("SET"), None, None).into_inner()
+                    },
+                ),
+                0,
+                "takes only env, file or value",
             ),
             (
                 "an unset variable is named",
