@@ -177,6 +177,14 @@ fn the_shipped_config_is_valid() {
             let decision = config.policy.decide(scope, "GET", &target, "42", "s1");
             assert!(!decision.is_allowed(), "{scope} may GET {path}");
         }
+        // Asked for by the browser on every page: not a refusal in the log each time.
+        let favicon = casegate::policy::canonicalise(b"/favicon.ico").unwrap();
+        assert!(
+            config
+                .policy
+                .decide(scope, "GET", &favicon, "42", "s1")
+                .is_allowed()
+        );
     }
 }
 
