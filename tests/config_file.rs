@@ -329,7 +329,7 @@ fn debug_output_never_shows_a_secret() {
 
 #[test]
 fn each_broken_config_is_reported_at_the_value_to_fix() {
-    let cases: [(&str, String, &str, &str); 44] = [
+    let cases: [(&str, String, &str, &str); 45] = [
         (
             "a syntax error is reported where the parser stopped",
             edit("listen = \"127.0.0.1:8443\"", "listen = \"127.0.0.1:8443"),
@@ -641,6 +641,15 @@ fn each_broken_config_is_reported_at_the_value_to_fix() {
             ),
             "19:11",
             "links.landing: \"/cases/{case};v=1\" would be refused by the gateway's request check: `;` in the path",
+        ),
+        (
+            "a scope's own landing is checked as links.landing is",
+            edit(
+                "[scopes.view]\n",
+                "[scopes.view]\nlanding = \"/cases/{case}/\"\n",
+            ),
+            "28:11",
+            "scopes.view.landing: \"/cases/{case}/\" would be refused by the gateway's request check: trailing `/`",
         ),
         (
             "a prefix segment ending in a dot is refused as unreachable",

@@ -233,6 +233,26 @@ async fn everything_outside_the_case_or_the_scope_is_refused_before_the_upstream
     }
 }
 
+/// A scope whose rules do not include `[links] landing` names its own: its guests land on a page
+/// they may see, not on a refusal right after opening the link.
+#[tokio::test]
+async fn a_scope_with_its_own_landing_sends_its_guests_there() {
+    let gw = TestGateway::start().await;
+    let opened = gw.get(&gw.link_path("42", "legacy"), &[]).await;
+    assert_eq!(opened.status, 303);
+    let location = opened.header("location").unwrap_or_default();
+    assert!(location.ends_with("/legacy/case.php?id=42"), "{location}");
+    let cookie = common::raw_client::cookie_pair(&opened);
+    let landed = gw
+        .get("/legacy/case.php?id=42", &[&format!("Cookie: {cookie}")])
+        .await;
+    assert_eq!(landed.status, 200);
+    // Scopes without one land on [links] landing.
+    let view = gw.get(&gw.link_path("42", "view"), &[]).await;
+    let location = view.header("location").unwrap_or_default();
+    assert!(location.ends_with("/cases/42"), "{location}");
+}
+
 #[tokio::test]
 async fn query_bound_rules_pin_the_case_and_the_names() {
     let gw = TestGateway::start().await;

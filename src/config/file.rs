@@ -241,6 +241,7 @@ pub struct ScopeSection {
     pub upgrade: Option<Vec<Spanned<String>>>,
     pub pin_language: Option<bool>,
     pub verify_email: Option<bool>,
+    pub landing: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -238,6 +238,9 @@ pub struct Scope {
     pub pin_language: bool,
     /// Guests must prove, with a code mailed to the link's `email`, that they read that mailbox.
     pub verify_email: bool,
+    /// Where this scope's guests land after opening a link, instead of `[links] landing` (a
+    /// scope for a legacy page that the common landing is not part of).
+    pub landing: Option<String>,
 }
 
 /// The admin API's listener and the clients allowed to use it.
@@ -1029,13 +1032,16 @@ impl Validator<'_, '_> {
     }
 
     fn landing(&mut self, raw: &Spanned<String>) -> Option<String> {
+        self.landing_template("links.landing", raw)
+    }
+
+    /// A landing template (`links.landing`, or a scope's own, named `key` in messages).
+    fn landing_template(&mut self, key: &str, raw: &Spanned<String>) -> Option<String> {
         let landing = raw.get_ref();
         match landing_fault(landing) {
             Some(fault) => {
-                self.diag.error(
-                    raw.span(),
-                    format_args!("links.landing: {landing:?} {fault}"),
-                );
+                self.diag
+                    .error(raw.span(), format_args!("{key}: {landing:?} {fault}"));
                 None
             }
             None => Some(landing.clone()),
@@ -1229,6 +1235,14 @@ impl Validator<'_, '_> {
                 valid = false;
             }
         }
+        let landing = match &raw.landing {
+            Some(landing) => {
+                let checked = self.landing_template(&format!("scopes.{text}.landing"), landing);
+                valid &= checked.is_some();
+                checked
+            }
+            None => None,
+        };
         valid.then(|| Scope {
             name: text.clone(),
             extends,
@@ -1237,6 +1251,7 @@ impl Validator<'_, '_> {
             upgrade,
             pin_language: raw.pin_language.unwrap_or(false),
             verify_email: raw.verify_email.unwrap_or(false),
+            landing,
         })
     }
 

@@ -153,7 +153,7 @@ impl Gateway {
         Ok(Gateway {
             keys: Arc::clone(&config.keys.ring),
             policy: Arc::clone(&config.policy),
-            links: LinkSettings::new(&config.links),
+            links: LinkSettings::new(&config.links, &config.scopes),
             session: SessionSettings {
                 cookie_name: config.session.cookie.clone(),
                 ttl_secs: secs(config.session.ttl),

@@ -126,7 +126,7 @@ impl LinkMinter {
         LinkMinter {
             keys: Arc::clone(&config.keys.ring),
             policy: Arc::clone(&config.policy),
-            links: LinkSettings::new(&config.links),
+            links: LinkSettings::new(&config.links, &config.scopes),
             public: public_origin(&config.server.public_url),
             verify_scopes: Arc::new(verify_scopes(config)),
         }

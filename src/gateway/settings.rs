@@ -1,6 +1,8 @@
 //! The parts of the validated config the request path reads, in the shape it reads them.
 
-use crate::config::Links;
+use std::collections::HashMap;
+
+use crate::config::{Links, Scope};
 use crate::share::{CaseGrammar, Guest};
 
 /// How links are recognised and verified.
@@ -10,6 +12,8 @@ pub struct LinkSettings {
     pub prefix: String,
     /// Landing path template with `{case}` and `{share}` placeholders.
     pub landing: String,
+    /// Scopes with a landing of their own (`[scopes.NAME] landing`), by scope name.
+    pub scope_landings: HashMap<String, String>,
     pub default_ttl_secs: i64,
     pub max_ttl_secs: i64,
     pub clock_skew_secs: i64,
@@ -17,10 +21,14 @@ pub struct LinkSettings {
 }
 
 impl LinkSettings {
-    pub fn new(links: &Links) -> LinkSettings {
+    pub fn new(links: &Links, scopes: &[Scope]) -> LinkSettings {
         LinkSettings {
             prefix: links.prefix.clone(),
             landing: links.landing.clone(),
+            scope_landings: scopes
+                .iter()
+                .filter_map(|scope| Some((scope.name.clone(), scope.landing.clone()?)))
+                .collect(),
             default_ttl_secs: secs(links.default_ttl),
             max_ttl_secs: secs(links.max_ttl),
             clock_skew_secs: secs(links.clock_skew),
@@ -28,10 +36,13 @@ impl LinkSettings {
         }
     }
 
-    /// The landing path for a guest. Case and share id come from grammars without `/`, `.` or `%`,
-    /// so they cannot change the shape of the path they are put into.
+    /// The landing path for a guest: its scope's own, or `[links] landing`. Case and share id come
+    /// from grammars without `/`, `.` or `%`, so they cannot change the shape of the path they are
+    /// put into.
     pub fn landing_for(&self, guest: &Guest) -> String {
-        self.landing
+        self.scope_landings
+            .get(&guest.scope)
+            .unwrap_or(&self.landing)
             .replace("{case}", &guest.case)
             .replace("{share}", &guest.share_id)
     }

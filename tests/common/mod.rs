@@ -67,6 +67,7 @@ allow = ["POST /api/cases/{{case}}/comments", "DELETE /api/cases/{{case}}/team/{
 deny = ["GET /cases/{{case}}/billing/**"]
 
 [scopes.legacy]
+landing = "/legacy/case.php?id={{case}}"
 allow = ["GET /legacy/case.php?id={{case}}", "GET /legacy/video.php?id={{case}}&part=*"]
 {extra}
 "#
