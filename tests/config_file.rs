@@ -329,7 +329,7 @@ fn debug_output_never_shows_a_secret() {
 
 #[test]
 fn each_broken_config_is_reported_at_the_value_to_fix() {
-    let cases: [(&str, String, &str, &str); 45] = [
+    let cases: [(&str, String, &str, &str); 47] = [
         (
             "a syntax error is reported where the parser stopped",
             edit("listen = \"127.0.0.1:8443\"", "listen = \"127.0.0.1:8443"),
@@ -650,6 +650,21 @@ fn each_broken_config_is_reported_at_the_value_to_fix() {
             ),
             "28:11",
             "scopes.view.landing: \"/cases/{case}/\" would be refused by the gateway's request check: trailing `/`",
+        ),
+        (
+            "a scope whose rules do not allow the landing is refused at the landing",
+            format!("{BASE}\n[scopes.thin]\nallow = [\"GET /static/**\"]\n"),
+            "19:11",
+            "links.landing: scope \"thin\" does not allow GET /cases/{case}, where its guests land",
+        ),
+        (
+            "a scope's own landing must be allowed by its rules",
+            edit(
+                "[scopes.view]\n",
+                "[scopes.view]\nlanding = \"/static/start\"\n",
+            ),
+            "28:11",
+            "scopes.view.landing: scope \"view\" does not allow GET /static/start, where its guests land",
         ),
         (
             "a prefix segment ending in a dot is refused as unreachable",

@@ -12,7 +12,7 @@ use common::TestGateway;
 
 const LIVE_SCOPE: &str = r#"
 [scopes.live]
-allow = ["GET /cases/{case}/ws"]
+allow = ["GET /cases/{case}", "GET /cases/{case}/ws"]
 upgrade = ["GET /cases/{case}/ws"]
 "#;
 

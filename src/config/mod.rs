@@ -460,6 +460,8 @@ impl Validator<'_, '_> {
             .and_then(|server| self.server(server, public_url.clone()));
         let upstream = raw.upstream.and_then(|upstream| self.upstream(upstream));
         let keys = raw.keys.and_then(|keys| self.keys(keys));
+        // Where each landing is written, for the check that a scope's rules allow its landing.
+        let landing_spans = LandingSpans::of(raw.links.as_ref(), raw.scopes.as_ref());
         let links = raw.links.and_then(|links| self.links(links));
         let session = raw
             .session
@@ -475,6 +477,9 @@ impl Validator<'_, '_> {
         });
         let scopes = raw.scopes.and_then(|scopes| self.scopes(scopes));
         let policy = scopes.as_ref().and_then(|scopes| self.policy(scopes));
+        if let (Some(links), Some(scopes), Some(policy)) = (&links, &scopes, &policy) {
+            self.unreachable_landings(links, scopes, policy, &landing_spans);
+        }
         let admin = raw.admin.map(|admin| {
             self.admin(
                 admin,
@@ -1033,6 +1038,53 @@ impl Validator<'_, '_> {
 
     fn landing(&mut self, raw: &Spanned<String>) -> Option<String> {
         self.landing_template("links.landing", raw)
+    }
+
+    /// Refuses a scope whose rules do not allow the landing its guests are sent to after opening
+    /// a link: they would meet a refusal at once.
+    fn unreachable_landings(
+        &mut self,
+        links: &Links,
+        scopes: &[Scope],
+        policy: &Policy,
+        spans: &LandingSpans,
+    ) {
+        for scope in scopes {
+            let (key, template, span) = match &scope.landing {
+                Some(own) => (
+                    format!("scopes.{}.landing", scope.name),
+                    own,
+                    spans.scopes.get(&scope.name).cloned().unwrap_or(0..0),
+                ),
+                None => (
+                    "links.landing".to_owned(),
+                    &links.landing,
+                    spans.links.clone(),
+                ),
+            };
+            let allowed = fill_landing(template)
+                .ok()
+                .and_then(|filled| {
+                    let target = policy::canonicalise(filled.as_bytes()).ok()?;
+                    Some(
+                        policy
+                            .decide(&scope.name, "GET", &target, SAMPLE_CASE, SAMPLE_SHARE)
+                            .is_allowed(),
+                    )
+                })
+                // A template that does not fill or canonicalise was reported where it is read.
+                .unwrap_or(true);
+            if !allowed {
+                self.diag.error(
+                    span,
+                    format_args!(
+                        "{key}: scope {:?} does not allow GET {template}, where its guests land \
+                         after opening a link; allow it, or give the scope a `landing` it allows",
+                        scope.name
+                    ),
+                );
+            }
+        }
     }
 
     /// A landing template (`links.landing`, or a scope's own, named `key` in messages).
@@ -1626,25 +1678,62 @@ fn prefix_fault(prefix: &str) -> Option<PathFault> {
 /// Why a landing template is unusable, or `None`. Filled in, it must be a target the gateway itself
 /// accepts, which also keeps it a same-origin path: a leading `//` is an empty segment.
 fn landing_fault(landing: &str) -> Option<PathFault> {
+    match fill_landing(landing) {
+        Ok(filled) => policy::canonicalise(filled.as_bytes())
+            .err()
+            .map(PathFault::Target),
+        Err(fault) => Some(fault),
+    }
+}
+
+/// Where `links.landing` and each scope's own `landing` are written.
+struct LandingSpans {
+    links: std::ops::Range<usize>,
+    scopes: std::collections::BTreeMap<String, std::ops::Range<usize>>,
+}
+
+impl LandingSpans {
+    fn of(
+        links: Option<&Spanned<file::LinksSection>>,
+        scopes: Option<&Spanned<file::ScopesSection>>,
+    ) -> LandingSpans {
+        LandingSpans {
+            links: links.map_or(0..0, |links| links.get_ref().landing.span()),
+            scopes: scopes
+                .map(|scopes| {
+                    scopes
+                        .get_ref()
+                        .iter()
+                        .filter_map(|(name, scope)| {
+                            let landing = scope.get_ref().landing.as_ref()?;
+                            Some((name.get_ref().clone(), landing.span()))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A landing template with its placeholders filled with sample values.
+fn fill_landing(landing: &str) -> Result<String, PathFault> {
     let mut filled = String::with_capacity(landing.len() + SAMPLE_SHARE.len());
     let mut remaining = landing;
     while let Some(open) = remaining.find('{') {
         let (before, from_brace) = remaining.split_at(open);
         filled.push_str(before);
         let Some(close) = from_brace.find('}') else {
-            return Some(PathFault::UnclosedPlaceholder);
+            return Err(PathFault::UnclosedPlaceholder);
         };
         match from_brace.get(1..close).unwrap_or("") {
             "case" => filled.push_str(SAMPLE_CASE),
             "share" => filled.push_str(SAMPLE_SHARE),
-            unknown => return Some(PathFault::UnknownPlaceholder(unknown.to_owned())),
+            unknown => return Err(PathFault::UnknownPlaceholder(unknown.to_owned())),
         }
         remaining = from_brace.get(close + 1..).unwrap_or("");
     }
     filled.push_str(remaining);
-    policy::canonicalise(filled.as_bytes())
-        .err()
-        .map(PathFault::Target)
+    Ok(filled)
 }
 
 /// Whether following `extends` from `from` ever arrives at `target`.
