@@ -24,7 +24,7 @@ use casegate::proxy::client::UpstreamPool;
 use casegate::proxy::client_address::ClientAddress;
 use casegate::server::ConnectionInfo;
 use casegate::share::{Guest, LinkClaims, cookie};
-use casegate::state::{StateSettings, StateStore};
+use casegate::state::StateStore;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{Method, Request, header};
 
@@ -177,15 +177,7 @@ fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = config(dir.path());
     let now = unix_now();
-    let store = Arc::new(
-        StateStore::open(&StateSettings {
-            path: config.state.path.clone(),
-            use_flush_interval: config.state.use_flush_interval,
-            compact_after_bytes: config.state.compact_after_bytes,
-            retention_secs: 400 * 24 * 3600,
-        })
-        .expect("store"),
-    );
+    let store = Arc::new(StateStore::open(&casegate::state_settings(&config)).expect("store"));
     let filled = Instant::now();
     revoke_many(&store, now - 60);
     println!(

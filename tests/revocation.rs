@@ -335,21 +335,31 @@ async fn with_sharing_switched_off_links_and_cookies_get_the_sharing_disabled_pa
     assert!(gw.upstream.take().is_empty(), "the upstream was reached");
 }
 
+/// The config of a second gateway in front of `gw`'s upstream, for a test to point at something
+/// `gw` holds.
+fn second_gateway_config(gw: &TestGateway) -> casegate::config::Config {
+    let text = common::config_text(&gw.upstream.url(), "", "");
+    casegate::config::parse(std::path::Path::new("test.toml"), &text, &|_| None).unwrap()
+}
+
+/// Starts a gateway that must fail to start, and returns why; `started` says what it would mean.
+async fn start_refused(config: &casegate::config::Config, started: &str) -> casegate::StartError {
+    match casegate::start(config).await {
+        Ok(_) => panic!("{started}"),
+        Err(error) => error,
+    }
+}
+
 /// `SO_REUSEPORT` would let a second casegate of the same user join the port and take part of
 /// the guests, with its own state: a share revoked on the first would still open on the second.
 #[tokio::test]
 async fn a_second_gateway_cannot_listen_on_the_same_port() {
     let gw = TestGateway::start().await;
-    let text = common::config_text(&gw.upstream.url(), "", "");
-    let mut config =
-        casegate::config::parse(std::path::Path::new("test.toml"), &text, &|_| None).unwrap();
+    let mut config = second_gateway_config(&gw);
     config.server.listen = gw.addr;
     let other_state = tempfile::tempdir().unwrap();
     config.state.path = other_state.path().to_path_buf();
-    let error = match casegate::start(&config).await {
-        Ok(_) => panic!("a second gateway joined the first one's port"),
-        Err(error) => error,
-    };
+    let error = start_refused(&config, "a second gateway joined the first one's port").await;
     let message = error.to_string();
     assert!(
         matches!(&error, casegate::StartError::Bind { source, .. }
@@ -375,14 +385,9 @@ async fn a_second_gateway_cannot_listen_on_the_same_port() {
 #[tokio::test]
 async fn a_second_gateway_cannot_use_the_same_state_directory() {
     let gw = TestGateway::start().await;
-    let text = common::config_text(&gw.upstream.url(), "", "");
-    let mut config =
-        casegate::config::parse(std::path::Path::new("test.toml"), &text, &|_| None).unwrap();
+    let mut config = second_gateway_config(&gw);
     config.state.path = gw.state_dir().to_path_buf();
-    let error = match casegate::start(&config).await {
-        Ok(_) => panic!("two gateways shared one state directory"),
-        Err(error) => error,
-    };
+    let error = start_refused(&config, "two gateways shared one state directory").await;
     assert!(matches!(error, casegate::StartError::State(_)), "{error:?}");
     let message = error.to_string();
     assert!(

@@ -950,7 +950,7 @@ impl Validator<'_, '_> {
         let links_span = raw.span();
         let raw = raw.into_inner();
         let prefix = self.link_prefix(&raw.prefix);
-        let landing = self.landing(&raw.landing);
+        let landing = self.landing_template("links.landing", &raw.landing);
         let default_ttl = self.optional_duration(
             "links.default_ttl",
             raw.default_ttl.as_ref(),
@@ -1034,10 +1034,6 @@ impl Validator<'_, '_> {
             }
             None => Some(prefix.clone()),
         }
-    }
-
-    fn landing(&mut self, raw: &Spanned<String>) -> Option<String> {
-        self.landing_template("links.landing", raw)
     }
 
     /// Refuses a scope whose rules do not allow the landing its guests are sent to after opening

@@ -49,8 +49,8 @@ pub struct Listeners {
 
 impl Listeners {
     /// Binds `count` sockets to `addr` with `SO_REUSEPORT`, so that the kernel spreads new
-    /// connections over the workers. With port 0 the first socket picks the port and the others
-    /// join it. Must be called inside a tokio runtime (the sockets pass through its reactor).
+    /// connections over the workers. With port 0 the claim below picks the port and the workers'
+    /// sockets bind to it. Must be called inside a tokio runtime (the sockets pass through its reactor).
     ///
     /// `SO_REUSEPORT` would also let a second process of the same user join the port (a second
     /// casegate given the same `listen`), and the kernel would then hand it part of the guests,
@@ -91,19 +91,25 @@ impl Listeners {
     }
 }
 
+/// A socket of `addr`'s family with `SO_REUSEADDR`, which only lets a restart bind over its
+/// predecessor's connections in TIME_WAIT, never over a listening socket.
+fn reusing_address(addr: SocketAddr) -> io::Result<TcpSocket> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    Ok(socket)
+}
+
 /// Binds `addr` without `SO_REUSEPORT` for a moment, and answers the address
 /// (the port the kernel chose for port 0). Fails with `AddrInUse`, naming the reason, when
 /// anything already listens there, a group of `SO_REUSEPORT` sockets included. Between this
 /// socket closing and the workers' binding, a second process starting in the same instant could
 /// still slip in; a process already running cannot.
 fn claim_alone(addr: SocketAddr) -> io::Result<SocketAddr> {
-    let socket = match addr {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
-    // Not SO_REUSEPORT; SO_REUSEADDR only lets a restart bind over its predecessor's
-    // connections in TIME_WAIT, never over a listening socket.
-    socket.set_reuseaddr(true)?;
+    // Not SO_REUSEPORT.
+    let socket = reusing_address(addr)?;
     let in_use = |error: io::Error| match error.kind() {
         io::ErrorKind::AddrInUse => io::Error::new(
             io::ErrorKind::AddrInUse,
@@ -118,11 +124,7 @@ fn claim_alone(addr: SocketAddr) -> io::Result<SocketAddr> {
 }
 
 fn bind_reuseport(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = match addr {
-        SocketAddr::V4(_) => TcpSocket::new_v4()?,
-        SocketAddr::V6(_) => TcpSocket::new_v6()?,
-    };
-    socket.set_reuseaddr(true)?;
+    let socket = reusing_address(addr)?;
     socket.set_reuseport(true)?;
     socket.bind(addr)?;
     socket.listen(BACKLOG)
