@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use casegate::access_log::AccessLog;
 use casegate::clock::unix_now;
 use casegate::config::{self, Config};
-use casegate::gateway::{Admission, Gateway, SessionMemo};
+use casegate::gateway::{Admission, Gateway, SessionMemo, ShareContext, session_cookie_name};
 use casegate::metrics::Metrics;
 use casegate::policy::canonicalise;
 use casegate::proxy::client::UpstreamPool;
@@ -137,7 +137,10 @@ fn guest_request(cookie_value: &str) -> Request<()> {
         .header(header::RANGE, "bytes=0-")
         .header(
             header::COOKIE,
-            format!("_ga=GA1.2.1234.5678; __Host-casegate={cookie_value}; theme=dark"),
+            format!(
+                "_ga=GA1.2.1234.5678; {}={cookie_value}; theme=dark",
+                session_cookie_name("__Host-casegate", CASE)
+            ),
         )
         .body(())
         .expect("request")
@@ -154,13 +157,13 @@ fn admit_and_log(
     let mut record = log.begin(connection.client.ip, request.method());
     let raw_target = request.uri().path_and_query().expect("path").as_str();
     let target = canonicalise(raw_target.as_bytes()).expect("canonical");
-    let mut share_lang = None;
+    let mut context = ShareContext::default();
     let admission = gateway.admit(
         request,
         &target,
         connection,
         unix_now(),
-        &mut share_lang,
+        &mut context,
         &mut record,
     );
     assert!(

@@ -961,16 +961,40 @@ const COOKIES: &[Ask] = &[
         401,
     ),
     (
-        "ours for 42 and for 43",
+        "sessions of 42 and of 43: the one of 42 answers",
         "GET /cases/42",
         "Cookie: {V}; {V43}",
+        200,
+    ),
+    (
+        "43's session first, then 42's, in two headers",
+        "GET /cases/42",
+        "Cookie: {V43}\nCookie: {V}",
+        200,
+    ),
+    (
+        "two sessions of case 42 under two of our names",
+        "GET /cases/42",
+        "Cookie: casegate={VV}; {V}",
         401,
     ),
     (
-        "ours for 43 first, then 42",
+        "a session of 43 beside one of 42 opens nothing of 44",
+        "GET /cases/44",
+        "Cookie: {V}; {V43}",
+        403,
+    ),
+    (
+        "an expired session beside ours is passed over",
         "GET /cases/42",
-        "Cookie: {V43}\nCookie: {V}",
-        401,
+        "Cookie: {CEXPIRED}; {V}",
+        200,
+    ),
+    (
+        "a session sealed under another key beside ours is passed over",
+        "GET /cases/42",
+        "Cookie: {V}; {CSTRANGER}",
+        200,
     ),
     (
         "other cookies around ours",
@@ -991,10 +1015,10 @@ const COOKIES: &[Ask] = &[
         401,
     ),
     (
-        "an empty value next to ours",
+        "an empty cookie of the old name beside ours is passed over",
         "GET /cases/42",
         "Cookie: casegate=; {V}",
-        401,
+        200,
     ),
     (
         "attributes sent as if cookies",

@@ -621,8 +621,15 @@ const SPOOFING: &[Row] = &[
         upstream: NOTHING,
     },
     Row {
-        name: "our cookie name with an empty value next to a valid one",
+        name: "the old cookie name with an empty value next to a valid session is passed over",
         raw: "GET /cases/42 HTTP/1.1\r\nHost: share.test\r\nCookie: casegate=; {V}\r\nConnection: close\r\n\r\n",
+        replies: &[200],
+        upstream: GET_42,
+    },
+    Row {
+        // casegate.73475cb4 is the name of case 42's session cookie ({V}'s own).
+        name: "the valid session's own name with an empty value next to it",
+        raw: "GET /cases/42 HTTP/1.1\r\nHost: share.test\r\nCookie: casegate.73475cb4=; {V}\r\nConnection: close\r\n\r\n",
         replies: &[401],
         upstream: NOTHING,
     },

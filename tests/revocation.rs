@@ -15,10 +15,16 @@ use casegate::state::{Revocation, ShareStatus};
 
 use common::raw_client::RawResponse;
 use common::upstream::TestUpstream;
-use common::{COOKIE, TEST_KEY, TestGateway};
+use common::{COOKIE, TEST_KEY, TestGateway, cookie_for};
 
 /// What a browser is told to do with our cookie when it can never work again.
-const CLEARED_COOKIE: &str = "casegate=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax";
+/// The answer's `Set-Cookie` that drops the guest's session of `case`.
+fn cleared_cookie(case: &str) -> String {
+    format!(
+        "{}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax",
+        cookie_for(case)
+    )
+}
 
 fn assert_page(response: &RawResponse, status: u16, code: &str, what: &str) {
     assert_eq!(response.status, status, "{what}: {}", response.text());
@@ -69,7 +75,7 @@ async fn a_share_revoked_by_id_refuses_the_guests_next_request_and_clears_the_co
         "Länken har dragits tillbaka",
         "the next request",
     );
-    assert_eq!(refused.headers_named("set-cookie"), [CLEARED_COOKIE]);
+    assert_eq!(refused.headers_named("set-cookie"), [cleared_cookie("42")]);
     let json = gw
         .get(
             "/cases/42",
@@ -77,7 +83,7 @@ async fn a_share_revoked_by_id_refuses_the_guests_next_request_and_clears_the_co
         )
         .await;
     assert_page(&json, 410, "\"revoked_link\"", "the JSON answer");
-    assert_eq!(json.headers_named("set-cookie"), [CLEARED_COOKIE]);
+    assert_eq!(json.headers_named("set-cookie"), [cleared_cookie("42")]);
     let link_again = gw.get(&format!("/s/{}", link.token), &[]).await;
     assert_page(&link_again, 410, "revoked_link", "the link itself");
     assert!(
@@ -118,7 +124,7 @@ async fn a_revoked_cookie_never_falls_back_to_passthrough() {
         "revoked_link",
         "a revoked cookie in passthrough mode",
     );
-    assert_eq!(refused.headers_named("set-cookie"), [CLEARED_COOKIE]);
+    assert_eq!(refused.headers_named("set-cookie"), [cleared_cookie("42")]);
     assert!(gw.upstream.take().is_empty());
     // Staff traffic without our cookie still passes.
     assert_eq!(gw.get("/cases/42", &[]).await.status, 200);
@@ -148,7 +154,7 @@ async fn revoking_a_case_refuses_everything_of_it_issued_before_and_nothing_else
         assert_page(&refused, 410, "revoked_link", what);
         assert_eq!(
             refused.headers_named("set-cookie"),
-            [CLEARED_COOKIE],
+            [cleared_cookie("42")],
             "{what}"
         );
     }

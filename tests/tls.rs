@@ -12,10 +12,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use common::TestGateway;
 use common::pki::TestPki;
 use common::raw_client::parse_response;
 use common::upstream::TestUpstream;
+use common::{TestGateway, cookie_named};
 
 async fn start_tls_gateway(pki: &TestPki) -> TestGateway {
     let upstream = TestUpstream::start().await;
@@ -111,7 +111,10 @@ async fn http1_over_tls_exchanges_a_link_for_a_secure_cookie_and_serves_the_case
         Some("https://share.test/cases/42")
     );
     let set_cookie = response.header("set-cookie").unwrap();
-    assert!(set_cookie.starts_with("__Host-casegate="));
+    assert!(
+        set_cookie.starts_with(&format!("{}=", cookie_named("__Host-casegate", "42"))),
+        "{set_cookie}"
+    );
     assert!(set_cookie.contains("; Secure"), "{set_cookie}");
     let cookie = set_cookie.split(';').next().unwrap().to_owned();
 

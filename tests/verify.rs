@@ -632,3 +632,62 @@ async fn other_scopes_and_requests_without_a_session_are_unaffected() {
         Some("http://share.test/cases/42")
     );
 }
+
+#[tokio::test]
+async fn a_second_cases_verification_leaves_the_first_cases_session_alone() {
+    let s = setup("", None).await;
+    let mut first = s.guest(RECIPIENT).await;
+    first.verify(RECIPIENT).await;
+    // The same browser opens a verifying link to case 43, mailed to another address.
+    let other = "other@clinic.example";
+    let opened =
+        s.gw.get(&s.link("43", other, None), &[&first.cookie_header()])
+            .await;
+    assert_eq!(opened.status, 303);
+    assert_eq!(
+        opened.header("location"),
+        Some("http://share.test/s/verify")
+    );
+    assert_eq!(
+        opened.headers_named("set-cookie").len(),
+        1,
+        "nothing dropped"
+    );
+    let both = Browser {
+        setup: &s,
+        cookie: format!("{}; {}", first.cookie, cookie_of(&opened).unwrap()),
+    };
+    // Case 42 still opens; case 43 waits for its address.
+    assert_eq!(
+        both.get("/cases/42", &["Accept: text/html"]).await.status,
+        200
+    );
+    let waiting = both.get("/cases/43", &["Accept: text/html"]).await;
+    assert_eq!(waiting.status, 303);
+    assert_eq!(
+        waiting.header("location"),
+        Some("http://share.test/s/verify")
+    );
+    assert_eq!(s.upstream_requests(), 1);
+    // The verification pages are about case 43's share: its address, its code.
+    let landing = both.landing().await.text();
+    assert!(landing.contains("o***@clinic.example"), "{landing}");
+    let code = both.code_by_mail(other).await;
+    let answer = both.enter(&code).await;
+    assert_eq!(answer.status, 303, "{}", answer.text());
+    assert_eq!(
+        answer.header("location"),
+        Some("http://share.test/cases/43")
+    );
+    let after = Browser {
+        setup: &s,
+        cookie: format!("{}; {}", first.cookie, cookie_of(&answer).unwrap()),
+    };
+    for case in ["42", "43"] {
+        let page = after
+            .get(&format!("/cases/{case}"), &["Accept: text/html"])
+            .await;
+        assert_eq!(page.status, 200, "case {case}: {}", page.text());
+    }
+    assert_eq!(s.upstream_requests(), 2);
+}

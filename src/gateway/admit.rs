@@ -10,17 +10,18 @@ use std::sync::Arc;
 use http::{Method, Request};
 
 use super::Gateway;
-use super::authenticate::{Session, authenticate, carries_session_cookie};
+use super::authenticate::Chosen;
 use super::error::{Credential, GatewayError};
 use super::framing::{
     check_host, is_bodiless, refuse_body_on_get, refuse_method_override_query,
     refuse_unknown_transfer_coding,
 };
 use super::origin::comes_from_our_origin;
+use super::session_cookies::{SessionCookies, carries_session_cookie, session_cookie_names};
 use super::session_memo::GuestSession;
+use super::share_context::ShareContext;
 use super::verify_routes::VerifyRoute;
 use crate::access_log::AccessRecord;
-use crate::pages::Lang;
 use crate::policy::{CanonicalTarget, Decision};
 use crate::proxy::upgrade::{UpgradeAsk, upgrade_ask};
 use crate::server::ConnectionInfo;
@@ -49,17 +50,17 @@ pub enum Admission<'t> {
 }
 
 impl Gateway {
-    /// Decides `request`, whose target canonicalised to `target`. `share_lang` receives the
-    /// share's language once a verified cookie names it, so even a refusal after that point
-    /// (revoked, not allowed) is in the share's language; `record` the path and the share.
-    /// A guest's first request in a second records the share's use in the store.
+    /// Decides `request`, whose target canonicalised to `target`. `context` learns the share's
+    /// language once a verified cookie names it, and the cookies a refusal drops; `record` the
+    /// path and the share. A guest's first request in a second records the share's use in the
+    /// store.
     pub fn admit<'t, B>(
         &self,
         request: &Request<B>,
         target: &'t CanonicalTarget<'_>,
         connection: &ConnectionInfo,
         now: i64,
-        share_lang: &mut Option<Lang>,
+        context: &mut ShareContext,
         record: &mut AccessRecord,
     ) -> Result<Admission<'t>, GatewayError> {
         let via_trusted_proxy = self.trusted_proxies.contains(connection.peer.ip());
@@ -91,29 +92,58 @@ impl Gateway {
             return Ok(Admission::Link(rest));
         }
 
-        let session = authenticate(
-            request.headers(),
-            &self.session.cookie_name,
-            &self.keys,
-            &connection.session_memo,
-            now,
-        )?;
-        let session = match session {
-            Session::Guest(session) => session,
-            Session::Absent if self.passthrough => {
-                // Staff applications may use WebSockets; other switches are refused for everyone.
-                let upgrade = match upgrade_ask(request) {
-                    UpgradeAsk::None => false,
-                    UpgradeAsk::WebSocket => true,
-                    UpgradeAsk::Unsupported => return Err(GatewayError::UpgradeRefused),
-                };
-                return Ok(Admission::Passthrough { upgrade });
+        let base = &self.session.cookie_name;
+        let cookies = match SessionCookies::read(request.headers(), base) {
+            Ok(cookies) => cookies,
+            Err(error) => {
+                context.dead_cookies = session_cookie_names(request.headers(), base);
+                return Err(error);
             }
-            Session::Absent => return Err(GatewayError::NoSession),
         };
+        if cookies.is_empty() {
+            if !self.passthrough {
+                return Err(GatewayError::NoSession);
+            }
+            // Staff applications may use WebSockets; other switches are refused for everyone.
+            let upgrade = match upgrade_ask(request) {
+                UpgradeAsk::None => false,
+                UpgradeAsk::WebSocket => true,
+                UpgradeAsk::Unsupported => return Err(GatewayError::UpgradeRefused),
+            };
+            return Ok(Admission::Passthrough { upgrade });
+        }
+        let method = request.method();
+        let memo = &connection.session_memo;
+        let Chosen {
+            cookie_name,
+            session,
+        } = self
+            .choose_session(&cookies, method, target, memo, now)
+            .map_err(|not_chosen| {
+                context.dead_cookies = not_chosen.dead_cookies;
+                not_chosen.error
+            })?;
+        self.admit_guest(request, target, session, now, context, record)
+            .inspect_err(|error| {
+                if error.ends_session() {
+                    context.dead_cookies = vec![cookie_name.to_owned()];
+                }
+            })
+    }
+
+    /// The rest of [`Gateway::admit`] for a guest, once the request's session is chosen.
+    fn admit_guest<'t, B>(
+        &self,
+        request: &Request<B>,
+        target: &'t CanonicalTarget<'_>,
+        session: Arc<GuestSession>,
+        now: i64,
+        context: &mut ShareContext,
+        record: &mut AccessRecord,
+    ) -> Result<Admission<'t>, GatewayError> {
         let guest = &session.guest;
         record.set_share(&guest.share_id, &guest.case, &guest.scope);
-        *share_lang = guest.lang.as_deref().and_then(Lang::from_tag);
+        context.learn_lang(guest.lang.as_deref());
         // Checked on every request, so a revoke takes effect on the guest's next one.
         self.refuse_revoked(
             Credential::Cookie,
@@ -200,7 +230,7 @@ impl Gateway {
 
     /// Asks the policy whether the guest's scope allows this request; answers whether the scope
     /// pins the share's language.
-    fn authorise(
+    pub(super) fn authorise(
         &self,
         guest: &Guest,
         method: &Method,

@@ -1,42 +1,124 @@
-//! Finding the guest cookie among the request's cookies and turning it into a `Guest`.
+//! Turning the guest cookies a request carries into the one `GuestSession` it acts as.
+//! Which cookies are ours, and their names, is `session_cookies.rs`.
 
+use std::cmp::Reverse;
 use std::sync::Arc;
 
-use http::HeaderMap;
-use http::header;
+use http::Method;
 
+use super::Gateway;
 use super::error::GatewayError;
+use super::session_cookies::{SessionCookie, SessionCookies};
 use super::session_memo::{GuestSession, SessionMemo};
+use crate::policy::CanonicalTarget;
 use crate::proxy::request::ShareIdentity;
 use crate::share::{CookieError, Guest, KeyRing, cookie};
 
-/// The result of looking for a share session on a request.
-pub enum Session {
-    /// No cookie of our name: not a guest (passthrough or refusal decides what happens next).
-    Absent,
-    Guest(Arc<GuestSession>),
+/// A session the request path chose, and the cookie it came from (which a refusal that ends the
+/// session clears).
+pub struct Chosen<'h> {
+    pub cookie_name: &'h str,
+    pub session: Arc<GuestSession>,
 }
 
-/// The request path's guest: our one cookie (see [`the_cookie`]), opened together with the
-/// share's header values, unless the connection's `memo` holds it from an earlier request (see
-/// `session_memo.rs`).
-pub fn authenticate(
-    headers: &HeaderMap,
-    cookie_name: &str,
+/// Why no session could be chosen, and which of our cookies can never work again.
+pub struct NotChosen {
+    pub error: GatewayError,
+    pub dead_cookies: Vec<String>,
+}
+
+impl Gateway {
+    /// The session a guest's request acts as. With one cookie (nearly every request), that one.
+    /// With several (a browser given links to more than one case), the session whose scope
+    /// allows this request, else (nothing allows it) the newest share's, so its refusal is the
+    /// one the guest sees; with rules that name no case, the newest share allowed wins. Cookies
+    /// that do not open are passed over while another does.
+    pub(super) fn choose_session<'h>(
+        &self,
+        cookies: &SessionCookies<'h>,
+        method: &Method,
+        target: &CanonicalTarget<'_>,
+        memo: &SessionMemo,
+        now: i64,
+    ) -> Result<Chosen<'h>, NotChosen> {
+        let every_cookie = |error| NotChosen {
+            error,
+            dead_cookies: cookies.all().iter().map(|c| c.name.to_owned()).collect(),
+        };
+        if let [only] = cookies.all() {
+            return open_session(only, &self.keys, memo, now, true)
+                .map(|session| Chosen {
+                    cookie_name: only.name,
+                    session,
+                })
+                .map_err(every_cookie);
+        }
+        let mut live = Vec::with_capacity(cookies.all().len());
+        let mut first_error = None;
+        for cookie in cookies.all() {
+            match open_session(cookie, &self.keys, memo, now, false) {
+                Ok(session) => live.push(Chosen {
+                    cookie_name: cookie.name,
+                    session,
+                }),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        if live.is_empty() {
+            return Err(every_cookie(first_error.unwrap_or(GatewayError::NoSession)));
+        }
+        // Each case has one name, so two live sessions of one case mean a cookie this browser's
+        // links did not set (or one of the old name): refused, as two of one name are.
+        let cases_repeat = live.iter().enumerate().any(|(at, chosen)| {
+            live[at + 1..]
+                .iter()
+                .any(|other| other.session.guest.case == chosen.session.guest.case)
+        });
+        if cases_repeat {
+            return Err(every_cookie(GatewayError::DuplicateSession));
+        }
+        live.sort_by_key(|chosen| Reverse(chosen.session.guest.issued_at));
+        let at = live
+            .iter()
+            .position(|chosen| {
+                self.authorise(&chosen.session.guest, method, target)
+                    .is_ok()
+            })
+            .unwrap_or(0);
+        let chosen = live.swap_remove(at);
+        if let Some(cookie) = cookies.all().iter().find(|c| c.name == chosen.cookie_name)
+            && let Ok(value) = std::str::from_utf8(cookie.value)
+        {
+            memo.remember(&self.keys, value, &chosen.session);
+        }
+        Ok(chosen)
+    }
+}
+
+/// One cookie's session: from the connection's `memo` when it holds these very bytes (see
+/// `session_memo.rs`), else opened, with the share's header values, and remembered if
+/// `remember`.
+fn open_session(
+    cookie: &SessionCookie<'_>,
     keys: &Arc<KeyRing>,
     memo: &SessionMemo,
     now: i64,
-) -> Result<Session, GatewayError> {
-    let Some(value) = the_cookie(headers, cookie_name)? else {
-        return Ok(Session::Absent);
-    };
+    remember: bool,
+) -> Result<Arc<GuestSession>, GatewayError> {
+    // The cookie format is ASCII, so a value that is not text is malformed.
+    let value = std::str::from_utf8(cookie.value)
+        .map_err(|_| GatewayError::Session(CookieError::Malformed))?;
     let session = match memo.recall(keys, value) {
         Some(session) => session,
         None => {
             let guest = cookie::open(keys, value, now).map_err(GatewayError::Session)?;
             let identity = ShareIdentity::of(&guest).map_err(GatewayError::Rewrite)?;
             let session = Arc::new(GuestSession::new(guest, identity));
-            memo.remember(keys, value, &session);
+            if remember {
+                memo.remember(keys, value, &session);
+            }
             session
         }
     };
@@ -44,112 +126,31 @@ pub fn authenticate(
     if session.guest.expires_at <= now {
         return Err(GatewayError::Session(CookieError::Expired));
     }
-    Ok(Session::Guest(session))
+    Ok(session)
 }
 
-/// Our one cookie, opened, for the link exchange and the verification routes: they read a
-/// guest's cookie but forward nothing, so neither the memo nor the header values are needed.
-pub fn open_guest_cookie(
-    headers: &HeaderMap,
-    cookie_name: &str,
+/// Every one of our cookies that opens, for the link exchange and the verification routes: they
+/// read a guest's cookies but forward nothing, so neither the memo nor the header values are
+/// needed.
+pub fn open_guest_cookies<'h>(
+    cookies: &SessionCookies<'h>,
     keys: &KeyRing,
     now: i64,
-) -> Result<Option<Guest>, GatewayError> {
-    the_cookie(headers, cookie_name)?
-        .map(|value| cookie::open(keys, value, now).map_err(GatewayError::Session))
-        .transpose()
-}
-
-/// Our cookie's value from every `Cookie` header. Exactly one is accepted: two cookies of our
-/// name (one may have been planted by a sibling domain) are refused rather than guessed between.
-fn the_cookie<'h>(
-    headers: &'h HeaderMap,
-    cookie_name: &'h str,
-) -> Result<Option<&'h str>, GatewayError> {
-    let mut found = None;
-    for value in cookies_named(headers, cookie_name) {
-        if found.is_some() {
-            return Err(GatewayError::DuplicateSession);
-        }
-        found = Some(value);
-    }
-    // Only our value has to be text; the cookie format is ASCII, so anything else is malformed.
-    found
-        .map(|value| {
-            std::str::from_utf8(value).map_err(|_| GatewayError::Session(CookieError::Malformed))
-        })
-        .transpose()
-}
-
-/// Whether the request carries any cookie of our name, valid or not, without opening it.
-pub fn carries_session_cookie(headers: &HeaderMap, cookie_name: &str) -> bool {
-    cookies_named(headers, cookie_name).next().is_some()
-}
-
-/// The values of every cookie called `cookie_name`, across all `Cookie` headers. Read as bytes:
-/// the header holds every cookie of the app's domain, and checking all of it is text only to find
-/// ours was a thousand instructions per request.
-fn cookies_named<'h>(
-    headers: &'h HeaderMap,
-    cookie_name: &'h str,
-) -> impl Iterator<Item = &'h [u8]> + 'h {
-    headers
-        .get_all(header::COOKIE)
+) -> Vec<(&'h str, Guest)> {
+    cookies
+        .all()
         .iter()
-        .flat_map(|header_value| header_value.as_bytes().split(|&byte| byte == b';'))
-        .filter_map(|pair| {
-            let pair = pair.trim_ascii();
-            let equals = pair.iter().position(|&byte| byte == b'=')?;
-            Some((&pair[..equals], &pair[equals + 1..]))
-        })
-        .filter(move |(name, _)| name.trim_ascii() == cookie_name.as_bytes())
-        .map(|(_, value)| value.trim_ascii())
+        .filter_map(|cookie| Some((cookie.name, open_guest(cookie, keys, now).ok()?)))
+        .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use http::HeaderValue;
-
-    fn with_cookies(lines: &[&[u8]]) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        for line in lines {
-            headers.append(header::COOKIE, HeaderValue::from_bytes(line).unwrap());
-        }
-        headers
-    }
-
-    #[test]
-    fn ours_is_found_among_the_apps_cookies_in_any_line() {
-        let headers = with_cookies(&[b"theme=dark; lang=sv", b" cg_guest = v2.k.p.t ;x=1"]);
-        assert_eq!(the_cookie(&headers, "cg_guest").unwrap(), Some("v2.k.p.t"));
-        assert!(carries_session_cookie(&headers, "cg_guest"));
-    }
-
-    #[test]
-    fn a_cookie_whose_name_only_contains_ours_is_not_ours() {
-        let headers = with_cookies(&[b"xcg_guest=a; cg_guestx=b; cg_guest"]);
-        assert_eq!(the_cookie(&headers, "cg_guest").unwrap(), None);
-        assert!(!carries_session_cookie(&headers, "cg_guest"));
-    }
-
-    #[test]
-    fn two_of_ours_are_refused_even_on_separate_lines() {
-        let headers = with_cookies(&[b"cg_guest=a", b"other=1; cg_guest=b"]);
-        assert!(matches!(
-            the_cookie(&headers, "cg_guest"),
-            Err(GatewayError::DuplicateSession)
-        ));
-    }
-
-    #[test]
-    fn another_cookies_bytes_do_not_hide_ours_and_ours_must_be_text() {
-        let headers = with_cookies(&[b"app=caf\xc3\xa9\xff; cg_guest=v2.k.p.t"]);
-        assert_eq!(the_cookie(&headers, "cg_guest").unwrap(), Some("v2.k.p.t"));
-        let headers = with_cookies(&[b"cg_guest=v2.\xff"]);
-        assert!(matches!(
-            the_cookie(&headers, "cg_guest"),
-            Err(GatewayError::Session(CookieError::Malformed))
-        ));
-    }
+/// One of our cookies opened, without the memo or the header values.
+pub fn open_guest(
+    cookie: &SessionCookie<'_>,
+    keys: &KeyRing,
+    now: i64,
+) -> Result<Guest, GatewayError> {
+    let value = std::str::from_utf8(cookie.value)
+        .map_err(|_| GatewayError::Session(CookieError::Malformed))?;
+    cookie::open(keys, value, now).map_err(GatewayError::Session)
 }

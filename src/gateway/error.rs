@@ -65,7 +65,8 @@ pub enum GatewayError {
         case: String,
         revocation: Revocation,
     },
-    /// More than one cookie of our name.
+    /// Our cookies of one name twice, live sessions of one case under two names, or more of ours
+    /// than a browser keeps (`session_cookies.rs`).
     DuplicateSession,
     /// The policy does not allow this request for this share.
     NotAllowed,
@@ -259,7 +260,9 @@ impl fmt::Display for GatewayError {
                     ),
                 }
             }
-            GatewayError::DuplicateSession => f.write_str("more than one guest cookie"),
+            GatewayError::DuplicateSession => {
+                f.write_str("guest cookies of one name or one case twice, or too many")
+            }
             GatewayError::NotAllowed => {
                 f.write_str("no rule of the share's scope allows this request")
             }

@@ -5,10 +5,11 @@ use http::header::{self, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 
 use super::Gateway;
-use super::authenticate::open_guest_cookie;
+use super::authenticate::open_guest;
 use super::error::{Credential, GatewayError};
+use super::session_cookies::{KEPT_SESSIONS, SessionCookies, session_cookie_names};
+use super::share_context::ShareContext;
 use crate::access_log::AccessRecord;
-use crate::pages::Lang;
 use crate::proxy::{Body, empty_body};
 use crate::share::token::{self, LinkError, LinkRules};
 use crate::share::{Guest, cookie};
@@ -16,13 +17,15 @@ use crate::state::SeenShare;
 
 impl Gateway {
     /// Verifies the link token and answers with the guest cookie and a 303 to the landing page.
-    /// `share_lang` gets the link's language as soon as the link verifies.
+    /// `context` gets the link's language as soon as the link verifies. The guest's sessions of
+    /// other cases stay; the answer drops the browser's cookies that cannot work (see
+    /// [`cookies_to_drop`]).
     pub(super) fn exchange_link(
         &self,
         token_text: &str,
         headers: &HeaderMap,
         now: i64,
-        share_lang: &mut Option<Lang>,
+        context: &mut ShareContext,
         record: &mut AccessRecord,
     ) -> Result<Response<Body>, GatewayError> {
         let scope_exists = |scope: &str| self.policy.scope_exists(scope);
@@ -39,14 +42,12 @@ impl Gateway {
                 // A genuine link refused for its time (expired, not yet valid) still names the
                 // share's language; only such links are worth the second look.
                 if matches!(error, LinkError::Expired | LinkError::NotYetValid) {
-                    *share_lang = token::authentic_lang(&self.keys, token_text)
-                        .as_deref()
-                        .and_then(Lang::from_tag);
+                    context.learn_lang(token::authentic_lang(&self.keys, token_text).as_deref());
                 }
                 return Err(GatewayError::Link(error));
             }
         };
-        *share_lang = claims.lang.as_deref().and_then(Lang::from_tag);
+        context.learn_lang(claims.lang.as_deref());
         // The cookie never outlives the link, nor the configured session length.
         let cookie_expires_at = claims
             .expires_at
@@ -80,6 +81,8 @@ impl Gateway {
         );
         let mut guest = Guest::from_link(claims);
         guest.expires_at = cookie_expires_at;
+        let cookie_name = self.session.cookie_for_case(&guest.case);
+        let present = self.present_sessions(headers, now);
         if self.verify_scopes.contains(&guest.scope) {
             if guest.email.is_none() {
                 return Err(GatewayError::EmailMissing {
@@ -88,11 +91,10 @@ impl Gateway {
             }
             // Opening the link again (from the mail, say) keeps a verification this browser
             // already made for this very share.
-            guest.email_verified = matches!(
-                open_guest_cookie(headers, &self.session.cookie_name, &self.keys, now),
-                Ok(Some(current))
-                    if current.email_verified && current.share_id == guest.share_id
-            );
+            guest.email_verified = present.iter().flatten().any(|(_, current)| {
+                matches!(current, Ok(current)
+                    if current.email_verified && current.share_id == guest.share_id)
+            });
             if guest.email_verified {
                 guest.email = None;
             }
@@ -103,14 +105,18 @@ impl Gateway {
         let sealed = cookie::seal(&self.keys, &guest).map_err(GatewayError::Seal)?;
         let set_cookie = self
             .session
-            .set_cookie_header(&sealed, guest.expires_at - now);
+            .set_session_header(&guest, &sealed, guest.expires_at - now);
+        let dropped = match present {
+            Some(present) => cookies_to_drop(&present, &cookie_name, &guest.case),
+            None => session_cookie_names(headers, &self.session.cookie_name),
+        };
         let path = if self.needs_verification(&guest) {
             format!("{}verify", self.links.prefix)
         } else {
             self.links.landing_for(&guest)
         };
         let location = format!("{}{path}", self.public.as_url_prefix());
-        let response = Response::builder()
+        let mut response = Response::builder()
             .status(StatusCode::SEE_OTHER)
             .header(header::LOCATION, location)
             .header(header::SET_COOKIE, set_cookie)
@@ -121,7 +127,49 @@ impl Gateway {
             )
             .body(empty_body())
             .map_err(GatewayError::Internal)?;
+        for name in dropped.iter().filter(|name| **name != cookie_name) {
+            let clear = self.session.clear_cookie_header(name);
+            if let Ok(clear) = HeaderValue::try_from(clear) {
+                response.headers_mut().append(header::SET_COOKIE, clear);
+            }
+        }
         self.metrics.record_link_exchange();
         Ok(response)
     }
+}
+
+/// A session cookie the browser sent, and what opening it gave.
+type Present = (String, Result<Guest, GatewayError>);
+
+impl Gateway {
+    /// Our cookies in the request, each opened; `None` when they cannot be read (two of one
+    /// name, too many), and all of them are then dropped.
+    fn present_sessions(&self, headers: &HeaderMap, now: i64) -> Option<Vec<Present>> {
+        let cookies = SessionCookies::read(headers, &self.session.cookie_name).ok()?;
+        Some(
+            cookies
+                .all()
+                .iter()
+                .map(|cookie| (cookie.name.to_owned(), open_guest(cookie, &self.keys, now)))
+                .collect(),
+        )
+    }
+}
+
+/// The cookies a link exchange for `case` drops besides setting `new_name`: those that do not
+/// open (expired, another key, damaged), another of the same case (the old name), and, past
+/// [`KEPT_SESSIONS`] with the new one, those that expire first.
+fn cookies_to_drop(present: &[Present], new_name: &str, case: &str) -> Vec<String> {
+    let mut dropped = Vec::new();
+    let mut kept: Vec<(&str, i64)> = Vec::new();
+    for (name, opened) in present.iter().filter(|(name, _)| name != new_name) {
+        match opened {
+            Ok(guest) if guest.case != case => kept.push((name, guest.expires_at)),
+            _ => dropped.push(name.clone()),
+        }
+    }
+    kept.sort_by_key(|(_, expires_at)| *expires_at);
+    let over = kept.len().saturating_sub(KEPT_SESSIONS - 1);
+    dropped.extend(kept[..over].iter().map(|(name, _)| (*name).to_owned()));
+    dropped
 }

@@ -16,8 +16,10 @@ mod framing;
 mod link_exchange;
 mod mint;
 mod origin;
+mod session_cookies;
 mod session_memo;
 mod settings;
+mod share_context;
 mod verify_routes;
 
 use std::collections::HashSet;
@@ -33,8 +35,10 @@ pub use admit::Admission;
 pub use build::BuildError;
 pub use error::GatewayError;
 pub use mint::{LinkMinter, MintError, MintedLink, ShareRequest};
+pub use session_cookies::session_cookie_name;
 pub use session_memo::{GuestSession, SessionMemo};
 pub use settings::{LinkSettings, SessionSettings};
+pub use share_context::ShareContext;
 pub use verify_routes::VerifyRoute;
 
 use self::forward::Route;
@@ -157,10 +161,9 @@ impl Gateway {
         let accept_language = request.headers().get(header::ACCEPT_LANGUAGE).cloned();
         let method = request.method().clone();
         let started = std::time::Instant::now();
-        // Set as soon as a link or cookie names the share, whose language then beats the browser's.
-        let mut share_lang = None;
+        let mut context = ShareContext::default();
         match self
-            .handle_inner(request, connection, &mut share_lang, record)
+            .handle_inner(request, connection, &mut context, record)
             .await
         {
             Ok(response) => {
@@ -184,14 +187,18 @@ impl Gateway {
                 } else {
                     info!(peer = %connection.peer, client = %connection.client.ip, %method, code = page.code(), %error, "request refused");
                 }
-                let lang =
-                    share_lang.unwrap_or_else(|| Lang::choose(None, accept_language.as_ref()));
+                let lang = context
+                    .lang
+                    .unwrap_or_else(|| Lang::choose(None, accept_language.as_ref()));
                 let mut response = pages::render(&self.templates, page, lang, wants_json)
                     .map(|body| body.map_err(|never| match never {}).boxed());
                 if error.ends_session() {
                     // A revoked cookie is dropped by the browser, so it is not sent again.
-                    if let Ok(clear) = HeaderValue::try_from(self.session.clear_cookie_header()) {
-                        response.headers_mut().append(header::SET_COOKIE, clear);
+                    for name in &context.dead_cookies {
+                        let clear = self.session.clear_cookie_header(name);
+                        if let Ok(clear) = HeaderValue::try_from(clear) {
+                            response.headers_mut().append(header::SET_COOKIE, clear);
+                        }
                     }
                 }
                 // An upstream that failed leaves no measured wait: only the total is observed.
@@ -207,13 +214,14 @@ impl Gateway {
         }
     }
 
-    /// `share_lang` receives the share's language once a verified link or cookie names it, so
-    /// even a refusal after that point (revoked, not allowed) is in the share's language.
+    /// `context` learns the share's language once a verified link or cookie names it, so even a
+    /// refusal after that point (revoked, not allowed) is in the share's language, and which of
+    /// our cookies a refusal drops.
     async fn handle_inner(
         &self,
         request: Request<RequestBody>,
         connection: &ConnectionInfo,
-        share_lang: &mut Option<Lang>,
+        context: &mut ShareContext,
         record: &mut AccessRecord,
     ) -> Result<Response<Body>, GatewayError> {
         let now = unix_now();
@@ -239,12 +247,12 @@ impl Gateway {
                 GatewayError::BadTarget(error)
             }
         })?;
-        match self.admit(&request, &target, connection, now, share_lang, record)? {
+        match self.admit(&request, &target, connection, now, context, record)? {
             Admission::Link(token) => {
-                self.exchange_link(token, request.headers(), now, share_lang, record)
+                self.exchange_link(token, request.headers(), now, context, record)
             }
             Admission::Verify(route) => {
-                self.verify_route(route, request, connection, now, share_lang, record)
+                self.verify_route(route, request, connection, now, context, record)
                     .await
             }
             Admission::VerifyFirst(session) => self.verification_required(&request, &session.guest),

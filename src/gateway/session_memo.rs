@@ -2,7 +2,7 @@
 //! with every request of a page, on the same connection; remembering the opened session spares
 //! each of those requests the base64, the MAC and the share's header values.
 //!
-//! What the memo does not change: the cookie must still be the one our name finds (exactly one),
+//! What the memo does not change: the cookie must still be one our names find (`session_cookies.rs`),
 //! its expiry is compared with the clock on every request, and revocation, verification and the
 //! policy are checked after authentication as before. Only the work of opening the same bytes
 //! again under the same keys is skipped, and "the same" is decided by comparing the whole value in

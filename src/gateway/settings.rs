@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use super::session_cookies::session_cookie_name;
 use crate::config::{Links, Scope};
 use crate::share::{CaseGrammar, Guest};
 
@@ -48,9 +49,11 @@ impl LinkSettings {
     }
 }
 
-/// How the guest cookie is named and how long it lives.
+/// How the guest cookies are named and how long they live.
 #[derive(Debug)]
 pub struct SessionSettings {
+    /// `[session] cookie`: each case's session is a cookie of this name and a tag
+    /// (`session_cookies.rs`).
     pub cookie_name: String,
     pub ttl_secs: i64,
     /// Set when the public origin is https: the browser then never sends the cookie in clear.
@@ -58,23 +61,33 @@ pub struct SessionSettings {
 }
 
 impl SessionSettings {
-    /// The `Set-Cookie` value for a sealed guest cookie living `max_age_secs`.
-    pub fn set_cookie_header(&self, sealed: &str, max_age_secs: i64) -> String {
+    /// The name of the cookie that holds the session for `case`.
+    pub fn cookie_for_case(&self, case: &str) -> String {
+        session_cookie_name(&self.cookie_name, case)
+    }
+
+    /// The `Set-Cookie` value for the sealed session of `guest`, living `max_age_secs`.
+    pub fn set_session_header(&self, guest: &Guest, sealed: &str, max_age_secs: i64) -> String {
+        self.set_cookie_header(&self.cookie_for_case(&guest.case), sealed, max_age_secs)
+    }
+
+    /// The `Set-Cookie` value for cookie `name` holding `sealed`, living `max_age_secs`.
+    fn set_cookie_header(&self, name: &str, sealed: &str, max_age_secs: i64) -> String {
         let secure = if self.secure { "; Secure" } else { "" };
         format!(
             "{}={}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{}",
-            self.cookie_name,
+            name,
             sealed,
             max_age_secs.max(0),
             secure
         )
     }
 
-    /// The `Set-Cookie` value that makes the browser drop our cookie: the same name and
+    /// The `Set-Cookie` value that makes the browser drop our cookie `name`: the same name and
     /// attributes (a browser only replaces a cookie whose name, path and domain match), empty and
     /// already expired.
-    pub fn clear_cookie_header(&self) -> String {
-        self.set_cookie_header("", 0)
+    pub fn clear_cookie_header(&self, name: &str) -> String {
+        self.set_cookie_header(name, "", 0)
     }
 }
 
@@ -95,15 +108,15 @@ mod tests {
                 ttl_secs: 3600,
                 secure,
             };
+            let name = session.cookie_for_case("42");
+            assert!(name.starts_with("__Host-casegate."), "{name}");
             assert_eq!(
-                session.set_cookie_header("v2.k1.x.y", 60),
-                format!(
-                    "__Host-casegate=v2.k1.x.y; Path=/; Max-Age=60; HttpOnly; SameSite=Lax{suffix}"
-                )
+                session.set_cookie_header(&name, "v2.k1.x.y", 60),
+                format!("{name}=v2.k1.x.y; Path=/; Max-Age=60; HttpOnly; SameSite=Lax{suffix}")
             );
             assert_eq!(
-                session.clear_cookie_header(),
-                format!("__Host-casegate=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{suffix}")
+                session.clear_cookie_header(&name),
+                format!("{name}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{suffix}")
             );
         }
     }

@@ -8,16 +8,20 @@
 //! when the browser says they come from another origin. Every refusal and limit is decided before
 //! anything is compared or mailed; no code, token or cookie is ever logged.
 
+use std::cmp::Reverse;
+
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use tracing::{info, warn};
 
 use super::Gateway;
-use super::authenticate::open_guest_cookie;
+use super::authenticate::{open_guest, open_guest_cookies};
 use super::error::{Credential, FormRefusal, GatewayError};
 use super::form::Form;
 use super::origin::comes_from_our_origin;
+use super::session_cookies::{SessionCookies, session_cookie_names};
+use super::share_context::ShareContext;
 use crate::access_log::{AccessRecord, RequestBody};
 use crate::mail::OutgoingMail;
 use crate::pages::{Lang, Vars};
@@ -101,7 +105,7 @@ impl Gateway {
         request: Request<RequestBody>,
         connection: &ConnectionInfo,
         now: i64,
-        share_lang: &mut Option<Lang>,
+        context: &mut ShareContext,
         record: &mut AccessRecord,
     ) -> Result<Response<Body>, GatewayError> {
         let method = request.method().clone();
@@ -113,12 +117,13 @@ impl Gateway {
                 return Err(GatewayError::LinkMethod);
             }
         }
-        let guest = self.guest_of(request.headers(), now)?;
+        let guest = self.guest_of(request.headers(), now, context)?;
         record.set_share(&guest.share_id, &guest.case, &guest.scope);
-        *share_lang = guest.lang.as_deref().and_then(Lang::from_tag);
+        context.learn_lang(guest.lang.as_deref());
+        let landing = self.links.landing_for(&guest);
         let Some(unverified) = self.unverified(guest, request.headers()) else {
             // Verified already, or nothing to verify: the case is where they belong.
-            return self.redirect_to_case(request.headers(), now);
+            return self.redirect(&landing, None);
         };
         let client = ClientKey::of(connection.client.ip);
         match route {
@@ -139,16 +144,42 @@ impl Gateway {
         }
     }
 
-    /// The guest cookie, opened and checked against revocations like on any guest request.
-    fn guest_of(&self, headers: &HeaderMap, now: i64) -> Result<Guest, GatewayError> {
-        let guest = open_guest_cookie(headers, &self.session.cookie_name, &self.keys, now)?
-            .ok_or(GatewayError::NoSession)?;
+    /// The session these pages are about: the only one, or, in a browser with sessions of
+    /// several cases, the newest share still waiting for its address to be proven (else the
+    /// newest). Checked against revocations like on any guest request.
+    fn guest_of(
+        &self,
+        headers: &HeaderMap,
+        now: i64,
+        context: &mut ShareContext,
+    ) -> Result<Guest, GatewayError> {
+        let base = &self.session.cookie_name;
+        let cookies = SessionCookies::read(headers, base).inspect_err(|_| {
+            context.dead_cookies = session_cookie_names(headers, base);
+        })?;
+        let (name, guest) = match cookies.all() {
+            [] => return Err(GatewayError::NoSession),
+            [only] => {
+                let guest = open_guest(only, &self.keys, now).inspect_err(|_| {
+                    context.dead_cookies = vec![only.name.to_owned()];
+                })?;
+                (only.name, guest)
+            }
+            _ => {
+                let mut opened = open_guest_cookies(&cookies, &self.keys, now);
+                opened.sort_by_key(|(_, guest)| {
+                    (!self.needs_verification(guest), Reverse(guest.issued_at))
+                });
+                opened.into_iter().next().ok_or(GatewayError::NoSession)?
+            }
+        };
         self.refuse_revoked(
             Credential::Cookie,
             &guest.share_id,
             &guest.case,
             guest.issued_at,
-        )?;
+        )
+        .inspect_err(|_| context.dead_cookies = vec![name.to_owned()])?;
         Ok(guest)
     }
 
@@ -335,9 +366,9 @@ impl Gateway {
         // stays as small as any other guest cookie.
         verified.email = None;
         let sealed = cookie::seal(&self.keys, &verified).map_err(GatewayError::Seal)?;
-        let set_cookie = self
-            .session
-            .set_cookie_header(&sealed, verified.expires_at - now);
+        let set_cookie =
+            self.session
+                .set_session_header(&verified, &sealed, verified.expires_at - now);
         self.metrics.record_code_verified();
         info!(share = %guest.share_id, case = %guest.case, "guest verified their email");
         self.redirect(&self.links.landing_for(&verified), Some(set_cookie))
@@ -453,15 +484,6 @@ impl Gateway {
             VerifyRoute::Check => "verify/code",
         };
         format!("{}{rest}", self.links.prefix)
-    }
-
-    fn redirect_to_case(
-        &self,
-        headers: &HeaderMap,
-        now: i64,
-    ) -> Result<Response<Body>, GatewayError> {
-        let guest = self.guest_of(headers, now)?;
-        self.redirect(&self.links.landing_for(&guest), None)
     }
 
     /// A 303 to one of our own paths, on the public origin.

@@ -28,6 +28,24 @@ use self::upstream::TestUpstream;
 pub const TEST_KEY: &str = "Y2FzZWdhdGUtaW50ZWdyYXRpb24tdGVzdC1rZXktMzJi";
 pub const COOKIE: &str = "casegate";
 
+/// The name of the guest cookie that holds a session of `case`: `{base}.` and the first eight hex
+/// digits of SHA-256(case). Spelled out here, not borrowed from the gateway, so a change of the
+/// names browsers hold shows up as a failing test.
+pub fn cookie_named(base: &str, case: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(case.as_bytes());
+    let tag: String = digest[..4]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!("{base}.{tag}")
+}
+
+/// [`cookie_named`] for the test gateways' cookie.
+pub fn cookie_for(case: &str) -> String {
+    cookie_named(COOKIE, case)
+}
+
 /// The config every test gateway starts from; `extra` is appended (more scopes, limits...).
 pub fn config_text(upstream_url: &str, server_extra: &str, extra: &str) -> String {
     format!(
