@@ -184,13 +184,17 @@ async fn ctrl_c_stops_an_idle_gateway_at_once_with_status_0() {
 async fn server_workers_sets_the_serving_threads_and_the_default_is_one_per_core() {
     let upstream = TestUpstream::start().await;
     let mut three = start(&upstream, "workers = 3").await;
+    // Logged once the worker threads are spawned, which may come after "casegate listening".
     three
-        .wait_for_log("workers serving workers=3", Duration::ZERO)
+        .wait_for_log("workers serving workers=3", Duration::from_secs(5))
         .await;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut default = start(&upstream, "").await;
     default
-        .wait_for_log(&format!("workers serving workers={cores}"), Duration::ZERO)
+        .wait_for_log(
+            &format!("workers serving workers={cores}"),
+            Duration::from_secs(5),
+        )
         .await;
 }
 
