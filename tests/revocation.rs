@@ -283,25 +283,32 @@ async fn with_sharing_switched_off_links_and_cookies_get_the_sharing_disabled_pa
     let gw = TestGateway::start_from_text(upstream, &text).await;
     let now = unix_now();
     let ring = KeyRing::new("k1", vec![("k1".to_owned(), decode_key(TEST_KEY).unwrap())]).unwrap();
-    let genuine_cookie = cookie::seal(
-        &ring,
-        &Guest {
-            share_id: "sealed-by-this-gateways-key".to_owned(),
-            case: "42".to_owned(),
-            scope: "view".to_owned(),
-            lang: None,
-            email: None,
-            expires_at: now + 600,
-            issued_at: now,
-            email_verified: false,
-        },
-    )
-    .unwrap();
+    let guest_42 = Guest {
+        share_id: "sealed-by-this-gateways-key".to_owned(),
+        case: "42".to_owned(),
+        scope: "view".to_owned(),
+        lang: None,
+        email: None,
+        expires_at: now + 600,
+        issued_at: now,
+        email_verified: false,
+    };
+    let genuine_cookie = cookie::seal(&ring, &guest_42).unwrap();
     let link = gw.link_path("42", "view");
+    let swedish = Guest {
+        share_id: "a-swedish-share".to_owned(),
+        case: "43".to_owned(),
+        lang: Some("sv-SE".to_owned()),
+        ..guest_42.clone()
+    };
+    let swedish_cookie = format!(
+        "Cookie: {}={}",
+        cookie_for("43"),
+        cookie::seal(&ring, &swedish).unwrap()
+    );
     let cookie = format!("Cookie: {COOKIE}={genuine_cookie}");
     let garbage = format!("Cookie: {COOKIE}=not-even-a-cookie");
-    let cases: [(&str, &str, &[&str]); 5] = [
-        ("a valid link", &link, &[]),
+    let cases: [(&str, &str, &[&str]); 4] = [
         ("a garbage link", "/s/garbage", &[]),
         ("a genuine cookie", "/cases/42", &[&cookie]),
         ("a garbage cookie", "/cases/42", &[&garbage]),
@@ -330,6 +337,23 @@ async fn with_sharing_switched_off_links_and_cookies_get_the_sharing_disabled_pa
             );
         }
         assert!(response.header("set-cookie").is_none(), "{what}");
+    }
+    // A genuine link or cookie of a Swedish share: the page is in Swedish.
+    for (what, target, headers) in [
+        ("a valid link", link.as_str(), &[][..]),
+        (
+            "a cookie of a session",
+            "/cases/43",
+            &[swedish_cookie.as_str()][..],
+        ),
+    ] {
+        let response = gw.get(target, headers).await;
+        assert_page(&response, 403, "sharing_disabled", what);
+        assert!(
+            response.text().contains("Delning är avstängd"),
+            "{what}: {}",
+            response.text()
+        );
     }
     // Without a link or cookie nothing changes: no session, as before.
     assert_page(

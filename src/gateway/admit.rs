@@ -10,7 +10,7 @@ use std::sync::Arc;
 use http::{Method, Request};
 
 use super::Gateway;
-use super::authenticate::Chosen;
+use super::authenticate::{Chosen, open_guest};
 use super::error::{Credential, GatewayError};
 use super::framing::{
     check_host, is_bodiless, refuse_body_on_get, refuse_method_override_query,
@@ -26,6 +26,7 @@ use crate::policy::{CanonicalTarget, Decision};
 use crate::proxy::upgrade::{UpgradeAsk, upgrade_ask};
 use crate::server::ConnectionInfo;
 use crate::share::Guest;
+use crate::share::token;
 
 /// What the request path does with a request it did not refuse.
 #[derive(Debug)]
@@ -74,11 +75,13 @@ impl Gateway {
             Some(_) => self.links.prefix.as_str(),
             None => target.path(),
         });
-        // Decided before any credential is verified: with sharing off, none is worth the work.
+        // Decided before any credential is judged: with sharing off, none is worth the work
+        // beyond finding the share's language, so the recipient is told in it.
         if !self.sharing_enabled
             && (link_token.is_some()
                 || carries_session_cookie(request.headers(), &self.session.cookie_name))
         {
+            context.learn_lang(self.credential_lang(request, link_token, now).as_deref());
             return Err(GatewayError::SharingDisabled);
         }
 
@@ -172,6 +175,22 @@ impl Gateway {
             pin_language,
             upgrade,
         })
+    }
+
+    /// The language of the share a request's link or first session cookie names, if it is
+    /// genuine (its MAC checks out); nothing else about the credential is judged.
+    fn credential_lang<B>(
+        &self,
+        request: &Request<B>,
+        link_token: Option<&str>,
+        now: i64,
+    ) -> Option<String> {
+        if let Some(token) = link_token {
+            return token::authentic_lang(&self.keys, token);
+        }
+        let cookies = SessionCookies::read(request.headers(), &self.session.cookie_name).ok()?;
+        let first = cookies.all().first()?;
+        open_guest(first, &self.keys, now).ok()?.lang
     }
 
     /// Refuses a link or cookie whose share, or whole case, was revoked: one in-memory lookup, and
