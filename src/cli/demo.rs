@@ -5,6 +5,7 @@
 //! client whose token is generated for the run and printed, so `casegate share` can be tried.
 
 use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -172,13 +173,18 @@ async fn demo_with_state(
     stopped.exit_code()
 }
 
-/// A new, empty directory under the system temp dir; `create_dir` fails rather than reuse one.
+/// A new, empty directory under the system temp dir, mode 0700; creating fails rather than reuse
+/// one.
 fn fresh_state_dir() -> std::io::Result<PathBuf> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| elapsed.subsec_nanos());
     let dir = std::env::temp_dir().join(format!("casegate-demo-{}-{nanos}", std::process::id()));
-    std::fs::create_dir(&dir)?;
+    // Created private here, as the store creates its own (the store leaves the mode of a
+    // directory that already exists alone).
+    std::fs::DirBuilder::new()
+        .mode(casegate::state::PRIVATE_DIR)
+        .create(&dir)?;
     Ok(dir)
 }
 
@@ -254,4 +260,19 @@ directory (the token is this demo's own and stops working when it stops):
 
 Stop with Ctrl-C."
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn the_demo_state_directory_is_private_and_new() {
+        let dir = fresh_state_dir().unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        std::fs::remove_dir(&dir).unwrap();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+    }
 }

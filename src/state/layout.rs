@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// The state directory's mode when casegate creates it, and its files': only casegate's user
 /// reads share records (recipients' addresses, notes), whatever the umask it was started with.
-pub(crate) const PRIVATE_DIR: u32 = 0o700;
+pub const PRIVATE_DIR: u32 = 0o700;
 pub(crate) const PRIVATE_FILE: u32 = 0o600;
 
 pub(crate) struct Layout {

@@ -37,6 +37,7 @@ mod writer;
 pub use self::redis::RedisSettings;
 pub use error::{OpenError, StoreError};
 pub use freshness::Freshness;
+pub use layout::PRIVATE_DIR;
 pub use store::StateStore;
 
 use std::path::PathBuf;
