@@ -185,11 +185,6 @@ async fn refused_cookies_get_401_and_never_reach_the_upstream() {
             "session_invalid",
         ),
         (
-            "two cookies of our name, one bad",
-            format!("{COOKIE}={good}; {COOKIE}=v2.k1.AAAA.BBBB"),
-            "session_invalid",
-        ),
-        (
             "two good cookies of our name",
             format!("{COOKIE}={good}; {COOKIE}={good}"),
             "session_invalid",
@@ -217,12 +212,16 @@ async fn refused_cookies_get_401_and_never_reach_the_upstream() {
             "{what}: {cleared:?}"
         );
     }
-    // The good cookie alone works, and a cookie presented as a link does not.
-    let ok = gw
-        .get("/cases/42", &[&format!("Cookie: {COOKIE}={good}")])
-        .await;
-    assert_eq!(ok.status, 200);
-    assert_eq!(gw.upstream.take().len(), 1);
+    // The good cookie alone works, and so it does beside one of its name that does not open
+    // (set for another path, say), and a cookie presented as a link does not.
+    for header in [
+        format!("Cookie: {COOKIE}={good}"),
+        format!("Cookie: {COOKIE}={good}; {COOKIE}=v2.k1.AAAA.BBBB"),
+    ] {
+        let ok = gw.get("/cases/42", &[&header]).await;
+        assert_eq!(ok.status, 200, "{header}");
+        assert_eq!(gw.upstream.take().len(), 1);
+    }
     let as_link = gw.get(&format!("/s/{good}"), &[]).await;
     assert_eq!(as_link.status, 403);
     assert!(gw.upstream.take().is_empty());

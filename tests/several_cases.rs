@@ -153,3 +153,75 @@ async fn past_eight_sessions_a_new_link_drops_the_one_that_expires_first() {
     let ninth = open_in_browser(&gw, "9", &jar).await;
     assert_eq!(cleared(&ninth), [cookie_for("1")]);
 }
+
+#[tokio::test]
+async fn a_revoked_newest_session_does_not_answer_for_routes_of_no_case() {
+    let gw = TestGateway::start().await;
+    let older = open_in_browser(&gw, "43", &[]).await;
+    let mut jar = vec![set_pair(&older, "43")];
+    // A second later, so the share of case 42 is the newest.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let link_42 = gw.mint("42", "view");
+    let newest = gw
+        .get(&format!("/s/{}", link_42.token), &[&cookie_line(&jar)])
+        .await;
+    jar.push(set_pair(&newest, "42"));
+    // Before the revoke, /static/ (a rule with no case) is the newest share's.
+    assert_eq!(
+        gw.get("/static/app.css", &[&cookie_line(&jar)])
+            .await
+            .status,
+        200
+    );
+    assert_eq!(gw.upstream.take()[0].header("x-casegate-case"), Some("42"));
+
+    gw.store()
+        .revoke_share(&link_42.share_id, unix_now())
+        .await
+        .expect("a durable revoke");
+    let asset = gw.get("/static/app.css", &[&cookie_line(&jar)]).await;
+    assert_eq!(asset.status, 200, "{}", asset.text());
+    assert!(cleared(&asset).is_empty());
+    assert_eq!(gw.upstream.take()[0].header("x-casegate-case"), Some("43"));
+    // The revoked case itself still says so, and drops its cookie.
+    let refused = gw.get("/cases/42", &[&cookie_line(&jar)]).await;
+    assert_eq!(refused.status, 410);
+    assert_eq!(cleared(&refused), [cookie_for("42")]);
+}
+
+#[tokio::test]
+async fn a_case_no_session_opens_is_not_allowed_and_says_to_open_its_link_again() {
+    let gw = TestGateway::start().await;
+    let first = open_in_browser(&gw, "42", &[]).await;
+    let mut jar = vec![set_pair(&first, "42")];
+    let second = open_in_browser(&gw, "43", &jar).await;
+    jar.push(set_pair(&second, "43"));
+    // Case 44's session is gone (revoked, expired, dropped): the page says what to do, in the
+    // shares' language (the test links are Swedish).
+    let refused = gw
+        .get("/cases/44", &[&cookie_line(&jar), "Accept: text/html"])
+        .await;
+    assert_eq!(refused.status, 403);
+    assert!(
+        refused.text().contains("kan du öppna den igen"),
+        "{}",
+        refused.text()
+    );
+    assert!(cleared(&refused).is_empty(), "the other sessions stay");
+}
+
+#[tokio::test]
+async fn a_stray_cookie_of_a_sessions_own_name_is_passed_over() {
+    let gw = TestGateway::start().await;
+    let opened = open_in_browser(&gw, "42", &[]).await;
+    // A cookie of the same name set for another path (by the app's own script, say).
+    let jar = vec![format!("{}=x", cookie_for("42")), set_pair(&opened, "42")];
+    let response = gw.get("/cases/42", &[&cookie_line(&jar)]).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    // Two that open, under one name, are still refused.
+    let twice = vec![set_pair(&opened, "42"), set_pair(&opened, "42")];
+    assert_eq!(
+        gw.get("/cases/42", &[&cookie_line(&twice)]).await.status,
+        401
+    );
+}

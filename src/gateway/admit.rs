@@ -124,6 +124,7 @@ impl Gateway {
             .choose_session(&cookies, method, target, memo, now)
             .map_err(|not_chosen| {
                 context.dead_cookies = not_chosen.dead_cookies;
+                context.learn_lang(not_chosen.lang.as_deref());
                 not_chosen.error
             })?;
         self.admit_guest(request, target, session, now, context, record)

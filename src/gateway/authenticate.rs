@@ -1,7 +1,6 @@
 //! Turning the guest cookies a request carries into the one `GuestSession` it acts as.
 //! Which cookies are ours, and their names, is `session_cookies.rs`.
 
-use std::cmp::Reverse;
 use std::sync::Arc;
 
 use http::Method;
@@ -25,14 +24,19 @@ pub struct Chosen<'h> {
 pub struct NotChosen {
     pub error: GatewayError,
     pub dead_cookies: Vec<String>,
+    /// The language of the newest share, when the refusal is about none of them (nothing any
+    /// session allows): the refusal is worded in it.
+    pub lang: Option<String>,
 }
 
 impl Gateway {
     /// The session a guest's request acts as. With one cookie (nearly every request), that one.
-    /// With several (a browser given links to more than one case), the session whose scope
-    /// allows this request, else (nothing allows it) the newest share's, so its refusal is the
-    /// one the guest sees; with rules that name no case, the newest share allowed wins. Cookies
-    /// that do not open are passed over while another does.
+    /// With several (a browser given links to more than one case): of the sessions whose scope
+    /// allows the request, one whose share is neither revoked nor waiting for its address, the
+    /// newest share first (rules that name no case, such as `/static/**`, are allowed by all).
+    /// When none allows it, the request is not allowed, and about no share in particular.
+    /// Cookies that do not open are passed over while another does; two that do, of one name or
+    /// of one case, are refused: this browser's links set one per case.
     pub(super) fn choose_session<'h>(
         &self,
         cookies: &SessionCookies<'h>,
@@ -44,6 +48,7 @@ impl Gateway {
         let every_cookie = |error| NotChosen {
             error,
             dead_cookies: cookies.all().iter().map(|c| c.name.to_owned()).collect(),
+            lang: None,
         };
         if let [only] = cookies.all() {
             return open_session(only, &self.keys, memo, now, true)
@@ -53,14 +58,11 @@ impl Gateway {
                 })
                 .map_err(every_cookie);
         }
-        let mut live = Vec::with_capacity(cookies.all().len());
+        let mut live: Vec<(&SessionCookie<'h>, Arc<GuestSession>)> = Vec::new();
         let mut first_error = None;
         for cookie in cookies.all() {
             match open_session(cookie, &self.keys, memo, now, false) {
-                Ok(session) => live.push(Chosen {
-                    cookie_name: cookie.name,
-                    session,
-                }),
+                Ok(session) => live.push((cookie, session)),
                 Err(error) => {
                     first_error.get_or_insert(error);
                 }
@@ -69,31 +71,50 @@ impl Gateway {
         if live.is_empty() {
             return Err(every_cookie(first_error.unwrap_or(GatewayError::NoSession)));
         }
-        // Each case has one name, so two live sessions of one case mean a cookie this browser's
-        // links did not set (or one of the old name): refused, as two of one name are.
-        let cases_repeat = live.iter().enumerate().any(|(at, chosen)| {
-            live[at + 1..]
-                .iter()
-                .any(|other| other.session.guest.case == chosen.session.guest.case)
+        let repeated = live.iter().enumerate().any(|(at, (cookie, session))| {
+            live[at + 1..].iter().any(|(other_cookie, other)| {
+                other_cookie.name == cookie.name || other.guest.case == session.guest.case
+            })
         });
-        if cases_repeat {
+        if repeated {
             return Err(every_cookie(GatewayError::DuplicateSession));
         }
-        live.sort_by_key(|chosen| Reverse(chosen.session.guest.issued_at));
-        let at = live
+        let best = live
             .iter()
-            .position(|chosen| {
-                self.authorise(&chosen.session.guest, method, target)
-                    .is_ok()
+            .enumerate()
+            .filter(|(_, (_, session))| self.authorise(&session.guest, method, target).is_ok())
+            .max_by_key(|(_, (_, session))| {
+                let guest = &session.guest;
+                (self.in_good_standing(guest), guest.issued_at)
             })
-            .unwrap_or(0);
-        let chosen = live.swap_remove(at);
-        if let Some(cookie) = cookies.all().iter().find(|c| c.name == chosen.cookie_name)
-            && let Ok(value) = std::str::from_utf8(cookie.value)
-        {
-            memo.remember(&self.keys, value, &chosen.session);
+            .map(|(at, _)| at);
+        let Some(at) = best else {
+            let newest = live
+                .iter()
+                .max_by_key(|(_, session)| session.guest.issued_at);
+            return Err(NotChosen {
+                error: GatewayError::NotAllowed,
+                dead_cookies: Vec::new(),
+                lang: newest.and_then(|(_, session)| session.guest.lang.clone()),
+            });
+        };
+        let (cookie, session) = live.swap_remove(at);
+        if let Ok(value) = std::str::from_utf8(cookie.value) {
+            memo.remember(&self.keys, value, &session);
         }
-        Ok(chosen)
+        Ok(Chosen {
+            cookie_name: cookie.name,
+            session,
+        })
+    }
+
+    /// Whether a guest's share may be served as it is: not revoked (nor its case), its address
+    /// proven if its scope asks for that. Only ranks sessions; `admit` checks both as always.
+    fn in_good_standing(&self, guest: &Guest) -> bool {
+        self.store
+            .revocation(&guest.share_id, &guest.case, guest.issued_at)
+            .is_none()
+            && !self.needs_verification(guest)
     }
 }
 
