@@ -21,6 +21,22 @@ async fn open_in_browser(gw: &TestGateway, case: &str, jar: &[String]) -> RawRes
     response
 }
 
+/// One browser's cookies after opening a link to each of `cases` in turn; no link drops an
+/// earlier case's session.
+async fn open_all(gw: &TestGateway, cases: &[&str]) -> Vec<String> {
+    let mut jar = Vec::new();
+    for case in cases {
+        let response = open_in_browser(gw, case, &jar).await;
+        assert!(
+            cleared(&response).is_empty(),
+            "opening case {case} dropped a session: {:?}",
+            response.headers_named("set-cookie")
+        );
+        jar.push(set_pair(&response, case));
+    }
+    jar
+}
+
 /// The `name=value` the answer set for `case`.
 fn set_pair(response: &RawResponse, case: &str) -> String {
     let prefix = format!("{}=", cookie_for(case));
@@ -53,15 +69,7 @@ fn cleared(response: &RawResponse) -> Vec<String> {
 #[tokio::test]
 async fn a_browser_keeps_one_session_per_case_and_each_request_acts_as_its_cases() {
     let gw = TestGateway::start().await;
-    let first = open_in_browser(&gw, "42", &[]).await;
-    let mut jar = vec![set_pair(&first, "42")];
-    let second = open_in_browser(&gw, "43", &jar).await;
-    assert!(
-        cleared(&second).is_empty(),
-        "the session of 42 must stay: {:?}",
-        second.headers_named("set-cookie")
-    );
-    jar.push(set_pair(&second, "43"));
+    let jar = open_all(&gw, &["42", "43"]).await;
 
     for case in ["42", "43", "42"] {
         let response = gw
@@ -192,10 +200,7 @@ async fn a_revoked_newest_session_does_not_answer_for_routes_of_no_case() {
 #[tokio::test]
 async fn a_case_no_session_opens_is_not_allowed_and_says_to_open_its_link_again() {
     let gw = TestGateway::start().await;
-    let first = open_in_browser(&gw, "42", &[]).await;
-    let mut jar = vec![set_pair(&first, "42")];
-    let second = open_in_browser(&gw, "43", &jar).await;
-    jar.push(set_pair(&second, "43"));
+    let jar = open_all(&gw, &["42", "43"]).await;
     // Case 44's session is gone (revoked, expired, dropped): the page says what to do, in the
     // shares' language (the test links are Swedish).
     let refused = gw
