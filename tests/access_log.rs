@@ -345,6 +345,9 @@ async fn a_token_outside_the_link_prefix_is_not_logged() {
         let response = gw.get(&typed, &[]).await;
         assert_eq!(response.status, 401, "{typed}");
     }
+    // A link with a full stop pasted after it: damaged, logged as every link is, by its prefix.
+    let damaged = gw.get(&format!("/s/{}/.", link.token), &[]).await;
+    assert_eq!(damaged.status, 403);
     gw.stop().await;
 
     let text = std::fs::read_to_string(&path).unwrap();
@@ -353,7 +356,7 @@ async fn a_token_outside_the_link_prefix_is_not_logged() {
         .iter()
         .map(|line| line["path"].clone())
         .collect();
-    assert_eq!(paths, ["/S/[token]", "/cases/42/[token]"], "{text}");
+    assert_eq!(paths, ["/S/[token]", "/cases/42/[token]", "/s/"], "{text}");
 }
 
 /// Who opened which case, from where: not for every user of the machine, whatever the umask.

@@ -242,6 +242,8 @@ impl Gateway {
             // (a full stop or slash after it, pasted from a mail) or cut short: the recipient is
             // told the link is damaged, not that their browser sent nonsense.
             if raw_target.starts_with(self.links.prefix.as_str()) {
+                // Logged as every link is: the prefix, never the token.
+                record.set_path(self.links.prefix.as_str());
                 GatewayError::Link(LinkError::Malformed)
             } else {
                 GatewayError::BadTarget(error)
