@@ -128,9 +128,7 @@ fn open_session(
     now: i64,
     remember: bool,
 ) -> Result<Arc<GuestSession>, GatewayError> {
-    // The cookie format is ASCII, so a value that is not text is malformed.
-    let value = std::str::from_utf8(cookie.value)
-        .map_err(|_| GatewayError::Session(CookieError::Malformed))?;
+    let value = cookie_text(cookie)?;
     let session = match memo.recall(keys, value) {
         Some(session) => session,
         None => {
@@ -171,7 +169,10 @@ pub fn open_guest(
     keys: &KeyRing,
     now: i64,
 ) -> Result<Guest, GatewayError> {
-    let value = std::str::from_utf8(cookie.value)
-        .map_err(|_| GatewayError::Session(CookieError::Malformed))?;
-    cookie::open(keys, value, now).map_err(GatewayError::Session)
+    cookie::open(keys, cookie_text(cookie)?, now).map_err(GatewayError::Session)
+}
+
+/// The cookie's value as text: the cookie format is ASCII, so anything else is malformed.
+fn cookie_text<'h>(cookie: &SessionCookie<'h>) -> Result<&'h str, GatewayError> {
+    std::str::from_utf8(cookie.value).map_err(|_| GatewayError::Session(CookieError::Malformed))
 }
