@@ -2,7 +2,7 @@
 //! `Connection`, and client-supplied identity or override headers that a legacy app might trust.
 
 use http::HeaderMap;
-use http::header::{self, HeaderName};
+use http::header::{self, HeaderName, HeaderValue};
 
 /// Hop-by-hop headers (RFC 9110 section 7.6.1 plus the legacy ones proxies still see). They describe
 /// one connection, never the message, so they are never forwarded in either direction.
@@ -157,12 +157,18 @@ pub fn strip_hop_by_hop_and(headers: &mut HeaderMap, also: impl Fn(&str) -> bool
     }
 }
 
-/// Every option the peer listed in `Connection`, over all its lines, trimmed, as sent (any case).
+/// Every option the peer listed in `Connection`, over all its lines ([`options_of`]).
 pub fn connection_options(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
     headers
         .get_all(header::CONNECTION)
         .iter()
-        .flat_map(|line| line.as_bytes().split(|&byte| byte == b','))
+        .flat_map(options_of)
+}
+
+/// The options of one `Connection` line, trimmed, as sent (any case).
+pub fn options_of(line: &HeaderValue) -> impl Iterator<Item = &[u8]> {
+    line.as_bytes()
+        .split(|&byte| byte == b',')
         .map(<[u8]>::trim_ascii)
 }
 
