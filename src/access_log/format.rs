@@ -10,6 +10,30 @@ use super::record::AccessRecord;
 use crate::clock::civil_from_days;
 use crate::config::LogFormat;
 
+/// A key as each format spells it, separators included, so that writing one is one copy rather
+/// than three (fourteen keys on every line).
+#[derive(Clone, Copy)]
+struct Key {
+    json: &'static [u8],
+    text: &'static [u8],
+}
+
+/// The [`Key`] of a field name; `first` for the one that opens the line.
+macro_rules! key {
+    (first $name:literal) => {
+        Key {
+            json: concat!("{\"", $name, "\":").as_bytes(),
+            text: concat!($name, "=").as_bytes(),
+        }
+    };
+    ($name:literal) => {
+        Key {
+            json: concat!(",\"", $name, "\":").as_bytes(),
+            text: concat!(" ", $name, "=").as_bytes(),
+        }
+    };
+}
+
 /// Appends the record's line, newline included, to `out`.
 pub fn write_line(out: &mut Vec<u8>, record: &AccessRecord, format: LogFormat) {
     let style = match format {
@@ -17,32 +41,33 @@ pub fn write_line(out: &mut Vec<u8>, record: &AccessRecord, format: LogFormat) {
         LogFormat::Text => Style::Text,
     };
     // One list of fields for both formats, so that they cannot drift apart.
-    style.key(out, "time", true);
+    style.key(out, key!(first "time"));
     style.plain(out, |out| write_time(out, record.time));
-    style.key(out, "client", false);
+    style.key(out, key!("client"));
     style.plain(out, |out| write_ip(out, record.client));
-    style.key(out, "method", false);
+    style.key(out, key!("method"));
     style.string(out, Some(record.method.as_str()));
-    style.key(out, "path", false);
+    style.key(out, key!("path"));
     style.string(out, Some(record.path()));
-    style.key(out, "status", false);
+    style.key(out, key!("status"));
     write_u64(out, u64::from(record.status));
-    style.key(out, "decision", false);
+    style.key(out, key!("decision"));
     style.plain(out, |out| out.extend_from_slice(record.decision.as_bytes()));
-    style.key(out, "reason", false);
+    style.key(out, key!("reason"));
     style.string(out, record.reason);
     let share = record.share();
-    for (index, key) in ["share", "case", "scope"].into_iter().enumerate() {
-        style.key(out, key, false);
+    let share_keys = [key!("share"), key!("case"), key!("scope")];
+    for (index, key) in share_keys.into_iter().enumerate() {
+        style.key(out, key);
         style.string(out, share.map(|parts| parts[index]));
     }
-    style.key(out, "bytes_in", false);
+    style.key(out, key!("bytes_in"));
     write_u64(out, record.bytes_in());
-    style.key(out, "bytes_out", false);
+    style.key(out, key!("bytes_out"));
     write_u64(out, record.bytes_out);
-    style.key(out, "total_ms", false);
+    style.key(out, key!("total_ms"));
     write_millis(out, record.total);
-    style.key(out, "upstream_ms", false);
+    style.key(out, key!("upstream_ms"));
     match record.upstream {
         Some(upstream) => write_millis(out, upstream),
         None => style.missing(out),
@@ -61,21 +86,11 @@ enum Style {
 }
 
 impl Style {
-    fn key(self, out: &mut Vec<u8>, name: &str, first: bool) {
-        match self {
-            Style::Json => {
-                out.extend_from_slice(if first { b"{\"" } else { b",\"" });
-                out.extend_from_slice(name.as_bytes());
-                out.extend_from_slice(b"\":");
-            }
-            Style::Text => {
-                if !first {
-                    out.push(b' ');
-                }
-                out.extend_from_slice(name.as_bytes());
-                out.push(b'=');
-            }
-        }
+    fn key(self, out: &mut Vec<u8>, key: Key) {
+        out.extend_from_slice(match self {
+            Style::Json => key.json,
+            Style::Text => key.text,
+        });
     }
 
     /// A value that never needs escaping (time, address, decision): quoted in JSON, bare in text.
@@ -108,33 +123,23 @@ impl Style {
 }
 
 // The writers below replace `write!`: `core::fmt` (padding, float printing, `Display` for
-// addresses) was most of the log writer's CPU, a tenth of the gateway's per request.
-
-/// The decimal digits of `value`, right-aligned in an array of `0`s, and where they start.
-fn decimal(mut value: u64) -> ([u8; 20], usize) {
-    let mut digits = [b'0'; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        // `value % 10` is below 10, so the cast cannot truncate.
-        digits[at] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            return (digits, at);
-        }
-    }
-}
+// addresses) was most of the log writer's CPU, a tenth of the gateway's per request. Numbers go
+// through `itoa` (two digits per step from a table), where dividing by ten for every digit was
+// about a hundred instructions per number, nine numbers a line.
 
 /// A whole number in decimal.
 fn write_u64(out: &mut Vec<u8>, value: u64) {
-    let (digits, at) = decimal(value);
-    out.extend_from_slice(&digits[at..]);
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
-/// A whole number in decimal, zero-padded to `width` digits (at most 20).
+/// A whole number in decimal, zero-padded to at least `width` digits.
 fn write_padded(out: &mut Vec<u8>, value: u64, width: usize) {
-    let (digits, at) = decimal(value);
-    out.extend_from_slice(&digits[at.min(digits.len().saturating_sub(width))..]);
+    let mut buffer = itoa::Buffer::new();
+    let digits = buffer.format(value).as_bytes();
+    for _ in digits.len()..width {
+        out.push(b'0');
+    }
+    out.extend_from_slice(digits);
 }
 
 /// Milliseconds with three decimals (microsecond resolution, truncated): `12.345`.

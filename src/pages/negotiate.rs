@@ -9,9 +9,10 @@ use http::header::ACCEPT;
 /// lists `application/json`, and anything ambiguous gets the human page, which is the safe default
 /// for a recipient on a phone. Media types are case-insensitive, so the match is too.
 pub fn wants_json(headers: &HeaderMap) -> bool {
+    // Looked up once for both questions: each lookup hashes the name.
+    let accept = headers.get_all(ACCEPT);
     let lists = |media_type: &[u8]| {
-        headers
-            .get_all(ACCEPT)
+        accept
             .iter()
             .any(|value| contains_ignore_ascii_case(value.as_bytes(), media_type))
     };

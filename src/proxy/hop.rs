@@ -2,7 +2,7 @@
 //! `Connection`, and client-supplied identity or override headers that a legacy app might trust.
 
 use http::HeaderMap;
-use http::header::{self, HeaderName};
+use http::header::{self, HeaderName, HeaderValue};
 
 /// Hop-by-hop headers (RFC 9110 section 7.6.1 plus the legacy ones proxies still see). They describe
 /// one connection, never the message, so they are never forwarded in either direction.
@@ -11,19 +11,20 @@ use http::header::{self, HeaderName};
 /// is first read, and an upstream that sees it may answer before reading the body and then parse the
 /// body left on the pooled connection as the next request (the Expect-based 0.CL desync).
 ///
-/// A `static`, not a `const`: a `const` array is built (and dropped) wherever it is used, which
-/// was once per header of every response.
-static HOP_BY_HOP: [HeaderName; 10] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::TRANSFER_ENCODING,
-    header::TE,
-    header::TRAILER,
-    header::UPGRADE,
-    header::PROXY_AUTHORIZATION,
-    header::PROXY_AUTHENTICATE,
-    header::EXPECT,
+/// As text rather than `HeaderName`s: a header's name is compared with them once it is spelled
+/// out, and a `Connection` option (any case) before it is one, which spares a `StandardHeader`
+/// lookup for each of the ten.
+const HOP_BY_HOP: [&str; 10] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "expect",
 ];
 
 /// Exact names of headers that some server, framework or auth proxy treats as a statement about who
@@ -123,28 +124,51 @@ const GUEST_CREDENTIALS: [&str; 12] = [
 /// Whether `name` is hop-by-hop: about one connection, never forwarded (nor configurable as a
 /// header casegate forwards or adds).
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(name)
+    HOP_BY_HOP.contains(&name.as_str())
 }
 
 /// Removes hop-by-hop headers and every header the peer listed in `Connection`.
-///
-/// `Connection` is read before anything is removed, since it is itself hop-by-hop. Runs twice per
-/// forwarded request, so it looks at the headers present (a handful) rather than removing each of
-/// the ten names, which would hash every one of them.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let mut doomed = connection_named(headers);
-    doomed.extend(headers.keys().filter(|name| is_hop_by_hop(name)).cloned());
-    for name in &doomed {
+    strip_hop_by_hop_and(headers, |_| false);
+}
+
+/// Removes what [`strip_hop_by_hop`] removes and every header whose name `also` picks.
+///
+/// Runs on every forwarded response, so it looks once at each name present (a handful) rather
+/// than looking up or removing each name it knows, which hashes every one of them whether the
+/// message has it or not. `Connection` is looked up only when the message has one, and read
+/// before anything is removed, since it is itself hop-by-hop.
+pub fn strip_hop_by_hop_and(headers: &mut HeaderMap, also: impl Fn(&str) -> bool) {
+    let mut has_connection = false;
+    let mut picked = Vec::new();
+    for name in headers.keys() {
+        let spelled = name.as_str();
+        has_connection |= spelled == "connection";
+        if HOP_BY_HOP.contains(&spelled) || also(spelled) {
+            picked.push(name.clone());
+        }
+    }
+    let named = match has_connection {
+        true => connection_named(headers),
+        false => Vec::new(),
+    };
+    for name in named.iter().chain(&picked) {
         headers.remove(name);
     }
 }
 
-/// Every option the peer listed in `Connection`, over all its lines, trimmed, as sent (any case).
+/// Every option the peer listed in `Connection`, over all its lines ([`options_of`]).
 pub fn connection_options(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
     headers
         .get_all(header::CONNECTION)
         .iter()
-        .flat_map(|line| line.as_bytes().split(|&byte| byte == b','))
+        .flat_map(options_of)
+}
+
+/// The options of one `Connection` line, trimmed, as sent (any case).
+pub fn options_of(line: &HeaderValue) -> impl Iterator<Item = &[u8]> {
+    line.as_bytes()
+        .split(|&byte| byte == b',')
         .map(<[u8]>::trim_ascii)
 }
 
@@ -156,7 +180,7 @@ pub fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
         .filter(|option| {
             !HOP_BY_HOP
                 .iter()
-                .any(|name| option.eq_ignore_ascii_case(name.as_str().as_bytes()))
+                .any(|name| option.eq_ignore_ascii_case(name.as_bytes()))
         })
         .filter_map(|option| HeaderName::from_bytes(option).ok())
         .collect()

@@ -5,10 +5,9 @@ use http::header::{self, HeaderName, HeaderValue};
 use http::response::Parts;
 use http::uri::{Authority, Scheme, Uri};
 
-use super::hop::strip_hop_by_hop;
+use super::hop::{strip_hop_by_hop, strip_hop_by_hop_and};
 use super::upstream::Upstream;
 
-const SET_COOKIE2: HeaderName = HeaderName::from_static("set-cookie2");
 const X_ROBOTS_TAG: HeaderName = HeaderName::from_static("x-robots-tag");
 
 /// The public origin recipients use (`public_url`), for redirects.
@@ -31,19 +30,10 @@ impl PublicOrigin {
 
 /// Cleans a response on its way to a guest.
 pub fn sanitise_guest_response(parts: &mut Parts, upstream: &Upstream, public: &PublicOrigin) {
-    strip_hop_by_hop(&mut parts.headers);
+    // One pass over the response's names for all of them: each lookup or removal of a name the
+    // response lacks would hash it for nothing.
+    strip_hop_by_hop_and(&mut parts.headers, sets_state_or_opens_to_origins);
     let headers = &mut parts.headers;
-    headers.remove(header::SET_COOKIE);
-    // RFC 2965's obsolete twin: no current browser reads it, an old one would.
-    headers.remove(SET_COOKIE2);
-    let cors: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| name.as_str().starts_with("access-control-"))
-        .cloned()
-        .collect();
-    for name in cors {
-        headers.remove(name);
-    }
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("private, no-store"),
@@ -57,6 +47,13 @@ pub fn sanitise_guest_response(parts: &mut Parts, upstream: &Upstream, public: &
     // Strict-Transport-Security is set on every response, pages included, by the connection
     // (`[server] hsts`, src/server/connection.rs), not only on forwarded ones.
     rewrite_location(parts, upstream, public);
+}
+
+/// Whether an upstream's response header would set state in a guest's browser (`Set-Cookie`, and
+/// RFC 2965's obsolete twin `Set-Cookie2`: no current browser reads it, an old one would) or open
+/// the case to other origins (CORS).
+fn sets_state_or_opens_to_origins(name: &str) -> bool {
+    name == "set-cookie" || name == "set-cookie2" || name.starts_with("access-control-")
 }
 
 /// Cleans a response to a passthrough (staff) request: only what is needed for correctness.
@@ -141,6 +138,84 @@ mod tests {
         assert_eq!(h["referrer-policy"], "no-referrer");
         assert_eq!(h["x-robots-tag"], "noindex");
         assert_eq!(h["content-type"], "video/webm");
+    }
+
+    #[test]
+    fn a_guest_response_loses_exactly_what_it_must_in_one_pass() {
+        let mut parts = response(&[
+            ("connection", "Keep-Alive, X-Upstream-Secret"),
+            ("connection", "close"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("transfer-encoding", "chunked"),
+            ("te", "trailers"),
+            ("trailer", "x-checksum"),
+            ("upgrade", "h2c"),
+            ("proxy-authenticate", "Basic"),
+            ("proxy-authorization", "Basic eA=="),
+            ("expect", "100-continue"),
+            ("x-upstream-secret", "1"),
+            ("close", "named in Connection, so hop-by-hop"),
+            ("set-cookie", "a=1"),
+            ("set-cookie", "b=2"),
+            ("set-cookie2", "c=3"),
+            ("access-control-allow-origin", "*"),
+            ("access-control-expose-headers", "x-total"),
+            ("content-type", "text/html"),
+            ("etag", "\"v1\""),
+            ("x-total", "7"),
+            ("x-frame-options", "DENY"),
+            ("x-frame-options", "SAMEORIGIN"),
+            ("vary", "Accept-Encoding"),
+        ]);
+        sanitise_guest_response(&mut parts, &upstream(), &public());
+        let mut left: Vec<(String, String)> = parts
+            .headers
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+            .collect();
+        left.sort();
+        let expected = [
+            ("cache-control", "private, no-store"),
+            ("content-type", "text/html"),
+            ("etag", "\"v1\""),
+            ("referrer-policy", "no-referrer"),
+            ("vary", "Accept-Encoding"),
+            ("vary", "Cookie"),
+            ("x-frame-options", "DENY"),
+            ("x-frame-options", "SAMEORIGIN"),
+            ("x-robots-tag", "noindex"),
+            ("x-total", "7"),
+        ];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        assert_eq!(left, expected);
+        // Several values of one name keep their order.
+        let frame: Vec<&str> = parts
+            .headers
+            .get_all("x-frame-options")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(frame, ["DENY", "SAMEORIGIN"]);
+    }
+
+    #[test]
+    fn a_passthrough_response_keeps_cookies_and_cors_but_not_hop_by_hop() {
+        let mut parts = response(&[
+            ("connection", "x-named"),
+            ("x-named", "1"),
+            ("transfer-encoding", "chunked"),
+            ("set-cookie", "staff=1"),
+            ("access-control-allow-origin", "https://staff.example"),
+        ]);
+        sanitise_passthrough_response(&mut parts, &upstream(), &public());
+        let mut left: Vec<&str> = parts.headers.keys().map(|name| name.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["access-control-allow-origin", "set-cookie"]);
+        assert!(!parts.headers.contains_key("cache-control"));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use super::head;
 use super::preface::Prefixed;
 use crate::config::Limits;
 use crate::gateway::SessionMemo;
-use crate::proxy::hop::connection_options;
+use crate::proxy::hop::options_of;
 
 /// An HTTP/1 connection idle this long is parked: hyper's 16 KiB of buffers and its state are
 /// freed, and only the stream waits for the next request. nginx frees its buffers as soon as a
@@ -29,15 +29,34 @@ const PARK_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Whether hyper keeps the connection open after this request whatever the answer: HTTP/1.1,
 /// no `Connection: close`, and no body (one the gateway refuses unread ends the connection).
+///
+/// One pass over the request's headers (a handful) rather than a lookup of each of the three
+/// names, each of which hashed it, on every request.
 pub(super) fn keeps_alive<B>(request: &http::Request<B>) -> bool {
-    use http::header::{CONTENT_LENGTH, TRANSFER_ENCODING};
-    let headers = request.headers();
-    request.version() == http::Version::HTTP_11
-        && !headers.contains_key(TRANSFER_ENCODING)
-        && headers
-            .get(CONTENT_LENGTH)
-            .is_none_or(|length| length.as_bytes() == b"0")
-        && !connection_options(headers).any(|option| option.eq_ignore_ascii_case(b"close"))
+    use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
+    if request.version() != http::Version::HTTP_11 {
+        return false;
+    }
+    let mut length_seen = false;
+    for (name, value) in request.headers() {
+        if name == TRANSFER_ENCODING {
+            return false;
+        }
+        // Only the first `Content-Length` counts (as `HeaderMap::get` reads it); hyper refuses
+        // a request whose lengths disagree before it gets here.
+        if name == CONTENT_LENGTH && !length_seen {
+            length_seen = true;
+            if value.as_bytes() != b"0" {
+                return false;
+            }
+        }
+        if name == CONNECTION
+            && options_of(value).any(|option| option.eq_ignore_ascii_case(b"close"))
+        {
+            return false;
+        }
+    }
+    true
 }
 
 /// What a parked connection keeps of hyper's: its stream, the bytes read past the last request
@@ -223,5 +242,46 @@ impl Lifetime<'_> {
             }
             _ = self.shutdown.changed() => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(version: http::Version, headers: &[(&str, &str)]) -> http::Request<()> {
+        let mut builder = http::Request::get("/").version(version);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap()
+    }
+
+    #[test]
+    fn only_an_http11_request_without_close_or_a_body_keeps_the_connection() {
+        use http::Version;
+        let keeps = |version, headers: &[(&str, &str)]| keeps_alive(&request(version, headers));
+        assert!(keeps(Version::HTTP_11, &[("accept", "*/*")]));
+        assert!(keeps(Version::HTTP_11, &[("connection", "Keep-Alive")]));
+        assert!(keeps(Version::HTTP_11, &[("content-length", "0")]));
+        assert!(keeps(
+            Version::HTTP_11,
+            &[("connection", "closed"), ("x-close", "close")]
+        ));
+        assert!(!keeps(Version::HTTP_10, &[]));
+        assert!(!keeps(Version::HTTP_2, &[]));
+        assert!(!keeps(
+            Version::HTTP_11,
+            &[("connection", "keep-alive, Close")]
+        ));
+        assert!(!keeps(
+            Version::HTTP_11,
+            &[("connection", "keep-alive"), ("connection", " close ")]
+        ));
+        assert!(!keeps(Version::HTTP_11, &[("content-length", "5")]));
+        assert!(!keeps(
+            Version::HTTP_11,
+            &[("transfer-encoding", "chunked")]
+        ));
     }
 }
