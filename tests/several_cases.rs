@@ -230,3 +230,17 @@ async fn a_stray_cookie_of_a_sessions_own_name_is_passed_over() {
         401
     );
 }
+
+#[tokio::test]
+async fn a_link_leaves_a_live_session_whose_name_a_dead_cookie_repeats() {
+    let gw = TestGateway::start().await;
+    let jar = open_all(&gw, &["43"]).await;
+    // A dead cookie under case 43's name (set for another path) beside the live one.
+    let with_stray = vec![format!("{}=x", cookie_for("43")), jar[0].clone()];
+    let opened = open_in_browser(&gw, "42", &with_stray).await;
+    assert!(
+        cleared(&opened).is_empty(),
+        "clearing 43's name would drop its live session: {:?}",
+        opened.headers_named("set-cookie")
+    );
+}

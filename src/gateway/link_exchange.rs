@@ -170,6 +170,12 @@ fn cookies_to_drop(present: &[Present], new_name: &str, case: &str) -> Vec<Strin
     }
     kept.sort_by_key(|(_, expires_at)| *expires_at);
     let over = kept.len().saturating_sub(KEPT_SESSIONS - 1);
+    // A dead cookie that shares its name with a live session (one set for another path) is not
+    // cleared: the clearing `Set-Cookie` (path `/`) would drop the live one instead.
+    let staying = &kept[over..];
+    dropped.retain(|name| !staying.iter().any(|(kept, _)| kept == name));
     dropped.extend(kept[..over].iter().map(|(name, _)| (*name).to_owned()));
+    dropped.sort_unstable();
+    dropped.dedup();
     dropped
 }
