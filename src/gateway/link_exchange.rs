@@ -127,12 +127,10 @@ impl Gateway {
             )
             .body(empty_body())
             .map_err(GatewayError::Internal)?;
-        for name in dropped.iter().filter(|name| **name != cookie_name) {
-            let clear = self.session.clear_cookie_header(name);
-            if let Ok(clear) = HeaderValue::try_from(clear) {
-                response.headers_mut().append(header::SET_COOKIE, clear);
-            }
-        }
+        self.session.append_clears(
+            response.headers_mut(),
+            dropped.iter().filter(|name| **name != cookie_name),
+        );
         self.metrics.record_link_exchange();
         Ok(response)
     }

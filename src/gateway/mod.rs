@@ -194,12 +194,8 @@ impl Gateway {
                     .map(|body| body.map_err(|never| match never {}).boxed());
                 if error.ends_session() {
                     // A revoked cookie is dropped by the browser, so it is not sent again.
-                    for name in &context.dead_cookies {
-                        let clear = self.session.clear_cookie_header(name);
-                        if let Ok(clear) = HeaderValue::try_from(clear) {
-                            response.headers_mut().append(header::SET_COOKIE, clear);
-                        }
-                    }
+                    self.session
+                        .append_clears(response.headers_mut(), &context.dead_cookies);
                 }
                 // An upstream that failed leaves no measured wait: only the total is observed.
                 let upstream_failed = matches!(

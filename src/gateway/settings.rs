@@ -2,6 +2,9 @@
 
 use std::collections::HashMap;
 
+use http::HeaderMap;
+use http::header::{self, HeaderValue};
+
 use super::session_cookies::session_cookie_name;
 use crate::config::{Links, Scope};
 use crate::share::{CaseGrammar, Guest};
@@ -88,6 +91,20 @@ impl SessionSettings {
     /// already expired.
     pub fn clear_cookie_header(&self, name: &str) -> String {
         self.set_cookie_header(name, "", 0)
+    }
+
+    /// Appends to `headers` a `Set-Cookie` that drops each of our cookies in `names`.
+    pub fn append_clears<'n>(
+        &self,
+        headers: &mut HeaderMap,
+        names: impl IntoIterator<Item = &'n String>,
+    ) {
+        for name in names {
+            // Our names are cookie-name bytes and the attributes are fixed: always a valid value.
+            if let Ok(clear) = HeaderValue::try_from(self.clear_cookie_header(name)) {
+                headers.append(header::SET_COOKIE, clear);
+            }
+        }
     }
 }
 
