@@ -4,9 +4,9 @@
 mod common;
 
 use casegate::clock::unix_now;
+use casegate::share::cookie;
 use casegate::share::keys::{KeyRing, decode_key};
 use casegate::share::token::{LinkClaims, mint, new_share_id};
-use casegate::share::{Guest, cookie};
 
 use common::{COOKIE, TEST_KEY, TestGateway, cookie_for};
 
@@ -150,16 +150,7 @@ async fn refused_cookies_get_401_and_never_reach_the_upstream() {
     let now = unix_now();
     let ours = ring("k1", TEST_KEY);
     let stranger = ring("k1", "c3RyYW5nZXJzLWtleS1pcy0zMi1ieXRlcy1sb25nISE");
-    let guest = |case: &str, expires_at: i64| Guest {
-        share_id: new_share_id().unwrap(),
-        case: case.to_owned(),
-        scope: "view".to_owned(),
-        lang: None,
-        email: None,
-        expires_at,
-        issued_at: now,
-        email_verified: false,
-    };
+    let guest = |case: &str, expires_at: i64| common::guest(case, "view", now, expires_at);
     let good = cookie::seal(&ours, &guest("42", now + 600)).unwrap();
     let link_token = mint(&ours, &claims("42", "view", now, now + 600));
     let cases: Vec<(&str, String, &str)> = vec![
@@ -261,20 +252,7 @@ async fn rotating_keys_keeps_old_links_and_cookies_working_until_the_old_key_is_
     let now = unix_now();
     let old = ring("k0", old_key);
     let old_link = mint(&old, &claims("42", "view", now, now + 600));
-    let old_cookie = cookie::seal(
-        &old,
-        &Guest {
-            share_id: new_share_id().unwrap(),
-            case: "42".to_owned(),
-            scope: "view".to_owned(),
-            lang: None,
-            email: None,
-            expires_at: now + 600,
-            issued_at: now,
-            email_verified: false,
-        },
-    )
-    .unwrap();
+    let old_cookie = cookie::seal(&old, &common::guest("42", "view", now, now + 600)).unwrap();
 
     // k1 active, k0 still verifying: both old credentials work, new ones are signed with k1.
     let upstream = common::upstream::TestUpstream::start().await;

@@ -285,13 +285,7 @@ async fn with_sharing_switched_off_links_and_cookies_get_the_sharing_disabled_pa
     let ring = KeyRing::new("k1", vec![("k1".to_owned(), decode_key(TEST_KEY).unwrap())]).unwrap();
     let guest_42 = Guest {
         share_id: "sealed-by-this-gateways-key".to_owned(),
-        case: "42".to_owned(),
-        scope: "view".to_owned(),
-        lang: None,
-        email: None,
-        expires_at: now + 600,
-        issued_at: now,
-        email_verified: false,
+        ..common::guest("42", "view", now, now + 600)
     };
     let genuine_cookie = cookie::seal(&ring, &guest_42).unwrap();
     let link = gw.link_path("42", "view");

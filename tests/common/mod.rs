@@ -18,6 +18,8 @@ use std::sync::Arc;
 
 use casegate::RunningGateway;
 use casegate::gateway::{LinkMinter, MintedLink, ShareRequest};
+use casegate::share::Guest;
+use casegate::share::token::new_share_id;
 use casegate::state::StateStore;
 use tempfile::TempDir;
 
@@ -39,6 +41,21 @@ pub fn cookie_named(base: &str, case: &str) -> String {
         .map(|byte| format!("{byte:02x}"))
         .collect();
     format!("{base}.{tag}")
+}
+
+/// A guest of a fresh share of `case` in `scope`, issued at `issued_at` and expiring at
+/// `expires_at`, with no language or address: what a cookie sealed by hand holds.
+pub fn guest(case: &str, scope: &str, issued_at: i64, expires_at: i64) -> Guest {
+    Guest {
+        share_id: new_share_id().expect("randomness"),
+        case: case.to_owned(),
+        scope: scope.to_owned(),
+        lang: None,
+        email: None,
+        expires_at,
+        issued_at,
+        email_verified: false,
+    }
 }
 
 /// [`cookie_named`] for the test gateways' cookie.

@@ -6,9 +6,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use casegate::clock::unix_now;
+use casegate::share::cookie;
 use casegate::share::keys::{KeyRing, decode_key};
 use casegate::share::token::{LinkClaims, mint, new_share_id};
-use casegate::share::{Guest, cookie};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -86,16 +86,7 @@ impl Secrets {
             parts[1] = other.split('.').nth(1).unwrap_or_default();
             parts.join(".")
         };
-        let guest = |case: &str, expires_at: i64| Guest {
-            share_id: new_share_id().expect("randomness"),
-            case: case.to_owned(),
-            scope: "guest".to_owned(),
-            lang: None,
-            email: None,
-            expires_at,
-            issued_at: now,
-            email_verified: false,
-        };
+        let guest = |case: &str, expires_at: i64| super::guest(case, "guest", now, expires_at);
         let view = gw.open_link("42", "view").await;
         let view_value = view
             .split_once('=')
