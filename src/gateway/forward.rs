@@ -99,7 +99,7 @@ impl Gateway {
         // Until the response head, also when the upstream failed or timed out; `Gateway::handle`
         // reads it back for the metrics, so the gateway's own share of the request is told apart.
         record.set_upstream(sent.elapsed());
-        let mut response = match answer {
+        let response = match answer {
             Ok(response) => {
                 self.metrics
                     .record_upstream(UpstreamClass::of(response.status()));
@@ -115,12 +115,15 @@ impl Gateway {
             },
         };
         let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-        let tunnel = match (switched, client_upgrade) {
-            (true, Some(client)) => Some((client, hyper::upgrade::on(&mut response))),
-            (true, None) => return Err(GatewayError::UnexpectedSwitch),
-            (false, _) => None,
-        };
         let (mut parts, body) = response.into_parts();
+        let (tunnel, body) = match (switched, client_upgrade) {
+            (true, Some(client)) => match body.into_switched() {
+                Some(upstream) => (Some((client, upstream)), empty_body()),
+                None => return Err(GatewayError::UnexpectedSwitch),
+            },
+            (true, None) => return Err(GatewayError::UnexpectedSwitch),
+            (false, _) => (None, body.map_err(Into::into).boxed()),
+        };
         let lifetime = match route {
             Route::Guest { session, .. } => {
                 sanitise_guest_response(&mut parts, &self.upstream, &self.public);
@@ -146,10 +149,7 @@ impl Gateway {
                 },
             );
         }
-        Ok(Response::from_parts(
-            parts,
-            body.map_err(Into::into).boxed(),
-        ))
+        Ok(Response::from_parts(parts, body))
     }
 }
 

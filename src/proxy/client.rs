@@ -2,20 +2,22 @@
 //! (opening one when none is ready), with the timeouts that turn a dead or slow upstream into a
 //! clear answer instead of a hung guest.
 //!
-//! Each worker has its own [`UpstreamPool`]; the connections' tasks run on the worker's runtime,
-//! next to the requests that use them.
+//! Each worker has its own [`UpstreamPool`]; an exchange runs in the task of the request it
+//! serves ([`super::upstream_h1`]).
 
 use std::fmt;
 use std::time::Duration;
 
-use http::{Request, Response};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use http::{Method, Request, Response};
 use tokio::net::TcpStream;
 use tracing::debug;
 
-use super::Body;
-use super::pool::{Destination, IdleConnections, Lent, PooledBody};
+use super::pool::{Destination, IdleConnections};
+use super::upstream_h1::{
+    Answered, BodyFraming, ExchangeError, Home, RequestFraming, UpstreamBody, UpstreamConnection,
+    encode_request_head, exchange,
+};
+use super::{Body, empty_body};
 
 /// Why a request did not get a response from the upstream.
 #[derive(Debug)]
@@ -42,7 +44,7 @@ pub enum Unavailable {
         limit: Duration,
     },
     /// The HTTP exchange failed (the connection closed, the request body failed, ...).
-    Exchange(hyper::Error),
+    Exchange(ExchangeError),
 }
 
 impl fmt::Display for Unavailable {
@@ -133,22 +135,22 @@ impl UpstreamPool {
         tokio::spawn(self.idle.clone().sweep_every(SWEEP_PERIOD));
     }
 
-    /// How many upstream connections the pool holds now (in use or idle).
+    /// How many idle upstream connections the pool holds now.
     pub fn connections(&self) -> usize {
         self.idle.len()
     }
 
     /// Sends a request to `host:port` and waits for the response head, within `response_timeout`
     /// (connecting included). The request is already in origin form with the upstream's `Host`
-    /// (`proxy::request` rewrites it so). The body then streams with
-    /// back-pressure: hyper reads the upstream only as fast as the client takes it.
+    /// (`proxy::request` rewrites it so). The body then streams with back-pressure: the
+    /// upstream is read only as fast as the client takes it.
     pub async fn send(
         &self,
         request: Request<Body>,
         host: &str,
         port: u16,
         settings: &ClientSettings,
-    ) -> Result<Response<PooledBody>, ForwardError> {
+    ) -> Result<Response<UpstreamBody>, ForwardError> {
         match tokio::time::timeout(
             settings.response_timeout,
             self.exchange(request, host, port, settings),
@@ -167,46 +169,69 @@ impl UpstreamPool {
         host: &str,
         port: u16,
         settings: &ClientSettings,
-    ) -> Result<Response<PooledBody>, Unavailable> {
-        let (mut sender, reused) = match self.idle.take(host, port, settings.pool_idle_timeout) {
-            Some(sender) => (sender, true),
+    ) -> Result<Response<UpstreamBody>, Unavailable> {
+        let (mut parts, body) = request.into_parts();
+        let mut head = Vec::with_capacity(1024);
+        let framing = encode_request_head(&mut parts, &body, &mut head)
+            .map_err(|error| Unavailable::Exchange(ExchangeError::RequestHead(error)))?;
+        // Only a request without a body can be sent twice: the body has been read once.
+        let may_resend = framing == RequestFraming::Empty && is_idempotent(&parts.method);
+        let (mut connection, reused) = match self.idle.take(host, port, settings.pool_idle_timeout)
+        {
+            Some(connection) => (connection, true),
             None => (connect(host, port, settings.connect_timeout).await?, false),
         };
-        let response = match sender.try_send_request(request).await {
-            Ok(response) => response,
+        let answered = match exchange(&mut connection, &head, body, framing, &parts.method).await {
+            Ok(answered) => answered,
             // A kept connection the upstream closed just before the request went out: nothing
-            // was sent, so a fresh connection may carry it.
-            Err(mut error) if reused && error.message().is_some() => {
-                let request = error.take_message().expect("checked above");
-                debug!(error = %error.error(), "kept upstream connection closed; reconnecting");
-                sender = connect(host, port, settings.connect_timeout).await?;
-                sender
-                    .send_request(request)
+            // was answered, so a fresh connection may carry it.
+            Err(error) if reused && may_resend && error.is_stale_connection() => {
+                debug!(%error, "kept upstream connection closed; reconnecting");
+                connection = connect(host, port, settings.connect_timeout).await?;
+                exchange(&mut connection, &head, empty_body(), framing, &parts.method)
                     .await
                     .map_err(Unavailable::Exchange)?
             }
-            Err(error) => return Err(Unavailable::Exchange(error.into_error())),
+            Err(error) => return Err(Unavailable::Exchange(error)),
         };
-        // A switched connection belongs to the tunnel now; any other goes back for reuse once its
-        // body has been read.
-        let lent = (response.status() != http::StatusCode::SWITCHING_PROTOCOLS).then(|| Lent {
+        let Answered { head, request_sent } = answered;
+        // A switched connection belongs to the tunnel; any other goes back for reuse once its
+        // body has been read, if its framing and the whole request allow.
+        let home = (head.framing != BodyFraming::Switched).then(|| Home {
             idle: self.idle.clone(),
             destination: Destination {
                 host: host.into(),
                 port,
             },
-            sender,
         });
-        Ok(response.map(|body| PooledBody::new(body, lent)))
+        let body = UpstreamBody::new(
+            connection,
+            head.framing,
+            head.reusable && request_sent,
+            home,
+        );
+        let mut response = Response::new(body);
+        *response.status_mut() = head.status;
+        *response.version_mut() = head.version;
+        *response.headers_mut() = head.headers;
+        Ok(response)
     }
 }
 
-/// Opens a connection and starts its task on the current (the worker's) runtime.
+/// RFC 9110 section 9.2.2: methods a client may repeat without changing what the first try did.
+fn is_idempotent(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
+}
+
+/// Opens a connection to the upstream.
 async fn connect(
     host: &str,
     port: u16,
     limit: Duration,
-) -> Result<http1::SendRequest<Body>, Unavailable> {
+) -> Result<UpstreamConnection, Unavailable> {
     let stream = match tokio::time::timeout(limit, TcpStream::connect((host, port))).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(source)) => {
@@ -226,14 +251,5 @@ async fn connect(
     };
     // Small requests and responses go out at once instead of waiting for Nagle's timer.
     let _ = stream.set_nodelay(true);
-    let (sender, connection) = http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(Unavailable::Exchange)?;
-    tokio::spawn(async move {
-        // Upgrades: a WebSocket handshake's connection is handed to the tunnel.
-        if let Err(error) = connection.with_upgrades().await {
-            debug!(%error, "upstream connection ended with an error");
-        }
-    });
-    Ok(sender)
+    Ok(UpstreamConnection::new(stream))
 }

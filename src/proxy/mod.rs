@@ -11,6 +11,7 @@ pub mod request;
 pub mod response;
 pub mod upgrade;
 pub mod upstream;
+pub mod upstream_h1;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;

@@ -9,7 +9,10 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
 use tracing::debug;
+
+use super::upstream_h1::UpstreamConnection;
 
 use crate::server::activity::{Activity, TrackedIo};
 use crate::server::slots::ConnectionSlot;
@@ -71,20 +74,29 @@ pub struct Tunnel {
     pub gauge: crate::metrics::TunnelGauge,
 }
 
-/// Copies bytes both ways between the upgraded client and upstream connections until either side
-/// closes, the tunnel is idle for too long, or its lifetime runs out.
-pub fn splice(client: OnUpgrade, upstream: OnUpgrade, tunnel: Tunnel) {
+/// Copies bytes both ways between the upgraded client connection and the upstream's (which
+/// switched with its 101) until either side closes, the tunnel is idle for too long, or its
+/// lifetime runs out.
+pub fn splice(client: OnUpgrade, upstream: UpstreamConnection, tunnel: Tunnel) {
     tokio::spawn(async move {
-        let (client, upstream) = match tokio::try_join!(client, upstream) {
-            Ok(pair) => pair,
+        let client = match client.await {
+            Ok(client) => client,
             Err(error) => {
                 debug!(%error, "protocol switch failed");
                 return;
             }
         };
+        // The upstream may have spoken first, in the same read as its 101.
+        let (upstream, early) = upstream.into_parts();
         let activity = Activity::new();
         let mut client = TrackedIo::new(TokioIo::new(client), Arc::clone(&activity));
-        let mut upstream = TrackedIo::new(TokioIo::new(upstream), Arc::clone(&activity));
+        let mut upstream = TrackedIo::new(upstream, Arc::clone(&activity));
+        if !early.is_empty()
+            && let Err(error) = client.write_all(&early).await
+        {
+            debug!(%error, "tunnel closed with an error");
+            return;
+        }
         let lifetime = tunnel.lifetime.unwrap_or(Duration::MAX);
         tokio::select! {
             result = tokio::io::copy_bidirectional(&mut client, &mut upstream) => {

@@ -1,0 +1,189 @@
+//! Writing a request head for the upstream, and choosing how its body is framed.
+//!
+//! casegate decides the framing itself from the body it holds, never from what the client wrote:
+//! `Transfer-Encoding` is always ours, and a `Content-Length` is kept only as a promise the body
+//! is then held to, byte for byte ([`super::exchange`]).
+
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+use hyper::body::Body as _;
+
+use crate::proxy::Body;
+
+/// How the request body goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestFraming {
+    /// No body.
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding: the body's length is not known up front.
+    Chunked,
+}
+
+/// Why a request cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BadContentLength;
+
+impl std::fmt::Display for BadContentLength {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the request's Content-Length is not one number")
+    }
+}
+
+impl std::error::Error for BadContentLength {}
+
+/// Chooses the framing for `body`, sets the headers that announce it, and writes the whole head
+/// (request line in origin form, then every field) into `out`.
+pub fn encode_request_head(
+    parts: &mut Parts,
+    body: &Body,
+    out: &mut Vec<u8>,
+) -> Result<RequestFraming, BadContentLength> {
+    let framing = choose_framing(&mut parts.headers, body)?;
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |target| target.as_str());
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in &parts.headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(framing)
+}
+
+fn choose_framing(
+    headers: &mut http::HeaderMap,
+    body: &Body,
+) -> Result<RequestFraming, BadContentLength> {
+    headers.remove(header::TRANSFER_ENCODING);
+    let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
+    if let Some(first) = lengths.next() {
+        let length = std::str::from_utf8(first.as_bytes())
+            .ok()
+            .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|digits| digits.parse::<u64>().ok())
+            .ok_or(BadContentLength)?;
+        if lengths.any(|other| other != first) {
+            return Err(BadContentLength);
+        }
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        return Ok(match length {
+            0 => RequestFraming::Empty,
+            length => RequestFraming::Length(length),
+        });
+    }
+    if body.is_end_stream() {
+        return Ok(RequestFraming::Empty);
+    }
+    if let Some(length) = body.size_hint().exact() {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        return Ok(RequestFraming::Length(length));
+    }
+    headers.insert(
+        header::TRANSFER_ENCODING,
+        HeaderValue::from_static("chunked"),
+    );
+    Ok(RequestFraming::Chunked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::empty_body;
+    use bytes::Bytes;
+    use http::Request;
+    use http_body_util::{BodyExt, Full};
+
+    fn encode(
+        request: Request<()>,
+        body: &Body,
+    ) -> (Result<RequestFraming, BadContentLength>, String) {
+        let (mut parts, ()) = request.into_parts();
+        let mut out = Vec::new();
+        let framing = encode_request_head(&mut parts, body, &mut out);
+        (framing, String::from_utf8(out).unwrap())
+    }
+
+    fn full(text: &'static str) -> Body {
+        Full::new(Bytes::from_static(text.as_bytes()))
+            .map_err(|never| match never {})
+            .boxed()
+    }
+
+    /// A body that does not know its length, as a chunked upload from the client.
+    struct Unsized;
+
+    impl hyper::body::Body for Unsized {
+        type Data = Bytes;
+        type Error = crate::proxy::BoxError;
+
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+            std::task::Poll::Ready(None)
+        }
+    }
+
+    fn streamed() -> Body {
+        Unsized.boxed()
+    }
+
+    #[test]
+    fn a_get_is_a_request_line_and_its_fields() {
+        let request = Request::get("/cases/42?x=1")
+            .header("host", "app:8080")
+            .header("accept", "text/html")
+            .header("transfer-encoding", "chunked")
+            .body(())
+            .unwrap();
+        let (framing, head) = encode(request, &empty_body());
+        assert_eq!(framing, Ok(RequestFraming::Empty));
+        assert_eq!(
+            head,
+            "GET /cases/42?x=1 HTTP/1.1\r\nhost: app:8080\r\naccept: text/html\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn a_body_of_known_length_is_announced_and_an_unknown_one_chunked() {
+        let request = Request::post("/c").body(()).unwrap();
+        let (framing, head) = encode(request, &full("hello"));
+        assert_eq!(framing, Ok(RequestFraming::Length(5)));
+        assert!(head.contains("content-length: 5\r\n"), "{head}");
+
+        let request = Request::post("/c").body(()).unwrap();
+        let (framing, head) = encode(request, &streamed());
+        assert_eq!(framing, Ok(RequestFraming::Chunked));
+        assert!(head.contains("transfer-encoding: chunked\r\n"), "{head}");
+        assert!(!head.contains("content-length"), "{head}");
+    }
+
+    #[test]
+    fn a_declared_length_is_kept_once_and_a_doubtful_one_refused() {
+        let request = Request::post("/c")
+            .header("content-length", "7")
+            .header("content-length", "7")
+            .body(())
+            .unwrap();
+        let (framing, head) = encode(request, &streamed());
+        assert_eq!(framing, Ok(RequestFraming::Length(7)));
+        assert_eq!(head.matches("content-length: 7\r\n").count(), 1, "{head}");
+        for lengths in [&["7", "8"][..], &["+7"], &["7 "], &[""], &["1,1"]] {
+            let mut builder = Request::post("/c");
+            for length in lengths {
+                builder = builder.header("content-length", *length);
+            }
+            let (framing, _) = encode(builder.body(()).unwrap(), &streamed());
+            assert_eq!(framing, Err(BadContentLength), "{lengths:?}");
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! Reading an upstream's response head, and from it how its body is framed and whether the
+//! connection may carry another request (RFC 9112 sections 6.3 and 9.3).
+//!
+//! Anything ambiguous is refused rather than guessed at: two lengths that disagree are a 502
+//! (RFC 9112 section 6.3 item 5 says exactly that for a proxy), and a response whose framing
+//! leaves any doubt (both `Transfer-Encoding` and `Content-Length`, a coding other than chunked
+//! last, a body that ends at the close) is read to its end but its connection is never reused.
+
+use std::mem::MaybeUninit;
+
+use bytes::BytesMut;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode, Version};
+
+/// The largest response head casegate reads (status line and fields). Legacy apps with large
+/// cookies stay well below; a head beyond it is refused with a 502.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// The most fields in one response head (hyper's limit is 100).
+pub const MAX_HEADERS: usize = 128;
+
+/// How the body after a response head ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No body: 1xx, 204, 304, the answer to HEAD, or `Content-Length: 0`.
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// Chunked transfer coding.
+    Chunked,
+    /// Everything until the upstream closes.
+    UntilClose,
+    /// 101: the connection now belongs to another protocol.
+    Switched,
+}
+
+/// A final response head.
+#[derive(Debug)]
+pub struct ResponseHead {
+    pub status: StatusCode,
+    pub version: Version,
+    pub headers: HeaderMap,
+    pub framing: BodyFraming,
+    /// Whether the connection may carry another request once the body has been read to its end.
+    pub reusable: bool,
+}
+
+/// What the front of the buffer held.
+#[derive(Debug)]
+pub enum Parsed {
+    /// Not a whole head yet.
+    Partial,
+    /// An interim (1xx) response, consumed; the final one follows.
+    Interim,
+    Final(ResponseHead),
+}
+
+/// Why a response head is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadError {
+    /// Not HTTP/1.x syntax (status line or fields).
+    Malformed(httparse::Error),
+    /// Longer than [`MAX_HEAD_BYTES`].
+    TooLarge,
+    /// A status code outside 100-999 (httparse reads three digits; `http` wants 100 and above).
+    BadStatus,
+    /// `Content-Length` values that are not one number.
+    BadContentLength,
+}
+
+impl std::fmt::Display for HeadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HeadError::Malformed(httparse::Error::TooManyHeaders) => {
+                write!(f, "response head has more than {MAX_HEADERS} fields")
+            }
+            HeadError::Malformed(error) => write!(f, "malformed response head: {error}"),
+            HeadError::TooLarge => write!(f, "response head larger than {MAX_HEAD_BYTES} bytes"),
+            HeadError::BadStatus => f.write_str("response status code out of range"),
+            HeadError::BadContentLength => f.write_str("response Content-Length is not one number"),
+        }
+    }
+}
+
+impl std::error::Error for HeadError {}
+
+/// Parses a response head at the front of `buffer`, removing it from the buffer once whole.
+/// `method` is the request's: the answer to HEAD has no body whatever its fields say.
+pub fn parse_response_head(buffer: &mut BytesMut, method: &Method) -> Result<Parsed, HeadError> {
+    let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let status = httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        buffer,
+        &mut fields,
+    );
+    let length = match status {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) if buffer.len() >= MAX_HEAD_BYTES => {
+            return Err(HeadError::TooLarge);
+        }
+        Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
+        Err(error) => return Err(HeadError::Malformed(error)),
+    };
+    if length > MAX_HEAD_BYTES {
+        return Err(HeadError::TooLarge);
+    }
+    let status = response
+        .code
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .ok_or(HeadError::BadStatus)?;
+    if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
+        let _ = buffer.split_to(length);
+        return Ok(Parsed::Interim);
+    }
+    let version = match response.version {
+        Some(1) => Version::HTTP_11,
+        _ => Version::HTTP_10,
+    };
+    // Where each field sits in the buffer, so that the values can share the head's bytes
+    // instead of being copied (hyper does the same).
+    let base = buffer.as_ptr() as usize;
+    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+    let count = response.headers.len();
+    let offset = |text: &[u8]| (text.as_ptr() as usize - base) as u32;
+    for (span, field) in spans.iter_mut().zip(response.headers.iter()) {
+        let name = field.name.as_bytes();
+        *span = (
+            offset(name),
+            name.len() as u32,
+            offset(field.value),
+            field.value.len() as u32,
+        );
+    }
+    let head = buffer.split_to(length).freeze();
+    let mut reading = FramingFields::default();
+    let mut headers = HeaderMap::with_capacity(count);
+    for &(name_at, name_len, value_at, value_len) in &spans[..count] {
+        let (name_at, name_len) = (name_at as usize, name_len as usize);
+        let (value_at, value_len) = (value_at as usize, value_len as usize);
+        let Ok(name) = HeaderName::from_bytes(&head[name_at..name_at + name_len]) else {
+            return Err(HeadError::Malformed(httparse::Error::HeaderName));
+        };
+        let value = head.slice(value_at..value_at + value_len);
+        // SAFETY: httparse let through only the bytes a `HeaderValue` may hold (HTAB, visible
+        // ASCII and SP, obs-text 0x80-0xFF: its HEADER_VALUE_MAP is `http`'s rule), so checking
+        // every byte again would be work for nothing. hyper's client does the same.
+        let value = unsafe { HeaderValue::from_maybe_shared_unchecked(value) };
+        reading.note(&name, &value)?;
+        headers.append(name, value);
+    }
+    Ok(Parsed::Final(
+        reading.decide(status, version, headers, method),
+    ))
+}
+
+/// The fields that decide framing and reuse, noted as the head is read.
+#[derive(Default)]
+struct FramingFields {
+    content_length: Option<u64>,
+    transfer_encoding: bool,
+    chunked_last: bool,
+    close: bool,
+}
+
+impl FramingFields {
+    fn note(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<(), HeadError> {
+        if name == header::CONTENT_LENGTH {
+            for item in value.as_bytes().split(|&byte| byte == b',') {
+                let length = parse_length(item.trim_ascii()).ok_or(HeadError::BadContentLength)?;
+                if self.content_length.is_some_and(|seen| seen != length) {
+                    return Err(HeadError::BadContentLength);
+                }
+                self.content_length = Some(length);
+            }
+        } else if name == header::TRANSFER_ENCODING {
+            self.transfer_encoding = true;
+            // Only the last coding of the last line counts: chunked must be the final one.
+            if let Some(last) = value.as_bytes().rsplit(|&byte| byte == b',').next() {
+                self.chunked_last = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+            }
+        } else if name == header::CONNECTION {
+            for option in value.as_bytes().split(|&byte| byte == b',') {
+                let option = option.trim_ascii();
+                self.close |= option.eq_ignore_ascii_case(b"close");
+            }
+        }
+        Ok(())
+    }
+
+    fn decide(
+        self,
+        status: StatusCode,
+        version: Version,
+        mut headers: HeaderMap,
+        method: &Method,
+    ) -> ResponseHead {
+        let persistent = match version {
+            Version::HTTP_11 => !self.close,
+            // An HTTP/1.0 server's keep-alive is a guess about the server; not worth the risk.
+            _ => false,
+        };
+        let (framing, clear) = if status == StatusCode::SWITCHING_PROTOCOLS {
+            (BodyFraming::Switched, false)
+        } else if *method == Method::HEAD
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+        {
+            (BodyFraming::Empty, true)
+        } else if self.transfer_encoding {
+            // Both framings: Transfer-Encoding wins, the length is dropped so the client is not
+            // told one, and the connection is not trusted again (RFC 9112 section 6.3 item 3).
+            headers.remove(header::CONTENT_LENGTH);
+            match self.chunked_last && version == Version::HTTP_11 {
+                true => (BodyFraming::Chunked, self.content_length.is_none()),
+                false => (BodyFraming::UntilClose, false),
+            }
+        } else {
+            match self.content_length {
+                Some(0) => (BodyFraming::Empty, true),
+                Some(length) => (BodyFraming::Length(length), true),
+                None => (BodyFraming::UntilClose, false),
+            }
+        };
+        ResponseHead {
+            status,
+            version,
+            headers,
+            framing,
+            reusable: persistent && clear,
+        }
+    }
+}
+
+/// A decimal length: digits only, no sign, no blanks inside, at most 19 digits' worth.
+fn parse_length(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |length, &digit| {
+        length.checked_mul(10)?.checked_add(u64::from(digit - b'0'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str, method: &Method) -> Result<Parsed, HeadError> {
+        let mut buffer = BytesMut::from(text.as_bytes());
+        parse_response_head(&mut buffer, method)
+    }
+
+    fn final_head(text: &str) -> ResponseHead {
+        match parse(text, &Method::GET) {
+            Ok(Parsed::Final(head)) => head,
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn framing_and_reuse_follow_rfc_9112() {
+        let cases: [(&str, BodyFraming, bool); 12] = [
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\n",
+                BodyFraming::Length(12),
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 12, 12\r\n\r\n",
+                BodyFraming::Length(12),
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                BodyFraming::Empty,
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                BodyFraming::Chunked,
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, Chunked\r\n\r\n",
+                BodyFraming::Chunked,
+                true,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+                BodyFraming::Chunked,
+                false,
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+                BodyFraming::UntilClose,
+                false,
+            ),
+            ("HTTP/1.1 200 OK\r\n\r\n", BodyFraming::UntilClose, false),
+            (
+                "HTTP/1.1 200 OK\r\nConnection: keep-alive, Close\r\nContent-Length: 1\r\n\r\n",
+                BodyFraming::Length(1),
+                false,
+            ),
+            (
+                "HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n",
+                BodyFraming::Length(1),
+                false,
+            ),
+            (
+                "HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n",
+                BodyFraming::Empty,
+                true,
+            ),
+            (
+                "HTTP/1.1 101 Switching Protocols\r\n\r\n",
+                BodyFraming::Switched,
+                false,
+            ),
+        ];
+        for (text, framing, reusable) in cases {
+            let head = final_head(text);
+            assert_eq!(
+                (head.framing, head.reusable),
+                (framing, reusable),
+                "{text:?}"
+            );
+        }
+        let both = final_head(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+        );
+        assert!(both.headers.get(header::CONTENT_LENGTH).is_none());
+    }
+
+    #[test]
+    fn the_answer_to_head_has_no_body_whatever_it_declares() {
+        let Ok(Parsed::Final(head)) = parse(
+            "HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n",
+            &Method::HEAD,
+        ) else {
+            panic!("not a final head");
+        };
+        assert_eq!((head.framing, head.reusable), (BodyFraming::Empty, true));
+        assert_eq!(head.headers[header::CONTENT_LENGTH], "5000");
+    }
+
+    #[test]
+    fn lengths_that_are_not_one_number_are_refused() {
+        for length in [
+            "12, 13",
+            "-1",
+            "+5",
+            "1 2",
+            "",
+            "0x10",
+            "99999999999999999999",
+            "5,",
+        ] {
+            let text = format!("HTTP/1.1 200 OK\r\nContent-Length: {length}\r\n\r\n");
+            assert_eq!(
+                parse(&text, &Method::GET).unwrap_err(),
+                HeadError::BadContentLength,
+                "{length:?}"
+            );
+        }
+        let two = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n";
+        assert_eq!(
+            parse(two, &Method::GET).unwrap_err(),
+            HeadError::BadContentLength
+        );
+    }
+
+    #[test]
+    fn interim_responses_are_consumed_and_the_final_one_follows() {
+        let mut buffer = BytesMut::from(
+            &b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"[..],
+        );
+        assert!(matches!(
+            parse_response_head(&mut buffer, &Method::GET),
+            Ok(Parsed::Interim)
+        ));
+        let Ok(Parsed::Final(head)) = parse_response_head(&mut buffer, &Method::GET) else {
+            panic!("no final head");
+        };
+        assert_eq!(head.status, StatusCode::OK);
+        assert_eq!(&buffer[..], b"ok");
+    }
+
+    #[test]
+    fn partial_heads_wait_and_broken_or_huge_ones_are_refused() {
+        assert!(matches!(
+            parse("HTTP/1.1 200 OK\r\nContent-Le", &Method::GET),
+            Ok(Parsed::Partial)
+        ));
+        for text in [
+            "ICY 200 OK\r\n\r\n",
+            "HTTP/2 200\r\n\r\n",
+            "HTTP/1.1 2000 OK\r\n\r\n",
+        ] {
+            assert!(
+                matches!(parse(text, &Method::GET), Err(HeadError::Malformed(_))),
+                "{text:?}"
+            );
+        }
+        assert_eq!(
+            parse("HTTP/1.1 099 Low\r\n\r\n", &Method::GET).unwrap_err(),
+            HeadError::BadStatus
+        );
+        let huge = format!("HTTP/1.1 200 OK\r\nX: {}", "a".repeat(MAX_HEAD_BYTES));
+        assert_eq!(parse(&huge, &Method::GET).unwrap_err(), HeadError::TooLarge);
+        let many: String = (0..=MAX_HEADERS).map(|i| format!("X-{i}: v\r\n")).collect();
+        let many = format!("HTTP/1.1 200 OK\r\n{many}\r\n");
+        assert_eq!(
+            parse(&many, &Method::GET).unwrap_err(),
+            HeadError::Malformed(httparse::Error::TooManyHeaders)
+        );
+    }
+
+    #[test]
+    fn values_keep_their_bytes_and_names_are_lower_cased() {
+        let head =
+            final_head("HTTP/1.1 200 OK\r\nX-Thing: caf\u{e9} \t\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(head.headers["x-thing"].as_bytes(), "caf\u{e9}".as_bytes());
+    }
+}
