@@ -559,11 +559,9 @@ async fn api_refusals_print_message_and_code_and_exit_1() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_admin_api_is_named_with_its_url() {
-    // A port that was free a moment ago: nothing listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // Port 1 (tcpmux): nothing on a test machine listens there, and unlike a port that was free
+    // a moment ago, no test running alongside can be given it.
+    let port: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
     let output = share(port, Some(CASE_APP_TOKEN), &["list"]).await;
     assert_fails(&output, 1, &format!("not reachable at http://{port}"));
     assert!(

@@ -67,11 +67,10 @@ async fn range_requests_pass_through_so_video_can_seek() {
 
 #[tokio::test]
 async fn a_dead_upstream_gives_502_and_a_slow_one_504() {
-    // An upstream address nothing listens on: bind, learn the port, close.
-    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let dead_url = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
-    let text = common::config_text(&dead_url, "", "");
+    // Port 1 (tcpmux): nothing on a test machine listens there, and unlike a port that was free
+    // a moment ago, no test running alongside can be given it.
+    let dead_url = "http://127.0.0.1:1";
+    let text = common::config_text(dead_url, "", "");
     let gw = TestGateway::start_from_text(TestUpstream::start().await, &text).await;
     let cookie = gw.open_link("42", "view").await;
     let response = gw
