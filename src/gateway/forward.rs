@@ -91,10 +91,13 @@ impl Gateway {
             restore_websocket_headers(&mut parts.headers);
         }
         let sent = Instant::now();
-        let (host, port) = self.upstream.connect_address();
         let answer = connection
             .upstream
-            .send(Request::from_parts(parts, body), host, port, &self.client)
+            .send(
+                Request::from_parts(parts, body),
+                self.upstream.destination(),
+                &self.client,
+            )
             .await;
         // Until the response head, also when the upstream failed or timed out; `Gateway::handle`
         // reads it back for the metrics, so the gateway's own share of the request is told apart.

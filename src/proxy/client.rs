@@ -147,13 +147,12 @@ impl UpstreamPool {
     pub async fn send(
         &self,
         request: Request<Body>,
-        host: &str,
-        port: u16,
+        destination: &Destination,
         settings: &ClientSettings,
     ) -> Result<Response<UpstreamBody>, ForwardError> {
         match tokio::time::timeout(
             settings.response_timeout,
-            self.exchange(request, host, port, settings),
+            self.exchange(request, destination, settings),
         )
         .await
         {
@@ -166,8 +165,7 @@ impl UpstreamPool {
     async fn exchange(
         &self,
         request: Request<Body>,
-        host: &str,
-        port: u16,
+        destination: &Destination,
         settings: &ClientSettings,
     ) -> Result<Response<UpstreamBody>, Unavailable> {
         let (mut parts, body) = request.into_parts();
@@ -176,10 +174,10 @@ impl UpstreamPool {
             .map_err(|error| Unavailable::Exchange(ExchangeError::RequestHead(error)))?;
         // Only a request without a body can be sent twice: the body has been read once.
         let may_resend = framing == RequestFraming::Empty && is_idempotent(&parts.method);
-        let (mut connection, reused) = match self.idle.take(host, port, settings.pool_idle_timeout)
+        let (mut connection, reused) = match self.idle.take(destination, settings.pool_idle_timeout)
         {
             Some(connection) => (connection, true),
-            None => (connect(host, port, settings.connect_timeout).await?, false),
+            None => (connect(destination, settings.connect_timeout).await?, false),
         };
         let answered = match exchange(&mut connection, &head, body, framing, &parts.method).await {
             Ok(answered) => answered,
@@ -187,7 +185,7 @@ impl UpstreamPool {
             // was answered, so a fresh connection may carry it.
             Err(error) if reused && may_resend && error.is_stale_connection() => {
                 debug!(%error, "kept upstream connection closed; reconnecting");
-                connection = connect(host, port, settings.connect_timeout).await?;
+                connection = connect(destination, settings.connect_timeout).await?;
                 exchange(&mut connection, &head, empty_body(), framing, &parts.method)
                     .await
                     .map_err(Unavailable::Exchange)?
@@ -199,10 +197,7 @@ impl UpstreamPool {
         // body has been read, if its framing and the whole request allow.
         let home = (head.framing != BodyFraming::Switched).then(|| Home {
             idle: self.idle.clone(),
-            destination: Destination {
-                host: host.into(),
-                port,
-            },
+            destination: destination.clone(),
         });
         let body = UpstreamBody::new(
             connection,
@@ -228,10 +223,10 @@ fn is_idempotent(method: &Method) -> bool {
 
 /// Opens a connection to the upstream.
 async fn connect(
-    host: &str,
-    port: u16,
+    destination: &Destination,
     limit: Duration,
 ) -> Result<UpstreamConnection, Unavailable> {
+    let (host, port) = (&*destination.host, destination.port);
     let stream = match tokio::time::timeout(limit, TcpStream::connect((host, port))).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(source)) => {

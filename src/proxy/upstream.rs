@@ -1,8 +1,12 @@
 //! The upstream as the proxy sees it: where to send requests, what it calls itself, and the extra
 //! headers guests carry to it.
 
+use std::sync::Arc;
+
 use http::uri::{Authority, Scheme};
 use http::{HeaderName, HeaderValue, Uri};
+
+use super::pool::Destination;
 
 /// The resolved upstream origin plus the guest headers configured for it.
 #[derive(Clone, Debug)]
@@ -17,10 +21,9 @@ pub struct Upstream {
     /// Client headers forwarded for guests beyond [`super::guest_allowlist::GUEST_REQUEST_HEADERS`]
     /// (`[upstream] guest_forward_headers`).
     pub guest_forward_headers: Vec<HeaderName>,
-    /// [`Upstream::connect_address`], worked out once: parsing the authority again for every
+    /// [`Upstream::destination`], worked out once: parsing the authority again for every
     /// request cost about 400 instructions each time.
-    connect_host: Box<str>,
-    connect_port: u16,
+    destination: Destination,
 }
 
 /// What makes a URL unusable as the upstream. Validation refuses these first; seeing one is a bug.
@@ -54,7 +57,7 @@ impl Upstream {
         let host = HeaderValue::from_str(authority.as_str())
             .map_err(|_| UpstreamError::HostNotAHeaderValue)?;
         let connect_host = authority.host();
-        let connect_host = connect_host
+        let connect_host: Arc<str> = connect_host
             .strip_prefix('[')
             .and_then(|host| host.strip_suffix(']'))
             .unwrap_or(connect_host)
@@ -66,8 +69,10 @@ impl Upstream {
             host,
             guest_headers,
             guest_forward_headers: Vec::new(),
-            connect_host,
-            connect_port,
+            destination: Destination {
+                host: connect_host,
+                port: connect_port,
+            },
         })
     }
 
@@ -79,7 +84,12 @@ impl Upstream {
 
     /// The host (without IPv6 brackets) and port to open a TCP connection to.
     pub fn connect_address(&self) -> (&str, u16) {
-        (&self.connect_host, self.connect_port)
+        (&self.destination.host, self.destination.port)
+    }
+
+    /// The same, as the upstream pool names it.
+    pub fn destination(&self) -> &Destination {
+        &self.destination
     }
 
     /// Whether an absolute URL points at this upstream's origin (same scheme, host and port).

@@ -9,6 +9,8 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::response_head::KnownNames;
+
 /// The first read of an exchange asks for this much: a typical head and small body fit.
 const FIRST_READ: usize = 16 * 1024;
 /// Reads grow (doubling while each fills the space it was given) up to this, for large bodies:
@@ -27,6 +29,8 @@ pub struct UpstreamConnection {
     /// would be read as the next exchange's response.
     pub(super) buffer: BytesMut,
     pub(super) read_size: usize,
+    /// The field names of the last response, in order (see `parse_response_head`).
+    pub(super) names: KnownNames,
 }
 
 impl UpstreamConnection {
@@ -35,6 +39,7 @@ impl UpstreamConnection {
             stream,
             buffer: BytesMut::new(),
             read_size: FIRST_READ,
+            names: KnownNames::default(),
         }
     }
 
