@@ -15,10 +15,11 @@ use super::framing::is_bodiless;
 use super::session_memo::GuestSession;
 use crate::access_log::{AccessRecord, RequestBody};
 use crate::metrics::{TunnelGauge, UpstreamClass};
-use crate::proxy::client::ForwardError;
-use crate::proxy::request::{rewrite_guest_request, rewrite_passthrough_request};
+use crate::proxy::client::{ForwardError, Outgoing};
+use crate::proxy::request::{GuestRewrite, rewrite_passthrough_request, write_guest_head};
 use crate::proxy::response::{sanitise_guest_response, sanitise_passthrough_response};
 use crate::proxy::upgrade::{Tunnel, restore_websocket_headers, splice};
+use crate::proxy::upstream_h1::encode_request_head;
 use crate::proxy::{Body, BoxError, empty_body};
 use crate::server::ConnectionInfo;
 use crate::server::body_pace::is_too_slow;
@@ -63,20 +64,22 @@ impl Gateway {
             let body = body.map_err(|error| BoxError::from(ClientBodyError(error.into())));
             Limited::new(body, limit).boxed()
         };
-        match route {
+        let mut head = Vec::with_capacity(1024);
+        let written = match route {
             Route::Guest {
                 session,
                 pin_language,
             } => {
-                rewrite_guest_request(
-                    &mut parts,
-                    &session.identity,
-                    pin_language,
-                    &self.upstream,
-                    &origin,
-                );
                 let guest = &session.guest;
                 debug!(share = %guest.share_id, case = %guest.case, path = %parts.uri.path(), "forwarding guest request");
+                let rewrite = GuestRewrite {
+                    identity: &session.identity,
+                    pin_language,
+                    upstream: &self.upstream,
+                    origin: &origin,
+                    upgrade,
+                };
+                write_guest_head(&parts, &rewrite, &body, &mut head)
             }
             Route::Passthrough => {
                 rewrite_passthrough_request(
@@ -85,19 +88,24 @@ impl Gateway {
                     &self.upstream,
                     &origin,
                 );
+                if upgrade {
+                    restore_websocket_headers(&mut parts.headers);
+                }
+                encode_request_head(&parts, &body, &mut head)
             }
-        }
-        if upgrade {
-            restore_websocket_headers(&mut parts.headers);
-        }
+        };
+        // The server side (hyper, h2) checked the request's lengths already; one that is still
+        // not a single number is refused as broken framing.
+        let framing = written.map_err(|_| GatewayError::BadBody)?;
+        let outgoing = Outgoing {
+            method: parts.method,
+            head,
+            framing,
+        };
         let sent = Instant::now();
         let answer = connection
             .upstream
-            .send(
-                Request::from_parts(parts, body),
-                self.upstream.destination(),
-                &self.client,
-            )
+            .send(&outgoing, body, self.upstream.destination(), &self.client)
             .await;
         // Until the response head, also when the upstream failed or timed out; `Gateway::handle`
         // reads it back for the metrics, so the gateway's own share of the request is told apart.

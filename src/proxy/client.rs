@@ -8,14 +8,14 @@
 use std::fmt;
 use std::time::Duration;
 
-use http::{Method, Request, Response};
+use http::{Method, Response};
 use tokio::net::TcpStream;
 use tracing::debug;
 
 use super::pool::{Destination, IdleConnections};
 use super::upstream_h1::{
     Answered, BodyFraming, ExchangeError, Home, RequestFraming, UpstreamBody, UpstreamConnection,
-    encode_request_head, exchange,
+    exchange,
 };
 use super::{Body, empty_body};
 
@@ -140,19 +140,20 @@ impl UpstreamPool {
         self.idle.len()
     }
 
-    /// Sends a request to `host:port` and waits for the response head, within `response_timeout`
-    /// (connecting included). The request is already in origin form with the upstream's `Host`
-    /// (`proxy::request` rewrites it so). The body then streams with back-pressure: the
-    /// upstream is read only as fast as the client takes it.
+    /// Sends a request to `destination` and waits for the response head, within
+    /// `response_timeout` (connecting included). The request head is written already, in origin
+    /// form with the upstream's `Host` (`proxy::request`). The response body then streams with
+    /// back-pressure: the upstream is read only as fast as the client takes it.
     pub async fn send(
         &self,
-        request: Request<Body>,
+        request: &Outgoing,
+        body: Body,
         destination: &Destination,
         settings: &ClientSettings,
     ) -> Result<Response<UpstreamBody>, ForwardError> {
         match tokio::time::timeout(
             settings.response_timeout,
-            self.exchange(request, destination, settings),
+            self.exchange(request, body, destination, settings),
         )
         .await
         {
@@ -164,29 +165,32 @@ impl UpstreamPool {
 
     async fn exchange(
         &self,
-        request: Request<Body>,
+        request: &Outgoing,
+        body: Body,
         destination: &Destination,
         settings: &ClientSettings,
     ) -> Result<Response<UpstreamBody>, Unavailable> {
-        let (mut parts, body) = request.into_parts();
-        let mut head = Vec::with_capacity(1024);
-        let framing = encode_request_head(&mut parts, &body, &mut head)
-            .map_err(|error| Unavailable::Exchange(ExchangeError::RequestHead(error)))?;
+        let Outgoing {
+            method,
+            head,
+            framing,
+        } = request;
+        let framing = *framing;
         // Only a request without a body can be sent twice: the body has been read once.
-        let may_resend = framing == RequestFraming::Empty && is_idempotent(&parts.method);
+        let may_resend = framing == RequestFraming::Empty && is_idempotent(method);
         let (mut connection, reused) = match self.idle.take(destination, settings.pool_idle_timeout)
         {
             Some(connection) => (connection, true),
             None => (connect(destination, settings.connect_timeout).await?, false),
         };
-        let answered = match exchange(&mut connection, &head, body, framing, &parts.method).await {
+        let answered = match exchange(&mut connection, head, body, framing, method).await {
             Ok(answered) => answered,
             // A kept connection the upstream closed just before the request went out: nothing
             // was answered, so a fresh connection may carry it.
             Err(error) if reused && may_resend && error.is_stale_connection() => {
                 debug!(%error, "kept upstream connection closed; reconnecting");
                 connection = connect(destination, settings.connect_timeout).await?;
-                exchange(&mut connection, &head, empty_body(), framing, &parts.method)
+                exchange(&mut connection, head, empty_body(), framing, method)
                     .await
                     .map_err(Unavailable::Exchange)?
             }
@@ -211,6 +215,13 @@ impl UpstreamPool {
         *response.headers_mut() = head.headers;
         Ok(response)
     }
+}
+
+/// A request for the upstream, its head written ([`super::request`]).
+pub struct Outgoing {
+    pub method: Method,
+    pub head: Vec<u8>,
+    pub framing: RequestFraming,
 }
 
 /// RFC 9110 section 9.2.2: methods a client may repeat without changing what the first try did.

@@ -43,8 +43,6 @@ pub enum ExchangeError {
     RequestBody(BoxError),
     /// The request body held other than its declared length.
     BodyLength { declared: u64 },
-    /// The request's own `Content-Length` was not one number.
-    RequestHead(super::request_head::BadContentLength),
 }
 
 impl ExchangeError {
@@ -90,7 +88,6 @@ impl std::fmt::Display for ExchangeError {
                     "the request body did not hold its declared {declared} bytes"
                 )
             }
-            ExchangeError::RequestHead(_) => f.write_str("the request head was refused"),
         }
     }
 }
@@ -101,7 +98,6 @@ impl std::error::Error for ExchangeError {
             ExchangeError::Write(error) | ExchangeError::Read { error, .. } => Some(error),
             ExchangeError::Head(error) => Some(error),
             ExchangeError::RequestBody(error) => Some(&**error),
-            ExchangeError::RequestHead(error) => Some(error),
             ExchangeError::Closed { .. }
             | ExchangeError::EndlessInterim
             | ExchangeError::BodyLength { .. } => None,

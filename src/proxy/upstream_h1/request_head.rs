@@ -4,8 +4,9 @@
 //! `Transfer-Encoding` is always ours, and a `Content-Length` is kept only as a promise the body
 //! is then held to, byte for byte ([`super::exchange`]).
 
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
+use http::{Method, Uri};
 use hyper::body::Body as _;
 
 use crate::proxy::Body;
@@ -33,48 +34,76 @@ impl std::fmt::Display for BadContentLength {
 
 impl std::error::Error for BadContentLength {}
 
-/// Chooses the framing for `body`, sets the headers that announce it, and writes the whole head
-/// (request line in origin form, then every field) into `out`.
-pub fn encode_request_head(
-    parts: &mut Parts,
-    body: &Body,
-    out: &mut Vec<u8>,
-) -> Result<RequestFraming, BadContentLength> {
-    let framing = choose_framing(&mut parts.headers, body)?;
-    let target = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |target| target.as_str());
-    out.extend_from_slice(parts.method.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(target.as_bytes());
-    out.extend_from_slice(b" HTTP/1.1\r\n");
-    for (name, value) in &parts.headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    Ok(framing)
+/// Writes a request head: the request line, the fields, the framing, the empty line.
+pub struct HeadWriter<'a> {
+    out: &'a mut Vec<u8>,
 }
 
-fn choose_framing(
-    headers: &mut http::HeaderMap,
+impl HeadWriter<'_> {
+    /// Starts a head with its request line, in origin form (`uri`'s path and query, which the
+    /// gateway judged) and HTTP/1.1 whatever the client spoke.
+    pub fn start<'a>(out: &'a mut Vec<u8>, method: &Method, uri: &Uri) -> HeadWriter<'a> {
+        let target = uri.path_and_query().map_or("/", |target| target.as_str());
+        out.extend_from_slice(method.as_str().as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(target.as_bytes());
+        out.extend_from_slice(b" HTTP/1.1\r\n");
+        HeadWriter { out }
+    }
+
+    pub fn field(&mut self, name: &HeaderName, value: &HeaderValue) {
+        self.field_bytes(name.as_str().as_bytes(), value.as_bytes());
+    }
+
+    pub fn field_bytes(&mut self, name: &[u8], value: &[u8]) {
+        self.out.extend_from_slice(name);
+        self.out.extend_from_slice(b": ");
+        self.out.extend_from_slice(value);
+        self.out.extend_from_slice(b"\r\n");
+    }
+
+    /// Announces the body's framing and ends the head.
+    pub fn finish(self, framing: RequestFraming) {
+        match framing {
+            RequestFraming::Empty => {}
+            RequestFraming::Length(length) => {
+                let mut digits = itoa::Buffer::new();
+                self.out.extend_from_slice(b"content-length: ");
+                self.out.extend_from_slice(digits.format(length).as_bytes());
+                self.out.extend_from_slice(b"\r\n");
+            }
+            RequestFraming::Chunked => {
+                self.out
+                    .extend_from_slice(b"transfer-encoding: chunked\r\n");
+            }
+        }
+        self.out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Whether a field is one of the two that frame a body, which casegate always writes itself.
+pub fn is_framing(name: &HeaderName) -> bool {
+    name == header::CONTENT_LENGTH || name == header::TRANSFER_ENCODING
+}
+
+/// Chooses how `body` goes out: the client's declared length if it declared one (the body is
+/// then held to it), else what the body knows of itself.
+pub fn request_framing(
+    headers: &HeaderMap,
     body: &Body,
 ) -> Result<RequestFraming, BadContentLength> {
-    headers.remove(header::TRANSFER_ENCODING);
     let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
     if let Some(first) = lengths.next() {
-        let length = std::str::from_utf8(first.as_bytes())
-            .ok()
-            .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|digits| digits.parse::<u64>().ok())
-            .ok_or(BadContentLength)?;
+        let digits = first.as_bytes();
+        if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+            return Err(BadContentLength);
+        }
+        let length = digits
+            .iter()
+            .fold(0u64, |length, digit| length * 10 + u64::from(digit - b'0'));
         if lengths.any(|other| other != first) {
             return Err(BadContentLength);
         }
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
         return Ok(match length {
             0 => RequestFraming::Empty,
             length => RequestFraming::Length(length),
@@ -83,15 +112,28 @@ fn choose_framing(
     if body.is_end_stream() {
         return Ok(RequestFraming::Empty);
     }
-    if let Some(length) = body.size_hint().exact() {
-        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-        return Ok(RequestFraming::Length(length));
+    Ok(match body.size_hint().exact() {
+        Some(length) => RequestFraming::Length(length),
+        None => RequestFraming::Chunked,
+    })
+}
+
+/// Writes a request whose fields were already rewritten (passthrough): every field as it
+/// stands but the framing ones, then the framing casegate chose.
+pub fn encode_request_head(
+    parts: &Parts,
+    body: &Body,
+    out: &mut Vec<u8>,
+) -> Result<RequestFraming, BadContentLength> {
+    let framing = request_framing(&parts.headers, body)?;
+    let mut head = HeadWriter::start(out, &parts.method, &parts.uri);
+    for (name, value) in &parts.headers {
+        if !is_framing(name) {
+            head.field(name, value);
+        }
     }
-    headers.insert(
-        header::TRANSFER_ENCODING,
-        HeaderValue::from_static("chunked"),
-    );
-    Ok(RequestFraming::Chunked)
+    head.finish(framing);
+    Ok(framing)
 }
 
 #[cfg(test)]
@@ -106,9 +148,9 @@ mod tests {
         request: Request<()>,
         body: &Body,
     ) -> (Result<RequestFraming, BadContentLength>, String) {
-        let (mut parts, ()) = request.into_parts();
+        let (parts, ()) = request.into_parts();
         let mut out = Vec::new();
-        let framing = encode_request_head(&mut parts, body, &mut out);
+        let framing = encode_request_head(&parts, body, &mut out);
         (framing, String::from_utf8(out).unwrap())
     }
 
@@ -177,7 +219,14 @@ mod tests {
         let (framing, head) = encode(request, &streamed());
         assert_eq!(framing, Ok(RequestFraming::Length(7)));
         assert_eq!(head.matches("content-length: 7\r\n").count(), 1, "{head}");
-        for lengths in [&["7", "8"][..], &["+7"], &["7 "], &[""], &["1,1"]] {
+        for lengths in [
+            &["7", "8"][..],
+            &["+7"],
+            &["7 "],
+            &[""],
+            &["1,1"],
+            &["99999999999999999999"],
+        ] {
             let mut builder = Request::post("/c");
             for length in lengths {
                 builder = builder.header("content-length", *length);
