@@ -1,8 +1,8 @@
 //! The runtime shape of the public listener: one thread per worker, each with its own
 //! current-thread tokio runtime, its own listening socket and its own upstream pool, so that a
-//! request, its upstream exchange and both connections' tasks all run on one thread. A
-//! multi-thread runtime hands every request between threads (the client connection's task, the
-//! upstream connection's task) and pays for it in futex wake-ups and context switches.
+//! request and its upstream exchange run on one thread, in the client connection's task. A
+//! multi-thread runtime hands requests between threads and pays for it in futex wake-ups and
+//! context switches.
 //!
 //! What the workers share is what must be global: the gateway snapshot (hot reload), the TLS
 //! acceptor snapshot, the connection limit, metrics and the access log. Each worker accepts,
