@@ -481,4 +481,27 @@ mod tests {
         assert!(!h.contains_key("x-casegate-case"));
         assert!(!h.contains_key("x-http-method-override"));
     }
+
+    /// Review (branch review-client): before 6584eee (and with hyper's client before 0262167) a
+    /// request that declared `Content-Length: 0` went upstream with `content-length: 0`; now it
+    /// goes with no framing field at all. Equivalent for RFC 9112, but an app server that wants a
+    /// length on every POST (IIS/HTTP.sys answers 411 Length Required) now refuses empty POSTs
+    /// (logout buttons, "mark as read" forms) that worked before. Guests and passthrough alike.
+    #[test]
+    fn a_declared_empty_body_keeps_its_content_length_as_before() {
+        let (parts, ()) = Request::post("/cases/42/ack")
+            .header("content-length", "0")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let (_, fields) = guest_head(&parts, false, &empty_body());
+        assert_eq!(values(&fields, "content-length"), ["0"], "{fields:?}");
+
+        let mut parts = parts;
+        rewrite_passthrough_request(&mut parts, "__Host-casegate", &upstream(), &origin());
+        let mut out = Vec::new();
+        crate::proxy::upstream_h1::encode_request_head(&parts, &empty_body(), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("\r\ncontent-length: 0\r\n"), "{text}");
+    }
 }

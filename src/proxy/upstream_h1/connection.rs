@@ -111,3 +111,78 @@ pub(super) fn poll_fill(
     }
     Poll::Ready(Ok(filled))
 }
+
+#[cfg(test)]
+mod review_tests {
+    //! Review (branch review-client): `is_quiet` trusts tokio's cached readiness, which is only
+    //! refreshed when the runtime turns its I/O driver. Bytes (or a FIN) that reached the socket
+    //! after the last read, but before the driver looked, are not seen.
+
+    use std::future::poll_fn;
+    use std::io::Write;
+    use std::time::Duration;
+
+    use bytes::BytesMut;
+    use http::Method;
+
+    use super::*;
+    use crate::proxy::empty_body;
+    use crate::proxy::upstream_h1::{RequestFraming, exchange};
+
+    /// A connection whose last response was read whole (by a read that did not fill its room,
+    /// which clears tokio's readiness), and the upstream's end of it.
+    async fn idle_connection() -> (UpstreamConnection, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut peer, _) = listener.accept().unwrap();
+        let mut connection = UpstreamConnection::new(stream);
+        peer.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap();
+        let read = poll_fn(|cx| connection.poll_fill(cx)).await.unwrap();
+        assert_eq!(read, 27);
+        connection.buffer = BytesMut::new();
+        (connection, peer)
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_stray_response_that_arrived_while_idle_is_seen_before_reuse() {
+        let (mut connection, mut peer) = idle_connection().await;
+        // While the connection waits in the pool, the upstream writes a response nobody asked
+        // for (a body longer than its Content-Length, written late; a second answer).
+        peer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\nanother's answer")
+            .unwrap();
+        // The bytes are in the socket now (loopback); no await, so the driver has not looked.
+        std::thread::sleep(Duration::from_millis(50));
+        let quiet = connection.is_quiet();
+        if quiet {
+            // What the next guest then gets: the stray answer as the answer to its own request.
+            let head = b"GET /cases/42/mine HTTP/1.1\r\nhost: app\r\n\r\n";
+            let answered = exchange(
+                &mut connection,
+                head,
+                empty_body(),
+                RequestFraming::Empty,
+                &Method::GET,
+            )
+            .await
+            .unwrap();
+            panic!(
+                "is_quiet() said quiet with 59 stray bytes in the socket; the next exchange \
+                 was answered {} with {:?} before the upstream saw its request",
+                answered.head.status, connection.buffer
+            );
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_close_that_arrived_while_idle_is_seen_before_reuse() {
+        let (mut connection, peer) = idle_connection().await;
+        drop(peer);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            !connection.is_quiet(),
+            "is_quiet() said quiet on a connection the upstream had closed (FIN in the socket)"
+        );
+    }
+}

@@ -496,4 +496,55 @@ mod tests {
             final_head("HTTP/1.1 200 OK\r\nX-Thing: caf\u{e9} \t\r\nContent-Length: 0\r\n\r\n");
         assert_eq!(head.headers["x-thing"].as_bytes(), "caf\u{e9}".as_bytes());
     }
+
+    /// Review (branch review-client): the remembered names are never cut back to the last
+    /// response's fields, so each of the 128 places can keep a long name from a different
+    /// response: about 128 x 64 KiB (twice: the spelled bytes and the `HeaderName`) held by one
+    /// connection, idle in the pool or not, though no single head was over 64 KiB.
+    #[test]
+    fn remembered_names_never_hold_more_than_one_heads_worth() {
+        let mut names = KnownNames::default();
+        let long = "n".repeat(60_000);
+        // The long name moves one place to the front with each response; the places behind it
+        // are not touched by the shorter head.
+        for place in (0..MAX_HEADERS).rev() {
+            let mut text = String::from("HTTP/1.1 200 OK\r\n");
+            for index in 0..place {
+                text.push_str(&format!("s{index}: v\r\n"));
+            }
+            text.push_str(&format!("{long}: v\r\n\r\n"));
+            assert!(text.len() < MAX_HEAD_BYTES);
+            let mut buffer = BytesMut::from(text.as_bytes());
+            assert!(matches!(
+                parse_response_head(&mut buffer, &Method::GET, &mut names),
+                Ok(Parsed::Final(_))
+            ));
+        }
+        let held: usize = names
+            .0
+            .iter()
+            .map(|(spelled, name)| spelled.len() + name.as_str().len())
+            .sum();
+        assert!(
+            held <= 2 * MAX_HEAD_BYTES,
+            "one connection remembers {held} bytes of field names ({} places)",
+            names.0.len()
+        );
+    }
+
+    /// Review (branch review-client): a repeated length is accepted as one number, but the
+    /// list itself is what the guest is told (hyper's server writes the field as it stands, and
+    /// over HTTP/2 `content-length: 12, 12` is malformed to a strict client). Forward the one
+    /// number casegate framed the body by.
+    #[test]
+    fn a_repeated_length_reaches_the_guest_as_one_number() {
+        let head = final_head("HTTP/1.1 200 OK\r\nContent-Length: 12, 12\r\n\r\n");
+        assert_eq!(head.framing, BodyFraming::Length(12));
+        let told: Vec<_> = head
+            .headers
+            .get_all(header::CONTENT_LENGTH)
+            .iter()
+            .collect();
+        assert_eq!(told, ["12"]);
+    }
 }
