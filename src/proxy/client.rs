@@ -177,7 +177,11 @@ impl UpstreamPool {
         } = request;
         let framing = *framing;
         // Only a request without a body can be sent twice: the body has been read once.
-        let may_resend = framing == RequestFraming::Empty && is_idempotent(method);
+        let may_resend = |error: &ExchangeError| {
+            framing == RequestFraming::Empty
+                && ((error.is_unsent() && is_idempotent(method))
+                    || (error.is_unanswered() && is_safe(method)))
+        };
         let (mut connection, reused) = match self.idle.take(destination, settings.pool_idle_timeout)
         {
             Some(connection) => (connection, true),
@@ -185,9 +189,10 @@ impl UpstreamPool {
         };
         let answered = match exchange(&mut connection, head, body, framing, method).await {
             Ok(answered) => answered,
-            // A kept connection the upstream closed just before the request went out: nothing
-            // was answered, so a fresh connection may carry it.
-            Err(error) if reused && may_resend && error.is_stale_connection() => {
+            // A kept connection the upstream closed as the request went out (its keep-alive
+            // timer): a fresh connection may carry the request if sending it again cannot do
+            // twice what the upstream did once.
+            Err(error) if reused && may_resend(&error) => {
                 debug!(%error, "kept upstream connection closed; reconnecting");
                 connection = connect(destination, settings.connect_timeout).await?;
                 exchange(&mut connection, head, empty_body(), framing, method)
@@ -203,10 +208,18 @@ impl UpstreamPool {
             idle: self.idle.clone(),
             destination: destination.clone(),
         });
+        // An error answer to a request with a body may have come before the upstream read the
+        // body (a 413 while the upload still fit in the socket's buffer): an upstream that then
+        // keeps the connection would read the rest of the body as a request. Not worth the risk.
+        let carried_body = matches!(
+            framing,
+            RequestFraming::Length(1..) | RequestFraming::Chunked
+        );
+        let refused_early = carried_body && head.status.as_u16() >= 400;
         let body = UpstreamBody::new(
             connection,
             head.framing,
-            head.reusable && request_sent,
+            head.reusable && request_sent && !refused_early,
             home,
         );
         let mut response = Response::new(body);
@@ -222,6 +235,14 @@ pub struct Outgoing {
     pub method: Method,
     pub head: Vec<u8>,
     pub framing: RequestFraming,
+}
+
+/// RFC 9110 section 9.2.1: methods that ask only to read.
+fn is_safe(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
 }
 
 /// RFC 9110 section 9.2.2: methods a client may repeat without changing what the first try did.
@@ -261,12 +282,11 @@ async fn connect(
 }
 
 #[cfg(test)]
-mod review_tests {
-    //! Review (branch review-client): the stale-connection retry cannot tell "closed before the
-    //! request went out" from "read the whole request, acted on it, then closed without an
-    //! answer" (a crash, a worker recycled, a proxy timeout in the app server). A bodiless
-    //! DELETE or PUT is then carried out twice. hyper's client only retried requests it had not
-    //! written at all.
+mod retry_tests {
+    //! A kept connection that ends with no answer after the request was written cannot be told
+    //! from one where the upstream read the whole request, acted on it, then failed (a crash, a
+    //! worker recycled, a timeout in the app server): only a request that changes nothing is sent
+    //! again. (Found in review: the first version of the client carried a DELETE out twice.)
 
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -279,6 +299,20 @@ mod review_tests {
     use super::*;
     use crate::proxy::empty_body;
     use http_body_util::BodyExt;
+
+    /// An empty pool for the upstream on 127.0.0.1:`port`, with short timeouts.
+    fn pool_for(port: u16) -> (UpstreamPool, Destination, ClientSettings) {
+        let destination = Destination {
+            host: "127.0.0.1".into(),
+            port,
+        };
+        let settings = ClientSettings {
+            connect_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(5),
+            pool_idle_timeout: Duration::from_secs(30),
+        };
+        (UpstreamPool::new(), destination, settings)
+    }
 
     /// Reads one request head (bodiless requests only) from `stream`.
     async fn read_head(stream: &mut TcpStream) -> Option<String> {
@@ -319,16 +353,7 @@ mod review_tests {
                 });
             }
         });
-        let pool = UpstreamPool::new();
-        let destination = Destination {
-            host: "127.0.0.1".into(),
-            port,
-        };
-        let settings = ClientSettings {
-            connect_timeout: Duration::from_secs(2),
-            response_timeout: Duration::from_secs(5),
-            pool_idle_timeout: Duration::from_secs(30),
-        };
+        let (pool, destination, settings) = pool_for(port);
         let request = |method: Method, target: &str| Outgoing {
             head: format!("{method} {target} HTTP/1.1\r\nhost: app\r\n\r\n").into_bytes(),
             method,
@@ -360,5 +385,56 @@ mod review_tests {
             "the upstream received the DELETE on the kept connection, acted on it, and casegate \
              sent it again on a new one"
         );
+    }
+
+    /// An error answer to a request with a body may have come before the upstream read the
+    /// body; the connection is not kept, so the body's bytes can never be read as a request.
+    /// A success after the body was read keeps it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_error_answer_to_a_request_with_a_body_does_not_keep_the_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    while let Some(head) = read_head(&mut stream).await {
+                        let answer: &[u8] = if head.contains("/refuse") {
+                            // Answered on the head alone; the body stays unread in the socket.
+                            b"HTTP/1.1 413 Content Too Large\r\ncontent-length: 0\r\n\r\n"
+                        } else {
+                            let mut body = [0u8; 5];
+                            if stream.read_exact(&mut body).await.is_err() {
+                                return;
+                            }
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"
+                        };
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let (pool, destination, settings) = pool_for(port);
+        let post = |target: &str| Outgoing {
+            head: format!("POST {target} HTTP/1.1\r\nhost: app\r\ncontent-length: 5\r\n\r\n")
+                .into_bytes(),
+            method: Method::POST,
+            framing: RequestFraming::Length(5),
+        };
+        let body = || {
+            http_body_util::Full::new(bytes::Bytes::from_static(b"hello"))
+                .map_err(|never| match never {})
+                .boxed()
+        };
+        for (target, status, kept) in [("/cases/42/ok", 200, 1), ("/cases/42/refuse", 413, 0)] {
+            let answer = pool
+                .send(&post(target), body(), &destination, &settings)
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), status, "{target}");
+            answer.into_body().collect().await.unwrap();
+            assert_eq!(pool.connections(), kept, "{target}");
+        }
     }
 }

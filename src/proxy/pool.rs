@@ -86,7 +86,7 @@ impl IdleConnections {
             return;
         };
         list.entries
-            .retain_mut(|entry| usable(entry, now, idle_timeout));
+            .retain(|entry| usable(entry, now, idle_timeout));
     }
 
     /// How many idle connections the list holds.
@@ -115,6 +115,6 @@ impl IdleConnections {
 }
 
 /// Whether an idle connection may carry the next request.
-fn usable(entry: &mut Idle, now: Instant, idle_timeout: Duration) -> bool {
+fn usable(entry: &Idle, now: Instant, idle_timeout: Duration) -> bool {
     now.saturating_duration_since(entry.since) < idle_timeout && entry.connection.is_quiet()
 }

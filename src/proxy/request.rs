@@ -118,7 +118,7 @@ pub fn write_guest_head(
         origin,
         upgrade,
     } = *rewrite;
-    let framing = request_framing(&parts.headers, body)?;
+    let framing = request_framing(&parts.method, &parts.headers, body)?;
     let pinned_lang = identity.lang.as_ref().filter(|_| pin_language);
     let mut head = HeadWriter::start(out, &parts.method, &parts.uri);
     // A guest speaks to the upstream only through the share: its own cookies (ours included),
@@ -482,11 +482,10 @@ mod tests {
         assert!(!h.contains_key("x-http-method-override"));
     }
 
-    /// Review (branch review-client): before 6584eee (and with hyper's client before 0262167) a
-    /// request that declared `Content-Length: 0` went upstream with `content-length: 0`; now it
-    /// goes with no framing field at all. Equivalent for RFC 9112, but an app server that wants a
-    /// length on every POST (IIS/HTTP.sys answers 411 Length Required) now refuses empty POSTs
-    /// (logout buttons, "mark as read" forms) that worked before. Guests and passthrough alike.
+    /// A request that declared `Content-Length: 0` goes upstream with `content-length: 0`, as it
+    /// did through hyper's client: an app server that wants a length on every POST (IIS/HTTP.sys
+    /// answers 411 Length Required) must not refuse empty POSTs (logout buttons, "mark as read"
+    /// forms). The first version of casegate's own client dropped it (found in review).
     #[test]
     fn a_declared_empty_body_keeps_its_content_length_as_before() {
         let (parts, ()) = Request::post("/cases/42/ack")
@@ -503,5 +502,27 @@ mod tests {
         crate::proxy::upstream_h1::encode_request_head(&parts, &empty_body(), &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("\r\ncontent-length: 0\r\n"), "{text}");
+    }
+
+    /// An empty body of a method whose content means something is announced as empty (RFC 9110
+    /// section 8.6); a GET's absent body is not announced at all.
+    #[test]
+    fn an_undeclared_empty_post_says_its_length_and_a_get_says_nothing() {
+        for (method, expected) in [
+            ("POST", &["0"][..]),
+            ("PUT", &["0"]),
+            ("GET", &[]),
+            ("DELETE", &[]),
+        ] {
+            let (parts, ()) = Request::builder()
+                .method(method)
+                .uri("/cases/42/x")
+                .body(())
+                .unwrap()
+                .into_parts();
+            let (_, fields) = guest_head(&parts, false, &empty_body());
+            assert_eq!(values(&fields, "content-length"), expected, "{method}");
+            assert!(values(&fields, "transfer-encoding").is_empty(), "{method}");
+        }
     }
 }

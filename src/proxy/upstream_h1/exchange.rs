@@ -46,24 +46,36 @@ pub enum ExchangeError {
 }
 
 impl ExchangeError {
-    /// A kept connection that the upstream had closed (its keep-alive timer) before the request
-    /// went out: nothing was answered, so the request may go again on a fresh connection.
-    pub fn is_stale_connection(&self) -> bool {
+    /// The request could not be written: a kept connection the upstream had closed (its
+    /// keep-alive timer) just as the request went out. The upstream cannot have read it whole.
+    pub fn is_unsent(&self) -> bool {
+        matches!(self, ExchangeError::Write(error) if is_reset(error))
+    }
+
+    /// The request was written but the connection ended with no byte of an answer. The upstream
+    /// closed before reading it, or read it, acted on it and then failed: the two cannot be told
+    /// apart, so only a request that changes nothing may go again.
+    pub fn is_unanswered(&self) -> bool {
         match self {
-            ExchangeError::Write(error)
-            | ExchangeError::Read {
+            ExchangeError::Read {
                 error,
                 bytes_received: false,
-            } => matches!(
-                error.kind(),
-                io::ErrorKind::BrokenPipe
-                    | io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::ConnectionAborted
-            ),
-            ExchangeError::Closed { bytes_received } => !bytes_received,
+            } => is_reset(error),
+            ExchangeError::Closed {
+                bytes_received: false,
+            } => true,
             _ => false,
         }
     }
+}
+
+fn is_reset(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+    )
 }
 
 impl std::fmt::Display for ExchangeError {

@@ -87,8 +87,12 @@ pub fn is_framing(name: &HeaderName) -> bool {
 }
 
 /// Chooses how `body` goes out: the client's declared length if it declared one (the body is
-/// then held to it), else what the body knows of itself.
+/// then held to it, and a declared 0 is still said: servers such as IIS answer 411 to a POST
+/// without a length), else what the body knows of itself. An empty body of a method whose
+/// content means something (POST, PUT, PATCH) is announced as `Content-Length: 0` too (RFC 9110
+/// section 8.6).
 pub fn request_framing(
+    method: &Method,
     headers: &HeaderMap,
     body: &Body,
 ) -> Result<RequestFraming, BadContentLength> {
@@ -104,13 +108,15 @@ pub fn request_framing(
         if lengths.any(|other| other != first) {
             return Err(BadContentLength);
         }
-        return Ok(match length {
-            0 => RequestFraming::Empty,
-            length => RequestFraming::Length(length),
-        });
+        return Ok(RequestFraming::Length(length));
     }
     if body.is_end_stream() {
-        return Ok(RequestFraming::Empty);
+        let content_means_something =
+            *method == Method::POST || *method == Method::PUT || *method == Method::PATCH;
+        return Ok(match content_means_something {
+            true => RequestFraming::Length(0),
+            false => RequestFraming::Empty,
+        });
     }
     Ok(match body.size_hint().exact() {
         Some(length) => RequestFraming::Length(length),
@@ -125,7 +131,7 @@ pub fn encode_request_head(
     body: &Body,
     out: &mut Vec<u8>,
 ) -> Result<RequestFraming, BadContentLength> {
-    let framing = request_framing(&parts.headers, body)?;
+    let framing = request_framing(&parts.method, &parts.headers, body)?;
     let mut head = HeadWriter::start(out, &parts.method, &parts.uri);
     for (name, value) in &parts.headers {
         if !is_framing(name) {
