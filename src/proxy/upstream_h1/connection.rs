@@ -59,13 +59,16 @@ impl UpstreamConnection {
     /// it waited (no close, no reset, no stray bytes). The kernel is asked (a non-blocking
     /// `MSG_PEEK`), not tokio's readiness, which lags until the runtime next polls for events:
     /// bytes that came in after the last read and before that would pass for quiet, and then
-    /// for the next guest's answer. One system call per reuse buys that.
+    /// for the next guest's answer. One system call per reuse buys that. Bytes left in the
+    /// buffer would be read as the answer too (a connection goes back only with none: checked
+    /// here all the same, since the cost of being wrong is another guest's answer).
     pub fn is_quiet(&self) -> bool {
         let mut probe = [MaybeUninit::<u8>::uninit(); 1];
-        matches!(
-            SockRef::from(&self.stream).peek(&mut probe),
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock
-        )
+        self.buffer.is_empty()
+            && matches!(
+                SockRef::from(&self.stream).peek(&mut probe),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock
+            )
     }
 
     /// Gets the connection ready to wait in the pool: reads start small again, and a buffer
@@ -189,5 +192,13 @@ mod tests {
             !connection.is_quiet(),
             "is_quiet() said quiet on a connection the upstream had closed (FIN in the socket)"
         );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn an_open_quiet_connection_is_quiet_unless_bytes_are_left_in_its_buffer() {
+        let (mut connection, _peer) = idle_connection().await;
+        assert!(connection.is_quiet());
+        connection.buffer.extend_from_slice(b"H");
+        assert!(!connection.is_quiet());
     }
 }
