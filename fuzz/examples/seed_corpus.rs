@@ -28,6 +28,28 @@ fn main() {
     write_seeds(&root, "request_target", request_targets(&root));
     write_seeds(&root, "config", configs(&root));
     write_seeds(&root, "admin_json", admin_inputs(&root));
+    write_seeds(&root, "upstream_response", upstream_responses());
+}
+
+// === upstream_response ===
+
+/// Answers of each framing, split byte by byte (an even control byte is a GET, an odd one HEAD;
+/// the rest of it the piece size).
+fn upstream_responses() -> BTreeSet<Vec<u8>> {
+    let answers: [&[u8]; 8] = [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n0\r\nDigest: x\r\n\r\nNEXT",
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+        b"HTTP/1.1 304 Not Modified\r\nContent-Length: 12, 12\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\n\r\nuntil the close",
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x00",
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nokSMUGGLED",
+    ];
+    answers
+        .iter()
+        .flat_map(|answer| [with_mode(0, answer), with_mode(1, answer), with_mode(6, answer)])
+        .collect()
 }
 
 fn write_seeds(root: &Path, target: &str, seeds: BTreeSet<Vec<u8>>) {

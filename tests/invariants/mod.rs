@@ -28,6 +28,12 @@ use casegate::policy::{
 use casegate::share::token::{self, LinkError, LinkRules};
 use casegate::share::{Guest, KeyRing, Secret, cookie};
 
+use bytes::BytesMut;
+use casegate::proxy::upstream_h1::BodyFraming;
+use casegate::proxy::upstream_h1::chunked::{ChunkedDecoder, Decoded};
+use casegate::proxy::upstream_h1::response_head::{KnownNames, Parsed, parse_response_head};
+use http::Method;
+
 /// The reference config, as shipped.
 pub const REFERENCE_CONFIG: &str = include_str!("../../config/casegate.toml");
 
@@ -572,5 +578,218 @@ pub fn check_admin_request_line(line: &str) {
             "a case filter is a literal, non-empty value"
         ),
         Err(refusal) => assert_refusal(&refusal, &[400]),
+    }
+}
+
+// === upstream_response ===
+
+/// What reading one upstream response made of a byte stream, in a form two reads can compare.
+#[derive(Debug, PartialEq, Eq)]
+pub enum UpstreamRead {
+    /// The head was refused (a 502 for the guest).
+    Refused,
+    /// The stream ended inside the head.
+    Incomplete,
+    Read {
+        status: u16,
+        fields: Vec<(String, Vec<u8>)>,
+        framing: BodyFraming,
+        reusable: bool,
+        body: Vec<u8>,
+        end: BodyEnd,
+        /// What followed the body's end.
+        rest: Vec<u8>,
+    },
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum BodyEnd {
+    /// Where the framing said.
+    Complete,
+    /// The stream ended first.
+    Short,
+    /// The chunked framing broke.
+    Broken,
+}
+
+/// Reads `stream` as casegate's upstream client does, the bytes arriving `piece` at a time.
+pub fn read_upstream_response(stream: &[u8], piece: usize, method: &Method) -> UpstreamRead {
+    let mut pieces = stream.chunks(piece.max(1));
+    let mut buffer = BytesMut::new();
+    let mut names = KnownNames::default();
+    let mut interim = 0;
+    let head = loop {
+        match parse_response_head(&mut buffer, method, &mut names) {
+            Ok(Parsed::Final(head)) => break head,
+            Ok(Parsed::Interim) => {
+                interim += 1;
+                if interim > 16 {
+                    return UpstreamRead::Refused;
+                }
+            }
+            Ok(Parsed::Partial) => match pieces.next() {
+                Some(bytes) => buffer.extend_from_slice(bytes),
+                None => return UpstreamRead::Incomplete,
+            },
+            Err(_) => return UpstreamRead::Refused,
+        }
+    };
+    let mut body = Vec::new();
+    let end = match head.framing {
+        BodyFraming::Empty | BodyFraming::Switched => BodyEnd::Complete,
+        BodyFraming::Length(length) => loop {
+            let missing = length - body.len() as u64;
+            if missing == 0 {
+                break BodyEnd::Complete;
+            }
+            let take = buffer
+                .len()
+                .min(usize::try_from(missing).unwrap_or(usize::MAX));
+            body.extend_from_slice(&buffer.split_to(take));
+            if body.len() as u64 == length {
+                break BodyEnd::Complete;
+            }
+            match pieces.next() {
+                Some(bytes) => buffer.extend_from_slice(bytes),
+                None => break BodyEnd::Short,
+            }
+        },
+        BodyFraming::Chunked => {
+            let mut decoder = ChunkedDecoder::new();
+            loop {
+                match decoder.decode(&mut buffer) {
+                    Ok(Decoded::Data(data)) => body.extend_from_slice(&data),
+                    Ok(Decoded::End) => break BodyEnd::Complete,
+                    Ok(Decoded::NeedMore) => match pieces.next() {
+                        Some(bytes) => buffer.extend_from_slice(bytes),
+                        None => break BodyEnd::Short,
+                    },
+                    Err(_) => break BodyEnd::Broken,
+                }
+            }
+        }
+        BodyFraming::UntilClose => {
+            body.extend_from_slice(&buffer.split());
+            pieces
+                .by_ref()
+                .for_each(|bytes| body.extend_from_slice(bytes));
+            BodyEnd::Complete
+        }
+    };
+    // After broken framing the connection is closed, and nothing after it is read.
+    let mut rest = Vec::new();
+    if end != BodyEnd::Broken {
+        rest.extend_from_slice(&buffer);
+        pieces.for_each(|bytes| rest.extend_from_slice(bytes));
+    }
+    UpstreamRead::Read {
+        status: head.status.as_u16(),
+        fields: head
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+            .collect(),
+        framing: head.framing,
+        reusable: head.reusable,
+        body,
+        end,
+        rest,
+    }
+}
+
+/// Arbitrary bytes as what an upstream sends for one request; the first byte picks the request's
+/// method (GET or HEAD) and the size of the pieces the rest arrives in. However the bytes are
+/// split, the same head, body and leftover are read; nothing panics; the body holds no byte the
+/// upstream did not send; the guest is never told a length that is not the body's framing, and
+/// never both framings; a connection is kept only when its framing says where the body ends.
+pub fn check_upstream_response(data: &[u8]) {
+    let Some((&control, stream)) = data.split_first() else {
+        return;
+    };
+    let method = if control & 1 == 0 {
+        Method::GET
+    } else {
+        Method::HEAD
+    };
+    let piece = usize::from(control >> 1) + 1;
+    let whole = read_upstream_response(stream, stream.len().max(1), &method);
+    let split = read_upstream_response(stream, piece, &method);
+    assert_eq!(
+        whole, split,
+        "upstream_response: read in pieces of {piece}, the stream read otherwise"
+    );
+    let UpstreamRead::Read {
+        status,
+        fields,
+        framing,
+        reusable,
+        body,
+        end,
+        rest,
+    } = whole
+    else {
+        return;
+    };
+    assert!(
+        !(100..200).contains(&status) || status == 101,
+        "upstream_response: an interim {status} was taken for the answer"
+    );
+    assert!(
+        body.len() + rest.len() <= stream.len(),
+        "upstream_response: more bytes read than sent"
+    );
+    let lengths: Vec<&[u8]> = fields
+        .iter()
+        .filter(|(name, _)| name == "content-length")
+        .map(|(_, value)| value.as_slice())
+        .collect();
+    let transfer_coded = fields.iter().any(|(name, _)| name == "transfer-encoding");
+    assert!(
+        !transfer_coded || lengths.is_empty(),
+        "upstream_response: both framings are passed on: {fields:?}"
+    );
+    if let [length] = lengths.as_slice() {
+        assert!(
+            !length.is_empty() && length.iter().all(u8::is_ascii_digit),
+            "upstream_response: the length passed on is not one number: {length:?}"
+        );
+        if let BodyFraming::Length(framed) = framing {
+            assert_eq!(
+                std::str::from_utf8(length)
+                    .ok()
+                    .and_then(|text| text.parse::<u64>().ok()),
+                Some(framed),
+                "upstream_response: the length passed on is not the body's"
+            );
+        }
+    } else {
+        assert!(
+            lengths.is_empty(),
+            "upstream_response: more than one length passed on: {fields:?}"
+        );
+    }
+    if matches!(framing, BodyFraming::Length(_)) && end == BodyEnd::Complete {
+        assert_eq!(
+            Some(body.len() as u64),
+            match framing {
+                BodyFraming::Length(length) => Some(length),
+                _ => None,
+            }
+        );
+    }
+    if reusable {
+        assert!(
+            matches!(
+                framing,
+                BodyFraming::Empty | BodyFraming::Length(_) | BodyFraming::Chunked
+            ),
+            "upstream_response: a connection framed by {framing:?} is kept"
+        );
+    }
+    if method == Method::HEAD || status == 204 || status == 304 {
+        assert!(
+            body.is_empty() && matches!(framing, BodyFraming::Empty | BodyFraming::Switched),
+            "upstream_response: a body read after HEAD, 204 or 304"
+        );
     }
 }

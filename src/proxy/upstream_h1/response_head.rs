@@ -248,9 +248,15 @@ impl FramingFields {
             // An HTTP/1.0 server's keep-alive is a guess about the server; not worth the risk.
             _ => false,
         };
-        // `12, 12` is one length; the client is told it once (a list is malformed to a strict
-        // HTTP/2 client). With Transfer-Encoding the length goes altogether, below.
-        if let Some(length) = self.content_length.filter(|_| self.length_repeated) {
+        // Both framings: Transfer-Encoding wins, the length is dropped so the client is not told
+        // one, and the connection is not trusted again (RFC 9112 sections 6.2 and 6.3 item 3),
+        // whatever the status: a sender that writes both is not one to keep reading from.
+        let both_framings = self.transfer_encoding && self.content_length.is_some();
+        if self.transfer_encoding {
+            headers.remove(header::CONTENT_LENGTH);
+        } else if let Some(length) = self.content_length.filter(|_| self.length_repeated) {
+            // `12, 12` is one length; the client is told it once (a list is malformed to a
+            // strict HTTP/2 client).
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
         }
         let (framing, clear) = if status == StatusCode::SWITCHING_PROTOCOLS {
@@ -261,11 +267,8 @@ impl FramingFields {
         {
             (BodyFraming::Empty, true)
         } else if self.transfer_encoding {
-            // Both framings: Transfer-Encoding wins, the length is dropped so the client is not
-            // told one, and the connection is not trusted again (RFC 9112 section 6.3 item 3).
-            headers.remove(header::CONTENT_LENGTH);
             match self.chunked_last && version == Version::HTTP_11 {
-                true => (BodyFraming::Chunked, self.content_length.is_none()),
+                true => (BodyFraming::Chunked, true),
                 false => (BodyFraming::UntilClose, false),
             }
         } else {
@@ -280,7 +283,7 @@ impl FramingFields {
             version,
             headers,
             framing,
-            reusable: persistent && clear,
+            reusable: persistent && clear && !both_framings,
         }
     }
 }
@@ -383,6 +386,22 @@ mod tests {
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
         );
         assert!(both.headers.get(header::CONTENT_LENGTH).is_none());
+    }
+
+    /// Found by the upstream_response property: with a bodiless status the length stayed beside
+    /// Transfer-Encoding and the connection was kept.
+    #[test]
+    fn both_framings_lose_the_length_and_the_connection_whatever_the_status() {
+        for status in ["200 OK", "304 Not Modified", "204 No Content"] {
+            let head = final_head(&format!(
+                "HTTP/1.1 {status}\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n"
+            ));
+            assert!(
+                head.headers.get(header::CONTENT_LENGTH).is_none(),
+                "{status}"
+            );
+            assert!(!head.reusable, "{status}");
+        }
     }
 
     #[test]
