@@ -14,8 +14,7 @@ use tracing::debug;
 
 use super::pool::{Destination, IdleConnections};
 use super::upstream_h1::{
-    Answered, BodyFraming, ExchangeError, Home, RequestFraming, UpstreamBody, UpstreamConnection,
-    exchange,
+    Answered, ExchangeError, Home, RequestFraming, UpstreamBody, UpstreamConnection, exchange,
 };
 use super::{Body, empty_body};
 
@@ -202,12 +201,12 @@ impl UpstreamPool {
             Err(error) => return Err(Unavailable::Exchange(error)),
         };
         let Answered { head, request_sent } = answered;
-        // A switched connection belongs to the tunnel; any other goes back for reuse once its
-        // body has been read, if its framing and the whole request allow.
-        let home = (head.framing != BodyFraming::Switched).then(|| Home {
+        // A connection goes back for reuse once its body has been read, if its framing and the
+        // whole request allow (a switched one never: it belongs to the tunnel).
+        let home = Home {
             idle: self.idle.clone(),
             destination: destination.clone(),
-        });
+        };
         // An error answer to a request with a body may have come before the upstream read the
         // body (a 413 while the upload still fit in the socket's buffer): an upstream that then
         // keeps the connection would read the rest of the body as a request. Not worth the risk.

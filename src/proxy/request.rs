@@ -41,6 +41,13 @@ pub struct Origin {
     pub public_host: HeaderValue,
 }
 
+impl Origin {
+    /// The `X-Forwarded-Proto` value: how the client reached casegate.
+    pub fn forwarded_proto(&self) -> &'static str {
+        if self.https { "https" } else { "http" }
+    }
+}
+
 /// Why a guest's share could not be stated upstream. Share fields were validated long before, so
 /// this means a bug; the request is refused rather than forwarded without them.
 #[derive(Debug)]
@@ -142,7 +149,7 @@ pub fn write_guest_head(
     head.field(&X_FORWARDED_FOR, &origin.forwarded_for);
     head.field_bytes(
         X_FORWARDED_PROTO.as_str().as_bytes(),
-        if origin.https { b"https" } else { b"http" },
+        origin.forwarded_proto().as_bytes(),
     );
     head.field(&X_FORWARDED_HOST, &origin.public_host);
     head.field(&X_CASEGATE_CASE, &identity.case);
@@ -186,7 +193,7 @@ fn add_forwarding_headers(headers: &mut HeaderMap, origin: &Origin) {
     headers.insert(X_FORWARDED_FOR, origin.forwarded_for.clone());
     headers.insert(
         X_FORWARDED_PROTO,
-        HeaderValue::from_static(if origin.https { "https" } else { "http" }),
+        HeaderValue::from_static(origin.forwarded_proto()),
     );
     headers.insert(X_FORWARDED_HOST, origin.public_host.clone());
 }

@@ -77,18 +77,18 @@ pub struct UpstreamBody {
     connection: Option<UpstreamConnection>,
     reading: Reading,
     reusable: bool,
-    home: Option<Home>,
+    home: Home,
 }
 
 impl UpstreamBody {
     /// A body framed as `framing`, whose first bytes may already be in `connection`'s buffer.
-    /// `reusable` says whether the head and the request allow the connection to be kept; `home`
-    /// is where it is kept.
+    /// `reusable` says whether the head and the request allow the connection to be kept (never
+    /// after a switch); `home` is where it is kept.
     pub fn new(
         connection: UpstreamConnection,
         framing: BodyFraming,
         reusable: bool,
-        home: Option<Home>,
+        home: Home,
     ) -> UpstreamBody {
         let reading = match framing {
             BodyFraming::Empty | BodyFraming::Switched => Reading::Done,
@@ -124,10 +124,10 @@ impl UpstreamBody {
         if !self.reusable || !connection.buffer.is_empty() {
             return;
         }
-        if let Some(home) = self.home.take() {
-            connection.rest();
-            home.idle.put(home.destination, connection);
-        }
+        connection.rest();
+        self.home
+            .idle
+            .put(self.home.destination.clone(), connection);
     }
 
     fn fail(&mut self, error: BodyError) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {

@@ -9,6 +9,7 @@ use http::request::Parts;
 use http::{Method, Uri};
 use hyper::body::Body as _;
 
+use super::response_head::parse_length;
 use crate::proxy::Body;
 
 /// How the request body goes out.
@@ -98,13 +99,7 @@ pub fn request_framing(
 ) -> Result<RequestFraming, BadContentLength> {
     let mut lengths = headers.get_all(header::CONTENT_LENGTH).iter();
     if let Some(first) = lengths.next() {
-        let digits = first.as_bytes();
-        if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-            return Err(BadContentLength);
-        }
-        let length = digits
-            .iter()
-            .fold(0u64, |length, digit| length * 10 + u64::from(digit - b'0'));
+        let length = parse_length(first.as_bytes()).ok_or(BadContentLength)?;
         if lengths.any(|other| other != first) {
             return Err(BadContentLength);
         }

@@ -288,8 +288,9 @@ impl FramingFields {
     }
 }
 
-/// A decimal length: digits only, no sign, no blanks inside, at most 19 digits' worth.
-fn parse_length(digits: &[u8]) -> Option<u64> {
+/// A decimal length: digits only, no sign, no blanks inside, at most 19 digits' worth. Both
+/// directions read `Content-Length` with it.
+pub(super) fn parse_length(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
