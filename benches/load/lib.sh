@@ -284,7 +284,8 @@ level = "warn"
 EOF
     "$CASEGATE_BIN" check --config "$dir/casegate.toml" >/dev/null ||
         die "casegate check refused $dir/casegate.toml"
-    "$CASEGATE_BIN" serve --config "$dir/casegate.toml" 2>"$dir/stderr.log" &
+    # CASEGATE_WRAPPER: a command to run `serve` under (callgrind.sh uses valgrind).
+    ${CASEGATE_WRAPPER:-} "$CASEGATE_BIN" serve --config "$dir/casegate.toml" 2>"$dir/stderr.log" &
     CASEGATE_PID=$!
     STARTED_PIDS+=("$CASEGATE_PID")
     CASEGATE_CONFIG="$dir/casegate.toml"

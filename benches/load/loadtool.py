@@ -205,6 +205,25 @@ def cmd_cookie(args):
     print(cookies[0])
 
 
+def cmd_sequential(args):
+    """COUNT requests one after another on one keep-alive connection, each checked (status and
+    body size as the first one's); for instruction counts, where concurrency would only add noise."""
+    sock = open_connection(args.url, args.cafile, timeout=60)
+    request = request_bytes(args.url, args.header)
+    leftover = b""
+    first_size = None
+    for number in range(args.count):
+        sock.sendall(request)
+        status, head, body, leftover = read_response(sock, leftover)
+        if not status_matches(status, args.expect):
+            fail(f"request {number + 1} answered {status}, expected {args.expect}:\n" + "\n".join(head))
+        if first_size is None:
+            first_size = len(body)
+        elif len(body) != first_size:
+            fail(f"request {number + 1} answered {len(body)} body bytes, the first {first_size}")
+    sock.close()
+
+
 def cmd_secure_link(args):
     """nginx's classic secure_link: md5 = base64url(md5("$expires$uri secret")), no padding."""
     expires = int(time.time()) + args.ttl
@@ -586,6 +605,14 @@ def main():
     p.add_argument("link")
     p.add_argument("--cafile")
     p.set_defaults(func=cmd_cookie)
+
+    p = sub.add_parser("sequential", help="COUNT requests in turn on one keep-alive connection")
+    p.add_argument("url")
+    p.add_argument("--header", action="append", default=[])
+    p.add_argument("--cafile")
+    p.add_argument("--count", type=int, required=True)
+    p.add_argument("--expect", default="200")
+    p.set_defaults(func=cmd_sequential)
 
     p = sub.add_parser("secure-link", help="sign a path for nginx secure_link")
     p.add_argument("path")

@@ -23,6 +23,7 @@ use crate::proxy::upstream_h1::encode_request_head;
 use crate::proxy::{Body, BoxError, empty_body};
 use crate::server::ConnectionInfo;
 use crate::server::body_pace::is_too_slow;
+use crate::server::h1::upgrade::OnUpgrade;
 
 /// Whose request is being forwarded.
 pub(super) enum Route<'a> {
@@ -46,7 +47,10 @@ impl Gateway {
         now: i64,
         record: &mut AccessRecord,
     ) -> Result<Response<Body>, GatewayError> {
-        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+        // Put there by the HTTP/1 server for a request that may switch protocols.
+        let client_upgrade = upgrade
+            .then(|| request.extensions_mut().remove::<OnUpgrade>())
+            .flatten();
         let (mut parts, body) = request.into_parts();
         let origin = self.origin(connection);
         let body = if is_bodiless(&parts.method) {

@@ -7,14 +7,13 @@ use std::time::Duration;
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request};
-use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use tracing::debug;
 
 use super::upstream_h1::UpstreamConnection;
 
 use crate::server::activity::{Activity, TrackedIo};
+use crate::server::h1::upgrade::OnUpgrade;
 use crate::server::slots::ConnectionSlot;
 
 /// What protocol switch a request asks for.
@@ -89,7 +88,7 @@ pub fn splice(client: OnUpgrade, upstream: UpstreamConnection, tunnel: Tunnel) {
         // The upstream may have spoken first, in the same read as its 101.
         let (upstream, early) = upstream.into_parts();
         let activity = Activity::new();
-        let mut client = TrackedIo::new(TokioIo::new(client), Arc::clone(&activity));
+        let mut client = TrackedIo::new(client, Arc::clone(&activity));
         let mut upstream = TrackedIo::new(upstream, Arc::clone(&activity));
         if !early.is_empty()
             && let Err(error) = client.write_all(&early).await

@@ -12,6 +12,8 @@ use bytes::Bytes;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use tokio::time::{Instant, Sleep};
 
+use super::h1::request_body::{BodyReadError, H1Body};
+
 /// How fast a request body must arrive (`[server.limits] body_read_timeout` and `body_min_rate`).
 #[derive(Clone, Copy, Debug)]
 pub struct BodyPace {
@@ -27,10 +29,75 @@ impl BodyPace {
     }
 }
 
-/// Why a paced body failed: hyper's own error, or the client was too slow.
+/// A client's request body: read by casegate's HTTP/1 server, or by hyper's HTTP/2 one.
+#[derive(Debug)]
+pub enum ClientBody {
+    Http1(H1Body),
+    Http2(Incoming),
+}
+
+/// Why a client's body could not be read, as its server said.
+#[derive(Debug)]
+pub enum ReadError {
+    Http1(BodyReadError),
+    Http2(hyper::Error),
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadError::Http1(error) => error.fmt(f),
+            ReadError::Http2(error) => error.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ReadError::Http1(error) => Some(error),
+            ReadError::Http2(error) => Some(error),
+        }
+    }
+}
+
+impl HttpBody for ClientBody {
+    type Data = Bytes;
+    type Error = ReadError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ReadError>>> {
+        match self.get_mut() {
+            ClientBody::Http1(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|frame| frame.map_err(ReadError::Http1))),
+            ClientBody::Http2(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map(|frame| frame.map(|frame| frame.map_err(ReadError::Http2))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ClientBody::Http1(body) => body.is_end_stream(),
+            ClientBody::Http2(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ClientBody::Http1(body) => body.size_hint(),
+            ClientBody::Http2(body) => body.size_hint(),
+        }
+    }
+}
+
+/// Why a paced body failed: its server's error, or the client was too slow.
 #[derive(Debug)]
 pub enum PacedBodyError {
-    Read(hyper::Error),
+    Read(ReadError),
     TooSlow { received: u64, after: Duration },
 }
 
@@ -55,12 +122,12 @@ impl std::error::Error for PacedBodyError {
     }
 }
 
-/// hyper's request body under a [`BodyPace`]. The clock starts when the gateway first asks for
+/// A client's request body under a [`BodyPace`]. The clock starts when the gateway first asks for
 /// the body, so time the gateway itself spends (authorising, connecting upstream) is not charged
 /// to the client.
 #[derive(Debug)]
 pub struct PacedBody {
-    inner: Incoming,
+    inner: ClientBody,
     pace: BodyPace,
     started: Option<Instant>,
     received: u64,
@@ -68,7 +135,7 @@ pub struct PacedBody {
 }
 
 impl PacedBody {
-    pub fn new(inner: Incoming, pace: BodyPace) -> PacedBody {
+    pub fn new(inner: ClientBody, pace: BodyPace) -> PacedBody {
         PacedBody {
             inner,
             pace,

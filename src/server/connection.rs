@@ -1,11 +1,15 @@
-//! Serving one accepted connection: optional TLS handshake, then HTTP/1.1 or HTTP/2 (detected by
-//! ALPN or the HTTP/2 preface) through hyper, under the configured timeouts and limits.
+//! Serving one accepted connection: optional TLS handshake, then HTTP/1.1 (casegate's own server,
+//! `h1`) or HTTP/2 (hyper's), detected by ALPN or the HTTP/2 preface, under the configured
+//! timeouts and limits.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hyper::server::conn::{http1, http2};
+use bytes::Bytes;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -15,9 +19,10 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info};
 
 use super::activity::{Activity, TrackedIo};
-use super::body_pace::{BodyPace, PacedBody};
+use super::body_pace::{BodyPace, ClientBody, PacedBody};
+use super::h1;
 use super::head;
-use super::lifetime::{Lifetime, keeps_alive};
+use super::lifetime::Lifetime;
 use super::preface::{self, Prefixed, Protocol};
 use super::slots::ConnectionSlot;
 use crate::access_log::{AccessLog, LoggedBody, RequestBody, Unanswered};
@@ -46,9 +51,10 @@ pub struct ConnectionInfo {
     pub session_memo: Arc<SessionMemo>,
 }
 
-/// hyper refuses a read buffer under 8 KiB; a smaller `max_header_bytes` is enforced on the parsed
-/// head (`head::wire_len`) before the gateway sees the request.
-const MIN_HYPER_BUFFER: usize = 8 * 1024;
+/// An HTTP/1 head up to this size is read whole even when `max_header_bytes` is smaller: the
+/// smaller limit is then enforced on the parsed head (`head::limit_exceeded`), where the refusal
+/// is logged as the request it was. Past it, the head is refused unread (431).
+const MIN_HEAD_BUFFER: usize = 8 * 1024;
 
 /// HTTP/2 streams a client may open and cancel before the server has accepted them (rapid
 /// reset). A browser cancels a few at a time (a seek in a video); an attack cancels thousands.
@@ -57,22 +63,14 @@ pub const H2_MAX_PENDING_ACCEPT_RESETS: usize = 64;
 /// connection.
 pub const H2_MAX_LOCAL_ERROR_RESETS: usize = 1024;
 
-/// hyper's HTTP/1.1 and HTTP/2 connection builders, configured once per listener and cheap to
-/// share across its connections. Which one serves a connection is decided by ALPN (TLS) or by
-/// the HTTP/2 preface (cleartext, `preface.rs`).
+/// hyper's HTTP/2 connection builder, configured once per listener and cheap to share across its
+/// connections. HTTP/2 is chosen by ALPN (TLS) or by the HTTP/2 preface (cleartext,
+/// `preface.rs`); everything else is HTTP/1.1, served by `h1`.
 pub struct HttpBuilders {
-    http1: http1::Builder,
     http2: http2::Builder<TokioExecutor>,
 }
 
 pub fn http_builders(limits: &Limits) -> HttpBuilders {
-    let mut http1 = http1::Builder::new();
-    http1
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(limits.max_header_bytes.max(MIN_HYPER_BUFFER))
-        .max_headers(limits.max_headers)
-        .keep_alive(true);
     let mut http2 = http2::Builder::new(TokioExecutor::new());
     http2
         .timer(TokioTimer::new())
@@ -89,7 +87,7 @@ pub fn http_builders(limits: &Limits) -> HttpBuilders {
         // watchdog, so a client with no stream open could hold its connection forever. The
         // watchdog already closes a dead peer's connection, since a dead peer does no IO.
         .keep_alive_interval(None);
-    HttpBuilders { http1, http2 }
+    HttpBuilders { http2 }
 }
 
 /// What every connection of one worker shares.
@@ -198,13 +196,14 @@ where
             limits,
             shutdown,
         } = served;
-        let activity = Activity::new();
-        let io = TrackedIo::new(io, Arc::clone(&activity));
-        let (protocol, io) = match protocol {
-            Some(protocol) => (protocol, Prefixed::plain(io)),
+        let (protocol, read, io) = match protocol {
+            Some(protocol) => (protocol, Bytes::new(), io),
             None => {
                 match tokio::time::timeout(limits.header_read_timeout, preface::sniff(io)).await {
-                    Ok(Ok(sniffed)) => sniffed,
+                    Ok(Ok((protocol, io))) => {
+                        let (io, read) = io.into_parts();
+                        (protocol, read, io)
+                    }
                     Ok(Err(error)) => {
                         debug!(peer = %info.peer, %error, "connection failed before its first request");
                         return;
@@ -216,113 +215,177 @@ where
                 }
             }
         };
-        // Dropped when this function returns, however the connection ended.
-        let gauge = Arc::new(ConnectionGauge::new(Arc::clone(
-            gateway.current().metrics(),
-        )));
-        let service_activity = Arc::clone(&activity);
-        let max_header_bytes = limits.max_header_bytes;
-        let max_headers = limits.max_headers;
-        let pace = BodyPace {
-            grace: limits.body_read_timeout,
-            min_bytes_per_second: limits.body_min_rate,
-        };
         let peer = info.peer;
         let session_memo = Arc::clone(&info.session_memo);
-        let on_refused_head = {
-            let (log, metrics) = (
-                Arc::clone(&access_log),
-                Arc::clone(gateway.current().metrics()),
-            );
-            let client = info.client.ip;
-            move |status: http::StatusCode| {
-                info!(%peer, %client, status = status.as_u16(), "request head refused by the HTTP parser");
-                metrics.record_refused_head();
-                log.submit_unreadable(client, status, crate::pages::Page::BadRequest.code());
-            }
-        };
-        let service = service_fn(move |request| {
-            let gateway = gateway.current();
-            let access_log = Arc::clone(&access_log);
-            let in_flight = service_activity.request_started(keeps_alive(&request));
-            let mut info = info.clone();
-            // From any other peer the client is the peer, as `info` already says (its
-            // X-Forwarded-For value made once per connection, not per request).
-            if gateway.is_trusted_proxy(info.peer.ip()) {
-                info.client = gateway.client_address(info.peer.ip(), request.headers());
-            }
-            gauge.saw_request(request.version());
-            async move {
-                // The one place every request passes: the access log's record starts and ends
-                // here. Until the answer exists it is held by `Unanswered`, which logs and counts
-                // the request if the connection ends first (hyper then drops this future).
-                let mut unanswered = Unanswered::new(
-                    access_log.begin(info.client.ip, request.method()),
-                    &access_log,
-                    gateway.metrics(),
-                );
-                let over = head::limit_exceeded(&request, max_header_bytes, max_headers);
-                let mut response = if let Some((setting, limit)) = over {
-                    info!(peer = %info.peer, client = %info.client.ip, setting, limit, "request head over a limit");
-                    gateway.metrics().record_refused_head();
-                    unanswered.record().set_refused(
-                        crate::metrics::Decision::BadRequest.as_str(),
-                        crate::pages::Page::BadRequest.code(),
-                    );
-                    head::too_large()
-                } else {
-                    let record = unanswered.record();
-                    let request =
-                        request.map(|body| RequestBody::new(PacedBody::new(body, pace), record));
-                    // Boxed: hyper keeps a slot the size of this service's future for every open
-                    // connection, busy or idle. Unboxed, the request path's state machine (3 KiB)
-                    // would sit in that slot for the connection's life (see README, Performance).
-                    // Allocated before the future is made, so that it is built in its box rather
-                    // than on the stack and then copied in (3 KiB, every request).
-                    let handled = Box::into_pin(Box::write(
-                        Box::new_uninit(),
-                        gateway.handle(request, &info, record),
-                    ));
-                    handled.await
-                };
-                let mut record = unanswered.answered();
-                drop(in_flight);
-                // Every answer, refusals and pages included: the first one a browser sees over https
-                // is what pins the host to https, whichever it is.
-                if let Some(hsts) = gateway.hsts(info.tls) {
-                    response
-                        .headers_mut()
-                        .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
-                }
-                record.set_status(response.status());
-                Ok::<_, Infallible>(response.map(|body| LoggedBody::new(body, record, access_log)))
-            }
-        });
-        let mut lifetime = Lifetime {
-            activity: &activity,
-            limits,
+        let events = Events {
             peer,
-            shutdown,
-            first_round: true,
-            session_memo: &session_memo,
-            on_refused_head: &on_refused_head,
+            client: info.client.ip,
+            access_log: Arc::clone(&access_log),
+            metrics: Arc::clone(gateway.current().metrics()),
+            session_memo: Arc::clone(&session_memo),
+        };
+        let handler = RequestHandler {
+            // Dropped with the handler, however the connection ended.
+            gauge: ConnectionGauge::new(Arc::clone(gateway.current().metrics())),
+            gateway,
+            access_log,
+            info,
+            max_header_bytes: limits.max_header_bytes,
+            max_headers: limits.max_headers,
+            pace: BodyPace {
+                grace: limits.body_read_timeout,
+                min_bytes_per_second: limits.body_min_rate,
+            },
         };
         match protocol {
-            Protocol::Http1 => lifetime.serve_http1(&builders.http1, io, service).await,
+            Protocol::Http1 => {
+                let settings = h1::Http1Settings {
+                    head: h1::request_head::HeadLimits {
+                        max_bytes: limits.max_header_bytes.max(MIN_HEAD_BUFFER),
+                        max_fields: limits.max_headers,
+                    },
+                    header_read_timeout: limits.header_read_timeout,
+                    idle_timeout: limits.idle_timeout,
+                };
+                h1::serve(io, read, peer, settings, shutdown, &events, |request| {
+                    handler.handle(request.map(ClientBody::Http1))
+                })
+                .await;
+            }
             Protocol::Http2 => {
+                let activity = Activity::new();
+                if !read.is_empty() {
+                    activity.saw_input();
+                }
+                let io = TrackedIo::new(Prefixed::new(io, read), Arc::clone(&activity));
+                let service_activity = Arc::clone(&activity);
+                let handler = &handler;
+                let service = service_fn(move |request: Request<Incoming>| {
+                    let in_flight = service_activity.request_started();
+                    let handled = handler.handle(request.map(ClientBody::Http2));
+                    async move {
+                        let response = handled.await;
+                        drop(in_flight);
+                        Ok::<_, Infallible>(response)
+                    }
+                });
+                let mut lifetime = Lifetime {
+                    activity: &activity,
+                    limits,
+                    peer,
+                    shutdown,
+                    first_round: true,
+                };
                 // Boxed like the TLS handshake: h2's connection state is large and only HTTP/2
                 // connections should pay for it.
                 let mut connection =
                     Box::pin(builders.http2.serve_connection(TokioIo::new(io), service));
                 let connection = connection.as_mut();
                 lifetime
-                    .drive(
-                        connection,
-                        |connection| connection.graceful_shutdown(),
-                        false,
-                    )
+                    .drive(connection, |connection| connection.graceful_shutdown())
                     .await;
             }
         }
+    }
+}
+
+/// What serving one request needs, for either protocol: the gateway's decision and answer, the
+/// access log's record around it, and the limits hyper's HTTP/2 side does not check itself.
+struct RequestHandler {
+    gateway: Arc<Snapshot<Gateway>>,
+    access_log: Arc<AccessLog>,
+    info: ConnectionInfo,
+    gauge: ConnectionGauge,
+    max_header_bytes: usize,
+    max_headers: usize,
+    pace: BodyPace,
+}
+
+impl RequestHandler {
+    fn handle(
+        &self,
+        request: Request<ClientBody>,
+    ) -> impl Future<Output = Response<LoggedBody>> + Send + 'static {
+        let gateway = self.gateway.current();
+        let access_log = Arc::clone(&self.access_log);
+        let mut info = self.info.clone();
+        // From any other peer the client is the peer, as `info` already says (its
+        // X-Forwarded-For value made once per connection, not per request).
+        if gateway.is_trusted_proxy(info.peer.ip()) {
+            info.client = gateway.client_address(info.peer.ip(), request.headers());
+        }
+        self.gauge.saw_request(request.version());
+        let (max_header_bytes, max_headers, pace) =
+            (self.max_header_bytes, self.max_headers, self.pace);
+        async move {
+            // The one place every request passes: the access log's record starts and ends
+            // here. Until the answer exists it is held by `Unanswered`, which logs and counts
+            // the request if the connection ends first (the connection then drops this future).
+            let mut unanswered = Unanswered::new(
+                access_log.begin(info.client.ip, request.method()),
+                &access_log,
+                gateway.metrics(),
+            );
+            let over = head::limit_exceeded(&request, max_header_bytes, max_headers);
+            let mut response = if let Some((setting, limit)) = over {
+                info!(peer = %info.peer, client = %info.client.ip, setting, limit, "request head over a limit");
+                gateway.metrics().record_refused_head();
+                unanswered.record().set_refused(
+                    crate::metrics::Decision::BadRequest.as_str(),
+                    crate::pages::Page::BadRequest.code(),
+                );
+                head::too_large()
+            } else {
+                let record = unanswered.record();
+                let request =
+                    request.map(|body| RequestBody::new(PacedBody::new(body, pace), record));
+                // Boxed: the request path's state machine is 3 KiB, which would otherwise sit in
+                // every connection's task for its life (see README, Performance). Allocated
+                // before the future is made, so that it is built in its box rather than on the
+                // stack and then copied in (3 KiB, every request).
+                let handled = Box::into_pin(Box::write(
+                    Box::new_uninit(),
+                    gateway.handle(request, &info, record),
+                ));
+                handled.await
+            };
+            let mut record = unanswered.answered();
+            // Every answer, refusals and pages included: the first one a browser sees over https
+            // is what pins the host to https, whichever it is.
+            if let Some(hsts) = gateway.hsts(info.tls) {
+                response
+                    .headers_mut()
+                    .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+            }
+            record.set_status(response.status());
+            response.map(|body| LoggedBody::new(body, record, access_log))
+        }
+    }
+}
+
+/// What an HTTP/1 connection's loop reports: heads refused before any request existed are
+/// logged and counted here, and a parked connection forgets its session and lets its memory go.
+struct Events {
+    peer: SocketAddr,
+    client: std::net::IpAddr,
+    access_log: Arc<AccessLog>,
+    metrics: Arc<crate::metrics::Metrics>,
+    session_memo: Arc<SessionMemo>,
+}
+
+impl h1::ConnectionEvents for Events {
+    fn refused_head(&self, status: http::StatusCode) {
+        info!(peer = %self.peer, client = %self.client, status = status.as_u16(), "request head refused by the HTTP parser");
+        self.metrics.record_refused_head();
+        self.access_log.submit_unreadable(
+            self.client,
+            status,
+            crate::pages::Page::BadRequest.code(),
+        );
+    }
+
+    fn parked(&self) {
+        self.session_memo.forget();
+        super::trim::connection_parked();
     }
 }

@@ -1,6 +1,7 @@
-//! `max_header_bytes` on the parsed request head. hyper's HTTP/1 read buffer cannot be smaller
-//! than 8 KiB, so a smaller configured limit would never fire there; it is checked here instead,
-//! before the gateway sees the request.
+//! `max_header_bytes` on the parsed request head. The HTTP/1 side reads a head of up to 8 KiB
+//! whole whatever the limit, and HTTP/2's header list is bounded by hyper; a smaller configured
+//! limit is checked here, before the gateway sees the request, so that its refusal is logged as a
+//! request.
 
 use crate::proxy::{Body, empty_body};
 use http::{Request, Response, StatusCode};
@@ -45,20 +46,8 @@ pub fn limit_exceeded<B>(
     }
 }
 
-/// The status hyper answered a request head it could not read with, before any service saw it:
-/// 431 for a head over its buffer or header count, 400 for one it could not parse. `None` for
-/// any other way a connection ends.
-pub fn refused_by_hyper(error: &hyper::Error) -> Option<StatusCode> {
-    if error.is_parse_too_large() {
-        Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
-    } else if error.is_parse() {
-        Some(StatusCode::BAD_REQUEST)
-    } else {
-        None
-    }
-}
-
-/// The answer hyper itself gives a head over its buffer: 431 with no body.
+/// The answer to a head over `max_header_bytes` or `max_headers`: 431 with no body, as a head
+/// over the read buffer gets (`h1`).
 pub fn too_large() -> Response<Body> {
     let mut response = Response::new(empty_body());
     *response.status_mut() = StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE;

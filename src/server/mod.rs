@@ -4,6 +4,7 @@
 pub mod activity;
 pub mod body_pace;
 pub mod connection;
+pub mod h1;
 mod head;
 mod lifetime;
 pub mod listener;

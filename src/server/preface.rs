@@ -57,11 +57,6 @@ impl<T> Prefixed<T> {
         Prefixed { inner, prefix }
     }
 
-    /// A stream with nothing put back (the protocol was known from ALPN).
-    pub fn plain(inner: T) -> Prefixed<T> {
-        Prefixed::new(inner, Bytes::new())
-    }
-
     /// The stream and whatever of the prefix was not read yet.
     pub fn into_parts(self) -> (T, Bytes) {
         (self.inner, self.prefix)

@@ -156,24 +156,37 @@ pub fn parse_response_head(
     }
     // Remembered for the next response: this one's names and no more, so that the memory is
     // bounded by one head.
-    names.0.truncate(count);
+    names.truncate(count);
     Ok(Parsed::Final(
         reading.decide(status, version, headers, method),
     ))
 }
 
-/// The field names of a connection's last response, in order, each as spelled on the wire: an
-/// upstream sends the same names in the same order response after response, and comparing the
+/// The field names of a connection's last head, in order, each as spelled on the wire: an
+/// upstream sends the same names in the same order response after response (and a browser its
+/// requests), and comparing the
 /// bytes in place is a fraction of parsing a name again (about 150 instructions a field).
 #[derive(Debug, Default)]
 pub struct KnownNames(Vec<(Box<[u8]>, HeaderName)>);
+
+impl KnownNames {
+    /// Forgets the names past the first `count`: what is remembered is bounded by one head.
+    pub(crate) fn truncate(&mut self, count: usize) {
+        self.0.truncate(count);
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+}
 
 /// Real field names are short; a long one is not worth remembering.
 const LONGEST_KNOWN_NAME: usize = 64;
 
 /// The field name `spelled` as the `index`th field, from `names` when the last response spelled
 /// the same bytes there. Names longer than [`LONGEST_KNOWN_NAME`] are parsed every time.
-fn field_name(
+pub(crate) fn field_name(
     spelled: &[u8],
     index: usize,
     names: &mut KnownNames,
@@ -288,9 +301,10 @@ impl FramingFields {
     }
 }
 
-/// A decimal length: digits only, no sign, no blanks inside, at most 19 digits' worth. Both
-/// directions read `Content-Length` with it.
-pub(super) fn parse_length(digits: &[u8]) -> Option<u64> {
+/// A decimal length: digits only, no sign, no blanks inside, at most 19 digits' worth. Every
+/// `Content-Length` casegate reads on HTTP/1 (requests from clients, both ways upstream) is read
+/// with it.
+pub(crate) fn parse_length(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
@@ -516,7 +530,7 @@ mod tests {
             };
             assert_eq!(spelled(&head), spelled(&fresh), "{text:?}");
         }
-        assert_eq!(names.0.len(), 4);
+        assert_eq!(names.len(), 4);
         // A name that only differs in a byte that is not a letter is not the remembered one.
         let mut buffer =
             BytesMut::from(&b"HTTP/1.1 200 OK\r\nX_Two: 2\r\nContent-Length: 0\r\n\r\n"[..]);
@@ -565,7 +579,7 @@ mod tests {
         assert!(
             held <= 2 * MAX_HEAD_BYTES,
             "one connection remembers {held} bytes of field names ({} places)",
-            names.0.len()
+            names.len()
         );
     }
 

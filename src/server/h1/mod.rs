@@ -1,0 +1,565 @@
+//! casegate's own HTTP/1.1 server side: one connection's requests, read, handed to the gateway and
+//! answered, in the connection's task.
+//!
+//! It replaced hyper's HTTP/1 server connection (hyper still serves HTTP/2) for what an edge
+//! gateway spends most of its time on: hyper's generic dispatcher, its buffers and its header-map
+//! round trips were a quarter of casegate's instructions per guest request, an idle connection had
+//! to be taken apart and rebuilt to give its buffers back, and a large body could not leave by
+//! any path but hyper's copy. What it must get exactly right is where one request ends and the
+//! next begins: [`request_head`] reads heads as strictly as hyper did, [`request_body`] reads a
+//! body only as far as its framing says, and a connection whose request body was not read to its
+//! end is closed after the answer, never read on.
+//!
+//! The loop: wait for a head (the first-byte deadline on a new connection, the idle timeout
+//! between requests, parked after [`PARK_AFTER`] with no buffer held), read it within
+//! `header_read_timeout` of its first byte, run the gateway's future while reading the body on
+//! demand, write the answer (coalescing small frames into one write), and go round again while
+//! both sides keep the connection alive.
+
+pub mod request_body;
+pub mod request_head;
+pub mod response_head;
+pub mod upgrade;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{Request, Response, StatusCode};
+use hyper::body::Body;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tracing::debug;
+
+use crate::proxy::upstream_h1::response_head::KnownNames;
+use request_body::{BodyDecoder, BodyReadError, BodySender, Demand, H1Body, body_channel};
+use request_head::{HeadError, HeadLimits, RequestHead, parse_request_head};
+use response_head::{Asked, ResponseFraming, encode_response_head, write_chunk_size};
+use upgrade::PendingUpgrade;
+
+/// A keep-alive connection idle this long between requests is parked: its read buffer is freed
+/// and only the stream waits for the next request. nginx frees its buffers as soon as a
+/// connection goes idle; a second spares a browser still fetching a page's resources the
+/// allocation.
+pub const PARK_AFTER: Duration = Duration::from_secs(1);
+
+/// Reads grow the buffer by this much when it is full (hyper's initial read buffer).
+const READ_CHUNK: usize = 8 * 1024;
+/// Body frames up to this size are copied behind the head (or the frame before) and go out in
+/// one write; larger ones are written from where they are.
+const COPY_FRAME_UP_TO: usize = 16 * 1024;
+/// Copied bytes are written out once this many are waiting.
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// What a connection's loop needs to know, set once per listener.
+#[derive(Debug, Clone, Copy)]
+pub struct Http1Settings {
+    pub head: HeadLimits,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+/// What the loop tells the rest of the server.
+pub trait ConnectionEvents: Send + Sync {
+    /// A request head was refused before any request existed (logged and counted by the caller).
+    fn refused_head(&self, status: StatusCode);
+    /// The connection was parked between requests.
+    fn parked(&self);
+}
+
+/// Serves HTTP/1.1 on `io` until either side ends the connection. `read` holds bytes already
+/// read from it (the protocol sniff).
+#[allow(clippy::too_many_arguments)]
+pub async fn serve<T, H, F, B>(
+    mut io: T,
+    read: Bytes,
+    peer: SocketAddr,
+    settings: Http1Settings,
+    mut shutdown: watch::Receiver<bool>,
+    events: &dyn ConnectionEvents,
+    mut handle: H,
+) where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: FnMut(Request<H1Body>) -> F,
+    F: Future<Output = Response<B>>,
+    B: Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
+    let mut buffer = BytesMut::from(read);
+    let mut names = KnownNames::default();
+    let mut out = Vec::new();
+    let mut first = true;
+    loop {
+        let waiting = Waiting {
+            first,
+            peer,
+            settings,
+        };
+        let head = match waiting
+            .next_head(&mut io, &mut buffer, &mut names, &mut shutdown, events)
+            .await
+        {
+            Next::Head(head) => head,
+            Next::Close => return,
+            Next::Refused(error) => {
+                debug!(%peer, %error, "request head refused");
+                let status = error.status();
+                events.refused_head(status);
+                refuse(&mut io, status, &mut out).await;
+                return;
+            }
+        };
+        first = false;
+        let asked = Asked {
+            head: head.method == http::Method::HEAD,
+            version: head.version,
+            keep_alive: head.keep_alive,
+        };
+        let expect_continue = head.expect_continue;
+        let mut decoder = BodyDecoder::new(head.framing);
+        let (sender, request, upgrade) = into_request(head);
+        let response = {
+            let handled = pin!(handle(request));
+            let pump = BodyPump {
+                sender: &sender,
+                decoder: &mut decoder,
+                expect_continue,
+            };
+            pump.run_beside(handled, &mut io, &mut buffer, settings.head.max_bytes)
+                .await
+        };
+        let Some(response) = response else {
+            debug!(%peer, "client closed the connection before the answer");
+            return;
+        };
+        drop(sender);
+        // A body the gateway did not read is skipped when it has already arrived, as hyper did;
+        // one still on its way leaves the connection at an unknown place in the client's bytes,
+        // and it closes after the answer.
+        skip_arrived_body(&mut decoder, &mut buffer, &mut io).await;
+        let keep_alive = asked.keep_alive && decoder.is_done() && !*shutdown.borrow();
+        let asked = Asked {
+            keep_alive,
+            ..asked
+        };
+        match write_response(&mut io, response, asked, &mut out).await {
+            Ok(Written::KeepAlive) => {}
+            Ok(Written::Close) => {
+                let _ = io.shutdown().await;
+                return;
+            }
+            Ok(Written::Switched) => {
+                // Only a request that asked to switch may; any other 101 ends the connection.
+                if let Some(upgrade) = upgrade {
+                    upgrade.fulfil(Box::new(io), buffer.freeze());
+                }
+                return;
+            }
+            Err(error) => {
+                debug!(%peer, %error, "connection failed while answering");
+                return;
+            }
+        }
+        if out.capacity() > WRITE_BATCH * 2 {
+            out = Vec::new();
+        }
+    }
+}
+
+/// The request the gateway sees, the loop's end of its body, and of its upgrade if it may switch.
+fn into_request(head: RequestHead) -> (BodySender, Request<H1Body>, Option<PendingUpgrade>) {
+    let (sender, body) = body_channel(head.framing);
+    let mut request = Request::new(body);
+    *request.method_mut() = head.method;
+    *request.uri_mut() = head.uri;
+    *request.version_mut() = head.version;
+    *request.headers_mut() = head.headers;
+    let upgrade = head.wants_upgrade.then(|| {
+        let (pending, on_upgrade) = upgrade::pending();
+        request.extensions_mut().insert(on_upgrade);
+        pending
+    });
+    (sender, request, upgrade)
+}
+
+// The head is what nearly every wait ends with; boxing it would cost an allocation a request.
+#[allow(clippy::large_enum_variant)]
+enum Next {
+    Head(RequestHead),
+    Refused(HeadError),
+    Close,
+}
+
+/// Waiting for and reading one request head.
+struct Waiting {
+    first: bool,
+    peer: SocketAddr,
+    settings: Http1Settings,
+}
+
+impl Waiting {
+    async fn next_head<T: AsyncRead + Unpin>(
+        &self,
+        io: &mut T,
+        buffer: &mut BytesMut,
+        names: &mut KnownNames,
+        shutdown: &mut watch::Receiver<bool>,
+        events: &dyn ConnectionEvents,
+    ) -> Next {
+        let settings = &self.settings;
+        let waiting_since = Instant::now();
+        // Set by the head's first byte.
+        let mut head_deadline = None;
+        let mut parked = false;
+        loop {
+            if !buffer.is_empty() {
+                head_deadline.get_or_insert_with(|| Instant::now() + settings.header_read_timeout);
+                match parse_request_head(buffer, settings.head, names) {
+                    Ok(Some(head)) => return Next::Head(head),
+                    Ok(None) => {}
+                    Err(error) => return Next::Refused(error),
+                }
+            }
+            let deadline = match head_deadline {
+                Some(deadline) => deadline,
+                // A new connection gets the head timeout for its first byte too.
+                None if self.first => waiting_since + settings.header_read_timeout,
+                None if parked => waiting_since + settings.idle_timeout,
+                None => waiting_since + PARK_AFTER.min(settings.idle_timeout),
+            };
+            if *shutdown.borrow() && head_deadline.is_none() {
+                return Next::Close;
+            }
+            if buffer.capacity() - buffer.len() < READ_CHUNK / 2 {
+                buffer.reserve(READ_CHUNK);
+            }
+            tokio::select! {
+                read = io.read_buf(buffer) => match read {
+                    Ok(0) => return Next::Close,
+                    Ok(_) => {}
+                    Err(error) => {
+                        debug!(peer = %self.peer, %error, "connection failed while reading a head");
+                        return Next::Close;
+                    }
+                },
+                () = tokio::time::sleep_until(deadline) => {
+                    match head_deadline {
+                        Some(_) => {
+                            debug!(peer = %self.peer, "request head not read in time");
+                            return Next::Close;
+                        }
+                        None if self.first => {
+                            debug!(peer = %self.peer, "closing connection that sent nothing");
+                            return Next::Close;
+                        }
+                        None if parked || settings.idle_timeout <= PARK_AFTER => {
+                            debug!(peer = %self.peer, "closing idle connection");
+                            return Next::Close;
+                        }
+                        None => {
+                            debug!(peer = %self.peer, "parked idle connection");
+                            parked = true;
+                            *buffer = BytesMut::new();
+                            *names = KnownNames::default();
+                            events.parked();
+                        }
+                    }
+                }
+                changed = shutdown.changed(), if head_deadline.is_none() => {
+                    // A closed channel means the server is gone: shut down the same way.
+                    let _ = changed;
+                    return Next::Close;
+                }
+            }
+        }
+    }
+}
+
+/// Reads a request's body off the socket as the gateway asks for it.
+struct BodyPump<'a> {
+    sender: &'a BodySender,
+    decoder: &'a mut BodyDecoder,
+    expect_continue: bool,
+}
+
+impl BodyPump<'_> {
+    /// Drives `handled` to its answer, reading the body for it meanwhile. `None` when the client
+    /// closed the connection first: the answer is dropped unwritten (and logged as 499).
+    async fn run_beside<T, F, B>(
+        mut self,
+        mut handled: std::pin::Pin<&mut F>,
+        io: &mut T,
+        buffer: &mut BytesMut,
+        read_limit: usize,
+    ) -> Option<Response<B>>
+    where
+        T: AsyncRead + AsyncWrite + Unpin,
+        F: Future<Output = Response<B>>,
+    {
+        if self.decoder.is_done() {
+            self.sender.end();
+        }
+        if !self.decoder.is_done() {
+            tokio::select! {
+                biased;
+                response = handled.as_mut() => return Some(response),
+                () = self.pump(io, buffer) => {}
+            }
+        }
+        tokio::select! {
+            biased;
+            response = handled.as_mut() => Some(response),
+            () = watch_for_close(io, buffer, read_limit) => None,
+        }
+    }
+
+    /// Hands over frames while they are wanted; returns at the body's end, on an error (told to
+    /// the body), or when the gateway drops the body.
+    async fn pump<T: AsyncRead + AsyncWrite + Unpin>(&mut self, io: &mut T, buffer: &mut BytesMut) {
+        loop {
+            if self.sender.demand().await == Demand::Gone {
+                return;
+            }
+            if std::mem::take(&mut self.expect_continue) {
+                let sent = io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await;
+                if let Err(error) = sent.and(io.flush().await) {
+                    self.sender.send(Err(BodyReadError::Io(error.to_string())));
+                    return;
+                }
+            }
+            loop {
+                match self.decoder.decode(buffer) {
+                    Ok(Some(data)) => {
+                        self.sender.send(Ok(data));
+                        break;
+                    }
+                    Ok(None) if self.decoder.is_done() => {
+                        self.sender.end();
+                        return;
+                    }
+                    Ok(None) => {}
+                    Err(error) => {
+                        self.sender.send(Err(BodyReadError::Chunked(error)));
+                        return;
+                    }
+                }
+                if buffer.capacity() - buffer.len() < READ_CHUNK / 2 {
+                    buffer.reserve(READ_CHUNK * 2);
+                }
+                match io.read_buf(buffer).await {
+                    Ok(0) => {
+                        self.sender.send(Err(BodyReadError::Incomplete));
+                        return;
+                    }
+                    Ok(_) => {}
+                    Err(error) => {
+                        self.sender.send(Err(BodyReadError::Io(error.to_string())));
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The most body bytes skipped to keep a connection whose request body was not read.
+const SKIP_AT_MOST: usize = 64 * 1024;
+
+/// Skips what is left of an unread request body framed by its length if it is all in the buffer
+/// or the socket already (never waiting for more), up to [`SKIP_AT_MOST`] bytes. A chunked body
+/// left unread is never skipped: the gateway refuses chunked framing it does not trust unread
+/// (`Transfer-Encoding: gzip, chunked`), and after such a refusal the connection closes, as it
+/// did under hyper.
+async fn skip_arrived_body<T: AsyncRead + Unpin>(
+    decoder: &mut BodyDecoder,
+    buffer: &mut BytesMut,
+    io: &mut T,
+) {
+    if !matches!(decoder, BodyDecoder::Length(_)) {
+        return;
+    }
+    let mut skipped = 0;
+    while !decoder.is_done() && skipped <= SKIP_AT_MOST {
+        match decoder.decode(buffer) {
+            Ok(Some(data)) => skipped += data.len(),
+            Ok(None) if decoder.is_done() => return,
+            Ok(None) => {
+                if buffer.capacity() - buffer.len() < READ_CHUNK / 2 {
+                    buffer.reserve(READ_CHUNK);
+                }
+                match read_now(io, buffer).await {
+                    Some(read) if read > 0 => {}
+                    _ => return,
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// One read if bytes are there now; `None` when the read would wait.
+async fn read_now<T: AsyncRead + Unpin>(io: &mut T, buffer: &mut BytesMut) -> Option<usize> {
+    let mut read = pin!(io.read_buf(buffer));
+    std::future::poll_fn(|cx| match read.as_mut().poll(cx) {
+        Poll::Ready(Ok(read)) => Poll::Ready(Some(read)),
+        Poll::Ready(Err(_)) | Poll::Pending => Poll::Ready(None),
+    })
+    .await
+}
+
+/// Reads ahead while the gateway works on an answer, as hyper did: a client that closes the
+/// connection is gone, and its request is abandoned rather than answered into a closed socket.
+/// Bytes that arrive (a pipelined request) wait in the buffer, up to `read_limit`.
+async fn watch_for_close<T: AsyncRead + Unpin>(
+    io: &mut T,
+    buffer: &mut BytesMut,
+    read_limit: usize,
+) {
+    loop {
+        if buffer.len() >= read_limit {
+            return std::future::pending().await;
+        }
+        if buffer.capacity() - buffer.len() < READ_CHUNK / 2 {
+            buffer.reserve(READ_CHUNK);
+        }
+        match io.read_buf(buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// How an answer left the connection.
+enum Written {
+    KeepAlive,
+    Close,
+    Switched,
+}
+
+/// Writes the answer: its head, then its body framed as the head said.
+async fn write_response<T, B>(
+    io: &mut T,
+    response: Response<B>,
+    asked: Asked,
+    out: &mut Vec<u8>,
+) -> std::io::Result<Written>
+where
+    T: AsyncWrite + Unpin,
+    B: Body<Data = Bytes>,
+    B::Error: std::fmt::Display,
+{
+    let (parts, body) = response.into_parts();
+    let mut body = pin!(body);
+    let exact = body.size_hint().exact();
+    out.clear();
+    let status = parts.status;
+    let encoded = encode_response_head(status, &parts.headers, exact, asked, out);
+    drop(parts);
+    let framing = encoded.framing;
+    let mut sent: u64 = 0;
+    if framing != ResponseFraming::None {
+        loop {
+            // Frames ready now join the bytes already waiting; otherwise those go out first.
+            let frame =
+                match std::future::poll_fn(|cx| Poll::Ready(body.as_mut().poll_frame(cx))).await {
+                    Poll::Ready(frame) => frame,
+                    Poll::Pending if out.is_empty() => {
+                        std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await
+                    }
+                    Poll::Pending => {
+                        io.write_all(out).await?;
+                        io.flush().await?;
+                        out.clear();
+                        continue;
+                    }
+                };
+            let data = match frame {
+                None => break,
+                Some(Err(error)) => {
+                    debug!(%error, "response body failed; closing the connection");
+                    io.write_all(out).await?;
+                    io.flush().await?;
+                    return Ok(Written::Close);
+                }
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => data,
+                    // Trailers are not sent on.
+                    Err(_) => continue,
+                },
+            };
+            if data.is_empty() {
+                continue;
+            }
+            let mut data = data;
+            if let ResponseFraming::Length(length) = framing {
+                let room = length - sent;
+                if data.len() as u64 > room {
+                    debug!(
+                        length,
+                        "response body longer than its length; cut and closed"
+                    );
+                    data.truncate(room as usize);
+                    io.write_all(out).await?;
+                    io.write_all(&data).await?;
+                    io.flush().await?;
+                    return Ok(Written::Close);
+                }
+            }
+            sent += data.len() as u64;
+            if framing == ResponseFraming::Chunked {
+                write_chunk_size(out, data.len());
+            }
+            if data.len() <= COPY_FRAME_UP_TO {
+                out.extend_from_slice(&data);
+            } else {
+                let mut pieces = Buf::chain(&out[..], data);
+                io.write_all_buf(&mut pieces).await?;
+                out.clear();
+            }
+            if framing == ResponseFraming::Chunked {
+                out.extend_from_slice(b"\r\n");
+            }
+            if out.len() >= WRITE_BATCH {
+                io.write_all(out).await?;
+                out.clear();
+            }
+        }
+        if framing == ResponseFraming::Chunked {
+            out.extend_from_slice(b"0\r\n\r\n");
+        }
+    }
+    io.write_all(out).await?;
+    io.flush().await?;
+    out.clear();
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return Ok(Written::Switched);
+    }
+    let complete = match framing {
+        ResponseFraming::Length(length) => sent == length,
+        ResponseFraming::UntilClose => false,
+        _ => true,
+    };
+    Ok(if complete && encoded.keep_alive {
+        Written::KeepAlive
+    } else {
+        Written::Close
+    })
+}
+
+/// The answer to a head that could not be read: the status, no body, and the connection closed.
+async fn refuse<T: AsyncWrite + Unpin>(io: &mut T, status: StatusCode, out: &mut Vec<u8>) {
+    out.clear();
+    let asked = Asked {
+        head: false,
+        version: http::Version::HTTP_11,
+        keep_alive: false,
+    };
+    encode_response_head(status, &http::HeaderMap::new(), Some(0), asked, out);
+    let _ = io.write_all(out).await;
+    let _ = io.flush().await;
+    let _ = io.shutdown().await;
+}
