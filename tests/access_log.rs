@@ -369,3 +369,43 @@ async fn the_access_log_file_is_readable_by_owner_and_group_only() {
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o640);
 }
+
+#[tokio::test]
+async fn a_video_moved_socket_to_socket_is_logged_with_every_byte() {
+    let dir = TempDir::new().unwrap();
+    let (gw, path) = gateway_logging_to(&dir, "").await;
+    let cookie = gw.open_link("42", "view").await;
+    let cookie_line = format!("Cookie: {cookie}");
+    let whole = gw.get("/cases/42/video", &[&cookie_line]).await;
+    assert_eq!(whole.status, 200);
+    assert!(
+        whole.body == common::upstream::video_bytes(),
+        "the video differs"
+    );
+    let range = gw
+        .get(
+            "/cases/42/video",
+            &[&cookie_line, "Range: bytes=100-1500099"],
+        )
+        .await;
+    assert_eq!(range.status, 206);
+    assert!(range.body[..] == common::upstream::video_bytes()[100..=1_500_099]);
+    gw.stop().await;
+
+    let lines = json_lines(&std::fs::read_to_string(&path).unwrap());
+    let sizes: Vec<(u64, u64)> = lines
+        .iter()
+        .filter(|line| line["path"] == "/cases/42/video")
+        .map(|line| {
+            (
+                line["status"].as_u64().unwrap(),
+                line["bytes_out"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sizes,
+        [(200, whole.body.len() as u64), (206, 1_500_000)],
+        "{lines:?}"
+    );
+}

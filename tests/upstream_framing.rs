@@ -140,6 +140,17 @@ const TE_AND_CL_BODY: &str = "the chunked body, which is longer than five bytes"
 const SMUGGLED: &str = "SMUGGLED";
 const CUT_SHORT_SENT: usize = 5000;
 const CUT_SHORT_DECLARED: usize = 100_000;
+/// Large enough that casegate's HTTP/1 server moves it socket to socket (`splice(2)`, over
+/// `SPLICE_FROM`), and not a round number, so that the body's end is checked to the byte.
+const LARGE_BODY: usize = 2 * 1024 * 1024 + 4321;
+
+/// The large body's bytes: no two neighbouring 251-byte runs alike, so a lost or repeated
+/// piece shows.
+fn large_body(length: usize) -> Vec<u8> {
+    (0..length)
+        .map(|i| (i % 251) as u8 ^ (i / 251 % 7) as u8)
+        .collect()
+}
 
 /// The response to smuggle after a first one: well formed, with an `X-Echo-Path` that a guest
 /// asking for `/cases/42/plain/...` might take for its own.
@@ -237,6 +248,21 @@ fn script_for(method: &str, target: &str) -> Script {
                     .into_bytes();
             answer.resize(answer.len() + CUT_SHORT_SENT, b'c');
             Script::new(answer).pace(1000).then(Then::Close)
+        }
+        // A large body, whole, in 64 KiB writes; or cut off at half its length.
+        "large" | "large-cut-short" => {
+            let mut answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: video/webm\r\nContent-Length: {LARGE_BODY}\r\n\r\n"
+            )
+            .into_bytes();
+            let body = large_body(LARGE_BODY);
+            if scenario == "large" {
+                answer.extend(body);
+                Script::new(answer).pace(64 * 1024)
+            } else {
+                answer.extend(&body[..LARGE_BODY / 2]);
+                Script::new(answer).pace(64 * 1024).then(Then::Close)
+            }
         }
         "head-length" if method == "HEAD" => {
             Script::new("HTTP/1.1 200 OK\r\nContent-Type: video/webm\r\nContent-Length: 5000\r\n\r\n")
@@ -1078,6 +1104,35 @@ async fn a_body_cut_short_by_the_upstream_never_reaches_the_guest_as_whole() {
         );
         assert!(!reply.complete, "status {}", reply.status);
         assert!(reply.body.len() <= CUT_SHORT_SENT);
+    }
+    f.expect_genuine("/cases/42/plain/after").await;
+    assert_eq!(f.upstream.connections(), 2);
+}
+
+#[tokio::test]
+async fn a_large_body_arrives_whole_and_its_connection_is_reused() {
+    let f = Framing::start().await;
+    let reply = f.get("/cases/42/large").await;
+    assert!(reply.looks_whole_and_ok(), "{:?}", reply.status);
+    assert_eq!(reply.body.len(), LARGE_BODY);
+    assert!(reply.body == large_body(LARGE_BODY), "the body differs");
+    f.expect_genuine("/cases/42/plain/after").await;
+    assert_eq!(f.upstream.connections(), 1, "{:?}", f.upstream.served());
+}
+
+#[tokio::test]
+async fn a_large_body_cut_short_by_the_upstream_never_reaches_the_guest_as_whole() {
+    let f = Framing::start().await;
+    let reply = f.send("GET", "/cases/42/large-cut-short").await;
+    if let Some(reply) = &reply {
+        assert!(
+            !reply.complete,
+            "status {}, {} bytes",
+            reply.status,
+            reply.body.len()
+        );
+        assert!(reply.body.len() <= LARGE_BODY / 2);
+        assert!(reply.body[..] == large_body(LARGE_BODY)[..reply.body.len()]);
     }
     f.expect_genuine("/cases/42/plain/after").await;
     assert_eq!(f.upstream.connections(), 2);

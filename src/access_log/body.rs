@@ -12,6 +12,7 @@ use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
 use super::AccessLog;
 use super::record::AccessRecord;
+use crate::proxy::upstream_h1::SpliceOffer;
 use crate::proxy::{Body, BoxError};
 use crate::server::body_pace::{PacedBody, PacedBodyError};
 
@@ -64,16 +65,24 @@ impl HttpBody for RequestBody {
 pub struct LoggedBody {
     inner: Body,
     sent: u64,
+    /// A large body the HTTP/1 server may move without polling it counts its bytes here.
+    offer: Option<SpliceOffer>,
     /// Taken when the record is handed to the log, so it is logged once.
     record: Option<AccessRecord>,
     log: Arc<AccessLog>,
 }
 
 impl LoggedBody {
-    pub fn new(inner: Body, record: AccessRecord, log: Arc<AccessLog>) -> LoggedBody {
+    pub fn new(
+        inner: Body,
+        record: AccessRecord,
+        log: Arc<AccessLog>,
+        offer: Option<SpliceOffer>,
+    ) -> LoggedBody {
         LoggedBody {
             inner,
             sent: 0,
+            offer,
             record: record.is_enabled().then_some(record),
             log,
         }
@@ -81,7 +90,8 @@ impl LoggedBody {
 
     fn log_once(&mut self) {
         if let Some(mut record) = self.record.take() {
-            record.finish(self.sent);
+            let moved = self.offer.as_ref().map_or(0, SpliceOffer::moved);
+            record.finish(self.sent + moved);
             self.log.submit(record);
         }
     }

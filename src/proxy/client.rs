@@ -215,13 +215,17 @@ impl UpstreamPool {
             RequestFraming::Length(1..) | RequestFraming::Chunked
         );
         let refused_early = carried_body && head.status.as_u16() >= 400;
-        let body = UpstreamBody::new(
+        let mut body = UpstreamBody::new(
             connection,
             head.framing,
             head.reusable && request_sent && !refused_early,
             home,
         );
+        let offer = body.offer_splice();
         let mut response = Response::new(body);
+        if let Some(offer) = offer {
+            response.extensions_mut().insert(offer);
+        }
         *response.status_mut() = head.status;
         *response.version_mut() = head.version;
         *response.headers_mut() = head.headers;

@@ -31,6 +31,7 @@ use crate::gateway::{Gateway, SessionMemo};
 use crate::metrics::ConnectionGauge;
 use crate::proxy::client::UpstreamPool;
 use crate::proxy::client_address::ClientAddress;
+use crate::proxy::upstream_h1::SpliceOffer;
 use crate::reload::Snapshot;
 
 /// What the gateway knows about the connection a request arrived on, and whom the request is from.
@@ -186,7 +187,7 @@ fn run_http<'a, T>(
     served: Served<'a>,
 ) -> impl Future<Output = ()> + Send + 'a
 where
-    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    T: AsyncRead + AsyncWrite + h1::splice::SpliceTarget + Unpin + Send + 'static,
 {
     async move {
         let Served {
@@ -358,7 +359,8 @@ impl RequestHandler {
                     .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
             }
             record.set_status(response.status());
-            response.map(|body| LoggedBody::new(body, record, access_log))
+            let offer = response.extensions().get::<SpliceOffer>().cloned();
+            response.map(|body| LoggedBody::new(body, record, access_log, offer))
         }
     }
 }

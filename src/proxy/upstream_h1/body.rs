@@ -9,6 +9,8 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
 use bytes::Bytes;
@@ -18,6 +20,10 @@ use super::chunked::{ChunkedDecoder, ChunkedError, Decoded};
 use super::connection::UpstreamConnection;
 use super::response_head::BodyFraming;
 use crate::proxy::pool::{Destination, IdleConnections};
+
+/// A length-framed body at least this long is offered to a writer that can move it from socket to
+/// socket in the kernel ([`SpliceOffer`]): a video, not a page.
+pub const SPLICE_FROM: u64 = 1024 * 1024;
 
 /// Where a connection goes back to once its response has been read.
 pub struct Home {
@@ -73,11 +79,98 @@ enum Step {
 
 /// The body of an upstream response.
 pub struct UpstreamBody {
-    /// `None` once the body is done (the connection went back, or was closed).
+    /// `None` once the body is done (the connection went back, or was closed), and while it is
+    /// offered.
     connection: Option<UpstreamConnection>,
     reading: Reading,
     reusable: bool,
     home: Home,
+    /// A large body's connection, offered until the body is first polled.
+    offer: Option<SpliceOffer>,
+}
+
+/// A large length-framed body's connection, put in the response's extensions for the HTTP/1
+/// server, which may take it before it polls the body and move the rest of the body straight
+/// from the upstream's socket to the client's (`splice(2)`, `server::h1::splice`): the bytes then
+/// never enter casegate. The first poll of the body withdraws the offer, so a writer that does
+/// not take it reads the body as usual. Also counts the bytes moved, for the access log.
+#[derive(Clone, Default)]
+pub struct SpliceOffer(Arc<OfferShared>);
+
+#[derive(Default)]
+struct OfferShared {
+    slot: Mutex<Option<Spliceable>>,
+    moved: AtomicU64,
+}
+
+/// What a writer that took the offer holds: the connection (its buffer may hold the body's first
+/// bytes) and how much of the body is still to come.
+pub struct Spliceable {
+    connection: UpstreamConnection,
+    /// Body bytes not yet handed on, from the buffer or the socket.
+    remaining: u64,
+    reusable: bool,
+    home: Home,
+}
+
+impl SpliceOffer {
+    /// Takes the body's connection; `None` once the body was polled or the offer taken.
+    pub fn take(&self) -> Option<Spliceable> {
+        self.0
+            .slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    /// Counts body bytes the writer moved itself.
+    pub fn record_moved(&self, bytes: u64) {
+        self.0.moved.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// The body bytes the writer moved itself.
+    pub fn moved(&self) -> u64 {
+        self.0.moved.load(Ordering::Relaxed)
+    }
+}
+
+impl Spliceable {
+    /// The body's bytes that came in with the head (or since), at most the body's length.
+    pub fn take_buffered(&mut self) -> Bytes {
+        let buffer = &mut self.connection.buffer;
+        let take = usize::try_from(self.remaining)
+            .unwrap_or(usize::MAX)
+            .min(buffer.len());
+        self.remaining -= take as u64;
+        buffer.split_to(take).freeze()
+    }
+
+    /// The upstream's socket, where the rest of the body is to be read.
+    pub fn upstream(&self) -> &tokio::net::TcpStream {
+        &self.connection.stream
+    }
+
+    /// Body bytes still in the upstream's socket.
+    pub fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
+    /// `moved` more of the body's bytes were taken from the socket.
+    pub fn took(&mut self, moved: u64) {
+        self.remaining = self.remaining.saturating_sub(moved);
+    }
+
+    /// The whole body has been moved: the connection goes back to the pool under the same rule
+    /// as a body read to its end.
+    pub fn finish(mut self) {
+        if self.remaining != 0 || !self.reusable || !self.connection.buffer.is_empty() {
+            return;
+        }
+        self.connection.rest();
+        self.home
+            .idle
+            .put(self.home.destination.clone(), self.connection);
+    }
 }
 
 impl UpstreamBody {
@@ -101,11 +194,52 @@ impl UpstreamBody {
             reading,
             reusable,
             home,
+            offer: None,
         };
         if matches!(body.reading, Reading::Done) && framing != BodyFraming::Switched {
             body.finish();
         }
         body
+    }
+
+    /// Offers a body of at least [`SPLICE_FROM`] bytes to be moved by its writer (see
+    /// [`SpliceOffer`]); `None` for any other.
+    pub fn offer_splice(&mut self) -> Option<SpliceOffer> {
+        let Reading::Length { remaining } = self.reading else {
+            return None;
+        };
+        if !cfg!(target_os = "linux") || remaining < SPLICE_FROM || self.offer.is_some() {
+            return None;
+        }
+        let connection = self.connection.take()?;
+        let offer = SpliceOffer::default();
+        *offer
+            .0
+            .slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Spliceable {
+            connection,
+            remaining,
+            reusable: self.reusable,
+            home: Home {
+                idle: self.home.idle.clone(),
+                destination: self.home.destination.clone(),
+            },
+        });
+        self.offer = Some(offer.clone());
+        Some(offer)
+    }
+
+    /// Ends an offer at the first poll: the connection comes back, unless the writer took it,
+    /// in which case this body has nothing more to give.
+    fn withdraw_offer(&mut self) {
+        let Some(offer) = self.offer.take() else {
+            return;
+        };
+        match offer.take() {
+            Some(spliceable) => self.connection = Some(spliceable.connection),
+            None => self.reading = Reading::Done,
+        }
     }
 
     /// The connection of a 101 answer, with the bytes that came after the head, for the tunnel.
@@ -146,6 +280,7 @@ impl HttpBody for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
+        this.withdraw_offer();
         loop {
             let Some(connection) = this.connection.as_mut() else {
                 return Poll::Ready(None);

@@ -19,6 +19,7 @@
 pub mod request_body;
 pub mod request_head;
 pub mod response_head;
+pub mod splice;
 pub mod upgrade;
 
 use std::future::Future;
@@ -36,9 +37,11 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use crate::proxy::upstream_h1::response_head::KnownNames;
+use crate::proxy::upstream_h1::{SpliceOffer, Spliceable};
 use request_body::{BodyDecoder, BodyReadError, BodySender, Demand, H1Body, body_channel};
 use request_head::{HeadError, HeadLimits, RequestHead, parse_request_head};
 use response_head::{Asked, ResponseFraming, encode_response_head, write_chunk_size};
+use splice::{SpliceTarget, splice_exactly};
 use upgrade::PendingUpgrade;
 
 /// A keep-alive connection idle this long between requests is parked: its read buffer is freed
@@ -83,7 +86,7 @@ pub async fn serve<T, H, F, B>(
     events: &dyn ConnectionEvents,
     mut handle: H,
 ) where
-    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    T: AsyncRead + AsyncWrite + SpliceTarget + Unpin + Send + 'static,
     H: FnMut(Request<H1Body>) -> F,
     F: Future<Output = Response<B>>,
     B: Body<Data = Bytes>,
@@ -366,6 +369,56 @@ impl BodyPump<'_> {
     }
 }
 
+/// Writes the head in `out`, the body bytes the upstream's buffer already holds, then moves the
+/// rest from the upstream's socket to the client's in the kernel. `length` is the body's, as the
+/// head said.
+async fn splice_response<T: AsyncWrite + SpliceTarget + Unpin>(
+    io: &mut T,
+    out: &mut Vec<u8>,
+    mut spliceable: Spliceable,
+    length: u64,
+    offer: &SpliceOffer,
+    keep_alive: bool,
+) -> std::io::Result<Written> {
+    if spliceable.remaining() != length {
+        // Not the body the head was written for; never guessed at.
+        debug!(
+            length,
+            "spliced body's length differs from the head's; closing"
+        );
+        return Ok(Written::Close);
+    }
+    let buffered = spliceable.take_buffered();
+    out.extend_from_slice(&buffered);
+    io.write_all(out).await?;
+    io.flush().await?;
+    out.clear();
+    offer.record_moved(buffered.len() as u64);
+    let Some(client) = io.tcp() else {
+        return Ok(Written::Close);
+    };
+    let mut moved = 0;
+    let result = splice_exactly(
+        spliceable.upstream(),
+        client,
+        spliceable.remaining(),
+        &mut moved,
+    )
+    .await;
+    offer.record_moved(moved);
+    spliceable.took(moved);
+    if let Err(error) = result {
+        debug!(%error, "moving the response body failed; closing the connection");
+        return Ok(Written::Close);
+    }
+    spliceable.finish();
+    Ok(if keep_alive {
+        Written::KeepAlive
+    } else {
+        Written::Close
+    })
+}
+
 /// The most body bytes skipped to keep a connection whose request body was not read.
 const SKIP_AT_MOST: usize = 64 * 1024;
 
@@ -448,7 +501,7 @@ async fn write_response<T, B>(
     out: &mut Vec<u8>,
 ) -> std::io::Result<Written>
 where
-    T: AsyncWrite + Unpin,
+    T: AsyncWrite + SpliceTarget + Unpin,
     B: Body<Data = Bytes>,
     B::Error: std::fmt::Display,
 {
@@ -458,8 +511,16 @@ where
     out.clear();
     let status = parts.status;
     let encoded = encode_response_head(status, &parts.headers, exact, asked, out);
-    drop(parts);
     let framing = encoded.framing;
+    // A large body from the upstream, to a plain TCP client: moved socket to socket.
+    if let ResponseFraming::Length(length) = framing
+        && io.tcp().is_some()
+        && let Some(offer) = parts.extensions.get::<SpliceOffer>()
+        && let Some(spliceable) = offer.take()
+    {
+        return splice_response(io, out, spliceable, length, offer, encoded.keep_alive).await;
+    }
+    drop(parts);
     let mut sent: u64 = 0;
     if framing != ResponseFraming::None {
         loop {
