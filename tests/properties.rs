@@ -477,6 +477,121 @@ fn a_well_framed_chunked_answer_is_read_whole_so_the_upstream_checks_reach_their
     check_upstream_response(&stream);
 }
 
+// === client_requests ===
+
+/// What a client might send on one connection: a few requests, each a request line, framing
+/// fields that agree, disagree, repeat or hide, and a body framed well or not; the first byte is
+/// the control byte `check_client_requests` reads.
+fn client_stream() -> impl Strategy<Value = Vec<u8>> {
+    let field = prop_oneof![
+        "Content-Length: [0-9]{1,2}",
+        "Content-Length: [0-9], [0-9]",
+        "Content-Length: \\+[0-9]",
+        Just("Transfer-Encoding: chunked".to_owned()),
+        Just("Transfer-Encoding: gzip, chunked".to_owned()),
+        Just("Transfer-Encoding: chunked, gzip".to_owned()),
+        Just("Transfer-Encoding : chunked".to_owned()),
+        Just("Connection: close".to_owned()),
+        Just("Connection: keep-alive".to_owned()),
+        Just("Expect: 100-continue".to_owned()),
+        Just("Upgrade: websocket".to_owned()),
+        "X-[A-Za-z]{1,8}: [ -~]{0,12}",
+        "[A-Za-z-]{1,10}:[ -~]{0,10}",
+        " [ -~]{0,8}",
+    ];
+    let body = prop_oneof![
+        (
+            proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..30), 0..3),
+            any::<bool>(),
+            any::<bool>()
+        )
+            .prop_map(|(chunks, extensions, trailers)| chunked(&chunks, extensions, trailers)),
+        proptest::collection::vec(any::<u8>(), 0..40),
+        "[0-9a-fA-F;\r\n xyz]{0,30}".prop_map(String::into_bytes),
+    ];
+    let request = (
+        select(&[
+            "GET /cases/42 HTTP/1.1",
+            "POST /cases/42/notes HTTP/1.1",
+            "PUT /a?b=c HTTP/1.0",
+            "HEAD / HTTP/1.1",
+            "CONNECT share.test:443 HTTP/1.1",
+            "GET http://share.test/x HTTP/1.1",
+            "GET / HTTP/1.2",
+            "G ET / HTTP/1.1",
+        ]),
+        proptest::collection::vec(field, 0..5),
+        prop_oneof![Just("\r\n"), Just("\n")],
+        body,
+    )
+        .prop_map(|(line, fields, end, body)| {
+            let mut out = line.as_bytes().to_vec();
+            out.extend_from_slice(end.as_bytes());
+            for field in fields {
+                out.extend_from_slice(field.as_bytes());
+                out.extend_from_slice(end.as_bytes());
+            }
+            out.extend_from_slice(end.as_bytes());
+            out.extend_from_slice(&body);
+            out
+        });
+    (any::<u8>(), proptest::collection::vec(request, 1..4)).prop_map(|(control, requests)| {
+        let mut out = vec![control];
+        for request in requests {
+            out.extend_from_slice(&request);
+        }
+        out
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn client_requests_read_the_same_however_split_and_frame_soundly(stream in client_stream()) {
+        check_client_requests(&stream);
+    }
+
+    #[test]
+    fn client_arbitrary_bytes_never_panic(stream in proptest::collection::vec(any::<u8>(), 0..300)) {
+        check_client_requests(&stream);
+    }
+}
+
+/// The generator reaches the checks past the head: pipelined requests, a chunked body and a
+/// length-framed one, read whole and in order.
+#[test]
+fn pipelined_requests_are_read_in_order_so_the_client_checks_reach_their_asserts() {
+    let mut stream = vec![2u8];
+    stream.extend_from_slice(b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n");
+    stream.extend_from_slice(&chunked(&[b"hello".to_vec()], true, true));
+    stream.extend_from_slice(b"PUT /b HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc");
+    stream
+        .extend_from_slice(b"GET /c HTTP/1.1\r\nConnection: close\r\n\r\nGET /d HTTP/1.1\r\n\r\n");
+    let read = read_client_requests(&stream[1..], 3);
+    let summary: Vec<(&str, &[u8], BodyEnd)> = read
+        .requests
+        .iter()
+        .map(|request| {
+            (
+                request.target.as_str(),
+                request.body.as_slice(),
+                request.end,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("/a", &b"hello"[..], BodyEnd::Complete),
+            ("/b", &b"abc"[..], BodyEnd::Complete),
+            ("/c", &b""[..], BodyEnd::Complete),
+        ]
+    );
+    assert!(!read.refused);
+    check_client_requests(&stream);
+}
+
 // === the fixtures themselves ===
 
 #[test]

@@ -29,6 +29,7 @@ fn main() {
     write_seeds(&root, "config", configs(&root));
     write_seeds(&root, "admin_json", admin_inputs(&root));
     write_seeds(&root, "upstream_response", upstream_responses());
+    write_seeds(&root, "client_requests", client_requests());
 }
 
 // === upstream_response ===
@@ -49,6 +50,27 @@ fn upstream_responses() -> BTreeSet<Vec<u8>> {
     answers
         .iter()
         .flat_map(|answer| [with_mode(0, answer), with_mode(1, answer), with_mode(6, answer)])
+        .collect()
+}
+
+// === client_requests ===
+
+/// Connections of pipelined requests in each framing, and the classic smuggling shapes (a control
+/// byte of 0 reads the rest byte by byte, 63 in pieces of 64).
+fn client_requests() -> BTreeSet<Vec<u8>> {
+    let connections: [&[u8]; 8] = [
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\n\r\n",
+        b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n0\r\nT: x\r\n\r\nGET /b HTTP/1.1\r\n\r\n",
+        b"POST /a HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /c HTTP/1.1\r\n\r\n",
+        b"POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n",
+        b"PUT /a HTTP/1.0\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nokGET / HTTP/1.0\r\n\r\n",
+        b"GET / HTTP/1.1\r\nConnection: close\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n",
+        b"PUT /a HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc",
+    ];
+    connections
+        .iter()
+        .flat_map(|connection| [with_mode(0, connection), with_mode(63, connection)])
         .collect()
 }
 

@@ -32,6 +32,8 @@ use bytes::BytesMut;
 use casegate::proxy::upstream_h1::BodyFraming;
 use casegate::proxy::upstream_h1::chunked::{ChunkedDecoder, Decoded};
 use casegate::proxy::upstream_h1::response_head::{KnownNames, Parsed, parse_response_head};
+use casegate::server::h1::request_body::BodyDecoder;
+use casegate::server::h1::request_head::{HeadLimits, RequestFraming, parse_request_head};
 use http::Method;
 
 /// The reference config, as shipped.
@@ -602,7 +604,7 @@ pub enum UpstreamRead {
     },
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyEnd {
     /// Where the framing said.
     Complete,
@@ -790,6 +792,197 @@ pub fn check_upstream_response(data: &[u8]) {
         assert!(
             body.is_empty() && matches!(framing, BodyFraming::Empty | BodyFraming::Switched),
             "upstream_response: a body read after HEAD, 204 or 304"
+        );
+    }
+}
+
+// === client_requests ===
+
+/// The head limits the client_requests property reads under (the defaults' order of size).
+const CLIENT_HEAD_LIMITS: HeadLimits = HeadLimits {
+    max_bytes: 8192,
+    max_fields: 100,
+};
+
+/// One request as casegate's HTTP/1 server read it off a connection.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ClientRequest {
+    pub method: String,
+    pub target: String,
+    pub http11: bool,
+    pub fields: Vec<(String, Vec<u8>)>,
+    pub framing: RequestFraming,
+    pub keep_alive: bool,
+    pub body: Vec<u8>,
+    pub end: BodyEnd,
+}
+
+/// What one connection's bytes were read as: its requests in order, then how reading stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ClientRead {
+    pub requests: Vec<ClientRequest>,
+    /// A head was refused (400, 414 or 431: which one may depend on how much had arrived).
+    pub refused: bool,
+    /// Bytes taken as heads and bodies.
+    pub consumed: usize,
+}
+
+/// Reads `stream` as casegate's HTTP/1 server reads a connection (`server::h1`), the bytes arriving
+/// `piece` at a time: heads, then each body as far as its framing says, while the connection is
+/// kept alive.
+pub fn read_client_requests(stream: &[u8], piece: usize) -> ClientRead {
+    let mut pieces = stream.chunks(piece.max(1));
+    let mut fed = 0;
+    let mut buffer = BytesMut::new();
+    let mut names = KnownNames::default();
+    let mut requests = Vec::new();
+    let mut feed = |buffer: &mut BytesMut| match pieces.next() {
+        Some(bytes) => {
+            fed += bytes.len();
+            buffer.extend_from_slice(bytes);
+            true
+        }
+        None => false,
+    };
+    loop {
+        let head = match parse_request_head(&mut buffer, CLIENT_HEAD_LIMITS, &mut names) {
+            Ok(Some(head)) => head,
+            Ok(None) if feed(&mut buffer) => continue,
+            Ok(None) => break,
+            Err(_) => {
+                return ClientRead {
+                    requests,
+                    refused: true,
+                    consumed: fed - buffer.len(),
+                };
+            }
+        };
+        let mut decoder = BodyDecoder::new(head.framing);
+        let mut body = Vec::new();
+        let end = loop {
+            match decoder.decode(&mut buffer) {
+                Ok(Some(data)) => body.extend_from_slice(&data),
+                Ok(None) if decoder.is_done() => break BodyEnd::Complete,
+                Ok(None) if feed(&mut buffer) => {}
+                Ok(None) => break BodyEnd::Short,
+                Err(_) => break BodyEnd::Broken,
+            }
+        };
+        let keep_alive = head.keep_alive;
+        requests.push(ClientRequest {
+            method: head.method.to_string(),
+            target: head.uri.to_string(),
+            http11: head.version == http::Version::HTTP_11,
+            fields: head
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+                .collect(),
+            framing: head.framing,
+            keep_alive,
+            body,
+            end,
+        });
+        if end != BodyEnd::Complete || !keep_alive {
+            break;
+        }
+    }
+    ClientRead {
+        requests,
+        refused: false,
+        consumed: fed - buffer.len(),
+    }
+}
+
+/// Arbitrary bytes as what a client sends on one connection; the first byte picks the size of the
+/// pieces the rest arrives in. However the bytes are split, the same requests are read, with the
+/// same bodies, and reading stops at the same place; nothing panics; no byte is read twice or
+/// past what was sent; every request the gateway sees is framed one way only, says the length its
+/// body was read by, and after a request that closes the connection nothing more is read.
+pub fn check_client_requests(data: &[u8]) {
+    let Some((&control, stream)) = data.split_first() else {
+        return;
+    };
+    let piece = usize::from(control) + 1;
+    let whole = read_client_requests(stream, stream.len().max(1));
+    let split = read_client_requests(stream, piece);
+    assert_eq!(
+        whole.requests, split.requests,
+        "client_requests: read in pieces of {piece}, the requests differ"
+    );
+    assert_eq!(
+        whole.refused, split.refused,
+        "client_requests: read in pieces of {piece}, refused otherwise"
+    );
+    assert!(
+        whole.consumed <= stream.len(),
+        "client_requests: more bytes read than sent"
+    );
+    for (index, request) in whole.requests.iter().enumerate() {
+        let named = |wanted: &str| -> Vec<&[u8]> {
+            request
+                .fields
+                .iter()
+                .filter(|(name, _)| name == wanted)
+                .map(|(_, value)| value.as_slice())
+                .collect()
+        };
+        let lengths = named("content-length");
+        let codings = named("transfer-encoding");
+        assert!(
+            lengths.len() <= 1,
+            "client_requests: more than one length passed on: {:?}",
+            request.fields
+        );
+        assert!(
+            lengths.is_empty() || codings.is_empty(),
+            "client_requests: both framings passed on: {:?}",
+            request.fields
+        );
+        assert!(
+            request.http11 || codings.is_empty(),
+            "client_requests: Transfer-Encoding taken on HTTP/1.0"
+        );
+        let declared = lengths.first().map(|length| {
+            std::str::from_utf8(length.trim_ascii())
+                .ok()
+                .and_then(|text| text.parse::<u64>().ok())
+        });
+        match request.framing {
+            RequestFraming::Length(length) => {
+                assert_eq!(
+                    declared,
+                    Some(Some(length)),
+                    "client_requests: length not the field's"
+                );
+                if request.end == BodyEnd::Complete {
+                    assert_eq!(
+                        request.body.len() as u64,
+                        length,
+                        "client_requests: body not its length"
+                    );
+                }
+            }
+            RequestFraming::Chunked => assert!(
+                !codings.is_empty() && lengths.is_empty(),
+                "client_requests: chunked without its field"
+            ),
+            RequestFraming::Empty => {
+                assert!(
+                    codings.is_empty(),
+                    "client_requests: a coding read as no body"
+                );
+                assert!(
+                    matches!(declared, None | Some(Some(0))),
+                    "client_requests: a length read as no body"
+                );
+                assert!(request.body.is_empty());
+            }
+        }
+        let last = index + 1 == whole.requests.len();
+        assert!(
+            last || (request.keep_alive && request.end == BodyEnd::Complete),
+            "client_requests: read on after a request that ends the connection"
         );
     }
 }
