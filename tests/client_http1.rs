@@ -216,6 +216,25 @@ async fn a_refused_expect_100_continue_request_gets_its_refusal_without_a_100_an
     }
 }
 
+/// RFC 9110 section 10.1.1: a server MUST ignore a 100-continue expectation in an HTTP/1.0
+/// request (hyper did). HTTP/1.0 has no interim responses: a 1.0 client or intermediary reads an
+/// `HTTP/1.1 100 Continue` as the final answer, and the real one then answers its next request.
+#[tokio::test]
+async fn an_http10_expect_100_continue_is_ignored_and_no_100_is_sent() {
+    let gate = Gate::start().await;
+    let mut wire = gate.connect().await;
+    let line = format!("POST {COMMENTS} HTTP/1.0");
+    let fields = format!("Connection: keep-alive\r\n{EXPECT_5}");
+    wire.send(gate.head(&line, &gate.commenter, &fields)).await;
+    wire.send("hello").await;
+    let answer = wire.reply().await;
+    assert_eq!(answer.status_line, "HTTP/1.0 200 OK", "{answer:?}");
+    assert_eq!(answer.text(), answer_to_post(COMMENTS, 5));
+    let forwarded = gate.gw.upstream.take();
+    assert_eq!(forwarded.len(), 1, "{forwarded:?}");
+    assert_eq!(forwarded[0].body, b"hello");
+}
+
 // ------------------------------------------------------------------------------------------------
 // 6. HTTP/1.0
 // ------------------------------------------------------------------------------------------------
