@@ -109,7 +109,7 @@ pub async fn serve<T, H, F, B>(
                 debug!(%peer, %error, "request head refused");
                 let status = error.status();
                 events.refused_head(status);
-                refuse(&mut io, status, &mut out).await;
+                refuse(&mut io, status, &mut out, settings.idle_timeout).await;
                 return;
             }
         };
@@ -146,10 +146,12 @@ pub async fn serve<T, H, F, B>(
             keep_alive,
             ..asked
         };
-        match write_response(&mut io, response, asked, &mut out).await {
+        match write_response(&mut io, response, asked, &mut out, settings.idle_timeout).await {
             Ok(Written::KeepAlive) => {}
             Ok(Written::Close) => {
-                let _ = io.shutdown().await;
+                let _ = Stalling::new(&mut io, settings.idle_timeout)
+                    .shutdown()
+                    .await;
                 return;
             }
             Ok(Written::Switched) => {
@@ -440,18 +442,83 @@ enum Written {
     Switched,
 }
 
-/// Writes the answer: its head, then its body framed as the head said.
+/// A client's socket written under a stall limit: a write that the client lets no byte through
+/// for `limit` (it stopped reading) fails, and the connection ends, as it did at the idle timeout
+/// under hyper. Time spent waiting for the answer's next frame is not counted.
+struct Stalling<'a, T> {
+    io: &'a mut T,
+    limit: Duration,
+}
+
+impl<'a, T: AsyncWrite + Unpin> Stalling<'a, T> {
+    fn new(io: &'a mut T, limit: Duration) -> Self {
+        Stalling { io, limit }
+    }
+
+    fn stalled(&self) -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("the client took no bytes for {:?}", self.limit),
+        )
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.write_all_buf(bytes).await
+    }
+
+    async fn write_all_buf(&mut self, mut buf: impl Buf) -> std::io::Result<()> {
+        while buf.has_remaining() {
+            let io = &mut *self.io;
+            let pieces = &buf;
+            let write = std::future::poll_fn(|cx| {
+                if io.is_write_vectored() {
+                    let mut slices = [std::io::IoSlice::new(&[]); 4];
+                    let count = pieces.chunks_vectored(&mut slices);
+                    std::pin::Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count])
+                } else {
+                    std::pin::Pin::new(&mut *io).poll_write(cx, pieces.chunk())
+                }
+            });
+            let written = match tokio::time::timeout(self.limit, write).await {
+                Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(written) => written?,
+                Err(_) => return Err(self.stalled()),
+            };
+            buf.advance(written);
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        match tokio::time::timeout(self.limit, self.io.flush()).await {
+            Ok(flushed) => flushed,
+            Err(_) => Err(self.stalled()),
+        }
+    }
+
+    async fn shutdown(&mut self) -> std::io::Result<()> {
+        match tokio::time::timeout(self.limit, self.io.shutdown()).await {
+            Ok(shut) => shut,
+            Err(_) => Err(self.stalled()),
+        }
+    }
+}
+
+/// Writes the answer: its head, then its body framed as the head said, each write under the
+/// `stall` limit.
 async fn write_response<T, B>(
     io: &mut T,
     response: Response<B>,
     asked: Asked,
     out: &mut Vec<u8>,
+    stall: Duration,
 ) -> std::io::Result<Written>
 where
     T: AsyncWrite + Unpin,
     B: Body<Data = Bytes>,
     B::Error: std::fmt::Display,
 {
+    let mut io = Stalling::new(io, stall);
     let (parts, body) = response.into_parts();
     let mut body = pin!(body);
     let exact = body.size_hint().exact();
@@ -551,7 +618,13 @@ where
 }
 
 /// The answer to a head that could not be read: the status, no body, and the connection closed.
-async fn refuse<T: AsyncWrite + Unpin>(io: &mut T, status: StatusCode, out: &mut Vec<u8>) {
+async fn refuse<T: AsyncWrite + Unpin>(
+    io: &mut T,
+    status: StatusCode,
+    out: &mut Vec<u8>,
+    stall: Duration,
+) {
+    let mut io = Stalling::new(io, stall);
     out.clear();
     let asked = Asked {
         head: false,
