@@ -100,7 +100,14 @@ pub async fn serve<T, H, F, B>(
             settings,
         };
         let head = match waiting
-            .next_head(&mut io, &mut buffer, &mut names, &mut shutdown, events)
+            .next_head(
+                &mut io,
+                &mut buffer,
+                &mut names,
+                &mut out,
+                &mut shutdown,
+                events,
+            )
             .await
         {
             Next::Head(head) => head,
@@ -209,6 +216,7 @@ impl Waiting {
         io: &mut T,
         buffer: &mut BytesMut,
         names: &mut KnownNames,
+        out: &mut Vec<u8>,
         shutdown: &mut watch::Receiver<bool>,
         events: &dyn ConnectionEvents,
     ) -> Next {
@@ -267,6 +275,8 @@ impl Waiting {
                             parked = true;
                             *buffer = BytesMut::new();
                             *names = KnownNames::default();
+                            // The last answer's write buffer (up to 128 KiB) goes too.
+                            *out = Vec::new();
                             events.parked();
                         }
                     }
@@ -635,4 +645,53 @@ async fn refuse<T: AsyncWrite + Unpin>(
     let _ = io.write_all(out).await;
     let _ = io.flush().await;
     let _ = io.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoEvents;
+
+    impl ConnectionEvents for NoEvents {
+        fn refused_head(&self, _status: StatusCode) {}
+        fn parked(&self) {}
+    }
+
+    #[tokio::test]
+    async fn a_parked_connection_holds_no_buffer_of_its_last_answer() {
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        let waiting = Waiting {
+            first: false,
+            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
+            settings: Http1Settings {
+                head: HeadLimits {
+                    max_bytes: 8192,
+                    max_fields: 100,
+                },
+                header_read_timeout: Duration::from_secs(10),
+                idle_timeout: Duration::from_secs(60),
+            },
+        };
+        let mut buffer = BytesMut::new();
+        let mut names = KnownNames::default();
+        // What a coalesced answer of small frames leaves behind.
+        let mut out = Vec::with_capacity(WRITE_BATCH * 2);
+        let (_shutdown, mut shutdown_rx) = watch::channel(false);
+        let next = waiting.next_head(
+            &mut server,
+            &mut buffer,
+            &mut names,
+            &mut out,
+            &mut shutdown_rx,
+            &NoEvents,
+        );
+        let later = async {
+            tokio::time::sleep(PARK_AFTER + Duration::from_millis(500)).await;
+            client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        };
+        let (next, ()) = tokio::join!(next, later);
+        assert!(matches!(next, Next::Head(_)));
+        assert_eq!(out.capacity(), 0, "the write buffer outlived the parking");
+    }
 }
