@@ -650,6 +650,8 @@ async fn refuse<T: AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
 
     struct NoEvents;
 
@@ -693,5 +695,84 @@ mod tests {
         let (next, ()) = tokio::join!(next, later);
         assert!(matches!(next, Next::Head(_)));
         assert_eq!(out.capacity(), 0, "the write buffer outlived the parking");
+    }
+
+    /// The stream, noting the room offered to the first read after the connection parked.
+    struct Offered<T> {
+        io: T,
+        parked: Arc<AtomicBool>,
+        first_read_after_parking: Arc<Mutex<Option<usize>>>,
+    }
+
+    impl<T: AsyncRead + Unpin> AsyncRead for Offered<T> {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            if self.parked.load(Ordering::SeqCst) {
+                let mut first = self.first_read_after_parking.lock().unwrap();
+                first.get_or_insert(buf.remaining());
+            }
+            std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+        }
+    }
+
+    struct ParkEvents(Arc<AtomicBool>);
+
+    impl ConnectionEvents for ParkEvents {
+        fn refused_head(&self, _status: StatusCode) {}
+        fn parked(&self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_parked_connection_waits_for_its_next_request_without_a_read_buffer() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let parked = Arc::new(AtomicBool::new(false));
+        let offered = Arc::new(Mutex::new(None));
+        let mut server = Offered {
+            io: server,
+            parked: Arc::clone(&parked),
+            first_read_after_parking: Arc::clone(&offered),
+        };
+        let waiting = Waiting {
+            first: false,
+            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
+            settings: Http1Settings {
+                head: HeadLimits {
+                    max_bytes: 8192,
+                    max_fields: 100,
+                },
+                header_read_timeout: Duration::from_secs(10),
+                idle_timeout: Duration::from_secs(60),
+            },
+        };
+        let mut buffer = BytesMut::new();
+        let mut names = KnownNames::default();
+        let mut out = Vec::new();
+        let (_shutdown, mut shutdown_rx) = watch::channel(false);
+        let events = ParkEvents(Arc::clone(&parked));
+        let next = waiting.next_head(
+            &mut server,
+            &mut buffer,
+            &mut names,
+            &mut out,
+            &mut shutdown_rx,
+            &events,
+        );
+        let later = async {
+            tokio::time::sleep(PARK_AFTER + Duration::from_millis(500)).await;
+            client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        };
+        let (next, ()) = tokio::join!(next, later);
+        assert!(matches!(next, Next::Head(_)));
+        assert!(parked.load(Ordering::SeqCst));
+        let offered = offered.lock().unwrap().expect("read after parking");
+        assert!(
+            offered <= 16,
+            "a parked connection waits with a {offered}-byte read buffer"
+        );
     }
 }
