@@ -244,11 +244,8 @@ impl Waiting {
             if *shutdown.borrow() && head_deadline.is_none() {
                 return Next::Close;
             }
-            if buffer.capacity() - buffer.len() < READ_CHUNK / 2 {
-                buffer.reserve(READ_CHUNK);
-            }
             tokio::select! {
-                read = io.read_buf(buffer) => match read {
+                read = read_head_bytes(io, buffer, parked) => match read {
                     Ok(0) => return Next::Close,
                     Ok(_) => {}
                     Err(error) => {
@@ -289,6 +286,28 @@ impl Waiting {
             }
         }
     }
+}
+
+/// Reads more of a head into `buffer`. A parked connection with nothing buffered waits for its
+/// next request's first byte holding no buffer (the read buffer is allocated when it arrives).
+async fn read_head_bytes<T: AsyncRead + Unpin>(
+    io: &mut T,
+    buffer: &mut BytesMut,
+    parked: bool,
+) -> std::io::Result<usize> {
+    if parked && buffer.capacity() == 0 {
+        let mut byte = [0u8; 1];
+        let read = io.read(&mut byte).await?;
+        if read > 0 {
+            buffer.reserve(READ_CHUNK);
+            buffer.extend_from_slice(&byte[..read]);
+        }
+        return Ok(read);
+    }
+    if buffer.capacity() - buffer.len() < READ_CHUNK / 2 {
+        buffer.reserve(READ_CHUNK);
+    }
+    io.read_buf(buffer).await
 }
 
 /// Reads a request's body off the socket as the gateway asks for it.
