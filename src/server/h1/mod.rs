@@ -716,6 +716,50 @@ mod tests {
         assert_eq!(out.capacity(), 0, "the write buffer outlived the parking");
     }
 
+    #[tokio::test]
+    async fn an_answer_that_cuts_a_100_continue_short_follows_a_whole_one() {
+        // A 10-byte pipe the client does not read yet: the 100 Continue goes out in pieces.
+        let (mut client, server) = tokio::io::duplex(10);
+        let settings = Http1Settings {
+            head: HeadLimits {
+                max_bytes: 8192,
+                max_fields: 100,
+            },
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        };
+        let (_shutdown, shutdown_rx) = watch::channel(false);
+        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+        let served = serve(
+            server,
+            Bytes::new(),
+            peer,
+            settings,
+            shutdown_rx,
+            &NoEvents,
+            |request: Request<H1Body>| async move {
+                use http_body_util::BodyExt;
+                // Wants the body, then answers without it (as a body too slow to come is).
+                let mut body = request.into_body();
+                let _ = tokio::time::timeout(Duration::from_millis(200), body.frame()).await;
+                Response::new(http_body_util::Empty::<Bytes>::new())
+            },
+        );
+        let client_side = async {
+            let head = b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+            client.write_all(head).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let mut received = Vec::new();
+            client.read_to_end(&mut received).await.unwrap();
+            String::from_utf8(received).unwrap()
+        };
+        let ((), received) = tokio::join!(served, client_side);
+        let answer = received
+            .strip_prefix("HTTP/1.1 100 Continue\r\n\r\n")
+            .unwrap_or(&received);
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{received:?}");
+    }
+
     /// The stream, noting the room offered to the first read after the connection parked.
     struct Offered<T> {
         io: T,
