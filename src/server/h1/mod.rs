@@ -135,9 +135,16 @@ pub async fn serve<T, H, F, B>(
                 sender: &sender,
                 decoder: &mut decoder,
                 expect_continue,
+                continue_sent: 0,
             };
-            pump.run_beside(handled, &mut io, &mut buffer, settings.head.max_bytes)
-                .await
+            pump.run_beside(
+                handled,
+                &mut io,
+                &mut buffer,
+                settings.head.max_bytes,
+                settings.idle_timeout,
+            )
+            .await
         };
         let Some(response) = response else {
             debug!(%peer, "client closed the connection before the answer");
@@ -315,7 +322,12 @@ struct BodyPump<'a> {
     sender: &'a BodySender,
     decoder: &'a mut BodyDecoder,
     expect_continue: bool,
+    /// How much of the 100 Continue is written: an answer that comes while it is half-written
+    /// must first finish it.
+    continue_sent: usize,
 }
+
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 impl BodyPump<'_> {
     /// Drives `handled` to its answer, reading the body for it meanwhile. `None` when the client
@@ -326,6 +338,7 @@ impl BodyPump<'_> {
         io: &mut T,
         buffer: &mut BytesMut,
         read_limit: usize,
+        stall: Duration,
     ) -> Option<Response<B>>
     where
         T: AsyncRead + AsyncWrite + Unpin,
@@ -335,10 +348,18 @@ impl BodyPump<'_> {
             self.sender.end();
         }
         if !self.decoder.is_done() {
-            tokio::select! {
+            let answered = tokio::select! {
                 biased;
-                response = handled.as_mut() => return Some(response),
-                () = self.pump(io, buffer) => {}
+                response = handled.as_mut() => Some(response),
+                () = self.pump(io, buffer) => None,
+            };
+            if let Some(response) = answered {
+                if (1..CONTINUE.len()).contains(&self.continue_sent) {
+                    // A failure here fails the answer's own write too.
+                    let rest = &CONTINUE[self.continue_sent..];
+                    let _ = Stalling::new(&mut *io, stall).write_all(rest).await;
+                }
+                return Some(response);
             }
         }
         tokio::select! {
@@ -355,9 +376,23 @@ impl BodyPump<'_> {
             if self.sender.demand().await == Demand::Gone {
                 return;
             }
-            if std::mem::take(&mut self.expect_continue) {
-                let sent = io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await;
-                if let Err(error) = sent.and(io.flush().await) {
+            if self.expect_continue {
+                while self.continue_sent < CONTINUE.len() {
+                    match io.write(&CONTINUE[self.continue_sent..]).await {
+                        Ok(0) => {
+                            let error = std::io::Error::from(std::io::ErrorKind::WriteZero);
+                            self.sender.send(Err(BodyReadError::Io(error.to_string())));
+                            return;
+                        }
+                        Ok(written) => self.continue_sent += written,
+                        Err(error) => {
+                            self.sender.send(Err(BodyReadError::Io(error.to_string())));
+                            return;
+                        }
+                    }
+                }
+                self.expect_continue = false;
+                if let Err(error) = io.flush().await {
                     self.sender.send(Err(BodyReadError::Io(error.to_string())));
                     return;
                 }
