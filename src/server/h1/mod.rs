@@ -795,6 +795,81 @@ mod tests {
         assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{received:?}");
     }
 
+    /// A client sending its head a few bytes at a time (every other read would wait).
+    struct Trickle {
+        bytes: Vec<u8>,
+        at: usize,
+        piece: usize,
+        wait: bool,
+    }
+
+    impl AsyncRead for Trickle {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let this = &mut *self;
+            this.wait = !this.wait;
+            if this.wait || this.at == this.bytes.len() {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let end = (this.at + this.piece)
+                .min(this.bytes.len())
+                .min(this.at + buf.remaining());
+            buf.put_slice(&this.bytes[this.at..end]);
+            this.at = end;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A head is parsed again only once an empty line may have arrived (hyper's check), not
+    /// on every read: a big head trickled in small pieces costs its length, not its square.
+    #[tokio::test]
+    async fn a_big_head_trickled_in_small_pieces_is_read_in_linear_time() {
+        let mut head = b"GET / HTTP/1.1\r\n".to_vec();
+        for field in 0..60 {
+            head.extend_from_slice(format!("x-{field}: {}\r\n", "a".repeat(16_000)).as_bytes());
+        }
+        head.extend_from_slice(b"\r\n");
+        let mut client = Trickle {
+            bytes: head,
+            at: 0,
+            piece: 128,
+            wait: false,
+        };
+        let waiting = Waiting {
+            first: true,
+            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
+            settings: Http1Settings {
+                // max_header_bytes' ceiling.
+                head: HeadLimits {
+                    max_bytes: 1024 * 1024,
+                    max_fields: 100,
+                },
+                header_read_timeout: Duration::from_secs(60),
+                idle_timeout: Duration::from_secs(60),
+            },
+        };
+        let mut buffer = BytesMut::new();
+        let mut names = KnownNames::default();
+        let mut out = Vec::new();
+        let (_shutdown, mut shutdown_rx) = watch::channel(false);
+        let next = waiting.next_head(
+            &mut client,
+            &mut buffer,
+            &mut names,
+            &mut out,
+            &mut shutdown_rx,
+            &NoEvents,
+        );
+        let next = tokio::time::timeout(Duration::from_secs(10), next)
+            .await
+            .expect("a 1 MiB head in 128-byte pieces took more than 10 s to read");
+        assert!(matches!(next, Next::Head(_)));
+    }
+
     /// The stream, noting the room offered to the first read after the connection parked.
     struct Offered<T> {
         io: T,
