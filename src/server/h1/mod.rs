@@ -232,14 +232,22 @@ impl Waiting {
         // Set by the head's first byte.
         let mut head_deadline = None;
         let mut parked = false;
+        // The buffer's length when it last held part of a head: it is parsed again only once the
+        // bytes read since may end the head (or fill the limit), as hyper did.
+        let mut partial_len = None;
         loop {
             if !buffer.is_empty() {
                 head_deadline.get_or_insert_with(|| Instant::now() + settings.header_read_timeout);
-                match parse_request_head(buffer, settings.head, names) {
-                    Ok(Some(head)) => return Next::Head(head),
-                    Ok(None) => {}
-                    Err(error) => return Next::Refused(error),
+                let may_be_whole = partial_len.is_none_or(|seen| head_may_end(buffer, seen))
+                    || buffer.len() >= settings.head.max_bytes;
+                if may_be_whole {
+                    match parse_request_head(buffer, settings.head, names) {
+                        Ok(Some(head)) => return Next::Head(head),
+                        Ok(None) => {}
+                        Err(error) => return Next::Refused(error),
+                    }
                 }
+                partial_len = Some(buffer.len());
             }
             let deadline = match head_deadline {
                 Some(deadline) => deadline,
@@ -293,6 +301,13 @@ impl Waiting {
             }
         }
     }
+}
+
+/// Whether the bytes after the first `seen` of `bytes` may end a head: an empty line (CRLF CRLF,
+/// or bare LFs), looked for from just before them (hyper's `is_complete_fast`).
+fn head_may_end(bytes: &[u8], seen: usize) -> bool {
+    let new = &bytes[seen.saturating_sub(3).min(bytes.len())..];
+    new.windows(2).any(|pair| pair == b"\n\n") || new.windows(3).any(|three| three == b"\n\r\n")
 }
 
 /// Reads more of a head into `buffer`. A parked connection with nothing buffered waits for its
