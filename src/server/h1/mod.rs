@@ -758,7 +758,7 @@ mod tests {
             &NoEvents,
         );
         let later = async {
-            tokio::time::sleep(PARK_AFTER + Duration::from_millis(500)).await;
+            tokio::time::sleep(PARK_AFTER * 2).await;
             client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
         };
         let (next, ()) = tokio::join!(next, later);
@@ -951,7 +951,7 @@ mod tests {
             &events,
         );
         let later = async {
-            tokio::time::sleep(PARK_AFTER + Duration::from_millis(500)).await;
+            tokio::time::sleep(PARK_AFTER * 2).await;
             client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
         };
         let (next, ()) = tokio::join!(next, later);
