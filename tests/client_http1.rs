@@ -216,6 +216,25 @@ async fn a_refused_expect_100_continue_request_gets_its_refusal_without_a_100_an
     }
 }
 
+/// RFC 9110 section 10.1.1: a server MUST ignore a 100-continue expectation in an HTTP/1.0
+/// request (hyper did). HTTP/1.0 has no interim responses: a 1.0 client or intermediary reads an
+/// `HTTP/1.1 100 Continue` as the final answer, and the real one then answers its next request.
+#[tokio::test]
+async fn an_http10_expect_100_continue_is_ignored_and_no_100_is_sent() {
+    let gate = Gate::start().await;
+    let mut wire = gate.connect().await;
+    let line = format!("POST {COMMENTS} HTTP/1.0");
+    let fields = format!("Connection: keep-alive\r\n{EXPECT_5}");
+    wire.send(gate.head(&line, &gate.commenter, &fields)).await;
+    wire.send("hello").await;
+    let answer = wire.reply().await;
+    assert_eq!(answer.status_line, "HTTP/1.0 200 OK", "{answer:?}");
+    assert_eq!(answer.text(), answer_to_post(COMMENTS, 5));
+    let forwarded = gate.gw.upstream.take();
+    assert_eq!(forwarded.len(), 1, "{forwarded:?}");
+    assert_eq!(forwarded[0].body, b"hello");
+}
+
 // ------------------------------------------------------------------------------------------------
 // 6. HTTP/1.0
 // ------------------------------------------------------------------------------------------------
@@ -652,6 +671,47 @@ async fn a_3_mib_answer_arrives_whole_and_in_order_and_the_connection_stays_open
     assert_eq!(first_difference, None, "bytes differ or are out of order");
     assert_eq!(gate.forwarded_lines(), [get_line("/cases/42/video")]);
     assert_next_request_is_answered(&gate, &mut wire).await;
+}
+
+/// A guest that asks for answers and stops reading them (its socket buffers full) must not hold
+/// its connection, and the upstream connection behind it, for ever: nothing moved for
+/// `idle_timeout`, and the connection is closed (under hyper, casegate's idle watchdog did so).
+#[tokio::test]
+async fn a_guest_that_stops_reading_its_answers_is_closed_after_the_idle_timeout() {
+    const ANSWERS: usize = 16;
+    let gate = Gate::start_with("[server.limits]\nidle_timeout = \"2s\"\n").await;
+    let addr = gate.gw.addr;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .expect("socket");
+    socket.set_recv_buffer_size(16 * 1024).expect("SO_RCVBUF");
+    let mut stream = socket.connect(addr).await.expect("connect");
+    // 48 MiB of answers, far more than the sockets' buffers hold.
+    let requests: String = (0..ANSWERS).map(|_| gate.get("/cases/42/video")).collect();
+    stream.write_all(requests.as_bytes()).await.expect("write");
+    // Stalled for longer than the idle timeout.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let deadline = tokio::time::Instant::now() + READ_LIMIT;
+    let mut chunk = vec![0u8; 64 * 1024];
+    let mut received = 0;
+    loop {
+        let read = tokio::time::timeout_at(deadline, stream.read(&mut chunk))
+            .await
+            .unwrap_or_else(|_| {
+                panic!("not closed {READ_LIMIT:?} after a stall past the idle timeout ({received} bytes read)")
+            });
+        match read {
+            Ok(0) | Err(_) => break,
+            Ok(n) => received += n,
+        }
+    }
+    assert!(
+        received < ANSWERS * video_bytes().len(),
+        "every answer was written after the stall ({received} bytes)"
+    );
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -103,7 +103,14 @@ pub async fn serve<T, H, F, B>(
             settings,
         };
         let head = match waiting
-            .next_head(&mut io, &mut buffer, &mut names, &mut shutdown, events)
+            .next_head(
+                &mut io,
+                &mut buffer,
+                &mut names,
+                &mut out,
+                &mut shutdown,
+                events,
+            )
             .await
         {
             Next::Head(head) => head,
@@ -112,7 +119,7 @@ pub async fn serve<T, H, F, B>(
                 debug!(%peer, %error, "request head refused");
                 let status = error.status();
                 events.refused_head(status);
-                refuse(&mut io, status, &mut out).await;
+                refuse(&mut io, status, &mut out, settings.idle_timeout).await;
                 return;
             }
         };
@@ -131,9 +138,16 @@ pub async fn serve<T, H, F, B>(
                 sender: &sender,
                 decoder: &mut decoder,
                 expect_continue,
+                continue_sent: 0,
             };
-            pump.run_beside(handled, &mut io, &mut buffer, settings.head.max_bytes)
-                .await
+            pump.run_beside(
+                handled,
+                &mut io,
+                &mut buffer,
+                settings.head.max_bytes,
+                settings.idle_timeout,
+            )
+            .await
         };
         let Some(response) = response else {
             debug!(%peer, "client closed the connection before the answer");
@@ -149,10 +163,12 @@ pub async fn serve<T, H, F, B>(
             keep_alive,
             ..asked
         };
-        match write_response(&mut io, response, asked, &mut out).await {
+        match write_response(&mut io, response, asked, &mut out, settings.idle_timeout).await {
             Ok(Written::KeepAlive) => {}
             Ok(Written::Close) => {
-                let _ = io.shutdown().await;
+                let _ = Stalling::new(&mut io, settings.idle_timeout)
+                    .shutdown()
+                    .await;
                 return;
             }
             Ok(Written::Switched) => {
@@ -210,6 +226,7 @@ impl Waiting {
         io: &mut T,
         buffer: &mut BytesMut,
         names: &mut KnownNames,
+        out: &mut Vec<u8>,
         shutdown: &mut watch::Receiver<bool>,
         events: &dyn ConnectionEvents,
     ) -> Next {
@@ -218,14 +235,22 @@ impl Waiting {
         // Set by the head's first byte.
         let mut head_deadline = None;
         let mut parked = false;
+        // The buffer's length when it last held part of a head: it is parsed again only once the
+        // bytes read since may end the head (or fill the limit), as hyper did.
+        let mut partial_len = None;
         loop {
             if !buffer.is_empty() {
                 head_deadline.get_or_insert_with(|| Instant::now() + settings.header_read_timeout);
-                match parse_request_head(buffer, settings.head, names) {
-                    Ok(Some(head)) => return Next::Head(head),
-                    Ok(None) => {}
-                    Err(error) => return Next::Refused(error),
+                let may_be_whole = partial_len.is_none_or(|seen| head_may_end(buffer, seen))
+                    || buffer.len() >= settings.head.max_bytes;
+                if may_be_whole {
+                    match parse_request_head(buffer, settings.head, names) {
+                        Ok(Some(head)) => return Next::Head(head),
+                        Ok(None) => {}
+                        Err(error) => return Next::Refused(error),
+                    }
                 }
+                partial_len = Some(buffer.len());
             }
             let deadline = match head_deadline {
                 Some(deadline) => deadline,
@@ -237,11 +262,8 @@ impl Waiting {
             if *shutdown.borrow() && head_deadline.is_none() {
                 return Next::Close;
             }
-            if buffer.capacity() - buffer.len() < READ_CHUNK / 2 {
-                buffer.reserve(READ_CHUNK);
-            }
             tokio::select! {
-                read = io.read_buf(buffer) => match read {
+                read = read_head_bytes(io, buffer, parked) => match read {
                     Ok(0) => return Next::Close,
                     Ok(_) => {}
                     Err(error) => {
@@ -268,6 +290,8 @@ impl Waiting {
                             parked = true;
                             *buffer = BytesMut::new();
                             *names = KnownNames::default();
+                            // The last answer's write buffer (up to 128 KiB) goes too.
+                            *out = Vec::new();
                             events.parked();
                         }
                     }
@@ -282,12 +306,46 @@ impl Waiting {
     }
 }
 
+/// Whether the bytes after the first `seen` of `bytes` may end a head: an empty line (CRLF CRLF,
+/// or bare LFs), looked for from just before them (hyper's `is_complete_fast`).
+fn head_may_end(bytes: &[u8], seen: usize) -> bool {
+    let new = &bytes[seen.saturating_sub(3).min(bytes.len())..];
+    new.windows(2).any(|pair| pair == b"\n\n") || new.windows(3).any(|three| three == b"\n\r\n")
+}
+
+/// Reads more of a head into `buffer`. A parked connection with nothing buffered waits for its
+/// next request's first byte holding no buffer (the read buffer is allocated when it arrives).
+async fn read_head_bytes<T: AsyncRead + Unpin>(
+    io: &mut T,
+    buffer: &mut BytesMut,
+    parked: bool,
+) -> std::io::Result<usize> {
+    if parked && buffer.capacity() == 0 {
+        let mut byte = [0u8; 1];
+        let read = io.read(&mut byte).await?;
+        if read > 0 {
+            buffer.reserve(READ_CHUNK);
+            buffer.extend_from_slice(&byte[..read]);
+        }
+        return Ok(read);
+    }
+    if buffer.capacity() - buffer.len() < READ_CHUNK / 2 {
+        buffer.reserve(READ_CHUNK);
+    }
+    io.read_buf(buffer).await
+}
+
 /// Reads a request's body off the socket as the gateway asks for it.
 struct BodyPump<'a> {
     sender: &'a BodySender,
     decoder: &'a mut BodyDecoder,
     expect_continue: bool,
+    /// How much of the 100 Continue is written: an answer that comes while it is half-written
+    /// must first finish it.
+    continue_sent: usize,
 }
+
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 impl BodyPump<'_> {
     /// Drives `handled` to its answer, reading the body for it meanwhile. `None` when the client
@@ -298,6 +356,7 @@ impl BodyPump<'_> {
         io: &mut T,
         buffer: &mut BytesMut,
         read_limit: usize,
+        stall: Duration,
     ) -> Option<Response<B>>
     where
         T: AsyncRead + AsyncWrite + Unpin,
@@ -307,10 +366,18 @@ impl BodyPump<'_> {
             self.sender.end();
         }
         if !self.decoder.is_done() {
-            tokio::select! {
+            let answered = tokio::select! {
                 biased;
-                response = handled.as_mut() => return Some(response),
-                () = self.pump(io, buffer) => {}
+                response = handled.as_mut() => Some(response),
+                () = self.pump(io, buffer) => None,
+            };
+            if let Some(response) = answered {
+                if (1..CONTINUE.len()).contains(&self.continue_sent) {
+                    // A failure here fails the answer's own write too.
+                    let rest = &CONTINUE[self.continue_sent..];
+                    let _ = Stalling::new(&mut *io, stall).write_all(rest).await;
+                }
+                return Some(response);
             }
         }
         tokio::select! {
@@ -327,9 +394,23 @@ impl BodyPump<'_> {
             if self.sender.demand().await == Demand::Gone {
                 return;
             }
-            if std::mem::take(&mut self.expect_continue) {
-                let sent = io.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await;
-                if let Err(error) = sent.and(io.flush().await) {
+            if self.expect_continue {
+                while self.continue_sent < CONTINUE.len() {
+                    match io.write(&CONTINUE[self.continue_sent..]).await {
+                        Ok(0) => {
+                            let error = std::io::Error::from(std::io::ErrorKind::WriteZero);
+                            self.sender.send(Err(BodyReadError::Io(error.to_string())));
+                            return;
+                        }
+                        Ok(written) => self.continue_sent += written,
+                        Err(error) => {
+                            self.sender.send(Err(BodyReadError::Io(error.to_string())));
+                            return;
+                        }
+                    }
+                }
+                self.expect_continue = false;
+                if let Err(error) = io.flush().await {
                     self.sender.send(Err(BodyReadError::Io(error.to_string())));
                     return;
                 }
@@ -493,18 +574,83 @@ enum Written {
     Switched,
 }
 
-/// Writes the answer: its head, then its body framed as the head said.
+/// A client's socket written under a stall limit: a write that the client lets no byte through
+/// for `limit` (it stopped reading) fails, and the connection ends, as it did at the idle timeout
+/// under hyper. Time spent waiting for the answer's next frame is not counted.
+struct Stalling<'a, T> {
+    io: &'a mut T,
+    limit: Duration,
+}
+
+impl<'a, T: AsyncWrite + Unpin> Stalling<'a, T> {
+    fn new(io: &'a mut T, limit: Duration) -> Self {
+        Stalling { io, limit }
+    }
+
+    fn stalled(&self) -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("the client took no bytes for {:?}", self.limit),
+        )
+    }
+
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.write_all_buf(bytes).await
+    }
+
+    async fn write_all_buf(&mut self, mut buf: impl Buf) -> std::io::Result<()> {
+        while buf.has_remaining() {
+            let io = &mut *self.io;
+            let pieces = &buf;
+            let write = std::future::poll_fn(|cx| {
+                if io.is_write_vectored() {
+                    let mut slices = [std::io::IoSlice::new(&[]); 4];
+                    let count = pieces.chunks_vectored(&mut slices);
+                    std::pin::Pin::new(&mut *io).poll_write_vectored(cx, &slices[..count])
+                } else {
+                    std::pin::Pin::new(&mut *io).poll_write(cx, pieces.chunk())
+                }
+            });
+            let written = match tokio::time::timeout(self.limit, write).await {
+                Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(written) => written?,
+                Err(_) => return Err(self.stalled()),
+            };
+            buf.advance(written);
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        match tokio::time::timeout(self.limit, self.io.flush()).await {
+            Ok(flushed) => flushed,
+            Err(_) => Err(self.stalled()),
+        }
+    }
+
+    async fn shutdown(&mut self) -> std::io::Result<()> {
+        match tokio::time::timeout(self.limit, self.io.shutdown()).await {
+            Ok(shut) => shut,
+            Err(_) => Err(self.stalled()),
+        }
+    }
+}
+
+/// Writes the answer: its head, then its body framed as the head said, each write under the
+/// `stall` limit.
 async fn write_response<T, B>(
     io: &mut T,
     response: Response<B>,
     asked: Asked,
     out: &mut Vec<u8>,
+    stall: Duration,
 ) -> std::io::Result<Written>
 where
     T: AsyncWrite + SpliceTarget + Unpin,
     B: Body<Data = Bytes>,
     B::Error: std::fmt::Display,
 {
+    let mut io = Stalling::new(io, stall);
     let (parts, body) = response.into_parts();
     let mut body = pin!(body);
     let exact = body.size_hint().exact();
@@ -612,7 +758,13 @@ where
 }
 
 /// The answer to a head that could not be read: the status, no body, and the connection closed.
-async fn refuse<T: AsyncWrite + Unpin>(io: &mut T, status: StatusCode, out: &mut Vec<u8>) {
+async fn refuse<T: AsyncWrite + Unpin>(
+    io: &mut T,
+    status: StatusCode,
+    out: &mut Vec<u8>,
+    stall: Duration,
+) {
+    let mut io = Stalling::new(io, stall);
     out.clear();
     let asked = Asked {
         head: false,
@@ -623,4 +775,253 @@ async fn refuse<T: AsyncWrite + Unpin>(io: &mut T, status: StatusCode, out: &mut
     let _ = io.write_all(out).await;
     let _ = io.flush().await;
     let _ = io.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    struct NoEvents;
+
+    impl ConnectionEvents for NoEvents {
+        fn refused_head(&self, _status: StatusCode) {}
+        fn parked(&self) {}
+    }
+
+    #[tokio::test]
+    async fn a_parked_connection_holds_no_buffer_of_its_last_answer() {
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        let waiting = Waiting {
+            first: false,
+            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
+            settings: Http1Settings {
+                head: HeadLimits {
+                    max_bytes: 8192,
+                    max_fields: 100,
+                },
+                header_read_timeout: Duration::from_secs(10),
+                idle_timeout: Duration::from_secs(60),
+            },
+        };
+        let mut buffer = BytesMut::new();
+        let mut names = KnownNames::default();
+        // What a coalesced answer of small frames leaves behind.
+        let mut out = Vec::with_capacity(WRITE_BATCH * 2);
+        let (_shutdown, mut shutdown_rx) = watch::channel(false);
+        let next = waiting.next_head(
+            &mut server,
+            &mut buffer,
+            &mut names,
+            &mut out,
+            &mut shutdown_rx,
+            &NoEvents,
+        );
+        let later = async {
+            tokio::time::sleep(PARK_AFTER * 2).await;
+            client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        };
+        let (next, ()) = tokio::join!(next, later);
+        assert!(matches!(next, Next::Head(_)));
+        assert_eq!(out.capacity(), 0, "the write buffer outlived the parking");
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_cuts_a_100_continue_short_follows_a_whole_one() {
+        // A 10-byte pipe the client does not read yet: the 100 Continue goes out in pieces.
+        let (mut client, server) = tokio::io::duplex(10);
+        let settings = Http1Settings {
+            head: HeadLimits {
+                max_bytes: 8192,
+                max_fields: 100,
+            },
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        };
+        let (_shutdown, shutdown_rx) = watch::channel(false);
+        let peer = SocketAddr::from(([127, 0, 0, 1], 1));
+        let served = serve(
+            server,
+            Bytes::new(),
+            peer,
+            settings,
+            shutdown_rx,
+            &NoEvents,
+            |request: Request<H1Body>| async move {
+                use http_body_util::BodyExt;
+                // Wants the body, then answers without it (as a body too slow to come is).
+                let mut body = request.into_body();
+                let _ = tokio::time::timeout(Duration::from_millis(200), body.frame()).await;
+                Response::new(http_body_util::Empty::<Bytes>::new())
+            },
+        );
+        let client_side = async {
+            let head = b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n";
+            client.write_all(head).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let mut received = Vec::new();
+            client.read_to_end(&mut received).await.unwrap();
+            String::from_utf8(received).unwrap()
+        };
+        let ((), received) = tokio::join!(served, client_side);
+        let answer = received
+            .strip_prefix("HTTP/1.1 100 Continue\r\n\r\n")
+            .unwrap_or(&received);
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{received:?}");
+    }
+
+    /// A client sending its head a few bytes at a time (every other read would wait).
+    struct Trickle {
+        bytes: Vec<u8>,
+        at: usize,
+        piece: usize,
+        wait: bool,
+    }
+
+    impl AsyncRead for Trickle {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let this = &mut *self;
+            this.wait = !this.wait;
+            if this.wait || this.at == this.bytes.len() {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let end = (this.at + this.piece)
+                .min(this.bytes.len())
+                .min(this.at + buf.remaining());
+            buf.put_slice(&this.bytes[this.at..end]);
+            this.at = end;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    /// A head is parsed again only once an empty line may have arrived (hyper's check), not
+    /// on every read: a big head trickled in small pieces costs its length, not its square.
+    #[tokio::test]
+    async fn a_big_head_trickled_in_small_pieces_is_read_in_linear_time() {
+        let mut head = b"GET / HTTP/1.1\r\n".to_vec();
+        for field in 0..60 {
+            head.extend_from_slice(format!("x-{field}: {}\r\n", "a".repeat(16_000)).as_bytes());
+        }
+        head.extend_from_slice(b"\r\n");
+        let mut client = Trickle {
+            bytes: head,
+            at: 0,
+            piece: 128,
+            wait: false,
+        };
+        let waiting = Waiting {
+            first: true,
+            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
+            settings: Http1Settings {
+                // max_header_bytes' ceiling.
+                head: HeadLimits {
+                    max_bytes: 1024 * 1024,
+                    max_fields: 100,
+                },
+                header_read_timeout: Duration::from_secs(60),
+                idle_timeout: Duration::from_secs(60),
+            },
+        };
+        let mut buffer = BytesMut::new();
+        let mut names = KnownNames::default();
+        let mut out = Vec::new();
+        let (_shutdown, mut shutdown_rx) = watch::channel(false);
+        let next = waiting.next_head(
+            &mut client,
+            &mut buffer,
+            &mut names,
+            &mut out,
+            &mut shutdown_rx,
+            &NoEvents,
+        );
+        let next = tokio::time::timeout(Duration::from_secs(10), next)
+            .await
+            .expect("a 1 MiB head in 128-byte pieces took more than 10 s to read");
+        assert!(matches!(next, Next::Head(_)));
+    }
+
+    /// The stream, noting the room offered to the first read after the connection parked.
+    struct Offered<T> {
+        io: T,
+        parked: Arc<AtomicBool>,
+        first_read_after_parking: Arc<Mutex<Option<usize>>>,
+    }
+
+    impl<T: AsyncRead + Unpin> AsyncRead for Offered<T> {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            if self.parked.load(Ordering::SeqCst) {
+                let mut first = self.first_read_after_parking.lock().unwrap();
+                first.get_or_insert(buf.remaining());
+            }
+            std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+        }
+    }
+
+    struct ParkEvents(Arc<AtomicBool>);
+
+    impl ConnectionEvents for ParkEvents {
+        fn refused_head(&self, _status: StatusCode) {}
+        fn parked(&self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_parked_connection_waits_for_its_next_request_without_a_read_buffer() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let parked = Arc::new(AtomicBool::new(false));
+        let offered = Arc::new(Mutex::new(None));
+        let mut server = Offered {
+            io: server,
+            parked: Arc::clone(&parked),
+            first_read_after_parking: Arc::clone(&offered),
+        };
+        let waiting = Waiting {
+            first: false,
+            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
+            settings: Http1Settings {
+                head: HeadLimits {
+                    max_bytes: 8192,
+                    max_fields: 100,
+                },
+                header_read_timeout: Duration::from_secs(10),
+                idle_timeout: Duration::from_secs(60),
+            },
+        };
+        let mut buffer = BytesMut::new();
+        let mut names = KnownNames::default();
+        let mut out = Vec::new();
+        let (_shutdown, mut shutdown_rx) = watch::channel(false);
+        let events = ParkEvents(Arc::clone(&parked));
+        let next = waiting.next_head(
+            &mut server,
+            &mut buffer,
+            &mut names,
+            &mut out,
+            &mut shutdown_rx,
+            &events,
+        );
+        let later = async {
+            tokio::time::sleep(PARK_AFTER * 2).await;
+            client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        };
+        let (next, ()) = tokio::join!(next, later);
+        assert!(matches!(next, Next::Head(_)));
+        assert!(parked.load(Ordering::SeqCst));
+        let offered = offered.lock().unwrap().expect("read after parking");
+        assert!(
+            offered <= 16,
+            "a parked connection waits with a {offered}-byte read buffer"
+        );
+    }
 }

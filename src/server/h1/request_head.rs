@@ -187,7 +187,9 @@ pub fn parse_request_head(
         headers,
         framing,
         keep_alive: reading.keep_alive && !(reading.transfer_encoding && reading.length_seen),
-        expect_continue: reading.expect_continue,
+        // An HTTP/1.0 client knows no interim answers: its expectation is ignored (RFC 9110
+        // section 10.1.1, and hyper).
+        expect_continue: reading.expect_continue && is_http_11,
         wants_upgrade: reading.wants_upgrade,
         wire_len: length,
     }))
@@ -420,6 +422,8 @@ mod tests {
     fn expect_and_upgrade_are_noted() {
         let text = "PUT / HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n";
         assert!(head(text).expect_continue);
+        let text = "PUT / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n";
+        assert!(!head(text).expect_continue);
         let text = "GET / HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n";
         assert!(head(text).wants_upgrade);
         assert!(!head("GET / HTTP/1.0\r\nUpgrade: websocket\r\n\r\n").wants_upgrade);
