@@ -454,7 +454,7 @@ impl BodyPump<'_> {
 /// rest from the upstream's socket to the client's in the kernel. `length` is the body's, as the
 /// head said.
 async fn splice_response<T: AsyncWrite + SpliceTarget + Unpin>(
-    io: &mut T,
+    io: &mut Stalling<'_, T>,
     out: &mut Vec<u8>,
     mut spliceable: Spliceable,
     length: u64,
@@ -483,6 +483,7 @@ async fn splice_response<T: AsyncWrite + SpliceTarget + Unpin>(
         spliceable.upstream(),
         client,
         spliceable.remaining(),
+        io.limit,
         &mut moved,
     )
     .await;
@@ -636,6 +637,13 @@ impl<'a, T: AsyncWrite + Unpin> Stalling<'a, T> {
     }
 }
 
+impl<T: SpliceTarget> Stalling<'_, T> {
+    /// The client's socket when bytes can be spliced into it.
+    fn tcp(&self) -> Option<&tokio::net::TcpStream> {
+        self.io.tcp()
+    }
+}
+
 /// Writes the answer: its head, then its body framed as the head said, each write under the
 /// `stall` limit.
 async fn write_response<T, B>(
@@ -651,6 +659,20 @@ where
     B::Error: std::fmt::Display,
 {
     let mut io = Stalling::new(io, stall);
+    if response.status().is_informational() && response.status() != StatusCode::SWITCHING_PROTOCOLS
+    {
+        // An interim answer as the final one would leave the client waiting for another: the
+        // gateway never makes one (the upstream client reads past them), and hyper turned one
+        // into a 500 and closed, as here.
+        debug!(status = %response.status(), "an interim status as the answer; 500 instead");
+        let mut refusal = Response::new(http_body_util::Empty::<Bytes>::new());
+        *refusal.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+        let asked = Asked {
+            keep_alive: false,
+            ..asked
+        };
+        return Box::pin(write_response(io.io, refusal, asked, out, stall)).await;
+    }
     let (parts, body) = response.into_parts();
     let mut body = pin!(body);
     let exact = body.size_hint().exact();
@@ -664,7 +686,7 @@ where
         && let Some(offer) = parts.extensions.get::<SpliceOffer>()
         && let Some(spliceable) = offer.take()
     {
-        return splice_response(io, out, spliceable, length, offer, encoded.keep_alive).await;
+        return splice_response(&mut io, out, spliceable, length, offer, encoded.keep_alive).await;
     }
     drop(parts);
     let mut sent: u64 = 0;
@@ -1023,5 +1045,31 @@ mod tests {
             offered <= 16,
             "a parked connection waits with a {offered}-byte read buffer"
         );
+    }
+
+    #[tokio::test]
+    async fn an_interim_status_as_the_answer_is_a_500_and_the_end_of_the_connection() {
+        let (mut client, mut server) = tokio::io::duplex(4096);
+        let mut answer = Response::new(http_body_util::Empty::<Bytes>::new());
+        *answer.status_mut() = StatusCode::EARLY_HINTS;
+        let asked = Asked {
+            head: false,
+            version: http::Version::HTTP_11,
+            keep_alive: true,
+        };
+        let mut out = Vec::new();
+        let written = write_response(&mut server, answer, asked, &mut out, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(matches!(written, Written::Close));
+        drop(server);
+        let mut sent = String::new();
+        client.read_to_string(&mut sent).await.unwrap();
+        assert!(
+            sent.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+            "{sent}"
+        );
+        assert!(sent.contains("connection: close\r\n"), "{sent}");
+        assert!(!sent.contains("103"), "{sent}");
     }
 }

@@ -7,6 +7,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
 
 use tokio::io::Interest;
 use tokio::net::TcpStream;
@@ -23,6 +24,14 @@ impl SpliceTarget for TcpStream {
 }
 
 impl<T> SpliceTarget for tokio_rustls::server::TlsStream<T> {
+    fn tcp(&self) -> Option<&TcpStream> {
+        None
+    }
+}
+
+/// The in-memory streams unit tests serve connections on.
+#[cfg(test)]
+impl SpliceTarget for tokio::io::DuplexStream {
     fn tcp(&self) -> Option<&TcpStream> {
         None
     }
@@ -62,11 +71,13 @@ impl Pipe {
 }
 
 /// Moves exactly `length` bytes from `from` to `to`, as the bytes arrive and as the client takes
-/// them. Counts what reached the client in `moved`, also when it fails part way.
+/// them; a client that takes none for `stall` (it stopped reading) ends it. Counts what reached
+/// the client in `moved`, also when it fails part way.
 pub async fn splice_exactly(
     from: &TcpStream,
     to: &TcpStream,
     length: u64,
+    stall: Duration,
     moved: &mut u64,
 ) -> io::Result<()> {
     let pipe = Pipe::new()?;
@@ -107,7 +118,15 @@ pub async fn splice_exactly(
         if in_pipe == 0 {
             continue;
         }
-        to.writable().await?;
+        match tokio::time::timeout(stall, to.writable()).await {
+            Ok(ready) => ready?,
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("the client took no bytes for {stall:?}"),
+                ));
+            }
+        }
         match to.try_io(Interest::WRITABLE, || {
             splice(pipe.read.as_raw_fd(), to.as_raw_fd(), in_pipe)
         }) {
@@ -145,6 +164,8 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
+    const STALL: Duration = Duration::from_secs(10);
+
     async fn pair() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -169,7 +190,7 @@ mod tests {
             received
         });
         let mut moved = 0;
-        splice_exactly(&from, &to, body.len() as u64, &mut moved)
+        splice_exactly(&from, &to, body.len() as u64, STALL, &mut moved)
             .await
             .unwrap();
         assert_eq!(moved, body.len() as u64);
@@ -188,7 +209,7 @@ mod tests {
         upstream_end.write_all(&[7u8; 1000]).await.unwrap();
         drop(upstream_end);
         let mut moved = 0;
-        let error = splice_exactly(&from, &to, 5000, &mut moved)
+        let error = splice_exactly(&from, &to, 5000, STALL, &mut moved)
             .await
             .unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
