@@ -2,6 +2,7 @@
 //! frames coalesced into one write, a large upstream body spliced socket to socket), every write
 //! under a stall limit.
 
+use std::future::Future;
 use std::pin::pin;
 use std::task::Poll;
 use std::time::Duration;
@@ -42,13 +43,6 @@ impl<'a, T: AsyncWrite + Unpin> Stalling<'a, T> {
         Stalling { io, limit }
     }
 
-    fn stalled(&self) -> std::io::Error {
-        std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            format!("the client took no bytes for {:?}", self.limit),
-        )
-    }
-
     pub(super) async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.write_all_buf(bytes).await
     }
@@ -66,10 +60,9 @@ impl<'a, T: AsyncWrite + Unpin> Stalling<'a, T> {
                     std::pin::Pin::new(&mut *io).poll_write(cx, pieces.chunk())
                 }
             });
-            let written = match tokio::time::timeout(self.limit, write).await {
-                Ok(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(written) => written?,
-                Err(_) => return Err(self.stalled()),
+            let written = match Self::limited_by(self.limit, write).await? {
+                0 => return Err(std::io::ErrorKind::WriteZero.into()),
+                written => written,
             };
             buf.advance(written);
         }
@@ -77,16 +70,30 @@ impl<'a, T: AsyncWrite + Unpin> Stalling<'a, T> {
     }
 
     pub(super) async fn flush(&mut self) -> std::io::Result<()> {
-        match tokio::time::timeout(self.limit, self.io.flush()).await {
-            Ok(flushed) => flushed,
-            Err(_) => Err(self.stalled()),
-        }
+        Self::limited_by(self.limit, self.io.flush()).await
     }
 
     pub(super) async fn shutdown(&mut self) -> std::io::Result<()> {
-        match tokio::time::timeout(self.limit, self.io.shutdown()).await {
-            Ok(shut) => shut,
-            Err(_) => Err(self.stalled()),
+        Self::limited_by(self.limit, self.io.shutdown()).await
+    }
+
+    /// `io` under the stall limit. Tried once first: a write the socket takes at once (nearly
+    /// all of them) then costs no timer.
+    async fn limited_by<R>(
+        limit: Duration,
+        io: impl Future<Output = std::io::Result<R>>,
+    ) -> std::io::Result<R> {
+        let mut io = pin!(io);
+        if let Poll::Ready(done) = std::future::poll_fn(|cx| Poll::Ready(io.as_mut().poll(cx))).await
+        {
+            return done;
+        }
+        match tokio::time::timeout(limit, io).await {
+            Ok(done) => done,
+            Err(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the client took no bytes for {limit:?}"),
+            )),
         }
     }
 }
