@@ -131,15 +131,107 @@ pub async fn serve<T, H, F, B>(
             keep_alive: head.keep_alive,
         };
         let expect_continue = head.expect_continue;
-        let mut decoder = BodyDecoder::new(head.framing);
+        let decoder = BodyDecoder::new(head.framing);
         let (sender, request, upgrade) = into_request(head);
+        let exchange = Exchange {
+            io: &mut io,
+            buffer: &mut buffer,
+            out: &mut out,
+            settings,
+            peer,
+            asked,
+            expect_continue,
+            shutdown: &shutdown,
+        };
+        // Boxed: the gateway's future and the answer's writing are several KiB, which would
+        // otherwise be part of every connection's task for its life, idle ones included.
+        // Allocated before the future is made, so that it is built in its box rather than on the
+        // stack and then copied in.
+        let answered = Box::into_pin(Box::write(
+            Box::new_uninit(),
+            exchange.run(&mut handle, request, sender, decoder),
+        ))
+        .await;
+        match answered {
+            Answered::KeepAlive => {}
+            Answered::Close => {
+                let _ = Stalling::new(&mut io, settings.idle_timeout)
+                    .shutdown()
+                    .await;
+                return;
+            }
+            Answered::Switched => {
+                // Only a request that asked to switch may; any other 101 ends the connection.
+                if let Some(upgrade) = upgrade {
+                    upgrade.fulfil(Box::new(io), buffer.freeze());
+                }
+                return;
+            }
+            Answered::Gone => return,
+        }
+        if out.capacity() > WRITE_BATCH * 2 {
+            out = Vec::new();
+        }
+    }
+}
+
+/// How one request's exchange left the connection.
+enum Answered {
+    KeepAlive,
+    /// Answered; the connection is to be closed.
+    Close,
+    /// Answered with a 101: the connection is the upgrade's.
+    Switched,
+    /// The client left, or the connection failed: nothing more to do.
+    Gone,
+}
+
+/// One request's exchange on a connection: the gateway's answer, with the body read for it, and
+/// the answer written.
+struct Exchange<'a, T> {
+    io: &'a mut T,
+    buffer: &'a mut BytesMut,
+    out: &'a mut Vec<u8>,
+    settings: Http1Settings,
+    peer: SocketAddr,
+    asked: Asked,
+    expect_continue: bool,
+    /// Read once the answer is ready: a server shutting down closes the connection after it.
+    shutdown: &'a watch::Receiver<bool>,
+}
+
+impl<T: AsyncRead + AsyncWrite + SpliceTarget + Unpin> Exchange<'_, T> {
+    async fn run<H, F, B>(
+        self,
+        handle: &mut H,
+        request: Request<H1Body>,
+        sender: BodySender,
+        mut decoder: BodyDecoder,
+    ) -> Answered
+    where
+        H: FnMut(Request<H1Body>) -> F,
+        F: Future<Output = Response<B>>,
+        B: Body<Data = Bytes>,
+        B::Error: std::fmt::Display,
+    {
+        let Exchange {
+            io,
+            buffer,
+            out,
+            settings,
+            peer,
+            asked,
+            expect_continue,
+            shutdown,
+        } = self;
         let response = {
+            // Made here, inside the exchange's box, rather than passed in and moved there.
             let handled = pin!(handle(request));
             let pump = BodyPump::new(&sender, &mut decoder, expect_continue);
             pump.run_beside(
                 handled,
-                &mut io,
-                &mut buffer,
+                io,
+                buffer,
                 settings.head.max_bytes,
                 settings.idle_timeout,
             )
@@ -147,40 +239,26 @@ pub async fn serve<T, H, F, B>(
         };
         let Some(response) = response else {
             debug!(%peer, "client closed the connection before the answer");
-            return;
+            return Answered::Gone;
         };
         drop(sender);
         // A body the gateway did not read is skipped when it has already arrived, as hyper did;
         // one still on its way leaves the connection at an unknown place in the client's bytes,
         // and it closes after the answer.
-        skip_arrived_body(&mut decoder, &mut buffer, &mut io).await;
+        skip_arrived_body(&mut decoder, buffer, io).await;
         let keep_alive = asked.keep_alive && decoder.is_done() && !*shutdown.borrow();
         let asked = Asked {
             keep_alive,
             ..asked
         };
-        match write_response(&mut io, response, asked, &mut out, settings.idle_timeout).await {
-            Ok(Written::KeepAlive) => {}
-            Ok(Written::Close) => {
-                let _ = Stalling::new(&mut io, settings.idle_timeout)
-                    .shutdown()
-                    .await;
-                return;
-            }
-            Ok(Written::Switched) => {
-                // Only a request that asked to switch may; any other 101 ends the connection.
-                if let Some(upgrade) = upgrade {
-                    upgrade.fulfil(Box::new(io), buffer.freeze());
-                }
-                return;
-            }
+        match write_response(io, response, asked, out, settings.idle_timeout).await {
+            Ok(Written::KeepAlive) => Answered::KeepAlive,
+            Ok(Written::Close) => Answered::Close,
+            Ok(Written::Switched) => Answered::Switched,
             Err(error) => {
                 debug!(%peer, %error, "connection failed while answering");
-                return;
+                Answered::Gone
             }
-        }
-        if out.capacity() > WRITE_BATCH * 2 {
-            out = Vec::new();
         }
     }
 }

@@ -84,7 +84,8 @@ impl<'a, T: AsyncWrite + Unpin> Stalling<'a, T> {
         io: impl Future<Output = std::io::Result<R>>,
     ) -> std::io::Result<R> {
         let mut io = pin!(io);
-        if let Poll::Ready(done) = std::future::poll_fn(|cx| Poll::Ready(io.as_mut().poll(cx))).await
+        if let Poll::Ready(done) =
+            std::future::poll_fn(|cx| Poll::Ready(io.as_mut().poll(cx))).await
         {
             return done;
         }
