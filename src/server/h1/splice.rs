@@ -89,16 +89,18 @@ pub async fn splice_exactly(
                 .unwrap_or(usize::MAX)
                 .min(pipe.size - in_pipe);
             let filled = if in_pipe == 0 {
-                // Nothing to hand on: wait for the upstream.
+                // Nothing to hand on: wait for the upstream. An empty pipe has room, so a
+                // would-block here means the socket is empty, and its readiness is cleared.
                 from.readable().await?;
                 from.try_io(Interest::READABLE, || {
                     splice(from.as_raw_fd(), pipe.write.as_raw_fd(), want)
                 })
             } else {
-                // Something to hand on: take only what is already there.
-                from.try_io(Interest::READABLE, || {
-                    splice(from.as_raw_fd(), pipe.write.as_raw_fd(), want)
-                })
+                // Something to hand on: take only what is already there, without touching the
+                // socket's readiness. A would-block may mean the pipe is full (it counts pages,
+                // not bytes), and clearing the socket's readiness for that would leave bytes in
+                // it unseen until the upstream sent more (a download slowed to a crawl).
+                splice(from.as_raw_fd(), pipe.write.as_raw_fd(), want)
             };
             match filled {
                 Ok(0) => {
