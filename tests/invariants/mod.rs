@@ -686,11 +686,7 @@ pub fn read_upstream_response(stream: &[u8], piece: usize, method: &Method) -> U
     }
     UpstreamRead::Read {
         status: head.status.as_u16(),
-        fields: head
-            .headers
-            .iter()
-            .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
-            .collect(),
+        fields: fields_of(&head.headers),
         framing: head.framing,
         reusable: head.reusable,
         body,
@@ -873,11 +869,7 @@ pub fn read_client_requests(stream: &[u8], piece: usize) -> ClientRead {
             method: head.method.to_string(),
             target: head.uri.to_string(),
             http11: head.version == http::Version::HTTP_11,
-            fields: head
-                .headers
-                .iter()
-                .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
-                .collect(),
+            fields: fields_of(&head.headers),
             framing: head.framing,
             keep_alive,
             body,
@@ -985,4 +977,12 @@ pub fn check_client_requests(data: &[u8]) {
             "client_requests: read on after a request that ends the connection"
         );
     }
+}
+
+/// A head's fields as (lower-case name, value bytes), in order.
+fn fields_of(headers: &http::HeaderMap) -> Vec<(String, Vec<u8>)> {
+    headers
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+        .collect()
 }

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
 use super::chunked::{ChunkedDecoder, ChunkedError, Decoded};
@@ -24,6 +24,17 @@ use crate::proxy::pool::{Destination, IdleConnections};
 /// A length-framed body at least this long is offered to a writer that can move it from socket to
 /// socket in the kernel ([`SpliceOffer`]): a video, not a page.
 pub const SPLICE_FROM: u64 = 1024 * 1024;
+
+/// Splits off the front of `buffer` as much of a length-framed body as it holds, at most the
+/// `remaining` bytes of it, and counts them off. Bodies both ways (upstream responses, client
+/// requests) are read with it.
+pub(crate) fn take_counted(buffer: &mut BytesMut, remaining: &mut u64) -> Bytes {
+    let take = usize::try_from(*remaining)
+        .unwrap_or(usize::MAX)
+        .min(buffer.len());
+    *remaining -= take as u64;
+    buffer.split_to(take).freeze()
+}
 
 /// Where a connection goes back to once its response has been read.
 pub struct Home {
@@ -137,12 +148,7 @@ impl SpliceOffer {
 impl Spliceable {
     /// The body's bytes that came in with the head (or since), at most the body's length.
     pub fn take_buffered(&mut self) -> Bytes {
-        let buffer = &mut self.connection.buffer;
-        let take = usize::try_from(self.remaining)
-            .unwrap_or(usize::MAX)
-            .min(buffer.len());
-        self.remaining -= take as u64;
-        buffer.split_to(take).freeze()
+        take_counted(&mut self.connection.buffer, &mut self.remaining)
     }
 
     /// The upstream's socket, where the rest of the body is to be read.
@@ -289,11 +295,8 @@ impl HttpBody for UpstreamBody {
             let step = match &mut this.reading {
                 Reading::Done => Step::End,
                 Reading::Length { remaining } if !buffer.is_empty() => {
-                    let take = usize::try_from(*remaining)
-                        .unwrap_or(usize::MAX)
-                        .min(buffer.len());
-                    *remaining -= take as u64;
-                    Step::Data(buffer.split_to(take).freeze(), *remaining == 0)
+                    let data = take_counted(buffer, remaining);
+                    Step::Data(data, *remaining == 0)
                 }
                 Reading::Chunked(decoder) => match decoder.decode(buffer) {
                     Ok(Decoded::Data(data)) => Step::Data(data, false),

@@ -12,6 +12,8 @@ use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
 
+use crate::proxy::hop::options_of;
+
 /// The largest response head casegate reads (status line and fields). Legacy apps with large
 /// cookies stay well below; a head beyond it is refused with a 502.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -241,10 +243,7 @@ impl FramingFields {
                 self.chunked_last = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
             }
         } else if name == header::CONNECTION {
-            for option in value.as_bytes().split(|&byte| byte == b',') {
-                let option = option.trim_ascii();
-                self.close |= option.eq_ignore_ascii_case(b"close");
-            }
+            self.close |= options_of(value).any(|option| option.eq_ignore_ascii_case(b"close"));
         }
         Ok(())
     }

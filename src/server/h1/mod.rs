@@ -295,6 +295,16 @@ mod tests {
     use std::task::Poll;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+    /// The limits the tests serve under unless they say otherwise.
+    const SETTINGS: Http1Settings = Http1Settings {
+        head: HeadLimits {
+            max_bytes: 8192,
+            max_fields: 100,
+        },
+        header_read_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(60),
+    };
+
     struct NoEvents;
 
     impl ConnectionEvents for NoEvents {
@@ -308,14 +318,7 @@ mod tests {
         let waiting = Waiting {
             first: false,
             peer: SocketAddr::from(([127, 0, 0, 1], 1)),
-            settings: Http1Settings {
-                head: HeadLimits {
-                    max_bytes: 8192,
-                    max_fields: 100,
-                },
-                header_read_timeout: Duration::from_secs(10),
-                idle_timeout: Duration::from_secs(60),
-            },
+            settings: SETTINGS,
         };
         let mut buffer = BytesMut::new();
         let mut names = KnownNames::default();
@@ -343,14 +346,7 @@ mod tests {
     async fn an_answer_that_cuts_a_100_continue_short_follows_a_whole_one() {
         // A 10-byte pipe the client does not read yet: the 100 Continue goes out in pieces.
         let (mut client, server) = tokio::io::duplex(10);
-        let settings = Http1Settings {
-            head: HeadLimits {
-                max_bytes: 8192,
-                max_fields: 100,
-            },
-            header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(60),
-        };
+        let settings = SETTINGS;
         let (_shutdown, shutdown_rx) = watch::channel(false);
         let peer = SocketAddr::from(([127, 0, 0, 1], 1));
         let served = serve(
@@ -434,10 +430,10 @@ mod tests {
                 // max_header_bytes' ceiling.
                 head: HeadLimits {
                     max_bytes: 1024 * 1024,
-                    max_fields: 100,
+                    ..SETTINGS.head
                 },
                 header_read_timeout: Duration::from_secs(60),
-                idle_timeout: Duration::from_secs(60),
+                ..SETTINGS
             },
         };
         let mut buffer = BytesMut::new();
@@ -501,14 +497,7 @@ mod tests {
         let waiting = Waiting {
             first: false,
             peer: SocketAddr::from(([127, 0, 0, 1], 1)),
-            settings: Http1Settings {
-                head: HeadLimits {
-                    max_bytes: 8192,
-                    max_fields: 100,
-                },
-                header_read_timeout: Duration::from_secs(10),
-                idle_timeout: Duration::from_secs(60),
-            },
+            settings: SETTINGS,
         };
         let mut buffer = BytesMut::new();
         let mut names = KnownNames::default();

@@ -15,6 +15,7 @@ use bytes::{Bytes, BytesMut};
 use hyper::body::{Body, Frame, SizeHint};
 
 use super::request_head::RequestFraming;
+use crate::proxy::upstream_h1::body::take_counted;
 use crate::proxy::upstream_h1::chunked::{ChunkedDecoder, ChunkedError, Decoded};
 
 /// Why a request body could not be read to its end.
@@ -77,14 +78,11 @@ impl BodyDecoder {
                 if buffer.is_empty() {
                     return Ok(None);
                 }
-                let take = usize::try_from(*left)
-                    .unwrap_or(usize::MAX)
-                    .min(buffer.len());
-                *left -= take as u64;
+                let data = take_counted(buffer, left);
                 if *left == 0 {
                     *self = BodyDecoder::Done;
                 }
-                Ok(Some(buffer.split_to(take).freeze()))
+                Ok(Some(data))
             }
             BodyDecoder::Chunked(decoder) => match decoder.decode(buffer)? {
                 Decoded::Data(data) => Ok(Some(data)),

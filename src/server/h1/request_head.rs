@@ -16,6 +16,7 @@ use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Uri, Version};
 
+use crate::proxy::hop::options_of;
 use crate::proxy::upstream_h1::response_head::{KnownNames, field_name, parse_length};
 
 /// The longest request target read; hyper's limit (its `MAX_URI_LEN`).
@@ -262,18 +263,15 @@ impl FramingFields {
             }
         } else if *name == header::CONNECTION {
             // Once any line asks to close, a later keep-alive does not undo it.
-            let mut options = value.as_bytes().split(|&byte| byte == b',');
             if self.close_seen
-                || options.any(|option| option.trim_ascii().eq_ignore_ascii_case(b"close"))
+                || options_of(value).any(|option| option.eq_ignore_ascii_case(b"close"))
             {
                 self.close_seen = true;
                 self.keep_alive = false;
             } else if !self.keep_alive {
                 // HTTP/1.0, which closes unless asked not to.
-                self.keep_alive = value
-                    .as_bytes()
-                    .split(|&byte| byte == b',')
-                    .any(|option| option.trim_ascii().eq_ignore_ascii_case(b"keep-alive"));
+                self.keep_alive =
+                    options_of(value).any(|option| option.eq_ignore_ascii_case(b"keep-alive"));
             }
         } else if *name == header::EXPECT {
             self.expect_continue = value.as_bytes().eq_ignore_ascii_case(b"100-continue");

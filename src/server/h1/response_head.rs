@@ -11,6 +11,7 @@ use std::time::SystemTime;
 use http::header::{self, HeaderMap};
 use http::{StatusCode, Version};
 
+use crate::proxy::hop::options_of;
 use crate::proxy::upstream_h1::response_head::parse_length;
 
 /// How the body after a response head goes on the wire.
@@ -72,10 +73,7 @@ pub fn encode_response_head(
             continue;
         }
         if *name == header::CONNECTION && !switching {
-            keep_alive &= !value
-                .as_bytes()
-                .split(|&byte| byte == b',')
-                .any(|option| option.trim_ascii().eq_ignore_ascii_case(b"close"));
+            keep_alive &= !options_of(value).any(|option| option.eq_ignore_ascii_case(b"close"));
             continue;
         }
         date_written |= *name == header::DATE;
