@@ -20,6 +20,9 @@
 #   handshake  a new TLS connection per request: connect, full handshake (no session resumption),
 #              one GET with Connection: close, status checked, close; 2 client processes in a loop
 #   direct     wrk straight to the upstream, the ceiling (CPU is the upstream nginx's)
+#   relay      not run unless asked for (it needs haproxy): nginx against haproxy relaying TCP to
+#              the upstream, the plain row's traffic; no HTTP work at all, so the relay's CPU per
+#              request is the floor under any proxy's on this machine (lib.sh start_relay)
 #
 # Every response is checked: wrk's status errors (>= 400) and socket errors must be 0 and the bytes
 # read must add up to the probed 200 response's size (so a 3xx would show); h2load's 3xx/4xx/5xx
@@ -27,6 +30,7 @@
 # answer fails loudly: a gateway that answers 403 fast is not a win.
 #
 # Usage: benches/load/compare.sh [--rounds N] [--duration SECONDS] [--rows plain,tls,h2,handshake,direct]
+#                                (or any of them and relay)
 #                                [--markdown FILE] [--keep]
 # Defaults: 3 rounds of 8 s per gateway and row (about 4 minutes in all).
 # CASEGATE_BIN=path skips `cargo build --release` and uses that binary.
@@ -57,12 +61,13 @@ done
 
 require_tools nginx:nginx wrk:wrk h2load:nghttp2-client openssl:openssl python3:python3 \
     truncate:coreutils
+[[ ,$ROWS, == *,relay,* ]] && require_tools haproxy:haproxy
 build_casegate
 setup_work_dir
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
-free_ports 5
-read -r UP_PORT NGINX_PORT NGINX_TLS_PORT CASEGATE_PORT CASEGATE_TLS_PORT <<<"${PORTS[*]}"
+free_ports 6
+read -r UP_PORT NGINX_PORT NGINX_TLS_PORT CASEGATE_PORT CASEGATE_TLS_PORT RELAY_PORT <<<"${PORTS[*]}"
 make_cert
 new_casegate_key
 start_upstream "$UP_PORT" 1G
@@ -73,6 +78,7 @@ PLAIN_COOKIE=$(guest_cookie "$CASEGATE_CONFIG")
 start_casegate casegate-tls "$CASEGATE_TLS_PORT" tls
 CASEGATE_TLS_PID=$CASEGATE_PID
 TLS_COOKIE=$(guest_cookie "$CASEGATE_CONFIG" "$CERT")
+[[ ,$ROWS, == *,relay,* ]] && start_relay "$RELAY_PORT"
 SIGNED=$("${LOADTOOL[@]}" secure-link "$JSON_PATH" --secret "$NGINX_SECURE_LINK_SECRET" --ttl 86400)
 RESULTS="$WORK/results.jsonl"
 : >"$RESULTS"
@@ -96,6 +102,8 @@ read -r _ CASEGATE_SIZE < <(probe "http://127.0.0.1:$CASEGATE_PORT$JSON_PATH" \
 read -r _ CASEGATE_TLS_SIZE < <(probe "https://127.0.0.1:$CASEGATE_TLS_PORT$JSON_PATH" --cafile "$CERT" \
     --header "Cookie: $TLS_COOKIE" --expect 200 --body-bytes "$JSON_BYTES")
 read -r _ DIRECT_SIZE < <(probe "http://127.0.0.1:$UP_PORT$JSON_PATH" --expect 200 --body-bytes "$JSON_BYTES")
+[[ -z ${RELAY_PID:-} ]] || read -r _ RELAY_SIZE < <(probe "http://127.0.0.1:$RELAY_PORT$JSON_PATH" \
+    --expect 200 --body-bytes "$JSON_BYTES")
 
 gateway_pids() {
     case $1 in
@@ -103,6 +111,7 @@ gateway_pids() {
     casegate) echo "$CASEGATE_PLAIN_PID" ;;
     casegate-tls) echo "$CASEGATE_TLS_PID" ;;
     direct) "${LOADTOOL[@]}" pids "$UPSTREAM_PID" ;;
+    relay) echo "$RELAY_PID" ;;
     esac
 }
 
@@ -187,7 +196,11 @@ for row in "${ROW_LIST[@]}"; do
         direct)
             wrk_round direct direct "$round" direct "$DIRECT_SIZE" "http://127.0.0.1:$UP_PORT$JSON_PATH"
             ;;
-        *) die "unknown row $row (plain, tls, h2, handshake, direct)" ;;
+        relay)
+            wrk_round relay nginx "$round" nginx "$NGINX_SIZE" "http://127.0.0.1:$NGINX_PORT$SIGNED"
+            wrk_round relay relay "$round" relay "$RELAY_SIZE" "http://127.0.0.1:$RELAY_PORT$JSON_PATH"
+            ;;
+        *) die "unknown row $row (plain, tls, h2, handshake, direct, relay)" ;;
         esac
     done
 done

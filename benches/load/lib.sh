@@ -230,6 +230,36 @@ nginx_gateway_pids() {
     "${LOADTOOL[@]}" pids "$NGINX_GATEWAY_PID"
 }
 
+# start_relay PORT - haproxy in TCP mode (2 threads) relaying each connection to the upstream, byte
+# for byte: no HTTP parsing, no link check, no log. Every proxy makes at least its system calls (read
+# the request, write it upstream, read the answer, write it back), so the relay's CPU per request is
+# the floor under any gateway's on this machine. Sets RELAY_PID.
+start_relay() {
+    local port=$1 dir="$WORK/relay"
+    mkdir -p "$dir"
+    cat >"$dir/haproxy.cfg" <<EOF
+global
+    nbthread 2
+    maxconn 8000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 300s
+    timeout server 300s
+frontend relay
+    bind 127.0.0.1:$port
+    default_backend app
+backend app
+    server app 127.0.0.1:$UPSTREAM_PORT
+EOF
+    haproxy -c -q -f "$dir/haproxy.cfg" >"$dir/check.log" 2>&1 ||
+        die "haproxy refused $dir/haproxy.cfg: $(cat "$dir/check.log")"
+    haproxy -db -f "$dir/haproxy.cfg" >"$dir/haproxy.log" 2>&1 &
+    RELAY_PID=$!
+    STARTED_PIDS+=("$RELAY_PID")
+    "${LOADTOOL[@]}" wait-port "$port" || die "haproxy did not start: $(tail -5 "$dir/haproxy.log")"
+}
+
 # start_casegate NAME PORT tls|plain [LIMITS] - casegate with 2 worker threads in front of the
 # upstream, scope "view" allowing case 42's pages. LIMITS: lines for [server.limits]. Sets
 # CASEGATE_PID and CASEGATE_CONFIG; the config's key comes from the environment.

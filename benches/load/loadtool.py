@@ -433,6 +433,7 @@ ROW_TITLES = {
     "h2": "HTTP/2 over TLS",
     "handshake": "new TLS connection + 1 request",
     "direct": "direct to upstream (ceiling)",
+    "relay": "TCP relay, no HTTP work (floor)",
 }
 # casegate / nginx targets of issue 7 section 2: (requests/s at least, p99 at most, CPU at most).
 TARGETS = {"plain": (1.1, 1.0, 0.8), "tls": (1.1, 1.0, 0.8), "h2": (1.0, None, None)}
@@ -479,7 +480,7 @@ def cmd_table(args):
     ]
     for row in rows_seen:
         summaries = {}
-        for gateway in ("nginx", "casegate", "direct"):
+        for gateway in ("nginx", "casegate", "relay", "direct"):
             if (row, gateway) not in by_key:
                 continue
             s = summaries[gateway] = summarise(by_key[(row, gateway)])
@@ -487,11 +488,14 @@ def cmd_table(args):
                 f"| {ROW_TITLES.get(row, row)} | {gateway} | {s['rps']:.0f} | {s['p50_ms']:.2f} | "
                 f"{s['p99_ms']:.2f} | {s['cpu_us']:.1f} | {s['user_us']:.1f} | {s['kernel_us']:.1f} |"
             )
-        if "nginx" in summaries and "casegate" in summaries:
-            ng, cg = summaries["nginx"], summaries["casegate"]
+        # The relay row compares the floor with nginx in the same columns (no targets).
+        challenger = "casegate" if "casegate" in summaries else "relay"
+        if "nginx" in summaries and challenger in summaries:
+            ng, cg = summaries["nginx"], summaries[challenger]
             rps_t, p99_t, cpu_t = TARGETS.get(row, (None, None, None))
+            title = ROW_TITLES.get(row, row) + ("" if challenger == "casegate" else " (relay/nginx)")
             ratio_lines.append(
-                f"| {ROW_TITLES.get(row, row)} | {verdict(cg['rps'] / ng['rps'], rps_t, True)} | "
+                f"| {title} | {verdict(cg['rps'] / ng['rps'], rps_t, True)} | "
                 f"{verdict(cg['p99_ms'] / ng['p99_ms'], p99_t, False)} | "
                 f"{verdict(cg['cpu_us'] / ng['cpu_us'], cpu_t, False)} | "
                 f"{cg['kernel_us'] / ng['cpu_us']:.2f} |"
