@@ -83,7 +83,7 @@ pub async fn serve<T, H, F, B>(
     read: Bytes,
     peer: SocketAddr,
     settings: Http1Settings,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     events: &dyn ConnectionEvents,
     mut handle: H,
 ) where
@@ -96,22 +96,10 @@ pub async fn serve<T, H, F, B>(
     let mut buffer = BytesMut::from(read);
     let mut names = KnownNames::default();
     let mut out = Vec::new();
-    let mut first = true;
+    let mut waiting = Waiting::new(peer, settings, &shutdown);
     loop {
-        let waiting = Waiting {
-            first,
-            peer,
-            settings,
-        };
         let head = match waiting
-            .next_head(
-                &mut io,
-                &mut buffer,
-                &mut names,
-                &mut out,
-                &mut shutdown,
-                events,
-            )
+            .next_head(&mut io, &mut buffer, &mut names, &mut out, events)
             .await
         {
             Next::Head(head) => head,
@@ -124,7 +112,7 @@ pub async fn serve<T, H, F, B>(
                 return;
             }
         };
-        first = false;
+        waiting.first = false;
         let asked = Asked {
             head: head.method == http::Method::HEAD,
             version: head.version,
@@ -315,24 +303,18 @@ mod tests {
     #[tokio::test]
     async fn a_parked_connection_holds_no_buffer_of_its_last_answer() {
         let (mut client, mut server) = tokio::io::duplex(1024);
-        let waiting = Waiting {
-            first: false,
-            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
-            settings: SETTINGS,
-        };
+        let (_shutdown, shutdown_rx) = watch::channel(false);
+        let mut waiting = Waiting::new(
+            SocketAddr::from(([127, 0, 0, 1], 1)),
+            SETTINGS,
+            &shutdown_rx,
+        );
+        waiting.first = false;
         let mut buffer = BytesMut::new();
         let mut names = KnownNames::default();
         // What a coalesced answer of small frames leaves behind.
         let mut out = Vec::with_capacity(WRITE_BATCH * 2);
-        let (_shutdown, mut shutdown_rx) = watch::channel(false);
-        let next = waiting.next_head(
-            &mut server,
-            &mut buffer,
-            &mut names,
-            &mut out,
-            &mut shutdown_rx,
-            &NoEvents,
-        );
+        let next = waiting.next_head(&mut server, &mut buffer, &mut names, &mut out, &NoEvents);
         let later = async {
             tokio::time::sleep(PARK_AFTER * 2).await;
             client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
@@ -423,31 +405,25 @@ mod tests {
             piece: 128,
             wait: false,
         };
-        let waiting = Waiting {
-            first: true,
-            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
-            settings: Http1Settings {
-                // max_header_bytes' ceiling.
-                head: HeadLimits {
-                    max_bytes: 1024 * 1024,
-                    ..SETTINGS.head
-                },
-                header_read_timeout: Duration::from_secs(60),
-                ..SETTINGS
+        let settings = Http1Settings {
+            // max_header_bytes' ceiling.
+            head: HeadLimits {
+                max_bytes: 1024 * 1024,
+                ..SETTINGS.head
             },
+            header_read_timeout: Duration::from_secs(60),
+            ..SETTINGS
         };
+        let (_shutdown, shutdown_rx) = watch::channel(false);
+        let mut waiting = Waiting::new(
+            SocketAddr::from(([127, 0, 0, 1], 1)),
+            settings,
+            &shutdown_rx,
+        );
         let mut buffer = BytesMut::new();
         let mut names = KnownNames::default();
         let mut out = Vec::new();
-        let (_shutdown, mut shutdown_rx) = watch::channel(false);
-        let next = waiting.next_head(
-            &mut client,
-            &mut buffer,
-            &mut names,
-            &mut out,
-            &mut shutdown_rx,
-            &NoEvents,
-        );
+        let next = waiting.next_head(&mut client, &mut buffer, &mut names, &mut out, &NoEvents);
         let next = tokio::time::timeout(Duration::from_secs(10), next)
             .await
             .expect("a 1 MiB head in 128-byte pieces took more than 10 s to read");
@@ -494,24 +470,18 @@ mod tests {
             parked: Arc::clone(&parked),
             first_read_after_parking: Arc::clone(&offered),
         };
-        let waiting = Waiting {
-            first: false,
-            peer: SocketAddr::from(([127, 0, 0, 1], 1)),
-            settings: SETTINGS,
-        };
+        let (_shutdown, shutdown_rx) = watch::channel(false);
+        let mut waiting = Waiting::new(
+            SocketAddr::from(([127, 0, 0, 1], 1)),
+            SETTINGS,
+            &shutdown_rx,
+        );
+        waiting.first = false;
         let mut buffer = BytesMut::new();
         let mut names = KnownNames::default();
         let mut out = Vec::new();
-        let (_shutdown, mut shutdown_rx) = watch::channel(false);
         let events = ParkEvents(Arc::clone(&parked));
-        let next = waiting.next_head(
-            &mut server,
-            &mut buffer,
-            &mut names,
-            &mut out,
-            &mut shutdown_rx,
-            &events,
-        );
+        let next = waiting.next_head(&mut server, &mut buffer, &mut names, &mut out, &events);
         let later = async {
             tokio::time::sleep(PARK_AFTER * 2).await;
             client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();

@@ -1,34 +1,62 @@
 //! Waiting for a request head between requests, and reading it: the first-byte, head and idle
 //! deadlines, parking, and the server's shutdown.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 use tracing::debug;
 
 use super::request_head::parse_request_head;
 use super::{ConnectionEvents, Http1Settings, Next, PARK_AFTER, READ_CHUNK};
 use crate::proxy::upstream_h1::response_head::KnownNames;
 
-/// Waiting for and reading one request head.
+/// Waiting for and reading request heads, one after another, for one connection's life.
 pub(super) struct Waiting {
     /// The connection's first head: the first byte must come within `header_read_timeout`.
     pub(super) first: bool,
-    pub(super) peer: SocketAddr,
-    pub(super) settings: Http1Settings,
+    peer: SocketAddr,
+    settings: Http1Settings,
+    /// The connection's one timer for its waits, kept from request to request (see
+    /// [`wait_until`]).
+    timer: Pin<Box<Sleep>>,
+    shutdown: watch::Receiver<bool>,
+    /// Ends once the server starts shutting down. Made once per connection: a wait on the
+    /// channel made per request registered with it, and left it, under its lock each time.
+    /// Never polled again once it has ended (the connection closes then).
+    stopping: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
 impl Waiting {
+    pub(super) fn new(
+        peer: SocketAddr,
+        settings: Http1Settings,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Waiting {
+        let mut signal = shutdown.clone();
+        Waiting {
+            first: true,
+            peer,
+            settings,
+            timer: Box::pin(tokio::time::sleep(settings.header_read_timeout)),
+            shutdown: shutdown.clone(),
+            // A closed channel means the server is gone: that ends it too.
+            stopping: Box::pin(async move {
+                let _ = signal.changed().await;
+            }),
+        }
+    }
+
     pub(super) async fn next_head<T: AsyncRead + Unpin>(
-        &self,
+        &mut self,
         io: &mut T,
         buffer: &mut BytesMut,
         names: &mut KnownNames,
         out: &mut Vec<u8>,
-        shutdown: &mut watch::Receiver<bool>,
         events: &dyn ConnectionEvents,
     ) -> Next {
         let settings = &self.settings;
@@ -60,7 +88,7 @@ impl Waiting {
                 None if parked => waiting_since + settings.idle_timeout,
                 None => waiting_since + PARK_AFTER.min(settings.idle_timeout),
             };
-            if *shutdown.borrow() && head_deadline.is_none() {
+            if *self.shutdown.borrow() && head_deadline.is_none() {
                 return Next::Close;
             }
             tokio::select! {
@@ -72,7 +100,7 @@ impl Waiting {
                         return Next::Close;
                     }
                 },
-                () = tokio::time::sleep_until(deadline) => {
+                () = wait_until(self.timer.as_mut(), deadline) => {
                     match head_deadline {
                         Some(_) => {
                             debug!(peer = %self.peer, "request head not read in time");
@@ -97,13 +125,28 @@ impl Waiting {
                         }
                     }
                 }
-                changed = shutdown.changed(), if head_deadline.is_none() => {
-                    // A closed channel means the server is gone: shut down the same way.
-                    let _ = changed;
-                    return Next::Close;
-                }
+                () = self.stopping.as_mut(), if head_deadline.is_none() => return Next::Close,
             }
         }
+    }
+}
+
+/// Waits until `deadline` on the connection's timer, which is moved only when it must ring
+/// sooner. A later deadline, the usual case (every request on a kept connection pushes the
+/// deadline on), is checked when the timer rings, and the timer set again then. That spares every
+/// request putting a timer into tokio's wheel and taking it out again (each under the driver's
+/// lock), at the price of one early wake-up per timer period on a busy connection, the way
+/// nginx's lazy timers do. Cancel safe: the timer is only ever moved, never lost.
+async fn wait_until(mut timer: Pin<&mut Sleep>, deadline: Instant) {
+    if timer.deadline() > deadline {
+        timer.as_mut().reset(deadline);
+    }
+    loop {
+        timer.as_mut().await;
+        if Instant::now() >= deadline {
+            return;
+        }
+        timer.as_mut().reset(deadline);
     }
 }
 
