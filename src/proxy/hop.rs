@@ -121,10 +121,21 @@ const GUEST_CREDENTIALS: [&str; 12] = [
     "cf-access-jwt-assertion",
 ];
 
-/// Whether `name` is hop-by-hop: about one connection, never forwarded (nor configurable as a
-/// header casegate forwards or adds).
+/// Whether `name` is hop-by-hop ([`HOP_BY_HOP`]): about one connection, never forwarded (nor
+/// configurable as a header casegate forwards or adds).
+///
+/// Asked of every field of every message, so the eight standard names are compared as
+/// `HeaderName`s (one number each) rather than spelled out and compared as text.
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(&name.as_str())
+    *name == header::CONNECTION
+        || *name == header::TRANSFER_ENCODING
+        || *name == header::TE
+        || *name == header::TRAILER
+        || *name == header::UPGRADE
+        || *name == header::PROXY_AUTHORIZATION
+        || *name == header::PROXY_AUTHENTICATE
+        || *name == header::EXPECT
+        || matches!(name.as_str(), "keep-alive" | "proxy-connection")
 }
 
 /// Removes hop-by-hop headers and every header the peer listed in `Connection`.
@@ -142,9 +153,8 @@ pub fn strip_hop_by_hop_and(headers: &mut HeaderMap, also: impl Fn(&str) -> bool
     let mut has_connection = false;
     let mut picked = Vec::new();
     for name in headers.keys() {
-        let spelled = name.as_str();
-        has_connection |= spelled == "connection";
-        if HOP_BY_HOP.contains(&spelled) || also(spelled) {
+        has_connection |= *name == header::CONNECTION;
+        if is_hop_by_hop(name) || also(name.as_str()) {
             picked.push(name.clone());
         }
     }
@@ -177,13 +187,19 @@ pub fn options_of(line: &HeaderValue) -> impl Iterator<Item = &[u8]> {
 /// response): building their `HeaderName` would allocate for nothing.
 pub fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
     connection_options(headers)
-        .filter(|option| {
-            !HOP_BY_HOP
-                .iter()
-                .any(|name| option.eq_ignore_ascii_case(name.as_bytes()))
-        })
-        .filter_map(|option| HeaderName::from_bytes(option).ok())
+        .filter_map(field_named_by)
         .collect()
+}
+
+/// The field a `Connection` option names, when it is not hop-by-hop anyway (and is a name).
+pub fn field_named_by(option: &[u8]) -> Option<HeaderName> {
+    let hop_by_hop = HOP_BY_HOP
+        .iter()
+        .any(|name| option.eq_ignore_ascii_case(name.as_bytes()));
+    match hop_by_hop {
+        true => None,
+        false => HeaderName::from_bytes(option).ok(),
+    }
 }
 
 /// Removes every client-supplied header that claims identity, origin or an override, and every header
@@ -230,6 +246,23 @@ pub(crate) mod tests {
             );
         }
         map
+    }
+
+    #[test]
+    fn hop_by_hop_by_name_and_by_text_agree() {
+        for name in HOP_BY_HOP {
+            assert!(is_hop_by_hop(&HeaderName::from_static(name)), "{name}");
+        }
+        for name in [
+            "content-length",
+            "keep-alive-x",
+            "x-connection",
+            "proxy",
+            "vary",
+            "etag",
+        ] {
+            assert!(!is_hop_by_hop(&HeaderName::from_static(name)), "{name}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
 
-use crate::proxy::hop::options_of;
+use crate::proxy::hop::{field_named_by, is_hop_by_hop, options_of};
 
 /// The largest response head casegate reads (status line and fields). Legacy apps with large
 /// cookies stay well below; a head beyond it is refused with a 502.
@@ -154,7 +154,15 @@ pub fn parse_response_head(
         // every byte again would be work for nothing. hyper's client does the same.
         let value = unsafe { HeaderValue::from_maybe_shared_unchecked(value) };
         reading.note(&name, &value)?;
-        headers.append(name, value);
+        // About this one connection: read for the framing (above), never handed on. Every
+        // response's sanitiser would remove them (`proxy::hop`); left out here, they are never
+        // hashed into the map only to be looked up and taken out again.
+        if !is_hop_by_hop(&name) {
+            headers.append(name, value);
+        }
+    }
+    for name in &reading.connection_named {
+        headers.remove(name);
     }
     // Remembered for the next response: this one's names and no more, so that the memory is
     // bounded by one head.
@@ -222,6 +230,8 @@ struct FramingFields {
     transfer_encoding: bool,
     chunked_last: bool,
     close: bool,
+    /// Fields the upstream's `Connection` named: hop-by-hop too, so left out like the others.
+    connection_named: Vec<HeaderName>,
 }
 
 impl FramingFields {
@@ -243,7 +253,10 @@ impl FramingFields {
                 self.chunked_last = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
             }
         } else if name == header::CONNECTION {
-            self.close |= options_of(value).any(|option| option.eq_ignore_ascii_case(b"close"));
+            for option in options_of(value) {
+                self.close |= option.eq_ignore_ascii_case(b"close");
+                self.connection_named.extend(field_named_by(option));
+            }
         }
         Ok(())
     }
@@ -326,6 +339,25 @@ mod tests {
             Ok(Parsed::Final(head)) => head,
             other => panic!("{text:?}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn hop_by_hop_fields_frame_the_body_and_are_left_out_of_the_head() {
+        let head = final_head(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Upstream-Secret\r\nKeep-Alive: timeout=5\r\n\
+             X-Upstream-Secret: 1\r\nTransfer-Encoding: chunked\r\nTrailer: x-sum\r\n\
+             Upgrade: h2c\r\nProxy-Connection: keep-alive\r\nContent-Type: text/html\r\n\r\n",
+        );
+        assert_eq!(head.framing, BodyFraming::Chunked);
+        assert!(head.reusable);
+        let names: Vec<&str> = head.headers.keys().map(|name| name.as_str()).collect();
+        assert_eq!(names, ["content-type"]);
+        let closing = final_head(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\nClose: 1\r\nContent-Length: 0\r\n\r\n",
+        );
+        assert!(!closing.reusable);
+        let names: Vec<&str> = closing.headers.keys().map(|name| name.as_str()).collect();
+        assert_eq!(names, ["content-length"]);
     }
 
     #[test]
