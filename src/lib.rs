@@ -16,6 +16,7 @@ pub mod demo;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gateway;
+mod lazy_timer;
 pub mod mail;
 pub mod metrics;
 pub mod pages;

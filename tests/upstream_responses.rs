@@ -96,6 +96,39 @@ async fn a_dead_upstream_gives_502_and_a_slow_one_504() {
     );
 }
 
+/// The response timeout runs on a timer each kept upstream connection keeps (`lazy_timer`): set
+/// for an earlier request, it must neither cut a later one short nor let it run past its own
+/// deadline.
+#[tokio::test]
+async fn a_kept_upstream_connection_times_out_a_slow_answer_at_its_own_deadline() {
+    let gw = TestGateway::start().await;
+    let cookie = gw.open_link("42", "view").await;
+    let fast = gw.get("/cases/42", &[&format!("Cookie: {cookie}")]).await;
+    assert_eq!(fast.status, 200);
+    // Half the 1 s timeout later: the first request's deadline passes while the next one waits.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    let slow = gw
+        .get("/cases/42/slow", &[&format!("Cookie: {cookie}")])
+        .await;
+    let took = started.elapsed();
+    assert_eq!(slow.status, 504);
+    assert!(
+        took >= std::time::Duration::from_millis(950),
+        "timed out after {took:?}, before its own 1 s deadline"
+    );
+    assert!(
+        took < std::time::Duration::from_millis(2900),
+        "did not time out at 1 s: {took:?}"
+    );
+    assert_eq!(
+        gw.get("/cases/42", &[&format!("Cookie: {cookie}")])
+            .await
+            .status,
+        200
+    );
+}
+
 #[tokio::test]
 async fn guest_bodies_over_the_limit_are_refused_before_the_upstream() {
     let gw = TestGateway::start_with("[server.limits]\nmax_body_bytes = 1024", "").await;

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use http::{Method, Response};
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tracing::debug;
 
 use super::pool::{Destination, IdleConnections};
@@ -17,6 +18,7 @@ use super::upstream_h1::{
     Answered, ExchangeError, Home, RequestFraming, UpstreamBody, UpstreamConnection, exchange,
 };
 use super::{Body, empty_body};
+use crate::lazy_timer::wait_until;
 
 /// Why a request did not get a response from the upstream.
 #[derive(Debug)]
@@ -150,16 +152,13 @@ impl UpstreamPool {
         destination: &Destination,
         settings: &ClientSettings,
     ) -> Result<Response<UpstreamBody>, ForwardError> {
-        match tokio::time::timeout(
-            settings.response_timeout,
-            self.exchange(request, body, destination, settings),
-        )
-        .await
-        {
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(error)) => Err(ForwardError::Unavailable(error)),
-            Err(_) => Err(ForwardError::TimedOut(settings.response_timeout)),
-        }
+        let deadline = Instant::now() + settings.response_timeout;
+        self.exchange(request, body, destination, settings, deadline)
+            .await
+            .map_err(|failed| match failed {
+                Failed::Unavailable(error) => ForwardError::Unavailable(error),
+                Failed::TimedOut => ForwardError::TimedOut(settings.response_timeout),
+            })
     }
 
     async fn exchange(
@@ -168,7 +167,8 @@ impl UpstreamPool {
         body: Body,
         destination: &Destination,
         settings: &ClientSettings,
-    ) -> Result<Response<UpstreamBody>, Unavailable> {
+        deadline: Instant,
+    ) -> Result<Response<UpstreamBody>, Failed> {
         let Outgoing {
             method,
             head,
@@ -181,25 +181,43 @@ impl UpstreamPool {
                 && ((error.is_unsent() && is_idempotent(method))
                     || (error.is_unanswered() && is_safe(method)))
         };
+        // Connecting is rare (a kept connection is nearly always ready) and gets a timer of its
+        // own; an exchange runs on its connection's kept timer (`exchange_by`).
+        let connect = || async {
+            match tokio::time::timeout_at(deadline, connect(destination, settings.connect_timeout))
+                .await
+            {
+                Ok(connected) => connected.map_err(Failed::Unavailable),
+                Err(_) => Err(Failed::TimedOut),
+            }
+        };
         let (mut connection, reused) = match self.idle.take(destination, settings.pool_idle_timeout)
         {
             Some(connection) => (connection, true),
-            None => (connect(destination, settings.connect_timeout).await?, false),
+            None => (connect().await?, false),
         };
-        let answered = match exchange(&mut connection, head, body, framing, method).await {
-            Ok(answered) => answered,
-            // A kept connection the upstream closed as the request went out (its keep-alive
-            // timer): a fresh connection may carry the request if sending it again cannot do
-            // twice what the upstream did once.
-            Err(error) if reused && may_resend(&error) => {
-                debug!(%error, "kept upstream connection closed; reconnecting");
-                connection = connect(destination, settings.connect_timeout).await?;
-                exchange(&mut connection, head, empty_body(), framing, method)
-                    .await
-                    .map_err(Unavailable::Exchange)?
-            }
-            Err(error) => return Err(Unavailable::Exchange(error)),
-        };
+        let answered =
+            match exchange_by(deadline, &mut connection, head, body, framing, method).await? {
+                Ok(answered) => answered,
+                // A kept connection the upstream closed as the request went out (its keep-alive
+                // timer): a fresh connection may carry the request if sending it again cannot do
+                // twice what the upstream did once.
+                Err(error) if reused && may_resend(&error) => {
+                    debug!(%error, "kept upstream connection closed; reconnecting");
+                    connection = connect().await?;
+                    exchange_by(
+                        deadline,
+                        &mut connection,
+                        head,
+                        empty_body(),
+                        framing,
+                        method,
+                    )
+                    .await?
+                    .map_err(|error| Failed::Unavailable(Unavailable::Exchange(error)))?
+                }
+                Err(error) => return Err(Failed::Unavailable(Unavailable::Exchange(error))),
+            };
         let Answered { head, request_sent } = answered;
         // A connection goes back for reuse once its body has been read, if its framing and the
         // whole request allow (a switched one never: it belongs to the tunnel).
@@ -231,6 +249,34 @@ impl UpstreamPool {
         *response.headers_mut() = head.headers;
         Ok(response)
     }
+}
+
+/// Why [`UpstreamPool::exchange`] gave no response.
+enum Failed {
+    Unavailable(Unavailable),
+    /// The deadline (`response_timeout`) came first.
+    TimedOut,
+}
+
+/// `exchange` on `connection`, given up at `deadline` (`Err`) on the connection's kept timer,
+/// which a request would otherwise put into tokio's timer wheel and take out again
+/// (`lazy_timer`). The exchange is polled first, as `tokio::time::timeout` polls its future.
+async fn exchange_by(
+    deadline: Instant,
+    connection: &mut UpstreamConnection,
+    head: &[u8],
+    body: Body,
+    framing: RequestFraming,
+    method: &Method,
+) -> Result<Result<Answered, ExchangeError>, Failed> {
+    let mut timer = connection.take_timer(deadline);
+    let outcome = tokio::select! {
+        biased;
+        answered = exchange(connection, head, body, framing, method) => Ok(answered),
+        () = wait_until(timer.as_mut(), deadline) => Err(Failed::TimedOut),
+    };
+    connection.give_timer(timer);
+    outcome
 }
 
 /// A request for the upstream, its head written ([`super::request`]).

@@ -10,6 +10,7 @@ use bytes::BytesMut;
 use socket2::SockRef;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 use super::response_head::KnownNames;
 
@@ -33,6 +34,9 @@ pub struct UpstreamConnection {
     pub(super) read_size: usize,
     /// The field names of the last response, in order (see `parse_response_head`).
     pub(super) names: KnownNames,
+    /// The timer for the response timeout, kept from exchange to exchange (`lazy_timer`); made
+    /// by the first exchange, and out of the connection while an exchange runs beside it.
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl UpstreamConnection {
@@ -42,7 +46,20 @@ impl UpstreamConnection {
             buffer: BytesMut::new(),
             read_size: FIRST_READ,
             names: KnownNames::default(),
+            timer: None,
         }
+    }
+
+    /// The connection's timer, taken out for an exchange that must end by `deadline`; given back
+    /// with [`UpstreamConnection::give_timer`].
+    pub fn take_timer(&mut self, deadline: Instant) -> Pin<Box<Sleep>> {
+        self.timer
+            .take()
+            .unwrap_or_else(|| Box::pin(tokio::time::sleep_until(deadline)))
+    }
+
+    pub fn give_timer(&mut self, timer: Pin<Box<Sleep>>) {
+        self.timer = Some(timer);
     }
 
     /// Reads more bytes into the buffer: `Ok(0)` when the upstream closed its side.

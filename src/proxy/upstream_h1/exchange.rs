@@ -142,6 +142,7 @@ pub async fn exchange(
         buffer,
         read_size,
         names,
+        ..
     } = connection;
     let (mut reader, mut writer) = stream.split();
     if framing == RequestFraming::Empty {

@@ -13,6 +13,7 @@ use tracing::debug;
 
 use super::request_head::parse_request_head;
 use super::{ConnectionEvents, Http1Settings, Next, PARK_AFTER, READ_CHUNK};
+use crate::lazy_timer::wait_until;
 use crate::proxy::upstream_h1::response_head::KnownNames;
 
 /// Waiting for and reading request heads, one after another, for one connection's life.
@@ -21,8 +22,7 @@ pub(super) struct Waiting {
     pub(super) first: bool,
     peer: SocketAddr,
     settings: Http1Settings,
-    /// The connection's one timer for its waits, kept from request to request (see
-    /// [`wait_until`]).
+    /// The connection's one timer for its waits, kept from request to request (`lazy_timer`).
     timer: Pin<Box<Sleep>>,
     shutdown: watch::Receiver<bool>,
     /// Ends once the server starts shutting down. Made once per connection: a wait on the
@@ -128,25 +128,6 @@ impl Waiting {
                 () = self.stopping.as_mut(), if head_deadline.is_none() => return Next::Close,
             }
         }
-    }
-}
-
-/// Waits until `deadline` on the connection's timer, which is moved only when it must ring
-/// sooner. A later deadline, the usual case (every request on a kept connection pushes the
-/// deadline on), is checked when the timer rings, and the timer set again then. That spares every
-/// request putting a timer into tokio's wheel and taking it out again (each under the driver's
-/// lock), at the price of one early wake-up per timer period on a busy connection, the way
-/// nginx's lazy timers do. Cancel safe: the timer is only ever moved, never lost.
-async fn wait_until(mut timer: Pin<&mut Sleep>, deadline: Instant) {
-    if timer.deadline() > deadline {
-        timer.as_mut().reset(deadline);
-    }
-    loop {
-        timer.as_mut().await;
-        if Instant::now() >= deadline {
-            return;
-        }
-        timer.as_mut().reset(deadline);
     }
 }
 
