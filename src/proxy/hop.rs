@@ -11,9 +11,8 @@ use http::header::{self, HeaderName, HeaderValue};
 /// is first read, and an upstream that sees it may answer before reading the body and then parse the
 /// body left on the pooled connection as the next request (the Expect-based 0.CL desync).
 ///
-/// As text rather than `HeaderName`s: a header's name is compared with them once it is spelled
-/// out, and a `Connection` option (any case) before it is one, which spares a `StandardHeader`
-/// lookup for each of the ten.
+/// As text, for a `Connection` option (any case), compared with them before it is a name;
+/// [`is_hop_by_hop`] compares a name with their `HeaderName`s.
 const HOP_BY_HOP: [&str; 10] = [
     "connection",
     "keep-alive",
