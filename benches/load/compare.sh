@@ -61,7 +61,9 @@ done
 
 require_tools nginx:nginx wrk:wrk h2load:nghttp2-client openssl:openssl python3:python3 \
     truncate:coreutils
-[[ ,$ROWS, == *,relay,* ]] && require_tools haproxy:haproxy
+RELAY_ROW=0
+[[ ,$ROWS, == *,relay,* ]] && RELAY_ROW=1
+((RELAY_ROW)) && require_tools haproxy:haproxy
 build_casegate
 setup_work_dir
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -78,7 +80,7 @@ PLAIN_COOKIE=$(guest_cookie "$CASEGATE_CONFIG")
 start_casegate casegate-tls "$CASEGATE_TLS_PORT" tls
 CASEGATE_TLS_PID=$CASEGATE_PID
 TLS_COOKIE=$(guest_cookie "$CASEGATE_CONFIG" "$CERT")
-[[ ,$ROWS, == *,relay,* ]] && start_relay "$RELAY_PORT"
+((RELAY_ROW)) && start_relay "$RELAY_PORT"
 SIGNED=$("${LOADTOOL[@]}" secure-link "$JSON_PATH" --secret "$NGINX_SECURE_LINK_SECRET" --ttl 86400)
 RESULTS="$WORK/results.jsonl"
 : >"$RESULTS"
@@ -102,7 +104,7 @@ read -r _ CASEGATE_SIZE < <(probe "http://127.0.0.1:$CASEGATE_PORT$JSON_PATH" \
 read -r _ CASEGATE_TLS_SIZE < <(probe "https://127.0.0.1:$CASEGATE_TLS_PORT$JSON_PATH" --cafile "$CERT" \
     --header "Cookie: $TLS_COOKIE" --expect 200 --body-bytes "$JSON_BYTES")
 read -r _ DIRECT_SIZE < <(probe "http://127.0.0.1:$UP_PORT$JSON_PATH" --expect 200 --body-bytes "$JSON_BYTES")
-[[ -z ${RELAY_PID:-} ]] || read -r _ RELAY_SIZE < <(probe "http://127.0.0.1:$RELAY_PORT$JSON_PATH" \
+((RELAY_ROW)) && read -r _ RELAY_SIZE < <(probe "http://127.0.0.1:$RELAY_PORT$JSON_PATH" \
     --expect 200 --body-bytes "$JSON_BYTES")
 
 gateway_pids() {

@@ -183,7 +183,7 @@ impl UpstreamPool {
         };
         // Connecting is rare (a kept connection is nearly always ready) and gets a timer of its
         // own; an exchange runs on its connection's kept timer (`exchange_by`).
-        let connect = || async {
+        let connect_by_deadline = || async {
             match tokio::time::timeout_at(deadline, connect(destination, settings.connect_timeout))
                 .await
             {
@@ -194,7 +194,7 @@ impl UpstreamPool {
         let (mut connection, reused) = match self.idle.take(destination, settings.pool_idle_timeout)
         {
             Some(connection) => (connection, true),
-            None => (connect().await?, false),
+            None => (connect_by_deadline().await?, false),
         };
         let answered =
             match exchange_by(deadline, &mut connection, head, body, framing, method).await? {
@@ -204,7 +204,7 @@ impl UpstreamPool {
                 // twice what the upstream did once.
                 Err(error) if reused && may_resend(&error) => {
                     debug!(%error, "kept upstream connection closed; reconnecting");
-                    connection = connect().await?;
+                    connection = connect_by_deadline().await?;
                     exchange_by(
                         deadline,
                         &mut connection,

@@ -96,7 +96,7 @@ pub async fn serve<T, H, F, B>(
     let mut buffer = BytesMut::from(read);
     let mut names = KnownNames::default();
     let mut out = Vec::new();
-    let mut waiting = Waiting::new(peer, settings, &shutdown);
+    let mut waiting = Waiting::new(peer, settings, shutdown);
     loop {
         let head = match waiting
             .next_head(&mut io, &mut buffer, &mut names, &mut out, events)
@@ -129,7 +129,7 @@ pub async fn serve<T, H, F, B>(
             peer,
             asked,
             expect_continue,
-            shutdown: &shutdown,
+            shutdown: &waiting.shutdown,
         };
         // Boxed: the gateway's future and the answer's writing are several KiB, which would
         // otherwise be part of every connection's task for its life, idle ones included.
@@ -293,6 +293,16 @@ mod tests {
         idle_timeout: Duration::from_secs(60),
     };
 
+    /// Waiting on a connection from 127.0.0.1, past its first request unless `first`, and the
+    /// sender that keeps its shutdown channel open.
+    fn waiting(settings: Http1Settings, first: bool) -> (watch::Sender<bool>, Waiting) {
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut waiting =
+            Waiting::new(SocketAddr::from(([127, 0, 0, 1], 1)), settings, shutdown_rx);
+        waiting.first = first;
+        (shutdown, waiting)
+    }
+
     struct NoEvents;
 
     impl ConnectionEvents for NoEvents {
@@ -303,13 +313,7 @@ mod tests {
     #[tokio::test]
     async fn a_parked_connection_holds_no_buffer_of_its_last_answer() {
         let (mut client, mut server) = tokio::io::duplex(1024);
-        let (_shutdown, shutdown_rx) = watch::channel(false);
-        let mut waiting = Waiting::new(
-            SocketAddr::from(([127, 0, 0, 1], 1)),
-            SETTINGS,
-            &shutdown_rx,
-        );
-        waiting.first = false;
+        let (_shutdown, mut waiting) = waiting(SETTINGS, false);
         let mut buffer = BytesMut::new();
         let mut names = KnownNames::default();
         // What a coalesced answer of small frames leaves behind.
@@ -414,12 +418,7 @@ mod tests {
             header_read_timeout: Duration::from_secs(60),
             ..SETTINGS
         };
-        let (_shutdown, shutdown_rx) = watch::channel(false);
-        let mut waiting = Waiting::new(
-            SocketAddr::from(([127, 0, 0, 1], 1)),
-            settings,
-            &shutdown_rx,
-        );
+        let (_shutdown, mut waiting) = waiting(settings, true);
         let mut buffer = BytesMut::new();
         let mut names = KnownNames::default();
         let mut out = Vec::new();
@@ -470,13 +469,7 @@ mod tests {
             parked: Arc::clone(&parked),
             first_read_after_parking: Arc::clone(&offered),
         };
-        let (_shutdown, shutdown_rx) = watch::channel(false);
-        let mut waiting = Waiting::new(
-            SocketAddr::from(([127, 0, 0, 1], 1)),
-            SETTINGS,
-            &shutdown_rx,
-        );
-        waiting.first = false;
+        let (_shutdown, mut waiting) = waiting(SETTINGS, false);
         let mut buffer = BytesMut::new();
         let mut names = KnownNames::default();
         let mut out = Vec::new();

@@ -24,7 +24,8 @@ pub(super) struct Waiting {
     settings: Http1Settings,
     /// The connection's one timer for its waits, kept from request to request (`lazy_timer`).
     timer: Pin<Box<Sleep>>,
-    shutdown: watch::Receiver<bool>,
+    /// The server's shutdown: read here before each wait, and by the exchange for keep-alive.
+    pub(super) shutdown: watch::Receiver<bool>,
     /// Ends once the server starts shutting down. Made once per connection: a wait on the
     /// channel made per request registered with it, and left it, under its lock each time.
     /// Never polled again once it has ended (the connection closes then).
@@ -35,7 +36,7 @@ impl Waiting {
     pub(super) fn new(
         peer: SocketAddr,
         settings: Http1Settings,
-        shutdown: &watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
     ) -> Waiting {
         let mut signal = shutdown.clone();
         Waiting {
@@ -43,7 +44,7 @@ impl Waiting {
             peer,
             settings,
             timer: Box::pin(tokio::time::sleep(settings.header_read_timeout)),
-            shutdown: shutdown.clone(),
+            shutdown,
             // A closed channel means the server is gone: that ends it too.
             stopping: Box::pin(async move {
                 let _ = signal.changed().await;
