@@ -34,15 +34,16 @@ macro_rules! key {
     };
 }
 
-/// Appends the record's line, newline included, to `out`.
-pub fn write_line(out: &mut Vec<u8>, record: &AccessRecord, format: LogFormat) {
+/// Appends the record's line, newline included, to `out`. `time` is when the request was
+/// received, on the wall clock.
+pub fn write_line(out: &mut Vec<u8>, record: &AccessRecord, time: SystemTime, format: LogFormat) {
     let style = match format {
         LogFormat::Json => Style::Json,
         LogFormat::Text => Style::Text,
     };
     // One list of fields for both formats, so that they cannot drift apart.
     style.key(out, key!(first "time"));
-    style.plain(out, |out| write_time(out, record.time));
+    style.plain(out, |out| write_time(out, time));
     style.key(out, key!("client"));
     style.plain(out, |out| write_ip(out, record.client));
     style.key(out, key!("method"));
@@ -238,7 +239,6 @@ mod tests {
 
     fn record() -> AccessRecord {
         let mut record = AccessRecord::begin(true, "192.0.2.7".parse().unwrap(), &Method::GET);
-        record.time = UNIX_EPOCH + Duration::from_millis(1_738_324_800_123);
         record.set_path("/cases/A-1/file name");
         record.set_share("sh_1", "A-1", "view");
         record.set_status(StatusCode::OK);
@@ -249,7 +249,8 @@ mod tests {
 
     fn line(record: &AccessRecord, format: LogFormat) -> String {
         let mut out = Vec::new();
-        write_line(&mut out, record, format);
+        let time = UNIX_EPOCH + Duration::from_millis(1_738_324_800_123);
+        write_line(&mut out, record, time, format);
         String::from_utf8(out).unwrap()
     }
 

@@ -10,6 +10,7 @@ mod format;
 mod record;
 mod redact;
 mod unanswered;
+mod wall_time;
 mod writer;
 
 use std::fs::OpenOptions;
@@ -119,6 +120,17 @@ impl AccessLog {
             dropped,
             writer: Mutex::new(Some(thread)),
         })
+    }
+
+    /// A handle for one worker thread that submits to the same writer. Requests clone the
+    /// `Arc` of the log they submit to, and a count shared by every worker would move between
+    /// the cores on each request. Closing is left to the log the handle came from.
+    pub fn worker_handle(&self) -> AccessLog {
+        AccessLog {
+            sender: self.sender.clone(),
+            dropped: Arc::clone(&self.dropped),
+            writer: Mutex::new(None),
+        }
     }
 
     /// The live count behind [`AccessLog::dropped`], for the metrics to export.

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::ops::Range;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use http::Method;
 
@@ -24,7 +24,8 @@ pub const ALLOWED: &str = "allowed";
 #[derive(Debug)]
 pub struct AccessRecord {
     enabled: bool,
-    pub(super) time: SystemTime,
+    /// When the request was received; the line's wall-clock time is worked out from it by the
+    /// writer (`wall_time.rs`).
     started: Instant,
     /// The client as the gateway resolved it: the TCP peer, or whom a trusted proxy forwarded.
     pub(super) client: IpAddr,
@@ -50,7 +51,6 @@ impl AccessRecord {
     pub fn begin(enabled: bool, client: IpAddr, method: &Method) -> AccessRecord {
         AccessRecord {
             enabled,
-            time: SystemTime::now(),
             started: Instant::now(),
             client,
             method: method.clone(),
@@ -116,6 +116,11 @@ impl AccessRecord {
         self.decision = decision;
         self.reason = None;
         self.status = status;
+    }
+
+    /// When the request was received: the metrics time the request from the same reading.
+    pub fn started(&self) -> Instant {
+        self.started
     }
 
     /// Time since the request was received.

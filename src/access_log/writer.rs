@@ -12,6 +12,7 @@ use tracing::warn;
 
 use super::format::write_line;
 use super::record::AccessRecord;
+use super::wall_time::WallAnchor;
 use crate::config::LogFormat;
 
 // Not boxed: the bounded channel's slots are allocated once, and a box would cost every request
@@ -43,13 +44,16 @@ impl Writer {
         let mut failing = false;
         let mut buffered = 0u64;
         while let Ok(message) = receiver.recv() {
+            // Every line of the batch takes its wall-clock time from this one reading.
+            let clock = WallAnchor::now();
             let mut next = Some(message);
             // Everything already queued goes out in one batch before the flush.
             while let Some(message) = next.take() {
                 match message {
                     Message::Line(record) => {
                         line.clear();
-                        write_line(&mut line, &record, self.format);
+                        let time = clock.wall_time_of(record.started());
+                        write_line(&mut line, &record, time, self.format);
                         match self.sink.write_all(&line) {
                             Ok(()) => buffered += 1,
                             Err(error) => self.lost(1, &error, &mut failing),

@@ -2,11 +2,12 @@
 //! traffic, differing only in which rewrite and sanitising rules apply.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::header;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use tokio::time::Instant;
 use tracing::debug;
 
 use super::Gateway;
@@ -109,7 +110,13 @@ impl Gateway {
         let sent = Instant::now();
         let answer = connection
             .upstream
-            .send(&outgoing, body, self.upstream.destination(), &self.client)
+            .send(
+                &outgoing,
+                body,
+                self.upstream.destination(),
+                &self.client,
+                sent,
+            )
             .await;
         // Until the response head, also when the upstream failed or timed out; `Gateway::handle`
         // reads it back for the metrics, so the gateway's own share of the request is told apart.

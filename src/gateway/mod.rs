@@ -160,7 +160,7 @@ impl Gateway {
         let wants_json = pages::wants_json(request.headers());
         let accept_language = request.headers().get(header::ACCEPT_LANGUAGE).cloned();
         let method = request.method().clone();
-        let started = std::time::Instant::now();
+        let started = record.started();
         let mut context = ShareContext::default();
         match self
             .handle_inner(request, connection, &mut context, record)

@@ -9,6 +9,7 @@
 mod connections;
 mod decision;
 mod labels;
+mod per_thread;
 mod primitives;
 mod text;
 
@@ -18,18 +19,16 @@ use std::time::Duration;
 
 pub use connections::{ConnectionGauge, TunnelGauge};
 pub use labels::{Decision, Outcome, Protocol, StateWrite, UpstreamClass};
+use per_thread::PerThread;
 pub use primitives::{Counter, Gauge, Histogram, LATENCY_BUCKETS};
 pub use text::CONTENT_TYPE;
 
 /// The whole set. One per process: it outlives gateway snapshots, so counters keep counting.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    requests: [Counter; Decision::ALL.len()],
-    upstream_responses: [Counter; UpstreamClass::ALL.len()],
-    /// From the request head arriving to the response head leaving the gateway.
-    request_duration: Histogram,
-    /// The same, minus the wait for the upstream's response head: casegate's own cost.
-    gateway_duration: Histogram,
+    /// Requests, upstream responses and their durations: what every request records, counted
+    /// apart by each thread.
+    per_thread: PerThread,
     open_connections: [Gauge; Protocol::ALL.len()],
     link_exchanges: Counter,
     codes_sent: Counter,
@@ -62,10 +61,11 @@ impl Metrics {
         total: Duration,
         upstream_wait: Option<Duration>,
     ) {
-        self.requests[decision as usize].inc();
-        self.request_duration.observe(total);
+        let mine = self.per_thread.mine();
+        mine.requests[decision as usize].inc();
+        mine.request_duration.observe(total);
         if let Some(wait) = upstream_wait {
-            self.gateway_duration.observe(total.saturating_sub(wait));
+            mine.gateway_duration.observe(total.saturating_sub(wait));
         }
     }
 
@@ -76,7 +76,7 @@ impl Metrics {
     }
 
     pub fn record_upstream(&self, class: UpstreamClass) {
-        self.upstream_responses[class as usize].inc();
+        self.per_thread.mine().upstream_responses[class as usize].inc();
     }
 
     pub fn record_link_exchange(&self) {
@@ -135,7 +135,7 @@ impl Metrics {
 
     /// How many requests were counted under `decision` (for tests and the start-up checks).
     pub fn requests(&self, decision: Decision) -> u64 {
-        self.requests[decision as usize].get()
+        self.per_thread.requests(decision)
     }
 }
 

@@ -67,6 +67,21 @@ impl Histogram {
         self.count.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// One histogram holding the observations of all of `parts`, for rendering.
+    pub fn merged<'a>(parts: impl Iterator<Item = &'a Histogram>) -> Histogram {
+        let merged = Histogram::default();
+        for part in parts {
+            for (total, bucket) in merged.buckets.iter().zip(&part.buckets) {
+                total.fetch_add(bucket.load(Ordering::Relaxed), Ordering::Relaxed);
+            }
+            let sum = part.sum_micros.load(Ordering::Relaxed);
+            merged.sum_micros.fetch_add(sum, Ordering::Relaxed);
+            let count = part.count.load(Ordering::Relaxed);
+            merged.count.fetch_add(count, Ordering::Relaxed);
+        }
+        merged
+    }
+
     /// Cumulative counts, one per bound and a last one for +Inf, as the exposition format wants.
     pub fn cumulative(&self) -> [u64; LATENCY_BUCKETS.len() + 1] {
         let mut total = 0;

@@ -45,7 +45,7 @@ pub(super) fn render(metrics: &Metrics) -> String {
         "Forwarded requests by the class of the upstream's status, or error when it did not answer.",
     );
     for class in UpstreamClass::ALL {
-        let count = metrics.upstream_responses[class as usize].get();
+        let count = metrics.per_thread.upstream_responses(class);
         series(
             &mut out,
             "casegate_upstream_responses_total",
@@ -57,13 +57,13 @@ pub(super) fn render(metrics: &Metrics) -> String {
         &mut out,
         "casegate_request_duration_seconds",
         "From the request head to the response head, upstream wait included.",
-        &metrics.request_duration,
+        &metrics.per_thread.request_duration(),
     );
     histogram(
         &mut out,
         "casegate_gateway_duration_seconds",
         "The gateway's own share of a request: its whole duration minus the wait for the upstream.",
-        &metrics.gateway_duration,
+        &metrics.per_thread.gateway_duration(),
     );
     header(
         &mut out,

@@ -15,7 +15,7 @@ use tracing::debug;
 
 use super::pool::{Destination, IdleConnections};
 use super::upstream_h1::{
-    Answered, ExchangeError, Home, RequestFraming, UpstreamBody, UpstreamConnection, exchange,
+    Answered, ExchangeError, RequestFraming, UpstreamBody, UpstreamConnection, exchange,
 };
 use super::{Body, empty_body};
 use crate::lazy_timer::wait_until;
@@ -142,7 +142,8 @@ impl UpstreamPool {
     }
 
     /// Sends a request to `destination` and waits for the response head, within
-    /// `response_timeout` (connecting included). The request head is written already, in origin
+    /// `response_timeout` of `sent` (connecting included). `sent` is the caller's own reading of
+    /// the clock, which it also times the upstream by: one reading serves both. The request head is written already, in origin
     /// form with the upstream's `Host` (`proxy::request`). The response body then streams with
     /// back-pressure: the upstream is read only as fast as the client takes it.
     pub async fn send(
@@ -151,9 +152,10 @@ impl UpstreamPool {
         body: Body,
         destination: &Destination,
         settings: &ClientSettings,
+        sent: Instant,
     ) -> Result<Response<UpstreamBody>, ForwardError> {
-        let deadline = Instant::now() + settings.response_timeout;
-        self.exchange(request, body, destination, settings, deadline)
+        let deadline = sent + settings.response_timeout;
+        self.exchange(request, body, destination, settings, sent, deadline)
             .await
             .map_err(|failed| match failed {
                 Failed::Unavailable(error) => ForwardError::Unavailable(error),
@@ -167,6 +169,7 @@ impl UpstreamPool {
         body: Body,
         destination: &Destination,
         settings: &ClientSettings,
+        sent: Instant,
         deadline: Instant,
     ) -> Result<Response<UpstreamBody>, Failed> {
         let Outgoing {
@@ -191,11 +194,14 @@ impl UpstreamPool {
                 Err(_) => Err(Failed::TimedOut),
             }
         };
-        let (mut connection, reused) = match self.idle.take(destination, settings.pool_idle_timeout)
-        {
-            Some(connection) => (connection, true),
-            None => (connect_by_deadline().await?, false),
-        };
+        let (mut connection, reused) =
+            match self
+                .idle
+                .take(destination, settings.pool_idle_timeout, sent)
+            {
+                Some(connection) => (connection, true),
+                None => (connect_by_deadline().await?, false),
+            };
         let answered =
             match exchange_by(deadline, &mut connection, head, body, framing, method).await? {
                 Ok(answered) => answered,
@@ -221,10 +227,6 @@ impl UpstreamPool {
         let Answered { head, request_sent } = answered;
         // A connection goes back for reuse once its body has been read, if its framing and the
         // whole request allow (a switched one never: it belongs to the tunnel).
-        let home = Home {
-            idle: self.idle.clone(),
-            destination: destination.clone(),
-        };
         // An error answer to a request with a body may have come before the upstream read the
         // body (a 413 while the upload still fit in the socket's buffer): an upstream that then
         // keeps the connection would read the rest of the body as a request. Not worth the risk.
@@ -237,7 +239,7 @@ impl UpstreamPool {
             connection,
             head.framing,
             head.reusable && request_sent && !refused_early,
-            home,
+            self.idle.clone(),
         );
         let offer = body.offer_splice();
         let mut response = Response::new(body);
@@ -327,7 +329,7 @@ async fn connect(
     };
     // Small requests and responses go out at once instead of waiting for Nagle's timer.
     let _ = stream.set_nodelay(true);
-    Ok(UpstreamConnection::new(stream))
+    Ok(UpstreamConnection::new(stream, destination.clone()))
 }
 
 #[cfg(test)]
@@ -415,6 +417,7 @@ mod retry_tests {
                 empty_body(),
                 &destination,
                 &settings,
+                Instant::now(),
             )
             .await
             .unwrap();
@@ -426,6 +429,7 @@ mod retry_tests {
                 empty_body(),
                 &destination,
                 &settings,
+                Instant::now(),
             )
             .await;
         assert_eq!(
@@ -478,7 +482,13 @@ mod retry_tests {
         };
         for (target, status, kept) in [("/cases/42/ok", 200, 1), ("/cases/42/refuse", 413, 0)] {
             let answer = pool
-                .send(&post(target), body(), &destination, &settings)
+                .send(
+                    &post(target),
+                    body(),
+                    &destination,
+                    &settings,
+                    Instant::now(),
+                )
                 .await
                 .unwrap();
             assert_eq!(answer.status(), status, "{target}");

@@ -13,7 +13,9 @@ use tokio::time::Instant;
 use super::upstream_h1::UpstreamConnection;
 
 /// Where a connection goes: the upstream's host (without IPv6 brackets) and port. The host is
-/// shared, so naming the destination of each exchange copies no text.
+/// shared, so naming the destination of each exchange copies no text. A connection keeps the one
+/// it was opened with (`UpstreamConnection::destination`): a kept connection's exchange then
+/// neither clones nor drops it, as the host's count is shared by every worker's requests.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Destination {
     pub host: Arc<str>,
@@ -21,7 +23,6 @@ pub struct Destination {
 }
 
 struct Idle {
-    destination: Destination,
     connection: UpstreamConnection,
     /// When this connection was put back.
     since: Instant,
@@ -42,20 +43,21 @@ pub struct IdleConnections {
 
 impl IdleConnections {
     /// A connection to `host:port` that is ready for a request, if there is one. The most
-    /// recently returned one is preferred (its socket and buffers are warm).
+    /// recently returned one is preferred (its socket and buffers are warm). `now` is the
+    /// caller's reading of the clock.
     pub fn take(
         &self,
         destination: &Destination,
         idle_timeout: Duration,
+        now: Instant,
     ) -> Option<UpstreamConnection> {
-        let now = Instant::now();
         let mut list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
         list.idle_timeout = Some(idle_timeout);
         let mut index = list.entries.len();
         while index > 0 {
             index -= 1;
             let entry = &mut list.entries[index];
-            if entry.destination != *destination {
+            if entry.connection.destination() != destination {
                 continue;
             }
             let usable = usable(entry, now, idle_timeout);
@@ -67,10 +69,9 @@ impl IdleConnections {
         None
     }
 
-    /// Keeps `connection` for later requests to `destination`.
-    pub fn put(&self, destination: Destination, connection: UpstreamConnection) {
+    /// Keeps `connection` for later requests to its destination.
+    pub fn put(&self, connection: UpstreamConnection) {
         let idle = Idle {
-            destination,
             connection,
             since: Instant::now(),
         };

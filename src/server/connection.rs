@@ -32,7 +32,7 @@ use crate::metrics::ConnectionGauge;
 use crate::proxy::client::UpstreamPool;
 use crate::proxy::client_address::ClientAddress;
 use crate::proxy::upstream_h1::SpliceOffer;
-use crate::reload::Snapshot;
+use crate::reload::{Snapshot, WorkerSnapshot};
 
 /// What the gateway knows about the connection a request arrived on, and whom the request is from.
 #[derive(Clone, Debug)]
@@ -96,7 +96,7 @@ pub struct Listening {
     /// The certificate in force when a connection arrives serves its whole handshake.
     pub tls: Option<Arc<Snapshot<TlsAcceptor>>>,
     /// Read once per request: a reload changes what the next request sees, never one in flight.
-    pub gateway: Arc<Snapshot<Gateway>>,
+    pub gateway: Arc<WorkerSnapshot<Gateway>>,
     pub builders: HttpBuilders,
     pub limits: Limits,
     pub access_log: Arc<AccessLog>,
@@ -167,7 +167,7 @@ pub fn serve_connection(
 
 /// What serving HTTP on a connection needs from its listener.
 struct Served<'a> {
-    gateway: Arc<Snapshot<Gateway>>,
+    gateway: Arc<WorkerSnapshot<Gateway>>,
     access_log: Arc<AccessLog>,
     builders: &'a HttpBuilders,
     limits: &'a Limits,
@@ -293,7 +293,7 @@ where
 /// What serving one request needs, for either protocol: the gateway's decision and answer, the
 /// access log's record around it, and the limits hyper's HTTP/2 side does not check itself.
 struct RequestHandler {
-    gateway: Arc<Snapshot<Gateway>>,
+    gateway: Arc<WorkerSnapshot<Gateway>>,
     access_log: Arc<AccessLog>,
     info: ConnectionInfo,
     gauge: ConnectionGauge,

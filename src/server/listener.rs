@@ -13,6 +13,7 @@ use super::connection::{Listening, http_builders, serve_connection};
 use super::slots::{ConnectionSlot, PerAddress};
 use super::workers::Shared;
 use crate::proxy::client::UpstreamPool;
+use crate::reload::WorkerSnapshot;
 
 /// One worker's accept loop: accepts connections until `shutdown` turns true, then waits (up to
 /// `[server] shutdown_grace`) for every connection it opened to finish its requests in flight
@@ -27,13 +28,19 @@ pub async fn serve_worker(
 ) {
     let listening = Arc::new(Listening {
         tls: shared.tls.clone(),
-        gateway: Arc::clone(&shared.gateway),
+        // The worker's own views of what every worker shares: the handles its requests take
+        // are counted on lines only this thread writes.
+        gateway: Arc::new(WorkerSnapshot::new(Arc::clone(&shared.gateway))),
         builders: http_builders(&shared.limits),
         limits: shared.limits.clone(),
-        access_log: Arc::clone(&shared.access_log),
+        access_log: Arc::new(shared.access_log.worker_handle()),
         upstream: UpstreamPool::new(),
     });
     listening.upstream.spawn_sweeper();
+    // The worker's connections wait on a shutdown signal of the worker's own, relayed from the
+    // process's: every connection reads and waits on its signal between requests, and a signal
+    // shared by every worker would move its lock between the cores on each request.
+    let (worker_shutdown, connection_shutdown) = watch::channel(*shutdown.borrow());
     let mut connections = JoinSet::new();
     while let Some((stream, peer, slot)) =
         next_connection(&listener, &slots, &mut connections, &mut shutdown).await
@@ -56,9 +63,10 @@ pub async fn serve_worker(
             peer,
             Arc::clone(&listening),
             Arc::new(ConnectionSlot::new(slot, address_slot)),
-            shutdown.clone(),
+            connection_shutdown.clone(),
         ));
     }
+    worker_shutdown.send_replace(true);
     // Closed before draining, so new connections are refused while old ones finish.
     drop(listener);
     // Every connection saw the same shutdown signal and is finishing gracefully.

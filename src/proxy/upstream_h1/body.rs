@@ -19,7 +19,7 @@ use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use super::chunked::{ChunkedDecoder, ChunkedError, Decoded};
 use super::connection::UpstreamConnection;
 use super::response_head::BodyFraming;
-use crate::proxy::pool::{Destination, IdleConnections};
+use crate::proxy::pool::IdleConnections;
 
 /// A length-framed body at least this long is offered to a writer that can move it from socket to
 /// socket in the kernel ([`SpliceOffer`]): a video, not a page.
@@ -34,12 +34,6 @@ pub(crate) fn take_counted(buffer: &mut BytesMut, remaining: &mut u64) -> Bytes 
         .min(buffer.len());
     *remaining -= take as u64;
     buffer.split_to(take).freeze()
-}
-
-/// Where a connection goes back to once its response has been read.
-pub struct Home {
-    pub idle: IdleConnections,
-    pub destination: Destination,
 }
 
 /// Why a response body could not be read to its end.
@@ -95,7 +89,8 @@ pub struct UpstreamBody {
     connection: Option<UpstreamConnection>,
     reading: Reading,
     reusable: bool,
-    home: Home,
+    /// Where the connection goes back once the response has been read.
+    home: IdleConnections,
     /// A large body's connection, offered until the body is first polled.
     offer: Option<SpliceOffer>,
 }
@@ -121,7 +116,8 @@ pub struct Spliceable {
     /// Body bytes not yet handed on, from the buffer or the socket.
     remaining: u64,
     reusable: bool,
-    home: Home,
+    /// Where the connection goes back once the response has been read.
+    home: IdleConnections,
 }
 
 impl SpliceOffer {
@@ -173,9 +169,7 @@ impl Spliceable {
             return;
         }
         self.connection.rest();
-        self.home
-            .idle
-            .put(self.home.destination.clone(), self.connection);
+        self.home.put(self.connection);
     }
 }
 
@@ -187,7 +181,7 @@ impl UpstreamBody {
         connection: UpstreamConnection,
         framing: BodyFraming,
         reusable: bool,
-        home: Home,
+        home: IdleConnections,
     ) -> UpstreamBody {
         let reading = match framing {
             BodyFraming::Empty | BodyFraming::Switched => Reading::Done,
@@ -227,10 +221,7 @@ impl UpstreamBody {
             connection,
             remaining,
             reusable: self.reusable,
-            home: Home {
-                idle: self.home.idle.clone(),
-                destination: self.home.destination.clone(),
-            },
+            home: self.home.clone(),
         });
         self.offer = Some(offer.clone());
         Some(offer)
@@ -265,9 +256,7 @@ impl UpstreamBody {
             return;
         }
         connection.rest();
-        self.home
-            .idle
-            .put(self.home.destination.clone(), connection);
+        self.home.put(connection);
     }
 
     fn fail(&mut self, error: BodyError) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {

@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use super::response_head::KnownNames;
+use crate::proxy::pool::Destination;
 
 /// The first read of an exchange asks for this much: a typical head and small body fit.
 const FIRST_READ: usize = 16 * 1024;
@@ -28,6 +29,8 @@ const IDLE_BUFFER: usize = 32 * 1024;
 #[derive(Debug)]
 pub struct UpstreamConnection {
     pub(super) stream: TcpStream,
+    /// Where `stream` goes: the pool keeps the connection for requests to the same place.
+    destination: Destination,
     /// Bytes read and not yet handed out. Between exchanges it must be empty: anything in it
     /// would be read as the next exchange's response.
     pub(super) buffer: BytesMut,
@@ -40,14 +43,19 @@ pub struct UpstreamConnection {
 }
 
 impl UpstreamConnection {
-    pub fn new(stream: TcpStream) -> UpstreamConnection {
+    pub fn new(stream: TcpStream, destination: Destination) -> UpstreamConnection {
         UpstreamConnection {
             stream,
+            destination,
             buffer: BytesMut::new(),
             read_size: FIRST_READ,
             names: KnownNames::default(),
             timer: None,
         }
+    }
+
+    pub fn destination(&self) -> &Destination {
+        &self.destination
     }
 
     /// The connection's timer, taken out for an exchange that must end by `deadline`; given back
@@ -162,7 +170,11 @@ mod tests {
             .await
             .unwrap();
         let (mut peer, _) = listener.accept().unwrap();
-        let mut connection = UpstreamConnection::new(stream);
+        let destination = Destination {
+            host: "127.0.0.1".into(),
+            port: listener.local_addr().unwrap().port(),
+        };
+        let mut connection = UpstreamConnection::new(stream, destination);
         peer.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap();
         let read = poll_fn(|cx| connection.poll_fill(cx)).await.unwrap();
         assert_eq!(read, 27);

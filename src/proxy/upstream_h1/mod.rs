@@ -17,7 +17,7 @@ pub mod exchange;
 pub mod request_head;
 pub mod response_head;
 
-pub use body::{BodyError, Home, SpliceOffer, Spliceable, UpstreamBody};
+pub use body::{BodyError, SpliceOffer, Spliceable, UpstreamBody};
 pub use connection::UpstreamConnection;
 pub use exchange::{Answered, ExchangeError, exchange};
 pub use request_head::{RequestFraming, encode_request_head};

@@ -61,8 +61,10 @@ impl Waiting {
         events: &dyn ConnectionEvents,
     ) -> Next {
         let settings = &self.settings;
-        let waiting_since = Instant::now();
-        // Set by the head's first byte.
+        // The clock is read only once there is something to wait for: a head that is read whole
+        // at once (nearly every one) needs neither reading.
+        let mut waiting_since = None;
+        // Set by the head's first bytes, in the same turn of the loop as they arrive.
         let mut head_deadline = None;
         let mut parked = false;
         // The buffer's length when it last held part of a head: it is parsed again only once the
@@ -70,7 +72,6 @@ impl Waiting {
         let mut partial_len = None;
         loop {
             if !buffer.is_empty() {
-                head_deadline.get_or_insert_with(|| Instant::now() + settings.header_read_timeout);
                 let may_be_whole = partial_len.is_none_or(|seen| head_may_end(buffer, seen))
                     || buffer.len() >= settings.head.max_bytes;
                 if may_be_whole {
@@ -81,13 +82,22 @@ impl Waiting {
                     }
                 }
                 partial_len = Some(buffer.len());
+                head_deadline.get_or_insert_with(|| Instant::now() + settings.header_read_timeout);
             }
             let deadline = match head_deadline {
                 Some(deadline) => deadline,
-                // A new connection gets the head timeout for its first byte too.
-                None if self.first => waiting_since + settings.header_read_timeout,
-                None if parked => waiting_since + settings.idle_timeout,
-                None => waiting_since + PARK_AFTER.min(settings.idle_timeout),
+                None => {
+                    let since = *waiting_since.get_or_insert_with(Instant::now);
+                    // A new connection gets the head timeout for its first byte too.
+                    let wait = if self.first {
+                        settings.header_read_timeout
+                    } else if parked {
+                        settings.idle_timeout
+                    } else {
+                        PARK_AFTER.min(settings.idle_timeout)
+                    };
+                    since + wait
+                }
             };
             if *self.shutdown.borrow() && head_deadline.is_none() {
                 return Next::Close;
