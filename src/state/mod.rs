@@ -23,6 +23,7 @@ mod journal;
 mod key;
 mod layout;
 mod maintenance;
+mod presence_filter;
 mod record;
 pub mod redis;
 mod replay;

@@ -7,6 +7,7 @@ use dashmap::DashMap;
 
 use super::Revocation;
 use super::key::{IdKey, KeyHasher};
+use super::presence_filter::PresenceFilter;
 use super::record::{Record, ShareState};
 
 /// Shares, revoked ids and case cut-offs. Revoked ids live apart from share records because most
@@ -16,6 +17,9 @@ pub(crate) struct View {
     shares: DashMap<Box<str>, ShareState>,
     revoked: DashMap<IdKey, i64, KeyHasher>,
     cases: DashMap<IdKey, i64, KeyHasher>,
+    /// Which ids may be in `revoked` and `cases`: the hot path reads these, not the maps' locks.
+    revoked_filter: PresenceFilter,
+    cases_filter: PresenceFilter,
     /// How many cases carry a not_before, so the hot path skips the case map while there are none.
     case_count: AtomicUsize,
 }
@@ -35,6 +39,7 @@ impl View {
                 }
             },
             Record::RevokedShare { id, at } => {
+                self.revoked_filter.insert(id.as_bytes());
                 self.revoked
                     .entry(IdKey::new(&id))
                     .and_modify(|first| *first = (*first).min(at))
@@ -42,6 +47,7 @@ impl View {
             }
             Record::RevokedCase { case, not_before } => {
                 let mut fresh = false;
+                self.cases_filter.insert(case.as_bytes());
                 self.cases
                     .entry(IdKey::new(&case))
                     .and_modify(|current| *current = (*current).max(not_before))
@@ -80,10 +86,14 @@ impl View {
         case: &str,
         issued_at: i64,
     ) -> Option<Revocation> {
-        if let Some(at) = self.revoked.get(share_id.as_bytes()) {
+        if self.revoked_filter.may_contain(share_id.as_bytes())
+            && let Some(at) = self.revoked.get(share_id.as_bytes())
+        {
             return Some(Revocation::Share { at: *at });
         }
-        if self.case_count.load(Ordering::Acquire) == 0 {
+        if self.case_count.load(Ordering::Acquire) == 0
+            || !self.cases_filter.may_contain(case.as_bytes())
+        {
             return None;
         }
         let not_before = *self.cases.get(case.as_bytes())?;
