@@ -128,23 +128,13 @@ pub fn parse_response_head(
     };
     // Where each field sits in the buffer, so that the values can share the head's bytes
     // instead of being copied (hyper does the same).
-    let base = buffer.as_ptr() as usize;
-    let mut spans = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
-    let count = response.headers.len();
-    let offset = |text: &[u8]| (text.as_ptr() as usize - base) as u32;
-    for (span, field) in spans.iter_mut().zip(response.headers.iter()) {
-        let name = field.name.as_bytes();
-        *span = (
-            offset(name),
-            name.len() as u32,
-            offset(field.value),
-            field.value.len() as u32,
-        );
-    }
+    let mut storage = [const { MaybeUninit::<FieldSpan>::uninit() }; MAX_HEADERS];
+    let spans = field_spans(&mut storage, response.headers, buffer);
+    let count = spans.len();
     let head = buffer.split_to(length).freeze();
     let mut reading = FramingFields::default();
     let mut headers = HeaderMap::with_capacity(count + ROOM_FOR_OURS);
-    for (index, &(name_at, name_len, value_at, value_len)) in spans[..count].iter().enumerate() {
+    for (index, &(name_at, name_len, value_at, value_len)) in spans.iter().enumerate() {
         let (name_at, name_len) = (name_at as usize, name_len as usize);
         let (value_at, value_len) = (value_at as usize, value_len as usize);
         let name = field_name(&head[name_at..name_at + name_len], index, names)?;
@@ -170,6 +160,33 @@ pub fn parse_response_head(
     Ok(Parsed::Final(
         reading.decide(status, version, headers, method),
     ))
+}
+
+/// Where a field's name and value sit in its head: offset and length of each.
+pub(crate) type FieldSpan = (u32, u32, u32, u32);
+
+/// The spans of `fields` (parsed from `buffer`) in `storage`, which is not zeroed first: only the
+/// spans written are handed back (zeroing the room for every possible field cost 2 KiB of writes
+/// a response, and as many cache lines). `storage` must have room for every field.
+pub(crate) fn field_spans<'s>(
+    storage: &'s mut [MaybeUninit<FieldSpan>],
+    fields: &[httparse::Header<'_>],
+    buffer: &[u8],
+) -> &'s [FieldSpan] {
+    let base = buffer.as_ptr() as usize;
+    let offset = |text: &[u8]| (text.as_ptr() as usize - base) as u32;
+    let count = fields.len().min(storage.len());
+    for (span, field) in storage.iter_mut().zip(&fields[..count]) {
+        let name = field.name.as_bytes();
+        span.write((
+            offset(name),
+            name.len() as u32,
+            offset(field.value),
+            field.value.len() as u32,
+        ));
+    }
+    // SAFETY: the first `count` spans were written just above.
+    unsafe { std::slice::from_raw_parts(storage.as_ptr().cast::<FieldSpan>(), count) }
 }
 
 /// The field names of a connection's last head, in order, each as spelled on the wire: an

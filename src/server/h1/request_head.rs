@@ -17,7 +17,9 @@ use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Uri, Version};
 
 use crate::proxy::hop::options_of;
-use crate::proxy::upstream_h1::response_head::{KnownNames, field_name, parse_length};
+use crate::proxy::upstream_h1::response_head::{
+    FieldSpan, KnownNames, field_name, field_spans, parse_length,
+};
 
 /// The longest request target read; hyper's limit (its `MAX_URI_LEN`).
 const MAX_TARGET_BYTES: usize = (u16::MAX - 1) as usize;
@@ -135,22 +137,9 @@ pub fn parse_request_head(
     let base = buffer.as_ptr() as usize;
     let offset = |text: &[u8]| text.as_ptr() as usize - base;
     let target_span = (offset(target.as_bytes()), target.len());
-    let count = request.headers.len();
-    // Not zeroed first: only the `count` written below are read (16 KiB of zeroes a request
-    // otherwise).
-    let mut spans = [const { MaybeUninit::<(u32, u32, u32, u32)>::uninit() }; FIELDS_CEILING];
-    for (span, field) in spans.iter_mut().zip(request.headers.iter()) {
-        let name = field.name.as_bytes();
-        span.write((
-            offset(name) as u32,
-            name.len() as u32,
-            offset(field.value) as u32,
-            field.value.len() as u32,
-        ));
-    }
-    // SAFETY: the first `count` spans were written above (`headers` holds `count` fields).
-    let spans =
-        unsafe { std::slice::from_raw_parts(spans.as_ptr().cast::<(u32, u32, u32, u32)>(), count) };
+    let mut storage = [const { MaybeUninit::<FieldSpan>::uninit() }; FIELDS_CEILING];
+    let spans = field_spans(&mut storage, request.headers, buffer);
+    let count = spans.len();
     let head: Bytes = buffer.split_to(length).freeze();
     let uri = Uri::from_maybe_shared(head.slice(target_span.0..target_span.0 + target_span.1))
         .map_err(|_| HeadError::Malformed("request target"))?;
