@@ -41,8 +41,7 @@ impl PresenceFilter {
     /// `false` only if `id` was never inserted.
     pub(crate) fn may_contain(&self, id: &[u8]) -> bool {
         let (word, bits) = self.place(id);
-        let _ = (word, bits);
-        false
+        self.words[word].load(Ordering::Acquire) & bits == bits
     }
 
     /// The word an id lives in and its two bits there, from one 64-bit hash.
