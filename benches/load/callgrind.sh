@@ -11,13 +11,22 @@
 # counted (both workers, the access log's writer thread), as the CPU time in compare.sh is.
 #
 # Usage: benches/load/callgrind.sh [--count 2000] [--warmup 200] [--keep] [--annotate N]
+#                                  [--gateway casegate|nginx] [--cache-sim]
 #   --annotate N  also print the N functions with the most instructions (inclusive and self)
+#   --gateway nginx  counts compare.sh's nginx secure_link gateway instead, with a signed URL:
+#                 one process (`master_process off`, one worker), the same config otherwise
+#   --cache-sim   also simulates the caches and branch predictors (callgrind's --cache-sim and
+#                 --branch-sim, sized as this machine's) and prints per request: data reads and
+#                 writes, L1 misses (instructions, data read, data write) and mispredicted
+#                 branches. Instruction counts alone miss what the two gateways do to the caches.
 # CASEGATE_BIN=path skips `cargo build --release` and uses that binary.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 COUNT=2000
 WARMUP=200
+GATEWAY=casegate
+CACHE_SIM=0
 ANNOTATE=0
 while (($#)); do
     case $1 in
@@ -25,33 +34,57 @@ while (($#)); do
     --warmup) WARMUP=$2; shift 2 ;;
     --annotate) ANNOTATE=$2; shift 2 ;;
     --keep) KEEP_WORK=1; shift ;;
+    --gateway) GATEWAY=$2; shift 2 ;;
+    --cache-sim) CACHE_SIM=1; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
     esac
 done
 [[ $COUNT =~ ^[1-9][0-9]*$ ]] || die "--count must be a whole number >= 1"
 [[ $WARMUP =~ ^[0-9]+$ ]] || die "--warmup must be a whole number"
+[[ $GATEWAY == casegate || $GATEWAY == nginx ]] || die "--gateway must be casegate or nginx"
 
 require_tools nginx:nginx valgrind:valgrind callgrind_control:valgrind \
     callgrind_annotate:valgrind python3:python3 truncate:coreutils
-build_casegate
+[[ $GATEWAY == casegate ]] && build_casegate
 setup_work_dir
 
 free_ports 2
-read -r UP_PORT CASEGATE_PORT <<<"${PORTS[*]}"
-new_casegate_key
+read -r UP_PORT GATEWAY_PORT <<<"${PORTS[*]}"
 start_upstream "$UP_PORT" 1M
 OUT="$WORK/callgrind.out"
-CASEGATE_WRAPPER="valgrind --tool=callgrind --callgrind-out-file=$OUT"
-start_casegate casegate "$CASEGATE_PORT" plain
-COOKIE=$(guest_cookie "$CASEGATE_CONFIG")
-URL="http://127.0.0.1:$CASEGATE_PORT$JSON_PATH"
+VALGRIND=(valgrind --tool=callgrind "--callgrind-out-file=$OUT")
+((CACHE_SIM)) && VALGRIND+=(--cache-sim=yes --branch-sim=yes)
+if [[ $GATEWAY == casegate ]]; then
+    new_casegate_key
+    CASEGATE_WRAPPER="${VALGRIND[*]}"
+    start_casegate casegate "$GATEWAY_PORT" plain
+    GATEWAY_PID=$CASEGATE_PID
+    HEADERS=(--header "Cookie: $(guest_cookie "$CASEGATE_CONFIG")")
+    URL="http://127.0.0.1:$GATEWAY_PORT$JSON_PATH"
+    VERSION="casegate $("$CASEGATE_BIN" --version 2>/dev/null || echo '(version unknown)')"
+else
+    dir="$WORK/nginx-gateway"
+    mkdir -p "$dir"
+    # One process that serves, so the one callgrind follows is the one that works.
+    { nginx_gateway_conf "$dir" "$GATEWAY_PORT" "" 1; echo "master_process off;"; } >"$dir/nginx.conf"
+    nginx -t -q -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>"$dir/check.log" ||
+        die "nginx config in $dir refused: $(cat "$dir/check.log")"
+    "${VALGRIND[@]}" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>"$dir/valgrind.log" &
+    GATEWAY_PID=$!
+    STARTED_PIDS+=("$GATEWAY_PID")
+    "${LOADTOOL[@]}" wait-port "$GATEWAY_PORT" || die "nginx under valgrind did not start: $(tail -5 "$dir/error.log")"
+    HEADERS=()
+    SIGNED=$("${LOADTOOL[@]}" secure-link "$JSON_PATH" --secret "$NGINX_SECURE_LINK_SECRET" --ttl 86400)
+    URL="http://127.0.0.1:$GATEWAY_PORT$SIGNED"
+    VERSION="$(nginx -v 2>&1 | sed 's/^nginx version: //') secure_link"
+fi
 
-sequential() { "${LOADTOOL[@]}" sequential "$URL" --header "Cookie: $COOKIE" --count "$1"; }
+sequential() { "${LOADTOOL[@]}" sequential "$URL" "${HEADERS[@]}" --count "$1"; }
 ((WARMUP == 0)) || sequential "$WARMUP"
-callgrind_control --zero "$CASEGATE_PID" >/dev/null 2>&1 || die "callgrind_control --zero failed"
+callgrind_control --zero "$GATEWAY_PID" >/dev/null 2>&1 || die "callgrind_control --zero failed"
 sequential "$COUNT"
-callgrind_control --dump=measured "$CASEGATE_PID" >/dev/null 2>&1 || die "callgrind_control --dump failed"
+callgrind_control --dump=measured "$GATEWAY_PID" >/dev/null 2>&1 || die "callgrind_control --dump failed"
 
 # The dump made after zeroing holds only the measured requests (its name ends in .1 or so).
 DUMP=$(grep -l '^desc: Trigger: .*measured' "$OUT"* | head -1)
@@ -59,8 +92,25 @@ DUMP=$(grep -l '^desc: Trigger: .*measured' "$OUT"* | head -1)
 TOTAL=$(sed -n 's/^summary: \([0-9]*\).*/\1/p; s/^totals: \([0-9]*\).*/\1/p' "$DUMP" | head -1)
 [[ -n $TOTAL ]] || die "no instruction total in $DUMP"
 say "$(machine_summary)"
-say "casegate $("$CASEGATE_BIN" --version 2>/dev/null || echo '(version unknown)'), $COUNT guest requests on one keep-alive connection after $WARMUP to warm up"
+say "$VERSION, $COUNT guest requests on one keep-alive connection after $WARMUP to warm up"
 echo "instructions per guest request: $((TOTAL / COUNT)) ($TOTAL in all)"
+if ((CACHE_SIM)); then
+    # The events line names the columns of the summary line.
+    python3 - "$DUMP" "$COUNT" <<'EOF'
+import sys
+events = summary = None
+for line in open(sys.argv[1]):
+    if line.startswith("events:"):
+        events = line.split()[1:]
+    elif line.startswith(("summary:", "totals:")) and summary is None:
+        summary = [int(value) for value in line.split()[1:]]
+per = dict(zip(events, (value / int(sys.argv[2]) for value in summary)))
+print("per guest request: data reads %.0f, data writes %.0f; L1 misses: instructions %.0f, "
+      "data read %.0f, data write %.0f; mispredicted branches %.0f (conditional %.0f, indirect %.0f)"
+      % (per["Dr"], per["Dw"], per["I1mr"], per["D1mr"], per["D1mw"],
+         per["Bcm"] + per["Bim"], per["Bcm"], per["Bim"]))
+EOF
+fi
 if ((ANNOTATE > 0)); then
     callgrind_annotate --inclusive=yes "$DUMP" 2>/dev/null | sed -n "1,$((ANNOTATE + 25))p"
     callgrind_annotate "$DUMP" 2>/dev/null | sed -n "1,$((ANNOTATE + 25))p"

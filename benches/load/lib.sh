@@ -182,17 +182,21 @@ EOF
     UPSTREAM_PORT=$port
 }
 
-# start_nginx_gateway PLAIN_PORT TLS_PORT - nginx with the classic secure_link setup in front of
-# the upstream, 2 workers, HTTP/1.1 on PLAIN_PORT and HTTP/1.1 + HTTP/2 over TLS on TLS_PORT.
-# Sets NGINX_GATEWAY_PID.
-start_nginx_gateway() {
-    local plain=$1 tls=$2 dir="$WORK/nginx-gateway"
-    mkdir -p "$dir"
-    {
-        nginx_common "$dir" 2
-        echo "http {"
-        nginx_http_common "$dir"
-        cat <<EOF
+# nginx_gateway_conf DIR PLAIN_PORT [TLS_PORT] [WORKERS] - the config of nginx with the classic
+# secure_link setup in front of the upstream: HTTP/1.1 on PLAIN_PORT and, when given, HTTP/1.1 +
+# HTTP/2 over TLS on TLS_PORT. Shared by compare.sh and callgrind.sh, so both measure the same nginx.
+nginx_gateway_conf() {
+    local dir=$1 plain=$2 tls=${3:-} workers=${4:-2} tls_listen=""
+    if [[ -n $tls ]]; then
+        tls_listen="listen 127.0.0.1:$tls ssl http2;
+        ssl_certificate $CERT;
+        ssl_certificate_key $KEY;
+        ssl_protocols TLSv1.2 TLSv1.3;"
+    fi
+    nginx_common "$dir" "$workers"
+    echo "http {"
+    nginx_http_common "$dir"
+    cat <<EOF
     # Every request logged, as casegate does; buffered, which is nginx's cheapest way.
     access_log /dev/null combined buffer=64k flush=1s;
     upstream app {
@@ -202,10 +206,7 @@ start_nginx_gateway() {
     }
     server {
         listen 127.0.0.1:$plain;
-        listen 127.0.0.1:$tls ssl http2;
-        ssl_certificate $CERT;
-        ssl_certificate_key $KEY;
-        ssl_protocols TLSv1.2 TLSv1.3;
+        $tls_listen
         location /cases/ {
             secure_link \$arg_md5,\$arg_expires;
             secure_link_md5 "\$secure_link_expires\$uri $NGINX_SECURE_LINK_SECRET";
@@ -219,7 +220,14 @@ start_nginx_gateway() {
     }
 }
 EOF
-    } >"$dir/nginx.conf"
+}
+
+# start_nginx_gateway PLAIN_PORT TLS_PORT - nginx_gateway_conf's nginx, 2 workers.
+# Sets NGINX_GATEWAY_PID.
+start_nginx_gateway() {
+    local plain=$1 tls=$2 dir="$WORK/nginx-gateway"
+    mkdir -p "$dir"
+    nginx_gateway_conf "$dir" "$plain" "$tls" 2 >"$dir/nginx.conf"
     start_nginx "$dir" "$plain"
     "${LOADTOOL[@]}" wait-port "$tls" || die "nginx gateway does not listen on $tls"
     NGINX_GATEWAY_PID=$NGINX_PID

@@ -3,8 +3,9 @@
 //!
 //! Hand-written rather than a client crate: the set is fixed, every label value is known at
 //! compile time, so each series is one atomic in an array indexed by an enum (`labels.rs`) and
-//! recording is a relaxed add with no lock, map lookup or allocation. The README's "Metrics and
-//! health" section lists every name, type and label.
+//! recording is a relaxed add with no lock, map lookup or allocation. The series every request
+//! records are kept once per thread slot (`per_thread.rs`) and summed when rendered. The README's
+//! "Metrics and health" section lists every name, type and label.
 
 mod connections;
 mod decision;
