@@ -460,6 +460,36 @@ def verdict(ratio, target, at_least):
     return f"{ratio:.2f} ({'met' if met else 'MISSED'}, {sign}{target})"
 
 
+def cmd_pairs(args):
+    """ab.sh's verdict: per build the median CPU per request, and the median of the pairs' B - A."""
+    with open(args.results) as results:
+        rounds = [json.loads(line) for line in results if line.strip()]
+    per = {}
+    for r in rounds:
+        per.setdefault(r["round"], {})[r["gateway"]] = {
+            "cpu": r["cpu_seconds"] / r["requests"] * 1e6,
+            "user": r["cpu_user_seconds"] / r["requests"] * 1e6,
+            "kernel": r["cpu_system_seconds"] / r["requests"] * 1e6,
+            "rps": r["requests"] / r["seconds"],
+        }
+    pairs = [both for both in per.values() if "a" in both and "b" in both]
+    if not pairs:
+        fail("no whole pair in the results")
+    for build in ("a", "b"):
+        median = {key: statistics.median(p[build][key] for p in pairs) for key in pairs[0][build]}
+        print(
+            f"build {build.upper()}: median {median['rps']:8.0f} req/s, CPU {median['cpu']:5.2f} us/request "
+            f"(user {median['user']:5.2f}, kernel {median['kernel']:5.2f})"
+        )
+    differences = {key: [p["b"][key] - p["a"][key] for p in pairs] for key in ("cpu", "user", "kernel")}
+    cheaper = sum(1 for difference in differences["cpu"] if difference < 0)
+    print(
+        f"B - A over {len(pairs)} pairs, median: CPU {statistics.median(differences['cpu']):+.2f} us/request "
+        f"(user {statistics.median(differences['user']):+.2f}, kernel "
+        f"{statistics.median(differences['kernel']):+.2f}); B cheaper in {cheaper} of {len(pairs)} pairs"
+    )
+
+
 def cmd_table(args):
     with open(args.results) as results:
         rounds = [json.loads(line) for line in results if line.strip()]
@@ -651,6 +681,10 @@ def main():
     p.add_argument("--markdown")
     p.add_argument("--preamble", default="")
     p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("pairs", help="ab.sh's verdict from its paired rounds")
+    p.add_argument("--results", required=True)
+    p.set_defaults(func=cmd_pairs)
 
     p = sub.add_parser("idle", help="hold idle keep-alive connections, report VmRSS")
     p.add_argument("url")
