@@ -1,6 +1,7 @@
 //! The wall-clock time a line shows, worked out by the writer thread from the monotonic instant
-//! the request was received. Request handling then reads one clock per request instead of two:
-//! reading a clock costs tens of nanoseconds on a virtual machine, and a request read six.
+//! the request was received. Request handling then reads one clock for its record instead of two:
+//! a reading costs about 50 ns on the virtual machines casegate was measured on, and a request
+//! read the clocks 21 times.
 
 use std::time::{Instant, SystemTime};
 

@@ -143,9 +143,10 @@ impl UpstreamPool {
 
     /// Sends a request to `destination` and waits for the response head, within
     /// `response_timeout` of `sent` (connecting included). `sent` is the caller's own reading of
-    /// the clock, which it also times the upstream by: one reading serves both. The request head is written already, in origin
-    /// form with the upstream's `Host` (`proxy::request`). The response body then streams with
-    /// back-pressure: the upstream is read only as fast as the client takes it.
+    /// the clock, which it also times the upstream by: one reading serves both. The request head
+    /// is written already, in origin form with the upstream's `Host` (`proxy::request`). The
+    /// response body then streams with back-pressure: the upstream is read only as fast as the
+    /// client takes it.
     pub async fn send(
         &self,
         request: &Outgoing,
@@ -194,14 +195,13 @@ impl UpstreamPool {
                 Err(_) => Err(Failed::TimedOut),
             }
         };
-        let (mut connection, reused) =
-            match self
-                .idle
-                .take(destination, settings.pool_idle_timeout, sent)
-            {
-                Some(connection) => (connection, true),
-                None => (connect_by_deadline().await?, false),
-            };
+        let kept = self
+            .idle
+            .take(destination, settings.pool_idle_timeout, sent);
+        let (mut connection, reused) = match kept {
+            Some(connection) => (connection, true),
+            None => (connect_by_deadline().await?, false),
+        };
         let answered =
             match exchange_by(deadline, &mut connection, head, body, framing, method).await? {
                 Ok(answered) => answered,
