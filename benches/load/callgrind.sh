@@ -68,12 +68,8 @@ else
     mkdir -p "$dir"
     # One process that serves, so the one callgrind follows is the one that works.
     { nginx_gateway_conf "$dir" "$GATEWAY_PORT" "" 1; echo "master_process off;"; } >"$dir/nginx.conf"
-    nginx -t -q -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>"$dir/check.log" ||
-        die "nginx config in $dir refused: $(cat "$dir/check.log")"
-    "${VALGRIND[@]}" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>"$dir/valgrind.log" &
-    GATEWAY_PID=$!
-    STARTED_PIDS+=("$GATEWAY_PID")
-    "${LOADTOOL[@]}" wait-port "$GATEWAY_PORT" || die "nginx under valgrind did not start: $(tail -5 "$dir/error.log")"
+    start_nginx "$dir" "$GATEWAY_PORT" "${VALGRIND[@]}"
+    GATEWAY_PID=$NGINX_PID
     HEADERS=()
     SIGNED=$("${LOADTOOL[@]}" secure-link "$JSON_PATH" --secret "$NGINX_SECURE_LINK_SECRET" --ttl 86400)
     URL="http://127.0.0.1:$GATEWAY_PORT$SIGNED"

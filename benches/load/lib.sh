@@ -134,12 +134,14 @@ nginx_http_common() {
 EOF
 }
 
-# start_nginx NAME CONF - runs nginx in the foreground of a background job; sets NGINX_PID.
+# start_nginx DIR PORT [WRAPPER...] - runs nginx with DIR/nginx.conf in the foreground of a
+# background job, under WRAPPER when given (callgrind.sh runs it under valgrind); sets NGINX_PID.
 start_nginx() {
     local dir=$1 port=$2
+    shift 2
     nginx -t -q -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>"$dir/check.log" ||
         die "nginx config in $dir refused: $(cat "$dir/check.log")"
-    nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>>"$dir/error.log" &
+    "$@" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" 2>>"$dir/error.log" &
     NGINX_PID=$!
     STARTED_PIDS+=("$NGINX_PID")
     "${LOADTOOL[@]}" wait-port "$port" || die "nginx in $dir did not start: $(tail -5 "$dir/error.log")"
