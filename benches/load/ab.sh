@@ -60,15 +60,9 @@ read -r _ SIZE < <("${LOADTOOL[@]}" probe "http://127.0.0.1:$A_PORT$JSON_PATH" \
 
 # round BUILD PAIR PID PORT COOKIE
 round() {
-    local before after
-    before=$("${LOADTOOL[@]}" cpu "$3")
-    wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s -s "$LOAD_DIR/wrk_summary.lua" \
-        -H "Cookie: $5" "http://127.0.0.1:$4$JSON_PATH" >"$WORK/round.out" 2>&1 ||
-        die "build $1, pair $2: wrk failed: $(tail -5 "$WORK/round.out")"
-    after=$("${LOADTOOL[@]}" cpu "$3")
-    "${LOADTOOL[@]}" record --tool wrk --output "$WORK/round.out" --results "$RESULTS" \
-        --row ab --gateway "$1" --round "$2" --cpu-before "$before" --cpu-after "$after" \
-        --response-size "$SIZE" --connections "$CONNECTIONS" || die "pair $2 failed its checks (above)"
+    measure_round ab "$1" "$2" "$3" wrk --response-size "$SIZE" --connections "$CONNECTIONS" -- \
+        wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s -s "$LOAD_DIR/wrk_summary.lua" \
+        -H "Cookie: $5" "http://127.0.0.1:$4$JSON_PATH"
 }
 
 say "$(machine_summary)"

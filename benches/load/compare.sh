@@ -117,27 +117,11 @@ gateway_pids() {
     esac
 }
 
-# measure ROW GATEWAY ROUND PIDS-OF TOOL [record options] -- command...: runs one round and
-# records it with the CPU time the gateway's processes spent meanwhile.
-measure() {
-    local row=$1 gateway=$2 round=$3 pids_of=$4 tool=$5 before after pids
-    shift 5
-    local record=()
-    while [[ $1 != -- ]]; do record+=("$1"); shift; done
-    shift
-    read -r -a pids < <(gateway_pids "$pids_of")
-    before=$("${LOADTOOL[@]}" cpu "${pids[@]}")
-    "$@" >"$WORK/round.out" 2>&1 || die "row $row, $gateway, round $round: $1 failed: $(tail -5 "$WORK/round.out")"
-    after=$("${LOADTOOL[@]}" cpu "${pids[@]}")
-    "${LOADTOOL[@]}" record --tool "$tool" --output "$WORK/round.out" --results "$RESULTS" \
-        --row "$row" --gateway "$gateway" --round "$round" --cpu-before "$before" \
-        --cpu-after "$after" "${record[@]}" || die "row $row failed its checks (above)"
-}
-
 wrk_round() { # ROW GATEWAY ROUND PIDS-OF SIZE URL [HEADER]
     local header=()
     [[ -n ${7:-} ]] && header=(-H "$7")
-    measure "$1" "$2" "$3" "$4" wrk --response-size "$5" --connections "$CONNECTIONS" -- \
+    measure_round "$1" "$2" "$3" "$(gateway_pids "$4")" wrk --response-size "$5" \
+        --connections "$CONNECTIONS" -- \
         wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s -s "$LOAD_DIR/wrk_summary.lua" \
         "${header[@]}" "$6"
 }
@@ -146,7 +130,7 @@ h2_round() { # ROW GATEWAY ROUND PIDS-OF URL [HEADER]
     local header=()
     [[ -n ${6:-} ]] && header=(-H "$6")
     : >"$WORK/h2load.log"
-    measure "$1" "$2" "$3" "$4" h2load --log-file "$WORK/h2load.log" -- \
+    measure_round "$1" "$2" "$3" "$(gateway_pids "$4")" h2load --log-file "$WORK/h2load.log" -- \
         h2load -t2 -c"$CONNECTIONS" -m"$H2_STREAMS" -D "$DURATION" --log-file="$WORK/h2load.log" \
         "${header[@]}" "$5"
 }
@@ -154,7 +138,7 @@ h2_round() { # ROW GATEWAY ROUND PIDS-OF URL [HEADER]
 handshake_round() { # ROW GATEWAY ROUND PIDS-OF URL [HEADER]
     local header=()
     [[ -n ${6:-} ]] && header=(--header "$6")
-    measure "$1" "$2" "$3" "$4" handshakes -- \
+    measure_round "$1" "$2" "$3" "$(gateway_pids "$4")" handshakes -- \
         "${LOADTOOL[@]}" handshakes "$5" --cafile "$CERT" --seconds "$DURATION" --procs 2 "${header[@]}"
 }
 
