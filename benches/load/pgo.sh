@@ -20,7 +20,7 @@
 #
 # Needs the llvm-profdata of the toolchain's own LLVM version (`rustup component add llvm-tools`;
 # LLVM_PROFDATA=path picks another of the same version) and what compare.sh and big_download.sh
-# need. About 10 minutes on 2 cores.
+# need. About 9 minutes on 2 cores.
 #
 # Usage: benches/load/pgo.sh
 set -euo pipefail
