@@ -462,37 +462,38 @@ def verdict(ratio, target, at_least):
 
 def cmd_pairs(args):
     """ab.sh's verdict: per build the median CPU per request, and the median of the pairs' B - A."""
-    with open(args.results) as results:
-        rounds = [json.loads(line) for line in results if line.strip()]
     per = {}
-    for r in rounds:
-        per.setdefault(r["round"], {})[r["gateway"]] = {
-            "cpu": r["cpu_seconds"] / r["requests"] * 1e6,
-            "user": r["cpu_user_seconds"] / r["requests"] * 1e6,
-            "kernel": r["cpu_system_seconds"] / r["requests"] * 1e6,
-            "rps": r["requests"] / r["seconds"],
-        }
+    for r in read_results(args.results):
+        # One round summarised alone: its requests/s and CPU per request, as in the table.
+        per.setdefault(r["round"], {})[r["gateway"]] = summarise([r])
     pairs = [both for both in per.values() if "a" in both and "b" in both]
     if not pairs:
         fail("no whole pair in the results")
+    cpu_keys = ("cpu_us", "user_us", "kernel_us")
     for build in ("a", "b"):
-        median = {key: statistics.median(p[build][key] for p in pairs) for key in pairs[0][build]}
+        median = {key: statistics.median(p[build][key] for p in pairs) for key in ("rps",) + cpu_keys}
         print(
-            f"build {build.upper()}: median {median['rps']:8.0f} req/s, CPU {median['cpu']:5.2f} us/request "
-            f"(user {median['user']:5.2f}, kernel {median['kernel']:5.2f})"
+            f"build {build.upper()}: median {median['rps']:8.0f} req/s, "
+            f"CPU {median['cpu_us']:5.2f} us/request "
+            f"(user {median['user_us']:5.2f}, kernel {median['kernel_us']:5.2f})"
         )
-    differences = {key: [p["b"][key] - p["a"][key] for p in pairs] for key in ("cpu", "user", "kernel")}
-    cheaper = sum(1 for difference in differences["cpu"] if difference < 0)
+    differences = {key: statistics.median(p["b"][key] - p["a"][key] for p in pairs) for key in cpu_keys}
+    cheaper = sum(1 for p in pairs if p["b"]["cpu_us"] < p["a"]["cpu_us"])
     print(
-        f"B - A over {len(pairs)} pairs, median: CPU {statistics.median(differences['cpu']):+.2f} us/request "
-        f"(user {statistics.median(differences['user']):+.2f}, kernel "
-        f"{statistics.median(differences['kernel']):+.2f}); B cheaper in {cheaper} of {len(pairs)} pairs"
+        f"B - A over {len(pairs)} pairs, median: CPU {differences['cpu_us']:+.2f} us/request "
+        f"(user {differences['user_us']:+.2f}, kernel {differences['kernel_us']:+.2f}); "
+        f"B cheaper in {cheaper} of {len(pairs)} pairs"
     )
 
 
+def read_results(path):
+    """The rounds `record` added to a results file, one JSON object a line."""
+    with open(path) as results:
+        return [json.loads(line) for line in results if line.strip()]
+
+
 def cmd_table(args):
-    with open(args.results) as results:
-        rounds = [json.loads(line) for line in results if line.strip()]
+    rounds = read_results(args.results)
     by_key = {}
     for r in rounds:
         by_key.setdefault((r["row"], r["gateway"]), []).append(r)
