@@ -13,7 +13,7 @@
 #      and a big_download.sh round run against it, so the profile is what a gateway in front of a
 #      case app does (guests opening links, fetching pages, streaming video, over HTTP/1.1, TLS and
 #      HTTP/2) and every answer is checked as in a measurement; the raw profiles are merged with
-#      llvm-profdata into target/pgo-profiles/casegate.profdata;
+#      llvm-profdata into target/pgo-profiles/casegate-<digest of its contents>.profdata;
 #   3. the optimised build (-Cprofile-use) in target/pgo: target/pgo/release/casegate.
 # Paths the training does not take (the admin API, mail, Redis) are built as cold code: correct,
 # laid out for size rather than speed.
@@ -33,7 +33,7 @@ case ${1:-} in
 esac
 
 require_tools cargo:cargo rustc:rustc nginx:nginx wrk:wrk h2load:nghttp2-client curl:curl \
-    openssl:openssl python3:python3
+    openssl:openssl python3:python3 sha256sum:coreutils
 HOST=$(rustc -vV | sed -n 's/^host: //p')
 PROFDATA=${LLVM_PROFDATA:-$(rustc --print sysroot)/lib/rustlib/$HOST/bin/llvm-profdata}
 [[ -x $PROFDATA ]] || die "no llvm-profdata for this toolchain's LLVM at $PROFDATA; install it with:
@@ -44,12 +44,18 @@ PROFILES="$TARGET/pgo-profiles"
 rm -rf "$PROFILES"
 mkdir -p "$PROFILES/train"
 
+# build_pgo DIR FLAG - the release build of casegate into $TARGET/DIR with one more rustc flag.
+# Both builds go through here, so they differ in that flag only: a profile matches only a build
+# with the same settings, and a mismatch is silent (the profile is then not applied).
+build_pgo() {
+    (cd "$REPO_DIR" && RUSTFLAGS="${RUSTFLAGS:-} $2" CARGO_TARGET_DIR="$TARGET/$1" \
+        cargo build --release --locked --quiet --bin casegate) || die "the build in $TARGET/$1 failed"
+}
+
 say "1/3 instrumented build (target/pgo-instrumented)..."
 # Build scripts are instrumented too and write their own profiles while building; those go to
 # build/, away from the training's.
-(cd "$REPO_DIR" && RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-generate=$PROFILES/build" \
-    CARGO_TARGET_DIR="$TARGET/pgo-instrumented" cargo build --release --locked --quiet --bin casegate) ||
-    die "the instrumented build failed"
+build_pgo pgo-instrumented "-Cprofile-generate=$PROFILES/build"
 
 say "2/3 training: compare.sh rows plain,tls,h2,handshake and big_download.sh, one round each..."
 # Every process of the instrumented binary (serve, mint, keygen, check) writes its own profile
@@ -64,11 +70,14 @@ unset LLVM_PROFILE_FILE CASEGATE_BIN
 shopt -s nullglob
 RAW=("$PROFILES"/train/*.profraw)
 ((${#RAW[@]})) || die "the training left no profiles in $PROFILES/train"
-"$PROFDATA" merge -o "$PROFILES/casegate.profdata" "${RAW[@]}" ||
+"$PROFDATA" merge -o "$PROFILES/merged.profdata" "${RAW[@]}" ||
     die "llvm-profdata could not merge the profiles (is it the toolchain's LLVM version?)"
+# Named by its contents: cargo sees only the flag, not the file behind it, and would keep crates
+# built with an earlier training's profile under the same name. A new profile is a new flag, and
+# everything is built with it.
+PROFILE="$PROFILES/casegate-$(sha256sum "$PROFILES/merged.profdata" | cut -c1-16).profdata"
+mv "$PROFILES/merged.profdata" "$PROFILE"
 
 say "3/3 optimised build (target/pgo)..."
-(cd "$REPO_DIR" && RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-use=$PROFILES/casegate.profdata" \
-    CARGO_TARGET_DIR="$TARGET/pgo" cargo build --release --locked --quiet --bin casegate) ||
-    die "the optimised build failed"
-say "built $TARGET/pgo/release/casegate (profile: ${#RAW[@]} processes, $PROFILES/casegate.profdata)"
+build_pgo pgo "-Cprofile-use=$PROFILE"
+say "built $TARGET/pgo/release/casegate (profile: ${#RAW[@]} processes, $PROFILE)"
