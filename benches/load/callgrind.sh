@@ -4,14 +4,14 @@
 # instruction count in the README's Performance section comes from this script.
 #
 # Starts, on 127.0.0.1 with free ports and a temp directory: the upstream nginx of compare.sh and
-# casegate (release build, plain HTTP, [server] workers = 2) under callgrind. Opens a `casegate
-# mint` link for the guest cookie, warms up with WARMUP requests on one keep-alive connection,
-# zeroes the counters, sends COUNT more on one keep-alive connection (each checked: 200 and the
-# JSON's size), dumps the counters and prints the instructions per request. The whole process is
+# casegate (release build, plain HTTP or with --tls HTTPS, [server] workers = 2) under callgrind.
+# Opens a `casegate mint` link for the guest cookie, warms up with WARMUP requests on one
+# keep-alive connection, zeroes the counters, sends COUNT more on the same connection (each
+# checked: 200 and the JSON's size), dumps the counters and prints the instructions per request. The whole process is
 # counted (both workers, the access log's writer thread), as the CPU time in compare.sh is.
 #
 # Usage: benches/load/callgrind.sh [--count 2000] [--warmup 200] [--keep] [--annotate N]
-#                                  [--gateway casegate|nginx] [--cache-sim]
+#                                  [--gateway casegate|nginx] [--cache-sim] [--tls]
 #   --annotate N  also print the N functions with the most instructions (inclusive and self)
 #   --gateway nginx  counts compare.sh's nginx secure_link gateway instead, with a signed URL:
 #                 one process (`master_process off`, one worker), the same config otherwise
@@ -19,6 +19,8 @@
 #                 --branch-sim, sized as this machine's) and prints per request: data reads and
 #                 writes, L1 misses (instructions, data read, data write) and mispredicted
 #                 branches. Instruction counts alone miss what the two gateways do to the caches.
+#   --tls         the requests go over TLS (TLS 1.3, the ECDSA P-256 certificate of compare.sh's
+#                 TLS row) on their one connection; the handshake is in the warm-up, not counted
 # CASEGATE_BIN=path skips `cargo build --release` and uses that binary.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -28,6 +30,7 @@ WARMUP=200
 GATEWAY=casegate
 CACHE_SIM=0
 ANNOTATE=0
+TLS=0
 while (($#)); do
     case $1 in
     --count) COUNT=$2; shift 2 ;;
@@ -36,6 +39,7 @@ while (($#)); do
     --keep) KEEP_WORK=1; shift ;;
     --gateway) GATEWAY=$2; shift 2 ;;
     --cache-sim) CACHE_SIM=1; shift ;;
+    --tls) TLS=1; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
     esac
@@ -46,11 +50,17 @@ done
 
 require_tools nginx:nginx valgrind:valgrind callgrind_control:valgrind \
     callgrind_annotate:valgrind python3:python3 truncate:coreutils
+((TLS)) && require_tools openssl:openssl
 [[ $GATEWAY == casegate ]] && build_casegate
 setup_work_dir
 
-free_ports 2
-read -r UP_PORT GATEWAY_PORT <<<"${PORTS[*]}"
+free_ports 3
+read -r UP_PORT GATEWAY_PORT TLS_PORT <<<"${PORTS[*]}"
+SCHEME=http MODE=plain TLS_ARGS=()
+if ((TLS)); then
+    make_cert
+    SCHEME=https MODE=tls TLS_ARGS=(--cafile "$CERT")
+fi
 start_upstream "$UP_PORT" 1M
 OUT="$WORK/callgrind.out"
 VALGRIND=(valgrind --tool=callgrind "--callgrind-out-file=$OUT")
@@ -58,28 +68,33 @@ VALGRIND=(valgrind --tool=callgrind "--callgrind-out-file=$OUT")
 if [[ $GATEWAY == casegate ]]; then
     new_casegate_key
     CASEGATE_WRAPPER="${VALGRIND[*]}"
-    start_casegate casegate "$GATEWAY_PORT" plain
+    start_casegate casegate "$GATEWAY_PORT" "$MODE"
     GATEWAY_PID=$CASEGATE_PID
-    HEADERS=(--header "Cookie: $(guest_cookie "$CASEGATE_CONFIG")")
-    URL="http://127.0.0.1:$GATEWAY_PORT$JSON_PATH"
+    HEADERS=(--header "Cookie: $(guest_cookie "$CASEGATE_CONFIG" "${TLS_ARGS[@]:1}")")
+    URL="$SCHEME://127.0.0.1:$GATEWAY_PORT$JSON_PATH"
     VERSION="casegate $("$CASEGATE_BIN" --version 2>/dev/null || echo '(version unknown)')"
 else
     dir="$WORK/nginx-gateway"
     mkdir -p "$dir"
     # One process that serves, so the one callgrind follows is the one that works.
-    { nginx_gateway_conf "$dir" "$GATEWAY_PORT" "" 1; echo "master_process off;"; } >"$dir/nginx.conf"
+    # With --tls the requests go to its TLS port; the plain one is where it is waited for.
+    tls_port=""
+    ((TLS)) && tls_port=$TLS_PORT
+    { nginx_gateway_conf "$dir" "$GATEWAY_PORT" "$tls_port" 1; echo "master_process off;"; } >"$dir/nginx.conf"
     start_nginx "$dir" "$GATEWAY_PORT" "${VALGRIND[@]}"
     GATEWAY_PID=$NGINX_PID
     HEADERS=()
     SIGNED=$("${LOADTOOL[@]}" secure-link "$JSON_PATH" --secret "$NGINX_SECURE_LINK_SECRET" --ttl 86400)
     URL="http://127.0.0.1:$GATEWAY_PORT$SIGNED"
+    ((TLS)) && URL="https://127.0.0.1:$TLS_PORT$SIGNED"
     VERSION="$(nginx -v 2>&1 | sed 's/^nginx version: //') secure_link"
 fi
 
-sequential() { "${LOADTOOL[@]}" sequential "$URL" "${HEADERS[@]}" --count "$1"; }
-((WARMUP == 0)) || sequential "$WARMUP"
-callgrind_control --zero "$GATEWAY_PID" >/dev/null 2>&1 || die "callgrind_control --zero failed"
-sequential "$COUNT"
+# The warm-up and the counted requests on one connection: its setup (and TLS handshake) is
+# warm-up, and the counters are zeroed between the two.
+"${LOADTOOL[@]}" sequential "$URL" "${HEADERS[@]}" "${TLS_ARGS[@]}" --warmup "$WARMUP" \
+    --between "callgrind_control --zero $GATEWAY_PID >/dev/null 2>&1" --count "$COUNT" ||
+    die "the requests failed (above)"
 callgrind_control --dump=measured "$GATEWAY_PID" >/dev/null 2>&1 || die "callgrind_control --dump failed"
 
 # The dump made after zeroing holds only the measured requests (its name ends in .1 or so).
@@ -88,7 +103,7 @@ DUMP=$(grep -l '^desc: Trigger: .*measured' "$OUT"* | head -1)
 TOTAL=$(sed -n 's/^summary: \([0-9]*\).*/\1/p; s/^totals: \([0-9]*\).*/\1/p' "$DUMP" | head -1)
 [[ -n $TOTAL ]] || die "no instruction total in $DUMP"
 say "$(machine_summary)"
-say "$VERSION, $COUNT guest requests on one keep-alive connection after $WARMUP to warm up"
+say "$VERSION, $COUNT guest requests on one keep-alive $SCHEME connection after $WARMUP to warm up"
 echo "instructions per guest request: $((TOTAL / COUNT)) ($TOTAL in all)"
 if ((CACHE_SIM)); then
     # The events line names the columns of the summary line.

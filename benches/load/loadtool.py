@@ -16,6 +16,7 @@ import os
 import socket
 import ssl
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -206,13 +207,18 @@ def cmd_cookie(args):
 
 
 def cmd_sequential(args):
-    """COUNT requests one after another on one keep-alive connection, each checked (status and
-    body size as the first one's); for instruction counts, where concurrency would only add noise."""
+    """WARMUP then COUNT requests one after another on one keep-alive connection, each checked
+    (status and body size as the first one's); for instruction counts, where concurrency would only
+    add noise. Between the two, --between runs a command (callgrind.sh zeroes its counters there),
+    so that the connection's setup and TLS handshake fall outside what is counted."""
     sock = open_connection(args.url, args.cafile, timeout=60)
     request = request_bytes(args.url, args.header)
     leftover = b""
     first_size = None
-    for number in range(args.count):
+    for number in range(args.warmup + args.count):
+        if number == args.warmup and args.between:
+            if subprocess.run(args.between, shell=True).returncode != 0:
+                fail(f"--between command failed: {args.between}")
         sock.sendall(request)
         status, head, body, leftover = read_response(sock, leftover)
         if not status_matches(status, args.expect):
@@ -646,6 +652,8 @@ def main():
     p.add_argument("--header", action="append", default=[])
     p.add_argument("--cafile")
     p.add_argument("--count", type=int, required=True)
+    p.add_argument("--warmup", type=int, default=0)
+    p.add_argument("--between", help="shell command run after the warm-up requests")
     p.add_argument("--expect", default="200")
     p.set_defaults(func=cmd_sequential)
 
