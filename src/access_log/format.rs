@@ -37,11 +37,18 @@ macro_rules! key {
 /// Appends the record's line, newline included, to `out`. `time` is when the request was
 /// received, on the wall clock.
 pub fn write_line(out: &mut Vec<u8>, record: &AccessRecord, time: SystemTime, format: LogFormat) {
-    let style = match format {
-        LogFormat::Json => Style::Json,
-        LogFormat::Text => Style::Text,
-    };
-    // One list of fields for both formats, so that they cannot drift apart.
+    // One copy of the fields for each format, each with its style a constant: every key is then
+    // a copy of known length, made in place, where a key picked at run time was a `memcpy` call
+    // (callgrind, the writer thread: 48 -> 33 calls and 3,052 -> 2,643 instructions a line).
+    match format {
+        LogFormat::Json => write_fields(out, record, time, Style::Json),
+        LogFormat::Text => write_fields(out, record, time, Style::Text),
+    }
+}
+
+/// The fields of a line in `style`. One list for both formats, so that they cannot drift apart.
+#[inline(always)]
+fn write_fields(out: &mut Vec<u8>, record: &AccessRecord, time: SystemTime, style: Style) {
     style.key(out, key!(first "time"));
     style.plain(out, |out| write_time(out, time));
     style.key(out, key!("client"));
@@ -87,6 +94,7 @@ enum Style {
 }
 
 impl Style {
+    #[inline(always)]
     fn key(self, out: &mut Vec<u8>, key: Key) {
         out.extend_from_slice(match self {
             Style::Json => key.json,
@@ -95,6 +103,7 @@ impl Style {
     }
 
     /// A value that never needs escaping (time, address, decision): quoted in JSON, bare in text.
+    #[inline(always)]
     fn plain(self, out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
         match self {
             Style::Json => {
@@ -107,6 +116,7 @@ impl Style {
     }
 
     /// A value from the request or the share, escaped as the format needs; `None` is missing.
+    #[inline(always)]
     fn string(self, out: &mut Vec<u8>, value: Option<&str>) {
         match (self, value) {
             (Style::Json, Some(value)) => json_string(out, value),
@@ -115,6 +125,7 @@ impl Style {
         }
     }
 
+    #[inline(always)]
     fn missing(self, out: &mut Vec<u8>) {
         out.extend_from_slice(match self {
             Style::Json => b"null",
