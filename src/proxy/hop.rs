@@ -123,8 +123,10 @@ const GUEST_CREDENTIALS: [&str; 12] = [
 /// Whether `name` is hop-by-hop ([`HOP_BY_HOP`]): about one connection, never forwarded (nor
 /// configurable as a header casegate forwards or adds).
 ///
-/// Asked of every field of every message, so the eight standard names are compared as
-/// `HeaderName`s (one number each) rather than spelled out and compared as text.
+/// Asked of every field of every message, so every name is compared as a `HeaderName`: a
+/// standard one against another is one number, and a standard one against the two that are not
+/// (`keep-alive`, `proxy-connection`) is unequal at once. Spelling the name out as text would
+/// read it from `http`'s table of standard names, a cache miss about every other field.
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
     *name == header::CONNECTION
         || *name == header::TRANSFER_ENCODING
@@ -134,8 +136,12 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
         || *name == header::PROXY_AUTHORIZATION
         || *name == header::PROXY_AUTHENTICATE
         || *name == header::EXPECT
-        || matches!(name.as_str(), "keep-alive" | "proxy-connection")
+        || *name == KEEP_ALIVE
+        || *name == PROXY_CONNECTION
 }
+
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// Removes hop-by-hop headers and every header the peer listed in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -251,6 +257,9 @@ pub(crate) mod tests {
     fn hop_by_hop_by_name_and_by_text_agree() {
         for name in HOP_BY_HOP {
             assert!(is_hop_by_hop(&HeaderName::from_static(name)), "{name}");
+            // As a name read off the wire, in any case.
+            let shouted = HeaderName::from_bytes(name.to_ascii_uppercase().as_bytes()).unwrap();
+            assert!(is_hop_by_hop(&shouted), "{name}");
         }
         for name in [
             "content-length",
