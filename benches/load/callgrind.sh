@@ -7,8 +7,9 @@
 # casegate (release build, plain HTTP or with --tls HTTPS, [server] workers = 2) under callgrind.
 # Opens a `casegate mint` link for the guest cookie, warms up with WARMUP requests on one
 # keep-alive connection, zeroes the counters, sends COUNT more on the same connection (each
-# checked: 200 and the JSON's size), dumps the counters and prints the instructions per request. The whole process is
-# counted (both workers, the access log's writer thread), as the CPU time in compare.sh is.
+# checked: 200 and the JSON's size), dumps the counters and prints the instructions per request.
+# The whole process is counted (both workers, the access log's writer thread), as the CPU time in
+# compare.sh is.
 #
 # Usage: benches/load/callgrind.sh [--count 2000] [--warmup 200] [--keep] [--annotate N]
 #                                  [--gateway casegate|nginx] [--cache-sim] [--tls]
@@ -56,10 +57,10 @@ setup_work_dir
 
 free_ports 3
 read -r UP_PORT GATEWAY_PORT TLS_PORT <<<"${PORTS[*]}"
-SCHEME=http MODE=plain TLS_ARGS=()
+SCHEME=http MODE=plain CAFILE="" TLS_ARGS=()
 if ((TLS)); then
     make_cert
-    SCHEME=https MODE=tls TLS_ARGS=(--cafile "$CERT")
+    SCHEME=https MODE=tls CAFILE=$CERT TLS_ARGS=(--cafile "$CERT")
 fi
 start_upstream "$UP_PORT" 1M
 OUT="$WORK/callgrind.out"
@@ -70,7 +71,7 @@ if [[ $GATEWAY == casegate ]]; then
     CASEGATE_WRAPPER="${VALGRIND[*]}"
     start_casegate casegate "$GATEWAY_PORT" "$MODE"
     GATEWAY_PID=$CASEGATE_PID
-    HEADERS=(--header "Cookie: $(guest_cookie "$CASEGATE_CONFIG" "${TLS_ARGS[@]:1}")")
+    HEADERS=(--header "Cookie: $(guest_cookie "$CASEGATE_CONFIG" "$CAFILE")")
     URL="$SCHEME://127.0.0.1:$GATEWAY_PORT$JSON_PATH"
     VERSION="casegate $("$CASEGATE_BIN" --version 2>/dev/null || echo '(version unknown)')"
 else
