@@ -57,10 +57,10 @@ setup_work_dir
 
 free_ports 3
 read -r UP_PORT GATEWAY_PORT TLS_PORT <<<"${PORTS[*]}"
-SCHEME=http MODE=plain CAFILE="" TLS_ARGS=()
+SCHEME=http MODE=plain CAFILE=""
 if ((TLS)); then
     make_cert
-    SCHEME=https MODE=tls CAFILE=$CERT TLS_ARGS=(--cafile "$CERT")
+    SCHEME=https MODE=tls CAFILE=$CERT
 fi
 start_upstream "$UP_PORT" 1M
 OUT="$WORK/callgrind.out"
@@ -93,7 +93,7 @@ fi
 
 # The warm-up and the counted requests on one connection: its setup (and TLS handshake) is
 # warm-up, and the counters are zeroed between the two.
-"${LOADTOOL[@]}" sequential "$URL" "${HEADERS[@]}" "${TLS_ARGS[@]}" --warmup "$WARMUP" \
+"${LOADTOOL[@]}" sequential "$URL" "${HEADERS[@]}" ${CAFILE:+--cafile "$CAFILE"} --warmup "$WARMUP" \
     --between "callgrind_control --zero $GATEWAY_PID >/dev/null 2>&1" --count "$COUNT" ||
     die "the requests failed (above)"
 callgrind_control --dump=measured "$GATEWAY_PID" >/dev/null 2>&1 || die "callgrind_control --dump failed"
