@@ -18,7 +18,8 @@ use super::splice::{SpliceTarget, splice_exactly};
 use crate::proxy::upstream_h1::{SpliceOffer, Spliceable};
 
 /// Body frames up to this size are copied behind the head (or the frame before) and go out in
-/// one write; larger ones are written from where they are.
+/// one write; larger ones are written from where they are, as is the frame that ends a body of
+/// known length on plain TCP (see `write_response`).
 const COPY_FRAME_UP_TO: usize = 16 * 1024;
 /// Copied bytes are written out once this many are waiting.
 pub(crate) const WRITE_BATCH: usize = 64 * 1024;
