@@ -68,14 +68,14 @@ pub struct LoggedBody {
     /// A large body the HTTP/1 server may move without polling it counts its bytes here.
     offer: Option<SpliceOffer>,
     /// Taken when the record is handed to the log, so it is logged once.
-    record: Option<AccessRecord>,
+    record: Option<Box<AccessRecord>>,
     log: Arc<AccessLog>,
 }
 
 impl LoggedBody {
     pub fn new(
         inner: Body,
-        record: AccessRecord,
+        record: Box<AccessRecord>,
         log: Arc<AccessLog>,
         offer: Option<SpliceOffer>,
     ) -> LoggedBody {

@@ -148,8 +148,15 @@ impl AccessLog {
     }
 
     /// A record for a request just received; it collects nothing when the log is off.
-    pub fn begin(&self, client: IpAddr, method: &Method) -> AccessRecord {
-        AccessRecord::begin(self.sender.is_some(), client, method)
+    ///
+    /// Boxed: the record goes from the request's future to the response, through the response's
+    /// moves to its body's end, then through the writer's channel to its thread. By value, each
+    /// of those moves copied its 232 bytes, often into memory not touched for a while (the
+    /// channel's slots go round `[log] buffer` lines). The box, one allocation, saved 750 of
+    /// 34,800 instructions and 34 of 400 L1 data misses a guest request (`callgrind.sh
+    /// --cache-sim`, stock build).
+    pub fn begin(&self, client: IpAddr, method: &Method) -> Box<AccessRecord> {
+        Box::new(AccessRecord::begin(self.sender.is_some(), client, method))
     }
 
     /// Logs a request whose head could not be read (hyper answered `status` itself): its
@@ -169,7 +176,7 @@ impl AccessLog {
     }
 
     /// Queues a finished record without ever waiting: a full queue drops it, counted.
-    pub fn submit(&self, record: AccessRecord) {
+    pub fn submit(&self, record: Box<AccessRecord>) {
         let Some(sender) = &self.sender else {
             return;
         };

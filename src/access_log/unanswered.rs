@@ -17,13 +17,17 @@ const CLIENT_CLOSED: u16 = 499;
 
 pub struct Unanswered<'a> {
     /// Always `Some` until [`Unanswered::answered`] takes it.
-    record: Option<AccessRecord>,
+    record: Option<Box<AccessRecord>>,
     log: &'a AccessLog,
     metrics: &'a Metrics,
 }
 
 impl<'a> Unanswered<'a> {
-    pub fn new(record: AccessRecord, log: &'a AccessLog, metrics: &'a Metrics) -> Unanswered<'a> {
+    pub fn new(
+        record: Box<AccessRecord>,
+        log: &'a AccessLog,
+        metrics: &'a Metrics,
+    ) -> Unanswered<'a> {
         Unanswered {
             record: Some(record),
             log,
@@ -37,7 +41,7 @@ impl<'a> Unanswered<'a> {
     }
 
     /// The answer exists: the record goes on with the response body, which logs it.
-    pub fn answered(mut self) -> AccessRecord {
+    pub fn answered(mut self) -> Box<AccessRecord> {
         self.record.take().unwrap_or_else(never_used)
     }
 }
@@ -57,6 +61,10 @@ impl Drop for Unanswered<'_> {
 
 /// The record `record` and `answered` fall back on if it were already taken, which only
 /// `answered` does, consuming the guard: never used, there so that neither can panic.
-fn never_used() -> AccessRecord {
-    AccessRecord::begin(false, IpAddr::V4(Ipv4Addr::UNSPECIFIED), &Method::GET)
+fn never_used() -> Box<AccessRecord> {
+    Box::new(AccessRecord::begin(
+        false,
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        &Method::GET,
+    ))
 }

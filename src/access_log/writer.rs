@@ -15,11 +15,9 @@ use super::record::AccessRecord;
 use super::wall_time::WallAnchor;
 use crate::config::LogFormat;
 
-// Not boxed: the bounded channel's slots are allocated once, and a box would cost every request
-// an allocation.
-#[allow(clippy::large_enum_variant)]
 pub(super) enum Message {
-    Line(AccessRecord),
+    /// Boxed since the request was received (`AccessLog::begin`).
+    Line(Box<AccessRecord>),
     /// Flush and end: the gateway is stopping.
     Stop,
 }
