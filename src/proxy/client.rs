@@ -308,7 +308,7 @@ fn is_idempotent(method: &Method) -> bool {
 async fn connect(
     destination: &Destination,
     limit: Duration,
-) -> Result<UpstreamConnection, Unavailable> {
+) -> Result<Box<UpstreamConnection>, Unavailable> {
     let (host, port) = (&*destination.host, destination.port);
     let stream = match tokio::time::timeout(limit, TcpStream::connect((host, port))).await {
         Ok(Ok(stream)) => stream,

@@ -23,7 +23,7 @@ pub struct Destination {
 }
 
 struct Idle {
-    connection: UpstreamConnection,
+    connection: Box<UpstreamConnection>,
     /// When this connection was put back.
     since: Instant,
 }
@@ -50,7 +50,7 @@ impl IdleConnections {
         destination: &Destination,
         idle_timeout: Duration,
         now: Instant,
-    ) -> Option<UpstreamConnection> {
+    ) -> Option<Box<UpstreamConnection>> {
         let mut list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
         list.idle_timeout = Some(idle_timeout);
         let mut index = list.entries.len();
@@ -70,7 +70,7 @@ impl IdleConnections {
     }
 
     /// Keeps `connection` for later requests to its destination.
-    pub fn put(&self, connection: UpstreamConnection) {
+    pub fn put(&self, connection: Box<UpstreamConnection>) {
         let idle = Idle {
             connection,
             since: Instant::now(),

@@ -76,7 +76,7 @@ pub struct Tunnel {
 /// Copies bytes both ways between the upgraded client connection and the upstream's (which
 /// switched with its 101) until either side closes, the tunnel is idle for too long, or its
 /// lifetime runs out.
-pub fn splice(client: OnUpgrade, upstream: UpstreamConnection, tunnel: Tunnel) {
+pub fn splice(client: OnUpgrade, upstream: Box<UpstreamConnection>, tunnel: Tunnel) {
     tokio::spawn(async move {
         let client = match client.await {
             Ok(client) => client,

@@ -86,7 +86,7 @@ enum Step {
 pub struct UpstreamBody {
     /// `None` once the body is done (the connection went back, or was closed), and while it is
     /// offered.
-    connection: Option<UpstreamConnection>,
+    connection: Option<Box<UpstreamConnection>>,
     reading: Reading,
     reusable: bool,
     /// Where the connection goes back once the response has been read.
@@ -112,7 +112,7 @@ struct OfferShared {
 /// What a writer that took the offer holds: the connection (its buffer may hold the body's first
 /// bytes) and how much of the body is still to come.
 pub struct Spliceable {
-    connection: UpstreamConnection,
+    connection: Box<UpstreamConnection>,
     /// Body bytes not yet handed on, from the buffer or the socket.
     remaining: u64,
     reusable: bool,
@@ -178,7 +178,7 @@ impl UpstreamBody {
     /// `reusable` says whether the head and the request allow the connection to be kept (never
     /// after a switch); `home` is where it is kept.
     pub fn new(
-        connection: UpstreamConnection,
+        connection: Box<UpstreamConnection>,
         framing: BodyFraming,
         reusable: bool,
         home: IdleConnections,
@@ -240,7 +240,7 @@ impl UpstreamBody {
     }
 
     /// The connection of a 101 answer, with the bytes that came after the head, for the tunnel.
-    pub fn into_switched(mut self) -> Option<UpstreamConnection> {
+    pub fn into_switched(mut self) -> Option<Box<UpstreamConnection>> {
         self.connection.take()
     }
 

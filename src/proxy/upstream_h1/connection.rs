@@ -43,15 +43,18 @@ pub struct UpstreamConnection {
 }
 
 impl UpstreamConnection {
-    pub fn new(stream: TcpStream, destination: Destination) -> UpstreamConnection {
-        UpstreamConnection {
+    /// A connection is boxed once, when it is opened: it then moves by pointer, on every request,
+    /// from the pool to the exchange, into the response's body and back to the pool. By value
+    /// those moves copied it, and the responses that carry it, several times a request.
+    pub fn new(stream: TcpStream, destination: Destination) -> Box<UpstreamConnection> {
+        Box::new(UpstreamConnection {
             stream,
             destination,
             buffer: BytesMut::new(),
             read_size: FIRST_READ,
             names: KnownNames::default(),
             timer: None,
-        }
+        })
     }
 
     pub fn destination(&self) -> &Destination {
@@ -164,7 +167,7 @@ mod tests {
 
     /// A connection whose last response was read whole (by a read that did not fill its room,
     /// which clears tokio's readiness), and the upstream's end of it.
-    async fn idle_connection() -> (UpstreamConnection, std::net::TcpStream) {
+    async fn idle_connection() -> (Box<UpstreamConnection>, std::net::TcpStream) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let stream = TcpStream::connect(listener.local_addr().unwrap())
             .await
