@@ -41,7 +41,7 @@ impl Gateway {
     /// WebSocket handshake the policy allowed.
     pub(super) async fn forward(
         &self,
-        mut request: Request<RequestBody>,
+        mut request: Box<Request<RequestBody>>,
         route: Route<'_>,
         upgrade: bool,
         connection: &ConnectionInfo,

@@ -151,9 +151,12 @@ impl Gateway {
 
     /// Serves one request. Never fails: errors become pages (HTML or JSON, as the client prefers).
     /// `record` receives what the access log says about the request: path, share, decision.
+    ///
+    /// The request comes boxed: it goes down through `handle_inner` to `forward`, and each of
+    /// those calls (and the future made of it) copied its 328 bytes when it was passed by value.
     pub async fn handle(
         &self,
-        request: Request<RequestBody>,
+        request: Box<Request<RequestBody>>,
         connection: &ConnectionInfo,
         record: &mut AccessRecord,
     ) -> Response<Body> {
@@ -215,7 +218,7 @@ impl Gateway {
     /// our cookies a refusal drops.
     async fn handle_inner(
         &self,
-        request: Request<RequestBody>,
+        request: Box<Request<RequestBody>>,
         connection: &ConnectionInfo,
         context: &mut ShareContext,
         record: &mut AccessRecord,
@@ -250,7 +253,7 @@ impl Gateway {
                 self.exchange_link(token, request.headers(), now, context, record)
             }
             Admission::Verify(route) => {
-                self.verify_route(route, request, connection, now, context, record)
+                self.verify_route(route, *request, connection, now, context, record)
                     .await
             }
             Admission::VerifyFirst(session) => self.verification_required(&request, &session.guest),

@@ -338,8 +338,9 @@ impl RequestHandler {
                 head::too_large()
             } else {
                 let record = unanswered.record();
-                let request =
-                    request.map(|body| RequestBody::new(PacedBody::new(body, pace), record));
+                let request = Box::new(
+                    request.map(|body| RequestBody::new(PacedBody::new(body, pace), record)),
+                );
                 // Boxed: the request path's state machine is 3 KiB, which would otherwise sit in
                 // every connection's task for its life (see README, Performance). Allocated
                 // before the future is made, so that it is built in its box rather than on the
