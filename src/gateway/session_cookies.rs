@@ -60,11 +60,19 @@ pub struct SessionCookie<'h> {
     pub value: &'h [u8],
 }
 
-/// Our cookies in a request, in the order they were sent; no allocation, however many the
-/// request carries of other cookies.
+/// How many of a request's cookies of ours are kept in place. One is the rule (a browser sends
+/// the session of each case it was sent, and most are sent one); more go to the heap.
+const IN_PLACE: usize = 2;
+
+/// Our cookies in a request, in the order they were sent. Up to [`IN_PLACE`] of them cost no
+/// allocation, however many the request carries of other cookies; the struct stays small, since
+/// it is returned and moved by value (room for all [`READ_AT_MOST`] in place made it 392 bytes,
+/// copied twice a request).
 pub struct SessionCookies<'h> {
-    found: [SessionCookie<'h>; READ_AT_MOST],
+    in_place: [SessionCookie<'h>; IN_PLACE],
     len: usize,
+    /// All of them, once there are more than [`IN_PLACE`].
+    spilled: Vec<SessionCookie<'h>>,
 }
 
 impl<'h> SessionCookies<'h> {
@@ -78,8 +86,9 @@ impl<'h> SessionCookies<'h> {
             value: b"",
         };
         let mut cookies = SessionCookies {
-            found: [empty; READ_AT_MOST],
+            in_place: [empty; IN_PLACE],
             len: 0,
+            spilled: Vec::new(),
         };
         for (name, value) in cookie_pairs(headers) {
             if !is_session_cookie_name(name, base) {
@@ -92,14 +101,30 @@ impl<'h> SessionCookies<'h> {
             if cookies.len == READ_AT_MOST {
                 return Err(GatewayError::DuplicateSession);
             }
-            cookies.found[cookies.len] = SessionCookie { name, value };
-            cookies.len += 1;
+            cookies.push(SessionCookie { name, value });
         }
         Ok(cookies)
     }
 
+    fn push(&mut self, cookie: SessionCookie<'h>) {
+        if self.len < IN_PLACE {
+            self.in_place[self.len] = cookie;
+        } else {
+            if self.spilled.is_empty() {
+                self.spilled.reserve(READ_AT_MOST);
+                self.spilled.extend_from_slice(&self.in_place);
+            }
+            self.spilled.push(cookie);
+        }
+        self.len += 1;
+    }
+
     pub fn all(&self) -> &[SessionCookie<'h>] {
-        &self.found[..self.len]
+        if self.len <= IN_PLACE {
+            &self.in_place[..self.len]
+        } else {
+            &self.spilled
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -252,6 +277,23 @@ mod tests {
                 ("cg_guest.0000abcd", &b"b"[..])
             ]
         );
+    }
+
+    #[test]
+    fn past_the_ones_kept_in_place_all_are_read_in_order() {
+        let line: Vec<String> = (0..=IN_PLACE)
+            .map(|n| format!("cg_guest.{n:08x}=v{n}"))
+            .collect();
+        let headers = with_cookies(&[line.join("; ").as_bytes()]);
+        let cookies = SessionCookies::read(&headers, "cg_guest").unwrap();
+        let read: Vec<(String, String)> = names(&cookies)
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), String::from_utf8_lossy(value).into()))
+            .collect();
+        let sent: Vec<(String, String)> = (0..=IN_PLACE)
+            .map(|n| (format!("cg_guest.{n:08x}"), format!("v{n}")))
+            .collect();
+        assert_eq!(read, sent);
     }
 
     #[test]
