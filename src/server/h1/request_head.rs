@@ -95,6 +95,8 @@ pub struct HeadLimits {
 
 /// The most fields any configuration may allow; the parser's field array lives on the stack.
 pub const FIELDS_CEILING: usize = 1024;
+/// The fewest fields a request's map has room for (see `parse_request_head`).
+const SPARE_SLOTS: usize = 6;
 
 /// Parses a request head at the front of `buffer`, removing it once whole. `Ok(None)`: not whole
 /// yet, read more.
@@ -149,7 +151,11 @@ pub fn parse_request_head(
         wants_upgrade: method == Method::CONNECT,
         ..FramingFields::default()
     };
-    let mut headers = HeaderMap::with_capacity(count);
+    // Room to spare: the gateway looks up about ten names a request that are usually absent
+    // (`Transfer-Encoding`, `Connection`, `Upgrade`, `Accept`, ...), and in a map sized to its
+    // fields (two slots for two) each miss probes every slot before it gives up. Half empty,
+    // most misses stop at the first empty slot.
+    let mut headers = HeaderMap::with_capacity((2 * count).max(SPARE_SLOTS));
     for (index, &(name_at, name_len, value_at, value_len)) in spans.iter().enumerate() {
         let (name_at, name_len) = (name_at as usize, name_len as usize);
         let (value_at, value_len) = (value_at as usize, value_len as usize);
