@@ -5,7 +5,25 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Seconds since the Unix epoch. A clock set before 1970 reads as 0, which makes every credential
 /// look expired: failing closed.
+///
+/// Read from `CLOCK_REALTIME_COARSE`, the kernel's time as of its last tick (1-4 ms ago): whole
+/// seconds need no more, and it costs a load from the vDSO page (about 7 ns here) where the
+/// precise clock reads the TSC (about 33 ns on this kind of VM), once on every guest request.
+/// A credential may so outlive its expiry by one tick at most.
 pub fn unix_now() -> i64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid, writable timespec for the call to fill.
+    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) } != 0 {
+        return precise_unix_now();
+    }
+    now.tv_sec.max(0)
+}
+
+/// [`unix_now`] from the precise clock, for a kernel without the coarse one.
+fn precise_unix_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |elapsed| {
@@ -54,4 +72,25 @@ pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let year = year_of_era + era * 400 + i64::from(month <= 2);
     // Both are in range by construction (1..=31, 1..=12).
     (year, month as u32, day as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_coarse_reading_is_the_precise_one_within_a_second() {
+        let before = precise_unix_now();
+        let coarse = unix_now();
+        let after = precise_unix_now();
+        // The coarse clock lags by one tick at most, so it may still read the second before.
+        assert!(
+            (before - 1..=after).contains(&coarse),
+            "coarse {coarse}, precise {before}..{after}"
+        );
+        assert!(
+            coarse > 1_700_000_000,
+            "not the Unix epoch's clock: {coarse}"
+        );
+    }
 }

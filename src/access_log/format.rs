@@ -290,7 +290,8 @@ mod tests {
         record.set_path("/cases/A-1/file name");
         record.set_share("sh_1", "A-1", "view");
         record.set_status(StatusCode::OK);
-        record.set_upstream(Duration::from_micros(1500));
+        let sent = std::time::Instant::now();
+        record.set_upstream(sent, sent + Duration::from_micros(1500));
         record.finish(42);
         record
     }

@@ -120,7 +120,7 @@ impl Gateway {
             .await;
         // Until the response head, also when the upstream failed or timed out; `Gateway::handle`
         // reads it back for the metrics, so the gateway's own share of the request is told apart.
-        record.set_upstream(sent.elapsed());
+        record.set_upstream(sent.into_std(), std::time::Instant::now());
         let response = match answer {
             Ok(response) => {
                 self.metrics

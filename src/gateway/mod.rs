@@ -172,9 +172,10 @@ impl Gateway {
             Ok(response) => {
                 // Left by `forward`; requests the gateway answered itself waited on no upstream.
                 let wait = record.upstream().unwrap_or_default();
+                let answered = record.answered().unwrap_or_else(std::time::Instant::now);
                 self.metrics.record_request(
                     metrics::Decision::Allowed,
-                    started.elapsed(),
+                    answered.saturating_duration_since(started),
                     Some(wait),
                 );
                 record.set_allowed();
