@@ -128,10 +128,12 @@ fn open_session(
     now: i64,
     remember: bool,
 ) -> Result<Arc<GuestSession>, GatewayError> {
-    let value = cookie_text(cookie)?;
-    let session = match memo.recall(keys, value) {
+    // The memo compares bytes: a cookie it holds was text when it was opened, so the check
+    // that it is text (a pass over its hundred-odd bytes) is left to a cookie opened afresh.
+    let session = match memo.recall(keys, cookie.value) {
         Some(session) => session,
         None => {
+            let value = cookie_text(cookie)?;
             let guest = cookie::open(keys, value, now).map_err(GatewayError::Session)?;
             let identity = ShareIdentity::of(&guest).map_err(GatewayError::Rewrite)?;
             let session = Arc::new(GuestSession::new(guest, identity));

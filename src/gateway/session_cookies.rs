@@ -94,10 +94,10 @@ impl<'h> SessionCookies<'h> {
             if !is_session_cookie_name(name, base) {
                 continue;
             }
-            // Checked above: our names are ASCII.
-            let Ok(name) = std::str::from_utf8(name) else {
-                continue;
-            };
+            // SAFETY: `is_session_cookie_name` accepted only `base` (a `&str`), alone or followed
+            // by `.` and ASCII hex digits: UTF-8 throughout. `from_utf8` checked it again, byte by
+            // byte, for about 130 instructions a request.
+            let name = unsafe { std::str::from_utf8_unchecked(name) };
             if cookies.len == READ_AT_MOST {
                 return Err(GatewayError::DuplicateSession);
             }

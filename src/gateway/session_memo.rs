@@ -71,11 +71,11 @@ impl std::fmt::Debug for SessionMemo {
 
 impl SessionMemo {
     /// The session `cookie` opened to under `keys`, if it is the last one remembered.
-    pub(super) fn recall(&self, keys: &Arc<KeyRing>, cookie: &str) -> Option<Arc<GuestSession>> {
+    pub(super) fn recall(&self, keys: &Arc<KeyRing>, cookie: &[u8]) -> Option<Arc<GuestSession>> {
         let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
         let remembered = last.as_ref()?;
-        let same = Arc::ptr_eq(&remembered.keys, keys)
-            && same_bytes(remembered.cookie.as_bytes(), cookie.as_bytes());
+        let same =
+            Arc::ptr_eq(&remembered.keys, keys) && same_bytes(remembered.cookie.as_bytes(), cookie);
         same.then(|| Arc::clone(&remembered.session))
     }
 
@@ -151,20 +151,20 @@ mod tests {
     fn recalls_only_the_same_cookie_under_the_same_ring_until_forgotten() {
         let (keys, other_keys) = (ring(&[7; 32]), ring(&[7; 32]));
         let memo = SessionMemo::default();
-        assert!(memo.recall(&keys, "v2.k1.a.b").is_none());
+        assert!(memo.recall(&keys, b"v2.k1.a.b").is_none());
         memo.remember(&keys, "v2.k1.a.b", &session());
-        assert!(memo.recall(&keys, "v2.k1.a.b").is_some());
+        assert!(memo.recall(&keys, b"v2.k1.a.b").is_some());
         // Another value, a prefix of it, or the same value under a ring a reload built (even with
         // the same secrets): opened afresh.
-        assert!(memo.recall(&keys, "v2.k1.a.c").is_none());
-        assert!(memo.recall(&keys, "v2.k1.a.").is_none());
-        assert!(memo.recall(&other_keys, "v2.k1.a.b").is_none());
+        assert!(memo.recall(&keys, b"v2.k1.a.c").is_none());
+        assert!(memo.recall(&keys, b"v2.k1.a.").is_none());
+        assert!(memo.recall(&other_keys, b"v2.k1.a.b").is_none());
         assert!(
             !format!("{memo:?}").contains("v2.k1"),
             "Debug shows no cookie"
         );
         memo.forget();
-        assert!(memo.recall(&keys, "v2.k1.a.b").is_none());
+        assert!(memo.recall(&keys, b"v2.k1.a.b").is_none());
     }
 
     #[test]
