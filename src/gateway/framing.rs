@@ -35,16 +35,15 @@ pub(super) fn check_host<B>(
     // and whether it names public_url. An empty `Host` is allowed by the grammar but names no
     // authority we serve (421 below).
     let host_names_ours = match host.map(HeaderValue::as_bytes) {
+        // `public_url`'s spelling has no userinfo (the configuration refuses one), so a `Host`
+        // spelled like it has no `@` either: the search for one is left to the others.
+        Some(bytes) if !bytes.is_empty() && is_public_spelling(bytes, public) => true,
         Some(bytes) if !bytes.is_empty() => {
             if bytes.contains(&b'@') {
                 return Err(GatewayError::BadHost);
             }
-            if is_public_spelling(bytes, public) {
-                true
-            } else {
-                let authority = Authority::try_from(bytes).map_err(|_| GatewayError::BadHost)?;
-                is_public_authority(&authority, public)
-            }
+            let authority = Authority::try_from(bytes).map_err(|_| GatewayError::BadHost)?;
+            is_public_authority(&authority, public)
         }
         Some(_) => false,
         None if request.version() == http::Version::HTTP_11 => {
@@ -90,7 +89,10 @@ fn forwarded_host(headers: &http::HeaderMap) -> Option<Result<&[u8], GatewayErro
 /// Whether `authority` is written exactly as `public_url`'s, in any letter case: what nearly every
 /// browser sends, and valid by construction, so it needs no parsing.
 fn is_public_spelling(authority: &[u8], public: &PublicOrigin) -> bool {
-    authority.eq_ignore_ascii_case(public.authority.as_str().as_bytes())
+    let public = public.authority.as_str().as_bytes();
+    // The same bytes first (one `memcmp`): `eq_ignore_ascii_case` folds every byte of both,
+    // about a hundred instructions for a host and port, on every request.
+    authority == public || authority.eq_ignore_ascii_case(public)
 }
 
 /// Whether `authority` (a `Host` value) is `public_url`'s: the host in any letter case, the port
