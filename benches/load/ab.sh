@@ -9,7 +9,8 @@
 # both builds (plain HTTP, [server] workers = 2, the same config and key) in front of it. Each pair
 # runs one wrk round (-t2 -c64, the plain row of compare.sh, every answer checked as there) against
 # each build, in random order. Prints each round, then per build the median CPU per request (user,
-# kernel) and the median of the pairs' differences (B - A) with how many pairs B won.
+# kernel), median requests/s and p99, and the median of the pairs' differences (B - A) with how
+# many pairs B won.
 #
 # Usage: benches/load/ab.sh A_BINARY B_BINARY [--pairs 12] [--duration 5] [--keep]
 set -euo pipefail
