@@ -11,33 +11,60 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// precise clock reads the TSC (about 33 ns on this kind of VM), once on every guest request.
 /// A credential may so outlive its expiry by one tick at most.
 pub fn unix_now() -> i64 {
+    i64::try_from(since_epoch().as_secs()).unwrap_or(i64::MAX)
+}
+
+/// How long to wait for [`unix_now`] to read `second` (Unix seconds): zero once it does. One
+/// tick of the coarse clock longer than the time left, since the coarse clock turns only on a
+/// tick, up to one after the precise one; a caller that waited the time left alone could find
+/// the second not yet come and wait for nothing, again and again, until it did.
+pub fn time_until(second: i64) -> Duration {
+    let target = u64::try_from(second).map_or(Duration::ZERO, Duration::from_secs);
+    match target.saturating_sub(since_epoch()) {
+        Duration::ZERO => Duration::ZERO,
+        left => left + coarse_tick(),
+    }
+}
+
+/// How often the coarse clock turns (the kernel's tick); zero where it cannot say.
+fn coarse_tick() -> Duration {
+    let mut tick = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `tick` is a valid, writable timespec for the call to fill.
+    if unsafe { libc::clock_getres(libc::CLOCK_REALTIME_COARSE, &mut tick) } != 0 {
+        return Duration::ZERO;
+    }
+    duration_of(tick)
+}
+
+/// The coarse wall clock since the Unix epoch (zero before it), or the precise one on a kernel
+/// without it.
+fn since_epoch() -> Duration {
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `now` is a valid, writable timespec for the call to fill.
     if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) } != 0 {
-        return precise_unix_now();
+        return precise_since_epoch();
     }
-    now.tv_sec.max(0)
+    duration_of(now)
 }
 
-/// [`unix_now`] from the precise clock, for a kernel without the coarse one.
-fn precise_unix_now() -> i64 {
+/// A timespec the kernel filled as a `Duration`: zero if negative (before 1970).
+fn duration_of(time: libc::timespec) -> Duration {
+    match (u64::try_from(time.tv_sec), u32::try_from(time.tv_nsec)) {
+        (Ok(seconds), Ok(nanos)) if nanos < 1_000_000_000 => Duration::new(seconds, nanos),
+        _ => Duration::ZERO,
+    }
+}
+
+fn precise_since_epoch() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_secs()).unwrap_or(i64::MAX)
-        })
-}
-
-/// How long until the wall clock reads `second` (Unix seconds): zero once it does.
-pub fn time_until(second: i64) -> Duration {
-    let target = u64::try_from(second).map_or(Duration::ZERO, Duration::from_secs);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO);
-    target.saturating_sub(now)
+        .unwrap_or(Duration::ZERO)
 }
 
 /// Unix seconds as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian calendar).
@@ -80,6 +107,7 @@ mod tests {
 
     #[test]
     fn the_coarse_reading_is_the_precise_one_within_a_second() {
+        let precise_unix_now = || precise_since_epoch().as_secs() as i64;
         let before = precise_unix_now();
         let coarse = unix_now();
         let after = precise_unix_now();
@@ -92,5 +120,13 @@ mod tests {
             coarse > 1_700_000_000,
             "not the Unix epoch's clock: {coarse}"
         );
+    }
+
+    #[test]
+    fn after_waiting_time_until_a_second_unix_now_reads_it() {
+        let next = unix_now() + 1;
+        std::thread::sleep(time_until(next));
+        assert!(unix_now() >= next, "woke before {next}: {}", unix_now());
+        assert_eq!(time_until(next), Duration::ZERO);
     }
 }
