@@ -28,37 +28,34 @@ pub fn time_until(second: i64) -> Duration {
 
 /// How often the coarse clock turns (the kernel's tick); zero where it cannot say.
 fn coarse_tick() -> Duration {
-    let mut tick = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `tick` is a valid, writable timespec for the call to fill.
-    if unsafe { libc::clock_getres(libc::CLOCK_REALTIME_COARSE, &mut tick) } != 0 {
-        return Duration::ZERO;
-    }
-    duration_of(tick)
+    ask_coarse_clock(libc::clock_getres).unwrap_or(Duration::ZERO)
 }
 
 /// The coarse wall clock since the Unix epoch (zero before it), or the precise one on a kernel
 /// without it.
 fn since_epoch() -> Duration {
-    let mut now = libc::timespec {
+    ask_coarse_clock(libc::clock_gettime).unwrap_or_else(precise_since_epoch)
+}
+
+/// `clock_gettime` or `clock_getres` of `CLOCK_REALTIME_COARSE`: `None` where the kernel refuses,
+/// zero for a time before 1970.
+fn ask_coarse_clock(
+    call: unsafe extern "C" fn(libc::clockid_t, *mut libc::timespec) -> libc::c_int,
+) -> Option<Duration> {
+    let mut time = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `now` is a valid, writable timespec for the call to fill.
-    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) } != 0 {
-        return precise_since_epoch();
+    // SAFETY: both calls only write the timespec they are given, a valid and writable one.
+    if unsafe { call(libc::CLOCK_REALTIME_COARSE, &mut time) } != 0 {
+        return None;
     }
-    duration_of(now)
-}
-
-/// A timespec the kernel filled as a `Duration`: zero if negative (before 1970).
-fn duration_of(time: libc::timespec) -> Duration {
-    match (u64::try_from(time.tv_sec), u32::try_from(time.tv_nsec)) {
-        (Ok(seconds), Ok(nanos)) if nanos < 1_000_000_000 => Duration::new(seconds, nanos),
-        _ => Duration::ZERO,
-    }
+    Some(
+        match (u64::try_from(time.tv_sec), u32::try_from(time.tv_nsec)) {
+            (Ok(seconds), Ok(nanos)) if nanos < 1_000_000_000 => Duration::new(seconds, nanos),
+            _ => Duration::ZERO,
+        },
+    )
 }
 
 fn precise_since_epoch() -> Duration {
