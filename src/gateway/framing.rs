@@ -35,17 +35,17 @@ pub(super) fn check_host<B>(
     // and whether it names public_url. An empty `Host` is allowed by the grammar but names no
     // authority we serve (421 below).
     let host_names_ours = match host.map(HeaderValue::as_bytes) {
+        Some([]) => false,
         // `public_url`'s spelling has no userinfo (the configuration refuses one), so a `Host`
         // spelled like it has no `@` either: the search for one is left to the others.
-        Some(bytes) if !bytes.is_empty() && is_public_spelling(bytes, public) => true,
-        Some(bytes) if !bytes.is_empty() => {
+        Some(bytes) if is_public_spelling(bytes, public) => true,
+        Some(bytes) => {
             if bytes.contains(&b'@') {
                 return Err(GatewayError::BadHost);
             }
             let authority = Authority::try_from(bytes).map_err(|_| GatewayError::BadHost)?;
             is_public_authority(&authority, public)
         }
-        Some(_) => false,
         None if request.version() == http::Version::HTTP_11 => {
             return Err(GatewayError::BadHost);
         }
