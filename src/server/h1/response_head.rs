@@ -6,11 +6,12 @@
 //! chunked (HTTP/1.1) or ends at the close (HTTP/1.0), as hyper's server did.
 
 use std::cell::RefCell;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use http::header::{self, HeaderMap};
 use http::{StatusCode, Version};
 
+use crate::clock::unix_now;
 use crate::proxy::hop::options_of;
 use crate::proxy::upstream_h1::response_head::parse_length;
 
@@ -147,17 +148,16 @@ thread_local! {
 }
 
 fn with_date(write: impl FnOnce(&[u8])) {
-    let now = SystemTime::now();
-    let second = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
+    // The gateway's own clock for whole seconds (the coarse one, a few nanoseconds a reading).
+    let second = u64::try_from(unix_now()).unwrap_or(0);
     DATE.with(|cell| {
         let mut cached = cell.borrow_mut();
         if cached.0 != second {
             cached.1.clear();
+            let time = SystemTime::UNIX_EPOCH + Duration::from_secs(second);
             cached
                 .1
-                .extend_from_slice(httpdate::fmt_http_date(now).as_bytes());
+                .extend_from_slice(httpdate::fmt_http_date(time).as_bytes());
             cached.0 = second;
         }
         write(&cached.1);
