@@ -147,7 +147,7 @@ pub fn parse_response_head(
         // About this one connection: read for the framing (above), never handed on. Every
         // response's sanitiser would remove them (`proxy::hop`); left out here, they are never
         // hashed into the map only to be looked up and taken out again.
-        if !is_hop_by_hop(&name) {
+        if !is_hop_by_hop(&name) && !names_upstream_software(&name) {
             headers.append(name, value);
         }
     }
@@ -160,6 +160,20 @@ pub fn parse_response_head(
     Ok(Parsed::Final(
         reading.decide(status, version, headers, method),
     ))
+}
+
+/// Fields that name the upstream's software and its version (`Server: Apache/2.4.6`,
+/// `X-Powered-By: PHP/5.4`): they tell whoever reads them, a guest outside the organisation
+/// included, what to attack, and no client needs them. Left out of every response as its head is
+/// read, as nginx's proxy leaves out `Server` unless told otherwise.
+const UPSTREAM_SOFTWARE: [HeaderName; 3] = [
+    HeaderName::from_static("x-powered-by"),
+    HeaderName::from_static("x-aspnet-version"),
+    HeaderName::from_static("x-aspnetmvc-version"),
+];
+
+fn names_upstream_software(name: &HeaderName) -> bool {
+    name == header::SERVER || UPSTREAM_SOFTWARE.contains(name)
 }
 
 /// Where a field's name and value sit in its head: offset and length of each.
@@ -375,6 +389,17 @@ mod tests {
         assert!(!closing.reusable);
         let names: Vec<&str> = closing.headers.keys().map(|name| name.as_str()).collect();
         assert_eq!(names, ["content-length"]);
+    }
+
+    #[test]
+    fn fields_naming_the_upstream_software_are_left_out_of_the_head() {
+        let head = final_head(
+            "HTTP/1.1 200 OK\r\nServer: Apache/2.4.6 (CentOS) PHP/5.4.16\r\nX-Powered-By: PHP/5.4.16\r\n\
+             X-AspNet-Version: 4.0.30319\r\nX-AspNetMvc-Version: 5.2\r\nContent-Type: text/html\r\n\
+             X-Served-By: cache-1\r\nContent-Length: 0\r\n\r\n",
+        );
+        let names: Vec<&str> = head.headers.keys().map(|name| name.as_str()).collect();
+        assert_eq!(names, ["content-type", "x-served-by", "content-length"]);
     }
 
     #[test]
