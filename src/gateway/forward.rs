@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::header;
-use http::{Request, Response, StatusCode};
+use http::{Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::time::Instant;
 use tracing::debug;
@@ -20,7 +20,7 @@ use crate::proxy::client::{ForwardError, Outgoing};
 use crate::proxy::request::{GuestRewrite, rewrite_passthrough_request, write_guest_head};
 use crate::proxy::response::{sanitise_guest_response, sanitise_passthrough_response};
 use crate::proxy::upgrade::{Tunnel, restore_websocket_headers, splice};
-use crate::proxy::upstream_h1::encode_request_head;
+use crate::proxy::upstream_h1::{PassedFields, encode_request_head};
 use crate::proxy::{Body, BoxError, empty_body};
 use crate::server::ConnectionInfo;
 use crate::server::body_pace::is_too_slow;
@@ -53,6 +53,7 @@ impl Gateway {
             .then(|| request.extensions_mut().remove::<OnUpgrade>())
             .flatten();
         let (mut parts, body) = request.into_parts();
+        let answer_in_map = parts.version == Version::HTTP_2;
         let origin = self.origin(connection);
         let body = if is_bodiless(&parts.method) {
             // Undeclared body bytes on a GET or HEAD (possible on HTTP/2) never reach the upstream:
@@ -158,6 +159,11 @@ impl Gateway {
                 None
             }
         };
+        // hyper writes an HTTP/2 answer from the map alone; casegate's HTTP/1 writer takes the
+        // fields passed on from where the upstream sent them.
+        if answer_in_map && let Some(passed) = parts.extensions.remove::<PassedFields>() {
+            passed.move_into(&mut parts.headers);
+        }
         if let Some((client, upstream)) = tunnel {
             restore_websocket_headers(&mut parts.headers);
             splice(

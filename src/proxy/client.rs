@@ -249,6 +249,7 @@ impl UpstreamPool {
         *response.status_mut() = head.status;
         *response.version_mut() = head.version;
         *response.headers_mut() = head.headers;
+        response.extensions_mut().insert(head.passed);
         Ok(response)
     }
 }

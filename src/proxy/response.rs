@@ -7,8 +7,28 @@ use http::uri::{Authority, Scheme, Uri};
 
 use super::hop::{strip_hop_by_hop, strip_hop_by_hop_and};
 use super::upstream::Upstream;
+use super::upstream_h1::PassedFields;
 
-const X_ROBOTS_TAG: HeaderName = HeaderName::from_static("x-robots-tag");
+/// casegate's own fields on every forwarded answer to a guest, as the map gets them and as an
+/// HTTP/1 writer writes them (one copy of all four lines). The upstream's own `Cache-Control`,
+/// `Referrer-Policy` and `X-Robots-Tag` are removed first; its `Vary` stays, and `Cookie` is added.
+macro_rules! guest_fields {
+    ($(($name:literal, $value:literal)),+ $(,)?) => {
+        /// Never cached (a shared computer, a proxy on the way), no referrer to another site,
+        /// not indexed, and a cache that keeps it anyway keys it by cookie.
+        pub const GUEST_FIELDS: [(HeaderName, &str); [$($name),+].len()] =
+            [$((HeaderName::from_static($name), $value)),+];
+        /// [`GUEST_FIELDS`] as HTTP/1 field lines.
+        pub const GUEST_FIELD_LINES: &[u8] = concat!($($name, ": ", $value, "\r\n"),+).as_bytes();
+    };
+}
+
+guest_fields!(
+    ("cache-control", "private, no-store"),
+    ("vary", "Cookie"),
+    ("referrer-policy", "no-referrer"),
+    ("x-robots-tag", "noindex"),
+);
 
 /// The public origin recipients use (`public_url`), for redirects.
 #[derive(Clone, Debug)]
@@ -31,22 +51,35 @@ impl PublicOrigin {
 /// Cleans a response on its way to a guest.
 pub fn sanitise_guest_response(parts: &mut Parts, upstream: &Upstream, public: &PublicOrigin) {
     // One pass over the response's names for all of them: each lookup or removal of a name the
-    // response lacks would hash it for nothing.
-    strip_hop_by_hop_and(&mut parts.headers, sets_state_or_opens_to_origins);
-    let headers = &mut parts.headers;
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, no-store"),
-    );
-    headers.append(header::VARY, HeaderValue::from_static("Cookie"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(X_ROBOTS_TAG, HeaderValue::from_static("noindex"));
+    // response lacks would hash it for nothing. Every name removed here is one the upstream
+    // client keeps in the map (`is_read_or_changed`), never among the fields it passes on.
+    strip_hop_by_hop_and(&mut parts.headers, |name| {
+        sets_state_or_opens_to_origins(name) || replaced_for_guests(name)
+    });
+    match parts.extensions.get_mut::<PassedFields>() {
+        // Written with the upstream's other fields, or moved into the map with them.
+        Some(passed) => passed.mark_for_guest(),
+        None => {
+            for (name, value) in GUEST_FIELDS {
+                parts.headers.append(name, HeaderValue::from_static(value));
+            }
+        }
+    }
     // Strict-Transport-Security is set on every response, pages included, by the connection
     // (`[server] hsts`, src/server/connection.rs), not only on forwarded ones.
     rewrite_location(parts, upstream, public);
+}
+
+/// Whether casegate reads or changes the response field `name` anywhere: the sanitisers
+/// (`Set-Cookie`, CORS, caching, referrer, indexing, `Location`) and the connection (HSTS). The
+/// upstream client keeps these in the response's map, where those rules look; every other field
+/// is passed on as it came ([`PassedFields`]).
+pub fn is_read_or_changed(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    sets_state_or_opens_to_origins(name)
+        || replaced_for_guests(name)
+        || name == "location"
+        || name == "strict-transport-security"
 }
 
 /// Whether an upstream's response header would set state in a guest's browser (`Set-Cookie`, and
@@ -54,6 +87,11 @@ pub fn sanitise_guest_response(parts: &mut Parts, upstream: &Upstream, public: &
 /// the case to other origins (CORS).
 fn sets_state_or_opens_to_origins(name: &str) -> bool {
     name == "set-cookie" || name == "set-cookie2" || name.starts_with("access-control-")
+}
+
+/// The upstream's fields that [`GUEST_FIELDS`] replace for a guest (its `Vary` is added to).
+fn replaced_for_guests(name: &str) -> bool {
+    matches!(name, "cache-control" | "referrer-policy" | "x-robots-tag")
 }
 
 /// Cleans a response to a passthrough (staff) request: only what is needed for correctness.
@@ -107,6 +145,54 @@ mod tests {
             builder = builder.header(*name, *value);
         }
         builder.body(()).unwrap().into_parts().0
+    }
+
+    /// The upstream client keeps in the map every field a sanitiser or the connection acts on,
+    /// and passes the rest on unread: a name missing here would pass a sanitiser by.
+    #[test]
+    fn what_casegate_reads_or_changes_is_kept_in_the_map_the_rest_passed_on() {
+        for name in [
+            "set-cookie",
+            "set-cookie2",
+            "access-control-allow-origin",
+            "access-control-expose-headers",
+            "cache-control",
+            "referrer-policy",
+            "x-robots-tag",
+            "location",
+            "strict-transport-security",
+        ] {
+            assert!(is_read_or_changed(&HeaderName::from_static(name)), "{name}");
+        }
+        for name in ["content-type", "etag", "date", "vary", "x-frame-options"] {
+            assert!(
+                !is_read_or_changed(&HeaderName::from_static(name)),
+                "{name}"
+            );
+        }
+        // Every field the guest sanitiser removes from the map is one of them.
+        let mut parts = response(&[
+            ("set-cookie", "a=1"),
+            ("set-cookie2", "a=1"),
+            ("access-control-max-age", "1"),
+            ("cache-control", "public"),
+            ("referrer-policy", "unsafe-url"),
+            ("x-robots-tag", "all"),
+            ("content-type", "text/html"),
+            ("vary", "Accept"),
+        ]);
+        let before: Vec<HeaderName> = parts.headers.keys().cloned().collect();
+        sanitise_guest_response(&mut parts, &upstream(), &public());
+        for name in before {
+            let upstream_value_left = parts
+                .headers
+                .get_all(&name)
+                .iter()
+                .any(|value| !GUEST_FIELDS.iter().any(|(_, ours)| value == ours));
+            if !upstream_value_left {
+                assert!(is_read_or_changed(&name), "{name} removed but passed on");
+            }
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
-use super::response_head::KnownNames;
+use super::response_head::ResponseNames;
 use crate::proxy::pool::Destination;
 
 /// The first read of an exchange asks for this much: a typical head and small body fit.
@@ -36,7 +36,7 @@ pub struct UpstreamConnection {
     pub(super) buffer: BytesMut,
     pub(super) read_size: usize,
     /// The field names of the last response, in order (see `parse_response_head`).
-    pub(super) names: KnownNames,
+    pub(super) names: ResponseNames,
     /// The timer for the response timeout, kept from exchange to exchange (`lazy_timer`); made
     /// by the first exchange, and out of the connection while an exchange runs beside it.
     timer: Option<Pin<Box<Sleep>>>,
@@ -52,7 +52,7 @@ impl UpstreamConnection {
             destination,
             buffer: BytesMut::new(),
             read_size: FIRST_READ,
-            names: KnownNames::default(),
+            names: ResponseNames::default(),
             timer: None,
         })
     }

@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::connection::{UpstreamConnection, poll_fill};
 use super::request_head::RequestFraming;
-use super::response_head::{HeadError, KnownNames, Parsed, ResponseHead, parse_response_head};
+use super::response_head::{HeadError, Parsed, ResponseHead, ResponseNames, parse_response_head};
 use crate::proxy::{Body, BoxError};
 
 /// The most interim (1xx) responses read before the final one; an upstream that sends more is
@@ -169,7 +169,7 @@ async fn read_head(
     reader: &mut (impl AsyncRead + Unpin),
     buffer: &mut BytesMut,
     read_size: &mut usize,
-    names: &mut KnownNames,
+    names: &mut ResponseNames,
     method: &Method,
 ) -> Result<ResponseHead, ExchangeError> {
     let mut interim = 0;

@@ -14,11 +14,13 @@ pub mod body;
 pub mod chunked;
 pub mod connection;
 pub mod exchange;
+pub mod passed_fields;
 pub mod request_head;
 pub mod response_head;
 
 pub use body::{BodyError, SpliceOffer, Spliceable, UpstreamBody};
 pub use connection::UpstreamConnection;
 pub use exchange::{Answered, ExchangeError, exchange};
+pub use passed_fields::PassedFields;
 pub use request_head::{RequestFraming, encode_request_head};
 pub use response_head::BodyFraming;

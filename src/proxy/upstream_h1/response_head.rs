@@ -12,18 +12,15 @@ use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
 
+use super::passed_fields::PassedFields;
 use crate::proxy::hop::{field_named_by, is_hop_by_hop, options_of};
+use crate::proxy::response::is_read_or_changed;
 
 /// The largest response head casegate reads (status line and fields). Legacy apps with large
 /// cookies stay well below; a head beyond it is refused with a 502.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// The most fields in one response head (hyper's limit is 100).
 pub const MAX_HEADERS: usize = 128;
-/// Room for the fields casegate adds to a response on its way out (`Cache-Control`, `Vary`,
-/// `Referrer-Policy`, `X-Robots-Tag`, `Strict-Transport-Security`, ...), so that adding them
-/// does not grow the map and hash every field again.
-const ROOM_FOR_OURS: usize = 8;
-
 /// How the body after a response head ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BodyFraming {
@@ -44,7 +41,10 @@ pub enum BodyFraming {
 pub struct ResponseHead {
     pub status: StatusCode,
     pub version: Version,
+    /// The fields casegate reads or changes (usually none).
     pub headers: HeaderMap,
+    /// All the others, handed on as they came.
+    pub passed: PassedFields,
     pub framing: BodyFraming,
     /// Whether the connection may carry another request once the body has been read to its end.
     pub reusable: bool,
@@ -94,7 +94,7 @@ impl std::error::Error for HeadError {}
 pub fn parse_response_head(
     buffer: &mut BytesMut,
     method: &Method,
-    names: &mut KnownNames,
+    names: &mut ResponseNames,
 ) -> Result<Parsed, HeadError> {
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut []);
@@ -126,40 +126,86 @@ pub fn parse_response_head(
         Some(1) => Version::HTTP_11,
         _ => Version::HTTP_10,
     };
-    // Where each field sits in the buffer, so that the values can share the head's bytes
-    // instead of being copied (hyper does the same).
+    // Where each field sits in the buffer, so that the fields passed on stay in the head's bytes
+    // and the values of the others can share them instead of being copied (hyper does the same).
     let mut storage = [const { MaybeUninit::<FieldSpan>::uninit() }; MAX_HEADERS];
     let spans = field_spans(&mut storage, response.headers, buffer);
     let count = spans.len();
     let head = buffer.split_to(length).freeze();
     let mut reading = FramingFields::default();
-    let mut headers = HeaderMap::with_capacity(count + ROOM_FOR_OURS);
-    for (index, &(name_at, name_len, value_at, value_len)) in spans.iter().enumerate() {
+    // Only the fields casegate reads or changes: usually none.
+    let mut headers = HeaderMap::new();
+    let mut passed = Vec::with_capacity(count);
+    let mut date = false;
+    for (index, &span) in spans.iter().enumerate() {
+        let (name_at, name_len, value_at, value_len) = span;
         let (name_at, name_len) = (name_at as usize, name_len as usize);
+        let (name, disposition) = field_name(
+            &head[name_at..name_at + name_len],
+            index,
+            names,
+            Disposition::of,
+        )?;
+        let kept = match disposition {
+            Disposition::Passed => {
+                date |= name == header::DATE;
+                passed.push(span);
+                continue;
+            }
+            Disposition::Read => true,
+            // About this one connection (read for the framing, below) or about the upstream's
+            // software: never handed on, so never put in the map only to be taken out again.
+            Disposition::Dropped => false,
+        };
         let (value_at, value_len) = (value_at as usize, value_len as usize);
-        let name = field_name(&head[name_at..name_at + name_len], index, names)?;
         let value = head.slice(value_at..value_at + value_len);
         // SAFETY: httparse let through only the bytes a `HeaderValue` may hold (HTAB, visible
         // ASCII and SP, obs-text 0x80-0xFF: its HEADER_VALUE_MAP is `http`'s rule), so checking
         // every byte again would be work for nothing. hyper's client does the same.
         let value = unsafe { HeaderValue::from_maybe_shared_unchecked(value) };
         reading.note(&name, &value)?;
-        // About this one connection: read for the framing (above), never handed on. Every
-        // response's sanitiser would remove them (`proxy::hop`); left out here, they are never
-        // hashed into the map only to be looked up and taken out again.
-        if !is_hop_by_hop(&name) && !names_upstream_software(&name) {
+        if kept {
             headers.append(name, value);
         }
-    }
-    for name in &reading.connection_named {
-        headers.remove(name);
     }
     // Remembered for the next response: this one's names and no more, so that the memory is
     // bounded by one head.
     names.truncate(count);
+    let mut passed = PassedFields::new(head, passed, date);
+    for name in &reading.connection_named {
+        headers.remove(name);
+        passed.remove(name);
+    }
     Ok(Parsed::Final(
-        reading.decide(status, version, headers, method),
+        reading.decide(status, version, headers, passed, method),
     ))
+}
+
+/// What becomes of an upstream response's field. The framing's own fields (`Content-Length`,
+/// `Transfer-Encoding`, `Connection`) are all `Dropped`, so every one of them is read.
+#[derive(Debug, Clone, Copy)]
+pub enum Disposition {
+    /// Handed on as it came, never looked at again ([`PassedFields`]).
+    Passed,
+    /// Read or changed by the sanitisers or the connection (HSTS): kept in the map, where
+    /// they look ([`is_read_or_changed`]).
+    Read,
+    /// Read here for the framing at most, and not handed on: hop-by-hop, `Content-Length` (every
+    /// writer frames the body itself, from [`PassedFields::declared_length`]), the upstream's
+    /// software.
+    Dropped,
+}
+
+impl Disposition {
+    fn of(name: &HeaderName) -> Disposition {
+        if is_hop_by_hop(name) || name == header::CONTENT_LENGTH || names_upstream_software(name) {
+            Disposition::Dropped
+        } else if is_read_or_changed(name) {
+            Disposition::Read
+        } else {
+            Disposition::Passed
+        }
+    }
 }
 
 /// Fields that name the upstream's software and its version (`Server: Apache/2.4.6`,
@@ -203,14 +249,21 @@ pub(crate) fn field_spans<'s>(
     unsafe { std::slice::from_raw_parts(storage.as_ptr().cast::<FieldSpan>(), count) }
 }
 
-/// The field names of a connection's last head, in order, each as spelled on the wire: an
-/// upstream sends the same names in the same order response after response (and a browser its
-/// requests), and comparing the
-/// bytes in place is a fraction of parsing a name again (about 150 instructions a field).
-#[derive(Debug, Default)]
-pub struct KnownNames(Vec<(Box<[u8]>, HeaderName)>);
+/// The field names of a connection's last head, in order, each as spelled on the wire, with
+/// what was worked out from each (`T`: for a response, its [`Disposition`]): an upstream sends
+/// the same names in the same order response after response (and a browser its requests), and
+/// comparing the bytes in place is a fraction of parsing a name again (about 150 instructions a
+/// field) and of judging it again (about 60).
+#[derive(Debug)]
+pub struct KnownNames<T = ()>(Vec<(Box<[u8]>, HeaderName, T)>);
 
-impl KnownNames {
+impl<T> Default for KnownNames<T> {
+    fn default() -> Self {
+        KnownNames(Vec::new())
+    }
+}
+
+impl<T> KnownNames<T> {
     /// Forgets the names past the first `count`: what is remembered is bounded by one head.
     pub(crate) fn truncate(&mut self, count: usize) {
         self.0.truncate(count);
@@ -222,42 +275,46 @@ impl KnownNames {
     }
 }
 
+/// What a response's field names are remembered with.
+pub type ResponseNames = KnownNames<Disposition>;
+
 /// Real field names are short; a long one is not worth remembering.
 const LONGEST_KNOWN_NAME: usize = 64;
 
-/// The field name `spelled` as the `index`th field, from `names` when the last response spelled
-/// the same bytes there. Names longer than [`LONGEST_KNOWN_NAME`] are parsed every time.
-pub(crate) fn field_name(
+/// The field name `spelled` as the `index`th field and what `judge` makes of it, from `names`
+/// when the last head spelled the same bytes there. Names longer than [`LONGEST_KNOWN_NAME`] are
+/// parsed and judged every time.
+pub(crate) fn field_name<T: Copy>(
     spelled: &[u8],
     index: usize,
-    names: &mut KnownNames,
-) -> Result<HeaderName, HeadError> {
+    names: &mut KnownNames<T>,
+    judge: impl FnOnce(&HeaderName) -> T,
+) -> Result<(HeaderName, T), HeadError> {
     let names = &mut names.0;
-    if let Some((known, name)) = names.get(index)
+    if let Some((known, name, judged)) = names.get(index)
         && **known == *spelled
     {
-        return Ok(name.clone());
+        return Ok((name.clone(), *judged));
     }
     let name = HeaderName::from_bytes(spelled)
         .map_err(|_| HeadError::Malformed(httparse::Error::HeaderName))?;
+    let judged = judge(&name);
     if spelled.len() > LONGEST_KNOWN_NAME {
-        return Ok(name);
+        return Ok((name, judged));
     }
-    let entry = (Box::from(spelled), name.clone());
+    let entry = (Box::from(spelled), name.clone(), judged);
     if index < names.len() {
         names[index] = entry;
     } else if index == names.len() {
         names.push(entry);
     }
-    Ok(name)
+    Ok((name, judged))
 }
 
 /// The fields that decide framing and reuse, noted as the head is read.
 #[derive(Default)]
 struct FramingFields {
     content_length: Option<u64>,
-    /// The length came as a list or on several lines (all equal, or it was refused).
-    length_repeated: bool,
     transfer_encoding: bool,
     chunked_last: bool,
     close: bool,
@@ -270,10 +327,8 @@ impl FramingFields {
         if name == header::CONTENT_LENGTH {
             for item in value.as_bytes().split(|&byte| byte == b',') {
                 let length = parse_length(item.trim_ascii()).ok_or(HeadError::BadContentLength)?;
-                match self.content_length {
-                    Some(seen) if seen != length => return Err(HeadError::BadContentLength),
-                    Some(_) => self.length_repeated = true,
-                    None => {}
+                if self.content_length.is_some_and(|seen| seen != length) {
+                    return Err(HeadError::BadContentLength);
                 }
                 self.content_length = Some(length);
             }
@@ -296,7 +351,8 @@ impl FramingFields {
         self,
         status: StatusCode,
         version: Version,
-        mut headers: HeaderMap,
+        headers: HeaderMap,
+        mut passed: PassedFields,
         method: &Method,
     ) -> ResponseHead {
         let persistent = match version {
@@ -308,13 +364,9 @@ impl FramingFields {
         // one, and the connection is not trusted again (RFC 9112 sections 6.2 and 6.3 item 3),
         // whatever the status: a sender that writes both is not one to keep reading from.
         let both_framings = self.transfer_encoding && self.content_length.is_some();
-        if self.transfer_encoding {
-            headers.remove(header::CONTENT_LENGTH);
-        } else if let Some(length) = self.content_length.filter(|_| self.length_repeated) {
-            // `12, 12` is one length; the client is told it once (a list is malformed to a
-            // strict HTTP/2 client).
-            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-        }
+        // The length goes on as a number, so `12, 12` is told to the client once (a list is
+        // malformed to a strict HTTP/2 client).
+        passed.set_declared_length(self.content_length.filter(|_| !self.transfer_encoding));
         let (framing, clear) = if status == StatusCode::SWITCHING_PROTOCOLS {
             (BodyFraming::Switched, false)
         } else if *method == Method::HEAD
@@ -338,6 +390,7 @@ impl FramingFields {
             status,
             version,
             headers,
+            passed,
             framing,
             reusable: persistent && clear && !both_framings,
         }
@@ -372,6 +425,17 @@ mod tests {
         }
     }
 
+    /// Everything the head hands on, in one map (as an HTTP/2 answer gets it).
+    fn handed_on(head: ResponseHead) -> HeaderMap {
+        let mut headers = head.headers;
+        head.passed.move_into(&mut headers);
+        headers
+    }
+
+    fn names_of(headers: &HeaderMap) -> Vec<&str> {
+        headers.keys().map(|name| name.as_str()).collect()
+    }
+
     #[test]
     fn hop_by_hop_fields_frame_the_body_and_are_left_out_of_the_head() {
         let head = final_head(
@@ -381,14 +445,12 @@ mod tests {
         );
         assert_eq!(head.framing, BodyFraming::Chunked);
         assert!(head.reusable);
-        let names: Vec<&str> = head.headers.keys().map(|name| name.as_str()).collect();
-        assert_eq!(names, ["content-type"]);
+        assert_eq!(names_of(&handed_on(head)), ["content-type"]);
         let closing = final_head(
             "HTTP/1.1 200 OK\r\nConnection: close\r\nClose: 1\r\nContent-Length: 0\r\n\r\n",
         );
         assert!(!closing.reusable);
-        let names: Vec<&str> = closing.headers.keys().map(|name| name.as_str()).collect();
-        assert_eq!(names, ["content-length"]);
+        assert_eq!(names_of(&handed_on(closing)), ["content-length"]);
     }
 
     #[test]
@@ -398,8 +460,10 @@ mod tests {
              X-AspNet-Version: 4.0.30319\r\nX-AspNetMvc-Version: 5.2\r\nContent-Type: text/html\r\n\
              X-Served-By: cache-1\r\nContent-Length: 0\r\n\r\n",
         );
-        let names: Vec<&str> = head.headers.keys().map(|name| name.as_str()).collect();
-        assert_eq!(names, ["content-type", "x-served-by", "content-length"]);
+        assert_eq!(
+            names_of(&handed_on(head)),
+            ["content-type", "x-served-by", "content-length"]
+        );
     }
 
     #[test]
@@ -473,7 +537,7 @@ mod tests {
         let both = final_head(
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
         );
-        assert!(both.headers.get(header::CONTENT_LENGTH).is_none());
+        assert!(!handed_on(both).contains_key(header::CONTENT_LENGTH));
     }
 
     /// Found by the upstream_response property: with a bodiless status the length stayed beside
@@ -484,11 +548,11 @@ mod tests {
             let head = final_head(&format!(
                 "HTTP/1.1 {status}\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n"
             ));
+            assert!(!head.reusable, "{status}");
             assert!(
-                head.headers.get(header::CONTENT_LENGTH).is_none(),
+                !handed_on(head).contains_key(header::CONTENT_LENGTH),
                 "{status}"
             );
-            assert!(!head.reusable, "{status}");
         }
     }
 
@@ -501,7 +565,8 @@ mod tests {
             panic!("not a final head");
         };
         assert_eq!((head.framing, head.reusable), (BodyFraming::Empty, true));
-        assert_eq!(head.headers[header::CONTENT_LENGTH], "5000");
+        assert_eq!(head.passed.declared_length(), Some(5000));
+        assert_eq!(handed_on(head)[header::CONTENT_LENGTH], "5000");
     }
 
     #[test]
@@ -595,13 +660,11 @@ mod tests {
                 panic!("{text:?}");
             };
             let fresh = final_head(text);
-            let spelled = |head: &ResponseHead| {
-                head.headers
-                    .keys()
-                    .map(|name| name.as_str().to_owned())
-                    .collect::<Vec<_>>()
-            };
-            assert_eq!(spelled(&head), spelled(&fresh), "{text:?}");
+            assert_eq!(
+                names_of(&handed_on(head)),
+                names_of(&handed_on(fresh)),
+                "{text:?}"
+            );
         }
         assert_eq!(names.len(), 4);
         // A name that only differs in a byte that is not a letter is not the remembered one.
@@ -611,15 +674,22 @@ mod tests {
         else {
             panic!("no head");
         };
-        assert!(head.headers.contains_key("x_two"));
-        assert!(!head.headers.contains_key("x-two"));
+        let handed_on = handed_on(head);
+        assert!(handed_on.contains_key("x_two"));
+        assert!(!handed_on.contains_key("x-two"));
     }
 
     #[test]
     fn values_keep_their_bytes_and_names_are_lower_cased() {
         let head =
             final_head("HTTP/1.1 200 OK\r\nX-Thing: caf\u{e9} \t\r\nContent-Length: 0\r\n\r\n");
-        assert_eq!(head.headers["x-thing"].as_bytes(), "caf\u{e9}".as_bytes());
+        // Over HTTP/1 as they came, spelling and all; in a map, as `http` spells names.
+        let fields: Vec<_> = head.passed.fields().collect();
+        assert_eq!(fields, [(&b"X-Thing"[..], "caf\u{e9}".as_bytes())]);
+        assert_eq!(
+            handed_on(head)["x-thing"].as_bytes(),
+            "caf\u{e9}".as_bytes()
+        );
     }
 
     /// The remembered names are cut back to the last response's fields and long names are not
@@ -647,7 +717,7 @@ mod tests {
         let held: usize = names
             .0
             .iter()
-            .map(|(spelled, name)| spelled.len() + name.as_str().len())
+            .map(|(spelled, name, _)| spelled.len() + name.as_str().len())
             .sum();
         assert!(
             held <= 2 * MAX_HEAD_BYTES,
@@ -663,11 +733,8 @@ mod tests {
     fn a_repeated_length_reaches_the_guest_as_one_number() {
         let head = final_head("HTTP/1.1 200 OK\r\nContent-Length: 12, 12\r\n\r\n");
         assert_eq!(head.framing, BodyFraming::Length(12));
-        let told: Vec<_> = head
-            .headers
-            .get_all(header::CONTENT_LENGTH)
-            .iter()
-            .collect();
+        let handed_on = handed_on(head);
+        let told: Vec<_> = handed_on.get_all(header::CONTENT_LENGTH).iter().collect();
         assert_eq!(told, ["12"]);
     }
 }

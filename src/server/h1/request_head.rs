@@ -159,7 +159,7 @@ pub fn parse_request_head(
     for (index, &(name_at, name_len, value_at, value_len)) in spans.iter().enumerate() {
         let (name_at, name_len) = (name_at as usize, name_len as usize);
         let (value_at, value_len) = (value_at as usize, value_len as usize);
-        let name = field_name(&head[name_at..name_at + name_len], index, names)
+        let (name, ()) = field_name(&head[name_at..name_at + name_len], index, names, |_| ())
             .map_err(|_| HeadError::Malformed("field name"))?;
         let value = head.slice(value_at..value_at + value_len);
         // SAFETY: httparse let through only the bytes a `HeaderValue` may hold (HTAB, visible

@@ -13,6 +13,8 @@ use http::{StatusCode, Version};
 
 use crate::clock::unix_now;
 use crate::proxy::hop::options_of;
+use crate::proxy::response::GUEST_FIELD_LINES;
+use crate::proxy::upstream_h1::PassedFields;
 use crate::proxy::upstream_h1::response_head::parse_length;
 
 /// How the body after a response head goes on the wire.
@@ -44,11 +46,13 @@ pub struct Encoded {
     pub keep_alive: bool,
 }
 
-/// Writes the status line and fields of a response to `out`. `exact_length` is the body's size
+/// Writes the status line and fields of a response to `out`: those of `headers`, then those
+/// an upstream's response passed on as they came (`passed`). `exact_length` is the body's size
 /// when known.
 pub fn encode_response_head(
     status: StatusCode,
     headers: &HeaderMap,
+    passed: Option<&PassedFields>,
     exact_length: Option<u64>,
     asked: Asked,
     out: &mut Vec<u8>,
@@ -79,6 +83,17 @@ pub fn encode_response_head(
         }
         date_written |= *name == header::DATE;
         write_field(out, name.as_str().as_bytes(), value.as_bytes());
+    }
+    if let Some(passed) = passed {
+        // None of framing's or the connection's own: the upstream client kept those back.
+        for (name, value) in passed.fields() {
+            write_field(out, name, value);
+        }
+        date_written |= passed.has_date();
+        declared = declared.or(passed.declared_length());
+        if passed.is_for_guest() {
+            out.extend_from_slice(GUEST_FIELD_LINES);
+        }
     }
     if !date_written {
         with_date(|date| write_field(out, b"date", date));
@@ -189,8 +204,121 @@ mod tests {
         }
         let mut out = Vec::new();
         let status = StatusCode::from_u16(status).unwrap();
-        let encoded = encode_response_head(status, &headers, exact, asked, &mut out);
+        let encoded = encode_response_head(status, &headers, None, exact, asked, &mut out);
         (String::from_utf8(out).unwrap(), encoded)
+    }
+
+    /// The upstream head `text` as the upstream client reads it, cleaned for a guest: the parts
+    /// of the response the HTTP/1 writer gets (its map and the fields passed on).
+    fn guest_answer(text: &str) -> http::response::Parts {
+        use crate::proxy::response::{PublicOrigin, sanitise_guest_response};
+        use crate::proxy::upstream::Upstream;
+        use crate::proxy::upstream_h1::response_head::{KnownNames, Parsed, parse_response_head};
+
+        let mut buffer = bytes::BytesMut::from(text.as_bytes());
+        let Ok(Parsed::Final(head)) =
+            parse_response_head(&mut buffer, &http::Method::GET, &mut KnownNames::default())
+        else {
+            panic!("{text:?}");
+        };
+        let mut response = http::Response::new(());
+        *response.status_mut() = head.status;
+        *response.headers_mut() = head.headers;
+        response.extensions_mut().insert(head.passed);
+        let (mut parts, ()) = response.into_parts();
+        let upstream = Upstream::new(&http::Uri::from_static("http://127.0.0.1:8080"), vec![])
+            .expect("an upstream");
+        let public = PublicOrigin {
+            scheme: http::uri::Scheme::HTTPS,
+            authority: http::uri::Authority::from_static("share.example.org"),
+        };
+        sanitise_guest_response(&mut parts, &upstream, &public);
+        parts
+    }
+
+    const LEAKY_UPSTREAM: &str = "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\
+        Set-Cookie: admin=1\r\nSET-COOKIE2: admin=1\r\nAccess-Control-Allow-Origin: *\r\n\
+        Cache-Control: public, max-age=3600\r\nReferrer-Policy: unsafe-url\r\n\
+        X-Robots-Tag: all\r\nVary: Accept-Encoding\r\nETag: \"v1\"\r\n\
+        Location: http://127.0.0.1:8080/cases/42\r\nStrict-Transport-Security: max-age=1\r\n\
+        Server: Apache/2.4.6\r\nConnection: keep-alive, X-Internal\r\nX-Internal: secret\r\n\
+        Keep-Alive: timeout=5\r\nContent-Length: 5\r\n\r\n";
+
+    /// From the upstream's bytes to the guest's: what casegate reads or changes was in the map
+    /// where the sanitiser removes it, and nothing it removes comes back by way of the fields
+    /// passed on as they came.
+    #[test]
+    fn a_guest_answer_carries_the_upstream_fields_and_ours_and_nothing_removed() {
+        let parts = guest_answer(LEAKY_UPSTREAM);
+        let passed = parts.extensions.get::<PassedFields>();
+        assert!(passed.is_some_and(PassedFields::is_for_guest));
+        let mut out = Vec::new();
+        encode_response_head(parts.status, &parts.headers, passed, None, KEEP, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text.split("\r\n").collect();
+        for kept in [
+            "Content-Type: text/html",
+            "Vary: Accept-Encoding",
+            "ETag: \"v1\"",
+            "location: https://share.example.org/cases/42",
+            // In the map, where the connection replaces it when `[server] hsts` is on.
+            "strict-transport-security: max-age=1",
+            "cache-control: private, no-store",
+            "vary: Cookie",
+            "referrer-policy: no-referrer",
+            "x-robots-tag: noindex",
+            "content-length: 5",
+        ] {
+            assert_eq!(
+                lines.iter().filter(|line| **line == kept).count(),
+                1,
+                "{kept:?} once in {text}"
+            );
+        }
+        let lower = text.to_ascii_lowercase();
+        for gone in [
+            "set-cookie",
+            "access-control",
+            "public, max-age",
+            "unsafe-url",
+            "x-robots-tag: all",
+            "127.0.0.1",
+            "apache",
+            "keep-alive",
+            "x-internal",
+            "secret",
+        ] {
+            assert!(!lower.contains(gone), "{gone:?} in {text}");
+        }
+    }
+
+    /// The same answer to an HTTP/2 client, which hyper writes from the map alone.
+    #[test]
+    fn a_guest_answer_moved_into_the_map_is_the_same_answer() {
+        let mut parts = guest_answer(LEAKY_UPSTREAM);
+        let passed = parts.extensions.remove::<PassedFields>().unwrap();
+        passed.move_into(&mut parts.headers);
+        let mut fields: Vec<String> = parts
+            .headers
+            .iter()
+            .map(|(name, value)| format!("{name}: {}", value.to_str().unwrap()))
+            .collect();
+        fields.sort();
+        assert_eq!(
+            fields,
+            [
+                "cache-control: private, no-store",
+                "content-length: 5",
+                "content-type: text/html",
+                "etag: \"v1\"",
+                "location: https://share.example.org/cases/42",
+                "referrer-policy: no-referrer",
+                "strict-transport-security: max-age=1",
+                "vary: Accept-Encoding",
+                "vary: Cookie",
+                "x-robots-tag: noindex",
+            ]
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use tracing::debug;
 
 use super::response_head::{Asked, ResponseFraming, encode_response_head, write_chunk_size};
 use super::splice::{SpliceTarget, splice_exactly};
-use crate::proxy::upstream_h1::{SpliceOffer, Spliceable};
+use crate::proxy::upstream_h1::{PassedFields, SpliceOffer, Spliceable};
 
 /// Body frames up to this size are copied behind the head (or the frame before) and go out in
 /// one write; larger ones are written from where they are, as is the frame that ends a body of
@@ -141,7 +141,8 @@ where
     let exact = body.size_hint().exact();
     out.clear();
     let status = parts.status;
-    let encoded = encode_response_head(status, &parts.headers, exact, asked, out);
+    let passed = parts.extensions.get::<PassedFields>();
+    let encoded = encode_response_head(status, &parts.headers, passed, exact, asked, out);
     let framing = encoded.framing;
     // A large body from the upstream, to a plain TCP client: moved socket to socket.
     if let ResponseFraming::Length(length) = framing
@@ -264,7 +265,7 @@ pub(super) async fn refuse<T: AsyncWrite + Unpin>(
         version: http::Version::HTTP_11,
         keep_alive: false,
     };
-    encode_response_head(status, &http::HeaderMap::new(), Some(0), asked, out);
+    encode_response_head(status, &http::HeaderMap::new(), None, Some(0), asked, out);
     let _ = io.write_all(out).await;
     let _ = io.flush().await;
     let _ = io.shutdown().await;

@@ -1,0 +1,120 @@
+//! An upstream response's fields that casegate hands on without reading them (`Content-Type`,
+//! `ETag`, `Date`...): most of every response head. They stay where the upstream sent them, in
+//! its head's bytes, and are written to an HTTP/1 client from there.
+//!
+//! Building a header map of them cost more than anything else casegate does with a response:
+//! each field hashed into the map, its value given a reference of its own to the head, the map
+//! allocated, walked to write it and dropped, about 2,000 instructions a response. The fields
+//! casegate does look at or change (framing, hop-by-hop, `Set-Cookie`, CORS, caching, redirects,
+//! HSTS: [`crate::proxy::response::is_read_or_changed`]) are not among these; they go into the
+//! response's map as before, where the sanitisers find them. An HTTP/2 answer is written by hyper
+//! from the map, so there the fields are moved into it ([`PassedFields::move_into`]).
+//!
+//! The fields travel in the response's extensions from the upstream client to the HTTP/1 writer.
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http::header::{self, HeaderName, HeaderValue};
+
+use super::response_head::FieldSpan;
+use crate::proxy::response::GUEST_FIELDS;
+
+/// Fields passed on as they came, and what casegate read of the head around them.
+#[derive(Clone, Debug, Default)]
+pub struct PassedFields {
+    /// The response head, status line included; the spans point into it.
+    head: Bytes,
+    spans: Vec<FieldSpan>,
+    /// One of the fields is `Date` (the writer adds one otherwise).
+    date: bool,
+    /// The body's length as the upstream declared it, when the body is framed by it. The field
+    /// itself is not passed: every writer frames the body itself.
+    declared_length: Option<u64>,
+    /// The answer goes to a guest: casegate's own fields ([`GUEST_FIELDS`]) go with it.
+    guest: bool,
+}
+
+impl PassedFields {
+    /// `spans` point into `head` and were checked by the parser: names are tokens, values hold
+    /// no CR, LF or NUL (httparse's rules, which are `http`'s).
+    pub(super) fn new(head: Bytes, spans: Vec<FieldSpan>, date: bool) -> PassedFields {
+        PassedFields {
+            head,
+            spans,
+            date,
+            declared_length: None,
+            guest: false,
+        }
+    }
+
+    pub(super) fn set_declared_length(&mut self, length: Option<u64>) {
+        self.declared_length = length;
+    }
+
+    /// Each field's name and value, as the upstream spelled them, in its order.
+    pub fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.spans
+            .iter()
+            .map(|&(name_at, name_len, value_at, value_len)| {
+                let (name_at, value_at) = (name_at as usize, value_at as usize);
+                (
+                    &self.head[name_at..name_at + name_len as usize],
+                    &self.head[value_at..value_at + value_len as usize],
+                )
+            })
+    }
+
+    pub fn has_date(&self) -> bool {
+        self.date
+    }
+
+    pub fn declared_length(&self) -> Option<u64> {
+        self.declared_length
+    }
+
+    /// Leaves out the fields named `name` (in any letter case): those the upstream's
+    /// `Connection` named, hop-by-hop for this one connection.
+    pub(super) fn remove(&mut self, name: &HeaderName) {
+        let head = &self.head;
+        self.spans.retain(|&(name_at, name_len, _, _)| {
+            let at = name_at as usize;
+            !head[at..at + name_len as usize].eq_ignore_ascii_case(name.as_str().as_bytes())
+        });
+    }
+
+    /// The answer goes to a guest: casegate's [`GUEST_FIELDS`] are written with the fields.
+    pub fn mark_for_guest(&mut self) {
+        self.guest = true;
+    }
+
+    pub fn is_for_guest(&self) -> bool {
+        self.guest
+    }
+
+    /// Moves the fields, the declared length and (for a guest) casegate's own fields into
+    /// `headers`, for a writer that takes only a map (hyper's HTTP/2 server).
+    pub fn move_into(self, headers: &mut HeaderMap) {
+        headers.reserve(self.spans.len() + GUEST_FIELDS.len() + 1);
+        for &(name_at, name_len, value_at, value_len) in &self.spans {
+            let (name_at, value_at) = (name_at as usize, value_at as usize);
+            // The parser let through only tokens; a name `http` refused anyway is left out
+            // rather than guessed at.
+            let Ok(name) = HeaderName::from_bytes(&self.head[name_at..name_at + name_len as usize])
+            else {
+                continue;
+            };
+            let value = self.head.slice(value_at..value_at + value_len as usize);
+            // SAFETY: the parser let through only the bytes a `HeaderValue` may hold (see `new`).
+            let value = unsafe { HeaderValue::from_maybe_shared_unchecked(value) };
+            headers.append(name, value);
+        }
+        if let Some(length) = self.declared_length {
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        }
+        if self.guest {
+            for (name, value) in GUEST_FIELDS {
+                headers.append(name, HeaderValue::from_static(value));
+            }
+        }
+    }
+}
