@@ -54,14 +54,17 @@ B_COOKIE=$(CASEGATE_BIN=$B_BIN guest_cookie "$CASEGATE_CONFIG")
 RESULTS="$WORK/results.jsonl"
 : >"$RESULTS"
 
-read -r _ SIZE < <("${LOADTOOL[@]}" probe "http://127.0.0.1:$A_PORT$JSON_PATH" \
+# Each build's own answer size: two builds may write different heads (a field more or less).
+read -r _ A_SIZE < <("${LOADTOOL[@]}" probe "http://127.0.0.1:$A_PORT$JSON_PATH" \
     --header "Cookie: $A_COOKIE" --expect 200 --body-bytes "$JSON_BYTES")
-"${LOADTOOL[@]}" probe "http://127.0.0.1:$B_PORT$JSON_PATH" --header "Cookie: $B_COOKIE" \
-    --expect 200 --body-bytes "$JSON_BYTES" >/dev/null
+read -r _ B_SIZE < <("${LOADTOOL[@]}" probe "http://127.0.0.1:$B_PORT$JSON_PATH" \
+    --header "Cookie: $B_COOKIE" --expect 200 --body-bytes "$JSON_BYTES")
 
 # round BUILD PAIR PID PORT COOKIE
 round() {
-    measure_round ab "$1" "$2" "$3" wrk --response-size "$SIZE" --connections "$CONNECTIONS" -- \
+    local size=$A_SIZE
+    [[ $1 == b ]] && size=$B_SIZE
+    measure_round ab "$1" "$2" "$3" wrk --response-size "$size" --connections "$CONNECTIONS" -- \
         wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s -s "$LOAD_DIR/wrk_summary.lua" \
         -H "Cookie: $5" "http://127.0.0.1:$4$JSON_PATH"
 }
