@@ -684,9 +684,13 @@ pub fn read_upstream_response(stream: &[u8], piece: usize, method: &Method) -> U
         rest.extend_from_slice(&buffer);
         pieces.for_each(|bytes| rest.extend_from_slice(bytes));
     }
+    // What is handed on: the map and the fields passed on as they came, with the declared
+    // length (as an HTTP/2 answer gets them all in one map).
+    let mut handed_on = head.headers;
+    head.passed.move_into(&mut handed_on);
     UpstreamRead::Read {
         status: head.status.as_u16(),
-        fields: fields_of(&head.headers),
+        fields: fields_of(&handed_on),
         framing: head.framing,
         reusable: head.reusable,
         body,
