@@ -118,3 +118,97 @@ impl PassedFields {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::upstream_h1::response_head::{
+        KnownNames, Parsed, ResponseHead, parse_response_head,
+    };
+    use http::Method;
+
+    fn head(text: &str, method: &Method) -> ResponseHead {
+        let mut buffer = bytes::BytesMut::from(text.as_bytes());
+        match parse_response_head(&mut buffer, method, &mut KnownNames::default()) {
+            Ok(Parsed::Final(head)) => head,
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
+
+    fn written(passed: &PassedFields) -> Vec<String> {
+        passed
+            .fields()
+            .map(|(name, value)| {
+                format!(
+                    "{}: {}",
+                    String::from_utf8_lossy(name),
+                    String::from_utf8_lossy(value)
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fields_keep_their_order_spelling_and_repeats() {
+        let head = head(
+            "HTTP/1.1 200 OK\r\nX-B: 2\r\nx-a: 1\r\nX-B: 3\r\nDate: Tue, 01 Dec 2026 00:00:00 GMT\r\n\
+             Content-Length: 0\r\n\r\n",
+            &Method::GET,
+        );
+        assert_eq!(
+            written(&head.passed),
+            [
+                "X-B: 2",
+                "x-a: 1",
+                "X-B: 3",
+                "Date: Tue, 01 Dec 2026 00:00:00 GMT"
+            ]
+        );
+        assert!(head.passed.has_date());
+        assert_eq!(head.passed.declared_length(), Some(0));
+        assert!(!head.passed.is_for_guest());
+    }
+
+    /// A field the upstream's `Connection` names is hop-by-hop, whatever its letter case, in the
+    /// fields passed on as in the map.
+    #[test]
+    fn fields_named_by_connection_are_not_passed_on() {
+        let head = head(
+            "HTTP/1.1 200 OK\r\nConnection: x-hop, Set-Cookie\r\nX-HOP: 1\r\nX-Stay: 2\r\n\
+             Set-Cookie: a=1\r\nContent-Length: 0\r\n\r\n",
+            &Method::GET,
+        );
+        assert_eq!(written(&head.passed), ["X-Stay: 2"]);
+        assert!(head.headers.is_empty());
+    }
+
+    /// A name longer than those remembered per connection is judged afresh, the same way.
+    #[test]
+    fn long_names_are_judged_like_short_ones() {
+        let long = format!("x-{}", "n".repeat(100));
+        let cookie = format!("Set-Cookie: a=1\r\n{long}: 1\r\n");
+        let head = head(
+            &format!("HTTP/1.1 200 OK\r\n{cookie}Content-Length: 0\r\n\r\n"),
+            &Method::GET,
+        );
+        assert_eq!(written(&head.passed), [format!("{long}: 1")]);
+        assert!(head.headers.contains_key(header::SET_COOKIE));
+    }
+
+    #[test]
+    fn moved_into_a_map_they_are_the_same_fields_with_the_length_and_ours() {
+        let mut head = head(
+            "HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nContent-Length: 12, 12\r\n\r\n",
+            &Method::HEAD,
+        );
+        head.passed.mark_for_guest();
+        let mut headers = head.headers;
+        head.passed.move_into(&mut headers);
+        assert_eq!(headers["etag"], "\"v1\"");
+        assert_eq!(headers[header::CONTENT_LENGTH], "12");
+        for (name, value) in GUEST_FIELDS {
+            assert_eq!(headers[name], value);
+        }
+        assert_eq!(headers.len(), 2 + GUEST_FIELDS.len());
+    }
+}

@@ -321,6 +321,38 @@ mod tests {
         );
     }
 
+    /// The answer to HEAD says the length the upstream declared, from the fields passed on, and
+    /// the upstream's `Date` is the only one.
+    #[test]
+    fn passed_fields_give_the_declared_length_and_the_date() {
+        use crate::proxy::upstream_h1::response_head::{KnownNames, Parsed, parse_response_head};
+
+        let mut buffer = bytes::BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nDate: Tue, 01 Dec 2026 00:00:00 GMT\r\nContent-Length: 4096\r\n\r\n"[..],
+        );
+        let Ok(Parsed::Final(head)) =
+            parse_response_head(&mut buffer, &http::Method::HEAD, &mut KnownNames::default())
+        else {
+            panic!("no head");
+        };
+        let asked = Asked { head: true, ..KEEP };
+        let mut out = Vec::new();
+        let encoded = encode_response_head(
+            head.status,
+            &head.headers,
+            Some(&head.passed),
+            Some(0),
+            asked,
+            &mut out,
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\nDate: Tue, 01 Dec 2026 00:00:00 GMT\r\ncontent-length: 4096\r\n\r\n"
+        );
+        assert_eq!(encoded.framing, ResponseFraming::None);
+    }
+
     #[test]
     fn a_known_length_is_written_and_the_connection_kept() {
         let (text, encoded) = encode(200, &[("content-type", "text/plain")], Some(12), KEEP);
