@@ -53,9 +53,7 @@ pub fn sanitise_guest_response(parts: &mut Parts, upstream: &Upstream, public: &
     // One pass over the response's names for all of them: each lookup or removal of a name the
     // response lacks would hash it for nothing. Every name removed here is one the upstream
     // client keeps in the map (`is_read_or_changed`), never among the fields it passes on.
-    strip_hop_by_hop_and(&mut parts.headers, |name| {
-        sets_state_or_opens_to_origins(name) || replaced_for_guests(name)
-    });
+    strip_hop_by_hop_and(&mut parts.headers, removed_for_guests);
     match parts.extensions.get_mut::<PassedFields>() {
         // Written with the upstream's other fields, or moved into the map with them.
         Some(passed) => passed.mark_for_guest(),
@@ -76,10 +74,13 @@ pub fn sanitise_guest_response(parts: &mut Parts, upstream: &Upstream, public: &
 /// is passed on as it came ([`PassedFields`]).
 pub fn is_read_or_changed(name: &HeaderName) -> bool {
     let name = name.as_str();
-    sets_state_or_opens_to_origins(name)
-        || replaced_for_guests(name)
-        || name == "location"
-        || name == "strict-transport-security"
+    removed_for_guests(name) || name == "location" || name == "strict-transport-security"
+}
+
+/// The upstream's fields a guest never gets: those that would set state or open the case to
+/// other origins, and those [`GUEST_FIELDS`] replace.
+fn removed_for_guests(name: &str) -> bool {
+    sets_state_or_opens_to_origins(name) || replaced_for_guests(name)
 }
 
 /// Whether an upstream's response header would set state in a guest's browser (`Set-Cookie`, and

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
 
-use super::response_head::FieldSpan;
+use super::response_head::{FieldSpan, field_ranges};
 use crate::proxy::response::GUEST_FIELDS;
 
 /// Fields passed on as they came, and what casegate read of the head around them.
@@ -53,15 +53,10 @@ impl PassedFields {
 
     /// Each field's name and value, as the upstream spelled them, in its order.
     pub fn fields(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.spans
-            .iter()
-            .map(|&(name_at, name_len, value_at, value_len)| {
-                let (name_at, value_at) = (name_at as usize, value_at as usize);
-                (
-                    &self.head[name_at..name_at + name_len as usize],
-                    &self.head[value_at..value_at + value_len as usize],
-                )
-            })
+        self.spans.iter().map(|span| {
+            let (name, value) = field_ranges(span);
+            (&self.head[name], &self.head[value])
+        })
     }
 
     pub fn has_date(&self) -> bool {
@@ -76,9 +71,8 @@ impl PassedFields {
     /// `Connection` named, hop-by-hop for this one connection.
     pub(super) fn remove(&mut self, name: &HeaderName) {
         let head = &self.head;
-        self.spans.retain(|&(name_at, name_len, _, _)| {
-            let at = name_at as usize;
-            !head[at..at + name_len as usize].eq_ignore_ascii_case(name.as_str().as_bytes())
+        self.spans.retain(|span| {
+            !head[field_ranges(span).0].eq_ignore_ascii_case(name.as_str().as_bytes())
         });
     }
 
@@ -95,15 +89,14 @@ impl PassedFields {
     /// `headers`, for a writer that takes only a map (hyper's HTTP/2 server).
     pub fn move_into(self, headers: &mut HeaderMap) {
         headers.reserve(self.spans.len() + GUEST_FIELDS.len() + 1);
-        for &(name_at, name_len, value_at, value_len) in &self.spans {
-            let (name_at, value_at) = (name_at as usize, value_at as usize);
+        for span in &self.spans {
+            let (name, value) = field_ranges(span);
             // The parser let through only tokens; a name `http` refused anyway is left out
             // rather than guessed at.
-            let Ok(name) = HeaderName::from_bytes(&self.head[name_at..name_at + name_len as usize])
-            else {
+            let Ok(name) = HeaderName::from_bytes(&self.head[name]) else {
                 continue;
             };
-            let value = self.head.slice(value_at..value_at + value_len as usize);
+            let value = self.head.slice(value);
             // SAFETY: the parser let through only the bytes a `HeaderValue` may hold (see `new`).
             let value = unsafe { HeaderValue::from_maybe_shared_unchecked(value) };
             headers.append(name, value);

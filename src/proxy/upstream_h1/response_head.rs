@@ -7,6 +7,7 @@
 //! last, a body that ends at the close) is read to its end but its connection is never reused.
 
 use std::mem::MaybeUninit;
+use std::ops::Range;
 
 use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -138,14 +139,8 @@ pub fn parse_response_head(
     let mut passed = Vec::with_capacity(count);
     let mut date = false;
     for (index, &span) in spans.iter().enumerate() {
-        let (name_at, name_len, value_at, value_len) = span;
-        let (name_at, name_len) = (name_at as usize, name_len as usize);
-        let (name, disposition) = field_name(
-            &head[name_at..name_at + name_len],
-            index,
-            names,
-            Disposition::of,
-        )?;
+        let (name_range, value_range) = field_ranges(&span);
+        let (name, disposition) = field_name(&head[name_range], index, names, Disposition::of)?;
         let kept = match disposition {
             Disposition::Passed => {
                 date |= name == header::DATE;
@@ -157,8 +152,7 @@ pub fn parse_response_head(
             // software: never handed on, so never put in the map only to be taken out again.
             Disposition::Dropped => false,
         };
-        let (value_at, value_len) = (value_at as usize, value_len as usize);
-        let value = head.slice(value_at..value_at + value_len);
+        let value = head.slice(value_range);
         // SAFETY: httparse let through only the bytes a `HeaderValue` may hold (HTAB, visible
         // ASCII and SP, obs-text 0x80-0xFF: its HEADER_VALUE_MAP is `http`'s rule), so checking
         // every byte again would be work for nothing. hyper's client does the same.
@@ -224,6 +218,17 @@ fn names_upstream_software(name: &HeaderName) -> bool {
 
 /// Where a field's name and value sit in its head: offset and length of each.
 pub(crate) type FieldSpan = (u32, u32, u32, u32);
+
+/// The name's and the value's place in the head, as ranges to index it with.
+pub(crate) fn field_ranges(
+    &(name_at, name_len, value_at, value_len): &FieldSpan,
+) -> (Range<usize>, Range<usize>) {
+    let (name_at, value_at) = (name_at as usize, value_at as usize);
+    (
+        name_at..name_at + name_len as usize,
+        value_at..value_at + value_len as usize,
+    )
+}
 
 /// The spans of `fields` (parsed from `buffer`) in `storage`, which is not zeroed first: only the
 /// spans written are handed back (zeroing the room for every possible field cost 2 KiB of writes

@@ -18,7 +18,7 @@ use http::{Method, Uri, Version};
 
 use crate::proxy::hop::options_of;
 use crate::proxy::upstream_h1::response_head::{
-    FieldSpan, KnownNames, field_name, field_spans, parse_length,
+    FieldSpan, KnownNames, field_name, field_ranges, field_spans, parse_length,
 };
 
 /// The longest request target read; hyper's limit (its `MAX_URI_LEN`).
@@ -156,12 +156,11 @@ pub fn parse_request_head(
     // fields (two slots for two) each miss probes every slot before it gives up. Half empty,
     // most misses stop at the first empty slot.
     let mut headers = HeaderMap::with_capacity((2 * count).max(SPARE_SLOTS));
-    for (index, &(name_at, name_len, value_at, value_len)) in spans.iter().enumerate() {
-        let (name_at, name_len) = (name_at as usize, name_len as usize);
-        let (value_at, value_len) = (value_at as usize, value_len as usize);
-        let (name, ()) = field_name(&head[name_at..name_at + name_len], index, names, |_| ())
+    for (index, span) in spans.iter().enumerate() {
+        let (name_range, value_range) = field_ranges(span);
+        let (name, ()) = field_name(&head[name_range], index, names, |_| ())
             .map_err(|_| HeadError::Malformed("field name"))?;
-        let value = head.slice(value_at..value_at + value_len);
+        let value = head.slice(value_range);
         // SAFETY: httparse let through only the bytes a `HeaderValue` may hold (HTAB, visible
         // ASCII and SP, obs-text 0x80-0xFF: its HEADER_VALUE_MAP is `http`'s rule), so checking
         // every byte again would be work for nothing. hyper's server does the same.
