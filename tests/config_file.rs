@@ -1013,7 +1013,8 @@ fn scopes_that_extend_each_other_in_a_loop_are_refused() {
 
 #[test]
 fn relative_files_are_read_beside_the_config_file() {
-    let dir = std::env::temp_dir().join(format!("casegate-config-{}", std::process::id()));
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path();
     std::fs::create_dir_all(dir.join("secrets")).unwrap();
     std::fs::write(dir.join("secrets/k1.key"), format!("{KEY_TEXT}\n")).unwrap();
     let text = BASE.replace(
@@ -1045,7 +1046,8 @@ fn tls_files_must_exist() {
 
 #[test]
 fn an_access_log_file_needs_a_directory_that_exists_and_check_creates_nothing() {
-    let dir = std::env::temp_dir().join(format!("casegate-access-log-{}", std::process::id()));
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path();
     std::fs::create_dir_all(dir.join("logs")).unwrap();
     std::fs::write(dir.join("a-file"), "").unwrap();
     let config_path = dir.join("casegate.toml");

@@ -239,16 +239,18 @@ mod tests {
         }
     }
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("casegate-secret-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
+    /// A fresh directory, removed when the test drops it.
+    fn temp_dir(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("casegate-secret-{name}-"))
+            .tempdir()
+            .unwrap()
     }
 
     #[test]
     fn each_source_yields_its_text() {
-        let dir = temp_dir("ok");
+        let home = temp_dir("ok");
+        let dir = home.path();
         std::fs::write(dir.join("key.txt"), "from-file\r\n").unwrap();
         let cases = [
             (
@@ -268,7 +270,7 @@ mod tests {
             ),
         ];
         for (name, raw, expected) in cases {
-            let text = resolve(&raw, &dir, &environment).map_err(|(_, e)| e.to_string());
+            let text = resolve(&raw, dir, &environment).map_err(|(_, e)| e.to_string());
             assert_eq!(
                 text.as_ref().map(SecretText::expose),
                 Ok(expected),
@@ -279,7 +281,8 @@ mod tests {
 
     #[test]
     fn unusable_sources_are_refused_at_the_value_to_blame() {
-        let dir = temp_dir("bad");
+        let home = temp_dir("bad");
+        let dir = home.path();
         std::fs::write(dir.join("empty.txt"), "\n").unwrap();
         std::fs::write(dir.join("binary.bin"), [0xff, 0xfe]).unwrap();
         let cases = [
@@ -351,7 +354,7 @@ mod tests {
             ),
         ];
         for (name, raw, expected_start, fragment) in cases {
-            match resolve(&raw, &dir, &environment) {
+            match resolve(&raw, dir, &environment) {
                 Ok(_) => panic!("{name}: accepted"),
                 Err((span, error)) => {
                     assert_eq!(span.start, expected_start, "{name}");
@@ -363,9 +366,10 @@ mod tests {
 
     #[test]
     fn an_oversized_file_is_refused_without_reading_it_all() {
-        let dir = temp_dir("large");
+        let home = temp_dir("large");
+        let dir = home.path();
         std::fs::write(dir.join("large.txt"), vec![b'a'; 70 * 1024]).unwrap();
-        let error = resolve(&source(None, Some("large.txt"), None), &dir, &environment)
+        let error = resolve(&source(None, Some("large.txt"), None), dir, &environment)
             .unwrap_err()
             .1;
         assert!(matches!(error, SecretError::FileTooLarge { .. }), "{error}");

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 pub struct TestPki {
     pub ca_pem: String,
     pub dir: PathBuf,
+    /// Removes the directory, and the test key in it, when the test is done with the PKI.
+    _home: tempfile::TempDir,
 }
 
 impl TestPki {
@@ -21,17 +23,17 @@ impl TestPki {
         let leaf_params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
         let leaf_key = rcgen::KeyPair::generate().unwrap();
         let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
-        let dir = std::env::temp_dir().join(format!(
-            "casegate-tls-{}-{}",
-            std::process::id(),
-            rand_suffix()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let home = tempfile::Builder::new()
+            .prefix("casegate-tls-")
+            .tempdir()
+            .unwrap();
+        let dir = home.path().to_path_buf();
         std::fs::write(dir.join("cert.pem"), format!("{}{}", leaf.pem(), ca.pem())).unwrap();
         std::fs::write(dir.join("key.pem"), leaf_key.serialize_pem()).unwrap();
         TestPki {
             ca_pem: ca.pem(),
             dir,
+            _home: home,
         }
     }
 
@@ -43,12 +45,4 @@ impl TestPki {
             self.dir.join("key.pem").display()
         )
     }
-}
-
-/// Keeps directories of tests running in parallel apart.
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos() as u64
 }
