@@ -115,7 +115,10 @@ struct Shared {
 /// The gateway's end: a request body, frame by frame.
 #[derive(Debug)]
 pub struct H1Body {
-    shared: Arc<Mutex<Shared>>,
+    /// `None` for a request without a body (most of them: every GET), which has nothing to hand
+    /// over and so no channel: its allocation and the lock on each end's calls cost a request
+    /// more than the rest of its body handling.
+    shared: Option<Arc<Mutex<Shared>>>,
     /// Bytes still to come when the length is known.
     remaining: Option<u64>,
 }
@@ -123,25 +126,32 @@ pub struct H1Body {
 /// The connection loop's end.
 #[derive(Debug)]
 pub struct BodySender {
-    shared: Arc<Mutex<Shared>>,
+    /// `None` when there is no body (see [`H1Body`]'s).
+    shared: Option<Arc<Mutex<Shared>>>,
 }
 
 /// A body and the loop's end of it. `framing` sets the size hint.
 pub fn body_channel(framing: RequestFraming) -> (BodySender, H1Body) {
-    let shared = Arc::new(Mutex::new(Shared {
-        ended: framing == RequestFraming::Empty,
-        ..Shared::default()
-    }));
     let remaining = match framing {
-        RequestFraming::Empty => Some(0),
+        RequestFraming::Empty => {
+            let body = H1Body {
+                shared: None,
+                remaining: Some(0),
+            };
+            return (BodySender { shared: None }, body);
+        }
         RequestFraming::Length(length) => Some(length),
         RequestFraming::Chunked => None,
     };
+    let shared = Arc::new(Mutex::new(Shared::default()));
     (
         BodySender {
-            shared: Arc::clone(&shared),
+            shared: Some(Arc::clone(&shared)),
         },
-        H1Body { shared, remaining },
+        H1Body {
+            shared: Some(shared),
+            remaining,
+        },
     )
 }
 
@@ -157,7 +167,10 @@ pub enum Demand {
 impl BodySender {
     /// Waits until the gateway wants a frame, or has dropped the body.
     pub fn poll_demand(&self, cx: &mut Context<'_>) -> Poll<Demand> {
-        let mut shared = lock(&self.shared);
+        let Some(shared) = &self.shared else {
+            return Poll::Ready(Demand::Gone);
+        };
+        let mut shared = lock(shared);
         if shared.dropped {
             return Poll::Ready(Demand::Gone);
         }
@@ -174,7 +187,10 @@ impl BodySender {
 
     /// Hands over data or an error.
     pub fn send(&self, frame: Result<Bytes, BodyReadError>) {
-        let mut shared = lock(&self.shared);
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let mut shared = lock(shared);
         shared.wanted = false;
         shared.frame = Some(frame);
         if let Some(reader) = shared.reader.take() {
@@ -184,7 +200,10 @@ impl BodySender {
 
     /// The body ended.
     pub fn end(&self) {
-        let mut shared = lock(&self.shared);
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let mut shared = lock(shared);
         shared.ended = true;
         if let Some(reader) = shared.reader.take() {
             reader.wake();
@@ -196,7 +215,10 @@ impl Drop for BodySender {
     /// A body whose loop stopped reading it before its end tells its reader so, rather than
     /// leaving it waiting for ever.
     fn drop(&mut self) {
-        let mut shared = lock(&self.shared);
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let mut shared = lock(shared);
         if !shared.ended {
             shared.abandoned = true;
             shared.ended = true;
@@ -216,7 +238,10 @@ impl Body for H1Body {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyReadError>>> {
         let this = &mut *self;
-        let mut shared = lock(&this.shared);
+        let Some(shared) = &this.shared else {
+            return Poll::Ready(None);
+        };
+        let mut shared = lock(shared);
         if let Some(frame) = shared.frame.take() {
             if let (Ok(data), Some(remaining)) = (&frame, this.remaining.as_mut()) {
                 *remaining = remaining.saturating_sub(data.len() as u64);
@@ -239,7 +264,10 @@ impl Body for H1Body {
     }
 
     fn is_end_stream(&self) -> bool {
-        let shared = lock(&self.shared);
+        let Some(shared) = &self.shared else {
+            return true;
+        };
+        let shared = lock(shared);
         shared.ended && shared.frame.is_none() && !shared.abandoned
     }
 
@@ -253,7 +281,10 @@ impl Body for H1Body {
 
 impl Drop for H1Body {
     fn drop(&mut self) {
-        let mut shared = lock(&self.shared);
+        let Some(shared) = &self.shared else {
+            return;
+        };
+        let mut shared = lock(shared);
         shared.dropped = true;
         if let Some(waker) = shared.loop_waker.take() {
             waker.wake();
@@ -317,6 +348,19 @@ mod tests {
         drop(sender);
         let frame = body.frame().await.unwrap();
         assert_eq!(frame.unwrap_err(), BodyReadError::Abandoned);
+        assert!(body.frame().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_request_without_a_body_has_ended_before_anyone_asks() {
+        let (sender, mut body) = body_channel(RequestFraming::Empty);
+        assert!(body.is_end_stream());
+        assert_eq!(body.size_hint().exact(), Some(0));
+        assert!(body.frame().await.is_none());
+        // The loop is never asked for a frame, whatever it does with its end.
+        assert_eq!(sender.demand().await, Demand::Gone);
+        sender.send(Ok(Bytes::from_static(b"stray")));
+        sender.end();
         assert!(body.frame().await.is_none());
     }
 }
