@@ -63,10 +63,10 @@ impl Metrics {
         upstream_wait: Option<Duration>,
     ) {
         let mine = self.per_thread.mine();
-        mine.requests[decision as usize].inc();
-        mine.request_duration.observe(total);
+        mine.count_request(decision);
+        mine.observe_request(total);
         if let Some(wait) = upstream_wait {
-            mine.gateway_duration.observe(total.saturating_sub(wait));
+            mine.observe_gateway(total.saturating_sub(wait));
         }
     }
 
@@ -77,7 +77,7 @@ impl Metrics {
     }
 
     pub fn record_upstream(&self, class: UpstreamClass) {
-        self.per_thread.mine().upstream_responses[class as usize].inc();
+        self.per_thread.mine().count_upstream_response(class);
     }
 
     pub fn record_link_exchange(&self) {
