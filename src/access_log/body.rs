@@ -12,7 +12,7 @@ use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
 use super::AccessLog;
 use super::record::AccessRecord;
-use crate::proxy::upstream_h1::SpliceOffer;
+use crate::proxy::upstream_h1::{CarriesPassedFields, PassedFields, SpliceOffer};
 use crate::proxy::{Body, BoxError};
 use crate::server::body_pace::{PacedBody, PacedBodyError};
 
@@ -70,6 +70,8 @@ pub struct LoggedBody {
     /// Taken when the record is handed to the log, so it is logged once.
     record: Option<Box<AccessRecord>>,
     log: Arc<AccessLog>,
+    /// The upstream's fields passed on as they came, for the HTTP/1 writer.
+    passed: Option<PassedFields>,
 }
 
 impl LoggedBody {
@@ -78,6 +80,7 @@ impl LoggedBody {
         record: Box<AccessRecord>,
         log: Arc<AccessLog>,
         offer: Option<SpliceOffer>,
+        passed: Option<PassedFields>,
     ) -> LoggedBody {
         LoggedBody {
             inner,
@@ -85,6 +88,7 @@ impl LoggedBody {
             offer,
             record: record.is_enabled().then_some(record),
             log,
+            passed,
         }
     }
 
@@ -124,6 +128,12 @@ impl HttpBody for LoggedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+impl CarriesPassedFields for LoggedBody {
+    fn passed_fields(&self) -> Option<&PassedFields> {
+        self.passed.as_ref()
     }
 }
 

@@ -11,17 +11,18 @@ use tokio::time::Instant;
 use tracing::debug;
 
 use super::Gateway;
+use super::answer::Answer;
 use super::error::GatewayError;
 use super::framing::is_bodiless;
 use super::session_memo::GuestSession;
 use crate::access_log::{AccessRecord, RequestBody};
 use crate::metrics::{TunnelGauge, UpstreamClass};
-use crate::proxy::client::{ForwardError, Outgoing};
+use crate::proxy::client::{ForwardError, Outgoing, UpstreamAnswer};
 use crate::proxy::request::{GuestRewrite, rewrite_passthrough_request, write_guest_head};
 use crate::proxy::response::{sanitise_guest_response, sanitise_passthrough_response};
 use crate::proxy::upgrade::{Tunnel, restore_websocket_headers, splice};
-use crate::proxy::upstream_h1::{PassedFields, encode_request_head};
-use crate::proxy::{Body, BoxError, empty_body};
+use crate::proxy::upstream_h1::encode_request_head;
+use crate::proxy::{BoxError, empty_body};
 use crate::server::ConnectionInfo;
 use crate::server::body_pace::is_too_slow;
 use crate::server::h1::upgrade::OnUpgrade;
@@ -47,7 +48,7 @@ impl Gateway {
         connection: &ConnectionInfo,
         now: i64,
         record: &mut AccessRecord,
-    ) -> Result<Response<Body>, GatewayError> {
+    ) -> Result<Answer, GatewayError> {
         // Put there by the HTTP/1 server for a request that may switch protocols.
         let client_upgrade = upgrade
             .then(|| request.extensions_mut().remove::<OnUpgrade>())
@@ -122,11 +123,14 @@ impl Gateway {
         // Until the response head, also when the upstream failed or timed out; `Gateway::handle`
         // reads it back for the metrics, so the gateway's own share of the request is told apart.
         record.set_upstream(sent.into_std(), std::time::Instant::now());
-        let response = match answer {
-            Ok(response) => {
+        let UpstreamAnswer {
+            response,
+            mut passed,
+        } = match answer {
+            Ok(answer) => {
                 self.metrics
-                    .record_upstream(UpstreamClass::of(response.status()));
-                response
+                    .record_upstream(UpstreamClass::of(answer.response.status()));
+                answer
             }
             Err(error) if is_too_slow(&error) => return Err(GatewayError::BodyTooSlow),
             Err(error) => match request_body_fault(&error) {
@@ -149,7 +153,12 @@ impl Gateway {
         };
         let lifetime = match route {
             Route::Guest { session, .. } => {
-                sanitise_guest_response(&mut parts, &self.upstream, &self.public);
+                sanitise_guest_response(
+                    &mut parts,
+                    Some(&mut passed),
+                    &self.upstream,
+                    &self.public,
+                );
                 Some(Duration::from_secs(
                     u64::try_from(session.guest.expires_at.saturating_sub(now)).unwrap_or(0),
                 ))
@@ -161,9 +170,12 @@ impl Gateway {
         };
         // hyper writes an HTTP/2 answer from the map alone; casegate's HTTP/1 writer takes the
         // fields passed on from where the upstream sent them.
-        if answer_in_map && let Some(passed) = parts.extensions.remove::<PassedFields>() {
+        let passed = if answer_in_map {
             passed.move_into(&mut parts.headers);
-        }
+            None
+        } else {
+            Some(passed)
+        };
         if let Some((client, upstream)) = tunnel {
             restore_websocket_headers(&mut parts.headers);
             splice(
@@ -177,7 +189,10 @@ impl Gateway {
                 },
             );
         }
-        Ok(Response::from_parts(parts, body))
+        Ok(Answer {
+            response: Response::from_parts(parts, body),
+            passed,
+        })
     }
 }
 

@@ -7,6 +7,7 @@
 //! `handle` never fails: it turns any [`GatewayError`] into the recipient's page and logs it once.
 
 mod admit;
+mod answer;
 mod authenticate;
 mod build;
 mod error;
@@ -27,11 +28,12 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
-use http::{HeaderMap, Request, Response};
+use http::{HeaderMap, Request};
 use http_body_util::BodyExt;
 use tracing::{info, warn};
 
 pub use admit::Admission;
+pub use answer::Answer;
 pub use build::BuildError;
 pub use error::GatewayError;
 pub use mint::{LinkMinter, MintError, MintedLink, ShareRequest};
@@ -48,7 +50,6 @@ use crate::mail::Mailer;
 use crate::metrics::{self, Metrics};
 use crate::pages::{self, Lang, Templates};
 use crate::policy::{Policy, canonicalise};
-use crate::proxy::Body;
 use crate::proxy::cidr::TrustedProxies;
 use crate::proxy::client::ClientSettings;
 use crate::proxy::client_address::ClientAddress;
@@ -159,7 +160,7 @@ impl Gateway {
         request: Box<Request<RequestBody>>,
         connection: &ConnectionInfo,
         record: &mut AccessRecord,
-    ) -> Response<Body> {
+    ) -> Answer {
         let wants_json = pages::wants_json(request.headers());
         let accept_language = request.headers().get(header::ACCEPT_LANGUAGE).cloned();
         let method = request.method().clone();
@@ -169,7 +170,7 @@ impl Gateway {
             .handle_inner(request, connection, &mut context, record)
             .await
         {
-            Ok(response) => {
+            Ok(answer) => {
                 // Left by `forward`; requests the gateway answered itself waited on no upstream.
                 let wait = record.upstream().unwrap_or_default();
                 let answered = record.answered().unwrap_or_else(std::time::Instant::now);
@@ -179,7 +180,7 @@ impl Gateway {
                     Some(wait),
                 );
                 record.set_allowed();
-                response
+                answer
             }
             Err(error) => {
                 let page = error.page();
@@ -209,7 +210,7 @@ impl Gateway {
                 let wait = (!upstream_failed).then_some(std::time::Duration::ZERO);
                 self.metrics
                     .record_request(decision, started.elapsed(), wait);
-                response
+                Answer::from(response)
             }
         }
     }
@@ -223,7 +224,7 @@ impl Gateway {
         connection: &ConnectionInfo,
         context: &mut ShareContext,
         record: &mut AccessRecord,
-    ) -> Result<Response<Body>, GatewayError> {
+    ) -> Result<Answer, GatewayError> {
         let now = unix_now();
         let raw_target = request
             .uri()
@@ -250,14 +251,16 @@ impl Gateway {
             }
         })?;
         match self.admit(&request, &target, connection, now, context, record)? {
-            Admission::Link(token) => {
-                self.exchange_link(token, request.headers(), now, context, record)
-            }
-            Admission::Verify(route) => {
-                self.verify_route(route, *request, connection, now, context, record)
-                    .await
-            }
-            Admission::VerifyFirst(session) => self.verification_required(&request, &session.guest),
+            Admission::Link(token) => self
+                .exchange_link(token, request.headers(), now, context, record)
+                .map(Answer::from),
+            Admission::Verify(route) => self
+                .verify_route(route, *request, connection, now, context, record)
+                .await
+                .map(Answer::from),
+            Admission::VerifyFirst(session) => self
+                .verification_required(&request, &session.guest)
+                .map(Answer::from),
             Admission::Guest {
                 session,
                 pin_language,

@@ -38,7 +38,10 @@ impl GuestSession {
     /// to the second, so recording it once a second loses nothing, and the other requests of a
     /// page skip the store's three lookups.
     pub fn first_request_in(&self, now: i64) -> bool {
-        self.activity_second.swap(now, Ordering::Relaxed) != now
+        // Read first: most requests fall in a second already recorded, and a plain read spares
+        // them the locked instruction of a swap (a full barrier, about 20 cycles).
+        self.activity_second.load(Ordering::Relaxed) != now
+            && self.activity_second.swap(now, Ordering::Relaxed) != now
     }
 }
 

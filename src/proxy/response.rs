@@ -48,13 +48,18 @@ impl PublicOrigin {
     }
 }
 
-/// Cleans a response on its way to a guest.
-pub fn sanitise_guest_response(parts: &mut Parts, upstream: &Upstream, public: &PublicOrigin) {
+/// Cleans a response on its way to a guest: its map, and the fields passed on beside it.
+pub fn sanitise_guest_response(
+    parts: &mut Parts,
+    passed: Option<&mut PassedFields>,
+    upstream: &Upstream,
+    public: &PublicOrigin,
+) {
     // One pass over the response's names for all of them: each lookup or removal of a name the
     // response lacks would hash it for nothing. Every name removed here is one the upstream
     // client keeps in the map (`is_read_or_changed`), never among the fields it passes on.
     strip_hop_by_hop_and(&mut parts.headers, removed_for_guests);
-    match parts.extensions.get_mut::<PassedFields>() {
+    match passed {
         // Written with the upstream's other fields, or moved into the map with them.
         Some(passed) => passed.mark_for_guest(),
         None => {
@@ -183,7 +188,7 @@ mod tests {
             ("vary", "Accept"),
         ]);
         let before: Vec<HeaderName> = parts.headers.keys().cloned().collect();
-        sanitise_guest_response(&mut parts, &upstream(), &public());
+        sanitise_guest_response(&mut parts, None, &upstream(), &public());
         for name in before {
             let upstream_value_left = parts
                 .headers
@@ -208,7 +213,7 @@ mod tests {
             ("connection", "close"),
             ("content-type", "video/webm"),
         ]);
-        sanitise_guest_response(&mut parts, &upstream(), &public());
+        sanitise_guest_response(&mut parts, None, &upstream(), &public());
         let h = &parts.headers;
         assert!(!h.contains_key("set-cookie"));
         assert!(!h.contains_key("set-cookie2"));
@@ -255,7 +260,7 @@ mod tests {
             ("x-frame-options", "SAMEORIGIN"),
             ("vary", "Accept-Encoding"),
         ]);
-        sanitise_guest_response(&mut parts, &upstream(), &public());
+        sanitise_guest_response(&mut parts, None, &upstream(), &public());
         let mut left: Vec<(String, String)> = parts
             .headers
             .iter()
@@ -318,7 +323,7 @@ mod tests {
         ];
         for (location, expected) in cases {
             let mut parts = response(&[("location", location)]);
-            sanitise_guest_response(&mut parts, &upstream(), &public());
+            sanitise_guest_response(&mut parts, None, &upstream(), &public());
             assert_eq!(parts.headers["location"], expected, "{location}");
         }
     }

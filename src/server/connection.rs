@@ -27,6 +27,7 @@ use super::preface::{self, Prefixed, Protocol};
 use super::slots::ConnectionSlot;
 use crate::access_log::{AccessLog, LoggedBody, RequestBody, Unanswered};
 use crate::config::Limits;
+use crate::gateway::Answer;
 use crate::gateway::{Gateway, SessionMemo};
 use crate::metrics::ConnectionGauge;
 use crate::proxy::client::UpstreamPool;
@@ -328,14 +329,17 @@ impl RequestHandler {
                 gateway.metrics(),
             );
             let over = head::limit_exceeded(&request, max_header_bytes, max_headers);
-            let mut response = if let Some((setting, limit)) = over {
+            let Answer {
+                mut response,
+                passed,
+            } = if let Some((setting, limit)) = over {
                 info!(peer = %info.peer, client = %info.client.ip, setting, limit, "request head over a limit");
                 gateway.metrics().record_refused_head();
                 unanswered.record().set_refused(
                     crate::metrics::Decision::BadRequest.as_str(),
                     crate::pages::Page::BadRequest.code(),
                 );
-                head::too_large()
+                Answer::from(head::too_large())
             } else {
                 let record = unanswered.record();
                 let request = Box::new(
@@ -361,7 +365,7 @@ impl RequestHandler {
             }
             record.set_status(response.status());
             let offer = response.extensions().get::<SpliceOffer>().cloned();
-            response.map(|body| LoggedBody::new(body, record, access_log, offer))
+            response.map(|body| LoggedBody::new(body, record, access_log, offer, passed))
         }
     }
 }

@@ -40,6 +40,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tracing::debug;
 
+use crate::proxy::upstream_h1::CarriesPassedFields;
 use crate::proxy::upstream_h1::response_head::KnownNames;
 use body_pump::{BodyPump, skip_arrived_body};
 use request_body::{BodyDecoder, BodySender, H1Body, body_channel};
@@ -90,7 +91,7 @@ pub async fn serve<T, H, F, B>(
     T: AsyncRead + AsyncWrite + SpliceTarget + Unpin + Send + 'static,
     H: FnMut(Request<H1Body>) -> F,
     F: Future<Output = Response<B>>,
-    B: Body<Data = Bytes>,
+    B: Body<Data = Bytes> + CarriesPassedFields,
     B::Error: std::fmt::Display,
 {
     let mut buffer = BytesMut::from(read);
@@ -199,7 +200,7 @@ impl<T: AsyncRead + AsyncWrite + SpliceTarget + Unpin> Exchange<'_, T> {
     where
         H: FnMut(Request<H1Body>) -> F,
         F: Future<Output = Response<B>>,
-        B: Body<Data = Bytes>,
+        B: Body<Data = Bytes> + CarriesPassedFields,
         B::Error: std::fmt::Display,
     {
         let Exchange {

@@ -210,7 +210,7 @@ mod tests {
 
     /// The upstream head `text` as the upstream client reads it, cleaned for a guest: the parts
     /// of the response the HTTP/1 writer gets (its map and the fields passed on).
-    fn guest_answer(text: &str) -> http::response::Parts {
+    fn guest_answer(text: &str) -> (http::response::Parts, PassedFields) {
         use crate::proxy::response::{PublicOrigin, sanitise_guest_response};
         use crate::proxy::upstream::Upstream;
         use crate::proxy::upstream_h1::response_head::{KnownNames, Parsed, parse_response_head};
@@ -224,16 +224,16 @@ mod tests {
         let mut response = http::Response::new(());
         *response.status_mut() = head.status;
         *response.headers_mut() = head.headers;
-        response.extensions_mut().insert(head.passed);
         let (mut parts, ()) = response.into_parts();
+        let mut passed = head.passed;
         let upstream = Upstream::new(&http::Uri::from_static("http://127.0.0.1:8080"), vec![])
             .expect("an upstream");
         let public = PublicOrigin {
             scheme: http::uri::Scheme::HTTPS,
             authority: http::uri::Authority::from_static("share.example.org"),
         };
-        sanitise_guest_response(&mut parts, &upstream, &public);
-        parts
+        sanitise_guest_response(&mut parts, Some(&mut passed), &upstream, &public);
+        (parts, passed)
     }
 
     const LEAKY_UPSTREAM: &str = "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\
@@ -249,11 +249,17 @@ mod tests {
     /// passed on as they came.
     #[test]
     fn a_guest_answer_carries_the_upstream_fields_and_ours_and_nothing_removed() {
-        let parts = guest_answer(LEAKY_UPSTREAM);
-        let passed = parts.extensions.get::<PassedFields>();
-        assert!(passed.is_some_and(PassedFields::is_for_guest));
+        let (parts, passed) = guest_answer(LEAKY_UPSTREAM);
+        assert!(passed.is_for_guest());
         let mut out = Vec::new();
-        encode_response_head(parts.status, &parts.headers, passed, None, KEEP, &mut out);
+        encode_response_head(
+            parts.status,
+            &parts.headers,
+            Some(&passed),
+            None,
+            KEEP,
+            &mut out,
+        );
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text.split("\r\n").collect();
         for kept in [
@@ -295,8 +301,7 @@ mod tests {
     /// The same answer to an HTTP/2 client, which hyper writes from the map alone.
     #[test]
     fn a_guest_answer_moved_into_the_map_is_the_same_answer() {
-        let mut parts = guest_answer(LEAKY_UPSTREAM);
-        let passed = parts.extensions.remove::<PassedFields>().unwrap();
+        let (mut parts, passed) = guest_answer(LEAKY_UPSTREAM);
         passed.move_into(&mut parts.headers);
         let mut fields: Vec<String> = parts
             .headers

@@ -15,7 +15,7 @@ use tracing::debug;
 
 use super::response_head::{Asked, ResponseFraming, encode_response_head, write_chunk_size};
 use super::splice::{SpliceTarget, splice_exactly};
-use crate::proxy::upstream_h1::{PassedFields, SpliceOffer, Spliceable};
+use crate::proxy::upstream_h1::{CarriesPassedFields, SpliceOffer, Spliceable};
 
 /// Body frames up to this size are copied behind the head (or the frame before) and go out in
 /// one write; larger ones are written from where they are, as is the frame that ends a body of
@@ -118,7 +118,7 @@ pub(super) async fn write_response<T, B>(
 ) -> std::io::Result<Written>
 where
     T: AsyncWrite + SpliceTarget + Unpin,
-    B: Body<Data = Bytes>,
+    B: Body<Data = Bytes> + CarriesPassedFields,
     B::Error: std::fmt::Display,
 {
     let mut io = Stalling::new(io, stall);
@@ -141,8 +141,14 @@ where
     let exact = body.size_hint().exact();
     out.clear();
     let status = parts.status;
-    let passed = parts.extensions.get::<PassedFields>();
-    let encoded = encode_response_head(status, &parts.headers, passed, exact, asked, out);
+    let encoded = encode_response_head(
+        status,
+        &parts.headers,
+        body.passed_fields(),
+        exact,
+        asked,
+        out,
+    );
     let framing = encoded.framing;
     // A large body from the upstream, to a plain TCP client: moved socket to socket.
     if let ResponseFraming::Length(length) = framing
