@@ -22,7 +22,7 @@ use casegate::metrics::Metrics;
 use casegate::policy::canonicalise;
 use casegate::proxy::client::UpstreamPool;
 use casegate::proxy::client_address::ClientAddress;
-use casegate::server::ConnectionInfo;
+use casegate::server::{ConnectionInfo, SharedByRequests};
 use casegate::share::{Guest, LinkClaims, cookie};
 use casegate::state::StateStore;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
@@ -117,9 +117,11 @@ fn connection(peer: SocketAddr) -> ConnectionInfo {
         peer,
         client: ClientAddress::direct(peer.ip()),
         tls: true,
-        slot: None,
-        upstream: UpstreamPool::new(),
-        session_memo: Arc::new(SessionMemo::default()),
+        shared: Arc::new(SharedByRequests {
+            slot: None,
+            upstream: UpstreamPool::new(),
+            session_memo: Arc::new(SessionMemo::default()),
+        }),
     }
 }
 

@@ -116,7 +116,7 @@ impl Gateway {
             return Ok(Admission::Passthrough { upgrade });
         }
         let method = request.method();
-        let memo = &connection.session_memo;
+        let memo = &connection.shared.session_memo;
         let Chosen {
             cookie_name,
             session,

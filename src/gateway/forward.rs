@@ -111,6 +111,7 @@ impl Gateway {
         };
         let sent = Instant::now();
         let answer = connection
+            .shared
             .upstream
             .send(
                 &outgoing,
@@ -184,7 +185,7 @@ impl Gateway {
                 Tunnel {
                     lifetime,
                     idle_timeout: self.tunnel_idle_timeout,
-                    slot: connection.slot.clone(),
+                    slot: connection.shared.slot.clone(),
                     gauge: TunnelGauge::new(Arc::clone(&self.metrics)),
                 },
             );

@@ -15,5 +15,5 @@ mod trim;
 pub mod workers;
 
 pub use crate::config::Limits;
-pub use connection::ConnectionInfo;
+pub use connection::{ConnectionInfo, SharedByRequests};
 pub use workers::serve;
