@@ -12,7 +12,7 @@
 # compare.sh is.
 #
 # Usage: benches/load/callgrind.sh [--count 2000] [--warmup 200] [--keep] [--annotate N]
-#                                  [--gateway casegate|nginx] [--cache-sim] [--tls]
+#                                  [--gateway casegate|nginx] [--cache-sim] [--locked] [--tls]
 #   --annotate N  also print the N functions with the most instructions (inclusive and self)
 #   --gateway nginx  counts compare.sh's nginx secure_link gateway instead, with a signed URL:
 #                 one process (`master_process off`, one worker), the same config otherwise
@@ -20,6 +20,10 @@
 #                 --branch-sim, sized as this machine's) and prints per request: data reads and
 #                 writes, L1 misses (instructions, data read, data write) and mispredicted
 #                 branches. Instruction counts alone miss what the two gateways do to the caches.
+#   --locked      also counts the locked read-modify-write instructions (atomic adds, swaps,
+#                 compare-exchanges, lock and unlock) run per request, with the sites that run
+#                 most of them: each is a full barrier of some 20 cycles that an instruction count
+#                 weighs as one (needs objdump and addr2line: apt-get install binutils)
 #   --tls         the requests go over TLS (TLS 1.3, the ECDSA P-256 certificate of compare.sh's
 #                 TLS row) on their one connection; the handshake is in the warm-up, not counted
 # CASEGATE_BIN=path skips `cargo build --release` and uses that binary.
@@ -30,6 +34,7 @@ COUNT=2000
 WARMUP=200
 GATEWAY=casegate
 CACHE_SIM=0
+LOCKED=0
 ANNOTATE=0
 TLS=0
 while (($#)); do
@@ -40,6 +45,7 @@ while (($#)); do
     --keep) KEEP_WORK=1; shift ;;
     --gateway) GATEWAY=$2; shift 2 ;;
     --cache-sim) CACHE_SIM=1; shift ;;
+    --locked) LOCKED=1; shift ;;
     --tls) TLS=1; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
@@ -52,6 +58,7 @@ done
 require_tools nginx:nginx valgrind:valgrind callgrind_control:valgrind \
     callgrind_annotate:valgrind python3:python3 truncate:coreutils
 ((TLS)) && require_tools openssl:openssl
+((LOCKED)) && require_tools objdump:binutils addr2line:binutils
 [[ $GATEWAY == casegate ]] && build_casegate
 setup_work_dir
 
@@ -66,6 +73,7 @@ start_upstream "$UP_PORT" 1M
 OUT="$WORK/callgrind.out"
 VALGRIND=(valgrind --tool=callgrind "--callgrind-out-file=$OUT")
 ((CACHE_SIM)) && VALGRIND+=(--cache-sim=yes --branch-sim=yes)
+((LOCKED)) && VALGRIND+=(--dump-instr=yes)
 if [[ $GATEWAY == casegate ]]; then
     new_casegate_key
     CASEGATE_WRAPPER="${VALGRIND[*]}"
@@ -122,6 +130,10 @@ print("per guest request: data reads %.0f, data writes %.0f; L1 misses: instruct
       % (per["Dr"], per["Dw"], per["I1mr"], per["D1mr"], per["D1mw"],
          per["Bcm"] + per["Bim"], per["Bcm"], per["Bim"]))
 EOF
+fi
+if ((LOCKED)); then
+    if [[ $GATEWAY == casegate ]]; then binary=$CASEGATE_BIN; else binary=$(command -v nginx); fi
+    "${LOADTOOL[@]}" locked "$DUMP" "$binary" "$COUNT" || die "counting locked instructions failed"
 fi
 if ((ANNOTATE > 0)); then
     callgrind_annotate --inclusive=yes "$DUMP" 2>/dev/null | sed -n "1,$((ANNOTATE + 25))p"

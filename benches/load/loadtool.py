@@ -623,6 +623,84 @@ def cmd_sample_rss(args):
     print(json.dumps({"first_kib": first, "peak_kib": peak, "samples": samples}))
 
 
+LOCKED_PREFIXES = ("lock ",)
+
+
+def locked_addresses(binary):
+    """Addresses of the binary's locked read-modify-write instructions: the `lock` prefix, and
+    `xchg` with memory, which locks without one."""
+    listing = subprocess.run(["objdump", "-d", "--no-show-raw-insn", binary],
+                             capture_output=True, text=True, check=True).stdout
+    found = {}
+    for line in listing.splitlines():
+        address, sep, instruction = line.partition(":\t")
+        if not sep:
+            continue
+        instruction = instruction.strip()
+        is_locked = instruction.startswith(LOCKED_PREFIXES) or (
+            instruction.startswith("xchg") and "(" in instruction)
+        if is_locked:
+            try:
+                found[int(address.strip(), 16)] = instruction
+            except ValueError:
+                continue
+    return found
+
+
+def executed_by_address(dump, binary):
+    """Times each instruction of `binary` (a real path) ran, from a callgrind dump made with
+    --dump-instr=yes (positions "instr line"; addresses absolute, +/- relative or * for the
+    same). Only the binary's own code: a shared library's locks (glibc's) are not counted."""
+    names, counts = {}, {}
+    in_binary, after_call, address = False, False, 0
+    for line in open(dump, errors="replace"):
+        if line.startswith(("ob=", "cob=")):
+            text = line.split("=", 1)[1].strip()
+            number, _, name = text.partition(" ")
+            if name:
+                names[number] = name
+            if line.startswith("ob="):
+                in_binary = os.path.realpath(names.get(number, name)) == binary
+            continue
+        if line.startswith("calls="):
+            after_call = True
+            continue
+        if not line or not (line[0].isdigit() or line[0] in "+-*"):
+            continue
+        fields = line.split()
+        position = fields[0]
+        if position.startswith("0x"):
+            address = int(position, 16)
+        elif position[0] in "+-":
+            address += int(position)
+        elif position != "*":
+            address = int(position)
+        if after_call:  # the call's inclusive cost, not this instruction's
+            after_call = False
+            continue
+        if in_binary and len(fields) >= 3:
+            counts[address] = counts.get(address, 0) + int(fields[2])
+    return counts
+
+
+def cmd_locked(args):
+    binary = os.path.realpath(args.binary)
+    locked = locked_addresses(binary)
+    counts = executed_by_address(args.dump, binary)
+    if not counts:
+        fail(f"no instruction of {binary} in {args.dump} (made with --dump-instr=yes?)")
+    ran = sorted(((counts[a], a) for a in locked if counts.get(a)), reverse=True)
+    total = sum(n for n, _ in ran)
+    print(f"locked read-modify-write instructions per guest request: {total / args.count:.1f}")
+    top = ran[:args.top]
+    if not top:
+        return
+    lookup = subprocess.run(["addr2line", "-f", "-C", "-e", binary] + [hex(a) for _, a in top],
+                            capture_output=True, text=True).stdout.splitlines()
+    for (n, address), function in zip(top, lookup[0::2]):
+        print(f"  {n / args.count:6.2f}  {locked[address]:<32.32}  {function[:90]}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(required=True)
@@ -643,6 +721,13 @@ def main():
     p = sub.add_parser("cpu", help="user and kernel CPU seconds of processes: USER,SYSTEM")
     p.add_argument("pids", type=int, nargs="+")
     p.set_defaults(func=cmd_cpu)
+
+    p = sub.add_parser("locked", help="locked instructions run per request, from a callgrind dump")
+    p.add_argument("dump")
+    p.add_argument("binary")
+    p.add_argument("count", type=int)
+    p.add_argument("--top", type=int, default=12)
+    p.set_defaults(func=cmd_locked)
 
     p = sub.add_parser("rss", help="VmRSS of a process, KiB")
     p.add_argument("pid", type=int)

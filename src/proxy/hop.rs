@@ -182,9 +182,12 @@ pub fn connection_options(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
 
 /// The options of one `Connection` line, trimmed, as sent (any case).
 pub fn options_of(line: &HeaderValue) -> impl Iterator<Item = &[u8]> {
-    line.as_bytes()
-        .split(|&byte| byte == b',')
-        .map(<[u8]>::trim_ascii)
+    options_in(line.as_bytes())
+}
+
+/// The options of a `Connection` line's bytes, as [`options_of`].
+pub fn options_in(line: &[u8]) -> impl Iterator<Item = &[u8]> {
+    line.split(|&byte| byte == b',').map(<[u8]>::trim_ascii)
 }
 
 /// The header names the peer listed in `Connection` (RFC 9110 section 7.6.1): hop-by-hop too.

@@ -14,7 +14,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
 
 use super::passed_fields::PassedFields;
-use crate::proxy::hop::{field_named_by, is_hop_by_hop, options_of};
+use crate::proxy::hop::{field_named_by, is_hop_by_hop, options_in};
 use crate::proxy::response::is_read_or_changed;
 
 /// The largest response head casegate reads (status line and fields). Legacy apps with large
@@ -152,13 +152,16 @@ pub fn parse_response_head(
             // software: never handed on, so never put in the map only to be taken out again.
             Disposition::Dropped => false,
         };
-        let value = head.slice(value_range);
-        // SAFETY: httparse let through only the bytes a `HeaderValue` may hold (HTAB, visible
-        // ASCII and SP, obs-text 0x80-0xFF: its HEADER_VALUE_MAP is `http`'s rule), so checking
-        // every byte again would be work for nothing. hyper's client does the same.
-        let value = unsafe { HeaderValue::from_maybe_shared_unchecked(value) };
-        reading.note(&name, &value)?;
+        // Read in place: a field only read (the framing's) never gets a `Bytes` of its own,
+        // whose reference to the head is an atomic increment and decrement.
+        reading.note(&name, &head[value_range.clone()])?;
         if kept {
+            // SAFETY: httparse let through only the bytes a `HeaderValue` may hold (HTAB,
+            // visible ASCII and SP, obs-text 0x80-0xFF: its HEADER_VALUE_MAP is `http`'s rule),
+            // so checking every byte again would be work for nothing. hyper's client does the
+            // same.
+            let value =
+                unsafe { HeaderValue::from_maybe_shared_unchecked(head.slice(value_range)) };
             headers.append(name, value);
         }
     }
@@ -328,9 +331,9 @@ struct FramingFields {
 }
 
 impl FramingFields {
-    fn note(&mut self, name: &HeaderName, value: &HeaderValue) -> Result<(), HeadError> {
+    fn note(&mut self, name: &HeaderName, value: &[u8]) -> Result<(), HeadError> {
         if name == header::CONTENT_LENGTH {
-            for item in value.as_bytes().split(|&byte| byte == b',') {
+            for item in value.split(|&byte| byte == b',') {
                 let length = parse_length(item.trim_ascii()).ok_or(HeadError::BadContentLength)?;
                 if self.content_length.is_some_and(|seen| seen != length) {
                     return Err(HeadError::BadContentLength);
@@ -340,11 +343,11 @@ impl FramingFields {
         } else if name == header::TRANSFER_ENCODING {
             self.transfer_encoding = true;
             // Only the last coding of the last line counts: chunked must be the final one.
-            if let Some(last) = value.as_bytes().rsplit(|&byte| byte == b',').next() {
+            if let Some(last) = value.rsplit(|&byte| byte == b',').next() {
                 self.chunked_last = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
             }
         } else if name == header::CONNECTION {
-            for option in options_of(value) {
+            for option in options_in(value) {
                 self.close |= option.eq_ignore_ascii_case(b"close");
                 self.connection_named.extend(field_named_by(option));
             }
