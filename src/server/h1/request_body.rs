@@ -167,10 +167,9 @@ pub enum Demand {
 impl BodySender {
     /// Waits until the gateway wants a frame, or has dropped the body.
     pub fn poll_demand(&self, cx: &mut Context<'_>) -> Poll<Demand> {
-        let Some(shared) = &self.shared else {
+        let Some(mut shared) = lock(&self.shared) else {
             return Poll::Ready(Demand::Gone);
         };
-        let mut shared = lock(shared);
         if shared.dropped {
             return Poll::Ready(Demand::Gone);
         }
@@ -187,10 +186,9 @@ impl BodySender {
 
     /// Hands over data or an error.
     pub fn send(&self, frame: Result<Bytes, BodyReadError>) {
-        let Some(shared) = &self.shared else {
+        let Some(mut shared) = lock(&self.shared) else {
             return;
         };
-        let mut shared = lock(shared);
         shared.wanted = false;
         shared.frame = Some(frame);
         if let Some(reader) = shared.reader.take() {
@@ -200,10 +198,9 @@ impl BodySender {
 
     /// The body ended.
     pub fn end(&self) {
-        let Some(shared) = &self.shared else {
+        let Some(mut shared) = lock(&self.shared) else {
             return;
         };
-        let mut shared = lock(shared);
         shared.ended = true;
         if let Some(reader) = shared.reader.take() {
             reader.wake();
@@ -215,10 +212,9 @@ impl Drop for BodySender {
     /// A body whose loop stopped reading it before its end tells its reader so, rather than
     /// leaving it waiting for ever.
     fn drop(&mut self) {
-        let Some(shared) = &self.shared else {
+        let Some(mut shared) = lock(&self.shared) else {
             return;
         };
-        let mut shared = lock(shared);
         if !shared.ended {
             shared.abandoned = true;
             shared.ended = true;
@@ -238,10 +234,9 @@ impl Body for H1Body {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyReadError>>> {
         let this = &mut *self;
-        let Some(shared) = &this.shared else {
+        let Some(mut shared) = lock(&this.shared) else {
             return Poll::Ready(None);
         };
-        let mut shared = lock(shared);
         if let Some(frame) = shared.frame.take() {
             if let (Ok(data), Some(remaining)) = (&frame, this.remaining.as_mut()) {
                 *remaining = remaining.saturating_sub(data.len() as u64);
@@ -264,10 +259,9 @@ impl Body for H1Body {
     }
 
     fn is_end_stream(&self) -> bool {
-        let Some(shared) = &self.shared else {
+        let Some(shared) = lock(&self.shared) else {
             return true;
         };
-        let shared = lock(shared);
         shared.ended && shared.frame.is_none() && !shared.abandoned
     }
 
@@ -281,10 +275,9 @@ impl Body for H1Body {
 
 impl Drop for H1Body {
     fn drop(&mut self) {
-        let Some(shared) = &self.shared else {
+        let Some(mut shared) = lock(&self.shared) else {
             return;
         };
-        let mut shared = lock(shared);
         shared.dropped = true;
         if let Some(waker) = shared.loop_waker.take() {
             waker.wake();
@@ -292,12 +285,15 @@ impl Drop for H1Body {
     }
 }
 
-/// The lock is never held across a poll or a wake of the other end's code, so a poisoned one
-/// (a panic elsewhere while holding it) still holds consistent state.
-fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
-    shared
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+/// The channel's state, locked; `None` when the request has no body, and so no channel. The lock
+/// is never held across a poll or a wake of the other end's code, so a poisoned one (a panic
+/// elsewhere while holding it) still holds consistent state.
+fn lock(shared: &Option<Arc<Mutex<Shared>>>) -> Option<std::sync::MutexGuard<'_, Shared>> {
+    shared.as_ref().map(|shared| {
+        shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    })
 }
 
 #[cfg(test)]
