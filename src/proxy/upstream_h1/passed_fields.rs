@@ -130,18 +130,8 @@ impl PassedFields {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::upstream_h1::response_head::{
-        KnownNames, Parsed, ResponseHead, parse_response_head,
-    };
+    use crate::proxy::upstream_h1::response_head::final_head_of;
     use http::Method;
-
-    fn head(text: &str, method: &Method) -> ResponseHead {
-        let mut buffer = bytes::BytesMut::from(text.as_bytes());
-        match parse_response_head(&mut buffer, method, &mut KnownNames::default()) {
-            Ok(Parsed::Final(head)) => head,
-            other => panic!("{text:?}: {other:?}"),
-        }
-    }
 
     fn written(passed: &PassedFields) -> Vec<String> {
         passed
@@ -158,7 +148,7 @@ mod tests {
 
     #[test]
     fn fields_keep_their_order_spelling_and_repeats() {
-        let head = head(
+        let head = final_head_of(
             "HTTP/1.1 200 OK\r\nX-B: 2\r\nx-a: 1\r\nX-B: 3\r\nDate: Tue, 01 Dec 2026 00:00:00 GMT\r\n\
              Content-Length: 0\r\n\r\n",
             &Method::GET,
@@ -181,7 +171,7 @@ mod tests {
     /// fields passed on as in the map.
     #[test]
     fn fields_named_by_connection_are_not_passed_on() {
-        let head = head(
+        let head = final_head_of(
             "HTTP/1.1 200 OK\r\nConnection: x-hop, Set-Cookie\r\nX-HOP: 1\r\nX-Stay: 2\r\n\
              Set-Cookie: a=1\r\nContent-Length: 0\r\n\r\n",
             &Method::GET,
@@ -195,7 +185,7 @@ mod tests {
     fn long_names_are_judged_like_short_ones() {
         let long = format!("x-{}", "n".repeat(100));
         let cookie = format!("Set-Cookie: a=1\r\n{long}: 1\r\n");
-        let head = head(
+        let head = final_head_of(
             &format!("HTTP/1.1 200 OK\r\n{cookie}Content-Length: 0\r\n\r\n"),
             &Method::GET,
         );
@@ -205,7 +195,7 @@ mod tests {
 
     #[test]
     fn moved_into_a_map_they_are_the_same_fields_with_the_length_and_ours() {
-        let mut head = head(
+        let mut head = final_head_of(
             "HTTP/1.1 200 OK\r\nETag: \"v1\"\r\nContent-Length: 12, 12\r\n\r\n",
             &Method::HEAD,
         );

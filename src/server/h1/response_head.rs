@@ -213,14 +213,9 @@ mod tests {
     fn guest_answer(text: &str) -> (http::response::Parts, PassedFields) {
         use crate::proxy::response::{PublicOrigin, sanitise_guest_response};
         use crate::proxy::upstream::Upstream;
-        use crate::proxy::upstream_h1::response_head::{KnownNames, Parsed, parse_response_head};
+        use crate::proxy::upstream_h1::response_head::final_head_of;
 
-        let mut buffer = bytes::BytesMut::from(text.as_bytes());
-        let Ok(Parsed::Final(head)) =
-            parse_response_head(&mut buffer, &http::Method::GET, &mut KnownNames::default())
-        else {
-            panic!("{text:?}");
-        };
+        let head = final_head_of(text, &http::Method::GET);
         let mut response = http::Response::new(());
         *response.status_mut() = head.status;
         *response.headers_mut() = head.headers;
@@ -330,16 +325,12 @@ mod tests {
     /// the upstream's `Date` is the only one.
     #[test]
     fn passed_fields_give_the_declared_length_and_the_date() {
-        use crate::proxy::upstream_h1::response_head::{KnownNames, Parsed, parse_response_head};
+        use crate::proxy::upstream_h1::response_head::final_head_of;
 
-        let mut buffer = bytes::BytesMut::from(
-            &b"HTTP/1.1 200 OK\r\nDate: Tue, 01 Dec 2026 00:00:00 GMT\r\nContent-Length: 4096\r\n\r\n"[..],
+        let head = final_head_of(
+            "HTTP/1.1 200 OK\r\nDate: Tue, 01 Dec 2026 00:00:00 GMT\r\nContent-Length: 4096\r\n\r\n",
+            &http::Method::HEAD,
         );
-        let Ok(Parsed::Final(head)) =
-            parse_response_head(&mut buffer, &http::Method::HEAD, &mut KnownNames::default())
-        else {
-            panic!("no head");
-        };
         let asked = Asked { head: true, ..KEEP };
         let mut out = Vec::new();
         let encoded = encode_response_head(
