@@ -4,6 +4,7 @@
 pub mod cidr;
 pub mod client;
 pub mod client_address;
+pub mod field_line;
 pub mod guest_allowlist;
 pub mod hop;
 pub mod pool;

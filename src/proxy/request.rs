@@ -13,6 +13,7 @@ use http::uri::{PathAndQuery, Uri};
 use http::{HeaderMap, Version};
 
 use super::Body;
+use super::field_line::write_field_line;
 use super::guest_allowlist::guest_fields;
 use super::hop::{strip_client_identity, strip_hop_by_hop};
 use super::upstream::Upstream;
@@ -74,24 +75,43 @@ impl std::error::Error for RewriteError {
     }
 }
 
-/// The share as casegate states it to the upstream: the `X-Casegate-*` values of one guest, built
-/// once per session rather than once per request.
+/// The share as casegate states it to the upstream: the `X-Casegate-*` fields of one guest,
+/// checked and written out once per session rather than once per request (one copy into each
+/// request's head instead of two copies a field).
 #[derive(Debug, Clone)]
 pub struct ShareIdentity {
-    case: HeaderValue,
-    share: HeaderValue,
-    scope: HeaderValue,
+    /// `x-casegate-case`, `-share`, `-scope` and, when the share has one, `-lang`: whole lines.
+    lines: Box<[u8]>,
+    /// The share's language, also the `Accept-Language` of a scope that pins it.
     lang: Option<HeaderValue>,
 }
 
 impl ShareIdentity {
     pub fn of(guest: &Guest) -> Result<ShareIdentity, RewriteError> {
         let value = |text: &str| HeaderValue::from_str(text).map_err(RewriteError::ShareHeader);
+        let lang = guest.lang.as_deref().map(value).transpose()?;
+        let mut lines = Vec::new();
+        for (name, text) in [
+            (X_CASEGATE_CASE, guest.case.as_str()),
+            (X_CASEGATE_SHARE, guest.share_id.as_str()),
+            (X_CASEGATE_SCOPE, guest.scope.as_str()),
+        ] {
+            write_field_line(
+                &mut lines,
+                name.as_str().as_bytes(),
+                value(text)?.as_bytes(),
+            );
+        }
+        if let Some(lang) = &lang {
+            write_field_line(
+                &mut lines,
+                X_CASEGATE_LANG.as_str().as_bytes(),
+                lang.as_bytes(),
+            );
+        }
         Ok(ShareIdentity {
-            case: value(&guest.case)?,
-            share: value(&guest.share_id)?,
-            scope: value(&guest.scope)?,
-            lang: guest.lang.as_deref().map(value).transpose()?,
+            lines: lines.into_boxed_slice(),
+            lang,
         })
     }
 }
@@ -152,14 +172,11 @@ pub fn write_guest_head(
         origin.forwarded_proto().as_bytes(),
     );
     head.field(&X_FORWARDED_HOST, &origin.public_host);
-    head.field(&X_CASEGATE_CASE, &identity.case);
-    head.field(&X_CASEGATE_SHARE, &identity.share);
-    head.field(&X_CASEGATE_SCOPE, &identity.scope);
-    if let Some(lang) = &identity.lang {
-        if pin_language && !fixed(&header::ACCEPT_LANGUAGE) {
-            head.field(&header::ACCEPT_LANGUAGE, lang);
-        }
-        head.field(&X_CASEGATE_LANG, lang);
+    head.lines(&identity.lines);
+    if let Some(lang) = pinned_lang
+        && !fixed(&header::ACCEPT_LANGUAGE)
+    {
+        head.field(&header::ACCEPT_LANGUAGE, lang);
     }
     for (name, value) in &upstream.guest_headers {
         head.field(name, value);

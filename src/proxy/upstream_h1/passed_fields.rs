@@ -20,6 +20,7 @@ use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
 
 use super::response_head::{FieldSpan, field_ranges};
+use crate::proxy::field_line::write_field_line;
 use crate::proxy::response::GUEST_FIELDS;
 
 /// Fields passed on as they came, and what casegate read of the head around them.
@@ -72,6 +73,36 @@ impl PassedFields {
             let (name, value) = field_ranges(span);
             (&self.head[name], &self.head[value])
         })
+    }
+
+    /// Writes the fields as `name: value` lines for an HTTP/1 head: the same bytes as writing
+    /// each [`PassedFields::fields`] pair, with most of them copied in a few runs. An upstream
+    /// usually writes its fields just so, one after the other, and every field between two
+    /// dropped ones (`Server`, `Content-Length`, `Connection`) is then one copy of the head's
+    /// bytes instead of two copies and two small writes a field (about a tenth of the
+    /// `memcpy` calls a guest request made). A line spelled any other way (no space or two
+    /// after the colon, spaces before the line's end, a bare LF) is written from its name and
+    /// value, as before.
+    pub fn write_lines(&self, out: &mut Vec<u8>) {
+        let head = &self.head[..];
+        let mut run = 0..0;
+        for span in &self.spans {
+            let (name, value) = field_ranges(span);
+            let canonical = head.get(name.end..value.start) == Some(b": ")
+                && head.get(value.end..value.end + 2) == Some(b"\r\n");
+            if canonical && run.end == name.start && !run.is_empty() {
+                run.end = value.end + 2;
+                continue;
+            }
+            out.extend_from_slice(&head[run.clone()]);
+            if canonical {
+                run = name.start..value.end + 2;
+            } else {
+                run = 0..0;
+                write_field_line(out, &head[name], &head[value]);
+            }
+        }
+        out.extend_from_slice(&head[run]);
     }
 
     pub fn has_date(&self) -> bool {
@@ -191,6 +222,75 @@ mod tests {
         );
         assert_eq!(written(&head.passed), [format!("{long}: 1")]);
         assert!(head.headers.contains_key(header::SET_COOKIE));
+    }
+
+    /// The lines as `write_lines` writes them, and as writing each field by itself would.
+    fn lines_both_ways(passed: &PassedFields) -> (Vec<u8>, Vec<u8>) {
+        let mut in_runs = Vec::new();
+        passed.write_lines(&mut in_runs);
+        let mut one_by_one = Vec::new();
+        for (name, value) in passed.fields() {
+            write_field_line(&mut one_by_one, name, value);
+        }
+        (in_runs, one_by_one)
+    }
+
+    #[test]
+    fn lines_copied_in_runs_are_the_fields_written_one_by_one() {
+        let head = final_head_of(
+            "HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Tue, 01 Dec 2026 00:00:00 GMT\r\n\
+             Content-Type: application/json\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\
+             ETag: \"v1\"\r\nAccept-Ranges: bytes\r\nX-Tight:1\r\nX-Wide:   2\r\n\
+             X-Trailing: 3  \r\nX-Bare: 4\nX-Tab:\t5\r\nX-Last: 6\r\n\r\n",
+            &Method::GET,
+        );
+        let (in_runs, one_by_one) = lines_both_ways(&head.passed);
+        assert_eq!(in_runs, one_by_one);
+        assert_eq!(
+            String::from_utf8(in_runs).unwrap(),
+            "Date: Tue, 01 Dec 2026 00:00:00 GMT\r\nContent-Type: application/json\r\n\
+             ETag: \"v1\"\r\nAccept-Ranges: bytes\r\nX-Tight: 1\r\nX-Wide: 2\r\n\
+             X-Trailing: 3\r\nX-Bare: 4\r\nX-Tab: 5\r\nX-Last: 6\r\n"
+        );
+    }
+
+    proptest::proptest! {
+        /// Whatever the spacing and line ends, and whichever fields are dropped between them,
+        /// the runs are byte for byte the fields written one by one.
+        #[test]
+        fn runs_write_what_field_by_field_writes(
+            fields in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec![
+                        "Date", "ETag", "X-A", "Content-Length", "Server", "Connection",
+                        "Set-Cookie", "Vary", "Cache-Control",
+                    ]),
+                    proptest::sample::select(vec![":", ": ", ":  ", ":\t", ": \t"]),
+                    "[a-z0-9 ]{0,6}[a-z0-9]",
+                    proptest::sample::select(vec!["", " ", "\t"]),
+                    proptest::sample::select(vec!["\r\n", "\n"]),
+                ),
+                0..12,
+            ),
+        ) {
+            let mut text = String::from("HTTP/1.1 200 OK\r\n");
+            for (name, colon, value, trailing, end) in &fields {
+                let value = if *name == "Content-Length" { "0" } else { value.as_str() };
+                text.push_str(&format!("{name}{colon}{value}{trailing}{end}"));
+            }
+            text.push_str("\r\n");
+            let mut buffer = bytes::BytesMut::from(text.as_bytes());
+            let parsed = crate::proxy::upstream_h1::response_head::parse_response_head(
+                &mut buffer,
+                &Method::GET,
+                &mut Default::default(),
+            );
+            // Two lengths that disagree are refused, not written: nothing to compare.
+            if let Ok(crate::proxy::upstream_h1::response_head::Parsed::Final(head)) = parsed {
+                let (in_runs, one_by_one) = lines_both_ways(&head.passed);
+                proptest::prop_assert_eq!(in_runs, one_by_one);
+            }
+        }
     }
 
     #[test]

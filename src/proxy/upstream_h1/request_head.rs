@@ -11,6 +11,7 @@ use hyper::body::Body as _;
 
 use super::response_head::parse_length;
 use crate::proxy::Body;
+use crate::proxy::field_line::write_field_line;
 
 /// How the request body goes out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,11 +57,13 @@ impl HeadWriter<'_> {
         self.field_bytes(name.as_str().as_bytes(), value.as_bytes());
     }
 
+    /// Whole `name: value` lines, written out before (their writer vouches for them).
+    pub fn lines(&mut self, lines: &[u8]) {
+        self.out.extend_from_slice(lines);
+    }
+
     pub fn field_bytes(&mut self, name: &[u8], value: &[u8]) {
-        self.out.extend_from_slice(name);
-        self.out.extend_from_slice(b": ");
-        self.out.extend_from_slice(value);
-        self.out.extend_from_slice(b"\r\n");
+        write_field_line(self.out, name, value);
     }
 
     /// Announces the body's framing and ends the head.

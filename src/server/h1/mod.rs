@@ -48,7 +48,7 @@ use request_head::{HeadError, HeadLimits, RequestHead};
 use response_head::Asked;
 use splice::SpliceTarget;
 use upgrade::PendingUpgrade;
-use waiting::Waiting;
+use waiting::{ShutdownWatch, Waiting};
 use writer::{Stalling, WRITE_BATCH, Written, refuse, write_response};
 
 /// A keep-alive connection idle this long between requests is parked: its read buffer is freed
@@ -186,7 +186,7 @@ struct Exchange<'a, T> {
     asked: Asked,
     expect_continue: bool,
     /// Read once the answer is ready: a server shutting down closes the connection after it.
-    shutdown: &'a watch::Receiver<bool>,
+    shutdown: &'a ShutdownWatch,
 }
 
 impl<T: AsyncRead + AsyncWrite + SpliceTarget + Unpin> Exchange<'_, T> {
@@ -235,7 +235,7 @@ impl<T: AsyncRead + AsyncWrite + SpliceTarget + Unpin> Exchange<'_, T> {
         // one still on its way leaves the connection at an unknown place in the client's bytes,
         // and it closes after the answer.
         skip_arrived_body(&mut decoder, buffer, io).await;
-        let keep_alive = asked.keep_alive && decoder.is_done() && !*shutdown.borrow();
+        let keep_alive = asked.keep_alive && decoder.is_done() && !shutdown.has_begun();
         let asked = Asked {
             keep_alive,
             ..asked

@@ -12,6 +12,7 @@ use http::header::{self, HeaderMap};
 use http::{StatusCode, Version};
 
 use crate::clock::unix_now;
+use crate::proxy::field_line::write_field_line;
 use crate::proxy::hop::options_of;
 use crate::proxy::response::GUEST_FIELD_LINES;
 use crate::proxy::upstream_h1::PassedFields;
@@ -82,13 +83,11 @@ pub fn encode_response_head(
             continue;
         }
         date_written |= *name == header::DATE;
-        write_field(out, name.as_str().as_bytes(), value.as_bytes());
+        write_field_line(out, name.as_str().as_bytes(), value.as_bytes());
     }
     if let Some(passed) = passed {
         // None of framing's or the connection's own: the upstream client kept those back.
-        for (name, value) in passed.fields() {
-            write_field(out, name, value);
-        }
+        passed.write_lines(out);
         date_written |= passed.has_date();
         declared = declared.or(passed.declared_length());
         if passed.is_for_guest() {
@@ -96,7 +95,7 @@ pub fn encode_response_head(
         }
     }
     if !date_written {
-        with_date(|date| write_field(out, b"date", date));
+        with_date(|date| write_field_line(out, b"date", date));
     }
 
     let bodiless = asked.head
@@ -136,13 +135,6 @@ pub fn encode_response_head(
         framing,
         keep_alive: keep_alive && !switching,
     }
-}
-
-fn write_field(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
-    out.extend_from_slice(name);
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value);
-    out.extend_from_slice(b"\r\n");
 }
 
 fn write_length(out: &mut Vec<u8>, length: u64) {

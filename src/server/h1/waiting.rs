@@ -16,6 +16,30 @@ use super::{ConnectionEvents, Http1Settings, Next, PARK_AFTER, READ_CHUNK};
 use crate::lazy_timer::wait_until;
 use crate::proxy::upstream_h1::response_head::KnownNames;
 
+/// Whether the server has started shutting down, as one connection asks before each wait and
+/// after each answer. `watch::Receiver::borrow` takes the channel's lock, two locked
+/// instructions each time; asking whether the value has changed is one plain load. The server
+/// only ever sends `true` (and a closed channel means it is gone), so any change is the
+/// shutdown; a connection accepted after it began sees `true` from the start.
+pub(super) struct ShutdownWatch {
+    receiver: watch::Receiver<bool>,
+    begun_before: bool,
+}
+
+impl ShutdownWatch {
+    pub(super) fn new(receiver: watch::Receiver<bool>) -> ShutdownWatch {
+        let begun_before = *receiver.borrow();
+        ShutdownWatch {
+            receiver,
+            begun_before,
+        }
+    }
+
+    pub(super) fn has_begun(&self) -> bool {
+        self.begun_before || self.receiver.has_changed().unwrap_or(true)
+    }
+}
+
 /// Waiting for and reading request heads, one after another, for one connection's life.
 pub(super) struct Waiting {
     /// The connection's first head: the first byte must come within `header_read_timeout`.
@@ -25,7 +49,7 @@ pub(super) struct Waiting {
     /// The connection's one timer for its waits, kept from request to request (`lazy_timer`).
     timer: Pin<Box<Sleep>>,
     /// The server's shutdown: read here before each wait, and by the exchange for keep-alive.
-    pub(super) shutdown: watch::Receiver<bool>,
+    pub(super) shutdown: ShutdownWatch,
     /// Ends once the server starts shutting down. Made once per connection: a wait on the
     /// channel made per request registered with it, and left it, under its lock each time.
     /// Never polled again once it has ended (the connection closes then).
@@ -44,7 +68,7 @@ impl Waiting {
             peer,
             settings,
             timer: Box::pin(tokio::time::sleep(settings.header_read_timeout)),
-            shutdown,
+            shutdown: ShutdownWatch::new(shutdown),
             // A closed channel means the server is gone: that ends it too.
             stopping: Box::pin(async move {
                 let _ = signal.changed().await;
@@ -99,7 +123,7 @@ impl Waiting {
                     since + wait
                 }
             };
-            if *self.shutdown.borrow() && head_deadline.is_none() {
+            if self.shutdown.has_begun() && head_deadline.is_none() {
                 return Next::Close;
             }
             tokio::select! {
