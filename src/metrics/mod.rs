@@ -47,6 +47,15 @@ pub struct Metrics {
     /// The access log's own count of lines it had to drop (its queue full or its sink failing),
     /// read at render time; unset when no access log was started.
     access_log_dropped: OnceLock<Arc<AtomicU64>>,
+    /// The workers' own counts of the connections each serves, read at render time; unset
+    /// until the public listener's workers start.
+    worker_connections: OnceLock<Arc<dyn WorkerConnections>>,
+}
+
+/// Where the connections each worker serves are counted ([`crate::server::balance`]).
+pub trait WorkerConnections: std::fmt::Debug + Send + Sync {
+    /// Each worker's open connections, in worker order.
+    fn open_per_worker(&self) -> Vec<usize>;
 }
 
 impl Metrics {
@@ -117,6 +126,18 @@ impl Metrics {
     /// The first source given counts; the access log lives as long as the process.
     pub fn count_access_log_drops_from(&self, dropped: Arc<AtomicU64>) {
         let _ = self.access_log_dropped.set(dropped);
+    }
+
+    /// Exports each worker's open connections as `casegate_worker_connections`. The first
+    /// source given counts: the workers start once per process.
+    pub fn count_worker_connections_from(&self, workers: Arc<dyn WorkerConnections>) {
+        let _ = self.worker_connections.set(workers);
+    }
+
+    fn worker_connections(&self) -> Vec<usize> {
+        self.worker_connections
+            .get()
+            .map_or_else(Vec::new, |workers| workers.open_per_worker())
     }
 
     fn access_log_dropped(&self) -> u64 {

@@ -79,6 +79,18 @@ pub(super) fn render(metrics: &Metrics) -> String {
             protocol.as_str()
         );
     }
+    header(
+        &mut out,
+        "casegate_worker_connections",
+        "gauge",
+        "Open connections each worker serves on the public listener; new ones go to the worker with the fewest.",
+    );
+    for (worker, open) in metrics.worker_connections().into_iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "casegate_worker_connections{{worker=\"{worker}\"}} {open}"
+        );
+    }
     let singles: [(&str, &str, u64); 5] = [
         (
             "casegate_link_exchanges_total",

@@ -9,6 +9,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
+use super::balance::{Balance, Handed, Inbox};
 use super::connection::{Listening, http_builders, serve_connection};
 use super::slots::{ConnectionSlot, PerAddress};
 use super::workers::Shared;
@@ -21,11 +22,17 @@ use crate::reload::WorkerSnapshot;
 /// shared by all workers, so the limits hold for the process, not per thread.
 pub async fn serve_worker(
     listener: TcpListener,
+    worker: WorkerPlace,
     shared: &Shared,
     slots: Arc<Semaphore>,
     per_address: Arc<PerAddress>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let WorkerPlace {
+        index,
+        balance,
+        mut inbox,
+    } = worker;
     let listening = Arc::new(Listening {
         tls: shared.tls.clone(),
         // The worker's own views of what every worker shares: the handles its requests take
@@ -42,27 +49,33 @@ pub async fn serve_worker(
     // shared by every worker would move its lock between the cores on each request.
     let (worker_shutdown, connection_shutdown) = watch::channel(*shutdown.borrow());
     let mut connections = JoinSet::new();
-    while let Some((stream, peer, slot)) =
-        next_connection(&listener, &slots, &mut connections, &mut shutdown).await
-    {
-        let address_slot = if listening.gateway.current().is_trusted_proxy(peer.ip()) {
-            None
-        } else {
-            let Some(address_slot) = per_address.admit(peer.ip()) else {
-                if let Some(unlogged) = per_address.refused() {
-                    let limit = listening.limits.max_connections_per_address;
-                    warn!(%peer, limit, also_refused_since_last_warning = unlogged, "connection limit per address reached; closing new connection");
+    loop {
+        let (stream, peer, slot) = tokio::select! {
+            // Handed over by another worker: admitted there, counted here already.
+            Some(handed) = inbox.recv() => match TcpStream::from_std(handed.stream) {
+                Ok(stream) => (stream, handed.peer, handed.slot),
+                Err(error) => {
+                    error!(%error, peer = %handed.peer, "cannot take over a connection from another worker; closing it");
+                    continue;
                 }
-                drop(stream);
-                continue;
-            };
-            Some(address_slot)
+            },
+            accepted = next_connection(&listener, &slots, &mut connections, &mut shutdown) => {
+                let Some((stream, peer, slot)) = accepted else { break };
+                let Some(slot) = admit(&listening, &per_address, peer, slot) else {
+                    drop(stream);
+                    continue;
+                };
+                let Some((stream, slot)) = keep_or_hand_over(&balance, index, stream, peer, slot) else {
+                    continue;
+                };
+                (stream, peer, slot)
+            }
         };
         connections.spawn(serve_connection(
             stream,
             peer,
             Arc::clone(&listening),
-            Arc::new(ConnectionSlot::new(slot, address_slot)),
+            Arc::new(slot),
             connection_shutdown.clone(),
         ));
     }
@@ -71,6 +84,77 @@ pub async fn serve_worker(
     drop(listener);
     // Every connection saw the same shutdown signal and is finishing gracefully.
     drain("public", connections, shared.shutdown_grace).await;
+}
+
+/// A worker's place among the workers: its number, the balance of their connections, and where
+/// it receives the connections handed to it.
+pub struct WorkerPlace {
+    pub index: usize,
+    pub balance: Arc<Balance>,
+    pub inbox: Inbox,
+}
+
+/// The connection's slot with its address's (`max_connections_per_address`) taken too, or
+/// `None`, said in the log, when its address has no slot left. A trusted proxy carries many
+/// clients and is not capped.
+fn admit(
+    listening: &Listening,
+    per_address: &PerAddress,
+    peer: SocketAddr,
+    slot: OwnedSemaphorePermit,
+) -> Option<ConnectionSlot> {
+    if listening.gateway.current().is_trusted_proxy(peer.ip()) {
+        return Some(ConnectionSlot::new(slot, None));
+    }
+    let Some(address_slot) = per_address.admit(peer.ip()) else {
+        if let Some(unlogged) = per_address.refused() {
+            let limit = listening.limits.max_connections_per_address;
+            warn!(%peer, limit, also_refused_since_last_warning = unlogged, "connection limit per address reached; closing new connection");
+        }
+        return None;
+    };
+    Some(ConnectionSlot::new(slot, Some(address_slot)))
+}
+
+/// The connection, counted on this worker, when this worker is to serve it; `None` once it is
+/// handed to a worker with fewer connections ([`Balance`]). A connection that cannot be handed
+/// over (the other worker has stopped, the socket cannot leave this reactor) is served here.
+fn keep_or_hand_over(
+    balance: &Arc<Balance>,
+    index: usize,
+    stream: TcpStream,
+    peer: SocketAddr,
+    slot: ConnectionSlot,
+) -> Option<(TcpStream, ConnectionSlot)> {
+    let serving = balance.serving_worker(index);
+    if serving == index {
+        return Some((stream, slot.counted_on(balance.count(index))));
+    }
+    let stream = match stream.into_std() {
+        Ok(stream) => stream,
+        Err(error) => {
+            warn!(%error, %peer, "cannot hand a connection to another worker; closing it");
+            return None;
+        }
+    };
+    let handed = Handed {
+        stream,
+        peer,
+        slot: slot.counted_on(balance.count(serving)),
+    };
+    match balance.hand_to(serving, handed) {
+        Ok(()) => None,
+        Err(Handed { stream, slot, .. }) => {
+            let slot = slot.counted_on(balance.count(index));
+            match TcpStream::from_std(stream) {
+                Ok(stream) => Some((stream, slot)),
+                Err(error) => {
+                    warn!(%error, %peer, "cannot take back a connection refused by a stopped worker; closing it");
+                    None
+                }
+            }
+        }
+    }
 }
 
 /// The next accepted connection that gets one of `slots`, or `None` once `shutdown` turns true.

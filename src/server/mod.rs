@@ -2,6 +2,7 @@
 //! timeouts and limits that keep one client from holding resources it does not use.
 
 pub mod activity;
+pub mod balance;
 pub mod body_pace;
 pub mod connection;
 pub mod h1;

@@ -1,7 +1,8 @@
 //! Connection slots: one of `max_connections` for every open connection, and one of
 //! `max_connections_per_address` for the peer it came from, so that a single address cannot take
 //! every slot of the listener. A slot is held for the connection's whole life, including a
-//! WebSocket tunnel that outlives hyper's connection.
+//! WebSocket tunnel that outlives hyper's connection; so is the connection's count on the worker
+//! serving it ([`super::balance`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -10,12 +11,16 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::balance::Counted;
+
 /// What an open connection holds; released when the last holder drops it.
 #[derive(Debug)]
 pub struct ConnectionSlot {
     _listener: OwnedSemaphorePermit,
     /// `None` for a trusted proxy, which carries many clients and is not capped per address.
     _address: Option<AddressSlot>,
+    /// The connection counted on the worker serving it, once that one is chosen.
+    worker: Option<Counted>,
 }
 
 impl ConnectionSlot {
@@ -23,7 +28,22 @@ impl ConnectionSlot {
         ConnectionSlot {
             _listener: listener,
             _address: address,
+            worker: None,
         }
+    }
+
+    /// Counts the connection on the worker that serves it, for as long as it is open.
+    pub fn counted_on(mut self, worker: Counted) -> ConnectionSlot {
+        self.worker = Some(worker);
+        self
+    }
+
+    #[cfg(test)]
+    pub fn for_test() -> ConnectionSlot {
+        let permit = Arc::new(tokio::sync::Semaphore::new(1))
+            .try_acquire_owned()
+            .expect("a fresh semaphore has a permit");
+        ConnectionSlot::new(permit, None)
     }
 }
 

@@ -6,7 +6,8 @@
 //!
 //! What the workers share is what must be global: the gateway snapshot (hot reload), the TLS
 //! acceptor snapshot, the connection limit, metrics and the access log. Each worker accepts,
-//! serves and drains its own connections; [`serve`] returns when all of them have.
+//! serves and drains its own connections, except that a worker with more than another hands new
+//! ones over ([`super::balance`]); [`serve`] returns when all of them have.
 
 use std::io;
 use std::net::SocketAddr;
@@ -20,7 +21,8 @@ use tokio::sync::{Semaphore, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{error, info};
 
-use super::listener::serve_worker;
+use super::balance::Balance;
+use super::listener::{WorkerPlace, serve_worker};
 use super::slots::PerAddress;
 use crate::access_log::AccessLog;
 use crate::config::Limits;
@@ -181,7 +183,19 @@ pub async fn serve(
     let mut stopped = Vec::new();
     let mut runtimes = runtimes;
     let runtimes = std::mem::take(&mut runtimes.0);
-    for (index, (socket, runtime)) in listeners.sockets.into_iter().zip(runtimes).enumerate() {
+    let (balance, inboxes) = Balance::new(listeners.sockets.len().min(runtimes.len()));
+    shared
+        .gateway
+        .current()
+        .metrics()
+        .count_worker_connections_from(balance.clone());
+    let workers = listeners.sockets.into_iter().zip(runtimes).zip(inboxes);
+    for (index, ((socket, runtime), inbox)) in workers.enumerate() {
+        let place = WorkerPlace {
+            index,
+            balance: Arc::clone(&balance),
+            inbox,
+        };
         let (done, worker_stopped) = oneshot::channel::<()>();
         let (shared, slots, per_address, shutdown) = (
             Arc::clone(&shared),
@@ -195,7 +209,8 @@ pub async fn serve(
                 runtime.block_on(async move {
                     match TcpListener::from_std(socket) {
                         Ok(listener) => {
-                            serve_worker(listener, &shared, slots, per_address, shutdown).await
+                            serve_worker(listener, place, &shared, slots, per_address, shutdown)
+                                .await
                         }
                         Err(error) => error!(%error, worker = index, "worker cannot listen"),
                     }
