@@ -32,13 +32,14 @@
 # Usage: benches/load/compare.sh [--rounds N] [--duration SECONDS] [--rows plain,tls,h2,handshake,direct]
 #                                (or any of them and relay)
 #                                [--markdown FILE] [--keep]
-# Defaults: 3 rounds of 8 s per gateway and row (about 4 minutes in all).
+# Defaults: 5 rounds of 6 s per gateway and row (about 6 minutes in all). On a shared VM one
+# gateway's rounds swing by up to 40% within a minute; more, shorter turns cancel more of it.
 # CASEGATE_BIN=path skips `cargo build --release` and uses that binary.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ROUNDS=3
-DURATION=8
+ROUNDS=5
+DURATION=6
 ROWS=plain,tls,h2,handshake,direct
 MARKDOWN=""
 CONNECTIONS=64
