@@ -622,7 +622,7 @@ pub fn read_upstream_response(stream: &[u8], piece: usize, method: &Method) -> U
     let mut interim = 0;
     let head = loop {
         match parse_response_head(&mut buffer, method, &mut names) {
-            Ok(Parsed::Final(head)) => break head,
+            Ok(Parsed::Final(head)) => break *head,
             Ok(Parsed::Interim) => {
                 interim += 1;
                 if interim > 16 {

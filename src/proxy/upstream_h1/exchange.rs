@@ -120,7 +120,7 @@ impl std::error::Error for ExchangeError {
 /// The response head, and whether the whole request went out (a connection whose upload was
 /// cut short by an early answer is not reused).
 pub struct Answered {
-    pub head: ResponseHead,
+    pub head: Box<ResponseHead>,
     pub request_sent: bool,
 }
 
@@ -171,7 +171,7 @@ async fn read_head(
     read_size: &mut usize,
     names: &mut ResponseNames,
     method: &Method,
-) -> Result<ResponseHead, ExchangeError> {
+) -> Result<Box<ResponseHead>, ExchangeError> {
     let mut interim = 0;
     let mut received = false;
     loop {
