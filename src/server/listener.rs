@@ -117,8 +117,9 @@ fn admit(
 }
 
 /// The connection, counted on this worker, when this worker is to serve it; `None` once it is
-/// handed to a worker with fewer connections ([`Balance`]). A connection that cannot be handed
-/// over (the other worker has stopped, the socket cannot leave this reactor) is served here.
+/// handed to a worker with fewer connections ([`Balance`]). One the other worker no longer takes
+/// (it has stopped) is served here; one whose socket cannot leave this reactor is closed, said in
+/// the log.
 fn keep_or_hand_over(
     balance: &Arc<Balance>,
     index: usize,
