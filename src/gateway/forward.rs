@@ -48,7 +48,7 @@ impl Gateway {
         connection: &ConnectionInfo,
         now: i64,
         record: &mut AccessRecord,
-    ) -> Result<Answer, GatewayError> {
+    ) -> Result<Box<Answer>, GatewayError> {
         // Put there by the HTTP/1 server for a request that may switch protocols.
         let client_upgrade = upgrade
             .then(|| request.extensions_mut().remove::<OnUpgrade>())
@@ -190,10 +190,10 @@ impl Gateway {
                 },
             );
         }
-        Ok(Answer {
+        Ok(Box::new(Answer {
             response: Response::from_parts(parts, body),
             passed,
-        })
+        }))
     }
 }
 

@@ -160,7 +160,7 @@ impl Gateway {
         request: Box<Request<RequestBody>>,
         connection: &ConnectionInfo,
         record: &mut AccessRecord,
-    ) -> Answer {
+    ) -> Box<Answer> {
         let wants_json = pages::wants_json(request.headers());
         let accept_language = request.headers().get(header::ACCEPT_LANGUAGE).cloned();
         let method = request.method().clone();
@@ -210,7 +210,7 @@ impl Gateway {
                 let wait = (!upstream_failed).then_some(std::time::Duration::ZERO);
                 self.metrics
                     .record_request(decision, started.elapsed(), wait);
-                Answer::from(response)
+                Answer::boxed(response)
             }
         }
     }
@@ -224,7 +224,7 @@ impl Gateway {
         connection: &ConnectionInfo,
         context: &mut ShareContext,
         record: &mut AccessRecord,
-    ) -> Result<Answer, GatewayError> {
+    ) -> Result<Box<Answer>, GatewayError> {
         let now = unix_now();
         let raw_target = request
             .uri()
@@ -253,14 +253,14 @@ impl Gateway {
         match self.admit(&request, &target, connection, now, context, record)? {
             Admission::Link(token) => self
                 .exchange_link(token, request.headers(), now, context, record)
-                .map(Answer::from),
+                .map(Answer::boxed),
             Admission::Verify(route) => self
                 .verify_route(route, *request, connection, now, context, record)
                 .await
-                .map(Answer::from),
+                .map(Answer::boxed),
             Admission::VerifyFirst(session) => self
                 .verification_required(&request, &session.guest)
-                .map(Answer::from),
+                .map(Answer::boxed),
             Admission::Guest {
                 session,
                 pin_language,

@@ -339,17 +339,14 @@ impl RequestHandler {
                 gateway.metrics(),
             );
             let over = head::limit_exceeded(&request, max_header_bytes, max_headers);
-            let Answer {
-                mut response,
-                passed,
-            } = if let Some((setting, limit)) = over {
+            let answer = if let Some((setting, limit)) = over {
                 info!(peer = %info.peer, client = %info.client.ip, setting, limit, "request head over a limit");
                 gateway.metrics().record_refused_head();
                 unanswered.record().set_refused(
                     crate::metrics::Decision::BadRequest.as_str(),
                     crate::pages::Page::BadRequest.code(),
                 );
-                Answer::from(head::too_large())
+                Answer::boxed(head::too_large())
             } else {
                 let record = unanswered.record();
                 let request = Box::new(
@@ -365,6 +362,10 @@ impl RequestHandler {
                 ));
                 handled.await
             };
+            let Answer {
+                mut response,
+                passed,
+            } = *answer;
             let mut record = unanswered.answered();
             // Every answer, refusals and pages included: the first one a browser sees over https
             // is what pins the host to https, whichever it is.
