@@ -102,12 +102,16 @@ async fn admin(gateway: &TestGateway, method: &str, target: &str, token: bool) -
 
 /// The value of one series in a scrape, e.g. `casegate_requests_total{decision="allowed"}`.
 fn value(scrape: &str, series: &str) -> f64 {
+    series_value(scrape, series)
+        .unwrap_or_else(|| panic!("{series} is not in the scrape:\n{scrape}"))
+}
+
+/// The value of one series, `None` when the scrape does not have it.
+fn series_value(scrape: &str, series: &str) -> Option<f64> {
     scrape
         .lines()
         .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("{series} is not in the scrape:\n{scrape}"))
-        .parse()
-        .expect("a number")
+        .map(|value| value.parse().expect("a number"))
 }
 
 async fn scrape(gateway: &TestGateway) -> String {
@@ -247,12 +251,11 @@ async fn counters_and_histograms_move_for_real_guest_requests() {
 /// Each worker's open connections, as the scrape says them, in worker order.
 fn worker_connections(scrape: &str) -> Vec<f64> {
     (0..)
-        .map(|worker| format!("casegate_worker_connections{{worker=\"{worker}\"}} "))
-        .map_while(|series| {
-            scrape
-                .lines()
-                .find_map(|line| line.strip_prefix(&series))
-                .map(|value| value.parse().expect("a number"))
+        .map_while(|worker| {
+            series_value(
+                scrape,
+                &format!("casegate_worker_connections{{worker=\"{worker}\"}}"),
+            )
         })
         .collect()
 }
