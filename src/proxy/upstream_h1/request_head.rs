@@ -72,9 +72,11 @@ impl HeadWriter<'_> {
             RequestFraming::Empty => {}
             RequestFraming::Length(length) => {
                 let mut digits = itoa::Buffer::new();
-                self.out.extend_from_slice(b"content-length: ");
-                self.out.extend_from_slice(digits.format(length).as_bytes());
-                self.out.extend_from_slice(b"\r\n");
+                write_field_line(
+                    self.out,
+                    b"content-length",
+                    digits.format(length).as_bytes(),
+                );
             }
             RequestFraming::Chunked => {
                 self.out
