@@ -161,7 +161,7 @@ impl PassedFields {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::upstream_h1::response_head::final_head_of;
+    use crate::proxy::upstream_h1::response_head::{Parsed, final_head_of, parse_response_head};
     use http::Method;
 
     fn written(passed: &PassedFields) -> Vec<String> {
@@ -280,13 +280,9 @@ mod tests {
             }
             text.push_str("\r\n");
             let mut buffer = bytes::BytesMut::from(text.as_bytes());
-            let parsed = crate::proxy::upstream_h1::response_head::parse_response_head(
-                &mut buffer,
-                &Method::GET,
-                &mut Default::default(),
-            );
+            let parsed = parse_response_head(&mut buffer, &Method::GET, &mut Default::default());
             // Two lengths that disagree are refused, not written: nothing to compare.
-            if let Ok(crate::proxy::upstream_h1::response_head::Parsed::Final(head)) = parsed {
+            if let Ok(Parsed::Final(head)) = parsed {
                 let (in_runs, one_by_one) = lines_both_ways(&head.passed);
                 proptest::prop_assert_eq!(in_runs, one_by_one);
             }
