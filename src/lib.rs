@@ -12,6 +12,7 @@ mod allocator;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod direct_tcp;
 /// Entry points for `fuzz/` and `tests/properties.rs`; not an API.
 #[doc(hidden)]
 pub mod fuzzing;

@@ -27,6 +27,7 @@ use super::preface::{self, Prefixed, Protocol};
 use super::slots::ConnectionSlot;
 use crate::access_log::{AccessLog, LoggedBody, RequestBody, Unanswered};
 use crate::config::Limits;
+use crate::direct_tcp::DirectTcpStream;
 use crate::gateway::{Answer, Gateway, SessionMemo};
 use crate::metrics::ConnectionGauge;
 use crate::proxy::client::UpstreamPool;
@@ -127,6 +128,7 @@ pub fn serve_connection(
 ) -> impl Future<Output = ()> + Send {
     async move {
         let _ = stream.set_nodelay(true);
+        let stream = DirectTcpStream::new(stream);
         let slot = Some(slot);
         let gateway = Arc::clone(&listening.gateway);
         let access_log = Arc::clone(&listening.access_log);

@@ -149,7 +149,7 @@ impl Spliceable {
 
     /// The upstream's socket, where the rest of the body is to be read.
     pub fn upstream(&self) -> &tokio::net::TcpStream {
-        &self.connection.stream
+        self.connection.stream.get_ref()
     }
 
     /// Body bytes still in the upstream's socket.

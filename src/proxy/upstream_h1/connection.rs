@@ -2,17 +2,16 @@
 //! taken yet.
 
 use std::io;
-use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use bytes::BytesMut;
-use socket2::SockRef;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use super::response_head::ResponseNames;
+use crate::direct_tcp::DirectTcpStream;
 use crate::proxy::pool::Destination;
 
 /// The first read of an exchange asks for this much: a typical head and small body fit.
@@ -28,7 +27,7 @@ const IDLE_BUFFER: usize = 32 * 1024;
 /// A connection to the upstream with its read buffer.
 #[derive(Debug)]
 pub struct UpstreamConnection {
-    pub(super) stream: TcpStream,
+    pub(super) stream: DirectTcpStream,
     /// Where `stream` goes: the pool keeps the connection for requests to the same place.
     destination: Destination,
     /// Bytes read and not yet handed out. Between exchanges it must be empty: anything in it
@@ -48,7 +47,7 @@ impl UpstreamConnection {
     /// those moves copied it, and the responses that carry it, several times a request.
     pub fn new(stream: TcpStream, destination: Destination) -> Box<UpstreamConnection> {
         Box::new(UpstreamConnection {
-            stream,
+            stream: DirectTcpStream::new(stream),
             destination,
             buffer: BytesMut::new(),
             read_size: FIRST_READ,
@@ -91,12 +90,7 @@ impl UpstreamConnection {
     /// buffer would be read as the answer too (a connection goes back only with none: checked
     /// here all the same, since the cost of being wrong is another guest's answer).
     pub fn is_quiet(&self) -> bool {
-        let mut probe = [MaybeUninit::<u8>::uninit(); 1];
-        self.buffer.is_empty()
-            && matches!(
-                SockRef::from(&self.stream).peek(&mut probe),
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock
-            )
+        self.buffer.is_empty() && self.stream.nothing_to_read()
     }
 
     /// Gets the connection ready to wait in the pool: reads start small again, and a buffer
@@ -111,7 +105,7 @@ impl UpstreamConnection {
     /// The socket and any bytes read past the response head, for a tunnel after a protocol
     /// switch.
     pub fn into_parts(self) -> (TcpStream, BytesMut) {
-        (self.stream, self.buffer)
+        (self.stream.into_inner(), self.buffer)
     }
 }
 

@@ -12,14 +12,16 @@ use std::time::Duration;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
+use crate::direct_tcp::DirectTcpStream;
+
 /// A client stream that may be the target of a splice: plain TCP only.
 pub trait SpliceTarget {
     fn tcp(&self) -> Option<&TcpStream>;
 }
 
-impl SpliceTarget for TcpStream {
+impl SpliceTarget for DirectTcpStream {
     fn tcp(&self) -> Option<&TcpStream> {
-        Some(self)
+        Some(self.get_ref())
     }
 }
 

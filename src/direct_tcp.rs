@@ -1,0 +1,371 @@
+//! A TCP stream whose reads and writes are system calls made directly (rustix), not through the C
+//! library; tokio still tells when the socket is ready, and still wakes the task.
+//!
+//! Why: glibc's `recv`, `send` and `writev` are cancellation points. In a process of more than
+//! one thread, as casegate is (a worker per core, the access log's writer), each of them brackets
+//! its system call with two atomic updates of the thread's cancellation state
+//! (`__pthread_enable_asynccancel` and `__pthread_disable_asynccancel`), some 50-80 ns a call on
+//! this kind of VM; a single-threaded nginx worker skips them. casegate never cancels a thread,
+//! and makes four or five of these calls for every request it forwards. tokio's own `TcpStream`
+//! reads and writes through mio and std, which call glibc.
+//!
+//! What tokio does after a call is kept: a read that leaves room in its buffer, or a write that
+//! did not take all its bytes, emptied (or filled) the socket, so tokio forgets the readiness and
+//! the next call waits for the kernel's next event instead of asking it for nothing.
+
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use rustix::net::{RecvFlags, SendFlags, Shutdown};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+use tokio::net::TcpStream;
+
+/// A tokio `TcpStream`, read and written with direct system calls.
+#[derive(Debug)]
+pub struct DirectTcpStream {
+    stream: TcpStream,
+}
+
+impl DirectTcpStream {
+    pub fn new(stream: TcpStream) -> DirectTcpStream {
+        DirectTcpStream { stream }
+    }
+
+    /// The stream, for what this type does not do itself (addresses, options, splice).
+    pub fn get_ref(&self) -> &TcpStream {
+        &self.stream
+    }
+
+    pub fn into_inner(self) -> TcpStream {
+        self.stream
+    }
+
+    /// A reading and a writing half, to read and write at the same time in one task.
+    pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
+        (ReadHalf(&self.stream), WriteHalf(&self.stream))
+    }
+
+    /// Whether nothing at all waits on the socket, asked of the kernel itself: no byte, no
+    /// close, no reset (a `MSG_PEEK` of one byte that would block). Any error but "would block"
+    /// counts as something waiting.
+    pub fn nothing_to_read(&self) -> bool {
+        let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        matches!(
+            rustix::net::recv(
+                &self.stream,
+                &mut probe[..],
+                RecvFlags::PEEK | RecvFlags::DONTWAIT
+            ),
+            Err(rustix::io::Errno::WOULDBLOCK)
+        )
+    }
+}
+
+/// The reading half of [`DirectTcpStream::split`].
+#[derive(Debug)]
+pub struct ReadHalf<'a>(&'a TcpStream);
+
+/// The writing half of [`DirectTcpStream::split`].
+#[derive(Debug)]
+pub struct WriteHalf<'a>(&'a TcpStream);
+
+/// Runs `call` when tokio says `stream` is ready for `interest`, until it neither would block nor
+/// was interrupted. `call` answers the bytes moved and whether they were fewer than it asked for;
+/// then, as tokio does, the readiness is forgotten: a partial read drained the socket, a partial
+/// write filled it. (`try_io` forgets it only when its closure says "would block", so the closure
+/// says so after such a call, and the count it made is kept aside.)
+fn poll_ready_then(
+    stream: &TcpStream,
+    cx: &mut Context<'_>,
+    interest: Interest,
+    mut call: impl FnMut() -> rustix::io::Result<(usize, bool)>,
+) -> Poll<io::Result<usize>> {
+    loop {
+        if interest.is_readable() {
+            ready!(stream.poll_read_ready(cx))?;
+        } else {
+            ready!(stream.poll_write_ready(cx))?;
+        }
+        let mut partial = None;
+        let outcome = stream.try_io(interest, || match call() {
+            Ok((moved, true)) if moved > 0 => {
+                partial = Some(moved);
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            Ok((moved, _)) => Ok(moved),
+            Err(errno) => Err(io::Error::from(errno)),
+        });
+        match outcome {
+            Ok(moved) => return Poll::Ready(Ok(moved)),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                if let Some(moved) = partial {
+                    return Poll::Ready(Ok(moved));
+                }
+            }
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Poll::Ready(Err(error)),
+        }
+    }
+}
+
+fn poll_read(
+    stream: &TcpStream,
+    cx: &mut Context<'_>,
+    buf: &mut ReadBuf<'_>,
+) -> Poll<io::Result<()>> {
+    // SAFETY: `recv` only writes the bytes it reports, and only those are marked initialised
+    // below; nothing uninitialised is read.
+    let unfilled = unsafe { buf.unfilled_mut() };
+    let room = unfilled.len();
+    let read = ready!(poll_ready_then(stream, cx, Interest::READABLE, || {
+        let (_, read) = rustix::net::recv(stream, &mut unfilled[..], RecvFlags::empty())?;
+        Ok((read, read < room))
+    }))?;
+    // SAFETY: the kernel wrote `read` bytes at the start of the unfilled part.
+    unsafe { buf.assume_init(read) };
+    buf.advance(read);
+    Poll::Ready(Ok(()))
+}
+
+fn poll_write(stream: &TcpStream, cx: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
+    poll_ready_then(stream, cx, Interest::WRITABLE, || {
+        // NOSIGNAL: a peer that closed is an error to handle, not a SIGPIPE.
+        let sent = rustix::net::send(stream, bytes, SendFlags::NOSIGNAL)?;
+        Ok((sent, sent < bytes.len()))
+    })
+}
+
+fn poll_write_vectored(
+    stream: &TcpStream,
+    cx: &mut Context<'_>,
+    slices: &[IoSlice<'_>],
+) -> Poll<io::Result<usize>> {
+    let total: usize = slices.iter().map(|slice| slice.len()).sum();
+    poll_ready_then(stream, cx, Interest::WRITABLE, || {
+        // writev, as mio's vectored write: Rust's runtime ignores SIGPIPE for the process.
+        let sent = rustix::io::writev(stream, slices)?;
+        Ok((sent, sent < total))
+    })
+}
+
+/// The socket under the stream and under each of its halves, where the impls below read and
+/// write.
+trait Socket {
+    fn socket(&self) -> &TcpStream;
+}
+
+impl Socket for DirectTcpStream {
+    fn socket(&self) -> &TcpStream {
+        &self.stream
+    }
+}
+
+impl Socket for ReadHalf<'_> {
+    fn socket(&self) -> &TcpStream {
+        self.0
+    }
+}
+
+impl Socket for WriteHalf<'_> {
+    fn socket(&self) -> &TcpStream {
+        self.0
+    }
+}
+
+/// `AsyncRead` for the stream and its reading half.
+macro_rules! direct_reads {
+    ($type:ty) => {
+        impl AsyncRead for $type {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut ReadBuf<'_>,
+            ) -> Poll<io::Result<()>> {
+                poll_read(self.socket(), cx, buf)
+            }
+        }
+    };
+}
+
+/// `AsyncWrite` for the stream and its writing half.
+macro_rules! direct_writes {
+    ($type:ty) => {
+        impl AsyncWrite for $type {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                bytes: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                poll_write(self.socket(), cx, bytes)
+            }
+
+            fn poll_write_vectored(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                slices: &[IoSlice<'_>],
+            ) -> Poll<io::Result<usize>> {
+                poll_write_vectored(self.socket(), cx, slices)
+            }
+
+            fn is_write_vectored(&self) -> bool {
+                true
+            }
+
+            /// Nothing is buffered here: every write went to the kernel.
+            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(Ok(()))
+            }
+
+            fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                let shut = rustix::net::shutdown(self.socket(), Shutdown::Write);
+                Poll::Ready(shut.map_err(io::Error::from))
+            }
+        }
+    };
+}
+
+direct_reads!(DirectTcpStream);
+direct_reads!(ReadHalf<'_>);
+direct_writes!(DirectTcpStream);
+direct_writes!(WriteHalf<'_>);
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A connected pair on loopback: ours, and a blocking std stream as the peer.
+    async fn pair() -> (DirectTcpStream, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let connected = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (peer, _) = listener.accept().unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        (DirectTcpStream::new(connected), peer)
+    }
+
+    #[tokio::test]
+    async fn reads_what_the_peer_sent_then_the_end() {
+        let (mut ours, mut peer) = pair().await;
+        peer.write_all(b"first").unwrap();
+        let mut buf = [0u8; 64];
+        let read = ours.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..read], b"first");
+        // The partial read above forgot the readiness; the next bytes must still wake the read.
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            peer.write_all(b"second").unwrap();
+            peer.shutdown(std::net::Shutdown::Write).unwrap();
+        });
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), ours.read_to_end(&mut rest))
+            .await
+            .expect("a read waiting after a drained socket was never woken")
+            .unwrap();
+        assert_eq!(rest, b"second");
+        writer.join().unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_read_into_a_full_buffer_takes_what_fits_and_leaves_the_rest() {
+        let (mut ours, mut peer) = pair().await;
+        peer.write_all(b"0123456789").unwrap();
+        let mut small = [0u8; 4];
+        ours.read_exact(&mut small).await.unwrap();
+        assert_eq!(&small, b"0123");
+        let mut rest = [0u8; 6];
+        ours.read_exact(&mut rest).await.unwrap();
+        assert_eq!(&rest, b"456789");
+    }
+
+    #[tokio::test]
+    async fn writes_plain_and_vectored_and_shuts_down() {
+        let (mut ours, mut peer) = pair().await;
+        ours.write_all(b"plain ").await.unwrap();
+        let slices = [IoSlice::new(b"vec"), IoSlice::new(b"tored")];
+        let sent = ours.write_vectored(&slices).await.unwrap();
+        assert_eq!(sent, 8, "a loopback socket with room takes every slice");
+        ours.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"plain vectored");
+    }
+
+    /// Megabytes through a small socket buffer: writes that fill the socket must wait for room
+    /// and be woken when the peer reads, and no byte may be lost or doubled on the way.
+    #[tokio::test]
+    async fn a_large_transfer_survives_full_and_empty_sockets_both_ways() {
+        let (mut ours, mut peer) = pair().await;
+        rustix::net::sockopt::set_socket_send_buffer_size(ours.get_ref(), 4096).unwrap();
+        let payload: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let expected = payload.clone();
+        let echo = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            let mut chunk = [0u8; 7000];
+            while got.len() < expected.len() {
+                let read = peer.read(&mut chunk).unwrap();
+                assert!(read > 0, "the stream ended early");
+                got.extend_from_slice(&chunk[..read]);
+                peer.write_all(&chunk[..read]).unwrap();
+            }
+            assert_eq!(got, expected, "the bytes written arrived changed");
+        });
+        let (mut reader, mut writer) = ours.split();
+        let mut echoed = vec![0u8; payload.len()];
+        let (wrote, read) = tokio::join!(
+            async {
+                for piece in payload.chunks(10_000) {
+                    let (front, back) = piece.split_at(piece.len() / 3);
+                    let mut owned = [IoSlice::new(front), IoSlice::new(back)];
+                    let mut slices = &mut owned[..];
+                    while !slices.is_empty() {
+                        let sent = writer.write_vectored(slices).await?;
+                        assert!(sent > 0, "a vectored write took nothing");
+                        IoSlice::advance_slices(&mut slices, sent);
+                    }
+                }
+                io::Result::Ok(())
+            },
+            reader.read_exact(&mut echoed),
+        );
+        wrote.unwrap();
+        read.unwrap();
+        assert!(echoed == payload, "the echoed bytes differ from those sent");
+        echo.join().unwrap();
+    }
+
+    #[tokio::test]
+    async fn nothing_to_read_sees_bytes_and_a_close() {
+        let (ours, mut peer) = pair().await;
+        assert!(
+            ours.nothing_to_read(),
+            "a fresh connection has nothing to read"
+        );
+        peer.write_all(b"x").unwrap();
+        let seen = wait_until(|| !ours.nothing_to_read()).await;
+        assert!(seen, "a byte from the peer was not seen");
+
+        let (ours, peer) = pair().await;
+        drop(peer);
+        let seen = wait_until(|| !ours.nothing_to_read()).await;
+        assert!(seen, "the peer's close was not seen");
+    }
+
+    /// Whether `condition` holds within a second (loopback delivers within microseconds, but
+    /// the test does not bet on it).
+    async fn wait_until(condition: impl Fn() -> bool) -> bool {
+        for _ in 0..100 {
+            if condition() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+}
