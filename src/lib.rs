@@ -10,6 +10,7 @@ pub mod admin;
 #[cfg(not(fuzzing))]
 mod allocator;
 pub mod clock;
+mod coarse_clock;
 pub mod config;
 pub mod demo;
 pub mod direct_tcp;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::upstream_h1::UpstreamConnection;
+use crate::coarse_clock;
 
 /// Where a connection goes: the upstream's host (without IPv6 brackets) and port. The host is
 /// shared, so naming the destination of each exchange copies no text. A connection keeps the one
@@ -73,7 +74,8 @@ impl IdleConnections {
     pub fn put(&self, connection: Box<UpstreamConnection>) {
         let idle = Idle {
             connection,
-            since: Instant::now(),
+            // Compared with an idle timeout of seconds: the coarse clock's tick is nothing to it.
+            since: coarse_clock::now(),
         };
         let mut list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
         list.entries.push(idle);

@@ -11,6 +11,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
+use crate::coarse_clock;
+
 /// Shared between a connection's IO wrapper, its request handler and its idle watchdog.
 #[derive(Debug)]
 pub struct Activity {
@@ -31,8 +33,10 @@ impl Activity {
         })
     }
 
+    /// On every read and write: from the coarse clock, as an idle timeout needs no finer.
     fn touch(&self) {
-        let millis = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let since_start = coarse_clock::now().saturating_duration_since(self.started);
+        let millis = u64::try_from(since_start.as_millis()).unwrap_or(u64::MAX);
         self.last_io_millis.store(millis, Ordering::Relaxed);
     }
 

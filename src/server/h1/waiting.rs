@@ -13,6 +13,7 @@ use tracing::debug;
 
 use super::request_head::parse_request_head;
 use super::{ConnectionEvents, Http1Settings, Next, PARK_AFTER, READ_CHUNK};
+use crate::coarse_clock;
 use crate::lazy_timer::wait_until;
 use crate::proxy::upstream_h1::response_head::KnownNames;
 
@@ -111,7 +112,9 @@ impl Waiting {
             let deadline = match head_deadline {
                 Some(deadline) => deadline,
                 None => {
-                    let since = *waiting_since.get_or_insert_with(Instant::now);
+                    // The coarse clock: the wait ends at an idle timeout or `PARK_AFTER`, a second
+                    // or more away, and the reading is taken after every request.
+                    let since = *waiting_since.get_or_insert_with(coarse_clock::now);
                     // A new connection gets the head timeout for its first byte too.
                     let wait = if self.first {
                         settings.header_read_timeout
