@@ -287,11 +287,11 @@ impl Gateway {
         }
     }
 
-    fn origin(&self, connection: &ConnectionInfo) -> Origin {
+    fn origin<'a>(&'a self, connection: &'a ConnectionInfo) -> Origin<'a> {
         Origin {
-            forwarded_for: connection.client.forwarded_for.clone(),
+            forwarded_for: &connection.client.forwarded_for,
             https: connection.tls,
-            public_host: self.public_host.clone(),
+            public_host: &self.public_host,
         }
     }
 }

@@ -30,19 +30,21 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// What casegate itself knows about where a request came from; the only source of the
-/// `X-Forwarded-*` headers the upstream receives.
-#[derive(Clone, Debug)]
-pub struct Origin {
+/// `X-Forwarded-*` headers the upstream receives. Borrowed from the connection and the gateway:
+/// a guest's head copies the values' bytes, and owned values were two reference-counted clones
+/// and drops a request for nothing.
+#[derive(Clone, Copy, Debug)]
+pub struct Origin<'a> {
     /// The client and the trusted proxies it came through, then our peer
     /// ([`super::client_address::ClientAddress::forwarded_for`]); never what an untrusted
     /// client wrote.
-    pub forwarded_for: HeaderValue,
+    pub forwarded_for: &'a HeaderValue,
     pub https: bool,
     /// The public host (from `public_url`), never the client's `Host` header.
-    pub public_host: HeaderValue,
+    pub public_host: &'a HeaderValue,
 }
 
-impl Origin {
+impl Origin<'_> {
     /// The `X-Forwarded-Proto` value: how the client reached casegate.
     pub fn forwarded_proto(&self) -> &'static str {
         if self.https { "https" } else { "http" }
@@ -122,7 +124,7 @@ pub struct GuestRewrite<'a> {
     /// The scope pins the share's language: `Accept-Language` is the share's, not the client's.
     pub pin_language: bool,
     pub upstream: &'a Upstream,
-    pub origin: &'a Origin,
+    pub origin: &'a Origin<'a>,
     /// A WebSocket handshake the policy allowed: `Connection` and `Upgrade`, hop-by-hop and so
     /// never taken from the client, are written back for it.
     pub upgrade: bool,
@@ -166,12 +168,12 @@ pub fn write_guest_head(
             head.field(name, value);
         }
     }
-    head.field(&X_FORWARDED_FOR, &origin.forwarded_for);
+    head.field(&X_FORWARDED_FOR, origin.forwarded_for);
     head.field_bytes(
         X_FORWARDED_PROTO.as_str().as_bytes(),
         origin.forwarded_proto().as_bytes(),
     );
-    head.field(&X_FORWARDED_HOST, &origin.public_host);
+    head.field(&X_FORWARDED_HOST, origin.public_host);
     head.lines(&identity.lines);
     if let Some(lang) = pinned_lang
         && !fixed(&header::ACCEPT_LANGUAGE)
@@ -196,7 +198,7 @@ pub fn rewrite_passthrough_request(
     parts: &mut Parts,
     cookie_name: &str,
     upstream: &Upstream,
-    origin: &Origin,
+    origin: &Origin<'_>,
 ) {
     let headers = &mut parts.headers;
     strip_hop_by_hop(headers);
@@ -206,7 +208,7 @@ pub fn rewrite_passthrough_request(
     point_at_upstream(parts, upstream)
 }
 
-fn add_forwarding_headers(headers: &mut HeaderMap, origin: &Origin) {
+fn add_forwarding_headers(headers: &mut HeaderMap, origin: &Origin<'_>) {
     headers.insert(X_FORWARDED_FOR, origin.forwarded_for.clone());
     headers.insert(
         X_FORWARDED_PROTO,
@@ -291,11 +293,14 @@ mod tests {
         .unwrap()
     }
 
-    fn origin() -> Origin {
+    static FORWARDED_FOR: HeaderValue = HeaderValue::from_static("192.0.2.7");
+    static PUBLIC_HOST: HeaderValue = HeaderValue::from_static("share.example.org");
+
+    fn origin() -> Origin<'static> {
         Origin {
-            forwarded_for: HeaderValue::from_static("192.0.2.7"),
+            forwarded_for: &FORWARDED_FOR,
             https: true,
-            public_host: HeaderValue::from_static("share.example.org"),
+            public_host: &PUBLIC_HOST,
         }
     }
 
