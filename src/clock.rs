@@ -28,26 +28,29 @@ pub fn time_until(second: i64) -> Duration {
 
 /// How often the coarse clock turns (the kernel's tick); zero where it cannot say.
 fn coarse_tick() -> Duration {
-    ask_coarse_clock(libc::clock_getres).unwrap_or(Duration::ZERO)
+    ask_coarse_clock(libc::clock_getres, libc::CLOCK_REALTIME_COARSE).unwrap_or(Duration::ZERO)
 }
 
 /// The coarse wall clock since the Unix epoch (zero before it), or the precise one on a kernel
 /// without it.
 fn since_epoch() -> Duration {
-    ask_coarse_clock(libc::clock_gettime).unwrap_or_else(precise_since_epoch)
+    ask_coarse_clock(libc::clock_gettime, libc::CLOCK_REALTIME_COARSE)
+        .unwrap_or_else(precise_since_epoch)
 }
 
-/// `clock_gettime` or `clock_getres` of `CLOCK_REALTIME_COARSE`: `None` where the kernel refuses,
-/// zero for a time before 1970.
-fn ask_coarse_clock(
+/// `clock_gettime` or `clock_getres` of `clock` (`CLOCK_REALTIME_COARSE` here,
+/// `CLOCK_MONOTONIC_COARSE` for `coarse_clock`): `None` where the kernel refuses, zero for a time
+/// before the clock's start (1970 for the wall clock).
+pub(crate) fn ask_coarse_clock(
     call: unsafe extern "C" fn(libc::clockid_t, *mut libc::timespec) -> libc::c_int,
+    clock: libc::clockid_t,
 ) -> Option<Duration> {
     let mut time = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: both calls only write the timespec they are given, a valid and writable one.
-    if unsafe { call(libc::CLOCK_REALTIME_COARSE, &mut time) } != 0 {
+    if unsafe { call(clock, &mut time) } != 0 {
         return None;
     }
     Some(

@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::clock;
+
 /// The precise clock and the coarse one read together once; a coarse reading is turned into an
 /// `Instant` by the distance it has moved since.
 struct Anchor {
@@ -37,19 +39,7 @@ pub fn now() -> Instant {
 }
 
 fn coarse_monotonic() -> Option<Duration> {
-    let mut time = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime only writes the timespec it is given, a valid and writable one.
-    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut time) } != 0 {
-        return None;
-    }
-    let seconds = u64::try_from(time.tv_sec).ok()?;
-    let nanos = u32::try_from(time.tv_nsec)
-        .ok()
-        .filter(|&n| n < 1_000_000_000)?;
-    Some(Duration::new(seconds, nanos))
+    clock::ask_coarse_clock(libc::clock_gettime, libc::CLOCK_MONOTONIC_COARSE)
 }
 
 #[cfg(test)]
