@@ -365,10 +365,21 @@ new_casegate_key() {
     CASEGATE_BENCH_KEY=$("$CASEGATE_BIN" keygen) || die "casegate keygen failed"
 }
 
-# machine_summary - one line about where the numbers come from.
+# machine_summary - one line about where the numbers come from. The TCP congestion control is
+# part of it: BBR paces every connection, loopback ones too, and bounds a large download (README,
+# Performance), where cubic sends as fast as the receiver reads.
 machine_summary() {
     local model cores
     model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
     cores=$(nproc)
-    echo "$cores x ${model:-unknown CPU}, Linux $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "$cores x ${model:-unknown CPU}, Linux $(uname -r), TCP $(tcp_congestion_control)," \
+        "load average $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+# tcp_congestion_control - the kernel's default for new TCP connections, and its default qdisc.
+tcp_congestion_control() {
+    local control qdisc
+    control=$(cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null || echo unknown)
+    qdisc=$(cat /proc/sys/net/core/default_qdisc 2>/dev/null || echo unknown)
+    echo "$control (qdisc $qdisc)"
 }

@@ -461,9 +461,16 @@ def summarise(rounds):
 def verdict(ratio, target, at_least):
     if target is None:
         return f"{ratio:.2f}"
-    met = ratio >= target if at_least else ratio <= target
+    def meets(value):
+        return value >= target if at_least else value <= target
+
+    met = meets(ratio)
+    shown = f"{ratio:.2f}"
+    # 1.099 must not read as "1.10 (MISSED, >=1.1)": a third digit where two would hide the verdict.
+    if meets(float(shown)) != met:
+        shown = f"{ratio:.3f}"
     sign = ">=" if at_least else "<="
-    return f"{ratio:.2f} ({'met' if met else 'MISSED'}, {sign}{target})"
+    return f"{shown} ({'met' if met else 'MISSED'}, {sign}{target})"
 
 
 def cmd_pairs(args):
