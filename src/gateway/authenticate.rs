@@ -99,9 +99,7 @@ impl Gateway {
             });
         };
         let (cookie, session) = live.swap_remove(at);
-        if let Ok(value) = std::str::from_utf8(cookie.value) {
-            memo.remember(&self.keys, value, &session);
-        }
+        memo.remember(&self.keys, cookie.value, &session);
         Ok(Chosen {
             cookie_name: cookie.name,
             session,
@@ -138,7 +136,7 @@ fn open_session(
             let identity = ShareIdentity::of(&guest).map_err(GatewayError::Rewrite)?;
             let session = Arc::new(GuestSession::new(guest, identity));
             if remember {
-                memo.remember(keys, value, &session);
+                memo.remember(keys, value.as_bytes(), &session);
             }
             session
         }

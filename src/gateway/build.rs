@@ -15,6 +15,7 @@ use super::settings::{LinkSettings, SessionSettings, secs};
 use crate::config::{Config, PublicScheme, PublicUrl};
 use crate::mail::Mailer;
 use crate::metrics::Metrics;
+use crate::policy::ScopeNameHasher;
 use crate::proxy::client::ClientSettings;
 use crate::proxy::response::PublicOrigin;
 use crate::proxy::upstream::{Upstream, UpstreamError};
@@ -171,7 +172,7 @@ impl Gateway {
                 .iter()
                 .filter(|scope| scope.pin_language)
                 .map(|scope| scope.name.clone())
-                .collect::<HashSet<String>>(),
+                .collect::<HashSet<String, ScopeNameHasher>>(),
             sharing_enabled: config.links.enabled,
             minter: LinkMinter::new(config),
             templates: Arc::clone(&config.pages.templates),

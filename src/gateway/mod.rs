@@ -49,7 +49,7 @@ use crate::clock::unix_now;
 use crate::mail::Mailer;
 use crate::metrics::{self, Metrics};
 use crate::pages::{self, Lang, Templates};
-use crate::policy::{Policy, canonicalise};
+use crate::policy::{Policy, ScopeNameHasher, canonicalise};
 use crate::proxy::cidr::TrustedProxies;
 use crate::proxy::client::ClientSettings;
 use crate::proxy::client_address::ClientAddress;
@@ -78,7 +78,7 @@ pub struct Gateway {
     /// A WebSocket tunnel with no bytes moving for this long is closed (the listener's idle timeout).
     tunnel_idle_timeout: std::time::Duration,
     /// Scopes whose `pin_language` is on: the share's lang is sent upstream as Accept-Language.
-    language_pinned_scopes: HashSet<String>,
+    language_pinned_scopes: HashSet<String, ScopeNameHasher>,
     /// `[links] enabled`: the organisation's switch for external sharing.
     sharing_enabled: bool,
     minter: mint::LinkMinter,

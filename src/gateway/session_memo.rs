@@ -48,7 +48,7 @@ impl GuestSession {
 struct Remembered {
     /// The ring that opened the cookie; held, so its address cannot be reused by another.
     keys: Arc<KeyRing>,
-    cookie: Box<str>,
+    cookie: Box<[u8]>,
     session: Arc<GuestSession>,
 }
 
@@ -77,12 +77,12 @@ impl SessionMemo {
     pub(super) fn recall(&self, keys: &Arc<KeyRing>, cookie: &[u8]) -> Option<Arc<GuestSession>> {
         let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
         let remembered = last.as_ref()?;
-        let same =
-            Arc::ptr_eq(&remembered.keys, keys) && same_bytes(remembered.cookie.as_bytes(), cookie);
+        let same = Arc::ptr_eq(&remembered.keys, keys) && same_bytes(&remembered.cookie, cookie);
         same.then(|| Arc::clone(&remembered.session))
     }
 
-    pub(super) fn remember(&self, keys: &Arc<KeyRing>, cookie: &str, session: &Arc<GuestSession>) {
+    /// Remembers the session `cookie` (its bytes as the client sent them) opened to under `keys`.
+    pub(super) fn remember(&self, keys: &Arc<KeyRing>, cookie: &[u8], session: &Arc<GuestSession>) {
         let remembered = Remembered {
             keys: Arc::clone(keys),
             cookie: cookie.into(),
@@ -155,7 +155,7 @@ mod tests {
         let (keys, other_keys) = (ring(&[7; 32]), ring(&[7; 32]));
         let memo = SessionMemo::default();
         assert!(memo.recall(&keys, b"v2.k1.a.b").is_none());
-        memo.remember(&keys, "v2.k1.a.b", &session());
+        memo.remember(&keys, b"v2.k1.a.b", &session());
         assert!(memo.recall(&keys, b"v2.k1.a.b").is_some());
         // Another value, a prefix of it, or the same value under a ring a reload built (even with
         // the same secrets): opened afresh.

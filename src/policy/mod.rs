@@ -11,7 +11,8 @@ pub mod rule;
 
 pub use canonical::{CanonicalTarget, MAX_TARGET_LEN, Segments, TargetError, canonicalise};
 pub use matcher::{
-    Decision, EffectiveRules, Entry, List, Policy, PolicyError, PolicyErrorKind, ScopeSpec, compile,
+    Decision, EffectiveRules, Entry, List, Policy, PolicyError, PolicyErrorKind, ScopeNameHasher,
+    ScopeSpec, compile,
 };
 pub use rule::{
     Effect, QueryPin, Rule, RuleError, SegmentPattern, Subject, ValuePattern, parse_rule,
