@@ -147,7 +147,7 @@ impl Gateway {
     ) -> Result<Admission<'t>, GatewayError> {
         let guest = &session.guest;
         record.set_share(&guest.share_id, &guest.case, &guest.scope);
-        context.learn_lang(guest.lang.as_deref());
+        context.lang = session.lang;
         // Checked on every request, so a revoke takes effect on the guest's next one.
         self.refuse_revoked(
             Credential::Cookie,

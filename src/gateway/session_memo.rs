@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use subtle::ConstantTimeEq;
 
+use crate::pages::Lang;
 use crate::proxy::request::ShareIdentity;
 use crate::share::{Guest, KeyRing};
 
@@ -21,6 +22,9 @@ use crate::share::{Guest, KeyRing};
 pub struct GuestSession {
     pub guest: Guest,
     pub identity: ShareIdentity,
+    /// The page language of the share's `lang`, read once: every request of the session learns
+    /// it, in case a refusal has to be worded in it.
+    pub lang: Option<Lang>,
     /// The last second in which a request of this session recorded the share's activity.
     activity_second: AtomicI64,
 }
@@ -28,6 +32,7 @@ pub struct GuestSession {
 impl GuestSession {
     pub fn new(guest: Guest, identity: ShareIdentity) -> GuestSession {
         GuestSession {
+            lang: guest.lang.as_deref().and_then(Lang::from_tag),
             guest,
             identity,
             activity_second: AtomicI64::new(i64::MIN),
@@ -127,11 +132,15 @@ mod tests {
     }
 
     fn session() -> Arc<GuestSession> {
+        session_in(None)
+    }
+
+    fn session_in(lang: Option<&str>) -> Arc<GuestSession> {
         let guest = Guest {
             share_id: "AAAAAAAAAAAAAAAAAAAAAA".into(),
             case: "42".into(),
             scope: "view".into(),
-            lang: None,
+            lang: lang.map(str::to_owned),
             email: None,
             expires_at: 2_000_000_000,
             issued_at: 1_000_000_000,
@@ -139,6 +148,20 @@ mod tests {
         };
         let identity = ShareIdentity::of(&guest).unwrap();
         Arc::new(GuestSession::new(guest, identity))
+    }
+
+    #[test]
+    fn a_session_reads_its_share_s_language_once_as_a_page_language() {
+        let cases = [
+            (None, None),
+            (Some("sv-SE"), Some(Lang::Sv)),
+            (Some("EN"), Some(Lang::En)),
+            (Some("de-CH"), None),
+            (Some(""), None),
+        ];
+        for (tag, want) in cases {
+            assert_eq!(session_in(tag).lang, want, "{tag:?}");
+        }
     }
 
     #[test]
