@@ -376,10 +376,22 @@ machine_summary() {
         "load average $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
-# tcp_congestion_control - the kernel's default for new TCP connections, and its default qdisc.
+# loopback_congestion_control - the TCP congestion control loopback connections get: the host's
+# default unless the loopback route names another (`ip route ... congctl`).
+loopback_congestion_control() {
+    "${LOADTOOL[@]}" loopback-congestion 2>/dev/null || echo unknown
+}
+
+# tcp_congestion_control - the congestion control of loopback connections (and the host's default
+# for others when it differs), and the default qdisc.
 tcp_congestion_control() {
-    local control qdisc
+    local loopback control qdisc
+    loopback=$(loopback_congestion_control)
     control=$(cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null || echo unknown)
     qdisc=$(cat /proc/sys/net/core/default_qdisc 2>/dev/null || echo unknown)
-    echo "$control (qdisc $qdisc)"
+    if [[ $loopback == "$control" ]]; then
+        echo "$control (qdisc $qdisc)"
+    else
+        echo "$loopback on loopback, $control by default (qdisc $qdisc)"
+    fi
 }

@@ -56,6 +56,24 @@ def cmd_wait_port(args):
     fail(f"nothing listens on 127.0.0.1:{args.port} after {args.timeout}s")
 
 
+def cmd_loopback_congestion(_args):
+    """The TCP congestion control a loopback connection gets, on the connecting and the accepting
+    side. A route may name one (`ip route ... congctl cubic`), which wins over the host's default
+    (net.ipv4.tcp_congestion_control), so only a real connection tells."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        with socket.create_connection(listener.getsockname()) as connecting:
+            accepting, _ = listener.accept()
+            with accepting:
+                names = [
+                    sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16)
+                    .split(b"\0")[0].decode()
+                    for sock in (connecting, accepting)
+                ]
+    print(names[0] if names[0] == names[1] else "/".join(names))
+
+
 def children_of(pid):
     """Direct children, by the parent pid in every /proc/<pid>/stat (kernels without
     CONFIG_PROC_CHILDREN have no /proc/<pid>/task/*/children)."""
@@ -720,6 +738,10 @@ def main():
     p.add_argument("port", type=int)
     p.add_argument("--timeout", type=float, default=30)
     p.set_defaults(func=cmd_wait_port)
+
+    p = sub.add_parser("loopback-congestion",
+                       help="the TCP congestion control a loopback connection gets")
+    p.set_defaults(func=cmd_loopback_congestion)
 
     p = sub.add_parser("pids", help="a process and its direct children")
     p.add_argument("pid", type=int)
