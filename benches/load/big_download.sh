@@ -12,17 +12,25 @@
 # each path, and the throughput that CPU allows on this machine's cores: a download through
 # casegate cannot take less wall time than its three processes' CPU time over the cores.
 #
-# Usage: benches/load/big_download.sh [--rounds N] [--size BYTES|1G] [--keep]   (default 5 rounds)
+# Usage: benches/load/big_download.sh [--rounds N] [--size BYTES|1G] [--loopback-congestion NAME]
+#        [--keep]   (default 5 rounds)
+# --loopback-congestion cubic runs everything in a private network namespace whose loopback routes
+# use that TCP congestion control (`ip route ... congctl`), for hosts whose default is bbr, which
+# paces loopback connections too; the host's own routes and settings are not touched (needs root,
+# or unprivileged user namespaces).
 # CASEGATE_BIN=path skips `cargo build --release` and uses that binary.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ROUNDS=5
 SIZE=1G
+LOOPBACK_CONGESTION=""
+ARGS=("$@")
 while (($#)); do
     case $1 in
     --rounds) ROUNDS=$2; shift 2 ;;
     --size) SIZE=$2; shift 2 ;;
+    --loopback-congestion) LOOPBACK_CONGESTION=$2; shift 2 ;;
     --keep) KEEP_WORK=1; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
@@ -32,6 +40,23 @@ done
 
 require_tools nginx:nginx curl:curl openssl:openssl python3:python3 truncate:coreutils
 build_casegate
+if [[ -n $LOOPBACK_CONGESTION && -z ${BIG_DOWNLOAD_NAMESPACE:-} ]]; then
+    require_tools unshare:util-linux ip:iproute2
+    as_root=(--map-root-user)
+    ((EUID == 0)) && as_root=()
+    # The same script again, built binary and all, in its own network namespace.
+    exec unshare "${as_root[@]}" --net -- env BIG_DOWNLOAD_NAMESPACE=1 CASEGATE_BIN="$CASEGATE_BIN" \
+        bash "$0" "${ARGS[@]}"
+fi
+if [[ -n $LOOPBACK_CONGESTION ]]; then
+    ip link set lo up || die "cannot bring up the namespace's loopback"
+    for route in 127.0.0.0/8 127.0.0.1; do
+        ip route change local "$route" dev lo proto kernel scope host src 127.0.0.1 table local \
+            congctl "$LOOPBACK_CONGESTION" || die "cannot give $route congestion control $LOOPBACK_CONGESTION"
+    done
+    [[ $(loopback_congestion_control) == "$LOOPBACK_CONGESTION" ]] ||
+        die "loopback connections still use $(loopback_congestion_control), not $LOOPBACK_CONGESTION"
+fi
 setup_work_dir
 free_ports 2
 read -r UP_PORT CASEGATE_PORT <<<"${PORTS[*]}"
@@ -137,9 +162,6 @@ if [[ $(loopback_congestion_control) == bbr ]]; then
     # Measured on such hosts (README, Performance): with cubic on the loopback routes the same
     # download went 2.3x faster direct and 3.5x through casegate, 100% of direct instead of 65%.
     say "note: loopback connections use bbr, which paces every connection; a download through" \
-        "casegate crosses two paced connections where the direct one crosses one. Unpaced, as" \
-        "root: give the loopback routes cubic, run again, then put them back (no congctl):"
-    for route in 127.0.0.0/8 127.0.0.1; do
-        say "  ip route change local $route dev lo proto kernel scope host src 127.0.0.1 table local congctl cubic"
-    done
+        "casegate crosses two paced connections where the direct one crosses one. Unpaced:" \
+        "$0 --loopback-congestion cubic (a private network namespace; the host is not touched)"
 fi

@@ -388,7 +388,8 @@ tcp_congestion_control() {
     local loopback control qdisc
     loopback=$(loopback_congestion_control)
     control=$(cat /proc/sys/net/ipv4/tcp_congestion_control 2>/dev/null || echo unknown)
-    qdisc=$(cat /proc/sys/net/core/default_qdisc 2>/dev/null || echo unknown)
+    # The host's only: a network namespace other than the first cannot read it.
+    qdisc=$(cat /proc/sys/net/core/default_qdisc 2>/dev/null || echo "not readable here")
     if [[ $loopback == "$control" ]]; then
         echo "$control (qdisc $qdisc)"
     else
