@@ -27,7 +27,9 @@
 # Every response is checked: wrk's status errors (>= 400) and socket errors must be 0 and the bytes
 # read must add up to the probed 200 response's size (so a 3xx would show); h2load's 3xx/4xx/5xx
 # and failed/errored counts must be 0; the handshake loop checks each status. A row with any other
-# answer fails loudly: a gateway that answers 403 fast is not a win.
+# answer fails loudly: a gateway that answers 403 fast is not a win. Both gateways log every
+# request (to /dev/null); at the end casegate's /metrics must show no access-log line dropped for a
+# full queue, or the run fails: one that logged less than it served is not a win either.
 #
 # Usage: benches/load/compare.sh [--rounds N] [--duration SECONDS] [--rows plain,tls,h2,handshake,direct]
 #                                (or any of them and relay)
@@ -201,4 +203,13 @@ Command: \`$COMMAND_LINE\` \
 say ""
 "${LOADTOOL[@]}" table "$RESULTS" ${MARKDOWN:+--markdown "$MARKDOWN"} --preamble "$PREAMBLE"
 [[ -n $MARKDOWN ]] && say "Markdown table written to $MARKDOWN"
+
+# nginx writes every request's line; casegate must have too, or it was measured doing less.
+PLAIN_DROPS=$(access_log_drops casegate-plain)
+TLS_DROPS=$(access_log_drops casegate-tls)
+if ((PLAIN_DROPS + TLS_DROPS > 0)); then
+    die "casegate dropped access-log lines during the run (plain $PLAIN_DROPS, TLS $TLS_DROPS):" \
+        "it logged less than it served, so the comparison favours it"
+fi
+say "casegate logged every request (access-log lines dropped: 0)"
 exit 0

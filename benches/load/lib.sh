@@ -18,6 +18,8 @@ JSON_BYTES=1024
 VIDEO_PATH=/cases/42/video.mp4
 
 STARTED_PIDS=()
+# The admin port (/metrics) of each casegate start_casegate started, by its NAME.
+declare -A CASEGATE_ADMIN_PORT=()
 WORK=""
 KEEP_WORK=0
 
@@ -271,10 +273,14 @@ EOF
 }
 
 # start_casegate NAME PORT tls|plain [LIMITS] - casegate with 2 worker threads in front of the
-# upstream, scope "view" allowing case 42's pages. LIMITS: lines for [server.limits]. Sets
-# CASEGATE_PID and CASEGATE_CONFIG; the config's key comes from the environment.
+# upstream, scope "view" allowing case 42's pages, and its admin listener (/metrics only) on a
+# free port, CASEGATE_ADMIN_PORT[NAME]. LIMITS: lines for [server.limits]. Sets CASEGATE_PID and
+# CASEGATE_CONFIG; the config's key comes from the environment.
 start_casegate() {
     local name=$1 port=$2 mode=$3 limits=${4:-} dir="$WORK/$1" scheme=http cookie=casegate tls=""
+    local admin_port
+    admin_port=$("${LOADTOOL[@]}" ports 1)
+    CASEGATE_ADMIN_PORT[$name]=$admin_port
     mkdir -p "$dir"
     if [[ $mode == tls ]]; then
         scheme=https
@@ -316,6 +322,10 @@ allow = ["GET /cases/{case}", "GET /cases/{case}/**"]
 [state]
 path = "state"
 
+[admin]
+# No clients: only /metrics, /healthz and /readyz, read by the scripts (access_log_drops).
+listen = "127.0.0.1:$admin_port"
+
 [log]
 # Every request logged, formatted and written, as nginx's access_log; to nowhere, so long runs do
 # not fill the disk.
@@ -330,6 +340,14 @@ EOF
     STARTED_PIDS+=("$CASEGATE_PID")
     CASEGATE_CONFIG="$dir/casegate.toml"
     "${LOADTOOL[@]}" wait-port "$port" || die "casegate $name did not start: $(tail -5 "$dir/stderr.log")"
+}
+
+# access_log_drops NAME - the access-log lines the casegate started as NAME dropped so far (its
+# queue full or its sink failing), from its /metrics: a gateway that drops lines under load logs
+# less than it serves, and would be compared with nginx unfairly.
+access_log_drops() {
+    "${LOADTOOL[@]}" metric "http://127.0.0.1:${CASEGATE_ADMIN_PORT[$1]}/metrics" \
+        casegate_access_log_dropped_total
 }
 
 # measure_round ROW GATEWAY ROUND PIDS TOOL [record options] -- command...: runs one load round

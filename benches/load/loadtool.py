@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from urllib.parse import urlsplit
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -72,6 +73,25 @@ def cmd_loopback_congestion(_args):
                     for sock in (connecting, accepting)
                 ]
     print(names[0] if names[0] == names[1] else "/".join(names))
+
+
+def cmd_metric(args):
+    """One counter or gauge from a Prometheus text page: the sum of its series (every label set),
+    as a whole number when it is one."""
+    try:
+        with urllib.request.urlopen(args.url, timeout=10) as response:
+            text = response.read().decode()
+    except OSError as error:
+        fail(f"cannot read {args.url}: {error}")
+    total, seen = 0.0, False
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name == args.name:
+            total += float(line.rsplit(" ", 1)[1])
+            seen = True
+    if not seen:
+        fail(f"{args.url} has no {args.name}")
+    print(int(total) if total.is_integer() else total)
 
 
 def children_of(pid):
@@ -742,6 +762,11 @@ def main():
     p = sub.add_parser("loopback-congestion",
                        help="the TCP congestion control a loopback connection gets")
     p.set_defaults(func=cmd_loopback_congestion)
+
+    p = sub.add_parser("metric", help="a metric's value from a Prometheus /metrics page")
+    p.add_argument("url")
+    p.add_argument("name")
+    p.set_defaults(func=cmd_metric)
 
     p = sub.add_parser("pids", help="a process and its direct children")
     p.add_argument("pid", type=int)
