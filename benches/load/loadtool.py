@@ -20,7 +20,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from urllib.parse import urlsplit
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -79,10 +78,14 @@ def cmd_metric(args):
     """One counter or gauge from a Prometheus text page: the sum of its series (every label set),
     as a whole number when it is one."""
     try:
-        with urllib.request.urlopen(args.url, timeout=10) as response:
-            text = response.read().decode()
+        with open_connection(args.url, None) as sock:
+            sock.sendall(request_bytes(args.url, [], close=True))
+            status, _, body, _ = read_response(sock)
     except OSError as error:
         fail(f"cannot read {args.url}: {error}")
+    if status != 200:
+        fail(f"{args.url} answered {status}")
+    text = body.decode()
     total, seen = 0.0, False
     for line in text.splitlines():
         name = line.split("{", 1)[0].split(" ", 1)[0]
