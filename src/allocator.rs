@@ -3,7 +3,7 @@
 //!
 //! Why mimalloc: the request path allocates and frees a few dozen small objects per request, and
 //! under load mimalloc's thread-local free lists cost casegate about a fifth less CPU per request
-//! than glibc's malloc (README, Performance); its `mi_collect` is also how parked connections give
+//! than glibc's malloc (benches/HISTORY.md); its `mi_collect` is also how parked connections give
 //! their memory back (`server::trim`).
 //!
 //! Why not the `mimalloc` crate's `MiMalloc`: it passes every allocation to `mi_malloc_aligned`,

@@ -355,7 +355,7 @@ impl RequestHandler {
                     request.map(|body| RequestBody::new(PacedBody::new(body, pace), record)),
                 );
                 // Boxed: the request path's state machine is 3 KiB, which would otherwise sit in
-                // every connection's task for its life (see README, Performance). Allocated
+                // every connection's task for its life (benches/HISTORY.md). Allocated
                 // before the future is made, so that it is built in its box rather than on the
                 // stack and then copied in (3 KiB, every request).
                 let handled = Box::into_pin(Box::write(

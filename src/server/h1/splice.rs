@@ -1,6 +1,6 @@
 //! Moving a large response body from the upstream's socket to the client's inside the kernel
 //! (`splice(2)` through a pipe), so that a video's bytes are never copied into casegate and out
-//! again: that copy was most of casegate's CPU time on a large download (README, Performance).
+//! again: that copy was most of casegate's CPU time on a large download (benches/HISTORY.md).
 //!
 //! Only plain TCP on both sides can be spliced; a TLS client's bytes must be encrypted by
 //! casegate, and take the ordinary path.
