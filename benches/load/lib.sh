@@ -274,12 +274,13 @@ EOF
 
 # start_casegate NAME PORT tls|plain [LIMITS] - casegate with 2 worker threads in front of the
 # upstream, scope "view" allowing case 42's pages, and its admin listener (/metrics only) on a
-# free port, CASEGATE_ADMIN_PORT[NAME]. LIMITS: lines for [server.limits]. Sets CASEGATE_PID and
-# CASEGATE_CONFIG; the config's key comes from the environment.
+# free port, CASEGATE_ADMIN_PORT[NAME], never one of free_ports' PORTS (some not yet bound by the
+# process they are for). LIMITS: lines for [server.limits]. Sets CASEGATE_PID and CASEGATE_CONFIG;
+# the config's key comes from the environment.
 start_casegate() {
     local name=$1 port=$2 mode=$3 limits=${4:-} dir="$WORK/$1" scheme=http cookie=casegate tls=""
     local admin_port
-    admin_port=$("${LOADTOOL[@]}" ports 1)
+    admin_port=$("${LOADTOOL[@]}" ports 1 --avoid "${PORTS[@]}")
     CASEGATE_ADMIN_PORT[$name]=$admin_port
     mkdir -p "$dir"
     if [[ $mode == tls ]]; then

@@ -34,14 +34,22 @@ def fail(message):
 
 
 def cmd_ports(args):
-    """Free loopback ports, all bound at once so they are distinct, then released."""
-    sockets = []
-    for _ in range(args.count):
+    """Free loopback ports, all bound at once so they are distinct, then released. Ports named in
+    --avoid (handed out earlier and not yet bound by whoever got them) are never printed: the
+    kernel may offer a released port again, so those it offers stay bound while the others are
+    chosen, and it offers another."""
+    avoid = set(args.avoid)
+    chosen, held = [], []
+    while len(chosen) < args.count:
         sock = socket.socket()
-        sock.bind(("127.0.0.1", 0))
-        sockets.append(sock)
-    print(" ".join(str(sock.getsockname()[1]) for sock in sockets))
-    for sock in sockets:
+        try:
+            sock.bind(("127.0.0.1", 0))
+        except OSError as error:
+            fail(f"no free loopback port left for {args.count} ({len(chosen)} found, "
+                 f"{len(held)} of them in --avoid): {error}")
+        (held if sock.getsockname()[1] in avoid else chosen).append(sock)
+    print(" ".join(str(sock.getsockname()[1]) for sock in chosen))
+    for sock in chosen + held:
         sock.close()
 
 
@@ -755,6 +763,8 @@ def main():
 
     p = sub.add_parser("ports", help="print N free loopback ports")
     p.add_argument("count", type=int)
+    p.add_argument("--avoid", type=int, nargs="*", default=[],
+                   help="ports handed out before and not yet bound: never printed")
     p.set_defaults(func=cmd_ports)
 
     p = sub.add_parser("wait-port", help="wait until something listens on a loopback port")
