@@ -12,24 +12,59 @@
 //! What tokio does after a call is kept: a read that leaves room in its buffer, or a write that
 //! did not take all its bytes, emptied (or filled) the socket, so tokio forgets the readiness and
 //! the next call waits for the kernel's next event instead of asking it for nothing.
+//!
+//! A stream made with [`DirectTcpStream::batched`] hands its small writes to the worker's batch
+//! (`write_batch`), sent with other tasks' writes in one system call. Such a write answers
+//! `Pending` once the bytes are taken, and its result comes with the next call: that call must
+//! present the same bytes first, as every writer that keeps what it has not yet written does
+//! (`write_all`, casegate's HTTP/1 writers, rustls, tokio's copies). A call whose bytes do not
+//! begin with those sent fails rather than miscount them.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use rustix::net::{RecvFlags, SendFlags, Shutdown};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
+use crate::write_batch::{self, Sent, Slot};
+
 /// A tokio `TcpStream`, read and written with direct system calls.
 #[derive(Debug)]
 pub struct DirectTcpStream {
-    stream: TcpStream,
+    /// Shared only with the worker's batch while one of its writes waits there, which keeps the
+    /// socket open until the write is done.
+    stream: Arc<TcpStream>,
+    writes: Writes,
+}
+
+/// How a stream writes, and its write waiting in the worker's batch.
+#[derive(Debug, Default)]
+struct Writes {
+    batched: bool,
+    queued: Option<Arc<Slot>>,
 }
 
 impl DirectTcpStream {
+    /// A stream whose every write is its own system call.
     pub fn new(stream: TcpStream) -> DirectTcpStream {
-        DirectTcpStream { stream }
+        DirectTcpStream {
+            stream: Arc::new(stream),
+            writes: Writes::default(),
+        }
+    }
+
+    /// A stream whose small writes go through the worker's batch, where there is one.
+    pub fn batched(stream: TcpStream) -> DirectTcpStream {
+        DirectTcpStream {
+            stream: Arc::new(stream),
+            writes: Writes {
+                batched: true,
+                queued: None,
+            },
+        }
     }
 
     /// The stream, for what this type does not do itself (addresses, options, splice).
@@ -37,13 +72,13 @@ impl DirectTcpStream {
         &self.stream
     }
 
-    pub fn into_inner(self) -> TcpStream {
-        self.stream
-    }
-
     /// A reading and a writing half, to read and write at the same time in one task.
     pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
-        (ReadHalf(&self.stream), WriteHalf(&self.stream))
+        let writer = WriteHalf {
+            stream: &self.stream,
+            writes: &mut self.writes,
+        };
+        (ReadHalf(&self.stream), writer)
     }
 
     /// Whether nothing at all waits on the socket, asked of the kernel itself: no byte, no
@@ -68,7 +103,10 @@ pub struct ReadHalf<'a>(&'a TcpStream);
 
 /// The writing half of [`DirectTcpStream::split`].
 #[derive(Debug)]
-pub struct WriteHalf<'a>(&'a TcpStream);
+pub struct WriteHalf<'a> {
+    stream: &'a Arc<TcpStream>,
+    writes: &'a mut Writes,
+}
 
 /// Runs `call` when tokio says `stream` is ready for `interest`, until it neither would block nor
 /// was interrupted. `call` answers the bytes moved and whether they were fewer than it asked for;
@@ -128,7 +166,11 @@ fn poll_read(
     Poll::Ready(Ok(()))
 }
 
-fn poll_write(stream: &TcpStream, cx: &mut Context<'_>, bytes: &[u8]) -> Poll<io::Result<usize>> {
+fn poll_write_direct(
+    stream: &TcpStream,
+    cx: &mut Context<'_>,
+    bytes: &[u8],
+) -> Poll<io::Result<usize>> {
     poll_ready_then(stream, cx, Interest::WRITABLE, || {
         // NOSIGNAL: a peer that closed is an error to handle, not a SIGPIPE.
         let sent = rustix::net::send(stream, bytes, SendFlags::NOSIGNAL)?;
@@ -136,7 +178,7 @@ fn poll_write(stream: &TcpStream, cx: &mut Context<'_>, bytes: &[u8]) -> Poll<io
     })
 }
 
-fn poll_write_vectored(
+fn poll_write_vectored_direct(
     stream: &TcpStream,
     cx: &mut Context<'_>,
     slices: &[IoSlice<'_>],
@@ -149,8 +191,86 @@ fn poll_write_vectored(
     })
 }
 
-/// The socket under the stream and under each of its halves, where the impls below read and
-/// write.
+impl Writes {
+    /// A write of `slices`: handed to the worker's batch when this stream takes part and the
+    /// write is small, else made directly. With a write already in the batch, its result: the
+    /// bytes it sent, which `slices` must begin with; or, if it sent nothing, a direct write.
+    fn poll_write(
+        &mut self,
+        stream: &Arc<TcpStream>,
+        cx: &mut Context<'_>,
+        slices: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if let Some(slot) = &self.queued {
+            let Some(sent) = slot.sent_or_wait(cx.waker()) else {
+                return Poll::Pending;
+            };
+            let slot = self.queued.take();
+            match sent {
+                Sent::Bytes(count) => {
+                    let queued = slot.as_ref().map_or(&[][..], |slot| slot.bytes());
+                    let sent_bytes = queued.get(..count).unwrap_or(queued);
+                    if !begins_with(slices, sent_bytes) {
+                        return Poll::Ready(Err(io::Error::other(
+                            "a write continued with other bytes than those already sent",
+                        )));
+                    }
+                    if slot.is_some_and(|slot| count < slot.bytes().len()) {
+                        forget_write_readiness(stream);
+                    }
+                    return Poll::Ready(Ok(count));
+                }
+                Sent::Failed(errno) => {
+                    return Poll::Ready(Err(io::Error::from_raw_os_error(errno)));
+                }
+                Sent::WouldBlock => forget_write_readiness(stream),
+                Sent::NotSent => {}
+            }
+        } else if self.batched
+            && let Some(slot) = write_batch::queue(stream, slices, cx.waker())
+        {
+            self.queued = Some(slot);
+            return Poll::Pending;
+        }
+        match slices {
+            [one] => poll_write_direct(stream, cx, one),
+            _ => poll_write_vectored_direct(stream, cx, slices),
+        }
+    }
+
+    /// Ready once no write of this stream waits in the batch (its result kept for the writer).
+    fn poll_idle(&self, cx: &mut Context<'_>) -> Poll<()> {
+        match &self.queued {
+            Some(slot) if slot.sent_or_wait(cx.waker()).is_none() => Poll::Pending,
+            _ => Poll::Ready(()),
+        }
+    }
+}
+
+/// Whether the bytes of `slices`, in order, begin with `prefix`.
+fn begins_with(slices: &[IoSlice<'_>], mut prefix: &[u8]) -> bool {
+    for slice in slices {
+        if prefix.is_empty() {
+            break;
+        }
+        let take = slice.len().min(prefix.len());
+        if slice[..take] != prefix[..take] {
+            return false;
+        }
+        prefix = &prefix[take..];
+    }
+    prefix.is_empty()
+}
+
+/// Tells tokio the socket is full, as a direct write that fell short would: the next write
+/// waits for the kernel's word that there is room.
+fn forget_write_readiness(stream: &TcpStream) {
+    let _ = stream.try_io(Interest::WRITABLE, || -> io::Result<()> {
+        Err(io::ErrorKind::WouldBlock.into())
+    });
+}
+
+/// The socket under the stream and under its reading half, where the reads below go.
 trait Socket {
     fn socket(&self) -> &TcpStream;
 }
@@ -167,9 +287,21 @@ impl Socket for ReadHalf<'_> {
     }
 }
 
-impl Socket for WriteHalf<'_> {
-    fn socket(&self) -> &TcpStream {
-        self.0
+/// The socket and its write state, under the stream and under its writing half, where the
+/// writes below go.
+trait Writer {
+    fn parts(&mut self) -> (&Arc<TcpStream>, &mut Writes);
+}
+
+impl Writer for DirectTcpStream {
+    fn parts(&mut self) -> (&Arc<TcpStream>, &mut Writes) {
+        (&self.stream, &mut self.writes)
+    }
+}
+
+impl Writer for WriteHalf<'_> {
+    fn parts(&mut self) -> (&Arc<TcpStream>, &mut Writes) {
+        (self.stream, &mut *self.writes)
     }
 }
 
@@ -197,7 +329,8 @@ macro_rules! direct_writes {
                 cx: &mut Context<'_>,
                 bytes: &[u8],
             ) -> Poll<io::Result<usize>> {
-                poll_write(self.socket(), cx, bytes)
+                let (stream, writes) = self.get_mut().parts();
+                writes.poll_write(stream, cx, &[IoSlice::new(bytes)])
             }
 
             fn poll_write_vectored(
@@ -205,20 +338,26 @@ macro_rules! direct_writes {
                 cx: &mut Context<'_>,
                 slices: &[IoSlice<'_>],
             ) -> Poll<io::Result<usize>> {
-                poll_write_vectored(self.socket(), cx, slices)
+                let (stream, writes) = self.get_mut().parts();
+                writes.poll_write(stream, cx, slices)
             }
 
             fn is_write_vectored(&self) -> bool {
                 true
             }
 
-            /// Nothing is buffered here: every write went to the kernel.
-            fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            /// Nothing is buffered here but a write in the worker's batch, sent within the
+            /// worker's next turn.
+            fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                let (_, writes) = self.get_mut().parts();
+                ready!(writes.poll_idle(cx));
                 Poll::Ready(Ok(()))
             }
 
-            fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                let shut = rustix::net::shutdown(self.socket(), Shutdown::Write);
+            fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+                let (stream, writes) = self.get_mut().parts();
+                ready!(writes.poll_idle(cx));
+                let shut = rustix::net::shutdown(&**stream, Shutdown::Write);
                 Poll::Ready(shut.map_err(io::Error::from))
             }
         }

@@ -30,6 +30,7 @@ pub mod server;
 pub mod share;
 pub mod state;
 pub mod verify;
+pub mod write_batch;
 
 /// mimalloc rather than glibc's malloc (`allocator` says why and how). Not when fuzzing: the
 /// sanitizers need to see every allocation through their own malloc.

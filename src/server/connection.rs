@@ -128,12 +128,17 @@ pub fn serve_connection(
 ) -> impl Future<Output = ()> + Send {
     async move {
         let _ = stream.set_nodelay(true);
-        let stream = DirectTcpStream::new(stream);
+        let acceptor = listening.tls.as_ref().map(|tls| tls.current());
+        // Plain connections' answers join the worker's write batch (`write_batch`); under TLS
+        // each record is written as rustls hands it over.
+        let stream = match acceptor {
+            None => DirectTcpStream::batched(stream),
+            Some(_) => DirectTcpStream::new(stream),
+        };
         let slot = Some(slot);
         let gateway = Arc::clone(&listening.gateway);
         let access_log = Arc::clone(&listening.access_log);
         let (builders, limits) = (&listening.builders, &listening.limits);
-        let acceptor = listening.tls.as_ref().map(|tls| tls.current());
         let info = ConnectionInfo {
             peer,
             client: ClientAddress::direct(peer.ip()),

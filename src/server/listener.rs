@@ -33,6 +33,8 @@ pub async fn serve_worker(
         balance,
         mut inbox,
     } = worker;
+    // This worker's small socket writes, sent together (src/write_batch.rs); ends with it.
+    let _write_batch = crate::write_batch::install();
     let listening = Arc::new(Listening {
         tls: shared.tls.clone(),
         // The worker's own views of what every worker shares: the handles its requests take

@@ -47,7 +47,7 @@ impl UpstreamConnection {
     /// those moves copied it, and the responses that carry it, several times a request.
     pub fn new(stream: TcpStream, destination: Destination) -> Box<UpstreamConnection> {
         Box::new(UpstreamConnection {
-            stream: DirectTcpStream::new(stream),
+            stream: DirectTcpStream::batched(stream),
             destination,
             buffer: BytesMut::new(),
             read_size: FIRST_READ,
@@ -102,10 +102,10 @@ impl UpstreamConnection {
         }
     }
 
-    /// The socket and any bytes read past the response head, for a tunnel after a protocol
+    /// The stream and any bytes read past the response head, for a tunnel after a protocol
     /// switch.
-    pub fn into_parts(self) -> (TcpStream, BytesMut) {
-        (self.stream.into_inner(), self.buffer)
+    pub fn into_parts(self) -> (DirectTcpStream, BytesMut) {
+        (self.stream, self.buffer)
     }
 }
 

@@ -1,0 +1,342 @@
+//! A worker's small socket writes, gathered and sent with one system call (io_uring).
+//!
+//! Why: under load, each answer casegate writes wakes the client thread waiting for it, and each
+//! request it writes upstream wakes an upstream worker; the kernel switches to the woken thread
+//! as the write returns, so casegate was switched away and back once per write (76% of its
+//! preemptions followed the `writev` of an answer, 21% the `send` of a request; README,
+//! Performance). Sent together in one `io_uring_enter`, a batch of writes wakes each peer once and
+//! is switched away from once, and makes one system call instead of one per write.
+//!
+//! How: a write of at most [`MAX_BATCHED`] bytes to a socket that takes part is copied into the
+//! worker's batch with a handle on the socket, which stays open until the write is done, and the
+//! writing task waits ([`Slot`]). The first write of a batch wakes the worker's flusher task, which
+//! the runtime polls after the tasks that were already ready: by then they have queued their
+//! writes too. The flusher sends the whole batch in one call and wakes each task with its result.
+//! Each send carries `MSG_DONTWAIT`, so it completes inside that call, with bytes sent (perhaps
+//! fewer than asked) or "would block", and never waits in the kernel: the call returns at once.
+//! That is checked when a worker starts ([`install`]); a worker where io_uring is missing, refused
+//! (`kernel.io_uring_disabled`, a seccomp filter) or waits on such a send writes every socket
+//! directly, as before, and says so once in the log.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use io_uring::{IoUring, opcode, types};
+use tokio::net::TcpStream;
+use tracing::{info, warn};
+
+/// Larger writes (a big body's chunks) go straight to the socket: copying them would cost more
+/// than the switches spared.
+pub const MAX_BATCHED: usize = 16 * 1024;
+/// Submission entries; a larger batch is sent in rounds of this many, in one flusher run.
+const RING_ENTRIES: u32 = 256;
+
+/// What became of a queued write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// This many bytes from the start of the write went out (fewer than all: the socket is full).
+    Bytes(usize),
+    /// The socket had no room; nothing went out.
+    WouldBlock,
+    /// The batch could not send it (the worker stopped, or io_uring failed); nothing went out.
+    NotSent,
+    /// The send failed with this OS error.
+    Failed(i32),
+}
+
+/// One queued write: its bytes, and its result once sent, for the task waiting on it.
+#[derive(Debug)]
+pub struct Slot {
+    bytes: Box<[u8]>,
+    state: Mutex<SlotState>,
+}
+
+#[derive(Debug)]
+struct SlotState {
+    sent: Option<Sent>,
+    waker: Option<Waker>,
+}
+
+impl Slot {
+    /// The bytes queued, in order.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The result, or `None` after remembering `waker` for when it comes.
+    pub fn sent_or_wait(&self, waker: &Waker) -> Option<Sent> {
+        let mut state = self.lock();
+        if state.sent.is_none() {
+            match &state.waker {
+                Some(known) if known.will_wake(waker) => {}
+                _ => state.waker = Some(waker.clone()),
+            }
+        }
+        state.sent
+    }
+
+    fn complete(&self, sent: Sent) {
+        let waker = {
+            let mut state = self.lock();
+            state.sent = Some(sent);
+            state.waker.take()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    /// Never poisoned in practice (nothing panics while holding it); a poisoned state is still
+    /// a consistent one.
+    fn lock(&self) -> std::sync::MutexGuard<'_, SlotState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A queued write: the socket is held open by it until the send is done, so its descriptor
+/// cannot be closed and handed to another connection in between.
+struct Entry {
+    socket: Arc<TcpStream>,
+    slot: Arc<Slot>,
+}
+
+struct Batch {
+    ring: IoUring,
+    entries: Vec<Entry>,
+    /// The flusher, waiting for the next batch's first write.
+    flusher: Option<Waker>,
+}
+
+thread_local! {
+    /// This worker's batch; `None` on threads that are not workers, or where io_uring is not
+    /// used.
+    static BATCH: RefCell<Option<Batch>> = const { RefCell::new(None) };
+}
+
+/// Ends the worker's batching when dropped: writes still queued are answered `NotSent`, and their
+/// tasks write directly.
+#[must_use = "batching ends when the guard is dropped"]
+pub struct Installed(());
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let batch = BATCH.with(|batch| batch.try_borrow_mut().ok().and_then(|mut b| b.take()));
+        if let Some(batch) = batch {
+            for entry in batch.entries {
+                entry.slot.complete(Sent::NotSent);
+            }
+            if let Some(flusher) = batch.flusher {
+                flusher.wake();
+            }
+        }
+    }
+}
+
+/// Starts batching this thread's writes: called by a worker inside its runtime, which runs the
+/// flusher. `None` when io_uring cannot be used here (logged once per process).
+pub fn install() -> Option<Installed> {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    let ring = IoUring::new(RING_ENTRIES).map_err(|error| error.to_string());
+    let ring = ring.and_then(|mut ring| probe_sends_never_wait(&mut ring).map(|()| ring));
+    let ring = match ring {
+        Ok(ring) => ring,
+        Err(reason) => {
+            if !SAID.swap(true, Ordering::Relaxed) {
+                warn!(%reason, "io_uring cannot batch socket writes here; each write is its own system call");
+            }
+            return None;
+        }
+    };
+    if !SAID.swap(true, Ordering::Relaxed) {
+        info!("socket writes are batched with io_uring");
+    }
+    BATCH.with(|batch| {
+        *batch.borrow_mut() = Some(Batch {
+            ring,
+            entries: Vec::new(),
+            flusher: None,
+        })
+    });
+    tokio::spawn(Flusher);
+    Some(Installed(()))
+}
+
+/// Queues `slices` for `socket` in this thread's batch, to be sent by the flusher; the returned
+/// slot answers for them. `None` when this thread does not batch or the write is empty or large:
+/// the caller writes directly.
+pub fn queue(socket: &Arc<TcpStream>, slices: &[IoSlice<'_>], waker: &Waker) -> Option<Arc<Slot>> {
+    let total: usize = slices.iter().map(|slice| slice.len()).sum();
+    if total == 0 || total > MAX_BATCHED {
+        return None;
+    }
+    BATCH.with(|batch| {
+        let mut batch = batch.try_borrow_mut().ok()?;
+        let batch = batch.as_mut()?;
+        let mut bytes = Vec::with_capacity(total);
+        for slice in slices {
+            bytes.extend_from_slice(slice);
+        }
+        let slot = Arc::new(Slot {
+            bytes: bytes.into_boxed_slice(),
+            state: Mutex::new(SlotState {
+                sent: None,
+                waker: Some(waker.clone()),
+            }),
+        });
+        batch.entries.push(Entry {
+            socket: Arc::clone(socket),
+            slot: Arc::clone(&slot),
+        });
+        if let Some(flusher) = batch.flusher.take() {
+            flusher.wake();
+        }
+        Some(slot)
+    })
+}
+
+/// The worker's task that sends each batch.
+struct Flusher;
+
+impl Future for Flusher {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        BATCH.with(|batch| {
+            let Ok(mut batch) = batch.try_borrow_mut() else {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            };
+            let Some(current) = batch.as_mut() else {
+                return Poll::Ready(()); // batching ended
+            };
+            let mut failed = None;
+            while failed.is_none() && !current.entries.is_empty() {
+                let take = current.entries.len().min(RING_ENTRIES as usize);
+                let round: Vec<Entry> = current.entries.drain(..take).collect();
+                failed = send_round(&mut current.ring, round).err();
+            }
+            let Some(error) = failed else {
+                current.flusher = Some(cx.waker().clone());
+                return Poll::Pending;
+            };
+            // The ring cannot be trusted any more: this worker stops batching, and what is
+            // still queued is answered NotSent, to be written directly.
+            warn!(%error, "io_uring failed; this worker now writes each socket directly");
+            if let Some(ended) = batch.take() {
+                for entry in ended.entries {
+                    entry.slot.complete(Sent::NotSent);
+                }
+            }
+            Poll::Ready(())
+        })
+    }
+}
+
+/// Sends one round (at most the ring's size) and answers each slot. Every send completes inside
+/// the one call (`MSG_DONTWAIT`), so when it returns, the kernel is done with every buffer and
+/// socket in `round`.
+fn send_round(ring: &mut IoUring, round: Vec<Entry>) -> io::Result<()> {
+    {
+        let mut submission = ring.submission();
+        for (index, entry) in round.iter().enumerate() {
+            let send = opcode::Send::new(
+                types::Fd(entry.socket.as_raw_fd()),
+                entry.slot.bytes.as_ptr(),
+                entry.slot.bytes.len() as u32,
+            )
+            .flags(libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(index as u64);
+            // SAFETY: the bytes and the socket are held by `round` until every send in it has
+            // completed (below, or forever if the ring fails).
+            if unsafe { submission.push(&send) }.is_err() {
+                // The queue was empty and holds RING_ENTRIES; cannot happen.
+                drop(submission);
+                return fail_round(round, io::Error::other("the submission queue was full"));
+            }
+        }
+    }
+    let mut answered = 0;
+    while answered < round.len() {
+        if let Err(error) = ring.submit_and_wait(round.len() - answered) {
+            if error.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return fail_round(round, error);
+        }
+        for completion in ring.completion() {
+            let Some(entry) = round.get(completion.user_data() as usize) else {
+                continue;
+            };
+            let result = completion.result();
+            let sent = match result {
+                sent if sent >= 0 => Sent::Bytes(sent as usize),
+                _ if -result == libc::EAGAIN => Sent::WouldBlock,
+                _ => Sent::Failed(-result),
+            };
+            entry.slot.complete(sent);
+            answered += 1;
+        }
+    }
+    Ok(())
+}
+
+/// The ring failed with sends of `round` perhaps still in it: their bytes and sockets are kept
+/// for good (the kernel may yet read them), and their tasks told nothing was sent, which holds
+/// unless the kernel sends them later; the worker stops batching.
+fn fail_round(round: Vec<Entry>, error: io::Error) -> io::Result<()> {
+    for entry in &round {
+        entry.slot.complete(Sent::NotSent);
+    }
+    std::mem::forget(round);
+    Err(error)
+}
+
+/// Checks that a `MSG_DONTWAIT` send to a full socket completes at once with "would block"
+/// rather than waiting in the kernel for room, which a worker's batch relies on: a send that
+/// waited would hold up every task of the worker.
+fn probe_sends_never_wait(ring: &mut IoUring) -> Result<(), String> {
+    let (ours, _peer) =
+        std::os::unix::net::UnixStream::pair().map_err(|error| format!("socketpair: {error}"))?;
+    ours.set_nonblocking(true)
+        .map_err(|error| format!("socketpair: {error}"))?;
+    let chunk = [0u8; 4096];
+    loop {
+        match rustix::net::send(&ours, &chunk, rustix::net::SendFlags::DONTWAIT) {
+            Ok(_) => continue,
+            Err(rustix::io::Errno::WOULDBLOCK) => break,
+            Err(error) => return Err(format!("filling the probe socket: {error}")),
+        }
+    }
+    // Leaked: if the kernel did keep the send waiting, it may read these bytes later.
+    let probe: &'static [u8] = Box::leak(Box::new([0u8; 1]));
+    let send = opcode::Send::new(types::Fd(ours.as_raw_fd()), probe.as_ptr(), 1)
+        .flags(libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL)
+        .build()
+        .user_data(0);
+    // SAFETY: the byte is leaked (never freed) and the socket outlives the check or is closed
+    // with the send cancelled by the ring's teardown.
+    unsafe { ring.submission().push(&send) }
+        .map_err(|_| "the probe's submission queue was full".to_string())?;
+    ring.submit()
+        .map_err(|error| format!("io_uring_enter: {error}"))?;
+    let completion = ring.completion().next();
+    match completion.map(|completion| completion.result()) {
+        Some(result) if -result == libc::EAGAIN => Ok(()),
+        Some(result) => Err(format!(
+            "a send to a full socket answered {result}, not EAGAIN"
+        )),
+        None => Err("a MSG_DONTWAIT send to a full socket waited in the kernel".to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests;
