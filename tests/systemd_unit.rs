@@ -119,6 +119,13 @@ fn only_the_state_directory_is_writable_and_no_privilege_is_kept() {
         .map(|(_, _, v)| v.as_str())
         .collect();
     assert_eq!(filters.first(), Some(&"@system-service"));
+    // io_uring for the write batch: setting up a ring and entering it, nothing more (no
+    // registered files or buffers, no io_uring_register).
+    assert_eq!(
+        filters.last(),
+        Some(&"io_uring_setup io_uring_enter"),
+        "the unit should allow exactly the two io_uring calls the write batch makes"
+    );
 }
 
 #[test]
