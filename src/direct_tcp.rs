@@ -215,16 +215,16 @@ impl Writes {
                             "a write continued with other bytes than those already sent",
                         )));
                     }
-                    if slot.is_some_and(|slot| count < slot.bytes().len()) {
-                        forget_write_readiness(stream);
-                    }
                     return Poll::Ready(Ok(count));
                 }
                 Sent::Failed(errno) => {
                     return Poll::Ready(Err(io::Error::from_raw_os_error(errno)));
                 }
-                Sent::WouldBlock => forget_write_readiness(stream),
-                Sent::NotSent => {}
+                // Nothing went out: the write is made directly, which waits for room as tokio
+                // does. tokio's readiness is left alone here: the socket may have drained since
+                // the batch found it full, and forgetting the readiness now would lose that
+                // event; a direct write that finds it full forgets it with the event it saw.
+                Sent::WouldBlock | Sent::NotSent => {}
             }
         } else if self.batched
             && let Some(slot) = write_batch::queue(stream, slices, cx.waker())
@@ -260,14 +260,6 @@ fn begins_with(slices: &[IoSlice<'_>], mut prefix: &[u8]) -> bool {
         prefix = &prefix[take..];
     }
     prefix.is_empty()
-}
-
-/// Tells tokio the socket is full, as a direct write that fell short would: the next write
-/// waits for the kernel's word that there is room.
-fn forget_write_readiness(stream: &TcpStream) {
-    let _ = stream.try_io(Interest::WRITABLE, || -> io::Result<()> {
-        Err(io::ErrorKind::WouldBlock.into())
-    });
 }
 
 /// The socket under the stream and under its reading half, where the reads below go.
