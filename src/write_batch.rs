@@ -258,22 +258,25 @@ fn send_round(ring: &mut IoUring, round: Vec<Entry>) -> io::Result<()> {
             // SAFETY: the bytes and the socket are held by `round` until every send in it has
             // completed (below, or forever if the ring fails).
             if unsafe { submission.push(&send) }.is_err() {
-                // The queue was empty and holds RING_ENTRIES; cannot happen.
+                // Cannot happen (the queue was empty and holds RING_ENTRIES). Nothing of this
+                // round has been submitted, and the worker stops batching and drops the ring
+                // without entering it again: none of it is sent.
                 drop(submission);
-                return fail_round(round, io::Error::other("the submission queue was full"));
+                for entry in &round {
+                    entry.slot.complete(Sent::NotSent);
+                }
+                return Err(io::Error::other("the submission queue was full"));
             }
         }
     }
-    let mut answered = 0;
-    while answered < round.len() {
-        if let Err(error) = ring.submit_and_wait(round.len() - answered) {
-            if error.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return fail_round(round, error);
-        }
+    let mut answered = vec![false; round.len()];
+    let mut left = round.len();
+    while left > 0 {
+        let waited = ring.submit_and_wait(left);
         for completion in ring.completion() {
-            let Some(entry) = round.get(completion.user_data() as usize) else {
+            let index = completion.user_data() as usize;
+            let (Some(entry), Some(false)) = (round.get(index), answered.get(index).copied())
+            else {
                 continue;
             };
             let result = completion.result();
@@ -283,21 +286,27 @@ fn send_round(ring: &mut IoUring, round: Vec<Entry>) -> io::Result<()> {
                 _ => Sent::Failed(-result),
             };
             entry.slot.complete(sent);
-            answered += 1;
+            answered[index] = true;
+            left -= 1;
+        }
+        match waited {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => {
+                // Sends not answered may have gone out, or may yet: their tasks fail (their
+                // connections close) rather than write those bytes again, and their bytes and
+                // sockets are kept for good, since the kernel may still read them.
+                for (entry, done) in round.iter().zip(&answered) {
+                    if !done {
+                        entry.slot.complete(Sent::Failed(libc::EIO));
+                    }
+                }
+                std::mem::forget(round);
+                return Err(error);
+            }
+            Ok(_) => {}
         }
     }
     Ok(())
-}
-
-/// The ring failed with sends of `round` perhaps still in it: their bytes and sockets are kept
-/// for good (the kernel may yet read them), and their tasks told nothing was sent, which holds
-/// unless the kernel sends them later; the worker stops batching.
-fn fail_round(round: Vec<Entry>, error: io::Error) -> io::Result<()> {
-    for entry in &round {
-        entry.slot.complete(Sent::NotSent);
-    }
-    std::mem::forget(round);
-    Err(error)
 }
 
 /// Checks that a `MSG_DONTWAIT` send to a full socket completes at once with "would block"
