@@ -81,6 +81,12 @@ impl Slot {
         state.sent
     }
 
+    fn complete_unless_answered(&self, sent: Sent) {
+        if self.lock().sent.is_none() {
+            self.complete(sent);
+        }
+    }
+
     fn complete(&self, sent: Sent) {
         let waker = {
             let mut state = self.lock();
@@ -111,6 +117,8 @@ struct Entry {
 struct Batch {
     ring: IoUring,
     entries: Vec<Entry>,
+    /// The last batch's vector, emptied, for the next one: a batch allocates nothing of its own.
+    spare: Vec<Entry>,
     /// The flusher, waiting for the next batch's first write.
     flusher: Option<Waker>,
 }
@@ -162,6 +170,7 @@ pub fn install() -> Option<Installed> {
         *batch.borrow_mut() = Some(Batch {
             ring,
             entries: Vec::new(),
+            spare: Vec::new(),
             flusher: None,
         })
     });
@@ -217,16 +226,33 @@ impl Future for Flusher {
             let Some(current) = batch.as_mut() else {
                 return Poll::Ready(()); // batching ended
             };
+            // The batch is taken whole (its vector swapped with the spare one), so the sends are
+            // made from a vector nothing pushes to meanwhile.
+            let mut sending = std::mem::take(&mut current.spare);
+            std::mem::swap(&mut sending, &mut current.entries);
             let mut failed = None;
-            while failed.is_none() && !current.entries.is_empty() {
-                let take = current.entries.len().min(RING_ENTRIES as usize);
-                let round: Vec<Entry> = current.entries.drain(..take).collect();
-                failed = send_round(&mut current.ring, round).err();
+            for round in sending.chunks(RING_ENTRIES as usize) {
+                if let Err(error) = send_round(&mut current.ring, round) {
+                    failed = Some(error);
+                    break;
+                }
             }
             let Some(error) = failed else {
-                current.flusher = Some(cx.waker().clone());
+                sending.clear();
+                current.spare = sending;
+                match &current.flusher {
+                    Some(known) if known.will_wake(cx.waker()) => {}
+                    _ => current.flusher = Some(cx.waker().clone()),
+                }
                 return Poll::Pending;
             };
+            // The failed round's writes are answered (send_round); the rounds after it were
+            // never entered, and their tasks are told nothing was sent. The kernel may still
+            // read the failed round's bytes and sockets, so none of them is freed.
+            for entry in &sending {
+                entry.slot.complete_unless_answered(Sent::NotSent);
+            }
+            std::mem::forget(sending);
             // The ring cannot be trusted any more: this worker stops batching, and what is
             // still queued is answered NotSent, to be written directly.
             warn!(%error, "io_uring failed; this worker now writes each socket directly");
@@ -243,7 +269,7 @@ impl Future for Flusher {
 /// Sends one round (at most the ring's size) and answers each slot. Every send completes inside
 /// the one call (`MSG_DONTWAIT`), so when it returns, the kernel is done with every buffer and
 /// socket in `round`.
-fn send_round(ring: &mut IoUring, round: Vec<Entry>) -> io::Result<()> {
+fn send_round(ring: &mut IoUring, round: &[Entry]) -> io::Result<()> {
     {
         let mut submission = ring.submission();
         for (index, entry) in round.iter().enumerate() {
@@ -262,14 +288,14 @@ fn send_round(ring: &mut IoUring, round: Vec<Entry>) -> io::Result<()> {
                 // round has been submitted, and the worker stops batching and drops the ring
                 // without entering it again: none of it is sent.
                 drop(submission);
-                for entry in &round {
+                for entry in round {
                     entry.slot.complete(Sent::NotSent);
                 }
                 return Err(io::Error::other("the submission queue was full"));
             }
         }
     }
-    let mut answered = vec![false; round.len()];
+    let mut answered = [false; RING_ENTRIES as usize];
     let mut left = round.len();
     while left > 0 {
         let waited = ring.submit_and_wait(left);
@@ -300,7 +326,6 @@ fn send_round(ring: &mut IoUring, round: Vec<Entry>) -> io::Result<()> {
                         entry.slot.complete(Sent::Failed(libc::EIO));
                     }
                 }
-                std::mem::forget(round);
                 return Err(error);
             }
             Ok(_) => {}
