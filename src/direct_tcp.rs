@@ -201,15 +201,14 @@ impl Writes {
         cx: &mut Context<'_>,
         slices: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if let Some(slot) = &self.queued {
+        if let Some(slot) = self.queued.take() {
             let Some(sent) = slot.sent_or_wait(cx.waker()) else {
+                self.queued = Some(slot);
                 return Poll::Pending;
             };
-            let slot = self.queued.take();
             match sent {
                 Sent::Bytes(count) => {
-                    let queued = slot.as_ref().map_or(&[][..], |slot| slot.bytes());
-                    let sent_bytes = queued.get(..count).unwrap_or(queued);
+                    let sent_bytes = slot.bytes().get(..count).unwrap_or(slot.bytes());
                     if !begins_with(slices, sent_bytes) {
                         return Poll::Ready(Err(io::Error::other(
                             "a write continued with other bytes than those already sent",

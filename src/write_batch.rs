@@ -81,15 +81,13 @@ impl Slot {
         state.sent
     }
 
-    fn complete_unless_answered(&self, sent: Sent) {
-        if self.lock().sent.is_none() {
-            self.complete(sent);
-        }
-    }
-
+    /// Answers the write, once: a slot already answered keeps its first answer.
     fn complete(&self, sent: Sent) {
         let waker = {
             let mut state = self.lock();
+            if state.sent.is_some() {
+                return;
+            }
             state.sent = Some(sent);
             state.waker.take()
         };
@@ -246,11 +244,12 @@ impl Future for Flusher {
                 }
                 return Poll::Pending;
             };
-            // The failed round's writes are answered (send_round); the rounds after it were
-            // never entered, and their tasks are told nothing was sent. The kernel may still
-            // read the failed round's bytes and sockets, so none of them is freed.
+            // The failed round's writes are answered (send_round), and keep that answer; the
+            // rounds after it were never entered, and their tasks are told nothing was sent.
+            // The kernel may still read the failed round's bytes and sockets, so none of them
+            // is freed.
             for entry in &sending {
-                entry.slot.complete_unless_answered(Sent::NotSent);
+                entry.slot.complete(Sent::NotSent);
             }
             std::mem::forget(sending);
             // The ring cannot be trusted any more: this worker stops batching, and what is
