@@ -360,6 +360,22 @@ direct_reads!(ReadHalf<'_>);
 direct_writes!(DirectTcpStream);
 direct_writes!(WriteHalf<'_>);
 
+/// A connected pair on loopback, for tests: ours, made by `make`, and a blocking std peer whose
+/// reads give up after `read_timeout`.
+#[cfg(test)]
+pub(crate) async fn loopback_pair(
+    make: fn(TcpStream) -> DirectTcpStream,
+    read_timeout: std::time::Duration,
+) -> (DirectTcpStream, std::net::TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let connected = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (peer, _) = listener.accept().unwrap();
+    peer.set_read_timeout(Some(read_timeout)).unwrap();
+    (make(connected), peer)
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};
@@ -371,13 +387,7 @@ mod tests {
 
     /// A connected pair on loopback: ours, and a blocking std stream as the peer.
     async fn pair() -> (DirectTcpStream, std::net::TcpStream) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let connected = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (peer, _) = listener.accept().unwrap();
-        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        (DirectTcpStream::new(connected), peer)
+        loopback_pair(DirectTcpStream::new, Duration::from_secs(5)).await
     }
 
     #[tokio::test]

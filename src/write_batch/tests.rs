@@ -3,15 +3,13 @@
 //! the sockets have room or not, whatever the writing task does meanwhile.
 
 use std::io::{IoSlice, Read};
-use std::net::TcpListener;
 use std::task::Poll;
 use std::time::Duration;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use super::*;
-use crate::direct_tcp::DirectTcpStream;
+use crate::direct_tcp::{DirectTcpStream, loopback_pair};
 
 /// Runs `test` on a one-thread runtime with this thread's batch installed, as a worker does.
 /// Fails, saying why, where io_uring cannot be used: these tests are about the batched path.
@@ -34,14 +32,7 @@ fn in_worker<F: Future<Output = ()>>(test: impl FnOnce() -> F) {
 
 /// A batched stream and a blocking std peer on loopback.
 async fn pair() -> (DirectTcpStream, std::net::TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let ours = TcpStream::connect(listener.local_addr().unwrap())
-        .await
-        .unwrap();
-    let (peer, _) = listener.accept().unwrap();
-    peer.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    (DirectTcpStream::batched(ours), peer)
+    loopback_pair(DirectTcpStream::batched, Duration::from_secs(10)).await
 }
 
 /// Starts writing `bytes` on `stream` and checks the write was taken into the batch (Pending).
