@@ -149,19 +149,22 @@ impl Drop for Installed {
 /// Starts batching this thread's writes: called by a worker inside its runtime, which runs the
 /// flusher. `None` when io_uring cannot be used here (logged once per process).
 pub fn install() -> Option<Installed> {
-    static SAID: AtomicBool = AtomicBool::new(false);
+    // Each outcome is logged once, so that one worker's refusal is not hidden by another's
+    // success, nor repeated by every worker.
+    static SAID_BATCHED: AtomicBool = AtomicBool::new(false);
+    static SAID_DIRECT: AtomicBool = AtomicBool::new(false);
     let ring = IoUring::new(RING_ENTRIES).map_err(|error| error.to_string());
     let ring = ring.and_then(|mut ring| probe_sends_never_wait(&mut ring).map(|()| ring));
     let ring = match ring {
         Ok(ring) => ring,
         Err(reason) => {
-            if !SAID.swap(true, Ordering::Relaxed) {
+            if !SAID_DIRECT.swap(true, Ordering::Relaxed) {
                 warn!(%reason, "io_uring cannot batch socket writes here; each write is its own system call");
             }
             return None;
         }
     };
-    if !SAID.swap(true, Ordering::Relaxed) {
+    if !SAID_BATCHED.swap(true, Ordering::Relaxed) {
         info!("socket writes are batched with io_uring");
     }
     BATCH.with(|batch| {
