@@ -129,12 +129,9 @@ pub fn serve_connection(
     async move {
         let _ = stream.set_nodelay(true);
         let acceptor = listening.tls.as_ref().map(|tls| tls.current());
-        // Plain connections' answers join the worker's write batch (`write_batch`); under TLS
-        // each record is written as rustls hands it over.
-        let stream = match acceptor {
-            None => DirectTcpStream::batched(stream),
-            Some(_) => DirectTcpStream::new(stream),
-        };
+        // Answers join the worker's write batch (`write_batch`), TLS records too: rustls keeps
+        // a record until told it went out and offers it first again, as the batch requires.
+        let stream = DirectTcpStream::batched(stream);
         let slot = Some(slot);
         let gateway = Arc::clone(&listening.gateway);
         let access_log = Arc::clone(&listening.access_log);

@@ -226,3 +226,5 @@ async fn without_a_batch_a_batched_stream_writes_directly() {
     peer.read_to_end(&mut got).unwrap();
     assert_eq!(got, b"direct");
 }
+
+mod tls;
