@@ -309,7 +309,13 @@ async fn serve_on(
         access_log: Arc::clone(&access_log),
         limits: config.server.limits.clone(),
         shutdown_grace: config.server.shutdown_grace,
+        io_uring: config.server.io_uring,
     };
+    if !config.server.io_uring {
+        info!(
+            "io_uring switched off ([server] io_uring = false): each socket write is its own system call"
+        );
+    }
     let task = tokio::spawn(server::serve(listeners, runtimes, shared, shutdown_rx));
     let state = match &config.state.backend {
         StateBackend::Embedded => config.state.path.display().to_string(),

@@ -1664,6 +1664,27 @@ fn hsts_is_on_by_default_and_can_be_adjusted_or_switched_off() {
 }
 
 #[test]
+fn io_uring_is_on_by_default_and_can_be_switched_off() {
+    let io_uring = |text: &str| {
+        parse(text)
+            .unwrap_or_else(|errors| panic!("{errors}"))
+            .server
+            .io_uring
+    };
+    assert!(io_uring(BASE));
+    let https = "public_url = \"https://share.example.org\"";
+    let with = |line: &str| edit(https, &format!("{https}\n{line}"));
+    assert!(io_uring(&with("io_uring = true")));
+    assert!(!io_uring(&with("io_uring = false")));
+    let problems = problems(&with("io_uring = \"off\""));
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].contains("4:12") && problems[0].contains("io_uring"),
+        "{problems:?}"
+    );
+}
+
+#[test]
 fn the_exhaustion_limits_have_their_documented_defaults_and_can_be_set() {
     let defaults = parse(BASE)
         .unwrap_or_else(|errors| panic!("{errors}"))

@@ -259,6 +259,10 @@ async fn settings_read_once_at_start_are_named_when_a_reload_changes_them() {
         .replace(
             "listen = \"127.0.0.1:0\"\n\n[[admin.clients]]",
             "listen = \"127.0.0.1:0\"\nmax_body_bytes = 2048\n\n[[admin.clients]]",
+        )
+        .replace(
+            "listen = \"127.0.0.1:0\"\npublic_url",
+            "listen = \"127.0.0.1:0\"\nio_uring = false\npublic_url",
         );
     assert_ne!(changed, with_new_route(&old), "the edits must apply");
 
@@ -268,6 +272,7 @@ async fn settings_read_once_at_start_are_named_when_a_reload_changes_them() {
     assert_eq!(
         answer["restart_needed"],
         serde_json::json!([
+            "server.io_uring (set up when each worker starts)",
             "state (use_flush_interval, compact_after_bytes)",
             "admin.max_body_bytes"
         ])

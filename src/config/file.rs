@@ -50,6 +50,8 @@ pub struct ServerSection {
     pub workers: Option<Spanned<i64>>,
     /// `true` (the default max-age), `false` (no header) or a max-age such as `"180d"`.
     pub hsts: Option<Spanned<HstsSetting>>,
+    /// Whether a worker may send its small writes together through io_uring (default `true`).
+    pub io_uring: Option<bool>,
 }
 
 /// `[server] hsts` as written: a switch or a max-age.

@@ -94,6 +94,9 @@ pub struct Server {
     pub workers: Option<NonZeroUsize>,
     /// The `Strict-Transport-Security` value sent over https; `None`: switched off.
     pub hsts: Option<HeaderValue>,
+    /// Whether each worker sends its small socket writes together with io_uring
+    /// (`src/write_batch.rs`); `false` keeps io_uring out of the process altogether.
+    pub io_uring: bool,
 }
 
 /// The origin recipients see, used in minted links and redirects: scheme and authority only.
@@ -583,6 +586,7 @@ impl Validator<'_, '_> {
             trusted_proxies: trusted_proxies?,
             workers: workers?,
             hsts: hsts?,
+            io_uring: raw.io_uring.unwrap_or(true),
         })
     }
 

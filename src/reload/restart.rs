@@ -15,6 +15,7 @@ pub struct Fixed {
     limits: String,
     shutdown_grace: std::time::Duration,
     workers: Option<std::num::NonZeroUsize>,
+    io_uring: bool,
     state_path: PathBuf,
     /// Embedded or Redis, with the Redis URL (password included) and its settings.
     state_backend: StateBackend,
@@ -37,6 +38,7 @@ impl Fixed {
             limits: format!("{:?}", config.server.limits),
             shutdown_grace: config.server.shutdown_grace,
             workers: config.server.workers,
+            io_uring: config.server.io_uring,
             state_path: config.state.path.clone(),
             state_backend: config.state.backend.clone(),
             state_maintenance: (
@@ -86,6 +88,10 @@ pub fn restart_needed(fixed: &Fixed, new: &Config) -> Vec<&'static str> {
         (
             fixed.workers != now.workers,
             "server.workers (the serving threads)",
+        ),
+        (
+            fixed.io_uring != now.io_uring,
+            "server.io_uring (set up when each worker starts)",
         ),
         (fixed.state_path != now.state_path, "state.path"),
         (

@@ -34,7 +34,8 @@ pub async fn serve_worker(
         mut inbox,
     } = worker;
     // This worker's small socket writes, sent together (src/write_batch.rs); ends with it.
-    let _write_batch = crate::write_batch::install();
+    // Switched off, io_uring is never even set up.
+    let _write_batch = shared.io_uring.then(crate::write_batch::install).flatten();
     let listening = Arc::new(Listening {
         tls: shared.tls.clone(),
         // The worker's own views of what every worker shares: the handles its requests take

@@ -165,6 +165,8 @@ pub struct Shared {
     pub access_log: Arc<AccessLog>,
     pub limits: Limits,
     pub shutdown_grace: Duration,
+    /// `[server] io_uring`: whether workers batch their small writes (`src/write_batch.rs`).
+    pub io_uring: bool,
 }
 
 /// Starts one thread per listener and returns once every worker has stopped: after `shutdown`
