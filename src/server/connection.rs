@@ -27,7 +27,7 @@ use super::preface::{self, Prefixed, Protocol};
 use super::slots::ConnectionSlot;
 use crate::access_log::{AccessLog, LoggedBody, RequestBody, Unanswered};
 use crate::config::Limits;
-use crate::direct_tcp::DirectTcpStream;
+use crate::direct_tcp::{DirectTcpStream, LeaveWriteBatch};
 use crate::gateway::{Answer, Gateway, SessionMemo};
 use crate::metrics::ConnectionGauge;
 use crate::proxy::client::UpstreamPool;
@@ -131,6 +131,7 @@ pub fn serve_connection(
         let acceptor = listening.tls.as_ref().map(|tls| tls.current());
         // Answers join the worker's write batch (`write_batch`), TLS records too: rustls keeps
         // a record until told it went out and offers it first again, as the batch requires.
+        // HTTP/2 connections leave it once their protocol is known (`LeaveWriteBatch`).
         let stream = DirectTcpStream::batched(stream);
         let slot = Some(slot);
         let gateway = Arc::clone(&listening.gateway);
@@ -202,7 +203,7 @@ fn run_http<'a, T>(
     served: Served<'a>,
 ) -> impl Future<Output = ()> + Send + 'a
 where
-    T: AsyncRead + AsyncWrite + h1::splice::SpliceTarget + Unpin + Send + 'static,
+    T: AsyncRead + AsyncWrite + h1::splice::SpliceTarget + LeaveWriteBatch + Unpin + Send + 'static,
 {
     async move {
         let Served {
@@ -269,6 +270,8 @@ where
                 .await;
             }
             Protocol::Http2 => {
+                let mut io = io;
+                io.leave_write_batch();
                 let activity = Activity::new();
                 if !read.is_empty() {
                     activity.saw_input();

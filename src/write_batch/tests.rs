@@ -211,6 +211,34 @@ fn a_write_waiting_when_the_batch_ends_is_made_directly() {
     });
 }
 
+/// A stream that leaves the batch (an HTTP/2 connection) with a write still in it: that write
+/// answers the next call as before, and every write after it is made at once.
+#[test]
+fn a_stream_that_leaves_the_batch_finishes_its_queued_write_then_writes_directly() {
+    in_worker(|| async {
+        let (mut ours, mut peer) = pair().await;
+        hand_to_batch(&mut ours, b"queued ").await;
+        ours.write_directly();
+        ours.write_all(b"queued ").await.unwrap();
+        let direct =
+            std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut ours).poll_write(cx, b"direct")))
+                .await;
+        assert!(
+            matches!(direct, Poll::Ready(Ok(6))),
+            "after leaving the batch a write is made at once: {direct:?}"
+        );
+        ours.shutdown().await.unwrap();
+        let got = tokio::task::spawn_blocking(move || {
+            let mut got = Vec::new();
+            peer.read_to_end(&mut got).unwrap();
+            got
+        })
+        .await
+        .unwrap();
+        assert_eq!(got, b"queued direct");
+    });
+}
+
 /// Outside a worker (no batch installed), a batched stream writes directly.
 #[tokio::test]
 async fn without_a_batch_a_batched_stream_writes_directly() {
