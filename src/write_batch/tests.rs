@@ -42,6 +42,17 @@ async fn hand_to_batch(stream: &mut DirectTcpStream, bytes: &[u8]) {
     assert!(taken.is_pending(), "a small write should wait in the batch");
 }
 
+/// Everything the blocking peer reads until the end, read off the runtime's thread.
+async fn read_to_end(mut peer: std::net::TcpStream) -> Vec<u8> {
+    tokio::task::spawn_blocking(move || {
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).unwrap();
+        got
+    })
+    .await
+    .unwrap()
+}
+
 /// The bytes connection `connection` writes in its write number `index`: distinct per
 /// connection and per write, and of sizes on both sides of MAX_BATCHED.
 fn message(connection: usize, index: usize) -> Vec<u8> {
@@ -138,16 +149,10 @@ fn a_full_socket_makes_the_write_wait_for_room_and_nothing_is_lost() {
 #[test]
 fn shutdown_after_a_write_taken_into_the_batch_sends_it_first() {
     in_worker(|| async {
-        let (mut ours, mut peer) = pair().await;
+        let (mut ours, peer) = pair().await;
         hand_to_batch(&mut ours, b"sent before the end").await;
         ours.shutdown().await.unwrap();
-        let got = tokio::task::spawn_blocking(move || {
-            let mut got = Vec::new();
-            peer.read_to_end(&mut got).unwrap();
-            got
-        })
-        .await
-        .unwrap();
+        let got = read_to_end(peer).await;
         assert_eq!(got, b"sent before the end");
     });
 }
@@ -157,22 +162,14 @@ fn shutdown_after_a_write_taken_into_the_batch_sends_it_first() {
 #[test]
 fn a_stream_dropped_with_a_write_in_the_batch_still_sends_it_to_its_own_peer() {
     in_worker(|| async {
-        let (mut ours, mut peer) = pair().await;
+        let (mut ours, peer) = pair().await;
         hand_to_batch(&mut ours, b"last words").await;
         drop(ours);
         // Another connection opened at once may get the same descriptor number.
-        let (mut next, mut next_peer) = pair().await;
+        let (mut next, next_peer) = pair().await;
         next.write_all(b"next").await.unwrap();
         next.shutdown().await.unwrap();
-        let (got, next_got) = tokio::task::spawn_blocking(move || {
-            let mut got = Vec::new();
-            peer.read_to_end(&mut got).unwrap();
-            let mut next_got = Vec::new();
-            next_peer.read_to_end(&mut next_got).unwrap();
-            (got, next_got)
-        })
-        .await
-        .unwrap();
+        let (got, next_got) = (read_to_end(peer).await, read_to_end(next_peer).await);
         assert_eq!(got, b"last words");
         assert_eq!(next_got, b"next");
     });
@@ -216,7 +213,7 @@ fn a_write_waiting_when_the_batch_ends_is_made_directly() {
 #[test]
 fn a_stream_that_leaves_the_batch_finishes_its_queued_write_then_writes_directly() {
     in_worker(|| async {
-        let (mut ours, mut peer) = pair().await;
+        let (mut ours, peer) = pair().await;
         hand_to_batch(&mut ours, b"queued ").await;
         ours.write_directly();
         ours.write_all(b"queued ").await.unwrap();
@@ -228,13 +225,7 @@ fn a_stream_that_leaves_the_batch_finishes_its_queued_write_then_writes_directly
             "after leaving the batch a write is made at once: {direct:?}"
         );
         ours.shutdown().await.unwrap();
-        let got = tokio::task::spawn_blocking(move || {
-            let mut got = Vec::new();
-            peer.read_to_end(&mut got).unwrap();
-            got
-        })
-        .await
-        .unwrap();
+        let got = read_to_end(peer).await;
         assert_eq!(got, b"queued direct");
     });
 }
