@@ -13,12 +13,12 @@
 //! did not take all its bytes, emptied (or filled) the socket, so tokio forgets the readiness and
 //! the next call waits for the kernel's next event instead of asking it for nothing.
 //!
-//! A stream made with [`DirectTcpStream::batched`] hands its small writes to the worker's batch
-//! (`write_batch`), sent with other tasks' writes in one system call. Such a write answers
-//! `Pending` once the bytes are taken, and its result comes with the next call: that call must
-//! present the same bytes first, as every writer that keeps what it has not yet written does
-//! (`write_all`, casegate's HTTP/1 writers, rustls, tokio's copies). A call whose bytes do not
-//! begin with those sent fails rather than miscount them.
+//! A stream hands its small writes to the worker's batch (`write_batch`), where there is one,
+//! sent with other tasks' writes in one system call, until it leaves the batch
+//! ([`LeaveWriteBatch`]). Such a write answers `Pending` once the bytes are taken, and its result
+//! comes with the next call: that call must present the same bytes first, as every writer that
+//! keeps what it has not yet written does (`write_all`, casegate's HTTP/1 writers, rustls, tokio's
+//! copies). A call whose bytes do not begin with those sent fails rather than miscount them.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -41,23 +41,16 @@ pub struct DirectTcpStream {
 }
 
 /// How a stream writes, and its write waiting in the worker's batch.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Writes {
     batched: bool,
     queued: Option<Arc<Slot>>,
 }
 
 impl DirectTcpStream {
-    /// A stream whose every write is its own system call.
+    /// A stream whose small writes go through the worker's batch, where there is one (outside a
+    /// worker, and where io_uring is off, every write is its own system call).
     pub fn new(stream: TcpStream) -> DirectTcpStream {
-        DirectTcpStream {
-            stream: Arc::new(stream),
-            writes: Writes::default(),
-        }
-    }
-
-    /// A stream whose small writes go through the worker's batch, where there is one.
-    pub fn batched(stream: TcpStream) -> DirectTcpStream {
         DirectTcpStream {
             stream: Arc::new(stream),
             writes: Writes {
@@ -70,12 +63,6 @@ impl DirectTcpStream {
     /// The stream, for what this type does not do itself (addresses, options, splice).
     pub fn get_ref(&self) -> &TcpStream {
         &self.stream
-    }
-
-    /// From now on every write is its own system call; a write already in the batch still
-    /// answers the next call.
-    pub fn write_directly(&mut self) {
-        self.writes.batched = false;
     }
 
     /// A reading and a writing half, to read and write at the same time in one task.
@@ -108,18 +95,20 @@ impl DirectTcpStream {
 /// and each write waiting for the flusher costs that task a turn (on `compare.sh`'s HTTP/2 row,
 /// batched: 9% fewer requests/s and 0.8 us more CPU a request).
 pub trait LeaveWriteBatch {
+    /// From now on every write is its own system call; a write already in the batch still
+    /// answers the next call.
     fn leave_write_batch(&mut self);
 }
 
 impl LeaveWriteBatch for DirectTcpStream {
     fn leave_write_batch(&mut self) {
-        self.write_directly();
+        self.writes.batched = false;
     }
 }
 
 impl LeaveWriteBatch for tokio_rustls::server::TlsStream<DirectTcpStream> {
     fn leave_write_batch(&mut self) {
-        self.get_mut().0.write_directly();
+        self.get_mut().0.leave_write_batch();
     }
 }
 
@@ -386,11 +375,10 @@ direct_reads!(ReadHalf<'_>);
 direct_writes!(DirectTcpStream);
 direct_writes!(WriteHalf<'_>);
 
-/// A connected pair on loopback, for tests: ours, made by `make`, and a blocking std peer whose
-/// reads give up after `read_timeout`.
+/// A connected pair on loopback, for tests: ours, and a blocking std peer whose reads give up
+/// after `read_timeout`.
 #[cfg(test)]
 pub(crate) async fn loopback_pair(
-    make: fn(TcpStream) -> DirectTcpStream,
     read_timeout: std::time::Duration,
 ) -> (DirectTcpStream, std::net::TcpStream) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -399,7 +387,7 @@ pub(crate) async fn loopback_pair(
         .unwrap();
     let (peer, _) = listener.accept().unwrap();
     peer.set_read_timeout(Some(read_timeout)).unwrap();
-    (make(connected), peer)
+    (DirectTcpStream::new(connected), peer)
 }
 
 #[cfg(test)]
@@ -411,9 +399,10 @@ mod tests {
 
     use super::*;
 
-    /// A connected pair on loopback: ours, and a blocking std stream as the peer.
+    /// A connected pair on loopback: ours (outside a worker, so every write is direct), and a
+    /// blocking std stream as the peer.
     async fn pair() -> (DirectTcpStream, std::net::TcpStream) {
-        loopback_pair(DirectTcpStream::new, Duration::from_secs(5)).await
+        loopback_pair(Duration::from_secs(5)).await
     }
 
     #[tokio::test]

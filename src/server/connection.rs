@@ -132,7 +132,7 @@ pub fn serve_connection(
         // Answers join the worker's write batch (`write_batch`), TLS records too: rustls keeps
         // a record until told it went out and offers it first again, as the batch requires.
         // HTTP/2 connections leave it once their protocol is known (`LeaveWriteBatch`).
-        let stream = DirectTcpStream::batched(stream);
+        let stream = DirectTcpStream::new(stream);
         let slot = Some(slot);
         let gateway = Arc::clone(&listening.gateway);
         let access_log = Arc::clone(&listening.access_log);

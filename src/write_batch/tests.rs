@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::*;
-use crate::direct_tcp::{DirectTcpStream, loopback_pair};
+use crate::direct_tcp::{DirectTcpStream, LeaveWriteBatch, loopback_pair};
 
 /// Runs `test` on a one-thread runtime with this thread's batch installed, as a worker does.
 /// Fails, saying why, where io_uring cannot be used: these tests are about the batched path.
@@ -30,9 +30,9 @@ fn in_worker<F: Future<Output = ()>>(test: impl FnOnce() -> F) {
     });
 }
 
-/// A batched stream and a blocking std peer on loopback.
+/// A stream and a blocking std peer on loopback.
 async fn pair() -> (DirectTcpStream, std::net::TcpStream) {
-    loopback_pair(DirectTcpStream::batched, Duration::from_secs(10)).await
+    loopback_pair(Duration::from_secs(10)).await
 }
 
 /// Starts writing `bytes` on `stream` and checks the write was taken into the batch (Pending).
@@ -215,7 +215,7 @@ fn a_stream_that_leaves_the_batch_finishes_its_queued_write_then_writes_directly
     in_worker(|| async {
         let (mut ours, peer) = pair().await;
         hand_to_batch(&mut ours, b"queued ").await;
-        ours.write_directly();
+        ours.leave_write_batch();
         ours.write_all(b"queued ").await.unwrap();
         let direct =
             std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut ours).poll_write(cx, b"direct")))
@@ -230,7 +230,7 @@ fn a_stream_that_leaves_the_batch_finishes_its_queued_write_then_writes_directly
     });
 }
 
-/// Outside a worker (no batch installed), a batched stream writes directly.
+/// Outside a worker (no batch installed), a stream writes directly.
 #[tokio::test]
 async fn without_a_batch_a_batched_stream_writes_directly() {
     let (mut ours, mut peer) = pair().await;

@@ -47,7 +47,7 @@ impl UpstreamConnection {
     /// those moves copied it, and the responses that carry it, several times a request.
     pub fn new(stream: TcpStream, destination: Destination) -> Box<UpstreamConnection> {
         Box::new(UpstreamConnection {
-            stream: DirectTcpStream::batched(stream),
+            stream: DirectTcpStream::new(stream),
             destination,
             buffer: BytesMut::new(),
             read_size: FIRST_READ,
