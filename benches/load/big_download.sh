@@ -4,13 +4,16 @@
 # Targets: VmRSS growth <= 16 MiB; throughput through casegate >= 90% of direct.
 #
 # Starts on 127.0.0.1 (free ports, temp directory) an upstream nginx serving a sparse 1 GiB
-# /cases/42/video.mp4 and casegate (release build, [server] workers = 2, plain HTTP) in front of
-# it, opens a `casegate mint` link for the guest cookie, then alternates direct and casegate
-# downloads with curl to /dev/null (each checked: status 200 and every byte). casegate's VmRSS is
-# sampled every 20 ms during its downloads; growth = peak minus the value just before. It also
-# reports the CPU seconds per GiB that curl, the upstream and casegate spent (user and kernel) on
-# each path, and the throughput that CPU allows on this machine's cores: a download through
-# casegate cannot take less wall time than its three processes' CPU time over the cores.
+# /cases/42/video.mp4, casegate (release build, [server] workers = 2, plain HTTP) in front of it
+# and, side by side, compare.sh's nginx secure_link gateway (the same config, 2 workers). Opens a
+# `casegate mint` link for the guest cookie and signs a secure_link URL, downloads the video once
+# straight from the upstream to warm up (not counted: the first read of the file fills the page
+# cache), then each round downloads it direct, through casegate and through nginx, with curl to
+# /dev/null (each checked: status 200 and every byte). casegate's VmRSS is sampled every 20 ms
+# during its downloads; growth = peak minus the value just before. It also reports the CPU seconds
+# per GiB that curl, the upstream and each gateway spent (user and kernel) on each path, and the
+# throughput that CPU allows on this machine's cores: a download through casegate cannot take less
+# wall time than its three processes' CPU time over the cores.
 #
 # Usage: benches/load/big_download.sh [--rounds N] [--size BYTES|1G] [--loopback-congestion NAME]
 #        [--keep]   (default 5 rounds)
@@ -58,8 +61,8 @@ if [[ -n $LOOPBACK_CONGESTION ]]; then
         die "loopback connections still use $(loopback_congestion_control), not $LOOPBACK_CONGESTION"
 fi
 setup_work_dir
-free_ports 2
-read -r UP_PORT CASEGATE_PORT <<<"${PORTS[*]}"
+free_ports 3
+read -r UP_PORT CASEGATE_PORT NGINX_PORT <<<"${PORTS[*]}"
 new_casegate_key
 start_upstream "$UP_PORT" "$SIZE"
 BYTES=$(stat -c %s "$WORK/upstream/www$VIDEO_PATH")
@@ -67,8 +70,13 @@ start_casegate casegate "$CASEGATE_PORT" plain
 COOKIE=$(guest_cookie "$CASEGATE_CONFIG")
 "${LOADTOOL[@]}" probe "http://127.0.0.1:$CASEGATE_PORT$JSON_PATH" --header "Cookie: $COOKIE" \
     --expect 200 >/dev/null
+NGINX_DIR="$WORK/nginx-gateway"
+mkdir -p "$NGINX_DIR"
+nginx_gateway_conf "$NGINX_DIR" "$NGINX_PORT" >"$NGINX_DIR/nginx.conf"
+start_nginx "$NGINX_DIR" "$NGINX_PORT"
+NGINX_GATEWAY_PIDS=$("${LOADTOOL[@]}" pids "$NGINX_PID")
+SIGNED=$("${LOADTOOL[@]}" secure-link "$VIDEO_PATH" --secret "$NGINX_SECURE_LINK_SECRET" --ttl 86400)
 
-# download URL [HEADER] - prints bytes/s; fails unless 200 with every byte.
 UPSTREAM_PIDS=$("${LOADTOOL[@]}" pids "$UPSTREAM_PID")
 
 # download URL [HEADER]: prints "bytes/s curl-user curl-system" (CPU seconds); fails on anything but
@@ -87,7 +95,8 @@ download() {
 cpu_of() { "${LOADTOOL[@]}" cpu "$@"; }
 
 say "machine: $(machine_summary)"
-say "$ROUNDS rounds of a $BYTES-byte download, direct then through casegate"
+say "$ROUNDS rounds of a $BYTES-byte download: direct, through casegate, through nginx secure_link"
+download "http://127.0.0.1:$UP_PORT$VIDEO_PATH" >/dev/null
 RESULTS="$WORK/download.jsonl"
 for round in $(seq 1 "$ROUNDS"); do
     # shellcheck disable=SC2086 # the upstream's master and workers
@@ -108,11 +117,20 @@ for round in $(seq 1 "$ROUNDS"); do
     touch "$WORK/stop"
     wait "$sampler"
     read -r first peak < <(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(d['first_kib'], d['peak_kib'])" "$WORK/rss.json")
-    echo "$direct $through $first $peak direct:curl=$direct_curl_user,$direct_curl_system" \
+    # shellcheck disable=SC2086 # the nginx gateway's master and workers
+    nginx_before=$(cpu_of $NGINX_GATEWAY_PIDS)
+    read -r nginx nginx_curl_user nginx_curl_system < <(download "http://127.0.0.1:$NGINX_PORT$SIGNED")
+    # shellcheck disable=SC2086
+    nginx_after=$(cpu_of $NGINX_GATEWAY_PIDS)
+    # shellcheck disable=SC2086
+    up_last=$(cpu_of $UPSTREAM_PIDS)
+    echo "$direct $through $first $peak $nginx direct:curl=$direct_curl_user,$direct_curl_system" \
         "direct:upstream=$up_before:$up_middle through:curl=$curl_user,$curl_system" \
-        "through:upstream=$up_middle:$up_after through:casegate=$casegate_before:$casegate_after" >>"$RESULTS"
+        "through:upstream=$up_middle:$up_after through:casegate=$casegate_before:$casegate_after" \
+        "nginx:curl=$nginx_curl_user,$nginx_curl_system nginx:upstream=$up_after:$up_last" \
+        "nginx:gateway=$nginx_before:$nginx_after" >>"$RESULTS"
     say "  round $round: direct $((direct / 1048576)) MiB/s, casegate $((through / 1048576)) MiB/s," \
-        "casegate VmRSS $((first / 1024)) -> peak $((peak / 1024)) MiB"
+        "nginx $((nginx / 1048576)) MiB/s, casegate VmRSS $((first / 1024)) -> peak $((peak / 1024)) MiB"
 done
 
 python3 - "$RESULTS" "$BYTES" "$(nproc)" <<'EOF'
@@ -124,8 +142,8 @@ cores = int(sys.argv[3])
 rows, cpu = [], defaultdict(list)  # cpu[(path, process)]: (user, kernel) seconds per round
 for line in open(sys.argv[1]):
     fields = line.split()
-    rows.append(list(map(int, fields[:4])))
-    for field in fields[4:]:
+    rows.append(list(map(int, fields[:5])))
+    for field in fields[5:]:
         key, value = field.split("=")
         path, process = key.split(":")
         if ":" in value:  # before:after of a process that outlives the round
@@ -137,9 +155,11 @@ for line in open(sys.argv[1]):
 direct = statistics.median(r[0] for r in rows)
 through = statistics.median(r[1] for r in rows)
 growth = max(r[3] - r[2] for r in rows) / 1024
+nginx = statistics.median(r[4] for r in rows)
 ratio = through / direct
 print(f"direct   {direct / 2**20:8.0f} MiB/s (median of {len(rows)})")
 print(f"casegate {through / 2**20:8.0f} MiB/s = {ratio:.0%} of direct (target >= 90%: {'met' if ratio >= 0.9 else 'MISSED'})")
+print(f"nginx    {nginx / 2**20:8.0f} MiB/s = {nginx / direct:.0%} of direct (secure_link, compare.sh's config); casegate/nginx {through / nginx:.2f}x")
 print(f"casegate VmRSS growth during a download: at most {growth:.1f} MiB (target <= 16 MiB: {'met' if growth <= 16 else 'MISSED'})")
 
 # Where the CPU goes, per GiB (medians of the rounds), and the ceiling that sets: the processes
@@ -148,7 +168,7 @@ print(f"casegate VmRSS growth during a download: at most {growth:.1f} MiB (targe
 per_gib = {key: tuple(statistics.median(r[i] for r in rounds) / gib for i in (0, 1))
            for key, rounds in cpu.items()}
 print("CPU seconds per GiB, user + kernel (medians of the rounds):")
-for path, label in (("direct", "direct"), ("through", "through casegate")):
+for path, label in (("direct", "direct"), ("through", "through casegate"), ("nginx", "through nginx")):
     parts = {process: spent for (p, process), spent in per_gib.items() if p == path}
     total = sum(u + k for u, k in parts.values())
     print(f"  {label:<17}" + ", ".join(f"{name} {u:.2f} + {k:.2f}" for name, (u, k) in parts.items())
