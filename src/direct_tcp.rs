@@ -15,10 +15,11 @@
 //!
 //! A stream hands its small writes to the worker's batch (`write_batch`), where there is one,
 //! sent with other tasks' writes in one system call, until it leaves the batch
-//! ([`LeaveWriteBatch`]). Such a write answers `Pending` once the bytes are taken, and its result
-//! comes with the next call: that call must present the same bytes first, as every writer that
-//! keeps what it has not yet written does (`write_all`, casegate's HTTP/1 writers, rustls, tokio's
-//! copies). A call whose bytes do not begin with those sent fails rather than miscount them.
+//! ([`LeaveWriteBatch`]). Such a write answers at once, as if the socket had taken the bytes into
+//! its buffer; the batch sends them in order, the rest of a partial send too. A flush does not
+//! wait for them (they go out within the worker's turn). The next write, a shutdown and
+//! [`DirectTcpStream::poll_written`] (before the socket itself is written, by a splice) wait until
+//! they are wholly out, and return their error.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -29,7 +30,7 @@ use rustix::net::{RecvFlags, SendFlags, Shutdown};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use tokio::net::TcpStream;
 
-use crate::write_batch::{self, Sent, Slot};
+use crate::write_batch::{self, Outcome, Slot};
 
 /// A tokio `TcpStream`, read and written with direct system calls.
 #[derive(Debug)]
@@ -40,11 +41,14 @@ pub struct DirectTcpStream {
     writes: Writes,
 }
 
-/// How a stream writes, and its write waiting in the worker's batch.
+/// How a stream writes, and its last write handed to the worker's batch until it is known to be
+/// wholly out.
 #[derive(Debug)]
 struct Writes {
     batched: bool,
     queued: Option<Arc<Slot>>,
+    /// Of a write the batch handed back unsent, how much this stream has written itself since.
+    written_back: usize,
 }
 
 impl DirectTcpStream {
@@ -56,6 +60,7 @@ impl DirectTcpStream {
             writes: Writes {
                 batched: true,
                 queued: None,
+                written_back: 0,
             },
         }
     }
@@ -63,6 +68,18 @@ impl DirectTcpStream {
     /// The stream, for what this type does not do itself (addresses, options, splice).
     pub fn get_ref(&self) -> &TcpStream {
         &self.stream
+    }
+
+    /// A handle on the socket that does not keep it open, for tests to see when it is let go.
+    #[cfg(test)]
+    pub(crate) fn socket_handle(&self) -> std::sync::Weak<TcpStream> {
+        Arc::downgrade(&self.stream)
+    }
+
+    /// Ready once every byte written so far is out on the socket (or with the error that stopped
+    /// it): what must come before writing to the socket itself, as a splice does.
+    pub fn poll_written(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.writes.poll_settled(&self.stream, cx)
     }
 
     /// A reading and a writing half, to read and write at the same time in one task.
@@ -90,13 +107,28 @@ impl DirectTcpStream {
     }
 }
 
+impl Drop for DirectTcpStream {
+    fn drop(&mut self) {
+        // A write still stalled in the batch is given up with its stream: the flusher is told,
+        // so that it lets the socket close now rather than when the peer makes room.
+        if self
+            .writes
+            .queued
+            .as_ref()
+            .is_some_and(|slot| slot.outcome().is_none())
+        {
+            write_batch::nudge();
+        }
+    }
+}
+
 /// A client connection's stream, plain or under TLS, that can leave the worker's write batch.
 /// HTTP/2 connections do: h2 writes and flushes small frames one after another from one task,
-/// and each write waiting for the flusher costs that task a turn (on `compare.sh`'s HTTP/2 row,
-/// batched: 9% fewer requests/s and 0.8 us more CPU a request).
+/// and a write waiting for the one before it to leave the batch costs that task a turn (on
+/// `compare.sh`'s HTTP/2 row, batched: 9% fewer requests/s and 0.8 us more CPU a request).
 pub trait LeaveWriteBatch {
-    /// From now on every write is its own system call; a write already in the batch still
-    /// answers the next call.
+    /// From now on every write is its own system call; a write already in the batch goes first
+    /// (the next write waits until it is out).
     fn leave_write_batch(&mut self);
 }
 
@@ -181,7 +213,9 @@ fn poll_read(
     Poll::Ready(Ok(()))
 }
 
-fn poll_write_direct(
+/// One write of `bytes` made directly, when tokio says the socket has room; also the batch's, for
+/// the rest of a write a full socket did not take.
+pub(crate) fn poll_send(
     stream: &TcpStream,
     cx: &mut Context<'_>,
     bytes: &[u8],
@@ -207,83 +241,106 @@ fn poll_write_vectored_direct(
 }
 
 impl Writes {
-    /// A write of `slices`: handed to the worker's batch when this stream takes part and the
-    /// write is small, else made directly. With a write already in the batch, its result: the
-    /// bytes it sent, which `slices` must begin with; or, if it sent nothing, a direct write.
+    /// A write of `slices`: once the last batched write is wholly out, handed to the worker's
+    /// batch when this stream takes part and the write is small (answered at once), else made
+    /// directly.
     fn poll_write(
         &mut self,
         stream: &Arc<TcpStream>,
         cx: &mut Context<'_>,
         slices: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if let Some(slot) = self.queued.take() {
-            let Some(sent) = slot.sent_or_wait(cx.waker()) else {
-                self.queued = Some(slot);
-                return Poll::Pending;
-            };
-            match sent {
-                Sent::Bytes(count) => {
-                    let sent_bytes = slot.bytes().get(..count).unwrap_or(slot.bytes());
-                    if !begins_with(slices, sent_bytes) {
-                        return Poll::Ready(Err(io::Error::other(
-                            "a write continued with other bytes than those already sent",
-                        )));
-                    }
-                    return Poll::Ready(Ok(count));
-                }
-                Sent::Failed(errno) => {
-                    return Poll::Ready(Err(io::Error::from_raw_os_error(errno)));
-                }
-                // Nothing went out: the write is made directly, which waits for room as tokio
-                // does. tokio's readiness is left alone here: the socket may have drained since
-                // the batch found it full, and forgetting the readiness now would lose that
-                // event; a direct write that finds it full forgets it with the event it saw.
-                Sent::WouldBlock | Sent::NotSent => {}
-            }
-        } else if self.batched
-            && let Some(slot) = write_batch::queue(stream, slices, cx.waker())
+        ready!(self.poll_settled(stream, cx))?;
+        if self.batched
+            && let Some(slot) = write_batch::queue(stream, slices)
         {
+            let taken = slot.bytes().len();
             self.queued = Some(slot);
-            return Poll::Pending;
+            return Poll::Ready(Ok(taken));
         }
         match slices {
-            [one] => poll_write_direct(stream, cx, one),
+            [one] => poll_send(stream, cx, one),
             _ => poll_write_vectored_direct(stream, cx, slices),
         }
     }
 
-    /// Ready once no write of this stream waits in the batch (its result kept for the writer).
-    fn poll_idle(&self, cx: &mut Context<'_>) -> Poll<()> {
+    /// A flush: the batch sends what it holds within the worker's turn, so only a write it has
+    /// already given back (unsent, or failed) is dealt with here.
+    fn poll_flush(
+        &mut self,
+        stream: &Arc<TcpStream>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
         match &self.queued {
-            Some(slot) if slot.sent_or_wait(cx.waker()).is_none() => Poll::Pending,
-            _ => Poll::Ready(()),
+            Some(slot) if slot.outcome().is_none() => Poll::Ready(Ok(())),
+            _ => self.poll_settled(stream, cx),
         }
     }
-}
 
-/// Whether the bytes of `slices`, in order, begin with `prefix`.
-fn begins_with(slices: &[IoSlice<'_>], mut prefix: &[u8]) -> bool {
-    for slice in slices {
-        if prefix.is_empty() {
-            break;
-        }
-        let take = slice.len().min(prefix.len());
-        if slice[..take] != prefix[..take] {
-            return false;
-        }
-        prefix = &prefix[take..];
+    /// Ready once the last batched write is wholly out: sent by the batch, or its unsent rest
+    /// written here; with its error if it failed.
+    fn poll_settled(
+        &mut self,
+        stream: &Arc<TcpStream>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        let Some(slot) = &self.queued else {
+            return Poll::Ready(Ok(()));
+        };
+        let Some(outcome) = slot.outcome_or_wait(cx.waker()) else {
+            return Poll::Pending;
+        };
+        let settled = match outcome {
+            Outcome::Done => Ok(()),
+            Outcome::Failed(errno) => Err(io::Error::from_raw_os_error(errno)),
+            // The batch stopped: the rest is written directly, from where it stopped. tokio's
+            // readiness is left as it was: a direct write that finds the socket full forgets it
+            // with the event it saw.
+            Outcome::Unsent(from) => loop {
+                let rest = slot
+                    .bytes()
+                    .get(from + self.written_back..)
+                    .unwrap_or_default();
+                if rest.is_empty() {
+                    break Ok(());
+                }
+                match ready!(poll_send(stream, cx, rest)) {
+                    Ok(0) => break Err(io::ErrorKind::WriteZero.into()),
+                    Ok(sent) => self.written_back += sent,
+                    Err(error) => break Err(error),
+                }
+            },
+        };
+        self.queued = None;
+        self.written_back = 0;
+        Poll::Ready(settled)
     }
-    prefix.is_empty()
 }
 
 /// The socket under the stream and under its reading half, where the reads below go.
 trait Socket {
     fn socket(&self) -> &TcpStream;
+
+    /// Called before each read.
+    fn before_read(&mut self) {}
 }
 
 impl Socket for DirectTcpStream {
     fn socket(&self) -> &TcpStream {
         &self.stream
+    }
+
+    /// A batched write known to be wholly out is let go of here: a keep-alive connection then
+    /// waits for its next request without holding a copy of its last answer.
+    fn before_read(&mut self) {
+        if self
+            .writes
+            .queued
+            .as_ref()
+            .is_some_and(|slot| slot.outcome() == Some(Outcome::Done))
+        {
+            self.writes.queued = None;
+        }
     }
 }
 
@@ -320,7 +377,9 @@ macro_rules! direct_reads {
                 cx: &mut Context<'_>,
                 buf: &mut ReadBuf<'_>,
             ) -> Poll<io::Result<()>> {
-                poll_read(self.socket(), cx, buf)
+                let this = self.get_mut();
+                this.before_read();
+                poll_read(this.socket(), cx, buf)
             }
         }
     };
@@ -355,14 +414,13 @@ macro_rules! direct_writes {
             /// Nothing is buffered here but a write in the worker's batch, sent within the
             /// worker's next turn.
             fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-                let (_, writes) = self.get_mut().parts();
-                ready!(writes.poll_idle(cx));
-                Poll::Ready(Ok(()))
+                let (stream, writes) = self.get_mut().parts();
+                writes.poll_flush(stream, cx)
             }
 
             fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 let (stream, writes) = self.get_mut().parts();
-                ready!(writes.poll_idle(cx));
+                ready!(writes.poll_settled(stream, cx))?;
                 let shut = rustix::net::shutdown(&**stream, Shutdown::Write);
                 Poll::Ready(shut.map_err(io::Error::from))
             }

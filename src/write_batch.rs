@@ -9,14 +9,18 @@
 //!
 //! How: a write of at most [`MAX_BATCHED`] bytes to a socket that takes part is copied into the
 //! worker's batch with a handle on the socket, which stays open until the write is done, and the
-//! writing task waits ([`Slot`]). The first write of a batch wakes the worker's flusher task, which
-//! the runtime polls after the tasks that were already ready: by then they have queued their
-//! writes too. The flusher sends the whole batch in one call and wakes each task with its result.
-//! Each send carries `MSG_DONTWAIT`, so it completes inside that call, with bytes sent (perhaps
-//! fewer than asked) or "would block", and never waits in the kernel: the call returns at once.
-//! That is checked when a worker starts ([`install`]); a worker where io_uring is missing, refused
-//! (`kernel.io_uring_disabled`, a seccomp filter) or waits on such a send writes every socket
-//! directly, as before, and says so once in the log.
+//! write answers at once, as a socket that took the bytes into its buffer would: the writing task
+//! goes on (to read the next request, say) without another turn. The first write of a batch wakes
+//! the worker's flusher task, which the runtime polls after the tasks that were already ready: by
+//! then they have queued their writes too. The flusher sends the whole batch in one call. Each
+//! send carries `MSG_DONTWAIT`, so it completes inside that call, with bytes sent (perhaps fewer
+//! than asked) or "would block", and never waits in the kernel: the call returns at once. What a
+//! full socket did not take, the flusher keeps and writes itself as room comes (the writing task
+//! may be waiting to read by then), in order: the stream's next write, its shutdown and a splice
+//! to its socket wait until the write is wholly out ([`Slot`]), and learn its error. That sends
+//! never wait is checked when a worker starts ([`install`]); a worker where io_uring is missing,
+//! refused (`kernel.io_uring_disabled`, a seccomp filter) or waits on such a send writes every
+//! socket directly, as before, and says so once in the log.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -39,18 +43,18 @@ const RING_ENTRIES: u32 = 256;
 
 /// What became of a queued write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sent {
-    /// This many bytes from the start of the write went out (fewer than all: the socket is full).
-    Bytes(usize),
-    /// The socket had no room; nothing went out.
-    WouldBlock,
-    /// The batch could not send it (the worker stopped, or io_uring failed); nothing went out.
-    NotSent,
+pub enum Outcome {
+    /// Every byte went out.
+    Done,
+    /// The batch stopped (the worker is stopping, or io_uring failed) with the bytes from this
+    /// offset not sent: the stream writes them itself.
+    Unsent(usize),
     /// The send failed with this OS error.
     Failed(i32),
 }
 
-/// One queued write: its bytes, and its result once sent, for the task waiting on it.
+/// One queued write: its bytes, and what became of them, for the stream's next write, shutdown or
+/// splice, which wait for it.
 #[derive(Debug)]
 pub struct Slot {
     bytes: Box<[u8]>,
@@ -59,7 +63,7 @@ pub struct Slot {
 
 #[derive(Debug)]
 struct SlotState {
-    sent: Option<Sent>,
+    outcome: Option<Outcome>,
     waker: Option<Waker>,
 }
 
@@ -69,26 +73,31 @@ impl Slot {
         &self.bytes
     }
 
-    /// The result, or `None` after remembering `waker` for when it comes.
-    pub fn sent_or_wait(&self, waker: &Waker) -> Option<Sent> {
+    /// The outcome, if the write is over.
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.lock().outcome
+    }
+
+    /// The outcome, or `None` after remembering `waker` for when it comes.
+    pub fn outcome_or_wait(&self, waker: &Waker) -> Option<Outcome> {
         let mut state = self.lock();
-        if state.sent.is_none() {
+        if state.outcome.is_none() {
             match &state.waker {
                 Some(known) if known.will_wake(waker) => {}
                 _ => state.waker = Some(waker.clone()),
             }
         }
-        state.sent
+        state.outcome
     }
 
-    /// Answers the write, once: a slot already answered keeps its first answer.
-    fn complete(&self, sent: Sent) {
+    /// Ends the write, once: a slot already ended keeps its first outcome.
+    fn complete(&self, outcome: Outcome) {
         let waker = {
             let mut state = self.lock();
-            if state.sent.is_some() {
+            if state.outcome.is_some() {
                 return;
             }
-            state.sent = Some(sent);
+            state.outcome = Some(outcome);
             state.waker.take()
         };
         if let Some(waker) = waker {
@@ -112,13 +121,68 @@ struct Entry {
     slot: Arc<Slot>,
 }
 
+/// A write the socket did not wholly take: the rest goes out as room comes, by the flusher.
+struct Stalled {
+    socket: Arc<TcpStream>,
+    slot: Arc<Slot>,
+    sent: usize,
+}
+
+impl Stalled {
+    /// Writes what it can of the rest; `Ready` once the write is over (its slot answered).
+    fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        // The stream is gone (only this handle is left): nobody waits for these bytes, and the
+        // connection is over; as a write still queued when its stream is dropped, the rest is
+        // not written.
+        if Arc::strong_count(&self.slot) == 1 {
+            return Poll::Ready(());
+        }
+        while self.sent < self.slot.bytes.len() {
+            // Through tokio's readiness, as a direct write: the writing task no longer waits on
+            // this socket (it waits on the slot), so the flusher's waker is the one kept.
+            match crate::direct_tcp::poll_send(&self.socket, cx, &self.slot.bytes[self.sent..]) {
+                Poll::Ready(Ok(0)) => {
+                    self.slot.complete(Outcome::Failed(libc::EIO));
+                    return Poll::Ready(());
+                }
+                Poll::Ready(Ok(sent)) => self.sent += sent,
+                Poll::Ready(Err(error)) => {
+                    let errno = error.raw_os_error().unwrap_or(libc::EIO);
+                    self.slot.complete(Outcome::Failed(errno));
+                    return Poll::Ready(());
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        self.slot.complete(Outcome::Done);
+        Poll::Ready(())
+    }
+}
+
 struct Batch {
     ring: IoUring,
     entries: Vec<Entry>,
     /// The last batch's vector, emptied, for the next one: a batch allocates nothing of its own.
     spare: Vec<Entry>,
+    /// Writes whose sockets were full, finished by the flusher as room comes.
+    stalled: Vec<Stalled>,
     /// The flusher, waiting for the next batch's first write.
     flusher: Option<Waker>,
+}
+
+impl Batch {
+    /// Every write not yet over is handed back to its stream, from where it stopped.
+    fn end(self) {
+        for entry in self.entries {
+            entry.slot.complete(Outcome::Unsent(0));
+        }
+        for stalled in self.stalled {
+            stalled.slot.complete(Outcome::Unsent(stalled.sent));
+        }
+        if let Some(flusher) = self.flusher {
+            flusher.wake();
+        }
+    }
 }
 
 thread_local! {
@@ -127,8 +191,8 @@ thread_local! {
     static BATCH: RefCell<Option<Batch>> = const { RefCell::new(None) };
 }
 
-/// Ends the worker's batching when dropped: writes still queued are answered `NotSent`, and their
-/// tasks write directly.
+/// Ends the worker's batching when dropped: writes still queued or stalled are handed back to
+/// their streams ([`Outcome::Unsent`]), which write the rest directly.
 #[must_use = "batching ends when the guard is dropped"]
 pub struct Installed(());
 
@@ -136,12 +200,7 @@ impl Drop for Installed {
     fn drop(&mut self) {
         let batch = BATCH.with(|batch| batch.try_borrow_mut().ok().and_then(|mut b| b.take()));
         if let Some(batch) = batch {
-            for entry in batch.entries {
-                entry.slot.complete(Sent::NotSent);
-            }
-            if let Some(flusher) = batch.flusher {
-                flusher.wake();
-            }
+            batch.end();
         }
     }
 }
@@ -172,6 +231,7 @@ pub fn install() -> Option<Installed> {
             ring,
             entries: Vec::new(),
             spare: Vec::new(),
+            stalled: Vec::new(),
             flusher: None,
         })
     });
@@ -180,9 +240,9 @@ pub fn install() -> Option<Installed> {
 }
 
 /// Queues `slices` for `socket` in this thread's batch, to be sent by the flusher; the returned
-/// slot answers for them. `None` when this thread does not batch or the write is empty or large:
-/// the caller writes directly.
-pub fn queue(socket: &Arc<TcpStream>, slices: &[IoSlice<'_>], waker: &Waker) -> Option<Arc<Slot>> {
+/// slot tells what became of them. `None` when this thread does not batch or the write is empty
+/// or large: the caller writes directly.
+pub fn queue(socket: &Arc<TcpStream>, slices: &[IoSlice<'_>]) -> Option<Arc<Slot>> {
     let total: usize = slices.iter().map(|slice| slice.len()).sum();
     if total == 0 || total > MAX_BATCHED {
         return None;
@@ -197,8 +257,8 @@ pub fn queue(socket: &Arc<TcpStream>, slices: &[IoSlice<'_>], waker: &Waker) -> 
         let slot = Arc::new(Slot {
             bytes: bytes.into_boxed_slice(),
             state: Mutex::new(SlotState {
-                sent: None,
-                waker: Some(waker.clone()),
+                outcome: None,
+                waker: None,
             }),
         });
         batch.entries.push(Entry {
@@ -210,6 +270,18 @@ pub fn queue(socket: &Arc<TcpStream>, slices: &[IoSlice<'_>], waker: &Waker) -> 
         }
         Some(slot)
     })
+}
+
+/// Wakes the flusher, for a stream dropped while its write was stalled: the flusher lets go of
+/// the socket, which closes, rather than keep it until the peer makes room.
+pub fn nudge() {
+    BATCH.with(|batch| {
+        if let Ok(mut batch) = batch.try_borrow_mut()
+            && let Some(flusher) = batch.as_mut().and_then(|batch| batch.flusher.take())
+        {
+            flusher.wake();
+        }
+    });
 }
 
 /// The worker's task that sends each batch.
@@ -233,7 +305,7 @@ impl Future for Flusher {
             std::mem::swap(&mut sending, &mut current.entries);
             let mut failed = None;
             for round in sending.chunks(RING_ENTRIES as usize) {
-                if let Err(error) = send_round(&mut current.ring, round) {
+                if let Err(error) = send_round(&mut current.ring, round, &mut current.stalled) {
                     failed = Some(error);
                     break;
                 }
@@ -241,6 +313,9 @@ impl Future for Flusher {
             let Some(error) = failed else {
                 sending.clear();
                 current.spare = sending;
+                current
+                    .stalled
+                    .retain_mut(|stalled| stalled.poll_finish(cx).is_pending());
                 match &current.flusher {
                     Some(known) if known.will_wake(cx.waker()) => {}
                     _ => current.flusher = Some(cx.waker().clone()),
@@ -248,30 +323,29 @@ impl Future for Flusher {
                 return Poll::Pending;
             };
             // The failed round's writes are answered (send_round), and keep that answer; the
-            // rounds after it were never entered, and their tasks are told nothing was sent.
+            // rounds after it were never entered, and their streams write them themselves.
             // The kernel may still read the failed round's bytes and sockets, so none of them
             // is freed.
             for entry in &sending {
-                entry.slot.complete(Sent::NotSent);
+                entry.slot.complete(Outcome::Unsent(0));
             }
             std::mem::forget(sending);
             // The ring cannot be trusted any more: this worker stops batching, and what is
-            // still queued is answered NotSent, to be written directly.
+            // still queued or stalled goes back to its stream, to be written directly.
             warn!(%error, "io_uring failed; this worker now writes each socket directly");
             if let Some(ended) = batch.take() {
-                for entry in ended.entries {
-                    entry.slot.complete(Sent::NotSent);
-                }
+                ended.end();
             }
             Poll::Ready(())
         })
     }
 }
 
-/// Sends one round (at most the ring's size) and answers each slot. Every send completes inside
-/// the one call (`MSG_DONTWAIT`), so when it returns, the kernel is done with every buffer and
-/// socket in `round`.
-fn send_round(ring: &mut IoUring, round: &[Entry]) -> io::Result<()> {
+/// Sends one round (at most the ring's size) and answers each slot, or puts its write in `stalled`
+/// when the socket took only part of it, or none. Every send completes inside the one call
+/// (`MSG_DONTWAIT`), so when it returns, the kernel is done with every buffer and socket in
+/// `round`.
+fn send_round(ring: &mut IoUring, round: &[Entry], stalled: &mut Vec<Stalled>) -> io::Result<()> {
     {
         let mut submission = ring.submission();
         for (index, entry) in round.iter().enumerate() {
@@ -291,7 +365,7 @@ fn send_round(ring: &mut IoUring, round: &[Entry]) -> io::Result<()> {
                 // without entering it again: none of it is sent.
                 drop(submission);
                 for entry in round {
-                    entry.slot.complete(Sent::NotSent);
+                    entry.slot.complete(Outcome::Unsent(0));
                 }
                 return Err(io::Error::other("the submission queue was full"));
             }
@@ -308,12 +382,17 @@ fn send_round(ring: &mut IoUring, round: &[Entry]) -> io::Result<()> {
                 continue;
             };
             let result = completion.result();
-            let sent = match result {
-                sent if sent >= 0 => Sent::Bytes(sent as usize),
-                _ if -result == libc::EAGAIN => Sent::WouldBlock,
-                _ => Sent::Failed(-result),
-            };
-            entry.slot.complete(sent);
+            match result {
+                sent if sent as usize == entry.slot.bytes.len() => {
+                    entry.slot.complete(Outcome::Done)
+                }
+                sent if sent >= 0 || -result == libc::EAGAIN => stalled.push(Stalled {
+                    socket: Arc::clone(&entry.socket),
+                    slot: Arc::clone(&entry.slot),
+                    sent: usize::try_from(sent).unwrap_or(0),
+                }),
+                _ => entry.slot.complete(Outcome::Failed(-result)),
+            }
             answered[index] = true;
             left -= 1;
         }
@@ -325,7 +404,7 @@ fn send_round(ring: &mut IoUring, round: &[Entry]) -> io::Result<()> {
                 // sockets are kept for good, since the kernel may still read them.
                 for (entry, done) in round.iter().zip(&answered) {
                     if !done {
-                        entry.slot.complete(Sent::Failed(libc::EIO));
+                        entry.slot.complete(Outcome::Failed(libc::EIO));
                     }
                 }
                 return Err(error);

@@ -129,9 +129,9 @@ pub fn serve_connection(
     async move {
         let _ = stream.set_nodelay(true);
         let acceptor = listening.tls.as_ref().map(|tls| tls.current());
-        // Answers join the worker's write batch (`write_batch`), TLS records too: rustls keeps
-        // a record until told it went out and offers it first again, as the batch requires.
-        // HTTP/2 connections leave it once their protocol is known (`LeaveWriteBatch`).
+        // Answers join the worker's write batch (`write_batch`), TLS records too: the batch
+        // takes each write at once and sends a stream's writes in order. HTTP/2 connections
+        // leave it once their protocol is known (`LeaveWriteBatch`).
         let stream = DirectTcpStream::new(stream);
         let slot = Some(slot);
         let gateway = Arc::clone(&listening.gateway);

@@ -35,11 +35,15 @@ async fn pair() -> (DirectTcpStream, std::net::TcpStream) {
     loopback_pair(Duration::from_secs(10)).await
 }
 
-/// Starts writing `bytes` on `stream` and checks the write was taken into the batch (Pending).
+/// Writes `bytes` on `stream` and checks the write was taken into the batch: answered at once,
+/// whole, before the flusher has run.
 async fn hand_to_batch(stream: &mut DirectTcpStream, bytes: &[u8]) {
     let taken =
         std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *stream).poll_write(cx, bytes))).await;
-    assert!(taken.is_pending(), "a small write should wait in the batch");
+    assert!(
+        matches!(taken, Poll::Ready(Ok(n)) if n == bytes.len()),
+        "a small write should be taken whole at once: {taken:?}"
+    );
 }
 
 /// Everything the blocking peer reads until the end, read off the runtime's thread.
@@ -116,7 +120,8 @@ fn many_connections_writing_at_once_each_receive_their_own_bytes_in_order() {
 }
 
 /// Megabytes in small writes through a small socket buffer and a slow reader: sends the batch
-/// makes find no room, answer "would block", and the write waits for room as a direct one does.
+/// makes find no room or some, the flusher writes the rest as room comes, and each next write
+/// waits until the one before is wholly out.
 #[test]
 fn a_full_socket_makes_the_write_wait_for_room_and_nothing_is_lost() {
     in_worker(|| async {
@@ -144,8 +149,8 @@ fn a_full_socket_makes_the_write_wait_for_room_and_nothing_is_lost() {
     });
 }
 
-/// A write that answered Pending has been taken; a writer that then shuts down (or flushes)
-/// first waits for it to be sent, so the peer gets those bytes, then the end.
+/// A write taken into the batch: a writer that then shuts down first waits for it to be sent, so
+/// the peer gets those bytes, then the end.
 #[test]
 fn shutdown_after_a_write_taken_into_the_batch_sends_it_first() {
     in_worker(|| async {
@@ -154,6 +159,104 @@ fn shutdown_after_a_write_taken_into_the_batch_sends_it_first() {
         ours.shutdown().await.unwrap();
         let got = read_to_end(peer).await;
         assert_eq!(got, b"sent before the end");
+    });
+}
+
+/// A flush does not wait for the batch (it sends within the worker's turn), and the bytes still
+/// arrive while the writer only waits to read, as a keep-alive connection does after an answer.
+#[test]
+fn a_flush_does_not_wait_for_the_batch_and_the_bytes_arrive_while_the_writer_reads() {
+    in_worker(|| async {
+        let (mut ours, mut peer) = pair().await;
+        hand_to_batch(&mut ours, b"answer").await;
+        let flushed =
+            std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut ours).poll_flush(cx))).await;
+        assert!(
+            matches!(flushed, Poll::Ready(Ok(()))),
+            "a flush should not wait for the batch: {flushed:?}"
+        );
+        let echo = tokio::task::spawn_blocking(move || {
+            let mut got = [0u8; 6];
+            peer.read_exact(&mut got).unwrap();
+            std::io::Write::write_all(&mut peer, b"next request").unwrap();
+            got
+        });
+        let mut request = [0u8; 12];
+        tokio::io::AsyncReadExt::read_exact(&mut ours, &mut request)
+            .await
+            .unwrap();
+        assert_eq!(&request, b"next request");
+        assert_eq!(&echo.await.unwrap(), b"answer");
+    });
+}
+
+/// Fills the socket under `stream` until it takes no more (written around the batch); the bytes
+/// written, all `FILLER`.
+fn fill(stream: &DirectTcpStream) -> usize {
+    let chunk = [FILLER; 4096];
+    let mut written = 0;
+    loop {
+        match rustix::net::send(stream.get_ref(), &chunk, rustix::net::SendFlags::DONTWAIT) {
+            Ok(sent) => written += sent,
+            Err(rustix::io::Errno::WOULDBLOCK) => return written,
+            Err(error) => panic!("filling the socket: {error}"),
+        }
+    }
+}
+
+const FILLER: u8 = 0xee;
+
+/// A write to a full socket, after which the writer only reads (a keep-alive connection waiting
+/// for the next request): the flusher writes it as the peer makes room, and the peer gets every
+/// byte, in order, before it answers.
+#[test]
+fn a_write_to_a_full_socket_goes_out_while_the_writer_reads() {
+    in_worker(|| async {
+        let (mut ours, mut peer) = pair().await;
+        let filled = fill(&ours);
+        let answer: Vec<u8> = (0..MAX_BATCHED).map(|i| (i % 241) as u8).collect();
+        hand_to_batch(&mut ours, &answer).await;
+        ours.flush().await.unwrap();
+        let expected = answer.clone();
+        let client = tokio::task::spawn_blocking(move || {
+            let mut before = vec![0u8; filled];
+            peer.read_exact(&mut before).unwrap();
+            assert!(before.iter().all(|&byte| byte == FILLER));
+            let mut got = vec![0u8; expected.len()];
+            peer.read_exact(&mut got).unwrap();
+            assert!(got == expected, "the answer arrived changed");
+            std::io::Write::write_all(&mut peer, b"next").unwrap();
+        });
+        let mut request = [0u8; 4];
+        tokio::io::AsyncReadExt::read_exact(&mut ours, &mut request)
+            .await
+            .unwrap();
+        assert_eq!(&request, b"next");
+        client.await.unwrap();
+    });
+}
+
+/// A stream dropped while its write is stalled on a full socket whose peer does not read: the
+/// flusher lets go of the socket at once, so it closes rather than stay open for a peer that may
+/// never make room.
+#[test]
+fn a_stream_dropped_with_a_stalled_write_lets_its_socket_close() {
+    in_worker(|| async {
+        let (mut ours, peer) = pair().await;
+        fill(&ours);
+        hand_to_batch(&mut ours, b"no room for this").await;
+        // The flusher's turn: the socket takes none of it, and it stalls.
+        tokio::task::yield_now().await;
+        let socket = ours.socket_handle();
+        drop(ours);
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(
+            socket.upgrade().is_none(),
+            "the socket of a dropped stream is still held by the batch"
+        );
+        drop(peer);
     });
 }
 
@@ -175,19 +278,28 @@ fn a_stream_dropped_with_a_write_in_the_batch_still_sends_it_to_its_own_peer() {
     });
 }
 
-/// The contract a batched write keeps with its writer: the call after Pending must present the
-/// bytes already sent first. One that does not is refused, never miscounted.
+/// A write the batch took, followed by another: the second waits until the first is out, and
+/// the peer reads them in order.
 #[test]
-fn a_write_continued_with_other_bytes_is_refused() {
+fn the_next_write_follows_the_one_in_the_batch() {
     in_worker(|| async {
-        let (mut ours, _peer) = pair().await;
-        hand_to_batch(&mut ours, b"first bytes").await;
-        let error = ours.write(b"other bytes").await.unwrap_err();
-        assert_eq!(error.kind(), std::io::ErrorKind::Other, "{error}");
+        let (mut ours, peer) = pair().await;
+        hand_to_batch(&mut ours, b"first ").await;
+        let second =
+            std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut ours).poll_write(cx, b"second")))
+                .await;
+        assert!(
+            second.is_pending(),
+            "the second write should wait for the first to be sent: {second:?}"
+        );
+        ours.write_all(b"second").await.unwrap();
+        ours.shutdown().await.unwrap();
+        assert_eq!(read_to_end(peer).await, b"first second");
     });
 }
 
-/// The worker stops while a write waits in the batch: the write is made directly instead.
+/// The worker stops while a write waits in the batch: the stream makes it directly instead,
+/// before anything after it.
 #[test]
 fn a_write_waiting_when_the_batch_ends_is_made_directly() {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -199,24 +311,23 @@ fn a_write_waiting_when_the_batch_ends_is_made_directly() {
         let (mut ours, mut peer) = pair().await;
         hand_to_batch(&mut ours, b"written anyway").await;
         drop(installed);
-        let sent = ours.write(b"written anyway").await.unwrap();
-        assert_eq!(sent, 14);
+        ours.write_all(b", then this").await.unwrap();
         ours.shutdown().await.unwrap();
         let mut got = Vec::new();
         peer.read_to_end(&mut got).unwrap();
-        assert_eq!(got, b"written anyway");
+        assert_eq!(got, b"written anyway, then this");
     });
 }
 
-/// A stream that leaves the batch (an HTTP/2 connection) with a write still in it: that write
-/// answers the next call as before, and every write after it is made at once.
+/// A stream that leaves the batch (an HTTP/2 connection) with a write still in it: the next
+/// write waits for that one to be sent, and every write after it is made at once.
 #[test]
 fn a_stream_that_leaves_the_batch_finishes_its_queued_write_then_writes_directly() {
     in_worker(|| async {
         let (mut ours, peer) = pair().await;
         hand_to_batch(&mut ours, b"queued ").await;
         ours.leave_write_batch();
-        ours.write_all(b"queued ").await.unwrap();
+        ours.write_all(b"then ").await.unwrap();
         let direct =
             std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut ours).poll_write(cx, b"direct")))
                 .await;
@@ -226,7 +337,7 @@ fn a_stream_that_leaves_the_batch_finishes_its_queued_write_then_writes_directly
         );
         ours.shutdown().await.unwrap();
         let got = read_to_end(peer).await;
-        assert_eq!(got, b"queued direct");
+        assert_eq!(got, b"queued then direct");
     });
 }
 

@@ -17,11 +17,24 @@ use crate::direct_tcp::DirectTcpStream;
 /// A client stream that may be the target of a splice: plain TCP only.
 pub trait SpliceTarget {
     fn tcp(&self) -> Option<&TcpStream>;
+
+    /// Ready once everything written through the stream is out on the socket, so that what is
+    /// spliced to the socket comes after it (a batched write may still be on its way).
+    fn poll_written(
+        &mut self,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
 }
 
 impl SpliceTarget for DirectTcpStream {
     fn tcp(&self) -> Option<&TcpStream> {
         Some(self.get_ref())
+    }
+
+    fn poll_written(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<()>> {
+        DirectTcpStream::poll_written(self, cx)
     }
 }
 

@@ -100,10 +100,16 @@ impl<'a, T: AsyncWrite + Unpin> Stalling<'a, T> {
     }
 }
 
-impl<T: SpliceTarget> Stalling<'_, T> {
+impl<T: SpliceTarget + AsyncWrite + Unpin> Stalling<'_, T> {
     /// The client's socket when bytes can be spliced into it.
     fn tcp(&self) -> Option<&tokio::net::TcpStream> {
         self.io.tcp()
+    }
+
+    /// Waits, under the stall limit, until every byte written is out on the socket.
+    async fn written(&mut self) -> std::io::Result<()> {
+        let io = &mut *self.io;
+        Self::limited_by(self.limit, std::future::poll_fn(|cx| io.poll_written(cx))).await
     }
 }
 
@@ -300,6 +306,8 @@ async fn splice_response<T: AsyncWrite + SpliceTarget + Unpin>(
     out.extend_from_slice(&buffered);
     io.write_all(out).await?;
     io.flush().await?;
+    // The head goes before the first spliced byte.
+    io.written().await?;
     out.clear();
     offer.record_moved(buffered.len() as u64);
     let Some(client) = io.tcp() else {
