@@ -322,10 +322,14 @@ impl Future for Flusher {
                 }
                 return Poll::Pending;
             };
-            // The failed round's writes are answered (send_round), and keep that answer; the
-            // rounds after it were never entered, and their streams write them themselves.
-            // The kernel may still read the failed round's bytes and sockets, so none of them
-            // is freed.
+            // Writes a socket took part of (this batch's among them) go back to their streams
+            // from where they stopped, before anything else answers them. The failed round's
+            // writes are answered (send_round), and keep that answer; the rounds after it were
+            // never entered, and their streams write them themselves. The kernel may still read
+            // the failed round's bytes and sockets, so none of them is freed.
+            for stalled in current.stalled.drain(..) {
+                stalled.slot.complete(Outcome::Unsent(stalled.sent));
+            }
             for entry in &sending {
                 entry.slot.complete(Outcome::Unsent(0));
             }
