@@ -322,24 +322,22 @@ impl Future for Flusher {
                 }
                 return Poll::Pending;
             };
-            // Writes a socket took part of (this batch's among them) go back to their streams
-            // from where they stopped, before anything else answers them. The failed round's
-            // writes are answered (send_round), and keep that answer; the rounds after it were
-            // never entered, and their streams write them themselves. The kernel may still read
-            // the failed round's bytes and sockets, so none of them is freed.
-            for stalled in current.stalled.drain(..) {
-                stalled.slot.complete(Outcome::Unsent(stalled.sent));
-            }
-            for entry in &sending {
-                entry.slot.complete(Outcome::Unsent(0));
-            }
-            std::mem::forget(sending);
             // The ring cannot be trusted any more: this worker stops batching, and what is
-            // still queued or stalled goes back to its stream, to be written directly.
+            // still queued or stalled goes back to its stream, to be written directly. Stalled
+            // writes (this batch's partial sends among them) go back from where they stopped,
+            // first: a write is answered once, so the answers below cannot reach them.
             warn!(%error, "io_uring failed; this worker now writes each socket directly");
             if let Some(ended) = batch.take() {
                 ended.end();
             }
+            // The failed round's writes are answered (send_round), and keep that answer; the
+            // rounds after it were never entered, and their streams write them themselves. The
+            // kernel may still read the failed round's bytes and sockets, so none of them is
+            // freed.
+            for entry in &sending {
+                entry.slot.complete(Outcome::Unsent(0));
+            }
+            std::mem::forget(sending);
             Poll::Ready(())
         })
     }

@@ -35,11 +35,18 @@ async fn pair() -> (DirectTcpStream, std::net::TcpStream) {
     loopback_pair(Duration::from_secs(10)).await
 }
 
+/// What one poll of a write of `bytes` on `stream` answers.
+async fn poll_write_once(
+    stream: &mut DirectTcpStream,
+    bytes: &[u8],
+) -> Poll<std::io::Result<usize>> {
+    std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *stream).poll_write(cx, bytes))).await
+}
+
 /// Writes `bytes` on `stream` and checks the write was taken into the batch: answered at once,
 /// whole, before the flusher has run.
 async fn hand_to_batch(stream: &mut DirectTcpStream, bytes: &[u8]) {
-    let taken =
-        std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *stream).poll_write(cx, bytes))).await;
+    let taken = poll_write_once(stream, bytes).await;
     assert!(
         matches!(taken, Poll::Ready(Ok(n)) if n == bytes.len()),
         "a small write should be taken whole at once: {taken:?}"
@@ -285,9 +292,7 @@ fn the_next_write_follows_the_one_in_the_batch() {
     in_worker(|| async {
         let (mut ours, peer) = pair().await;
         hand_to_batch(&mut ours, b"first ").await;
-        let second =
-            std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut ours).poll_write(cx, b"second")))
-                .await;
+        let second = poll_write_once(&mut ours, b"second").await;
         assert!(
             second.is_pending(),
             "the second write should wait for the first to be sent: {second:?}"
@@ -328,9 +333,7 @@ fn a_stream_that_leaves_the_batch_finishes_its_queued_write_then_writes_directly
         hand_to_batch(&mut ours, b"queued ").await;
         ours.leave_write_batch();
         ours.write_all(b"then ").await.unwrap();
-        let direct =
-            std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut ours).poll_write(cx, b"direct")))
-                .await;
+        let direct = poll_write_once(&mut ours, b"direct").await;
         assert!(
             matches!(direct, Poll::Ready(Ok(6))),
             "after leaving the batch a write is made at once: {direct:?}"
@@ -345,8 +348,7 @@ fn a_stream_that_leaves_the_batch_finishes_its_queued_write_then_writes_directly
 #[tokio::test]
 async fn without_a_batch_a_batched_stream_writes_directly() {
     let (mut ours, mut peer) = pair().await;
-    let taken =
-        std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut ours).poll_write(cx, b"direct"))).await;
+    let taken = poll_write_once(&mut ours, b"direct").await;
     assert!(
         matches!(taken, Poll::Ready(Ok(6))),
         "with no batch the write is made at once"
