@@ -30,6 +30,17 @@ fn in_worker<F: Future<Output = ()>>(test: impl FnOnce() -> F) {
     });
 }
 
+#[test]
+fn the_ring_is_single_issuer_unless_the_kernel_refuses_it() {
+    let ring = new_ring().expect("io_uring is needed for this test");
+    if !ring.params().is_setup_single_issuer() {
+        let Err(refused) = single_issuer_ring().build(RING_ENTRIES) else {
+            panic!("a plain ring although the kernel takes the flags");
+        };
+        assert_eq!(refused.raw_os_error(), Some(libc::EINVAL), "{refused}");
+    }
+}
+
 /// A stream and a blocking std peer on loopback.
 async fn pair() -> (DirectTcpStream, std::net::TcpStream) {
     loopback_pair(Duration::from_secs(10)).await
