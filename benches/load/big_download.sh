@@ -16,7 +16,13 @@
 # wall time than its three processes' CPU time over the cores.
 #
 # Usage: benches/load/big_download.sh [--rounds N] [--size BYTES|1G] [--loopback-congestion NAME]
-#        [--keep]   (default 5 rounds)
+#        [--layouts] [--keep]   (default 5 rounds)
+# --layouts, after the rounds, downloads again in each way the processes can be laid out on two
+# CPUs, pinned there (taskset): direct with curl and the upstream apart or together; through each
+# gateway beside curl, beside the upstream, or alone. A download through a gateway keeps three
+# processes busy, so on a 2-CPU host two of them always share a core, where the direct one can
+# give its two a core each; what sharing costs the direct download is the measure of that
+# (README, Performance). Diagnostic only: the target is the unpinned rounds.
 # --loopback-congestion cubic runs everything in a private network namespace whose loopback routes
 # use that TCP congestion control (`ip route ... congctl`), for hosts whose default is bbr, which
 # paces loopback connections too; the host's own routes and settings are not touched (needs root,
@@ -28,12 +34,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 ROUNDS=5
 SIZE=1G
 LOOPBACK_CONGESTION=""
+LAYOUTS=0
 ARGS=("$@")
 while (($#)); do
     case $1 in
     --rounds) ROUNDS=$2; shift 2 ;;
     --size) SIZE=$2; shift 2 ;;
     --loopback-congestion) LOOPBACK_CONGESTION=$2; shift 2 ;;
+    --layouts) LAYOUTS=1; shift ;;
     --keep) KEEP_WORK=1; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
@@ -42,6 +50,10 @@ done
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a whole number >= 1"
 
 require_tools nginx:nginx curl:curl openssl:openssl python3:python3 truncate:coreutils
+if ((LAYOUTS)); then
+    require_tools taskset:util-linux
+    (($(nproc) >= 2)) || die "--layouts needs at least 2 CPUs"
+fi
 build_casegate
 if [[ -n $LOOPBACK_CONGESTION && -z ${BIG_DOWNLOAD_NAMESPACE:-} ]]; then
     require_tools unshare:util-linux ip:iproute2
@@ -80,11 +92,12 @@ SIGNED=$("${LOADTOOL[@]}" secure-link "$VIDEO_PATH" --secret "$NGINX_SECURE_LINK
 UPSTREAM_PIDS=$("${LOADTOOL[@]}" pids "$UPSTREAM_PID")
 
 # download URL [HEADER]: prints "bytes/s curl-user curl-system" (CPU seconds); fails on anything but
-# a 200 with every byte.
+# a 200 with every byte. curl runs on the CPUs in CURL_CPUS when set.
 download() {
-    local out code size speed TIMEFORMAT='%U %S'
+    local out code size speed TIMEFORMAT='%U %S' pin=()
+    [[ -n ${CURL_CPUS:-} ]] && pin=(taskset -c "$CURL_CPUS")
     # bash's `time` reports the CPU its child curl used, so nothing else needs installing.
-    { time out=$(curl -sS -o /dev/null ${2:+-H "$2"} -w '%{http_code} %{size_download} %{speed_download}' "$1"); } \
+    { time out=$("${pin[@]}" curl -sS -o /dev/null ${2:+-H "$2"} -w '%{http_code} %{size_download} %{speed_download}' "$1"); } \
         2>"$WORK/curl_time" || die "curl $1 failed"
     read -r code size speed <<<"$out"
     [[ $code == 200 && $size == "$BYTES" ]] || die "$1 answered $code with $size of $BYTES bytes"
@@ -178,6 +191,74 @@ busiest = max(u + k for (p, _), (u, k) in per_gib.items() if p == "through")
 ceiling = (1 / (direct / 2**30)) / max(through_cpu / cores, busiest)
 print(f"  on {cores} cores that CPU allows casegate at most {min(ceiling, 1):.0%} of direct, however well the processes overlap")
 EOF
+# pin CPUS PID... - every thread of the processes onto CPUS.
+pin() {
+    local cpus=$1 pid
+    shift
+    for pid in "$@"; do
+        taskset -a -p -c "$cpus" "$pid" >/dev/null || die "cannot pin process $pid to CPU $cpus"
+    done
+}
+
+# One download per layout, gateway and round, the processes in use pinned to CPU 0 or 1 (the
+# gateway not in use is idle and left where it is). Prints each one's median against the unpinned
+# direct download of its round.
+download_in_layouts() {
+    local round layout where gateway_cpu curl_cpu upstream_cpu gateway url header speed free
+    local results="$WORK/layouts.txt"
+    local -A gateway_pids=([casegate]="$CASEGATE_PID" [nginx]="$NGINX_GATEWAY_PIDS")
+    say "the same download with the processes pinned to CPU 0 and 1 ($ROUNDS rounds; diagnostic)"
+    for round in $(seq 1 "$ROUNDS"); do
+        # shellcheck disable=SC2086 # pids, one word each
+        pin "0-$(($(nproc) - 1))" $UPSTREAM_PIDS "$CASEGATE_PID" $NGINX_GATEWAY_PIDS
+        read -r free _ < <(download "http://127.0.0.1:$UP_PORT$VIDEO_PATH")
+        # "name gateway's-CPU curl's-CPU upstream's-CPU"
+        for layout in "direct_apart - 1 0" "direct_together - 0 0" \
+            "with_curl 0 0 1" "with_upstream 0 1 0" "alone 1 0 0"; do
+            read -r where gateway_cpu curl_cpu upstream_cpu <<<"$layout"
+            # shellcheck disable=SC2086
+            pin "$upstream_cpu" $UPSTREAM_PIDS
+            if [[ $where == direct_* ]]; then
+                read -r speed _ < <(CURL_CPUS=$curl_cpu download "http://127.0.0.1:$UP_PORT$VIDEO_PATH")
+                echo "direct $where $speed $free" >>"$results"
+                continue
+            fi
+            for gateway in casegate nginx; do
+                url="http://127.0.0.1:$CASEGATE_PORT$VIDEO_PATH" header="Cookie: $COOKIE"
+                [[ $gateway == nginx ]] && url="http://127.0.0.1:$NGINX_PORT$SIGNED" header=""
+                # shellcheck disable=SC2086
+                pin "$gateway_cpu" ${gateway_pids[$gateway]}
+                read -r speed _ < <(CURL_CPUS=$curl_cpu download "$url" "$header")
+                echo "$gateway $where $speed $free" >>"$results"
+            done
+        done
+    done
+    python3 - "$results" <<'EOF'
+import statistics, sys
+from collections import defaultdict
+
+labels = {
+    "direct_apart": "curl and the upstream on different CPUs",
+    "direct_together": "curl and the upstream on one CPU",
+    "with_curl": "the gateway beside curl, the upstream on the other CPU",
+    "with_upstream": "the gateway beside the upstream, curl on the other",
+    "alone": "the gateway alone, curl and the upstream on the other",
+}
+speeds = defaultdict(list)
+for line in open(sys.argv[1]):
+    path, where, speed, free = line.split()
+    speeds[(path, where)].append((int(speed), int(free)))
+for (path, where), rounds in speeds.items():
+    speed = statistics.median(s for s, _ in rounds)
+    share = statistics.median(s / f for s, f in rounds)
+    each = ", ".join(f"{s / 2**20:.0f}" for s, _ in rounds)
+    print(f"  {path:<8} {labels[where]:<56} {speed / 2**20:6.0f} MiB/s = {share:4.0%} of direct unpinned ({each})")
+EOF
+}
+
+if ((LAYOUTS)); then
+    download_in_layouts
+fi
 if [[ $(loopback_congestion_control) == bbr ]]; then
     # Measured on such hosts (README, Performance): with cubic on the loopback routes the same
     # download went 2.3x faster direct and 3.5x through casegate, 100% of direct instead of 65%.
