@@ -347,14 +347,16 @@ impl Future for Flusher {
 /// the kernel is told so and runs the ring's completion work only when the flusher asks for
 /// completions, without interrupting the worker for it (SINGLE_ISSUER, DEFER_TASKRUN,
 /// COOP_TASKRUN): `ab.sh`, three runs of 8-10 pairs, -0.22 to -0.26 us a plain request, cheaper
-/// in 19 of 26 pairs (the first two flags without the third, or either alone, were not cheaper).
-/// A kernel older than 6.1 refuses the flags (EINVAL), and gets a plain ring.
+/// in 19 of 26 pairs (SINGLE_ISSUER alone, COOP_TASKRUN alone, or the first two without
+/// COOP_TASKRUN were not cheaper). A kernel older than 6.1 refuses the flags (EINVAL), and gets a
+/// plain ring.
 fn new_ring() -> io::Result<IoUring> {
     single_issuer_ring()
         .build(RING_ENTRIES)
         .or_else(|_| IoUring::new(RING_ENTRIES))
 }
 
+/// A builder of the ring [`new_ring`] asks for first.
 fn single_issuer_ring() -> io_uring::Builder {
     let mut builder = IoUring::builder();
     builder

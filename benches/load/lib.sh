@@ -174,7 +174,13 @@ sys.stdout.write(json.dumps(doc))" >"$dir/www$JSON_PATH"
     sendfile on;
     tcp_nopush on;
     server {
-        listen 127.0.0.1:$port;
+        # reuseport: each worker has a listening socket of its own and the kernel spreads new
+        # connections over them by address. Without it the workers race to accept, and a gateway
+        # opening its pooled connections in one burst found as many as 62 of 64 on one worker, for
+        # as long as they lived (for the whole run: neither gateway closes them); casegate's cost
+        # a request followed the split, 8.7-9.3 us at 31/35 and 10.7-10.9 us at 62/3 (README,
+        # Performance), so one run's ratios were decided by the draw.
+        listen 127.0.0.1:$port reuseport;
         root $dir/www;
         location / { }
     }
