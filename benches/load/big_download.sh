@@ -266,3 +266,9 @@ if [[ $(loopback_congestion_control) == bbr ]]; then
         "casegate crosses two paced connections where the direct one crosses one. Unpaced:" \
         "$0 --loopback-congestion cubic (a private network namespace; the host is not touched)"
 fi
+if ((!LAYOUTS && $(nproc) == 2)); then
+    # Where the scheduler puts three busy processes on two CPUs moved the download through
+    # casegate from about half of direct to all of it (README, Performance).
+    say "note: on a 2-CPU host the download through a gateway also depends on which processes" \
+        "share a CPU; $0 --layouts measures each way of placing them"
+fi
