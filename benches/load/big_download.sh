@@ -88,6 +88,11 @@ nginx_gateway_conf "$NGINX_DIR" "$NGINX_PORT" >"$NGINX_DIR/nginx.conf"
 start_nginx "$NGINX_DIR" "$NGINX_PORT"
 NGINX_GATEWAY_PIDS=$("${LOADTOOL[@]}" pids "$NGINX_PID")
 SIGNED=$("${LOADTOOL[@]}" secure-link "$VIDEO_PATH" --secret "$NGINX_SECURE_LINK_SECRET" --ttl 86400)
+# The video by each path: straight from the upstream, through casegate (with the guest cookie),
+# through nginx (signed).
+DIRECT_URL="http://127.0.0.1:$UP_PORT$VIDEO_PATH"
+CASEGATE_URL="http://127.0.0.1:$CASEGATE_PORT$VIDEO_PATH"
+NGINX_URL="http://127.0.0.1:$NGINX_PORT$SIGNED"
 
 UPSTREAM_PIDS=$("${LOADTOOL[@]}" pids "$UPSTREAM_PID")
 
@@ -109,12 +114,12 @@ cpu_of() { "${LOADTOOL[@]}" cpu "$@"; }
 
 say "machine: $(machine_summary)"
 say "$ROUNDS rounds of a $BYTES-byte download: direct, through casegate, through nginx secure_link"
-download "http://127.0.0.1:$UP_PORT$VIDEO_PATH" >/dev/null
+download "$DIRECT_URL" >/dev/null
 RESULTS="$WORK/download.jsonl"
 for round in $(seq 1 "$ROUNDS"); do
     # shellcheck disable=SC2086 # the upstream's master and workers
     up_before=$(cpu_of $UPSTREAM_PIDS)
-    read -r direct direct_curl_user direct_curl_system < <(download "http://127.0.0.1:$UP_PORT$VIDEO_PATH")
+    read -r direct direct_curl_user direct_curl_system < <(download "$DIRECT_URL")
     # shellcheck disable=SC2086
     up_middle=$(cpu_of $UPSTREAM_PIDS)
     rm -f "$WORK/stop"
@@ -123,7 +128,7 @@ for round in $(seq 1 "$ROUNDS"); do
     STARTED_PIDS+=("$sampler")
     sleep 0.2
     casegate_before=$(cpu_of "$CASEGATE_PID")
-    read -r through curl_user curl_system < <(download "http://127.0.0.1:$CASEGATE_PORT$VIDEO_PATH" "Cookie: $COOKIE")
+    read -r through curl_user curl_system < <(download "$CASEGATE_URL" "Cookie: $COOKIE")
     casegate_after=$(cpu_of "$CASEGATE_PID")
     # shellcheck disable=SC2086
     up_after=$(cpu_of $UPSTREAM_PIDS)
@@ -132,7 +137,7 @@ for round in $(seq 1 "$ROUNDS"); do
     read -r first peak < <(python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(d['first_kib'], d['peak_kib'])" "$WORK/rss.json")
     # shellcheck disable=SC2086 # the nginx gateway's master and workers
     nginx_before=$(cpu_of $NGINX_GATEWAY_PIDS)
-    read -r nginx nginx_curl_user nginx_curl_system < <(download "http://127.0.0.1:$NGINX_PORT$SIGNED")
+    read -r nginx nginx_curl_user nginx_curl_system < <(download "$NGINX_URL")
     # shellcheck disable=SC2086
     nginx_after=$(cpu_of $NGINX_GATEWAY_PIDS)
     # shellcheck disable=SC2086
@@ -211,7 +216,7 @@ download_in_layouts() {
     for round in $(seq 1 "$ROUNDS"); do
         # shellcheck disable=SC2086 # pids, one word each
         pin "0-$(($(nproc) - 1))" $UPSTREAM_PIDS "$CASEGATE_PID" $NGINX_GATEWAY_PIDS
-        read -r free _ < <(download "http://127.0.0.1:$UP_PORT$VIDEO_PATH")
+        read -r free _ < <(download "$DIRECT_URL")
         # "name gateway's-CPU curl's-CPU upstream's-CPU"
         for layout in "direct_apart - 1 0" "direct_together - 0 0" \
             "with_curl 0 0 1" "with_upstream 0 1 0" "alone 1 0 0"; do
@@ -219,13 +224,15 @@ download_in_layouts() {
             # shellcheck disable=SC2086
             pin "$upstream_cpu" $UPSTREAM_PIDS
             if [[ $where == direct_* ]]; then
-                read -r speed _ < <(CURL_CPUS=$curl_cpu download "http://127.0.0.1:$UP_PORT$VIDEO_PATH")
+                read -r speed _ < <(CURL_CPUS=$curl_cpu download "$DIRECT_URL")
                 echo "direct $where $speed $free" >>"$results"
                 continue
             fi
             for gateway in casegate nginx; do
-                url="http://127.0.0.1:$CASEGATE_PORT$VIDEO_PATH" header="Cookie: $COOKIE"
-                [[ $gateway == nginx ]] && url="http://127.0.0.1:$NGINX_PORT$SIGNED" header=""
+                case $gateway in
+                casegate) url=$CASEGATE_URL header="Cookie: $COOKIE" ;;
+                nginx) url=$NGINX_URL header="" ;;
+                esac
                 # shellcheck disable=SC2086
                 pin "$gateway_cpu" ${gateway_pids[$gateway]}
                 read -r speed _ < <(CURL_CPUS=$curl_cpu download "$url" "$header")
