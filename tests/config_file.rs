@@ -278,6 +278,15 @@ fn the_base_config_is_valid_and_defaults_fill_the_rest() {
     );
     assert_eq!(config.upstream.connect_timeout, Duration::from_secs(5));
     assert_eq!(config.upstream.response_timeout, Duration::from_secs(30));
+    assert_eq!(config.upstream.pool_idle_timeout, Duration::from_secs(90));
+    assert_eq!(
+        (
+            config.upstream.pool_max_requests,
+            config.upstream.pool_max_age
+        ),
+        (1000, Duration::from_secs(3600)),
+        "nginx's defaults for its upstream connections"
+    );
     assert_eq!(config.links.clock_skew, Duration::from_secs(60));
     let without_lifetimes = BASE.replace("default_ttl = \"24h\"\nmax_ttl = \"30d\"\n", "");
     assert_ne!(without_lifetimes, BASE);
@@ -329,7 +338,7 @@ fn debug_output_never_shows_a_secret() {
 
 #[test]
 fn each_broken_config_is_reported_at_the_value_to_fix() {
-    let cases: [(&str, String, &str, &str); 47] = [
+    let cases: [(&str, String, &str, &str); 49] = [
         (
             "a syntax error is reported where the parser stopped",
             edit("listen = \"127.0.0.1:8443\"", "listen = \"127.0.0.1:8443"),
@@ -551,6 +560,24 @@ fn each_broken_config_is_reported_at_the_value_to_fix() {
             ),
             "6:29",
             "server.limits.h2_max_concurrent_streams: must be between 1 and 1000, not 5000",
+        ),
+        (
+            "a pooled connection limited to no requests is refused",
+            edit(
+                "url = \"http://127.0.0.1:8080\"\n\n[upstream.guest_headers]",
+                "url = \"http://127.0.0.1:8080\"\npool_max_requests = 0\n\n[upstream.guest_headers]",
+            ),
+            "7:21",
+            "upstream.pool_max_requests: must be between 1 and 1000000000, not 0",
+        ),
+        (
+            "a pooled connection's age past a day is refused",
+            edit(
+                "url = \"http://127.0.0.1:8080\"\n\n[upstream.guest_headers]",
+                "url = \"http://127.0.0.1:8080\"\npool_max_age = \"2d\"\n\n[upstream.guest_headers]",
+            ),
+            "7:16",
+            "upstream.pool_max_age: 2d is out of range; use 1s to 1d",
         ),
         (
             "an HSTS max-age that is not a duration is refused",

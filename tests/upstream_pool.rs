@@ -1,8 +1,8 @@
 //! The worker's upstream connections (src/proxy/pool.rs, src/proxy/client.rs), against a raw
 //! upstream that counts its connections: kept connections are reused (after a body, after an
 //! answer without one, after concurrent requests), one the upstream closed is never the reason a
-//! guest gets an error, one whose body the client abandoned is not reused, and `pool_idle_timeout`
-//! retires idle ones.
+//! guest gets an error, one whose body the client abandoned is not reused, `pool_idle_timeout`
+//! retires idle ones, and `pool_max_requests` and `pool_max_age` retire busy ones.
 
 mod common;
 
@@ -135,6 +135,45 @@ async fn an_upstream_connection_idle_past_pool_idle_timeout_is_replaced() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     guest_gets(&gw, &cookie, 1).await;
     assert_eq!(upstream.counts(), (2, 3));
+}
+
+#[tokio::test]
+async fn a_connection_that_carried_pool_max_requests_responses_is_replaced() {
+    let (upstream, gw, cookie) = guest_of_counted_upstream(false, "pool_max_requests = 3").await;
+    guest_gets(&gw, &cookie, 7).await;
+    assert_eq!(
+        upstream.counts(),
+        (3, 7),
+        "three responses on each connection, then a new one"
+    );
+}
+
+#[tokio::test]
+async fn large_bodies_moved_by_splice_count_toward_pool_max_requests() {
+    let (upstream, gw, cookie) = guest_of_counted_upstream(false, "pool_max_requests = 2").await;
+    for attempt in 0..4 {
+        let response = gw.get(BIG_PATH, &[&format!("Cookie: {cookie}")]).await;
+        assert_eq!(response.status, 200, "request {attempt}");
+        assert_eq!(response.body.len(), BIG_BYTES, "request {attempt}");
+    }
+    assert_eq!(upstream.counts(), (2, 4));
+}
+
+#[tokio::test]
+async fn a_busy_connection_older_than_pool_max_age_is_replaced() {
+    let (upstream, gw, cookie) = guest_of_counted_upstream(false, "pool_max_age = \"1s\"").await;
+    // A request every 200 ms for 2.4 s: never idle long enough for `pool_idle_timeout` (90 s),
+    // so only the connection's age retires it.
+    for _ in 0..12 {
+        guest_gets(&gw, &cookie, 1).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (connections, requests) = upstream.counts();
+    assert_eq!(requests, 12);
+    assert!(
+        (2..=4).contains(&connections),
+        "{connections} upstream connections in 2.4 s with pool_max_age = 1s"
+    );
 }
 
 #[tokio::test]

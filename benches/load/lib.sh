@@ -307,6 +307,9 @@ $limits
 
 [upstream]
 url = "http://127.0.0.1:$UPSTREAM_PORT"
+# As nginx's upstream block below (keepalive_requests): both gateways keep their upstream
+# connections for the whole run, so neither pays for reconnects the other does not.
+pool_max_requests = 1000000
 
 [keys]
 active = "bench"

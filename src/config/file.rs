@@ -93,6 +93,8 @@ pub struct UpstreamSection {
     pub connect_timeout: Option<Spanned<String>>,
     pub response_timeout: Option<Spanned<String>>,
     pub pool_idle_timeout: Option<Spanned<String>>,
+    pub pool_max_requests: Option<Spanned<i64>>,
+    pub pool_max_age: Option<Spanned<String>>,
     pub guest_headers: Option<BTreeMap<Spanned<String>, Spanned<SecretRef>>>,
     pub guest_forward_headers: Option<Spanned<Vec<Spanned<String>>>>,
 }

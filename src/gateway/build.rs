@@ -17,6 +17,7 @@ use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::policy::ScopeNameHasher;
 use crate::proxy::client::ClientSettings;
+use crate::proxy::pool::PoolLimits;
 use crate::proxy::response::PublicOrigin;
 use crate::proxy::upstream::{Upstream, UpstreamError};
 use crate::state::StateStore;
@@ -149,7 +150,11 @@ impl Gateway {
         let client = ClientSettings {
             connect_timeout: config.upstream.connect_timeout,
             response_timeout: config.upstream.response_timeout,
-            pool_idle_timeout: config.upstream.pool_idle_timeout,
+            pool: PoolLimits {
+                idle_timeout: config.upstream.pool_idle_timeout,
+                max_requests: config.upstream.pool_max_requests,
+                max_age: config.upstream.pool_max_age,
+            },
         };
         Ok(Gateway {
             keys: Arc::clone(&config.keys.ring),

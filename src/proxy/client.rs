@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::debug;
 
-use super::pool::{Destination, IdleConnections};
+use super::pool::{Destination, IdleConnections, PoolLimits};
 use super::upstream_h1::{
     Answered, ExchangeError, PassedFields, RequestFraming, UpstreamBody, UpstreamConnection,
     exchange,
@@ -106,11 +106,11 @@ impl std::error::Error for ForwardError {
 pub struct ClientSettings {
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
-    pub pool_idle_timeout: Duration,
+    pub pool: PoolLimits,
 }
 
 /// How often a worker drops idle upstream connections that closed or outlived
-/// `pool_idle_timeout`.
+/// `pool_idle_timeout` or `pool_max_age`.
 const SWEEP_PERIOD: Duration = Duration::from_secs(1);
 
 /// One worker's keep-alive connections to the upstream. Cloning shares them.
@@ -196,9 +196,7 @@ impl UpstreamPool {
                 Err(_) => Err(Failed::TimedOut),
             }
         };
-        let kept = self
-            .idle
-            .take(destination, settings.pool_idle_timeout, sent);
+        let kept = self.idle.take(destination, settings.pool, sent);
         let (mut connection, reused) = match kept {
             Some(connection) => (connection, true),
             None => (connect_by_deadline().await?, false),
@@ -372,7 +370,11 @@ mod retry_tests {
         let settings = ClientSettings {
             connect_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(5),
-            pool_idle_timeout: Duration::from_secs(30),
+            pool: PoolLimits {
+                idle_timeout: Duration::from_secs(30),
+                max_requests: 1000,
+                max_age: Duration::from_secs(3600),
+            },
         };
         (UpstreamPool::new(), destination, settings)
     }

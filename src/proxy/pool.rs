@@ -4,6 +4,13 @@
 //! it ([`super::upstream_h1::body`]), so the list holds idle connections only. Entries that
 //! closed, received anything while idle, or sat unused for longer than `pool_idle_timeout` are
 //! dropped when the list is looked at and by a periodic sweep, which closes their sockets.
+//!
+//! A connection is also retired, when it comes back, once it has carried `pool_max_requests`
+//! responses or was opened `pool_max_age` ago (nginx's `keepalive_requests` and `keepalive_time`
+//! for its upstreams, with the same defaults). Without that, connections opened in one burst
+//! stay with whichever of the app's workers accepted them for as long as traffic keeps them
+//! busy: 62 of 64 on one of two workers was seen (benches/HISTORY.md, stop 36). Reopened one at a
+//! time, they are spread again by the app's accept.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -23,6 +30,17 @@ pub struct Destination {
     pub port: u16,
 }
 
+/// How long, and for how much, an upstream connection is kept (`[upstream] pool_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolLimits {
+    /// Unused for this long, a connection is closed.
+    pub idle_timeout: Duration,
+    /// After this many responses, a connection is closed rather than kept.
+    pub max_requests: u32,
+    /// Opened this long ago, a connection is closed rather than kept.
+    pub max_age: Duration,
+}
+
 struct Idle {
     connection: Box<UpstreamConnection>,
     /// When this connection was put back.
@@ -32,8 +50,8 @@ struct Idle {
 #[derive(Default)]
 struct IdleList {
     entries: Vec<Idle>,
-    /// The `pool_idle_timeout` of the last snapshot that used the pool, for the sweep.
-    idle_timeout: Option<Duration>,
+    /// The limits of the last snapshot that used the pool, for `put` and the sweep.
+    limits: Option<PoolLimits>,
 }
 
 /// The idle list of one worker. Cloning shares it.
@@ -49,11 +67,11 @@ impl IdleConnections {
     pub fn take(
         &self,
         destination: &Destination,
-        idle_timeout: Duration,
+        limits: PoolLimits,
         now: Instant,
     ) -> Option<Box<UpstreamConnection>> {
         let mut list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
-        list.idle_timeout = Some(idle_timeout);
+        list.limits = Some(limits);
         let mut index = list.entries.len();
         while index > 0 {
             index -= 1;
@@ -61,7 +79,7 @@ impl IdleConnections {
             if entry.connection.destination() != destination {
                 continue;
             }
-            let usable = usable(entry, now, idle_timeout);
+            let usable = usable(entry, now, &limits);
             let entry = list.entries.swap_remove(index);
             if usable {
                 return Some(entry.connection);
@@ -70,26 +88,33 @@ impl IdleConnections {
         None
     }
 
-    /// Keeps `connection` for later requests to its destination.
+    /// Keeps `connection` for later requests to its destination, unless it has carried or
+    /// lived its fill (then it is dropped, which closes it).
     pub fn put(&self, connection: Box<UpstreamConnection>) {
-        let idle = Idle {
-            connection,
-            // Compared with an idle timeout of seconds: the coarse clock's tick is nothing to it.
-            since: coarse_clock::now(),
-        };
+        // Compared with durations of seconds: the coarse clock's tick is nothing to them.
+        let now = coarse_clock::now();
         let mut list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
-        list.entries.push(idle);
+        if list
+            .limits
+            .is_some_and(|limits| worn_out(&connection, now, &limits))
+        {
+            drop(list);
+            return;
+        }
+        list.entries.push(Idle {
+            connection,
+            since: now,
+        });
     }
 
-    /// Drops connections that closed or have been idle too long.
+    /// Drops connections that closed, have been idle too long or are past their age.
     pub fn sweep(&self) {
         let now = Instant::now();
         let mut list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(idle_timeout) = list.idle_timeout else {
+        let Some(limits) = list.limits else {
             return;
         };
-        list.entries
-            .retain(|entry| usable(entry, now, idle_timeout));
+        list.entries.retain(|entry| usable(entry, now, &limits));
     }
 
     /// How many idle connections the list holds.
@@ -117,7 +142,16 @@ impl IdleConnections {
     }
 }
 
-/// Whether an idle connection may carry the next request.
-fn usable(entry: &Idle, now: Instant, idle_timeout: Duration) -> bool {
-    now.saturating_duration_since(entry.since) < idle_timeout && entry.connection.is_quiet()
+/// Whether an idle connection may carry the next request. The limits are looked at again here,
+/// not only in `put`: a reload may have lowered them while the connection waited.
+fn usable(entry: &Idle, now: Instant, limits: &PoolLimits) -> bool {
+    now.saturating_duration_since(entry.since) < limits.idle_timeout
+        && !worn_out(&entry.connection, now, limits)
+        && entry.connection.is_quiet()
+}
+
+/// Whether a connection has carried `max_requests` responses or lived `max_age`.
+fn worn_out(connection: &UpstreamConnection, now: Instant, limits: &PoolLimits) -> bool {
+    connection.responses() >= limits.max_requests
+        || now.saturating_duration_since(connection.opened()) >= limits.max_age
 }

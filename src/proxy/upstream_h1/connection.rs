@@ -11,6 +11,7 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
 use super::response_head::ResponseNames;
+use crate::coarse_clock;
 use crate::direct_tcp::DirectTcpStream;
 use crate::proxy::pool::Destination;
 
@@ -39,6 +40,10 @@ pub struct UpstreamConnection {
     /// The timer for the response timeout, kept from exchange to exchange (`lazy_timer`); made
     /// by the first exchange, and out of the connection while an exchange runs beside it.
     timer: Option<Pin<Box<Sleep>>>,
+    /// When the connection was opened (the coarse clock), for `pool_max_age`.
+    opened: Instant,
+    /// Responses read to their end on it, for `pool_max_requests`.
+    responses: u32,
 }
 
 impl UpstreamConnection {
@@ -53,11 +58,22 @@ impl UpstreamConnection {
             read_size: FIRST_READ,
             names: ResponseNames::default(),
             timer: None,
+            opened: coarse_clock::now(),
+            responses: 0,
         })
     }
 
     pub fn destination(&self) -> &Destination {
         &self.destination
+    }
+
+    pub fn opened(&self) -> Instant {
+        self.opened
+    }
+
+    /// How many responses the connection carried to their end.
+    pub fn responses(&self) -> u32 {
+        self.responses
     }
 
     /// The connection's timer, taken out for an exchange that must end by `deadline`; given back
@@ -93,9 +109,10 @@ impl UpstreamConnection {
         self.buffer.is_empty() && self.stream.nothing_to_read()
     }
 
-    /// Gets the connection ready to wait in the pool: reads start small again, and a buffer
-    /// grown by a large body is let go.
+    /// Gets the connection ready to wait in the pool after a response read to its end: reads
+    /// start small again, a buffer grown by a large body is let go, and the response is counted.
     pub(super) fn rest(&mut self) {
+        self.responses = self.responses.saturating_add(1);
         self.read_size = FIRST_READ;
         if self.buffer.capacity() > IDLE_BUFFER {
             self.buffer = BytesMut::new();
