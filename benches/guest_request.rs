@@ -128,7 +128,7 @@ fn connection(peer: SocketAddr) -> ConnectionInfo {
         tls: true,
         shared: Arc::new(SharedByRequests {
             slot: None,
-            upstream: UpstreamPool::new(),
+            upstream: UpstreamPool::new(Arc::new(Metrics::new())),
             session_memo: Arc::new(SessionMemo::default()),
         }),
     }

@@ -184,6 +184,15 @@ async fn counters_and_histograms_move_for_real_guest_requests() {
     assert_eq!(delta(&before, &after, &upstream("5xx")), 1.0);
     assert_eq!(delta(&before, &after, &upstream("error")), 0.0);
     assert_eq!(delta(&before, &after, "casegate_link_exchanges_total"), 1.0);
+    // This upstream closes every connection after its answer: one opened per forwarded request.
+    assert_eq!(
+        delta(
+            &before,
+            &after,
+            "casegate_upstream_connections_opened_total"
+        ),
+        3.0
+    );
     for histogram in [
         "casegate_request_duration_seconds",
         "casegate_gateway_duration_seconds",

@@ -32,6 +32,8 @@ pub struct Metrics {
     per_thread: PerThread,
     open_connections: [Gauge; Protocol::ALL.len()],
     link_exchanges: Counter,
+    /// Connections opened to the upstream (kept ones carry many requests each).
+    upstream_connections_opened: Counter,
     codes_sent: Counter,
     codes_verified: Counter,
     codes_failed: Counter,
@@ -87,6 +89,11 @@ impl Metrics {
 
     pub fn record_upstream(&self, class: UpstreamClass) {
         self.per_thread.mine().count_upstream_response(class);
+    }
+
+    /// A new connection to the upstream: rare while the pool keeps them, so one shared counter.
+    pub fn record_upstream_connection_opened(&self) {
+        self.upstream_connections_opened.inc();
     }
 
     pub fn record_link_exchange(&self) {

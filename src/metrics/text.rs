@@ -91,11 +91,17 @@ pub(super) fn render(metrics: &Metrics) -> String {
             "casegate_worker_connections{{worker=\"{worker}\"}} {open}"
         );
     }
-    let singles: [(&str, &str, u64); 5] = [
+    let singles: [(&str, &str, u64); 6] = [
         (
             "casegate_link_exchanges_total",
             "Links exchanged for a guest cookie.",
             metrics.link_exchanges.get(),
+        ),
+        (
+            "casegate_upstream_connections_opened_total",
+            "Connections opened to the upstream; upstream responses divided by this is how many \
+             requests each kept connection carried.",
+            metrics.upstream_connections_opened.get(),
         ),
         (
             "casegate_verify_codes_sent_total",

@@ -6,6 +6,7 @@
 //! serves ([`super::upstream_h1`]).
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, Response};
@@ -20,6 +21,7 @@ use super::upstream_h1::{
 };
 use super::{Body, empty_body};
 use crate::lazy_timer::wait_until;
+use crate::metrics::Metrics;
 
 /// Why a request did not get a response from the upstream.
 #[derive(Debug)]
@@ -114,9 +116,11 @@ pub struct ClientSettings {
 const SWEEP_PERIOD: Duration = Duration::from_secs(1);
 
 /// One worker's keep-alive connections to the upstream. Cloning shares them.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct UpstreamPool {
     idle: IdleConnections,
+    /// Where the connections it opens are counted (`casegate_upstream_connections_opened_total`).
+    metrics: Arc<Metrics>,
 }
 
 impl fmt::Debug for UpstreamPool {
@@ -128,8 +132,11 @@ impl fmt::Debug for UpstreamPool {
 }
 
 impl UpstreamPool {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        UpstreamPool {
+            idle: IdleConnections::default(),
+            metrics,
+        }
     }
 
     /// Drops stale idle connections periodically; runs until the worker's runtime ends.
@@ -192,7 +199,11 @@ impl UpstreamPool {
             match tokio::time::timeout_at(deadline, connect(destination, settings.connect_timeout))
                 .await
             {
-                Ok(connected) => connected.map_err(Failed::Unavailable),
+                Ok(Ok(connected)) => {
+                    self.metrics.record_upstream_connection_opened();
+                    Ok(connected)
+                }
+                Ok(Err(refused)) => Err(Failed::Unavailable(refused)),
                 Err(_) => Err(Failed::TimedOut),
             }
         };
@@ -376,7 +387,11 @@ mod retry_tests {
                 max_age: Duration::from_secs(3600),
             },
         };
-        (UpstreamPool::new(), destination, settings)
+        (
+            UpstreamPool::new(Arc::new(Metrics::new())),
+            destination,
+            settings,
+        )
     }
 
     /// Reads one request head (bodiless requests only) from `stream`.

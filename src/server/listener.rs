@@ -44,7 +44,7 @@ pub async fn serve_worker(
         builders: http_builders(&shared.limits),
         limits: shared.limits.clone(),
         access_log: Arc::new(shared.access_log.worker_handle()),
-        upstream: UpstreamPool::new(),
+        upstream: UpstreamPool::new(Arc::clone(shared.gateway.current().metrics())),
     });
     listening.upstream.spawn_sweeper();
     // The worker's connections wait on a shutdown signal of the worker's own, relayed from the
