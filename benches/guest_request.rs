@@ -19,6 +19,7 @@ use casegate::access_log::AccessLog;
 use casegate::clock::unix_now;
 use casegate::config::{self, Config};
 use casegate::gateway::{Admission, Gateway, SessionMemo, ShareContext, session_cookie_name};
+use casegate::loopback_congestion::LoopbackCongestion;
 use casegate::metrics::Metrics;
 use casegate::policy::canonicalise;
 use casegate::proxy::client::UpstreamPool;
@@ -128,7 +129,7 @@ fn connection(peer: SocketAddr) -> ConnectionInfo {
         tls: true,
         shared: Arc::new(SharedByRequests {
             slot: None,
-            upstream: UpstreamPool::new(Arc::new(Metrics::new())),
+            upstream: UpstreamPool::new(Arc::new(Metrics::new()), LoopbackCongestion::system()),
             session_memo: Arc::new(SessionMemo::default()),
         }),
     }

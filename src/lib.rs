@@ -19,6 +19,7 @@ pub mod direct_tcp;
 pub mod fuzzing;
 pub mod gateway;
 mod lazy_timer;
+pub mod loopback_congestion;
 pub mod mail;
 pub mod metrics;
 pub mod pages;
@@ -310,6 +311,7 @@ async fn serve_on(
         limits: config.server.limits.clone(),
         shutdown_grace: config.server.shutdown_grace,
         io_uring: config.server.io_uring,
+        loopback_congestion: config.server.loopback_congestion.clone(),
     };
     if !config.server.io_uring {
         info!(

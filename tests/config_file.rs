@@ -280,6 +280,18 @@ fn the_base_config_is_valid_and_defaults_fill_the_rest() {
     assert_eq!(config.upstream.response_timeout, Duration::from_secs(30));
     assert_eq!(config.upstream.pool_idle_timeout, Duration::from_secs(90));
     assert_eq!(
+        config.server.loopback_congestion.algorithm(),
+        Some("cubic"),
+        "connections with this host are not paced unless asked"
+    );
+    let system = BASE.replace(
+        "public_url = \"https://share.example.org\"",
+        "public_url = \"https://share.example.org\"\nloopback_congestion_control = \"system\"",
+    );
+    assert_ne!(system, BASE);
+    let system = parse(&system).unwrap_or_else(|errors| panic!("{errors}"));
+    assert_eq!(system.server.loopback_congestion.algorithm(), None);
+    assert_eq!(
         (
             config.upstream.pool_max_requests,
             config.upstream.pool_max_age
@@ -338,7 +350,7 @@ fn debug_output_never_shows_a_secret() {
 
 #[test]
 fn each_broken_config_is_reported_at_the_value_to_fix() {
-    let cases: [(&str, String, &str, &str); 49] = [
+    let cases: [(&str, String, &str, &str); 50] = [
         (
             "a syntax error is reported where the parser stopped",
             edit("listen = \"127.0.0.1:8443\"", "listen = \"127.0.0.1:8443"),
@@ -560,6 +572,15 @@ fn each_broken_config_is_reported_at_the_value_to_fix() {
             ),
             "6:29",
             "server.limits.h2_max_concurrent_streams: must be between 1 and 1000, not 5000",
+        ),
+        (
+            "a congestion control name the kernel could not have is refused",
+            edit(
+                "public_url = \"https://share.example.org\"",
+                "public_url = \"https://share.example.org\"\nloopback_congestion_control = \"BBR 2\"",
+            ),
+            "4:31",
+            "server.loopback_congestion_control: \"BBR 2\" is not a congestion control name",
         ),
         (
             "a pooled connection limited to no requests is refused",

@@ -11,6 +11,7 @@ mod file;
 mod guest_forward_headers;
 mod hsts;
 mod log;
+mod loopback_congestion;
 mod mail;
 mod secret_source;
 mod state;
@@ -41,6 +42,7 @@ pub use state::{State, StateBackend};
 
 use file::RawConfig;
 
+use crate::loopback_congestion::LoopbackCongestion;
 use crate::pages::Templates;
 use crate::policy::{self, List, Policy, ScopeSpec, TargetError};
 use crate::proxy::cidr::TrustedProxies;
@@ -97,6 +99,9 @@ pub struct Server {
     /// Whether each worker sends its small socket writes together with io_uring
     /// (`src/write_batch.rs`); `false` keeps io_uring out of the process altogether.
     pub io_uring: bool,
+    /// The congestion control of TCP connections whose other end is this host
+    /// (`crate::loopback_congestion`).
+    pub loopback_congestion: LoopbackCongestion,
 }
 
 /// The origin recipients see, used in minted links and redirects: scheme and authority only.
@@ -588,6 +593,8 @@ impl Validator<'_, '_> {
                 .map(Some),
         };
         let hsts = self.hsts(raw.hsts.as_ref());
+        let loopback_congestion =
+            self.loopback_congestion(raw.loopback_congestion_control.as_ref());
         Some(Server {
             listen: listen?,
             public_url: public_url?,
@@ -601,6 +608,7 @@ impl Validator<'_, '_> {
             workers: workers?,
             hsts: hsts?,
             io_uring: raw.io_uring.unwrap_or(true),
+            loopback_congestion: loopback_congestion?,
         })
     }
 

@@ -21,6 +21,7 @@ use super::upstream_h1::{
 };
 use super::{Body, empty_body};
 use crate::lazy_timer::wait_until;
+use crate::loopback_congestion::LoopbackCongestion;
 use crate::metrics::Metrics;
 
 /// Why a request did not get a response from the upstream.
@@ -121,6 +122,8 @@ pub struct UpstreamPool {
     idle: IdleConnections,
     /// Where the connections it opens are counted (`casegate_upstream_connections_opened_total`).
     metrics: Arc<Metrics>,
+    /// What a connection to an upstream on this host is switched to.
+    loopback_congestion: LoopbackCongestion,
 }
 
 impl fmt::Debug for UpstreamPool {
@@ -132,10 +135,11 @@ impl fmt::Debug for UpstreamPool {
 }
 
 impl UpstreamPool {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
+    pub fn new(metrics: Arc<Metrics>, loopback_congestion: LoopbackCongestion) -> Self {
         UpstreamPool {
             idle: IdleConnections::default(),
             metrics,
+            loopback_congestion,
         }
     }
 
@@ -196,9 +200,12 @@ impl UpstreamPool {
         // Connecting is rare (a kept connection is nearly always ready) and gets a timer of its
         // own; an exchange runs on its connection's kept timer (`exchange_by`).
         let connect_by_deadline = || async {
-            match tokio::time::timeout_at(deadline, connect(destination, settings.connect_timeout))
-                .await
-            {
+            let connecting = connect(
+                destination,
+                settings.connect_timeout,
+                &self.loopback_congestion,
+            );
+            match tokio::time::timeout_at(deadline, connecting).await {
                 Ok(Ok(connected)) => {
                     self.metrics.record_upstream_connection_opened();
                     Ok(connected)
@@ -329,6 +336,7 @@ fn is_idempotent(method: &Method) -> bool {
 async fn connect(
     destination: &Destination,
     limit: Duration,
+    loopback_congestion: &LoopbackCongestion,
 ) -> Result<Box<UpstreamConnection>, Unavailable> {
     let (host, port) = (&*destination.host, destination.port);
     let stream = match tokio::time::timeout(limit, TcpStream::connect((host, port))).await {
@@ -350,6 +358,9 @@ async fn connect(
     };
     // Small requests and responses go out at once instead of waiting for Nagle's timer.
     let _ = stream.set_nodelay(true);
+    if let Ok(peer) = stream.peer_addr() {
+        loopback_congestion.apply(&stream, peer.ip());
+    }
     Ok(UpstreamConnection::new(stream, destination.clone()))
 }
 
@@ -388,7 +399,7 @@ mod retry_tests {
             },
         };
         (
-            UpstreamPool::new(Arc::new(Metrics::new())),
+            UpstreamPool::new(Arc::new(Metrics::new()), LoopbackCongestion::system()),
             destination,
             settings,
         )

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::config::{Config, StateBackend};
+use crate::loopback_congestion::LoopbackCongestion;
 
 /// What the running process started with, among the settings only a restart changes.
 pub struct Fixed {
@@ -16,6 +17,7 @@ pub struct Fixed {
     shutdown_grace: std::time::Duration,
     workers: Option<std::num::NonZeroUsize>,
     io_uring: bool,
+    loopback_congestion: LoopbackCongestion,
     state_path: PathBuf,
     /// Embedded or Redis, with the Redis URL (password included) and its settings.
     state_backend: StateBackend,
@@ -39,6 +41,7 @@ impl Fixed {
             shutdown_grace: config.server.shutdown_grace,
             workers: config.server.workers,
             io_uring: config.server.io_uring,
+            loopback_congestion: config.server.loopback_congestion.clone(),
             state_path: config.state.path.clone(),
             state_backend: config.state.backend.clone(),
             state_maintenance: (
@@ -92,6 +95,10 @@ pub fn restart_needed(fixed: &Fixed, new: &Config) -> Vec<&'static str> {
         (
             fixed.io_uring != now.io_uring,
             "server.io_uring (set up when each worker starts)",
+        ),
+        (
+            fixed.loopback_congestion != now.loopback_congestion,
+            "server.loopback_congestion_control (the workers' and pools' setting, from their start)",
         ),
         (fixed.state_path != now.state_path, "state.path"),
         (

@@ -29,6 +29,7 @@ use crate::access_log::{AccessLog, LoggedBody, RequestBody, Unanswered};
 use crate::config::Limits;
 use crate::direct_tcp::{DirectTcpStream, LeaveWriteBatch};
 use crate::gateway::{Answer, Gateway, SessionMemo};
+use crate::loopback_congestion::LoopbackCongestion;
 use crate::metrics::ConnectionGauge;
 use crate::proxy::client::UpstreamPool;
 use crate::proxy::client_address::ClientAddress;
@@ -112,6 +113,8 @@ pub struct Listening {
     pub access_log: Arc<AccessLog>,
     /// This worker's upstream connections.
     pub upstream: UpstreamPool,
+    /// What connections from this host are switched to (`[server] loopback_congestion_control`).
+    pub loopback_congestion: LoopbackCongestion,
 }
 
 /// Runs one connection to completion. Never panics; every failure ends this connection only.
@@ -128,6 +131,7 @@ pub fn serve_connection(
 ) -> impl Future<Output = ()> + Send {
     async move {
         let _ = stream.set_nodelay(true);
+        listening.loopback_congestion.apply(&stream, peer.ip());
         let acceptor = listening.tls.as_ref().map(|tls| tls.current());
         // Answers join the worker's write batch (`write_batch`), TLS records too: the batch
         // takes each write at once and sends a stream's writes in order. HTTP/2 connections

@@ -44,7 +44,11 @@ pub async fn serve_worker(
         builders: http_builders(&shared.limits),
         limits: shared.limits.clone(),
         access_log: Arc::new(shared.access_log.worker_handle()),
-        upstream: UpstreamPool::new(Arc::clone(shared.gateway.current().metrics())),
+        upstream: UpstreamPool::new(
+            Arc::clone(shared.gateway.current().metrics()),
+            shared.loopback_congestion.clone(),
+        ),
+        loopback_congestion: shared.loopback_congestion.clone(),
     });
     listening.upstream.spawn_sweeper();
     // The worker's connections wait on a shutdown signal of the worker's own, relayed from the

@@ -21,6 +21,8 @@ use tokio::sync::{Semaphore, oneshot, watch};
 use tokio_rustls::TlsAcceptor;
 use tracing::{error, info};
 
+use crate::loopback_congestion::LoopbackCongestion;
+
 use super::balance::Balance;
 use super::listener::{WorkerPlace, serve_worker};
 use super::slots::PerAddress;
@@ -167,6 +169,8 @@ pub struct Shared {
     pub shutdown_grace: Duration,
     /// `[server] io_uring`: whether workers batch their small writes (`src/write_batch.rs`).
     pub io_uring: bool,
+    /// `[server] loopback_congestion_control`, for the workers' connections with this host.
+    pub loopback_congestion: LoopbackCongestion,
 }
 
 /// Starts one thread per listener and returns once every worker has stopped: after `shutdown`
