@@ -262,7 +262,7 @@ async fn settings_read_once_at_start_are_named_when_a_reload_changes_them() {
         )
         .replace(
             "listen = \"127.0.0.1:0\"\npublic_url",
-            "listen = \"127.0.0.1:0\"\nio_uring = false\npublic_url",
+            "listen = \"127.0.0.1:0\"\nio_uring = false\nloopback_congestion_control = \"system\"\npublic_url",
         );
     assert_ne!(changed, with_new_route(&old), "the edits must apply");
 
@@ -273,6 +273,7 @@ async fn settings_read_once_at_start_are_named_when_a_reload_changes_them() {
         answer["restart_needed"],
         serde_json::json!([
             "server.io_uring (set up when each worker starts)",
+            "server.loopback_congestion_control (the workers' and pools' setting, from their start)",
             "state (use_flush_interval, compact_after_bytes)",
             "admin.max_body_bytes"
         ])
