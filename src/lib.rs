@@ -313,6 +313,13 @@ async fn serve_on(
         io_uring: config.server.io_uring,
         loopback_congestion: config.server.loopback_congestion.clone(),
     };
+    if let Some(algorithm) = config.server.loopback_congestion.algorithm() {
+        info!(
+            algorithm,
+            "connections with this host (127.0.0.1, ::1) use their own congestion control \
+             ([server] loopback_congestion_control): the host's may pace them, for no network"
+        );
+    }
     if !config.server.io_uring {
         info!(
             "io_uring switched off ([server] io_uring = false): each socket write is its own system call"

@@ -6,8 +6,9 @@
 //! loopback ones too. With no fq qdisc, the kernel paces a socket itself, by a high-resolution
 //! timer that releases a burst at a time; over loopback, where there is no network queue to
 //! spare, that buys nothing and costs CPU. A 1 GiB video sent through casegate to a reader on the
-//! same host cost casegate 0.33 CPU-seconds paced (bbr) and 0.19 with cubic, and the download
-//! went from 67% to 91% of the direct one (benches/load/big_download.sh, benches/HISTORY.md).
+//! same host cost casegate 0.33 CPU-seconds paced (bbr) and 0.18-0.21 with cubic, and the
+//! download went from 67% to 82-91% of the direct one (benches/load/big_download.sh,
+//! benches/HISTORY.md, stop 37).
 //! Connections to and from other hosts keep the host's choice: pacing is what protects real
 //! networks.
 
@@ -82,6 +83,8 @@ fn log_refusal(algorithm: &str, error: &io::Error) {
 mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
 
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     use super::*;
 
     /// A connected pair on loopback: the client end and the accepted end.
@@ -137,7 +140,6 @@ mod tests {
         let host = algorithm_of(&accepted);
         LoopbackCongestion::named("no-such-cc").apply(&accepted, IpAddr::V4(Ipv4Addr::LOCALHOST));
         assert_eq!(algorithm_of(&accepted), host);
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         client.write_all(b"still open").await.unwrap();
         let mut read = [0u8; 10];
         accepted.read_exact(&mut read).await.unwrap();

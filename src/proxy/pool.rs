@@ -98,6 +98,7 @@ impl IdleConnections {
             .limits
             .is_some_and(|limits| worn_out(&connection, now, &limits))
         {
+            // Let go of the list before the connection is dropped: closing it is a system call.
             drop(list);
             return;
         }
