@@ -7,7 +7,7 @@
 //! timer that releases a burst at a time; over loopback, where there is no network queue to
 //! spare, that buys nothing and costs CPU. A 1 GiB video sent through casegate to a reader on the
 //! same host cost casegate 0.33 CPU-seconds paced (bbr) and 0.18-0.21 with cubic, and the
-//! download went from 67% to 82-91% of the direct one (benches/load/big_download.sh,
+//! download went from 67% to 76-91% of the direct one (benches/load/big_download.sh,
 //! benches/HISTORY.md, stop 37).
 //! Connections to and from other hosts keep the host's choice: pacing is what protects real
 //! networks.
