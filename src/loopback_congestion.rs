@@ -6,8 +6,8 @@
 //! loopback ones too. With no fq qdisc, the kernel paces a socket itself, by a high-resolution
 //! timer that releases a burst at a time; over loopback, where there is no network queue to
 //! spare, that buys nothing and costs CPU. A 1 GiB video sent through casegate to a reader on the
-//! same host cost casegate 0.33 CPU-seconds paced (bbr) and 0.18-0.21 with cubic, and the
-//! download went from 67% to 76-91% of the direct one (benches/load/big_download.sh,
+//! same host cost casegate 0.33 CPU-seconds paced (bbr) and 0.18-0.21 unpaced (cubic or reno),
+//! and the download went from 67% to 76-91% of the direct one (benches/load/big_download.sh,
 //! benches/HISTORY.md, stop 37).
 //! Connections to and from other hosts keep the host's choice: pacing is what protects real
 //! networks.
@@ -20,9 +20,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::net::TcpStream;
 use tracing::warn;
 
-/// The default: cubic is built into every mainstream kernel and allowed to unprivileged
-/// processes (`net.ipv4.tcp_allowed_congestion_control`), and does not pace unless fq asks.
-pub const DEFAULT: &str = "cubic";
+/// The default: reno is built into every kernel and is the one algorithm an unprivileged process
+/// may always choose. cubic, which paces no more, is not allowed to one (as casegate's systemd
+/// unit runs it) on a host whose default is another: `net.ipv4.tcp_allowed_congestion_control`
+/// then reads `reno bbr` (so on these VMs; the kernel refused cubic with EPERM, found in review).
+/// Over loopback nothing is lost, so the two grow their windows alike.
+pub const DEFAULT: &str = "reno";
 
 /// The value that keeps the host's congestion control for loopback connections too.
 pub const SYSTEM: &str = "system";

@@ -281,7 +281,7 @@ fn the_base_config_is_valid_and_defaults_fill_the_rest() {
     assert_eq!(config.upstream.pool_idle_timeout, Duration::from_secs(90));
     assert_eq!(
         config.server.loopback_congestion.algorithm(),
-        Some("cubic"),
+        Some("reno"),
         "connections with this host are not paced unless asked"
     );
     let system = BASE.replace(

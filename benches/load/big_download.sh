@@ -270,9 +270,9 @@ if [[ $(loopback_congestion_control) == bbr ]]; then
     # Measured on such hosts (README, Performance): with cubic on the loopback routes the same
     # download went 2.3x faster direct and 3.5x through casegate, 100% of direct instead of 65%.
     # casegate's own sockets with this host leave bbr by default ([server]
-    # loopback_congestion_control = "cubic"): 67% -> 76-91% of direct at stop 37.
+    # loopback_congestion_control = "reno"): 67% -> 76-91% of direct at stop 37.
     say "note: loopback connections use bbr, which paces every connection. casegate takes its own" \
-        "connections with this host off it (loopback_congestion_control, default cubic); the" \
+        "connections with this host off it (loopback_congestion_control, default reno); the" \
         "upstream's sending to the gateway stays paced, as its sending to curl in the direct" \
         "download. Nothing paced: $0 --loopback-congestion cubic (a private network namespace;" \
         "the host is not touched)"

@@ -52,7 +52,7 @@ pub struct ServerSection {
     pub hsts: Option<Spanned<HstsSetting>>,
     /// Whether a worker may send its small writes together through io_uring (default `true`).
     pub io_uring: Option<bool>,
-    /// The congestion control of connections with this host (default `"cubic"`; `"system"`).
+    /// The congestion control of connections with this host (default `"reno"`; `"system"`).
     pub loopback_congestion_control: Option<Spanned<String>>,
 }
 

@@ -1,5 +1,5 @@
 //! Validation of `[server] loopback_congestion_control`: the TCP congestion control of
-//! connections whose other end is this host (`crate::loopback_congestion`). `"cubic"` unless
+//! connections whose other end is this host (`crate::loopback_congestion`). `"reno"` unless
 //! set; `"system"` keeps the host's.
 
 use toml::Spanned;
