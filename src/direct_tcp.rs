@@ -448,6 +448,15 @@ pub(crate) async fn loopback_pair(
     (DirectTcpStream::new(connected), peer)
 }
 
+/// A connected pair on loopback, for tests: the connecting end and the accepted one, both tokio's.
+#[cfg(test)]
+pub(crate) async fn connected_pair() -> (TcpStream, TcpStream) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (connected, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+    (connected.unwrap(), accepted.unwrap().0)
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};

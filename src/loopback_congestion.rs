@@ -90,15 +90,7 @@ mod tests {
 
     use super::*;
 
-    /// A connected pair on loopback: the client end and the accepted end.
-    async fn pair() -> (TcpStream, TcpStream) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (accepted, _) = listener.accept().await.unwrap();
-        (client, accepted)
-    }
+    use crate::direct_tcp::connected_pair as pair;
 
     fn algorithm_of(stream: &TcpStream) -> String {
         rustix::net::sockopt::tcp_congestion(stream).unwrap()

@@ -178,17 +178,10 @@ fn splice(from: RawFd, to: RawFd, length: usize) -> io::Result<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::direct_tcp::connected_pair as pair;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
 
     const STALL: Duration = Duration::from_secs(10);
-
-    async fn pair() -> (TcpStream, TcpStream) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (connected, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
-        (connected.unwrap(), accepted.unwrap().0)
-    }
 
     #[tokio::test]
     async fn exactly_the_length_is_moved_and_what_follows_stays() {
