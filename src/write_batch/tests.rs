@@ -371,3 +371,68 @@ async fn without_a_batch_a_batched_stream_writes_directly() {
 }
 
 mod tls;
+
+#[test]
+fn every_outcome_reads_back_as_it_was_stored_and_none_reads_as_not_over() {
+    let outcomes = [
+        Outcome::Done,
+        Outcome::Unsent(0),
+        Outcome::Unsent(MAX_BATCHED),
+        Outcome::Failed(libc::EPIPE),
+        Outcome::Failed(i32::MAX),
+    ];
+    for outcome in outcomes {
+        assert_ne!(outcome.encode(), NOT_YET, "{outcome:?}");
+        assert_eq!(Outcome::decode(outcome.encode()), Some(outcome));
+    }
+    assert_eq!(Outcome::decode(NOT_YET), None);
+}
+
+#[test]
+fn a_slot_keeps_its_first_outcome_and_wakes_the_task_that_waited() {
+    let slot = Slot::new(Box::from(&b"bytes"[..]));
+    let woken = Arc::new(AtomicU64::new(0));
+    let waker = counting_waker(&woken);
+    assert_eq!(slot.outcome_or_wait(&waker), None);
+    assert_eq!(slot.outcome(), None);
+    slot.complete(Outcome::Unsent(3));
+    slot.complete(Outcome::Done);
+    assert_eq!(slot.outcome(), Some(Outcome::Unsent(3)));
+    assert_eq!(slot.outcome_or_wait(&waker), Some(Outcome::Unsent(3)));
+    assert_eq!(
+        woken.load(Ordering::SeqCst),
+        1,
+        "woken once, by the first end"
+    );
+}
+
+/// A task that waits while another thread ends the write is never left asleep: the one side's
+/// store and load against the other's, many times over.
+#[test]
+fn a_write_ended_on_another_thread_while_its_task_waits_always_wakes_it() {
+    for _ in 0..2000 {
+        let slot = Arc::new(Slot::new(Box::from(&b"x"[..])));
+        let woken = Arc::new(AtomicU64::new(0));
+        let waker = counting_waker(&woken);
+        let ender = {
+            let slot = Arc::clone(&slot);
+            std::thread::spawn(move || slot.complete(Outcome::Done))
+        };
+        let seen = slot.outcome_or_wait(&waker);
+        ender.join().expect("the ending thread");
+        assert!(
+            seen == Some(Outcome::Done) || woken.load(Ordering::SeqCst) == 1,
+            "neither saw the outcome nor was woken"
+        );
+    }
+}
+
+fn counting_waker(count: &Arc<AtomicU64>) -> Waker {
+    struct Counting(Arc<AtomicU64>);
+    impl std::task::Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    Waker::from(Arc::new(Counting(Arc::clone(count))))
+}
