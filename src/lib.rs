@@ -311,7 +311,11 @@ async fn serve_on(
         limits: config.server.limits.clone(),
         shutdown_grace: config.server.shutdown_grace,
         io_uring: config.server.io_uring,
-        loopback_congestion: config.server.loopback_congestion.clone(),
+        // Before the first connection is accepted: see `loopback_congestion`.
+        loopback_congestion: config
+            .server
+            .loopback_congestion
+            .prepare_listeners(listeners.sockets()),
     };
     if let Some(algorithm) = config.server.loopback_congestion.algorithm() {
         info!(

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, Response};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -332,14 +331,16 @@ fn is_idempotent(method: &Method) -> bool {
     )
 }
 
-/// Opens a connection to the upstream.
+/// Opens a connection to the upstream (one on this host with `[server]
+/// loopback_congestion_control` from its first packet).
 async fn connect(
     destination: &Destination,
     limit: Duration,
     loopback_congestion: &LoopbackCongestion,
 ) -> Result<Box<UpstreamConnection>, Unavailable> {
     let (host, port) = (&*destination.host, destination.port);
-    let stream = match tokio::time::timeout(limit, TcpStream::connect((host, port))).await {
+    let stream = match tokio::time::timeout(limit, loopback_congestion.connect((host, port))).await
+    {
         Ok(Ok(stream)) => stream,
         Ok(Err(source)) => {
             return Err(Unavailable::Connect {
@@ -358,9 +359,6 @@ async fn connect(
     };
     // Small requests and responses go out at once instead of waiting for Nagle's timer.
     let _ = stream.set_nodelay(true);
-    if let Ok(peer) = stream.peer_addr() {
-        loopback_congestion.apply(&stream, peer.ip());
-    }
     Ok(UpstreamConnection::new(stream, destination.clone()))
 }
 
@@ -377,7 +375,7 @@ mod retry_tests {
 
     use http::Method;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     use super::*;
     use crate::proxy::empty_body;

@@ -131,7 +131,7 @@ pub fn serve_connection(
 ) -> impl Future<Output = ()> + Send {
     async move {
         let _ = stream.set_nodelay(true);
-        listening.loopback_congestion.apply(&stream, peer.ip());
+        listening.loopback_congestion.accepted(&stream, peer.ip());
         let acceptor = listening.tls.as_ref().map(|tls| tls.current());
         // Answers join the worker's write batch (`write_batch`), TLS records too: the batch
         // takes each write at once and sends a stream's writes in order. HTTP/2 connections

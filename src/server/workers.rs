@@ -89,6 +89,11 @@ impl Listeners {
         })
     }
 
+    /// The workers' sockets.
+    pub fn sockets(&self) -> &[std::net::TcpListener] {
+        &self.sockets
+    }
+
     /// The bound address (the real port when port 0 was asked for).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
