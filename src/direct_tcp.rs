@@ -452,6 +452,12 @@ pub(crate) async fn loopback_pair(
 #[cfg(test)]
 pub(crate) async fn connected_pair() -> (TcpStream, TcpStream) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    connected_on(&listener).await
+}
+
+/// A connection to `listener` (on this host), for tests: the connecting end and the accepted one.
+#[cfg(test)]
+pub(crate) async fn connected_on(listener: &tokio::net::TcpListener) -> (TcpStream, TcpStream) {
     let addr = listener.local_addr().unwrap();
     let (connected, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
     (connected.unwrap(), accepted.unwrap().0)

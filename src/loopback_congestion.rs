@@ -184,7 +184,7 @@ mod tests {
 
     use super::*;
 
-    use crate::direct_tcp::connected_pair as pair;
+    use crate::direct_tcp::{connected_on as accepted_on, connected_pair as pair};
 
     const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
     const REMOTE: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 7));
@@ -196,13 +196,6 @@ mod tests {
     /// An algorithm other than the one new sockets get here, so that a switch can be seen.
     fn other_than(current: &str) -> &'static str {
         if current == "reno" { "cubic" } else { "reno" }
-    }
-
-    /// A listener on 127.0.0.1 and a connection it accepted.
-    async fn accepted_on(listener: &TcpListener) -> (TcpStream, TcpStream) {
-        let client = TcpStream::connect(listener.local_addr().unwrap());
-        let (client, accepted) = tokio::join!(client, listener.accept());
-        (client.unwrap(), accepted.unwrap().0)
     }
 
     #[tokio::test]
