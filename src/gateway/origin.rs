@@ -10,7 +10,7 @@
 //! authority from another site and is judged as usual.
 
 use http::HeaderMap;
-use http::header;
+use http::header::{self, HeaderName};
 
 use crate::proxy::response::PublicOrigin;
 
@@ -40,9 +40,12 @@ enum FetchSite {
     Other,
 }
 
+/// Named once: looked up by a `&str`, the name was parsed and checked again on every request.
+const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
+
 /// What the one `Sec-Fetch-Site` header says.
 fn fetch_site(headers: &HeaderMap) -> FetchSite {
-    let mut values = headers.get_all("sec-fetch-site").iter();
+    let mut values = headers.get_all(SEC_FETCH_SITE).iter();
     match (values.next(), values.next()) {
         (None, _) => FetchSite::Unstated,
         (Some(value), None) if value == "same-origin" => FetchSite::SameOrigin,
