@@ -1019,12 +1019,17 @@ mod tests {
     #[test]
     fn claims_too_long_for_the_stack_buffer_are_decoded_all_the_same() {
         let keys = ring("k1", &["k1"]);
-        // Payloads of just under, at and over the stack buffer's 768 bytes, and the longest a
-        // token may carry.
-        for note_len in [600, 700, 800, 2800] {
+        // Payloads of 767, 768 and 769 bytes (the stack buffer holds 768), and one near the
+        // longest a token may carry.
+        for note_len in [660, 661, 662, 2800] {
             let payload = format!(
                 r#"{{"jti":"AAAAAAAAAAAAAAAAAAAAAA","case":"C-1042","scope":"read","iat":1749999940,"exp":1750086400,"note":"{}"}}"#,
                 "n".repeat(note_len)
+            );
+            assert_eq!(
+                payload.len(),
+                note_len + 107,
+                "the payload's length around the bound"
             );
             let token = forge("k1", HEADER, &payload);
             assert!(token.len() <= MAX_TOKEN_LEN, "{note_len}: {}", token.len());
