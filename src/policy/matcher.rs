@@ -10,7 +10,8 @@ use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
-use super::canonical::{CanonicalTarget, Segments};
+use super::canonical::CanonicalTarget;
+use super::cut_path::CutPath;
 use super::rule::{
     self, Effect, QueryPin, Rule, RuleError, SegmentPattern, Subject, binding_matches, parse_rule,
 };
@@ -246,9 +247,11 @@ impl Policy {
             case,
             share,
         };
-        if compiled.deny.matches(&subject) {
+        // Cut once, for both walks.
+        let path = CutPath::cut(target, compiled.deny.depth.max(compiled.allow.depth));
+        if compiled.deny.matches(&subject, &path) {
             Decision::DenyExplicit
-        } else if compiled.allow.matches(&subject) {
+        } else if compiled.allow.matches(&subject, &path) {
             Decision::Allow
         } else {
             Decision::DenyNoRule
@@ -265,12 +268,14 @@ impl Policy {
         share: &str,
     ) -> bool {
         self.scopes.get(scope).is_some_and(|compiled| {
-            compiled.upgrade.matches(&Subject {
+            let subject = Subject {
                 method,
                 target,
                 case,
                 share,
-            })
+            };
+            let path = CutPath::cut(target, compiled.upgrade.depth);
+            compiled.upgrade.matches(&subject, &path)
         })
     }
 }
@@ -340,6 +345,9 @@ impl CompiledScope {
 struct Trie {
     effect: Effect,
     root: Node,
+    /// The most segments any of its rules consumes (`**` consumes none): how much of a path a
+    /// walk can reach.
+    depth: usize,
 }
 
 #[derive(Debug, Default)]
@@ -368,6 +376,7 @@ impl Trie {
         let mut trie = Trie {
             effect,
             root: Node::default(),
+            depth: 0,
         };
         for rule in rules {
             trie.insert(rule);
@@ -381,7 +390,10 @@ impl Trie {
             query: rule.query().map(<[QueryPin]>::to_vec),
         };
         let mut node = &mut self.root;
-        for pattern in rule.path() {
+        for (consumed, pattern) in rule.path().iter().enumerate() {
+            if *pattern != SegmentPattern::Rest {
+                self.depth = self.depth.max(consumed + 1);
+            }
             node = match pattern {
                 SegmentPattern::Literal(literal) => node.literal_child_mut(literal, self.effect),
                 SegmentPattern::Case => node.case.get_or_insert_default(),
@@ -396,35 +408,46 @@ impl Trie {
         node.ends.push(leaf);
     }
 
-    fn matches(&self, subject: &Subject<'_>) -> bool {
-        self.walk(&self.root, subject.target.segments(), subject)
+    /// Whether a rule of the trie covers the request; `path` is cut at least [`Trie::depth`] deep.
+    fn matches(&self, subject: &Subject<'_>, path: &CutPath<'_>) -> bool {
+        self.walk(&self.root, 0, path, subject)
     }
 
-    fn walk(&self, node: &Node, mut segments: Segments<'_>, subject: &Subject<'_>) -> bool {
+    /// Whether a rule below `node`, which the path's first `consumed` segments reached, covers
+    /// the request.
+    fn walk(
+        &self,
+        node: &Node,
+        consumed: usize,
+        path: &CutPath<'_>,
+        subject: &Subject<'_>,
+    ) -> bool {
         let effect = self.effect;
         if node.rest.iter().any(|leaf| leaf.admits(subject, effect)) {
             return true;
         }
-        let Some(segment) = segments.next() else {
-            return node.ends.iter().any(|leaf| leaf.admits(subject, effect));
+        // No segment is cut past the trie's depth, where no node has children.
+        let Some(segment) = path.segment(consumed) else {
+            return path.ends_after(consumed)
+                && node.ends.iter().any(|leaf| leaf.admits(subject, effect));
         };
+        let next = consumed + 1;
         // Recursion depth is bounded by the longest rule, not by the request.
         let bound_edges = [
             (node.case.as_deref(), subject.case),
             (node.share.as_deref(), subject.share),
         ];
         node.literal_child(segment, effect)
-            .is_some_and(|child| self.walk(child, segments.clone(), subject))
+            .is_some_and(|child| self.walk(child, next, path, subject))
             || bound_edges.into_iter().any(|(child, bound)| {
                 child.is_some_and(|child| {
-                    binding_matches(segment, bound, effect)
-                        && self.walk(child, segments.clone(), subject)
+                    binding_matches(segment, bound, effect) && self.walk(child, next, path, subject)
                 })
             })
             || node
                 .any
                 .as_deref()
-                .is_some_and(|child| self.walk(child, segments, subject))
+                .is_some_and(|child| self.walk(child, next, path, subject))
     }
 }
 
@@ -456,15 +479,20 @@ impl Node {
     }
 }
 
-/// Orders literals the way [`rule::literal_matches`] compares them under `effect`.
+/// Orders literals shorter first, then the way [`rule::literal_matches`] compares them under
+/// `effect` (ASCII case folding keeps lengths): a lookup whose segment has no literal of its
+/// length compares no bytes at all.
 fn compare(a: &str, b: &str, effect: Effect) -> Ordering {
-    match effect {
+    a.len().cmp(&b.len()).then_with(|| match effect {
         Effect::Allow => a.cmp(b),
+        // Equal is what a lookup that finds its literal ends on: asked first, without working
+        // out an order.
+        Effect::Deny if rule::same_ignoring_ascii_case(a, b) => Ordering::Equal,
         Effect::Deny => a
             .bytes()
             .map(|byte| byte.to_ascii_lowercase())
             .cmp(b.bytes().map(|byte| byte.to_ascii_lowercase())),
-    }
+    })
 }
 
 // === impl Leaf ===

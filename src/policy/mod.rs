@@ -6,6 +6,7 @@
 //! matched against the bytes that will be forwarded.
 
 pub mod canonical;
+mod cut_path;
 pub mod matcher;
 pub mod rule;
 
