@@ -11,6 +11,7 @@ use http::uri::{Authority, Scheme};
 
 use super::Gateway;
 use super::mint::{LinkMinter, verify_scopes};
+use super::session_cookies::CookieBase;
 use super::settings::{LinkSettings, SessionSettings, secs};
 use crate::config::{Config, PublicScheme, PublicUrl};
 use crate::mail::Mailer;
@@ -161,7 +162,7 @@ impl Gateway {
             policy: Arc::clone(&config.policy),
             links: LinkSettings::new(&config.links, &config.scopes),
             session: SessionSettings {
-                cookie_name: config.session.cookie.clone(),
+                cookie_name: CookieBase::new(&config.session.cookie),
                 ttl_secs: secs(config.session.ttl),
                 secure: config.server.public_url.is_https(),
             },

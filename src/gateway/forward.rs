@@ -91,7 +91,7 @@ impl Gateway {
             Route::Passthrough => {
                 rewrite_passthrough_request(
                     &mut parts,
-                    &self.session.cookie_name,
+                    self.session.cookie_name.as_str(),
                     &self.upstream,
                     &origin,
                 );

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use http::HeaderMap;
 use http::header::{self, HeaderValue};
 
-use super::session_cookies::session_cookie_name;
+use super::session_cookies::{CookieBase, session_cookie_name};
 use crate::config::{Links, Scope};
 use crate::share::{CaseGrammar, Guest};
 
@@ -57,7 +57,7 @@ impl LinkSettings {
 pub struct SessionSettings {
     /// `[session] cookie`: each case's session is a cookie of this name and a tag
     /// (`session_cookies.rs`).
-    pub cookie_name: String,
+    pub cookie_name: CookieBase,
     pub ttl_secs: i64,
     /// Set when the public origin is https: the browser then never sends the cookie in clear.
     pub secure: bool,
@@ -66,7 +66,7 @@ pub struct SessionSettings {
 impl SessionSettings {
     /// The name of the cookie that holds the session for `case`.
     pub fn cookie_for_case(&self, case: &str) -> String {
-        session_cookie_name(&self.cookie_name, case)
+        session_cookie_name(self.cookie_name.as_str(), case)
     }
 
     /// The `Set-Cookie` value for the sealed session of `guest`, living `max_age_secs`.
@@ -121,7 +121,7 @@ mod tests {
     fn the_clearing_cookie_matches_the_set_cookie_but_expires_at_once() {
         for (secure, suffix) in [(true, "; Secure"), (false, "")] {
             let session = SessionSettings {
-                cookie_name: "__Host-casegate".into(),
+                cookie_name: CookieBase::new("__Host-casegate"),
                 ttl_secs: 3600,
                 secure,
             };
