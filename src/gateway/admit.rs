@@ -12,10 +12,7 @@ use http::{Method, Request};
 use super::Gateway;
 use super::authenticate::{Chosen, open_guest};
 use super::error::{Credential, GatewayError};
-use super::framing::{
-    check_host, is_bodiless, refuse_body_on_get, refuse_method_override_query,
-    refuse_unknown_transfer_coding,
-};
+use super::framing::{check_declared_body, check_host, is_bodiless, refuse_method_override_query};
 use super::origin::comes_from_our_origin;
 use super::session_cookies::{SessionCookies, carries_session_cookie, session_cookie_names};
 use super::session_memo::GuestSession;
@@ -66,8 +63,7 @@ impl Gateway {
     ) -> Result<Admission<'t>, GatewayError> {
         let via_trusted_proxy = self.trusted_proxies.contains(connection.peer.ip());
         check_host(request, &self.public, via_trusted_proxy)?;
-        refuse_body_on_get(request)?;
-        refuse_unknown_transfer_coding(request)?;
+        check_declared_body(request)?;
 
         let link_token = target.path().strip_prefix(self.links.prefix.as_str());
         // Under the link prefix the rest of the path is the token: only the prefix is logged.
