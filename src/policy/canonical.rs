@@ -339,23 +339,29 @@ fn plain_path_len(target: &[u8]) -> Option<usize> {
     if target.first() != Some(&b'/') {
         return None;
     }
-    let mut previous = b'/';
-    for (at, &byte) in target.iter().enumerate().skip(1) {
-        match byte {
+    // A name's bytes cost a table lookup and nothing more; what came before is looked at only
+    // where a segment ends (carrying the previous byte through every step was 8.6 instructions
+    // a byte, callgrind).
+    let mut at = 1;
+    while let Some(&byte) = target.get(at) {
+        if PLAIN_NAME_BYTES[usize::from(byte)] {
+            at += 1;
+            continue;
+        }
+        match (byte, target[at - 1]) {
             // The root path, with a query.
-            b'?' if at == 1 => return Some(1),
+            (b'?', _) if at == 1 => return Some(1),
             // The segment that ends here is empty, or ends in `.` (`.` and `..` among them).
-            b'/' | b'?' if previous == b'/' || previous == b'.' => return None,
-            b'?' => return Some(at),
-            b'/' => {}
-            _ if PLAIN_NAME_BYTES[usize::from(byte)] => {}
+            (b'/' | b'?', b'/' | b'.') => return None,
+            (b'?', _) => return Some(at),
+            (b'/', _) => at += 1,
             _ => return None,
         }
-        previous = byte;
     }
-    match target.len() {
-        1 => Some(1),
-        len => (previous != b'/' && previous != b'.').then_some(len),
+    match target {
+        [_] => Some(1),
+        [.., last] => (*last != b'/' && *last != b'.').then_some(target.len()),
+        [] => None,
     }
 }
 
