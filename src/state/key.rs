@@ -14,8 +14,9 @@ pub(crate) enum IdKey {
     Heap(Box<[u8]>),
 }
 
-/// The maps' hasher. Keys are MAC-verified token ids or admin input, not attacker-chosen at will,
-/// and foldhash is seeded per process; SipHash would cost a fifth of the hot-path budget.
+/// The maps' hasher (the view's shares, revoked ids and cases, and the pending uses). Keys are
+/// MAC-verified token ids or admin input, not attacker-chosen at will, and foldhash is seeded
+/// per process; SipHash would cost a fifth of the hot-path budget.
 pub(crate) type KeyHasher = foldhash::fast::RandomState;
 
 impl IdKey {

@@ -4,11 +4,14 @@
 use dashmap::DashMap;
 
 use super::SeenShare;
+use super::key::KeyHasher;
 use super::record::{Record, ShareState};
 
 #[derive(Default)]
 pub(crate) struct PendingUses {
-    pending: DashMap<Box<str>, ShareState>,
+    /// Looked up on a connection's first guest request, as the view's shares are, and hashed as
+    /// they are (see [`KeyHasher`]).
+    pending: DashMap<Box<str>, ShareState, KeyHasher>,
 }
 
 impl PendingUses {

@@ -14,7 +14,7 @@ use super::record::{Record, ShareState};
 /// of them (external tokens) are nothing but an id: a million of them must stay small.
 #[derive(Default)]
 pub(crate) struct View {
-    shares: DashMap<Box<str>, ShareState>,
+    shares: DashMap<Box<str>, ShareState, KeyHasher>,
     revoked: DashMap<IdKey, i64, KeyHasher>,
     cases: DashMap<IdKey, i64, KeyHasher>,
     /// Which ids may be in `revoked` and `cases`: the hot path reads these, not the maps' locks.
