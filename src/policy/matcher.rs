@@ -481,10 +481,16 @@ impl Node {
 
 /// Orders literals shorter first, then the way [`rule::literal_matches`] compares them under
 /// `effect` (ASCII case folding keeps lengths): a lookup whose segment has no literal of its
-/// length compares no bytes at all.
+/// length compares no bytes at all. Inlined into the binary searches, which call it a few times a
+/// lookup: out of line, with its lengths' `then_with`, it was a quarter of the 50-rule policy
+/// bench's `decide` (callgrind).
+#[inline(always)]
 fn compare(a: &str, b: &str, effect: Effect) -> Ordering {
-    a.len().cmp(&b.len()).then_with(|| match effect {
-        Effect::Allow => a.cmp(b),
+    if a.len() != b.len() {
+        return a.len().cmp(&b.len());
+    }
+    match effect {
+        Effect::Allow => a.as_bytes().cmp(b.as_bytes()),
         // Equal is what a lookup that finds its literal ends on: asked first, without working
         // out an order.
         Effect::Deny if rule::same_ignoring_ascii_case(a, b) => Ordering::Equal,
@@ -492,7 +498,7 @@ fn compare(a: &str, b: &str, effect: Effect) -> Ordering {
             .bytes()
             .map(|byte| byte.to_ascii_lowercase())
             .cmp(b.bytes().map(|byte| byte.to_ascii_lowercase())),
-    })
+    }
 }
 
 // === impl Leaf ===
