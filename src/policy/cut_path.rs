@@ -11,7 +11,7 @@ use super::rule::MAX_RULE_SEGMENTS;
 /// The first segments of a path, as offsets into it. `u16` holds any offset of a canonical
 /// target (`MAX_TARGET_LEN`, 8 KiB), and keeps the table to 128 bytes, set up per decision.
 pub(super) struct CutPath<'a> {
-    /// The path without its leading `/`.
+    /// The whole path, its leading `/` included.
     path: &'a str,
     /// Where each cut segment ends in `path`; the next one starts a byte later.
     ends: [u16; MAX_RULE_SEGMENTS],
@@ -24,38 +24,26 @@ const _: () = assert!(super::canonical::MAX_TARGET_LEN <= u16::MAX as usize);
 
 impl<'a> CutPath<'a> {
     /// `target`'s path cut into at most `depth` segments (capped at [`MAX_RULE_SEGMENTS`], the
-    /// deepest a rule can be).
+    /// deepest a rule can be), as [`CanonicalTarget::segments`] splits it.
     pub(super) fn cut(target: &CanonicalTarget<'a>, depth: usize) -> CutPath<'a> {
-        let depth = depth.min(MAX_RULE_SEGMENTS);
-        let path = match target.path() {
-            "/" => "",
-            path => path.strip_prefix('/').unwrap_or(path),
-        };
+        let path = target.path();
         let mut cut = CutPath {
             path,
             ends: [0; MAX_RULE_SEGMENTS],
             len: 0,
             goes_on: false,
         };
-        if path.is_empty() {
-            return cut;
-        }
-        let bytes = path.as_bytes();
-        let mut start = 0;
-        while cut.len < depth {
-            let end = bytes[start..]
-                .iter()
-                .position(|&byte| byte == b'/')
-                .map_or(bytes.len(), |at| start + at);
+        // The first segment starts after the leading `/`, each next one after the `/` ending
+        // the one before.
+        let mut start = 1;
+        for segment in target.segments().take(depth.min(MAX_RULE_SEGMENTS)) {
+            let end = start + segment.len();
             // `end` <= `path.len()` <= MAX_TARGET_LEN, which fits (asserted above).
             cut.ends[cut.len] = end as u16;
             cut.len += 1;
-            if end == bytes.len() {
-                return cut;
-            }
             start = end + 1;
         }
-        cut.goes_on = true;
+        cut.goes_on = start < path.len();
         cut
     }
 
@@ -63,7 +51,7 @@ impl<'a> CutPath<'a> {
     pub(super) fn segment(&self, index: usize) -> Option<&'a str> {
         let end = usize::from(*self.ends.get(..self.len)?.get(index)?);
         let start = match index {
-            0 => 0,
+            0 => 1,
             _ => usize::from(self.ends[index - 1]) + 1,
         };
         self.path.get(start..end)
