@@ -122,14 +122,16 @@ fn process_log_on() {
         .init();
 }
 
-fn connection(peer: SocketAddr) -> ConnectionInfo {
+/// A connection as the server accepts one (`server/connection.rs`): its own memo (empty until its
+/// first request), the worker's pool of upstream connections shared with every other.
+fn connection(peer: SocketAddr, upstream: &UpstreamPool) -> ConnectionInfo {
     ConnectionInfo {
         peer,
         client: ClientAddress::direct(peer.ip()),
         tls: true,
         shared: Arc::new(SharedByRequests {
             slot: None,
-            upstream: UpstreamPool::new(Arc::new(Metrics::new()), LoopbackCongestion::system()),
+            upstream: upstream.clone(),
             session_memo: Arc::new(SessionMemo::default()),
         }),
     }
@@ -230,6 +232,7 @@ fn bench(c: &mut Criterion) {
     let cookie_value = cookie::seal(&config.keys.ring, &guest).expect("cookie");
     let request = guest_request(&cookie_value);
     let peer = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)), 50_123);
+    let upstream = UpstreamPool::new(Arc::new(Metrics::new()), LoopbackCongestion::system());
 
     let mut group = c.benchmark_group("guest request, revocation and logging on");
     group.bench_function("first on a connection", |b| {
@@ -237,7 +240,7 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|iters| {
             timed_in_chunks(iters, |chunk| {
                 let connections: Vec<ConnectionInfo> =
-                    (0..chunk).map(|_| connection(peer)).collect();
+                    (0..chunk).map(|_| connection(peer, &upstream)).collect();
                 let started = Instant::now();
                 for connection in &connections {
                     admit_and_log(&gateway, &log, &request, connection);
@@ -246,7 +249,7 @@ fn bench(c: &mut Criterion) {
             })
         })
     });
-    let warm = connection(peer);
+    let warm = connection(peer, &upstream);
     group.bench_function("next on the same connection", |b| {
         b.iter_custom(|iters| {
             timed_in_chunks(iters, |chunk| {
