@@ -7,6 +7,8 @@
 //! was about a tenth of casegate's instructions per guest request. Staff on `passthrough` keep
 //! the map rewrite ([`rewrite_passthrough_request`]), which removes rather than allows.
 
+use std::ops::Range;
+
 use http::header::{self, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::uri::{PathAndQuery, Uri};
@@ -84,51 +86,44 @@ impl std::error::Error for RewriteError {
 pub struct ShareIdentity {
     /// `x-casegate-case`, `-share`, `-scope` and, when the share has one, `-lang`: whole lines.
     lines: Box<[u8]>,
-    /// The share's language, also the `Accept-Language` of a scope that pins it.
-    lang: Option<HeaderValue>,
+    /// Where the share's language is in `lines` (the value of the last line), also the
+    /// `Accept-Language` of a scope that pins it: read from there, it costs no allocation of
+    /// its own.
+    lang: Option<Range<usize>>,
 }
 
 impl ShareIdentity {
     pub fn of(guest: &Guest) -> Result<ShareIdentity, RewriteError> {
-        let lang = guest
-            .lang
-            .as_deref()
-            .map(|text| HeaderValue::from_str(text).map_err(RewriteError::ShareHeader))
-            .transpose()?;
         let fields = [
-            (X_CASEGATE_CASE, guest.case.as_str()),
-            (X_CASEGATE_SHARE, guest.share_id.as_str()),
-            (X_CASEGATE_SCOPE, guest.scope.as_str()),
+            (&X_CASEGATE_CASE, Some(guest.case.as_str())),
+            (&X_CASEGATE_SHARE, Some(guest.share_id.as_str())),
+            (&X_CASEGATE_SCOPE, Some(guest.scope.as_str())),
+            (&X_CASEGATE_LANG, guest.lang.as_deref()),
         ];
-        // Sized once: the lines are built when a session is opened, on a connection's first request.
-        let line_len = |name: &HeaderName, value: &[u8]| name.as_str().len() + value.len() + 4;
+        // Sized once: the lines are built when a session is opened, on a connection's first
+        // request.
         let capacity = fields
             .iter()
-            .map(|(name, text)| line_len(name, text.as_bytes()))
-            .chain(
-                lang.iter()
-                    .map(|lang| line_len(&X_CASEGATE_LANG, lang.as_bytes())),
-            )
+            .filter_map(|&(name, text)| Some(name.as_str().len() + text?.len() + 4))
             .sum();
         let mut lines = Vec::with_capacity(capacity);
-        for (name, text) in &fields {
-            write_field_line(
-                &mut lines,
-                name.as_str().as_bytes(),
-                header_value_bytes(text)?,
-            );
-        }
-        if let Some(lang) = &lang {
-            write_field_line(
-                &mut lines,
-                X_CASEGATE_LANG.as_str().as_bytes(),
-                lang.as_bytes(),
-            );
+        let mut value_at = 0..0;
+        for (name, text) in fields {
+            let Some(text) = text else { continue };
+            let name = name.as_str().as_bytes();
+            let start = lines.len() + name.len() + 2;
+            write_field_line(&mut lines, name, header_value_bytes(text)?);
+            value_at = start..start + text.len();
         }
         Ok(ShareIdentity {
             lines: lines.into_boxed_slice(),
-            lang,
+            lang: guest.lang.is_some().then_some(value_at),
         })
+    }
+
+    /// The share's language as a header value's bytes, when it has one.
+    pub fn lang(&self) -> Option<&[u8]> {
+        self.lines.get(self.lang.clone()?)
     }
 }
 
@@ -176,7 +171,7 @@ pub fn write_guest_head(
         upgrade,
     } = *rewrite;
     let framing = request_framing(&parts.method, &parts.headers, body)?;
-    let pinned_lang = identity.lang.as_ref().filter(|_| pin_language);
+    let pinned_lang = identity.lang().filter(|_| pin_language);
     let mut head = HeadWriter::start(out, &parts.method, &parts.uri);
     // A guest speaks to the upstream only through the share: its own cookies (ours included),
     // credentials and any header the app might trust would let it act as someone else.
@@ -206,7 +201,7 @@ pub fn write_guest_head(
     if let Some(lang) = pinned_lang
         && !fixed(&header::ACCEPT_LANGUAGE)
     {
-        head.field(&header::ACCEPT_LANGUAGE, lang);
+        head.field_bytes(header::ACCEPT_LANGUAGE.as_str().as_bytes(), lang);
     }
     for (name, value) in &upstream.guest_headers {
         head.field(name, value);
@@ -338,6 +333,7 @@ mod tests {
             b"x-casegate-case: 42\r\nx-casegate-share: c2hhcmUtaWQtZm9yLXRlc3Q\r\n\
               x-casegate-scope: view\r\nx-casegate-lang: sv-SE\r\n"
         );
+        assert_eq!(identity().lang(), Some(&b"sv-SE"[..]));
         let without_lang = ShareIdentity::of(&Guest {
             lang: None,
             ..guest()
@@ -348,18 +344,25 @@ mod tests {
             b"x-casegate-case: 42\r\nx-casegate-share: c2hhcmUtaWQtZm9yLXRlc3Q\r\n\
               x-casegate-scope: view\r\n"
         );
+        assert_eq!(without_lang.lang(), None);
         for field in ["4\r\n2", "4\n2", "4\x002", "4\x7f2"] {
-            let broken = Guest {
+            let broken_case = Guest {
                 case: field.into(),
                 ..guest()
             };
-            assert!(
-                matches!(
-                    ShareIdentity::of(&broken),
-                    Err(RewriteError::ShareHeader(_))
-                ),
-                "{field:?}"
-            );
+            let broken_lang = Guest {
+                lang: Some(field.into()),
+                ..guest()
+            };
+            for broken in [broken_case, broken_lang] {
+                assert!(
+                    matches!(
+                        ShareIdentity::of(&broken),
+                        Err(RewriteError::ShareHeader(_))
+                    ),
+                    "{field:?}"
+                );
+            }
         }
     }
 
