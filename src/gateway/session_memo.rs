@@ -6,7 +6,8 @@
 //! its expiry is compared with the clock on every request, and revocation, verification and the
 //! policy are checked after authentication as before. Only the work of opening the same bytes
 //! again under the same keys is skipped, and "the same" is decided by comparing the whole value in
-//! constant time, under the very key ring (by identity: a reload makes a new one) that opened it.
+//! constant time, under the very key ring (by its serial number: a reload makes a new one) that
+//! opened it.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -51,8 +52,10 @@ impl GuestSession {
 }
 
 struct Remembered {
-    /// The ring that opened the cookie; held, so its address cannot be reused by another.
-    keys: Arc<KeyRing>,
+    /// The serial number of the ring that opened the cookie. A number rather than the ring
+    /// itself: holding an `Arc` took a locked increment (and later a decrement) on every
+    /// connection's first request, and a number is never reused as an address can be.
+    ring: u64,
     cookie: Box<[u8]>,
     session: Arc<GuestSession>,
 }
@@ -79,17 +82,17 @@ impl std::fmt::Debug for SessionMemo {
 
 impl SessionMemo {
     /// The session `cookie` opened to under `keys`, if it is the last one remembered.
-    pub(super) fn recall(&self, keys: &Arc<KeyRing>, cookie: &[u8]) -> Option<Arc<GuestSession>> {
+    pub(super) fn recall(&self, keys: &KeyRing, cookie: &[u8]) -> Option<Arc<GuestSession>> {
         let last = self.last.lock().unwrap_or_else(PoisonError::into_inner);
         let remembered = last.as_ref()?;
-        let same = Arc::ptr_eq(&remembered.keys, keys) && same_bytes(&remembered.cookie, cookie);
+        let same = remembered.ring == keys.serial() && same_bytes(&remembered.cookie, cookie);
         same.then(|| Arc::clone(&remembered.session))
     }
 
     /// Remembers the session `cookie` (its bytes as the client sent them) opened to under `keys`.
-    pub(super) fn remember(&self, keys: &Arc<KeyRing>, cookie: &[u8], session: &Arc<GuestSession>) {
+    pub(super) fn remember(&self, keys: &KeyRing, cookie: &[u8], session: &Arc<GuestSession>) {
         let remembered = Remembered {
-            keys: Arc::clone(keys),
+            ring: keys.serial(),
             cookie: cookie.into(),
             session: Arc::clone(session),
         };

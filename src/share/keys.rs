@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hmac::digest::InvalidLength;
 use hmac::{Hmac, Mac};
@@ -54,8 +55,14 @@ pub enum KeyError {
     Hmac(InvalidLength),
 }
 
+/// How many rings this process has built: each ring's number, which tells it from every other
+/// (one a reload built from the very same secrets included) without holding on to it.
+static RINGS_BUILT: AtomicU64 = AtomicU64::new(0);
+
 /// All keys casegate will verify with, and the one it signs with.
 pub struct KeyRing {
+    /// This ring's number among those the process built; never reused.
+    serial: u64,
     active_kid: String,
     active: KeyMacs,
     by_kid: HashMap<String, KeyMacs>,
@@ -174,10 +181,16 @@ impl KeyRing {
             });
         };
         Ok(KeyRing {
+            serial: RINGS_BUILT.fetch_add(1, Ordering::Relaxed),
             active_kid: active.to_owned(),
             active: active_macs,
             by_kid,
         })
+    }
+
+    /// This ring's number: equal for two rings only if they are one.
+    pub fn serial(&self) -> u64 {
+        self.serial
     }
 
     /// The key id new link tokens and guest cookies carry.
@@ -491,6 +504,14 @@ mod tests {
                 (got, want) => panic!("{name}: got {got:?}, want {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn every_ring_built_has_a_serial_of_its_own_even_from_the_same_secrets() {
+        let build = || KeyRing::new("k1", vec![("k1".into(), secret(7))]);
+        let (first, second) = (build().unwrap(), build().unwrap());
+        assert_ne!(first.serial(), second.serial());
+        assert_eq!(first.serial(), first.serial());
     }
 
     #[test]
