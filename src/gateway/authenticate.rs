@@ -121,7 +121,7 @@ impl Gateway {
 /// `remember`.
 fn open_session(
     cookie: &SessionCookie<'_>,
-    keys: &Arc<KeyRing>,
+    keys: &KeyRing,
     memo: &SessionMemo,
     now: i64,
     remember: bool,

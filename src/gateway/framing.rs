@@ -1,15 +1,14 @@
 //! Checks on a request's framing before it is judged: one plain `Host`, and no body where no body
 //! belongs. Both close gaps between how casegate and the hops behind it read the same bytes.
 
-use http::header::{self, HeaderName, HeaderValue};
+use http::header::{self, HeaderValue};
 use http::uri::Authority;
 use http::{Method, Request};
 
 use super::error::GatewayError;
 use crate::policy::CanonicalTarget;
+use crate::proxy::request::X_FORWARDED_HOST;
 use crate::proxy::response::PublicOrigin;
-
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// RFC 9112 section 3.2: an HTTP/1.1 request has exactly one `Host`, no request has two, and its
 /// value is an authority without userinfo. casegate never forwards the client's `Host`, but a

@@ -29,7 +29,7 @@ pub const X_CASEGATE_SCOPE: HeaderName = HeaderName::from_static("x-casegate-sco
 pub const X_CASEGATE_LANG: HeaderName = HeaderName::from_static("x-casegate-lang");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub(crate) const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// What casegate itself knows about where a request came from; the only source of the
 /// `X-Forwarded-*` headers the upstream receives. Borrowed from the connection and the gateway:
@@ -107,17 +107,22 @@ impl ShareIdentity {
             .filter_map(|&(name, text)| Some(name.as_str().len() + text?.len() + 4))
             .sum();
         let mut lines = Vec::with_capacity(capacity);
-        let mut value_at = 0..0;
         for (name, text) in fields {
             let Some(text) = text else { continue };
-            let name = name.as_str().as_bytes();
-            let start = lines.len() + name.len() + 2;
-            write_field_line(&mut lines, name, header_value_bytes(text)?);
-            value_at = start..start + text.len();
+            write_field_line(
+                &mut lines,
+                name.as_str().as_bytes(),
+                header_value_bytes(text)?,
+            );
         }
+        // The language's line is the last, so its value ends where the line's CRLF begins.
+        let lang = guest.lang.as_deref().map(|lang| {
+            let end = lines.len() - 2;
+            end - lang.len()..end
+        });
         Ok(ShareIdentity {
             lines: lines.into_boxed_slice(),
-            lang: guest.lang.is_some().then_some(value_at),
+            lang,
         })
     }
 
