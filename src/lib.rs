@@ -12,6 +12,7 @@ mod allocator;
 pub mod clock;
 mod coarse_clock;
 pub mod config;
+mod constant_time;
 pub mod demo;
 pub mod direct_tcp;
 /// Entry points for `fuzz/` and `tests/properties.rs`; not an API.

