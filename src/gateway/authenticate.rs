@@ -126,17 +126,14 @@ fn open_session(
     now: i64,
     remember: bool,
 ) -> Result<Arc<GuestSession>, GatewayError> {
-    // The memo compares bytes: a cookie it holds was text when it was opened, so the check
-    // that it is text (a pass over its hundred-odd bytes) is left to a cookie opened afresh.
     let session = match memo.recall(keys, cookie.value) {
         Some(session) => session,
         None => {
-            let value = cookie_text(cookie)?;
-            let guest = cookie::open(keys, value, now).map_err(GatewayError::Session)?;
+            let guest = cookie::open(keys, cookie.value, now).map_err(GatewayError::Session)?;
             let identity = ShareIdentity::of(&guest).map_err(GatewayError::Rewrite)?;
             let session = Arc::new(GuestSession::new(guest, identity));
             if remember {
-                memo.remember(keys, value.as_bytes(), &session);
+                memo.remember(keys, cookie.value, &session);
             }
             session
         }
@@ -169,10 +166,5 @@ pub fn open_guest(
     keys: &KeyRing,
     now: i64,
 ) -> Result<Guest, GatewayError> {
-    cookie::open(keys, cookie_text(cookie)?, now).map_err(GatewayError::Session)
-}
-
-/// The cookie's value as text: the cookie format is ASCII, so anything else is malformed.
-fn cookie_text<'h>(cookie: &SessionCookie<'h>) -> Result<&'h str, GatewayError> {
-    std::str::from_utf8(cookie.value).map_err(|_| GatewayError::Session(CookieError::Malformed))
+    cookie::open(keys, cookie.value, now).map_err(GatewayError::Session)
 }

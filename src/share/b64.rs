@@ -47,7 +47,7 @@ pub fn decode(text: &str, max_chars: usize) -> Result<Vec<u8>, B64Error> {
 /// Decodes `text` into `buffer` without allocating, refusing it unread when it is longer than
 /// `max_chars` or would not fit. Returns the decoded bytes.
 pub fn decode_into<'b>(
-    text: &str,
+    text: &[u8],
     max_chars: usize,
     buffer: &'b mut [u8],
 ) -> Result<&'b [u8], B64Error> {
@@ -55,12 +55,12 @@ pub fn decode_into<'b>(
         return Err(B64Error::TooLong);
     }
     let bytes = STRICT
-        .decoded_length(text.as_bytes())
+        .decoded_length(text)
         .map_err(|_| B64Error::NotCanonical)?;
     // The engine asserts that the bytes fit: asked only when they do, it cannot panic.
     let buffer = buffer.get_mut(..bytes).ok_or(B64Error::NotCanonical)?;
     STRICT
-        .decode(text.as_bytes(), Out::from_slice(buffer))
+        .decode(text, Out::from_slice(buffer))
         .map(|decoded| &*decoded)
         .map_err(|_| B64Error::NotCanonical)
 }
@@ -154,17 +154,17 @@ mod tests {
     #[test]
     fn decode_into_fills_a_buffer_of_the_exact_size_and_refuses_a_smaller_one() {
         let mut exact = [0u8; 3];
-        assert_eq!(decode_into("YWJj", 4, &mut exact), Ok(&b"abc"[..]));
+        assert_eq!(decode_into(b"YWJj", 4, &mut exact), Ok(&b"abc"[..]));
         let mut larger = [0u8; 8];
-        assert_eq!(decode_into("YWI", 4, &mut larger), Ok(&b"ab"[..]));
+        assert_eq!(decode_into(b"YWI", 4, &mut larger), Ok(&b"ab"[..]));
         let mut small = [0u8; 2];
         assert_eq!(
-            decode_into("YWJj", 4, &mut small),
+            decode_into(b"YWJj", 4, &mut small),
             Err(B64Error::NotCanonical)
         );
-        assert_eq!(decode_into("YWJj", 3, &mut larger), Err(B64Error::TooLong));
+        assert_eq!(decode_into(b"YWJj", 3, &mut larger), Err(B64Error::TooLong));
         assert_eq!(
-            decode_into("YR", 4, &mut larger),
+            decode_into(b"YR", 4, &mut larger),
             Err(B64Error::NotCanonical)
         );
     }
@@ -190,7 +190,7 @@ mod tests {
             proptest::prop_assert_eq!(decode(&text, 1024).ok(), reference.decode(&text).ok());
             let mut room = [0u8; 90];
             proptest::prop_assert_eq!(
-                decode_into(&text, 1024, &mut room).ok().map(<[u8]>::to_vec),
+                decode_into(text.as_bytes(), 1024, &mut room).ok().map(<[u8]>::to_vec),
                 reference.decode(&text).ok()
             );
             proptest::prop_assert_eq!(encode(&bytes), reference.encode(&bytes));

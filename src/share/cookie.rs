@@ -21,7 +21,7 @@ use super::b64;
 use super::case::MAX_CASE_LEN;
 use super::guest::Guest;
 use super::keys::{HmacSha256, KeyRing};
-use super::split_at_last_dot;
+use super::split_bytes_at_last_dot;
 use super::token::{MAX_EMAIL_LEN, MAX_LANG_LEN, MAX_SCOPE_LEN};
 use crate::constant_time::same_bytes;
 
@@ -102,18 +102,23 @@ pub(crate) fn seal_payload(keys: &KeyRing, payload: &[u8]) -> String {
     value
 }
 
-/// Opens a guest cookie value, checking its MAC before reading anything in it.
-pub fn open(keys: &KeyRing, value: &str, now: i64) -> Result<Guest, CookieError> {
+/// Opens a guest cookie value, checking its MAC before reading anything in it. Bytes, as a
+/// request carries them: anything but the ASCII of the format fails to split or decode.
+pub fn open(keys: &KeyRing, value: impl AsRef<[u8]>, now: i64) -> Result<Guest, CookieError> {
+    let value = value.as_ref();
     if value.len() > MAX_COOKIE_LEN {
         return Err(CookieError::TooLong);
     }
-    let (version, rest) = value.split_once('.').ok_or(CookieError::Malformed)?;
-    if version != VERSION {
+    let dot = memchr::memchr(b'.', value).ok_or(CookieError::Malformed)?;
+    let (version, dot_and_rest) = value.split_at_checked(dot).ok_or(CookieError::Malformed)?;
+    if version != VERSION.as_bytes() {
         return Err(CookieError::WrongVersion);
     }
+    let rest = dot_and_rest.get(1..).ok_or(CookieError::Malformed)?;
     // Kids may contain dots; payload and tag cannot, so split those off from the right.
-    let (rest, tag_b64) = split_at_last_dot(rest).ok_or(CookieError::Malformed)?;
-    let (kid, payload_b64) = split_at_last_dot(rest).ok_or(CookieError::Malformed)?;
+    let (rest, tag_b64) = split_bytes_at_last_dot(rest).ok_or(CookieError::Malformed)?;
+    let (kid, payload_b64) = split_bytes_at_last_dot(rest).ok_or(CookieError::Malformed)?;
+    let kid = std::str::from_utf8(kid).map_err(|_| CookieError::Malformed)?;
     let mac = keys.cookie_mac(kid).ok_or(CookieError::UnknownKey)?;
     // Decoded on the stack: the bytes are read once, on a connection's first request, and need
     // no allocation.
@@ -405,7 +410,7 @@ mod tests {
         ];
         for (name, keys, want) in cases {
             assert_eq!(
-                open(keys, &sealed(keys, want), NOW).as_ref(),
+                open(keys, sealed(keys, want), NOW).as_ref(),
                 Ok(want),
                 "{name}"
             );
@@ -640,6 +645,45 @@ mod tests {
     }
 
     #[test]
+    fn bytes_that_are_not_the_format_s_ascii_are_refused() {
+        let keys = ring("k1", &["k1"]);
+        let value = sealed(&keys, &guest()).into_bytes();
+        let with_byte = |at: usize, byte: u8| {
+            let mut bytes = value.clone();
+            bytes[at] = byte;
+            bytes
+        };
+        let tag_at = value.len() - 1;
+        let payload_at = 7;
+        let cases = [
+            (
+                "a non-ASCII byte in the version",
+                with_byte(1, 0xC3),
+                CookieError::WrongVersion,
+            ),
+            (
+                "a non-UTF-8 kid",
+                with_byte(4, 0xFF),
+                CookieError::Malformed,
+            ),
+            (
+                "a non-ASCII byte in the payload",
+                with_byte(payload_at, 0xE9),
+                CookieError::Malformed,
+            ),
+            (
+                "a NUL in the tag",
+                with_byte(tag_at, 0),
+                CookieError::Malformed,
+            ),
+        ];
+        assert_eq!(open(&keys, &value, NOW), Ok(guest()));
+        for (name, bytes, want) in cases {
+            assert_eq!(open(&keys, &bytes, NOW), Err(want), "{name}");
+        }
+    }
+
+    #[test]
     fn payloads_are_parsed_strictly_after_the_mac() {
         let keys = ring("k1", &["k1"]);
         let good = encode_payload(&with(|g| g.lang = Some("en".into()))).expect("fits");
@@ -686,7 +730,7 @@ mod tests {
         ];
         for (name, payload, want) in cases {
             assert_eq!(
-                open(&keys, &seal_payload(&keys, &payload), NOW),
+                open(&keys, seal_payload(&keys, &payload), NOW),
                 Err(want),
                 "{name}"
             );
@@ -729,7 +773,7 @@ mod tests {
             CookieField::Email,
         ] {
             let longest = field.max_len();
-            let at_limit = open(&keys, &seal_payload(&keys, &payload(field, longest)), NOW);
+            let at_limit = open(&keys, seal_payload(&keys, &payload(field, longest)), NOW);
             let resealed = at_limit
                 .as_ref()
                 .map_err(|e| *e)
@@ -741,7 +785,7 @@ mod tests {
             assert_eq!(
                 open(
                     &keys,
-                    &seal_payload(&keys, &payload(field, longest + 1)),
+                    seal_payload(&keys, &payload(field, longest + 1)),
                     NOW
                 ),
                 Err(CookieError::Malformed),
@@ -770,7 +814,7 @@ mod tests {
         // Even dressed as a cookie, a link's signature is not a cookie tag.
         let (_, link_payload, link_tag) = parts(&link);
         assert_eq!(
-            open(&keys, &format!("v2.k1.{link_payload}.{link_tag}"), NOW),
+            open(&keys, format!("v2.k1.{link_payload}.{link_tag}"), NOW),
             Err(CookieError::BadMac)
         );
 
@@ -806,8 +850,10 @@ mod tests {
             }
 
             #[test]
-            fn splitting_at_the_last_dot_agrees_with_rsplit_once(text in "[.a\u{e9}\u{1F600}]{0,40}") {
-                prop_assert_eq!(split_at_last_dot(&text), text.rsplit_once('.'));
+            fn open_never_panics_on_arbitrary_bytes(
+                bytes in proptest::collection::vec(any::<u8>(), 0..600),
+            ) {
+                let _ = open(&ring("k1", &["k1"]), &bytes, NOW);
             }
 
             #[test]
@@ -815,7 +861,7 @@ mod tests {
                 payload in proptest::collection::vec(any::<u8>(), 0..300),
             ) {
                 let keys = ring("k1", &["k1"]);
-                let _ = open(&keys, &seal_payload(&keys, &payload), NOW);
+                let _ = open(&keys, seal_payload(&keys, &payload), NOW);
             }
 
             #[test]

@@ -257,16 +257,24 @@ fn with_authentic_claims<R>(
         Some(kid) => kid,
         None => {
             header_buffer = [0u8; MAX_HEADER_BYTES];
-            let header = b64::decode_into(header_b64, MAX_HEADER_BYTES / 3 * 4, &mut header_buffer)
-                .map_err(|_| LinkError::Malformed)?;
+            let header = b64::decode_into(
+                header_b64.as_bytes(),
+                MAX_HEADER_BYTES / 3 * 4,
+                &mut header_buffer,
+            )
+            .map_err(|_| LinkError::Malformed)?;
             parsed_header = Object::parse(header, MAX_HEADER_MEMBERS).map_err(LinkError::from)?;
             check_header(&parsed_header)?
         }
     };
-    let payload = b64::decode_into(payload_b64, MAX_TOKEN_LEN, payload_buffer)
+    let payload = b64::decode_into(payload_b64.as_bytes(), MAX_TOKEN_LEN, payload_buffer)
         .map_err(|_| LinkError::Malformed)?;
-    let signature = b64::decode_into(signature_b64, SIGNATURE_CHARS, &mut signature_buffer)
-        .map_err(|_| LinkError::Malformed)?;
+    let signature = b64::decode_into(
+        signature_b64.as_bytes(),
+        SIGNATURE_CHARS,
+        &mut signature_buffer,
+    )
+    .map_err(|_| LinkError::Malformed)?;
 
     let mac = keys.link_mac(kid).ok_or(LinkError::UnknownKey)?;
     let expected = mac
