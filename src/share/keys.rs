@@ -73,6 +73,7 @@ pub struct KeyRing {
 #[derive(Clone)]
 struct KeyMacs {
     link: HmacSha256,
+    /// Keyed with the derived cookie key and bound to the kid (`cookie::bound_to_kid`).
     cookie: HmacSha256,
     /// The base64url JWS header casegate itself writes for this kid. A token carrying exactly
     /// these bytes needs no header parsing: the common case on the hot path.
@@ -207,7 +208,7 @@ impl KeyRing {
         self.macs_of(kid).map(|macs| macs.link.clone())
     }
 
-    /// A fresh MAC state keyed for guest cookies under `kid`.
+    /// A fresh MAC state keyed for guest cookies under `kid`, the kid already fed in.
     pub(crate) fn cookie_mac(&self, kid: &str) -> Option<HmacSha256> {
         self.macs_of(kid).map(|macs| macs.cookie.clone())
     }
@@ -267,7 +268,10 @@ impl KeyMacs {
         let mut derive = link.clone();
         derive.update(COOKIE_KEY_LABEL);
         let cookie_key = Secret(derive.finalize().into_bytes().to_vec());
-        let cookie = HmacSha256::new_from_slice(&cookie_key.0).map_err(KeyError::Hmac)?;
+        let cookie = super::cookie::bound_to_kid(
+            HmacSha256::new_from_slice(&cookie_key.0).map_err(KeyError::Hmac)?,
+            kid,
+        );
         // serde_json renders members in key order: the same bytes every time for a kid.
         let header = serde_json::json!({ "alg": "HS256", "kid": kid, "typ": "JWT" });
         Ok(KeyMacs {
