@@ -9,6 +9,7 @@ pub mod access_log;
 pub mod admin;
 #[cfg(not(fuzzing))]
 mod allocator;
+mod ascii_case;
 pub mod clock;
 mod coarse_clock;
 pub mod config;

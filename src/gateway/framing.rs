@@ -6,6 +6,7 @@ use http::uri::Authority;
 use http::{Method, Request};
 
 use super::error::GatewayError;
+use crate::ascii_case::same_ignoring_ascii_case;
 use crate::policy::CanonicalTarget;
 use crate::proxy::request::X_FORWARDED_HOST;
 use crate::proxy::response::PublicOrigin;
@@ -88,10 +89,7 @@ fn forwarded_host(headers: &http::HeaderMap) -> Option<Result<&[u8], GatewayErro
 /// Whether `authority` is written exactly as `public_url`'s, in any letter case: what nearly every
 /// browser sends, and valid by construction, so it needs no parsing.
 fn is_public_spelling(authority: &[u8], public: &PublicOrigin) -> bool {
-    let public = public.authority.as_str().as_bytes();
-    // The same bytes first (one `memcmp`): `eq_ignore_ascii_case` folds every byte of both,
-    // about a hundred instructions for a host and port, on every request.
-    authority == public || authority.eq_ignore_ascii_case(public)
+    same_ignoring_ascii_case(authority, public.authority.as_str().as_bytes())
 }
 
 /// Whether `authority` (a `Host` value) is `public_url`'s: the host in any letter case, the port

@@ -15,6 +15,7 @@ use super::cut_path::CutPath;
 use super::rule::{
     self, Effect, QueryPin, Rule, RuleError, SegmentPattern, Subject, binding_matches, parse_rule,
 };
+use crate::ascii_case::same_ignoring_ascii_case;
 
 /// One scope as the operator wrote it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -493,7 +494,7 @@ fn compare(a: &str, b: &str, effect: Effect) -> Ordering {
         Effect::Allow => a.as_bytes().cmp(b.as_bytes()),
         // Equal is what a lookup that finds its literal ends on: asked first, without working
         // out an order.
-        Effect::Deny if rule::same_ignoring_ascii_case(a, b) => Ordering::Equal,
+        Effect::Deny if same_ignoring_ascii_case(a.as_bytes(), b.as_bytes()) => Ordering::Equal,
         Effect::Deny => a
             .bytes()
             .map(|byte| byte.to_ascii_lowercase())

@@ -18,6 +18,7 @@
 use std::fmt;
 
 use super::canonical::{self, CanonicalTarget, TargetError};
+use crate::ascii_case::same_ignoring_ascii_case;
 
 /// Longer than any registered method (the longest, `UPDATEREDIRECTREF`, has 17 letters).
 pub const MAX_METHOD_LEN: usize = 20;
@@ -251,15 +252,8 @@ fn check_query_literal(literal: &str) -> Result<(), RuleError> {
 pub(crate) fn literal_matches(raw: &str, literal: &str, effect: Effect) -> bool {
     match effect {
         Effect::Allow => raw == literal,
-        Effect::Deny => same_ignoring_ascii_case(raw, literal),
+        Effect::Deny => same_ignoring_ascii_case(raw.as_bytes(), literal.as_bytes()),
     }
-}
-
-/// `a` and `b` equal in any ASCII letter case. The same bytes are asked first (one `memcmp`):
-/// what a request nearly always sends, where `eq_ignore_ascii_case` folds both sides a byte at a
-/// time, about ten instructions a byte (callgrind).
-pub(crate) fn same_ignoring_ascii_case(a: &str, b: &str) -> bool {
-    a == b || a.eq_ignore_ascii_case(b)
 }
 
 /// Whether a raw segment or value equals the guest's case or share id. An empty binding matches
