@@ -522,6 +522,57 @@ def verdict(ratio, target, at_least):
     return f"{shown} ({'met' if met else 'MISSED'}, {sign}{target})"
 
 
+def read_strace_counts(path):
+    """`strace -c`'s table: {syscall: (calls, failed)}, without its total line."""
+    counts = {}
+    with open(path) as table:
+        for line in table:
+            fields = line.split()
+            if len(fields) < 5 or not fields[0][0].isdigit() or fields[-1] == "total":
+                continue
+            # The errors column is blank for a call that never failed.
+            calls, failed = (int(fields[3]), int(fields[4])) if len(fields) == 6 else (int(fields[3]), 0)
+            counts[fields[-1]] = (calls, failed)
+    return counts
+
+
+def cmd_syscalls(args):
+    """Each gateway's system calls per request served, side by side (syscalls.sh)."""
+    requests = {}
+    with open(args.results) as results:
+        for line in results:
+            result = json.loads(line)
+            requests[result["gateway"]] = requests.get(result["gateway"], 0) + result["requests"]
+    tables = {}
+    for named in args.strace:
+        gateway, _, path = named.partition("=")
+        if not requests.get(gateway):
+            fail(f"no requests recorded for {gateway}")
+        tables[gateway] = read_strace_counts(path)
+    gateways = list(tables)
+    per_request = {
+        gateway: {call: (calls / requests[gateway], failed / requests[gateway])
+                  for call, (calls, failed) in table.items()}
+        for gateway, table in tables.items()
+    }
+    calls = sorted({call for table in per_request.values() for call in table},
+                   key=lambda call: -max(table.get(call, (0, 0))[0] for table in per_request.values()))
+    print("system calls per request (failed ones, mostly EAGAIN, in brackets); requests: "
+          + ", ".join(f"{gateway} {requests[gateway]}" for gateway in gateways))
+    print(f"  {'call':<20}" + "".join(f"{gateway:>22}" for gateway in gateways))
+    for call in calls:
+        # Calls made once or twice in a round (start-up, a timer) say nothing per request.
+        if all(per_request[gateway].get(call, (0, 0))[0] < 0.0005 for gateway in gateways):
+            continue
+        cells = []
+        for gateway in gateways:
+            count, failed = per_request[gateway].get(call, (0.0, 0.0))
+            cells.append(f"{count:.3f} ({failed:.3f})" if count else "-")
+        print(f"  {call:<20}" + "".join(f"{cell:>22}" for cell in cells))
+    totals = [sum(count for count, _ in per_request[gateway].values()) for gateway in gateways]
+    print(f"  {'all':<20}" + "".join(f"{total:>22.3f}" for total in totals))
+
+
 def cmd_pairs(args):
     """ab.sh's verdict: per build the median CPU per request, and the median of the pairs' B - A."""
     per = {}
@@ -795,6 +846,11 @@ def main():
     p.add_argument("count", type=int)
     p.add_argument("--top", type=int, default=12)
     p.set_defaults(func=cmd_locked)
+
+    p = sub.add_parser("syscalls", help="system calls per request, from strace -c tables")
+    p.add_argument("--results", required=True, help="the rounds' results (requests served)")
+    p.add_argument("--strace", nargs="+", required=True, metavar="GATEWAY=FILE")
+    p.set_defaults(func=cmd_syscalls)
 
     p = sub.add_parser("rss", help="VmRSS of a process, KiB")
     p.add_argument("pid", type=int)

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The system calls a guest request costs each gateway, counted by strace (issue 7). On this kind of
+# host most of a gateway's CPU a request is the kernel's (compare.sh's kernel column), and the
+# calls a request makes are what that kernel time is spent on: this shows them side by side.
+#
+# Starts, as compare.sh does, on 127.0.0.1 with free ports and a temp directory: the upstream
+# nginx, nginx as the secure_link gateway (2 workers) and casegate (plain HTTP, 2 workers). Then,
+# for each gateway in turn: attaches `strace -f -c` to its processes (nginx's master and workers;
+# casegate's process, every thread), runs one round of compare.sh's plain row (wrk -t2 -c64,
+# keep-alive, every answer checked as there), detaches, and prints each system call's count and
+# failures per request served. strace stops a process at every call, so the round runs far
+# slower than a measured one and its rate means nothing; the counts per request are the point.
+#
+# Usage: benches/load/syscalls.sh [--duration 4] [--keep]
+# CASEGATE_BIN=path skips `cargo build --release` and uses that binary.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+DURATION=4
+CONNECTIONS=64
+while (($#)); do
+    case $1 in
+    --duration) DURATION=$2; shift 2 ;;
+    --keep) KEEP_WORK=1; shift ;;
+    -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown option $1 (see --help)" ;;
+    esac
+done
+
+require_tools nginx:nginx wrk:wrk strace:strace openssl:openssl python3:python3 \
+    truncate:coreutils
+build_casegate
+setup_work_dir
+free_ports 4
+read -r UP_PORT NGINX_PORT NGINX_TLS_PORT CASEGATE_PORT <<<"${PORTS[*]}"
+make_cert
+new_casegate_key
+start_upstream "$UP_PORT" 1M
+start_nginx_gateway "$NGINX_PORT" "$NGINX_TLS_PORT"
+start_casegate casegate-plain "$CASEGATE_PORT" plain
+COOKIE=$(guest_cookie "$CASEGATE_CONFIG")
+SIGNED=$("${LOADTOOL[@]}" secure-link "$JSON_PATH" --secret "$NGINX_SECURE_LINK_SECRET" --ttl 86400)
+RESULTS="$WORK/results.jsonl"
+: >"$RESULTS"
+say "$(machine_summary)"
+
+probe() { "${LOADTOOL[@]}" probe "$@"; }
+read -r _ NGINX_SIZE < <(probe "http://127.0.0.1:$NGINX_PORT$SIGNED" --expect 200 --body-bytes "$JSON_BYTES")
+read -r _ CASEGATE_SIZE < <(probe "http://127.0.0.1:$CASEGATE_PORT$JSON_PATH" \
+    --header "Cookie: $COOKIE" --expect 200 --body-bytes "$JSON_BYTES")
+
+# counted_round GATEWAY "PIDS" SIZE URL [HEADER]: one wrk round with strace attached to PIDS.
+counted_round() {
+    local gateway=$1 size=$3 url=$4 header=() attach=() pid tracer
+    [[ -n ${5:-} ]] && header=(-H "$5")
+    for pid in $2; do attach+=(-p "$pid"); done
+    strace -f -c -o "$WORK/strace.$gateway" "${attach[@]}" 2>"$WORK/strace.$gateway.log" &
+    tracer=$!
+    STARTED_PIDS+=("$tracer")
+    # Time for strace to attach to every thread before the round starts.
+    sleep 1
+    measure_round plain "$gateway" 1 "$2" wrk --response-size "$size" --connections "$CONNECTIONS" -- \
+        wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s -s "$LOAD_DIR/wrk_summary.lua" \
+        "${header[@]}" "$url"
+    kill -INT "$tracer"
+    wait "$tracer" || true
+    [[ -s $WORK/strace.$gateway ]] || die "strace wrote no counts for $gateway: $(tail -3 "$WORK/strace.$gateway.log")"
+}
+
+counted_round nginx "$(nginx_gateway_pids)" "$NGINX_SIZE" "http://127.0.0.1:$NGINX_PORT$SIGNED"
+counted_round casegate "$CASEGATE_PID" "$CASEGATE_SIZE" "http://127.0.0.1:$CASEGATE_PORT$JSON_PATH" \
+    "Cookie: $COOKIE"
+"${LOADTOOL[@]}" syscalls --results "$RESULTS" --strace nginx="$WORK/strace.nginx" \
+    casegate="$WORK/strace.casegate"
