@@ -531,8 +531,10 @@ def read_strace_counts(path):
             if len(fields) < 5 or not fields[0][0].isdigit() or fields[-1] == "total":
                 continue
             # The errors column is blank for a call that never failed.
-            calls, failed = (int(fields[3]), int(fields[4])) if len(fields) == 6 else (int(fields[3]), 0)
-            counts[fields[-1]] = (calls, failed)
+            failed = int(fields[4]) if len(fields) == 6 else 0
+            counts[fields[-1]] = (int(fields[3]), failed)
+    if not counts:
+        fail(f"no system calls counted in {path}: not a `strace -c` table?")
     return counts
 
 
