@@ -573,6 +573,10 @@ def cmd_syscalls(args):
         print(f"  {call:<20}" + "".join(f"{cell:>22}" for cell in cells))
     totals = [sum(count for count, _ in per_request[gateway].values()) for gateway in gateways]
     print(f"  {'all':<20}" + "".join(f"{total:>22.3f}" for total in totals))
+    segments = dict(named.partition("=")[::2] for named in args.segments)
+    print("TCP segments this host sent a request, every process's (4: one a hop, no ACK alone)")
+    print(f"  {'segments':<20}"
+          + "".join(f"{int(segments[gateway]) / requests[gateway]:>22.3f}" for gateway in gateways))
 
 
 def cmd_pairs(args):
@@ -852,6 +856,8 @@ def main():
     p = sub.add_parser("syscalls", help="system calls per request, from strace -c tables")
     p.add_argument("--results", required=True, help="the rounds' results (requests served)")
     p.add_argument("--strace", nargs="+", required=True, metavar="GATEWAY=FILE")
+    p.add_argument("--segments", nargs="+", required=True, metavar="GATEWAY=COUNT",
+                   help="TCP segments the host sent during each gateway's round")
     p.set_defaults(func=cmd_syscalls)
 
     p = sub.add_parser("rss", help="VmRSS of a process, KiB")

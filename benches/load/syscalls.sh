@@ -10,6 +10,10 @@
 # keep-alive, every answer checked as there), detaches, and prints each system call's count and
 # failures per request served. strace stops a process at every call, so the round runs far
 # slower than a measured one and its rate means nothing; the counts per request are the point.
+# It also prints the TCP segments this host sent a request during each round (/proc/net/snmp's
+# OutSegs, every process's: wrk's, the gateway's, the upstream's): four when every hop's message
+# goes as one segment and every ACK rides on an answer, more when a gateway splits a head from its
+# body or an ACK goes alone. The loopback stack's work, most of the kernel time, is per segment.
 #
 # Usage: benches/load/syscalls.sh [--duration 4] [--keep]
 # CASEGATE_BIN=path skips `cargo build --release` and uses that binary.
@@ -50,8 +54,14 @@ read -r _ CASEGATE_SIZE < <(probe "http://127.0.0.1:$CASEGATE_PORT$JSON_PATH" \
     --header "Cookie: $COOKIE" --expect 200 --body-bytes "$JSON_BYTES")
 
 # counted_round GATEWAY "PIDS" SIZE URL [HEADER]: one wrk round with strace attached to PIDS.
+# tcp_segments_sent - the TCP segments this host has sent since boot (OutSegs, /proc/net/snmp).
+tcp_segments_sent() {
+    awk '$1 == "Tcp:" && $12 ~ /^[0-9]+$/ { print $12 }' /proc/net/snmp
+}
+
+SEGMENTS=()
 counted_round() {
-    local gateway=$1 size=$3 url=$4 header=() attach=() pid tracer
+    local gateway=$1 size=$3 url=$4 header=() attach=() pid tracer segments_before
     [[ -n ${5:-} ]] && header=(-H "$5")
     for pid in $2; do attach+=(-p "$pid"); done
     strace -f -c -o "$WORK/strace.$gateway" "${attach[@]}" 2>"$WORK/strace.$gateway.log" &
@@ -59,9 +69,11 @@ counted_round() {
     STARTED_PIDS+=("$tracer")
     # Time for strace to attach to every thread before the round starts.
     sleep 1
+    segments_before=$(tcp_segments_sent)
     measure_round plain "$gateway" 1 "$2" wrk --response-size "$size" --connections "$CONNECTIONS" -- \
         wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s -s "$LOAD_DIR/wrk_summary.lua" \
         "${header[@]}" "$url"
+    SEGMENTS+=("$gateway=$(($(tcp_segments_sent) - segments_before))")
     kill -INT "$tracer"
     wait "$tracer" || true
     [[ -s $WORK/strace.$gateway ]] || die "strace wrote no counts for $gateway: $(tail -3 "$WORK/strace.$gateway.log")"
@@ -71,4 +83,4 @@ counted_round nginx "$(nginx_gateway_pids)" "$NGINX_SIZE" "http://127.0.0.1:$NGI
 counted_round casegate "$CASEGATE_PID" "$CASEGATE_SIZE" "http://127.0.0.1:$CASEGATE_PORT$JSON_PATH" \
     "Cookie: $COOKIE"
 "${LOADTOOL[@]}" syscalls --results "$RESULTS" --strace nginx="$WORK/strace.nginx" \
-    casegate="$WORK/strace.casegate"
+    casegate="$WORK/strace.casegate" --segments "${SEGMENTS[@]}"
