@@ -53,12 +53,13 @@ read -r _ NGINX_SIZE < <(probe "http://127.0.0.1:$NGINX_PORT$SIGNED" --expect 20
 read -r _ CASEGATE_SIZE < <(probe "http://127.0.0.1:$CASEGATE_PORT$JSON_PATH" \
     --header "Cookie: $COOKIE" --expect 200 --body-bytes "$JSON_BYTES")
 
-# counted_round GATEWAY "PIDS" SIZE URL [HEADER]: one wrk round with strace attached to PIDS.
 # tcp_segments_sent - the TCP segments this host has sent since boot (OutSegs, /proc/net/snmp).
 tcp_segments_sent() {
     awk '$1 == "Tcp:" && $12 ~ /^[0-9]+$/ { print $12 }' /proc/net/snmp
 }
 
+# counted_round GATEWAY "PIDS" SIZE URL [HEADER]: one wrk round with strace attached to PIDS; the
+# segments the host sent during it go to SEGMENTS as GATEWAY=COUNT.
 SEGMENTS=()
 counted_round() {
     local gateway=$1 size=$3 url=$4 header=() attach=() pid tracer segments_before
