@@ -538,6 +538,11 @@ def read_strace_counts(path):
     return counts
 
 
+def by_gateway(named_values):
+    """`GATEWAY=VALUE` arguments as {gateway: value}, in the order given."""
+    return dict(named.partition("=")[::2] for named in named_values)
+
+
 def cmd_syscalls(args):
     """Each gateway's system calls per request served, side by side (syscalls.sh)."""
     requests = {}
@@ -546,8 +551,7 @@ def cmd_syscalls(args):
             result = json.loads(line)
             requests[result["gateway"]] = requests.get(result["gateway"], 0) + result["requests"]
     tables = {}
-    for named in args.strace:
-        gateway, _, path = named.partition("=")
+    for gateway, path in by_gateway(args.strace).items():
         if not requests.get(gateway):
             fail(f"no requests recorded for {gateway}")
         tables[gateway] = read_strace_counts(path)
@@ -573,7 +577,7 @@ def cmd_syscalls(args):
         print(f"  {call:<20}" + "".join(f"{cell:>22}" for cell in cells))
     totals = [sum(count for count, _ in per_request[gateway].values()) for gateway in gateways]
     print(f"  {'all':<20}" + "".join(f"{total:>22.3f}" for total in totals))
-    segments = dict(named.partition("=")[::2] for named in args.segments)
+    segments = by_gateway(args.segments)
     print("TCP segments this host sent a request, every process's (4: one a hop, no ACK alone)")
     print(f"  {'segments':<20}"
           + "".join(f"{int(segments[gateway]) / requests[gateway]:>22.3f}" for gateway in gateways))

@@ -53,9 +53,11 @@ read -r _ NGINX_SIZE < <(probe "http://127.0.0.1:$NGINX_PORT$SIGNED" --expect 20
 read -r _ CASEGATE_SIZE < <(probe "http://127.0.0.1:$CASEGATE_PORT$JSON_PATH" \
     --header "Cookie: $COOKIE" --expect 200 --body-bytes "$JSON_BYTES")
 
-# tcp_segments_sent - the TCP segments this host has sent since boot (OutSegs, /proc/net/snmp).
+# tcp_segments_sent - the TCP segments this host has sent since boot (OutSegs, /proc/net/snmp):
+# the first Tcp: line names the columns, the second holds the values.
 tcp_segments_sent() {
-    awk '$1 == "Tcp:" && $12 ~ /^[0-9]+$/ { print $12 }' /proc/net/snmp
+    awk '$1 == "Tcp:" { if (!column) { for (i = 2; i <= NF; i++) if ($i == "OutSegs") column = i }
+                        else print $column }' /proc/net/snmp
 }
 
 # counted_round GATEWAY "PIDS" SIZE URL [HEADER]: one wrk round with strace attached to PIDS; the
