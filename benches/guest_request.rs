@@ -4,9 +4,10 @@
 //! remembered). One iteration is what the request path does before it forwards a request:
 //! `canonicalise`, then `Gateway::admit` (host and framing checks, the cookie, the store's word on
 //! revocation with 1M revoked shares in it, the share's last use, the policy, the origin check),
-//! then the access record filled and handed to the access log's writer thread, which writes JSON
-//! lines to a file; the process log is on at `info`. Requests are timed in chunks the writer keeps
-//! up with, so every line is queued and written (the bench says whether any was dropped).
+//! then the access record filled and shelved for the access log's writer thread, which writes its
+//! JSON line to a file; the process log is on at `info`. Requests are timed in chunks the writer
+//! keeps up with, so every record is shelved and its line written (the bench says whether any
+//! was dropped).
 //! Everything after (the upstream) is IO, which `benches/load/compare.sh` measures.
 
 use std::hint::black_box;
@@ -32,9 +33,9 @@ use http::{Method, Request, header};
 
 const REVOKED: usize = 1_000_000;
 /// Requests timed in one go before the bench pauses, untimed, for the access log's writer: a
-/// loop admitting requests back to back outruns any writer that formats its lines, and a full
-/// queue drops lines (by design, counted), which would leave part of the logging unmeasured. A
-/// chunk stays well inside the queue (`[log] buffer`, 8192 lines by default).
+/// loop admitting requests back to back outruns a writer that rests between batches, and a full
+/// shelf drops lines (by design, counted), which would leave part of the logging unmeasured. A
+/// chunk stays well inside the shelf (`[log] buffer`, 8192 lines by default).
 const CHUNK: u64 = 4096;
 /// The pause after a chunk: the writer's rest between batches (5 ms) and the time it takes to
 /// write a chunk's lines, with room to spare. Spent spinning (see [`spin_for`]).
@@ -280,19 +281,19 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
 
-    // Every line should have been queued and written; a dropped one (the writer fell behind
-    // after all) skipped the queue, so the times would be of a path that logged less.
+    // Every record should have been shelved and its line written; a dropped one (the writer fell behind
+    // after all) was never shelved, so the times would be of a path that logged less.
     std::thread::sleep(Duration::from_millis(200));
     let written = std::fs::read_to_string(dir.path().join("access.log"))
         .map(|text| text.lines().count())
         .unwrap_or(0);
     let dropped = log.dropped();
     println!(
-        "guest_request: access log wrote {written} lines, dropped {dropped} for a full queue{}",
+        "guest_request: access log wrote {written} lines, dropped {dropped} for a full shelf{}",
         if dropped == 0 {
-            ": every request's line was queued and written"
+            ": every request was shelved and its line written"
         } else {
-            ": the writer fell behind, and these times are of a path that queued fewer lines"
+            ": the writer fell behind, and these times are of a path that shelved fewer records"
         }
     );
 }

@@ -169,7 +169,7 @@ impl RunningGateway {
         if let Err(error) = self.store.flush().await {
             error!(%error, "cannot write the last use records at shutdown");
         }
-        // Every connection has ended, so every line it will log is queued.
+        // Every connection has ended, so every line it will log is shelved.
         self.access_log.close().await;
     }
 }

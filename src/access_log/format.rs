@@ -1,12 +1,13 @@
-//! One access-log line from a record: JSON (one object per line) or `key=value` text. Runs on
-//! the writer thread, into a buffer it reuses, so request handling never formats.
+//! One access-log line: JSON (one object per line) or `key=value` text. Runs on the writer
+//! thread, from the records the workers shelved (`shelf.rs`), into a buffer it reuses, so
+//! request handling never formats.
 
 use std::cell::RefCell;
 use std::io::Write;
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::record::AccessRecord;
+use super::line::Line;
 use crate::clock::civil_from_days;
 use crate::config::LogFormat;
 
@@ -34,49 +35,49 @@ macro_rules! key {
     };
 }
 
-/// Appends the record's line, newline included, to `out`. `time` is when the request was
+/// Appends the line, newline included, to `out`. `time` is when the request was
 /// received, on the wall clock.
-pub fn write_line(out: &mut Vec<u8>, record: &AccessRecord, time: SystemTime, format: LogFormat) {
+pub(super) fn write_line(out: &mut Vec<u8>, line: &Line<'_>, time: SystemTime, format: LogFormat) {
     // One copy of the fields for each format, each with its style a constant: every key is then
     // a copy of known length, made in place, where a key picked at run time was a `memcpy` call
-    // (callgrind, the writer thread: 48 -> 33 calls and 3,052 -> 2,643 instructions a line).
+    // (callgrind: 48 -> 33 calls and 3,052 -> 2,643 instructions a line).
     match format {
-        LogFormat::Json => write_fields(out, record, time, Style::Json),
-        LogFormat::Text => write_fields(out, record, time, Style::Text),
+        LogFormat::Json => write_fields(out, line, time, Style::Json),
+        LogFormat::Text => write_fields(out, line, time, Style::Text),
     }
 }
 
 /// The fields of a line in `style`. One list for both formats, so that they cannot drift apart.
 #[inline(always)]
-fn write_fields(out: &mut Vec<u8>, record: &AccessRecord, time: SystemTime, style: Style) {
+fn write_fields(out: &mut Vec<u8>, line: &Line<'_>, time: SystemTime, style: Style) {
     style.key(out, key!(first "time"));
     style.plain(out, |out| write_time(out, time));
     style.key(out, key!("client"));
-    style.plain(out, |out| write_ip(out, record.client));
+    style.plain(out, |out| write_ip(out, line.client));
     style.key(out, key!("method"));
-    style.string(out, Some(record.method.as_str()));
+    style.string(out, Some(line.method));
     style.key(out, key!("path"));
-    style.string(out, Some(record.path()));
+    style.string(out, Some(line.path));
     style.key(out, key!("status"));
-    write_u64(out, u64::from(record.status));
+    write_u64(out, u64::from(line.status));
     style.key(out, key!("decision"));
-    style.plain(out, |out| out.extend_from_slice(record.decision.as_bytes()));
+    style.plain(out, |out| out.extend_from_slice(line.decision.as_bytes()));
     style.key(out, key!("reason"));
-    style.string(out, record.reason);
-    let share = record.share();
+    style.string(out, line.reason);
+    let share = line.share;
     let share_keys = [key!("share"), key!("case"), key!("scope")];
     for (index, key) in share_keys.into_iter().enumerate() {
         style.key(out, key);
         style.string(out, share.map(|parts| parts[index]));
     }
     style.key(out, key!("bytes_in"));
-    write_u64(out, record.bytes_in());
+    write_u64(out, line.bytes_in);
     style.key(out, key!("bytes_out"));
-    write_u64(out, record.bytes_out);
+    write_u64(out, line.bytes_out);
     style.key(out, key!("total_ms"));
-    write_millis(out, record.total);
+    write_millis(out, line.total);
     style.key(out, key!("upstream_ms"));
-    match record.upstream {
+    match line.upstream {
         Some(upstream) => write_millis(out, upstream),
         None => style.missing(out),
     }
@@ -299,7 +300,7 @@ mod tests {
     fn line(record: &AccessRecord, format: LogFormat) -> String {
         let mut out = Vec::new();
         let time = UNIX_EPOCH + Duration::from_millis(1_738_324_800_123);
-        write_line(&mut out, record, time, format);
+        write_line(&mut out, &record.line(), time, format);
         String::from_utf8(out).unwrap()
     }
 

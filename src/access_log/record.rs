@@ -1,5 +1,5 @@
-//! What the access log says about one request, gathered while the request is handled and sent to
-//! the writer thread once its response body has ended.
+//! What the access log says about one request, gathered while the request is handled and written
+//! as a line once its response body has ended.
 
 use std::net::IpAddr;
 use std::ops::Range;
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use http::Method;
 
+use super::line::Line;
 use super::redact::redact_tokens;
 
 /// The decision of a request the gateway let through (forwarded, a link exchanged, a
@@ -28,21 +29,21 @@ pub struct AccessRecord {
     /// writer (`wall_time.rs`).
     started: Instant,
     /// The client as the gateway resolved it: the TCP peer, or whom a trusted proxy forwarded.
-    pub(super) client: IpAddr,
-    pub(super) method: Method,
+    client: IpAddr,
+    method: Method,
     text: String,
     path: Range<usize>,
     share: Option<[Range<usize>; 3]>,
-    pub(super) status: u16,
-    pub(super) decision: &'static str,
+    status: u16,
+    decision: &'static str,
     /// The refusal page's stable code (`revoked_link`, `session_expired`...), finer than the
     /// decision; `None` for a request let through.
-    pub(super) reason: Option<&'static str>,
+    reason: Option<&'static str>,
     /// Shared with the request body while it is read; `None` for a request without one.
     bytes_in: Option<Arc<AtomicU64>>,
-    pub(super) bytes_out: u64,
-    pub(super) total: Duration,
-    pub(super) upstream: Option<Duration>,
+    bytes_out: u64,
+    total: Duration,
+    upstream: Option<Duration>,
     answered: Option<Instant>,
 }
 
@@ -133,6 +134,11 @@ impl AccessRecord {
         self.started
     }
 
+    /// When the request ended, as [`AccessRecord::finish`] stamped it; the writer orders lines by it.
+    pub(super) fn finished(&self) -> Instant {
+        self.started.checked_add(self.total).unwrap_or(self.started)
+    }
+
     /// Time since the request was received.
     pub(super) fn elapsed(&self) -> Duration {
         self.started.elapsed()
@@ -159,25 +165,28 @@ impl AccessRecord {
         self.total = self.started.elapsed();
     }
 
-    pub(super) fn path(&self) -> &str {
-        &self.text[self.path.clone()]
-    }
-
-    /// Share id, case and scope, when a credential named them.
-    pub(super) fn share(&self) -> Option<[&str; 3]> {
-        self.share.as_ref().map(|[id, case, scope]| {
-            [
-                &self.text[id.clone()],
-                &self.text[case.clone()],
-                &self.text[scope.clone()],
-            ]
-        })
-    }
-
-    pub(super) fn bytes_in(&self) -> u64 {
-        self.bytes_in
-            .as_ref()
-            .map_or(0, |counter| counter.load(Ordering::Relaxed))
+    /// What the record's line says.
+    pub(super) fn line(&self) -> Line<'_> {
+        Line {
+            client: self.client,
+            method: self.method.as_str(),
+            path: self.text.get(self.path.clone()).unwrap_or_default(),
+            status: self.status,
+            decision: self.decision,
+            reason: self.reason,
+            share: self.share.as_ref().map(|parts| {
+                parts
+                    .clone()
+                    .map(|part| self.text.get(part).unwrap_or_default())
+            }),
+            bytes_in: self
+                .bytes_in
+                .as_ref()
+                .map_or(0, |counter| counter.load(Ordering::Relaxed)),
+            bytes_out: self.bytes_out,
+            total: self.total,
+            upstream: self.upstream,
+        }
     }
 
     fn push(&mut self, part: &str) -> Range<usize> {

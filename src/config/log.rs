@@ -1,4 +1,4 @@
-//! Validation of `[log]`: the access log's format, sink and queue, and the process log's level.
+//! Validation of `[log]`: the access log's format, sink and shelf size, and the process log's level.
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -33,7 +33,7 @@ pub struct Log {
     /// The process log's filter (`info`, `casegate=debug,hyper=warn`...); `RUST_LOG` overrides it.
     pub level: String,
     pub access: AccessTarget,
-    /// Lines queued for the writer before new ones are dropped.
+    /// Lines each worker holds for the writer before new ones are dropped.
     pub buffer: usize,
 }
 

@@ -46,7 +46,7 @@ pub struct Metrics {
     /// Whether the last successful reload left settings that only a restart applies: the file
     /// on disk is valid but not wholly in force.
     restart_pending: AtomicBool,
-    /// The access log's own count of lines it had to drop (its queue full or its sink failing),
+    /// The access log's own count of lines it had to drop (a worker's shelf full or the sink failing),
     /// read at render time; unset when no access log was started.
     access_log_dropped: OnceLock<Arc<AtomicU64>>,
     /// The workers' own counts of the connections each serves, read at render time; unset

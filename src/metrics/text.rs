@@ -120,7 +120,7 @@ pub(super) fn render(metrics: &Metrics) -> String {
         ),
         (
             "casegate_access_log_dropped_total",
-            "Access-log lines dropped because the log's queue was full or its sink failed.",
+            "Access-log lines dropped because a worker's shelf of lines was full or the sink failed.",
             metrics.access_log_dropped(),
         ),
     ];
