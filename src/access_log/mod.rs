@@ -232,3 +232,97 @@ impl AccessLog {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::path::Path;
+    use std::time::Instant;
+
+    use super::*;
+    use crate::config::LogFormat;
+
+    fn log_to(path: &Path) -> AccessLog {
+        AccessLog::open(&Log {
+            format: LogFormat::Json,
+            level: "info".into(),
+            access: AccessTarget::File(path.to_path_buf()),
+            buffer: 16,
+        })
+        .expect("access log opens")
+    }
+
+    fn submit(log: &AccessLog, path: &str) {
+        let mut record = log.begin(IpAddr::V4(Ipv4Addr::LOCALHOST), &Method::GET);
+        record.set_path(path);
+        record.finish(0);
+        log.submit(record);
+    }
+
+    /// Waits up to 5 s for the file to hold `lines` lines, without closing the log.
+    fn wait_for_lines(path: &Path, lines: usize) -> String {
+        let started = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            if text.lines().count() >= lines || started.elapsed() > Duration::from_secs(5) {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The writer sleeps while every shelf is empty; the first record after a quiet spell must
+    /// wake it, or the line would wait for the next busy moment or the shutdown.
+    #[test]
+    fn a_record_after_a_quiet_spell_is_written_without_waiting_for_the_next() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("access.log");
+        let log = log_to(&path);
+        let worker = log.worker_handle();
+        for round in 0..3 {
+            // Long enough for the writer to find every shelf empty and fall asleep.
+            std::thread::sleep(Duration::from_millis(50));
+            submit(&worker, &format!("/quiet/{round}"));
+            let text = wait_for_lines(&path, round + 1);
+            assert!(text.contains(&format!("\"/quiet/{round}\"")), "{text}");
+        }
+        assert_eq!(log.dropped(), 0);
+    }
+
+    #[tokio::test]
+    async fn closing_writes_what_is_shelved_and_later_records_are_dropped_and_counted() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("access.log");
+        let log = log_to(&path);
+        let worker = log.worker_handle();
+        for index in 0..10 {
+            submit(&worker, &format!("/before/{index}"));
+        }
+        log.close().await;
+        let text = std::fs::read_to_string(&path).expect("log written");
+        assert_eq!(text.lines().count(), 10, "{text}");
+        submit(&worker, "/after");
+        submit(&log, "/after");
+        assert_eq!(log.dropped(), 2);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    }
+
+    #[test]
+    fn a_full_shelf_drops_and_counts_instead_of_waiting() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("access.log");
+        let log = log_to(&path);
+        // Faster than any writer: the shelf (16 records) fills before the writer's next turn.
+        for index in 0..1000 {
+            submit(&log, &format!("/burst/{index}"));
+        }
+        let dropped = log.dropped();
+        assert!(dropped > 0, "no record dropped");
+        let text = wait_for_lines(&path, 1000 - usize::try_from(dropped).unwrap());
+        assert_eq!(
+            u64::try_from(text.lines().count()).unwrap() + dropped,
+            1000,
+            "every record is written or counted dropped"
+        );
+    }
+}
