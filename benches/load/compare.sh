@@ -22,14 +22,17 @@
 #   direct     wrk straight to the upstream, the ceiling (CPU is the upstream nginx's)
 #   relay      not run unless asked for (it needs haproxy): nginx against haproxy relaying TCP to
 #              the upstream, the plain row's traffic; no HTTP work at all, so the relay's CPU per
-#              request is the floor under any proxy's on this machine (lib.sh start_relay)
+#              request is the floor under any proxy's on this machine (lib.sh start_relay). With
+#              the plain row in the same run, a `floor:` line sets the relay against the plain
+#              row's nginx and targets: where the relay misses them, so would any gateway, in
+#              that phase of the host
 #
 # Every response is checked: wrk's status errors (>= 400) and socket errors must be 0 and the bytes
 # read must add up to the probed 200 response's size (so a 3xx would show); h2load's 3xx/4xx/5xx
 # and failed/errored counts must be 0; the handshake loop checks each status. A row with any other
 # answer fails loudly: a gateway that answers 403 fast is not a win. Both gateways log every
 # request (to /dev/null); at the end casegate's /metrics must show no access-log line dropped for a
-# full queue, or the run fails: one that logged less than it served is not a win either.
+# full shelf, or the run fails: one that logged less than it served is not a win either.
 #
 # Usage: benches/load/compare.sh [--rounds N] [--duration SECONDS] [--rows plain,tls,h2,handshake,direct]
 #                                (or any of them and relay)

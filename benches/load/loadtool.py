@@ -646,8 +646,9 @@ def cmd_table(args):
         "| casegate kernel / nginx CPU |",
         "| --- | --- | --- | --- | --- |",
     ]
+    by_row = {}
     for row in rows_seen:
-        summaries = {}
+        summaries = by_row[row] = {}
         for gateway in ("nginx", "casegate", "relay", "direct"):
             if (row, gateway) not in by_key:
                 continue
@@ -669,11 +670,34 @@ def cmd_table(args):
                 f"{cg['kernel_us'] / ng['cpu_us']:.2f} |"
             )
     text = "\n".join(lines) + "\n\n" + "\n".join(ratio_lines) + "\n"
+    floor = relay_floor(by_row)
+    if floor:
+        text += "\n" + floor + "\n"
     print(text)
     if args.markdown:
         with open(args.markdown, "w") as markdown:
             markdown.write(args.preamble.replace("\\n", "\n") + "\n\n" if args.preamble else "")
             markdown.write(text)
+
+
+def relay_floor(by_row):
+    """What a gateway doing no HTTP work at all reaches against the plain row's targets: the relay
+    row's TCP relay (haproxy) set against the plain row's nginx secure_link, and casegate against
+    the relay. The plain row's ratios move with the host's phase; this says, in the same run,
+    whether its targets were within any gateway's reach."""
+    plain, relay = by_row.get("plain", {}), by_row.get("relay", {})
+    if not ("nginx" in plain and "casegate" in plain and "relay" in relay):
+        return None
+    nginx, casegate, floor = plain["nginx"], plain["casegate"], relay["relay"]
+    rps_t, _, cpu_t = TARGETS["plain"]
+    return (
+        "floor (the relay row's TCP relay, no HTTP work, against the plain row's nginx "
+        "secure_link and targets): "
+        f"CPU/request {verdict(floor['cpu_us'] / nginx['cpu_us'], cpu_t, False)}, "
+        f"requests/s {verdict(floor['rps'] / nginx['rps'], rps_t, True)}; "
+        f"casegate / relay: CPU/request {casegate['cpu_us'] / floor['cpu_us']:.2f}, "
+        f"requests/s {casegate['rps'] / floor['rps']:.2f}"
+    )
 
 
 # === idle connections and big downloads ===
