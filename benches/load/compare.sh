@@ -23,9 +23,9 @@
 #   relay      not run unless asked for (it needs haproxy): nginx against haproxy relaying TCP to
 #              the upstream, the plain row's traffic; no HTTP work at all, so the relay's CPU per
 #              request is the floor under any proxy's on this machine (lib.sh start_relay). With
-#              the plain row in the same run, a `floor:` line sets the relay against the plain
-#              row's nginx and targets: where the relay misses them, so would any gateway, in
-#              that phase of the host
+#              the plain row in the same run, a `floor:` line says how much of nginx's CPU the
+#              plain row's targets leave a gateway above that floor, and how much casegate used
+#              (each ratio from its own row's turns)
 #
 # Every response is checked: wrk's status errors (>= 400) and socket errors must be 0 and the bytes
 # read must add up to the probed 200 response's size (so a 3xx would show); h2load's 3xx/4xx/5xx

@@ -681,22 +681,25 @@ def cmd_table(args):
 
 
 def relay_floor(by_row):
-    """What a gateway doing no HTTP work at all reaches against the plain row's targets: the relay
-    row's TCP relay (haproxy) set against the plain row's nginx secure_link, and casegate against
-    the relay. The plain row's ratios move with the host's phase; this says, in the same run,
-    whether its targets were within any gateway's reach."""
+    """How far the plain row's targets sit above a gateway doing no HTTP work at all: the relay
+    row's ratios (haproxy relaying TCP against nginx secure_link, in turns, in the same minutes)
+    set beside the plain row's. Each ratio comes from its own row's turns; the rows run minutes
+    apart, so absolute times are not mixed across them."""
     plain, relay = by_row.get("plain", {}), by_row.get("relay", {})
-    if not ("nginx" in plain and "casegate" in plain and "relay" in relay):
+    if not all(g in plain for g in ("nginx", "casegate")) or not all(
+        g in relay for g in ("nginx", "relay")
+    ):
         return None
-    nginx, casegate, floor = plain["nginx"], plain["casegate"], relay["relay"]
+    relay_cpu = relay["relay"]["cpu_us"] / relay["nginx"]["cpu_us"]
+    relay_rps = relay["relay"]["rps"] / relay["nginx"]["rps"]
+    casegate_cpu = plain["casegate"]["cpu_us"] / plain["nginx"]["cpu_us"]
     rps_t, _, cpu_t = TARGETS["plain"]
     return (
-        "floor (the relay row's TCP relay, no HTTP work, against the plain row's nginx "
-        "secure_link and targets): "
-        f"CPU/request {verdict(floor['cpu_us'] / nginx['cpu_us'], cpu_t, False)}, "
-        f"requests/s {verdict(floor['rps'] / nginx['rps'], rps_t, True)}; "
-        f"casegate / relay: CPU/request {casegate['cpu_us'] / floor['cpu_us']:.2f}, "
-        f"requests/s {casegate['rps'] / floor['rps']:.2f}"
+        f"floor: a TCP relay doing no HTTP work (the relay row) cost {relay_cpu:.2f}x nginx "
+        f"secure_link's CPU a request and served {relay_rps:.2f}x its requests/s; the plain row's "
+        f"targets (CPU <= {cpu_t}x, requests/s >= {rps_t}x) leave a gateway "
+        f"{cpu_t - relay_cpu:+.2f}x of nginx's CPU above that floor for all its HTTP work; "
+        f"casegate's plain row used {casegate_cpu - relay_cpu:+.2f}x"
     )
 
 
