@@ -1,6 +1,6 @@
-//! The writer thread: takes the lines every worker shelved, writes them, then rests briefly so the
-//! next lines arrive as a batch too; with nothing shelved it sleeps until a worker rings. Only
-//! this thread ever waits on the sink.
+//! The writer thread: takes the records every worker shelved, formats and writes their lines, then
+//! rests briefly so the next records arrive as a batch too; with nothing shelved it sleeps until a
+//! worker rings. Only this thread ever formats a line or waits on the sink.
 
 use std::io::Write;
 use std::sync::Arc;
