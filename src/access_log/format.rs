@@ -50,20 +50,21 @@ pub(super) fn write_line(out: &mut Vec<u8>, line: &Line<'_>, time: SystemTime, f
 /// The fields of a line in `style`. One list for both formats, so that they cannot drift apart.
 #[inline(always)]
 fn write_fields(out: &mut Vec<u8>, line: &Line<'_>, time: SystemTime, style: Style) {
+    let facts = &line.facts;
     style.key(out, key!(first "time"));
     style.plain(out, |out| write_time(out, time));
     style.key(out, key!("client"));
-    style.plain(out, |out| write_ip(out, line.client));
+    style.plain(out, |out| write_ip(out, facts.client));
     style.key(out, key!("method"));
     style.string(out, Some(line.method));
     style.key(out, key!("path"));
     style.string(out, Some(line.path));
     style.key(out, key!("status"));
-    write_u64(out, u64::from(line.status));
+    write_u64(out, u64::from(facts.status));
     style.key(out, key!("decision"));
-    style.plain(out, |out| out.extend_from_slice(line.decision.as_bytes()));
+    style.plain(out, |out| out.extend_from_slice(facts.decision.as_bytes()));
     style.key(out, key!("reason"));
-    style.string(out, line.reason);
+    style.string(out, facts.reason);
     let share = line.share;
     let share_keys = [key!("share"), key!("case"), key!("scope")];
     for (index, key) in share_keys.into_iter().enumerate() {
@@ -71,13 +72,13 @@ fn write_fields(out: &mut Vec<u8>, line: &Line<'_>, time: SystemTime, style: Sty
         style.string(out, share.map(|parts| parts[index]));
     }
     style.key(out, key!("bytes_in"));
-    write_u64(out, line.bytes_in);
+    write_u64(out, facts.bytes_in);
     style.key(out, key!("bytes_out"));
-    write_u64(out, line.bytes_out);
+    write_u64(out, facts.bytes_out);
     style.key(out, key!("total_ms"));
-    write_millis(out, line.total);
+    write_millis(out, facts.total);
     style.key(out, key!("upstream_ms"));
-    match line.upstream {
+    match facts.upstream {
         Some(upstream) => write_millis(out, upstream),
         None => style.missing(out),
     }

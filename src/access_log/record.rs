@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use http::Method;
 
-use super::line::Line;
+use super::line::{Facts, Line};
 use super::redact::redact_tokens;
 
 /// The decision of a request the gateway let through (forwarded, a link exchanged, a
@@ -168,24 +168,26 @@ impl AccessRecord {
     /// What the record's line says.
     pub(super) fn line(&self) -> Line<'_> {
         Line {
-            client: self.client,
+            facts: Facts {
+                client: self.client,
+                status: self.status,
+                decision: self.decision,
+                reason: self.reason,
+                bytes_in: self
+                    .bytes_in
+                    .as_ref()
+                    .map_or(0, |counter| counter.load(Ordering::Relaxed)),
+                bytes_out: self.bytes_out,
+                total: self.total,
+                upstream: self.upstream,
+            },
             method: self.method.as_str(),
             path: self.text.get(self.path.clone()).unwrap_or_default(),
-            status: self.status,
-            decision: self.decision,
-            reason: self.reason,
             share: self.share.as_ref().map(|parts| {
                 parts
                     .clone()
                     .map(|part| self.text.get(part).unwrap_or_default())
             }),
-            bytes_in: self
-                .bytes_in
-                .as_ref()
-                .map_or(0, |counter| counter.load(Ordering::Relaxed)),
-            bytes_out: self.bytes_out,
-            total: self.total,
-            upstream: self.upstream,
         }
     }
 

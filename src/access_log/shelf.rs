@@ -8,11 +8,10 @@
 //! line moved the channel's ends between the cores, and the writer read the record from the
 //! other core's memory, scattered, and freed it there.
 
-use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use super::line::Line;
+use super::line::{Facts, Line};
 use super::record::AccessRecord;
 
 /// Aligned to two cache lines (the pair the CPU fetches together) so that no two workers' shelves
@@ -52,14 +51,7 @@ pub(super) struct Shelved {
     /// When its request ended: the writer interleaves the workers' lines in that order, as a
     /// single queue wrote them.
     pub finished: Instant,
-    client: IpAddr,
-    status: u16,
-    decision: &'static str,
-    reason: Option<&'static str>,
-    bytes_in: u64,
-    bytes_out: u64,
-    total: Duration,
-    upstream: Option<Duration>,
+    facts: Facts,
     /// Where the method starts in the text; `ends` are where the method, the path and the share's
     /// id, case and scope end (the last three empty without a share).
     start: usize,
@@ -87,14 +79,7 @@ impl Shelved {
         Shelved {
             started: record.started(),
             finished: record.finished(),
-            client: line.client,
-            status: line.status,
-            decision: line.decision,
-            reason: line.reason,
-            bytes_in: line.bytes_in,
-            bytes_out: line.bytes_out,
-            total: line.total,
-            upstream: line.upstream,
+            facts: line.facts,
             start,
             ends,
             has_share: share.is_some(),
@@ -110,17 +95,10 @@ impl Shelved {
             text.get(from..self.ends[index]).unwrap_or_default()
         };
         Line {
-            client: self.client,
+            facts: self.facts,
             method: piece(0),
             path: piece(1),
-            status: self.status,
-            decision: self.decision,
-            reason: self.reason,
             share: self.has_share.then(|| [piece(2), piece(3), piece(4)]),
-            bytes_in: self.bytes_in,
-            bytes_out: self.bytes_out,
-            total: self.total,
-            upstream: self.upstream,
         }
     }
 }
@@ -193,7 +171,8 @@ impl Shelf {
 
 #[cfg(test)]
 mod tests {
-    use std::net::Ipv4Addr;
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::time::Duration;
 
     use http::{Method, StatusCode};
 
