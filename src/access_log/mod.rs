@@ -105,12 +105,7 @@ impl AccessLog {
         };
         let dropped = Arc::new(AtomicU64::new(0));
         let outbox = Arc::new(Outbox::new(config.buffer));
-        let writer = Writer {
-            sink,
-            format: config.format,
-            write_bytes,
-            dropped: Arc::clone(&dropped),
-        };
+        let writer = Writer::new(sink, config.format, write_bytes, Arc::clone(&dropped));
         let writer_outbox = Arc::clone(&outbox);
         let thread = std::thread::Builder::new()
             .name("casegate-access-log".into())

@@ -24,28 +24,43 @@ use crate::config::LogFormat;
 const BATCH_REST: Duration = Duration::from_millis(5);
 
 pub(super) struct Writer {
-    pub sink: Box<dyn Write + Send>,
-    pub format: LogFormat,
+    sink: Box<dyn Write + Send>,
+    format: LogFormat,
     /// The most one write carries (but for a longer line, alone): on a pipe, at most `PIPE_BUF`
     /// so that the write is atomic and the process log cannot cut a line in half.
-    pub write_bytes: usize,
-    pub dropped: Arc<AtomicU64>,
-}
-
-/// Whole lines gathered for one write, and how many.
-#[derive(Default)]
-struct Pending {
-    bytes: Vec<u8>,
-    lines: u64,
+    write_bytes: usize,
+    dropped: Arc<AtomicU64>,
+    /// The line being formatted.
+    line: Vec<u8>,
+    /// Whole lines gathered for the next write, and how many.
+    pending: Vec<u8>,
+    pending_lines: u64,
+    /// Writes are failing: said once in the process log, not again until one succeeds.
+    failing: bool,
 }
 
 impl Writer {
+    pub(super) fn new(
+        sink: Box<dyn Write + Send>,
+        format: LogFormat,
+        write_bytes: usize,
+        dropped: Arc<AtomicU64>,
+    ) -> Writer {
+        Writer {
+            sink,
+            format,
+            write_bytes,
+            dropped,
+            line: Vec::with_capacity(512),
+            pending: Vec::new(),
+            pending_lines: 0,
+            failing: false,
+        }
+    }
+
     pub(super) fn run(mut self, outbox: &Outbox) {
         outbox.register_writer();
         let mut spares = Vec::new();
-        let mut line = Vec::with_capacity(512);
-        let mut pending = Pending::default();
-        let mut failing = false;
         loop {
             let stopping = outbox.is_stopping();
             let mut taken = outbox.take_all(&mut spares, stopping);
@@ -53,14 +68,14 @@ impl Writer {
             if wrote_some {
                 // Every line of the batch takes its wall-clock time from this one reading.
                 let clock = WallAnchor::now();
-                self.write_in_order(&taken, clock, &mut line, &mut pending, &mut failing);
+                self.write_in_order(&taken, clock);
             }
             for mut records in taken.drain(..) {
                 records.clear();
                 spares.push(records);
             }
             if wrote_some && let Err(error) = self.sink.flush() {
-                self.report(&error, &mut failing);
+                self.report(&error);
             }
             if stopping {
                 return;
@@ -75,14 +90,7 @@ impl Writer {
 
     /// Writes the lines of every shelf's records interleaved in the order their requests ended,
     /// in writes of whole lines of at most `write_bytes`.
-    fn write_in_order(
-        &mut self,
-        shelves: &[Records],
-        clock: WallAnchor,
-        line: &mut Vec<u8>,
-        pending: &mut Pending,
-        failing: &mut bool,
-    ) {
+    fn write_in_order(&mut self, shelves: &[Records], clock: WallAnchor) {
         let mut next = vec![0; shelves.len()];
         loop {
             let earliest = (0..shelves.len())
@@ -95,37 +103,43 @@ impl Writer {
             let records = &shelves[shelf];
             let shelved = &records.shelved[next[shelf]];
             next[shelf] += 1;
-            line.clear();
+            self.line.clear();
             let time = clock.wall_time_of(shelved.started);
-            write_line(line, &shelved.line(&records.text), time, self.format);
-            if pending.bytes.len() + line.len() > self.write_bytes {
-                self.write_pending(pending, failing);
+            write_line(
+                &mut self.line,
+                &shelved.line(&records.text),
+                time,
+                self.format,
+            );
+            if self.pending.len() + self.line.len() > self.write_bytes {
+                self.write_pending();
             }
-            pending.bytes.extend_from_slice(line);
-            pending.lines += 1;
+            self.pending.extend_from_slice(&self.line);
+            self.pending_lines += 1;
         }
-        self.write_pending(pending, failing);
+        self.write_pending();
     }
 
-    fn write_pending(&mut self, pending: &mut Pending, failing: &mut bool) {
-        if pending.lines == 0 {
+    fn write_pending(&mut self) {
+        if self.pending_lines == 0 {
             return;
         }
-        match self.sink.write_all(&pending.bytes) {
-            Ok(()) => *failing = false,
+        match self.sink.write_all(&self.pending) {
+            Ok(()) => self.failing = false,
             Err(error) => {
-                self.dropped.fetch_add(pending.lines, Ordering::Relaxed);
-                self.report(&error, failing);
+                self.dropped
+                    .fetch_add(self.pending_lines, Ordering::Relaxed);
+                self.report(&error);
             }
         }
-        pending.bytes.clear();
-        pending.lines = 0;
+        self.pending.clear();
+        self.pending_lines = 0;
     }
 
     /// Says once per run of failures, not per write, that lines are being lost.
-    fn report(&self, error: &std::io::Error, failing: &mut bool) {
-        if !*failing {
-            *failing = true;
+    fn report(&mut self, error: &std::io::Error) {
+        if !self.failing {
+            self.failing = true;
             warn!(%error, "cannot write the access log; lines are being dropped");
         }
     }
@@ -170,15 +184,11 @@ mod tests {
     ) -> (Writer, Arc<std::sync::Mutex<Vec<String>>>, Arc<AtomicU64>) {
         let writes = Arc::default();
         let dropped = Arc::new(AtomicU64::new(0));
-        let writer = Writer {
-            sink: Box::new(Sink {
-                accept,
-                writes: Arc::clone(&writes),
-            }),
-            format: LogFormat::Text,
-            write_bytes,
-            dropped: Arc::clone(&dropped),
-        };
+        let sink = Box::new(Sink {
+            accept,
+            writes: Arc::clone(&writes),
+        });
+        let writer = Writer::new(sink, LogFormat::Text, write_bytes, Arc::clone(&dropped));
         (writer, writes, dropped)
     }
 
@@ -217,16 +227,10 @@ mod tests {
             .collect()
     }
 
+    /// Writes the shelves' lines; whether writing failed.
     fn write(writer: &mut Writer, shelves: &[Records]) -> bool {
-        let mut failing = false;
-        writer.write_in_order(
-            shelves,
-            WallAnchor::now(),
-            &mut Vec::new(),
-            &mut Pending::default(),
-            &mut failing,
-        );
-        failing
+        writer.write_in_order(shelves, WallAnchor::now());
+        writer.failing
     }
 
     #[test]
