@@ -35,7 +35,7 @@ const REVOKED: usize = 1_000_000;
 /// Requests timed in one go before the bench pauses, untimed, for the access log's writer: a
 /// loop admitting requests back to back outruns a writer that rests between batches, and a full
 /// shelf drops lines (by design, counted), which would leave part of the logging unmeasured. A
-/// chunk stays well inside the shelf (`[log] buffer`, 8192 lines by default).
+/// chunk stays well inside the shelf (`[log] buffer`, 8192 records by default).
 const CHUNK: u64 = 4096;
 /// The pause after a chunk: the writer's rest between batches (5 ms) and the time it takes to
 /// write a chunk's lines, with room to spare. Spent spinning (see [`spin_for`]).
@@ -281,8 +281,8 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
 
-    // Every record should have been shelved and its line written; a dropped one (the writer fell behind
-    // after all) was never shelved, so the times would be of a path that logged less.
+    // Every record should have been shelved and its line written; a dropped one (the writer fell
+    // behind after all) was never shelved, so the times would be of a path that logged less.
     std::thread::sleep(Duration::from_millis(200));
     let written = std::fs::read_to_string(dir.path().join("access.log"))
         .map(|text| text.lines().count())
