@@ -217,6 +217,7 @@ pub async fn serve(
         let spawned = std::thread::Builder::new()
             .name(format!("casegate-worker-{index}"))
             .spawn(move || {
+                let recent_blocks = crate::allocator::keep_recent_blocks();
                 runtime.block_on(async move {
                     match TcpListener::from_std(socket) {
                         Ok(listener) => {
@@ -228,6 +229,7 @@ pub async fn serve(
                 });
                 // Upstream connections and tunnels still open end with the runtime.
                 runtime.shutdown_timeout(RUNTIME_STOP);
+                drop(recent_blocks);
                 let _ = done.send(());
             });
         match spawned {
