@@ -97,6 +97,32 @@ async fn a_request_head_paused_half_way_is_never_cut_by_parking() {
 }
 
 #[tokio::test]
+async fn a_keep_alive_connection_waiting_for_its_next_request_is_closed_as_the_shutdown_begins() {
+    // A grace far longer than the wait allowed below: the close must come from the shutdown's
+    // signal reaching the waiting connection, not from the grace running out.
+    let gw = TestGateway::start_with("shutdown_grace = \"20s\"", "").await;
+    let cookie = gw.open_link("42", "view").await;
+    let mut stream = answered_once(&gw, &cookie).await;
+    // A connection that has waited for a head before: the wait set up once serves them all.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let again = keep_alive_exchange(&mut stream, "/cases/42", &cookie).await;
+    assert_eq!(again.status, 200);
+    // Already waiting for its next head, and not parked yet (that takes a second, and each turn
+    // of the wait looks at the shutdown too): closed well before then.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let stopping = tokio::spawn(gw.stop());
+    let waited = closed_within(&mut stream, Duration::from_secs(5)).await;
+    assert!(
+        waited < Duration::from_millis(500),
+        "closed {waited:?} after the shutdown began"
+    );
+    tokio::time::timeout(Duration::from_secs(5), stopping)
+        .await
+        .expect("the gateway stops once its idle connection is closed")
+        .unwrap();
+}
+
+#[tokio::test]
 async fn a_parked_connection_is_still_closed_at_the_idle_timeout_and_on_shutdown() {
     let gw = TestGateway::start_with("", "[server.limits]\nidle_timeout = \"3s\"\n").await;
     let cookie = gw.open_link("42", "view").await;

@@ -25,19 +25,46 @@ use crate::proxy::upstream_h1::response_head::KnownNames;
 pub(super) struct ShutdownWatch {
     receiver: watch::Receiver<bool>,
     begun_before: bool,
+    /// Ends once the server starts shutting down. Made once per connection: a wait on the
+    /// channel made per request registered with it, and left it, under its lock each time.
+    /// Never polled again once it has ended (the connection closes then).
+    signal: Pin<Box<dyn Future<Output = ()> + Send + Sync>>,
+    /// Whether `signal` has been polled, and so holds the connection task's waker.
+    signal_has_waker: bool,
 }
 
 impl ShutdownWatch {
     pub(super) fn new(receiver: watch::Receiver<bool>) -> ShutdownWatch {
         let begun_before = *receiver.borrow();
+        let mut signal = receiver.clone();
         ShutdownWatch {
             receiver,
             begun_before,
+            // A closed channel means the server is gone: that ends it too.
+            signal: Box::pin(async move {
+                let _ = signal.changed().await;
+            }),
+            signal_has_waker: false,
         }
     }
 
     pub(super) fn has_begun(&self) -> bool {
         self.begun_before || self.receiver.has_changed().unwrap_or(true)
+    }
+
+    /// Ends once the shutdown has begun. The channel's wait is polled once, which hands it the
+    /// connection task's waker, and after that only once the shutdown has begun (one plain
+    /// load): polling it at every wait took the channel's lock and about 250 instructions a
+    /// request, for a wake-up it was already set to give. The check is made at each poll, so a
+    /// wait begun before the shutdown ends at the wake-up it brings.
+    pub(super) fn begun(&mut self) -> impl Future<Output = ()> + '_ {
+        std::future::poll_fn(move |cx| {
+            if self.signal_has_waker && !self.has_begun() {
+                return std::task::Poll::Pending;
+            }
+            self.signal_has_waker = true;
+            self.signal.as_mut().poll(cx)
+        })
     }
 }
 
@@ -51,10 +78,6 @@ pub(super) struct Waiting {
     timer: Pin<Box<Sleep>>,
     /// The server's shutdown: read here before each wait, and by the exchange for keep-alive.
     pub(super) shutdown: ShutdownWatch,
-    /// Ends once the server starts shutting down. Made once per connection: a wait on the
-    /// channel made per request registered with it, and left it, under its lock each time.
-    /// Never polled again once it has ended (the connection closes then).
-    stopping: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
 impl Waiting {
@@ -63,17 +86,12 @@ impl Waiting {
         settings: Http1Settings,
         shutdown: watch::Receiver<bool>,
     ) -> Waiting {
-        let mut signal = shutdown.clone();
         Waiting {
             first: true,
             peer,
             settings,
             timer: Box::pin(tokio::time::sleep(settings.header_read_timeout)),
             shutdown: ShutdownWatch::new(shutdown),
-            // A closed channel means the server is gone: that ends it too.
-            stopping: Box::pin(async move {
-                let _ = signal.changed().await;
-            }),
         }
     }
 
@@ -129,7 +147,11 @@ impl Waiting {
             if self.shutdown.has_begun() && head_deadline.is_none() {
                 return Next::Close;
             }
+            // The read first: nearly every wake-up is the next bytes. The deadline still holds
+            // whenever the read would wait, and a client that never lets it wait fills the head's
+            // size limit.
             tokio::select! {
+                biased;
                 read = read_head_bytes(io, buffer, parked) => match read {
                     Ok(0) => return Next::Close,
                     Ok(_) => {}
@@ -163,7 +185,7 @@ impl Waiting {
                         }
                     }
                 }
-                () = self.stopping.as_mut(), if head_deadline.is_none() => return Next::Close,
+                () = self.shutdown.begun(), if head_deadline.is_none() => return Next::Close,
             }
         }
     }
