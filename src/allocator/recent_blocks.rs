@@ -27,16 +27,20 @@ const BUDGET: usize = 64 * 1024;
 const CLASSES: usize = 61;
 
 /// The class of a block of `size` bytes (1..=LARGEST) and the size asked of mimalloc for it.
+/// (`GlobalAlloc` is never asked for 0 bytes; were it, the block would not be cached: a cached
+/// block holds a link.)
 #[inline(always)]
 pub fn class_of(size: usize) -> Option<(usize, usize)> {
-    if size <= 512 {
-        let class = (size + 15) >> 4;
-        Some((class, class << 4))
-    } else if size <= LARGEST {
-        let steps = (size + 127) >> 7;
-        Some((28 + steps, steps << 7))
-    } else {
-        None
+    match size {
+        1..=512 => {
+            let class = (size + 15) >> 4;
+            Some((class, class << 4))
+        }
+        513..=LARGEST => {
+            let steps = (size + 127) >> 7;
+            Some((28 + steps, steps << 7))
+        }
+        _ => None,
     }
 }
 
@@ -148,6 +152,7 @@ mod tests {
             last = (class, rounded);
         }
         assert_eq!(class_of(LARGEST + 1), None);
+        assert_eq!(class_of(0), None);
     }
 
     #[test]
