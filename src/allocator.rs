@@ -41,29 +41,12 @@ pub struct Mimalloc;
 unsafe impl GlobalAlloc for Mimalloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if layout.align() <= BLOCK_ALIGNMENT
-            && let Some((class, rounded)) = class_of(layout.size())
-        {
-            if let Some(block) = recent_blocks::take(class, rounded) {
-                return block;
-            }
-            return unsafe { mi::mi_malloc(rounded) }.cast();
-        }
-        unsafe { allocate(layout, mi::mi_malloc, mi::mi_malloc_aligned) }
+        unsafe { allocate(layout, mi::mi_malloc, mi::mi_malloc_aligned, false) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        if layout.align() <= BLOCK_ALIGNMENT
-            && let Some((class, rounded)) = class_of(layout.size())
-        {
-            if let Some(block) = recent_blocks::take(class, rounded) {
-                unsafe { std::ptr::write_bytes(block, 0, layout.size()) };
-                return block;
-            }
-            return unsafe { mi::mi_zalloc(rounded) }.cast();
-        }
-        unsafe { allocate(layout, mi::mi_zalloc, mi::mi_zalloc_aligned) }
+        unsafe { allocate(layout, mi::mi_zalloc, mi::mi_zalloc_aligned, true) }
     }
 
     #[inline]
@@ -91,21 +74,29 @@ unsafe impl GlobalAlloc for Mimalloc {
     }
 }
 
-/// `plain` when every block's alignment is enough for `layout`, `aligned` otherwise.
+/// A block for `layout`: when every block's alignment is enough for it, a recently freed block of
+/// its class (zeroed first when `zeroed`), or else one from `plain`, asked for the class's size;
+/// `aligned` otherwise.
 #[inline(always)]
 unsafe fn allocate(
     layout: Layout,
     plain: unsafe extern "C" fn(usize) -> *mut c_void,
     aligned: unsafe extern "C" fn(usize, usize) -> *mut c_void,
+    zeroed: bool,
 ) -> *mut u8 {
-    let block = unsafe {
-        if layout.align() <= BLOCK_ALIGNMENT {
-            plain(layout.size())
-        } else {
-            aligned(layout.size(), layout.align())
-        }
+    if layout.align() > BLOCK_ALIGNMENT {
+        return unsafe { aligned(layout.size(), layout.align()) }.cast();
+    }
+    let Some((class, rounded)) = class_of(layout.size()) else {
+        return unsafe { plain(layout.size()) }.cast();
     };
-    block.cast()
+    if let Some(block) = recent_blocks::take(class, rounded) {
+        if zeroed {
+            unsafe { std::ptr::write_bytes(block, 0, layout.size()) };
+        }
+        return block;
+    }
+    unsafe { plain(rounded) }.cast()
 }
 
 #[cfg(test)]

@@ -137,6 +137,17 @@ mod tests {
         CACHE.with(|cache| cache.bytes.get())
     }
 
+    /// Runs `test` on a thread of its own that keeps recent blocks: the test harness's threads
+    /// keep none.
+    fn on_a_keeping_thread(test: fn()) {
+        std::thread::spawn(move || {
+            let _guard = keep_recent_blocks();
+            test();
+        })
+        .join()
+        .unwrap();
+    }
+
     #[test]
     fn every_size_has_a_class_that_holds_it_and_sizes_of_a_class_share_its_rounding() {
         let mut last = (0, 0);
@@ -197,8 +208,7 @@ mod tests {
 
     #[test]
     fn a_keeping_thread_holds_at_most_its_budget_and_never_large_or_overaligned_blocks() {
-        std::thread::spawn(|| {
-            let _guard = keep_recent_blocks();
+        on_a_keeping_thread(|| {
             let layout = Layout::from_size_align(LARGEST, 1).unwrap();
             let blocks: Vec<*mut u8> = (0..2 * BUDGET / LARGEST)
                 .map(|_| unsafe { Mimalloc.alloc(layout) })
@@ -217,21 +227,16 @@ mod tests {
                 }
             }
             assert_eq!(cached_bytes(), BUDGET);
-        })
-        .join()
-        .unwrap();
+        });
     }
 
     #[test]
     fn the_allocators_layout_checks_hold_on_a_keeping_thread() {
         // The parent module's tests, run where blocks are cached and reused.
-        std::thread::spawn(|| {
-            let _guard = keep_recent_blocks();
+        on_a_keeping_thread(|| {
             for _ in 0..3 {
                 crate::allocator::tests::check_every_layout();
             }
-        })
-        .join()
-        .unwrap();
+        });
     }
 }
