@@ -137,15 +137,12 @@ mod tests {
         CACHE.with(|cache| cache.bytes.get())
     }
 
-    /// Runs `test` on a thread of its own that keeps recent blocks: the test harness's threads
-    /// keep none.
-    fn on_a_keeping_thread(test: fn()) {
-        std::thread::spawn(move || {
-            let _guard = keep_recent_blocks();
-            test();
-        })
-        .join()
-        .unwrap();
+    /// Runs `test` on a thread of its own that keeps recent blocks while `test` holds the guard
+    /// it is given: the test harness's threads keep none.
+    fn on_a_keeping_thread(test: fn(KeepRecentBlocks)) {
+        std::thread::spawn(move || test(keep_recent_blocks()))
+            .join()
+            .unwrap();
     }
 
     #[test]
@@ -168,9 +165,7 @@ mod tests {
 
     #[test]
     fn a_keeping_thread_hands_out_the_block_it_freed_last_and_gives_all_back_when_it_stops() {
-        // A thread of its own: the test harness's threads keep nothing.
-        std::thread::spawn(|| {
-            let guard = keep_recent_blocks();
+        on_a_keeping_thread(|guard| {
             let layout = Layout::from_size_align(100, 8).unwrap();
             unsafe {
                 let first = Mimalloc.alloc(layout);
@@ -201,14 +196,12 @@ mod tests {
                 Mimalloc.dealloc(block, Layout::from_size_align(100, 8).unwrap());
             }
             assert_eq!(cached_bytes(), 0);
-        })
-        .join()
-        .unwrap();
+        });
     }
 
     #[test]
     fn a_keeping_thread_holds_at_most_its_budget_and_never_large_or_overaligned_blocks() {
-        on_a_keeping_thread(|| {
+        on_a_keeping_thread(|_guard| {
             let layout = Layout::from_size_align(LARGEST, 1).unwrap();
             let blocks: Vec<*mut u8> = (0..2 * BUDGET / LARGEST)
                 .map(|_| unsafe { Mimalloc.alloc(layout) })
@@ -233,7 +226,7 @@ mod tests {
     #[test]
     fn the_allocators_layout_checks_hold_on_a_keeping_thread() {
         // The parent module's tests, run where blocks are cached and reused.
-        on_a_keeping_thread(|| {
+        on_a_keeping_thread(|_guard| {
             for _ in 0..3 {
                 crate::allocator::tests::check_every_layout();
             }
