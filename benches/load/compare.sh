@@ -10,7 +10,9 @@
 # of the gateway's processes - nginx master and workers, the casegate process - over the round,
 # divided by the requests it served; split into user space and kernel, utime and stime), and the
 # ratios casegate/nginx. The last ratio, casegate's kernel time against nginx's whole CPU time, is
-# the floor under the CPU ratio: no user-space saving takes casegate below it.
+# the floor under the CPU ratio: no user-space saving takes casegate below it. A `round by round`
+# line per row gives the CPU ratio of each round's pair (casegate's round and nginx's just before
+# it), lowest, median and highest: how far the run's total could have landed elsewhere.
 #
 # Rows (guests: casegate with the cookie from opening a `casegate mint` link; nginx with an
 # md5/expires signed URL; both fetch /cases/42/summary.json, 1 KiB):

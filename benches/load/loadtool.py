@@ -670,6 +670,9 @@ def cmd_table(args):
                 f"{cg['kernel_us'] / ng['cpu_us']:.2f} |"
             )
     text = "\n".join(lines) + "\n\n" + "\n".join(ratio_lines) + "\n"
+    spread = round_spread(by_key, rows_seen)
+    if spread:
+        text += "\n" + spread + "\n"
     floor = relay_floor(by_row)
     if floor:
         text += "\n" + floor + "\n"
@@ -678,6 +681,31 @@ def cmd_table(args):
         with open(args.markdown, "w") as markdown:
             markdown.write(args.preamble.replace("\\n", "\n") + "\n\n" if args.preamble else "")
             markdown.write(text)
+
+
+def round_spread(by_key, rows):
+    """The CPU ratio of each round's pair (casegate's round and nginx's just before it, seconds
+    apart): how far one run's total could have landed elsewhere. On a shared VM the cost of a
+    request moves between levels that last tens of seconds, for both gateways; a round's pair
+    mostly sees one level, the run's total a mix of them."""
+    lines = []
+    for row in rows:
+        nginx = {r["round"]: r for r in by_key.get((row, "nginx"), [])}
+        casegate = {r["round"]: r for r in by_key.get((row, "casegate"), [])}
+        ratios = sorted(
+            (casegate[k]["cpu_seconds"] / casegate[k]["requests"])
+            / (nginx[k]["cpu_seconds"] / nginx[k]["requests"])
+            for k in nginx.keys() & casegate.keys()
+            if nginx[k]["requests"] and casegate[k]["requests"] and nginx[k]["cpu_seconds"]
+        )
+        if len(ratios) < 2:
+            continue
+        lines.append(
+            f"round by round, {ROW_TITLES.get(row, row)}: CPU/request casegate/nginx "
+            f"{ratios[0]:.2f}-{ratios[-1]:.2f}, median {statistics.median(ratios):.2f} "
+            f"({len(ratios)} pairs)"
+        )
+    return "\n".join(lines)
 
 
 def relay_floor(by_row):
