@@ -690,13 +690,15 @@ def round_spread(by_key, rows):
     mostly sees one level, the run's total a mix of them."""
     lines = []
     for row in rows:
-        nginx = {r["round"]: r for r in by_key.get((row, "nginx"), [])}
-        casegate = {r["round"]: r for r in by_key.get((row, "casegate"), [])}
+        per_round = {}
+        for gateway in ("nginx", "casegate"):
+            for r in by_key.get((row, gateway), []):
+                # One round summarised alone, as ab.sh's pairs are (cmd_pairs).
+                per_round.setdefault(r["round"], {})[gateway] = summarise([r])["cpu_us"]
         ratios = sorted(
-            (casegate[k]["cpu_seconds"] / casegate[k]["requests"])
-            / (nginx[k]["cpu_seconds"] / nginx[k]["requests"])
-            for k in nginx.keys() & casegate.keys()
-            if nginx[k]["requests"] and casegate[k]["requests"] and nginx[k]["cpu_seconds"]
+            both["casegate"] / both["nginx"]
+            for both in per_round.values()
+            if len(both) == 2 and both["nginx"]
         )
         if len(ratios) < 2:
             continue
