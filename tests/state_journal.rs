@@ -41,6 +41,15 @@ fn new_share(id: &str, case: &str, issued_at: i64) -> NewShare {
     }
 }
 
+/// Creates the share `id` of `case`, issued at `issued_at` ([`new_share`]); the test fails if the
+/// store refuses it.
+async fn create_share(store: &StateStore, id: &str, case: &str, issued_at: i64) {
+    store
+        .create(new_share(id, case, issued_at))
+        .await
+        .expect("the share is created");
+}
+
 fn seen<'a>(id: &'a str, case: &'a str, issued_at: i64) -> SeenShare<'a> {
     SeenShare {
         id,
@@ -83,18 +92,9 @@ async fn creates_and_revocations_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = open(dir.path());
-        store
-            .create(new_share("share-a", "C-1", NOW - 100))
-            .await
-            .unwrap();
-        store
-            .create(new_share("share-b", "C-1", NOW - 50))
-            .await
-            .unwrap();
-        store
-            .create(new_share("share-c", "C-2", NOW - 10))
-            .await
-            .unwrap();
+        create_share(&store, "share-a", "C-1", NOW - 100).await;
+        create_share(&store, "share-b", "C-1", NOW - 50).await;
+        create_share(&store, "share-c", "C-2", NOW - 10).await;
         assert_eq!(
             store.revoke_share("share-a", NOW).await.unwrap(),
             RevokeOutcome::Revoked
@@ -133,10 +133,7 @@ async fn creates_and_revocations_survive_a_reopen() {
 async fn revoking_twice_reports_already_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    store
-        .create(new_share("share-a", "C-1", NOW - 100))
-        .await
-        .unwrap();
+    create_share(&store, "share-a", "C-1", NOW - 100).await;
     assert_eq!(
         store.revoke_share("share-a", NOW).await.unwrap(),
         RevokeOutcome::Revoked
@@ -149,10 +146,7 @@ async fn revoking_twice_reports_already_revoked() {
         store.share("share-a", NOW + 2).unwrap().revoked_at,
         Some(NOW)
     );
-    store
-        .create(new_share("share-b", "C-2", NOW - 100))
-        .await
-        .unwrap();
+    create_share(&store, "share-b", "C-2", NOW - 100).await;
     store.revoke_case("C-2", NOW).await.unwrap();
     assert_eq!(
         store.revoke_share("share-b", NOW + 1).await.unwrap(),
@@ -204,10 +198,7 @@ async fn an_external_id_revoked_before_it_was_seen_is_listed_without_a_case() {
 async fn statuses_go_pending_active_expired_and_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    store
-        .create(new_share("share-a", "C-1", NOW))
-        .await
-        .unwrap();
+    create_share(&store, "share-a", "C-1", NOW).await;
     assert_eq!(
         store.share("share-a", NOW).unwrap().status,
         ShareStatus::Pending
@@ -232,10 +223,7 @@ async fn uses_are_batched_and_survive_a_flush_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = open(dir.path());
-        store
-            .create(new_share("share-a", "C-1", NOW))
-            .await
-            .unwrap();
+        create_share(&store, "share-a", "C-1", NOW).await;
         store.record_open(&seen("share-a", "C-1", NOW), NOW + 10);
         store.record_open(&seen("share-a", "C-1", NOW), NOW + 5);
         store.record_activity("share-a", NOW + 30);
@@ -278,10 +266,7 @@ async fn uses_are_batched_and_survive_a_flush_and_reopen() {
 async fn one_flush_writes_one_record_per_share_however_many_uses() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    store
-        .create(new_share("share-a", "C-1", NOW))
-        .await
-        .unwrap();
+    create_share(&store, "share-a", "C-1", NOW).await;
     store.record_open(&seen("share-a", "C-1", NOW), NOW);
     store.flush().await.unwrap();
     let one_use = std::fs::metadata(journal_path(dir.path())).unwrap().len();
@@ -296,10 +281,7 @@ async fn one_flush_writes_one_record_per_share_however_many_uses() {
     let first_flush = {
         let fresh = tempfile::tempdir().unwrap();
         let other = open(fresh.path());
-        other
-            .create(new_share("share-a", "C-1", NOW))
-            .await
-            .unwrap();
+        create_share(&other, "share-a", "C-1", NOW).await;
         let created = std::fs::metadata(journal_path(fresh.path())).unwrap().len();
         other.record_open(&seen("share-a", "C-1", NOW), NOW);
         other.flush().await.unwrap();
@@ -312,22 +294,10 @@ async fn one_flush_writes_one_record_per_share_however_many_uses() {
 async fn list_filters_by_case_and_status_newest_first() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    store
-        .create(new_share("old", "C-1", NOW - 300))
-        .await
-        .unwrap();
-    store
-        .create(new_share("new", "C-1", NOW - 100))
-        .await
-        .unwrap();
-    store
-        .create(new_share("mid", "C-1", NOW - 200))
-        .await
-        .unwrap();
-    store
-        .create(new_share("other", "C-2", NOW - 50))
-        .await
-        .unwrap();
+    create_share(&store, "old", "C-1", NOW - 300).await;
+    create_share(&store, "new", "C-1", NOW - 100).await;
+    create_share(&store, "mid", "C-1", NOW - 200).await;
+    create_share(&store, "other", "C-2", NOW - 50).await;
     store.revoke_share("mid", NOW).await.unwrap();
     store.record_open(&seen("pending-use", "C-1", NOW - 400), NOW);
     let ids = |views: Vec<casegate::state::ShareView>| {
@@ -365,10 +335,7 @@ async fn a_second_open_of_the_same_directory_is_refused() {
 async fn maintenance_writes_uses_periodically_and_flushes_at_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(open(dir.path()));
-    store
-        .create(new_share("share-a", "C-1", NOW))
-        .await
-        .unwrap();
+    create_share(&store, "share-a", "C-1", NOW).await;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let task = store.spawn_maintenance(stopped);
     let created = std::fs::metadata(journal_path(dir.path())).unwrap().len();
@@ -393,18 +360,9 @@ async fn maintenance_writes_uses_periodically_and_flushes_at_shutdown() {
 // === compaction ===
 
 async fn populate(store: &StateStore) {
-    store
-        .create(new_share("share-a", "C-1", NOW - 100))
-        .await
-        .unwrap();
-    store
-        .create(new_share("share-b", "C-1", NOW - 50))
-        .await
-        .unwrap();
-    store
-        .create(new_share("share-c", "C-2", NOW - 10))
-        .await
-        .unwrap();
+    create_share(store, "share-a", "C-1", NOW - 100).await;
+    create_share(store, "share-b", "C-1", NOW - 50).await;
+    create_share(store, "share-c", "C-2", NOW - 10).await;
     store.revoke_share("share-a", NOW).await.unwrap();
     store
         .revoke_share("external-never-seen", NOW)
@@ -508,10 +466,7 @@ async fn compaction_drops_revocations_past_retention_only() {
         .revoke_share("recent-external", NOW - DAY)
         .await
         .unwrap();
-    store
-        .create(new_share("long-expired", "C-1", NOW - 90 * DAY))
-        .await
-        .unwrap();
+    create_share(&store, "long-expired", "C-1", NOW - 90 * DAY).await;
     store
         .revoke_share("long-expired", NOW - 89 * DAY)
         .await
@@ -598,15 +553,9 @@ async fn a_torn_last_record_is_dropped_with_a_warning_and_the_rest_kept() {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = open(dir.path());
-        store
-            .create(new_share("share-a", "C-1", NOW))
-            .await
-            .unwrap();
+        create_share(&store, "share-a", "C-1", NOW).await;
         store.revoke_share("share-b", NOW).await.unwrap();
-        store
-            .create(new_share("share-c", "C-1", NOW))
-            .await
-            .unwrap();
+        create_share(&store, "share-c", "C-1", NOW).await;
     }
     let journal = journal_path(dir.path());
     let whole = std::fs::metadata(&journal).unwrap().len();
@@ -624,10 +573,7 @@ async fn a_torn_last_record_is_dropped_with_a_warning_and_the_rest_kept() {
     assert!(store.revocation("share-b", "C-1", NOW).is_some());
     assert_eq!(store.share("share-c", NOW), None);
     // The journal was cut back to its sound part: new writes follow it and replay.
-    store
-        .create(new_share("share-d", "C-1", NOW))
-        .await
-        .unwrap();
+    create_share(&store, "share-d", "C-1", NOW).await;
     drop(store);
     let (store, log) = logged(|| open(dir.path()));
     assert!(!log.contains("torn"), "{log}");
@@ -640,14 +586,8 @@ async fn a_flipped_byte_inside_the_journal_refuses_to_start_naming_file_and_offs
     let dir = tempfile::tempdir().unwrap();
     {
         let store = open(dir.path());
-        store
-            .create(new_share("share-a", "C-1", NOW))
-            .await
-            .unwrap();
-        store
-            .create(new_share("share-b", "C-1", NOW))
-            .await
-            .unwrap();
+        create_share(&store, "share-a", "C-1", NOW).await;
+        create_share(&store, "share-b", "C-1", NOW).await;
         store.revoke_share("share-a", NOW).await.unwrap();
     }
     let journal = journal_path(dir.path());
@@ -765,10 +705,7 @@ async fn run_ops(
         now += 1;
         match *op {
             Op::Create { id, case } => {
-                store
-                    .create(new_share(&format!("share-{id}"), &format!("C-{case}"), now))
-                    .await
-                    .unwrap();
+                create_share(&store, &format!("share-{id}"), &format!("C-{case}"), now).await;
             }
             Op::RevokeShare { id } => {
                 store
@@ -823,10 +760,7 @@ async fn the_state_directory_and_its_files_are_private() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("var/casegate");
     let store = open(&dir);
-    store
-        .create(new_share("s1", "42", NOW))
-        .await
-        .expect("create");
+    create_share(&store, "s1", "42", NOW).await;
     assert!(store.compact(NOW).await.unwrap());
     let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&dir), 0o700, "{}", dir.display());
