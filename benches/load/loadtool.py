@@ -585,10 +585,7 @@ def cmd_syscalls(args):
 
 def cmd_pairs(args):
     """ab.sh's verdict: per build the median CPU per request, and the median of the pairs' B - A."""
-    per = {}
-    for r in read_results(args.results):
-        # One round summarised alone: its requests/s and CPU per request, as in the table.
-        per.setdefault(r["round"], {})[r["gateway"]] = summarise([r])
+    per = summaries_by_round(read_results(args.results))
     pairs = [both for both in per.values() if "a" in both and "b" in both]
     if not pairs:
         fail("no whole pair in the results")
@@ -621,6 +618,15 @@ def cmd_pairs(args):
         f"B - A over {len(pairs)} pairs, median: {differences['rps']:+.0f} req/s, "
         f"p99 {differences['p99_ms']:+.3f} ms; B's p99 lower in {faster_tail} of {len(pairs)} pairs"
     )
+
+
+def summaries_by_round(rounds):
+    """Each round summarised alone (its requests/s, latencies and CPU per request, as in the
+    table), by round number and gateway: the pairs that ab.sh and the round-by-round line read."""
+    per = {}
+    for r in rounds:
+        per.setdefault(r["round"], {})[r["gateway"]] = summarise([r])
+    return per
 
 
 def read_results(path):
@@ -690,15 +696,13 @@ def round_spread(by_key, rows):
     mostly sees one level, the run's total a mix of them."""
     lines = []
     for row in rows:
-        per_round = {}
-        for gateway in ("nginx", "casegate"):
-            for r in by_key.get((row, gateway), []):
-                # One round summarised alone, as ab.sh's pairs are (cmd_pairs).
-                per_round.setdefault(r["round"], {})[gateway] = summarise([r])["cpu_us"]
+        per_round = summaries_by_round(
+            by_key.get((row, "nginx"), []) + by_key.get((row, "casegate"), [])
+        )
         ratios = sorted(
-            both["casegate"] / both["nginx"]
+            both["casegate"]["cpu_us"] / both["nginx"]["cpu_us"]
             for both in per_round.values()
-            if len(both) == 2 and both["nginx"]
+            if len(both) == 2 and both["nginx"]["cpu_us"]
         )
         if len(ratios) < 2:
             continue
