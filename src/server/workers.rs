@@ -217,8 +217,6 @@ pub async fn serve(
         let spawned = std::thread::Builder::new()
             .name(format!("casegate-worker-{index}"))
             .spawn(move || {
-                // Fuzz builds leave casegate's allocator out, and its recent blocks with it.
-                #[cfg(not(fuzzing))]
                 let recent_blocks = crate::allocator::keep_recent_blocks();
                 runtime.block_on(async move {
                     match TcpListener::from_std(socket) {
@@ -231,7 +229,6 @@ pub async fn serve(
                 });
                 // Upstream connections and tunnels still open end with the runtime.
                 runtime.shutdown_timeout(RUNTIME_STOP);
-                #[cfg(not(fuzzing))]
                 drop(recent_blocks);
                 let _ = done.send(());
             });
