@@ -395,13 +395,21 @@ new_casegate_key() {
 
 # machine_summary - one line about where the numbers come from. The TCP congestion control is
 # part of it: BBR paces every connection, loopback ones too, and bounds a large download (README,
-# Performance), where cubic sends as fast as the receiver reads.
+# Performance), where cubic sends as fast as the receiver reads. So is the x86 CPU's family and
+# model: a VM's model name is often only "AMD EPYC", and the ratios to nginx moved by 0.06x between
+# two such hosts (stop 55, benches/HISTORY.md).
 machine_summary() {
-    local model cores
+    local model cores family generation=""
     model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+    # Not every architecture's cpuinfo has them (arm64's has none): then the line goes without.
+    family=$(grep -m1 '^cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' ' || true)
+    if [[ -n $family ]]; then
+        generation=" (family $family, model $(grep -m1 '^model[[:space:]]*:' /proc/cpuinfo |
+            cut -d: -f2 | tr -d ' ' || true))"
+    fi
     cores=$(nproc)
-    echo "$cores x ${model:-unknown CPU}, Linux $(uname -r), TCP $(tcp_congestion_control)," \
-        "load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "$cores x ${model:-unknown CPU}$generation, Linux $(uname -r), TCP" \
+        "$(tcp_congestion_control), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 # loopback_congestion_control - the TCP congestion control loopback connections get: the host's
