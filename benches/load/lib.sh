@@ -393,6 +393,13 @@ new_casegate_key() {
     CASEGATE_BENCH_KEY=$("$CASEGATE_BIN" keygen) || die "casegate keygen failed"
 }
 
+# cpuinfo_field NAME - the first CPU's NAME in /proc/cpuinfo ("model name", "cpu family"...), or
+# nothing where cpuinfo has no such field.
+cpuinfo_field() {
+    awk -v name="$1" '{ key = $0; sub(/[[:space:]]*:.*/, "", key) }
+        key == name { sub(/^[^:]*:[[:space:]]*/, ""); print; exit }' /proc/cpuinfo
+}
+
 # machine_summary - one line about where the numbers come from. The TCP congestion control is
 # part of it: BBR paces every connection, loopback ones too, and bounds a large download (README,
 # Performance), where cubic sends as fast as the receiver reads. So is the x86 CPU's family and
@@ -400,13 +407,10 @@ new_casegate_key() {
 # two such hosts (stop 55, benches/HISTORY.md).
 machine_summary() {
     local model cores family generation=""
-    model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+    model=$(cpuinfo_field 'model name')
     # Not every architecture's cpuinfo has them (arm64's has none): then the line goes without.
-    family=$(grep -m1 '^cpu family' /proc/cpuinfo | cut -d: -f2 | tr -d ' ' || true)
-    if [[ -n $family ]]; then
-        generation=" (family $family, model $(grep -m1 '^model[[:space:]]*:' /proc/cpuinfo |
-            cut -d: -f2 | tr -d ' ' || true))"
-    fi
+    family=$(cpuinfo_field 'cpu family')
+    [[ -z $family ]] || generation=" (family $family, model $(cpuinfo_field model))"
     cores=$(nproc)
     echo "$cores x ${model:-unknown CPU}$generation, Linux $(uname -r), TCP" \
         "$(tcp_congestion_control), load average $(cut -d' ' -f1-3 /proc/loadavg)"
