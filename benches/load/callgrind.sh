@@ -13,6 +13,7 @@
 #
 # Usage: benches/load/callgrind.sh [--count 2000] [--warmup 200] [--keep] [--annotate N]
 #                                  [--gateway casegate|nginx] [--cache-sim] [--locked] [--tls]
+#                                  [--per-thread]
 #   --annotate N  also print the N functions with the most instructions (inclusive and self)
 #   --gateway nginx  counts compare.sh's nginx secure_link gateway instead, with a signed URL:
 #                 one process (`master_process off`, one worker), the same config otherwise
@@ -24,6 +25,11 @@
 #                 compare-exchanges, lock and unlock) run per request, with the sites that run
 #                 most of them: each is a full barrier of some 20 cycles that an instruction count
 #                 weighs as one (needs objdump and addr2line: apt-get install binutils)
+#   --per-thread  also prints each busy thread's share: casegate's worker that serves the
+#                 connection and its access-log writer are counted apart (callgrind's
+#                 --separate-threads), so that a change is seen in the thread it was made for; a
+#                 thread with under 0.5% of the instructions is left out of the list. Not with
+#                 --annotate, --locked or --cache-sim, which read one dump of the whole process
 #   --tls         the requests go over TLS (TLS 1.3, the ECDSA P-256 certificate of compare.sh's
 #                 TLS row) on their one connection; the handshake is in the warm-up, not counted
 # CASEGATE_BIN=path skips `cargo build --release` and uses that binary.
@@ -37,6 +43,7 @@ CACHE_SIM=0
 LOCKED=0
 ANNOTATE=0
 TLS=0
+PER_THREAD=0
 while (($#)); do
     case $1 in
     --count) COUNT=$2; shift 2 ;;
@@ -47,6 +54,7 @@ while (($#)); do
     --cache-sim) CACHE_SIM=1; shift ;;
     --locked) LOCKED=1; shift ;;
     --tls) TLS=1; shift ;;
+    --per-thread) PER_THREAD=1; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
     esac
@@ -54,6 +62,9 @@ done
 [[ $COUNT =~ ^[1-9][0-9]*$ ]] || die "--count must be a whole number >= 1"
 [[ $WARMUP =~ ^[0-9]+$ ]] || die "--warmup must be a whole number"
 [[ $GATEWAY == casegate || $GATEWAY == nginx ]] || die "--gateway must be casegate or nginx"
+if ((PER_THREAD && (ANNOTATE > 0 || CACHE_SIM || LOCKED))); then
+    die "--per-thread cannot be combined with --annotate, --locked or --cache-sim"
+fi
 
 require_tools nginx:nginx valgrind:valgrind callgrind_control:valgrind \
     callgrind_annotate:valgrind python3:python3 truncate:coreutils
@@ -74,6 +85,7 @@ OUT="$WORK/callgrind.out"
 VALGRIND=(valgrind --tool=callgrind "--callgrind-out-file=$OUT")
 ((CACHE_SIM)) && VALGRIND+=(--cache-sim=yes --branch-sim=yes)
 ((LOCKED)) && VALGRIND+=(--dump-instr=yes)
+((PER_THREAD)) && VALGRIND+=(--separate-threads=yes)
 if [[ $GATEWAY == casegate ]]; then
     new_casegate_key
     CASEGATE_WRAPPER="${VALGRIND[*]}"
@@ -106,14 +118,43 @@ fi
     die "the requests failed (above)"
 callgrind_control --dump=measured "$GATEWAY_PID" >/dev/null 2>&1 || die "callgrind_control --dump failed"
 
-# The dump made after zeroing holds only the measured requests (its name ends in .1 or so).
-DUMP=$(grep -l '^desc: Trigger: .*measured' "$OUT"* | head -1)
-[[ -n $DUMP ]] || die "no callgrind dump named 'measured' in $WORK"
-TOTAL=$(sed -n 's/^summary: \([0-9]*\).*/\1/p; s/^totals: \([0-9]*\).*/\1/p' "$DUMP" | head -1)
-[[ -n $TOTAL ]] || die "no instruction total in $DUMP"
+# The dump made after zeroing holds only the measured requests (its name ends in .1 or so; with
+# --per-thread there is one such file a thread, ending in .1-01, .1-02 and so on).
+mapfile -t DUMPS < <(grep -l '^desc: Trigger: .*measured' "$OUT"*)
+((${#DUMPS[@]} > 0)) || die "no callgrind dump named 'measured' in $WORK"
+DUMP=${DUMPS[0]}
+# dump_total FILE - the instructions a dump counted.
+dump_total() {
+    sed -n 's/^summary: \([0-9]*\).*/\1/p; s/^totals: \([0-9]*\).*/\1/p' "$1" | head -1
+}
+TOTAL=0
+for dump in "${DUMPS[@]}"; do
+    counted=$(dump_total "$dump")
+    [[ -n $counted ]] || die "no instruction total in $dump"
+    TOTAL=$((TOTAL + counted))
+done
 say "$(machine_summary)"
 say "$VERSION, $COUNT guest requests on one keep-alive $SCHEME connection after $WARMUP to warm up"
 echo "instructions per guest request: $((TOTAL / COUNT)) ($TOTAL in all)"
+if ((PER_THREAD)); then
+    # Threads are told apart by the source they ran: callgrind numbers them, it does not name them.
+    for dump in "${DUMPS[@]}"; do
+        counted=$(dump_total "$dump")
+        ((counted * 200 >= TOTAL)) || continue
+        thread=$(sed -n 's/^thread: //p' "$dump" | head -1)
+        if [[ $GATEWAY == nginx ]]; then
+            role="nginx"
+        elif grep -q 'src/access_log/writer.rs' "$dump"; then
+            role="access-log writer"
+        elif grep -q 'src/server/connection.rs' "$dump"; then
+            role="worker serving the connection"
+        else
+            role="other"
+        fi
+        printf '  thread %s (%s): %d a request (%d%%)\n' "$thread" "$role" \
+            $((counted / COUNT)) $((counted * 100 / TOTAL))
+    done
+fi
 if ((CACHE_SIM)); then
     # The events line names the columns of the summary line.
     python3 - "$DUMP" "$COUNT" <<'EOF'
