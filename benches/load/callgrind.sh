@@ -6,14 +6,15 @@
 # Starts, on 127.0.0.1 with free ports and a temp directory: the upstream nginx of compare.sh and
 # casegate (release build, plain HTTP or with --tls HTTPS, [server] workers = 2) under callgrind.
 # Opens a `casegate mint` link for the guest cookie, warms up with WARMUP requests on one
-# keep-alive connection, zeroes the counters, sends COUNT more on the same connection (each
-# checked: 200 and the JSON's size), dumps the counters and prints the instructions per request.
+# keep-alive connection (on each of --connections), zeroes the counters, sends COUNT more on the
+# same connection (shared out over the connections; each checked: 200 and the JSON's size), dumps
+# the counters and prints the instructions per request.
 # The whole process is counted (both workers, the access log's writer thread), as the CPU time in
 # compare.sh is.
 #
 # Usage: benches/load/callgrind.sh [--count 2000] [--warmup 200] [--keep] [--annotate N]
 #                                  [--gateway casegate|nginx] [--cache-sim] [--locked] [--tls]
-#                                  [--per-thread]
+#                                  [--per-thread] [--connections 1]
 #   --annotate N  also print the N functions with the most instructions (inclusive and self)
 #   --gateway nginx  counts compare.sh's nginx secure_link gateway instead, with a signed URL:
 #                 one process (`master_process off`, one worker), the same config otherwise
@@ -30,6 +31,11 @@
 #                 --separate-threads), so that a change is seen in the thread it was made for; a
 #                 thread with under 0.5% of the instructions is left out of the list. Not with
 #                 --annotate, --locked or --cache-sim, which read one dump of the whole process
+#   --connections N  the COUNT requests (and each connection's WARMUP) on N keep-alive
+#                 connections at once: on one, the gateway has one request to work on at a time
+#                 and its worker's loop parks and wakes twice a request; on several in flight
+#                 together it takes more than one a turn, as under load, where the park and the
+#                 reactor's turn are shared by many requests and count far less a request
 #   --tls         the requests go over TLS (TLS 1.3, the ECDSA P-256 certificate of compare.sh's
 #                 TLS row) on their one connection; the handshake is in the warm-up, not counted
 # CASEGATE_BIN=path skips `cargo build --release` and uses that binary.
@@ -44,6 +50,7 @@ LOCKED=0
 ANNOTATE=0
 TLS=0
 PER_THREAD=0
+CONNECTIONS=1
 while (($#)); do
     case $1 in
     --count) COUNT=$2; shift 2 ;;
@@ -55,12 +62,15 @@ while (($#)); do
     --locked) LOCKED=1; shift ;;
     --tls) TLS=1; shift ;;
     --per-thread) PER_THREAD=1; shift ;;
+    --connections) CONNECTIONS=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
     esac
 done
 [[ $COUNT =~ ^[1-9][0-9]*$ ]] || die "--count must be a whole number >= 1"
 [[ $WARMUP =~ ^[0-9]+$ ]] || die "--warmup must be a whole number"
+[[ $CONNECTIONS =~ ^[1-9][0-9]*$ ]] || die "--connections must be a whole number >= 1"
+((CONNECTIONS <= COUNT)) || die "--connections must be at most --count"
 [[ $GATEWAY == casegate || $GATEWAY == nginx ]] || die "--gateway must be casegate or nginx"
 if ((PER_THREAD && (ANNOTATE > 0 || CACHE_SIM || LOCKED))); then
     die "--per-thread cannot be combined with --annotate, --locked or --cache-sim"
@@ -111,10 +121,11 @@ else
     VERSION="$(nginx -v 2>&1 | sed 's/^nginx version: //') secure_link"
 fi
 
-# The warm-up and the counted requests on one connection: its setup (and TLS handshake) is
-# warm-up, and the counters are zeroed between the two.
+# The warm-up and the counted requests on the same connections: their setup (and TLS handshakes)
+# is warm-up, and the counters are zeroed between the two.
 "${LOADTOOL[@]}" sequential "$URL" "${HEADERS[@]}" ${CAFILE:+--cafile "$CAFILE"} --warmup "$WARMUP" \
-    --between "callgrind_control --zero $GATEWAY_PID >/dev/null 2>&1" --count "$COUNT" ||
+    --between "callgrind_control --zero $GATEWAY_PID >/dev/null 2>&1" --count "$COUNT" \
+    --connections "$CONNECTIONS" ||
     die "the requests failed (above)"
 callgrind_control --dump=measured "$GATEWAY_PID" >/dev/null 2>&1 || die "callgrind_control --dump failed"
 
@@ -134,7 +145,11 @@ for dump in "${DUMPS[@]}"; do
     TOTAL=$((TOTAL + counted))
 done
 say "$(machine_summary)"
-say "$VERSION, $COUNT guest requests on one keep-alive $SCHEME connection after $WARMUP to warm up"
+if ((CONNECTIONS == 1)); then
+    say "$VERSION, $COUNT guest requests on one keep-alive $SCHEME connection after $WARMUP to warm up"
+else
+    say "$VERSION, $COUNT guest requests on $CONNECTIONS keep-alive $SCHEME connections at once, after $WARMUP on each to warm up"
+fi
 echo "instructions per guest request: $((TOTAL / COUNT)) ($TOTAL in all)"
 if ((PER_THREAD)); then
     # Threads are told apart by the source they ran: callgrind numbers them, it does not name them.
@@ -147,7 +162,7 @@ if ((PER_THREAD)); then
         elif grep -q 'src/access_log/writer.rs' "$dump"; then
             role="access-log writer"
         elif grep -q 'src/server/connection.rs' "$dump"; then
-            role="worker serving the connection"
+            role="worker"
         else
             role="other"
         fi

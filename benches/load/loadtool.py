@@ -256,27 +256,58 @@ def cmd_cookie(args):
 
 
 def cmd_sequential(args):
-    """WARMUP then COUNT requests one after another on one keep-alive connection, each checked
-    (status and body size as the first one's); for instruction counts, where concurrency would only
-    add noise. Between the two, --between runs a command (callgrind.sh zeroes its counters there),
-    so that the connection's setup and TLS handshake fall outside what is counted."""
-    sock = open_connection(args.url, args.cafile, timeout=60)
+    """WARMUP then COUNT requests one after another on each of CONNECTIONS keep-alive connections
+    (COUNT in all, shared out), each checked (status and body size as the first one's); for
+    instruction counts. Between the two, --between runs a command (callgrind.sh zeroes its counters
+    there) once every connection has had its warm-up, so that the connections' setup and TLS
+    handshakes fall outside what is counted. One connection leaves the gateway one request to
+    work on at a time (its loop parks after each); several, in flight together, let it take more
+    than one a turn, as under load."""
+    if args.connections < 1 or args.count < args.connections:
+        fail("--connections must be at least 1 and at most --count")
     request = request_bytes(args.url, args.header)
-    leftover = b""
-    first_size = None
-    for number in range(args.warmup + args.count):
-        if number == args.warmup and args.between:
-            if subprocess.run(args.between, shell=True).returncode != 0:
-                fail(f"--between command failed: {args.between}")
-        sock.sendall(request)
-        status, head, body, leftover = read_response(sock, leftover)
-        if not status_matches(status, args.expect):
-            fail(f"request {number + 1} answered {status}, expected {args.expect}:\n" + "\n".join(head))
-        if first_size is None:
-            first_size = len(body)
-        elif len(body) != first_size:
-            fail(f"request {number + 1} answered {len(body)} body bytes, the first {first_size}")
-    sock.close()
+    warmed = threading.Barrier(args.connections + 1)
+    measure = threading.Event()
+    sizes, errors = [], []
+
+    def run(count):
+        try:
+            sock = open_connection(args.url, args.cafile, timeout=600)
+            leftover = b""
+            for number in range(args.warmup + count):
+                if number == args.warmup:
+                    warmed.wait()
+                    measure.wait()
+                sock.sendall(request)
+                status, head, body, leftover = read_response(sock, leftover)
+                if not status_matches(status, args.expect):
+                    raise RuntimeError(f"request {number + 1} answered {status}, expected "
+                                       f"{args.expect}:\n" + "\n".join(head))
+                sizes.append(len(body))
+            sock.close()
+        except (OSError, RuntimeError, ConnectionError, threading.BrokenBarrierError) as error:
+            errors.append(str(error) or type(error).__name__)
+            warmed.abort()
+
+    share, extra = divmod(args.count, args.connections)
+    threads = [threading.Thread(target=run, args=(share + (index < extra),), daemon=True)
+               for index in range(args.connections)]
+    for thread in threads:
+        thread.start()
+    try:
+        warmed.wait()
+    except threading.BrokenBarrierError:
+        pass
+    if not errors and args.between:
+        if subprocess.run(args.between, shell=True).returncode != 0:
+            errors.append(f"--between command failed: {args.between}")
+    measure.set()
+    for thread in threads:
+        thread.join()
+    if errors:
+        fail(errors[0])
+    if len(set(sizes)) > 1:
+        fail(f"answers differed in body size: {sorted(set(sizes))}")
 
 
 def cmd_secure_link(args):
@@ -942,7 +973,7 @@ def main():
     p.add_argument("--cafile")
     p.set_defaults(func=cmd_cookie)
 
-    p = sub.add_parser("sequential", help="COUNT requests in turn on one keep-alive connection")
+    p = sub.add_parser("sequential", help="COUNT requests in turn on keep-alive connections")
     p.add_argument("url")
     p.add_argument("--header", action="append", default=[])
     p.add_argument("--cafile")
@@ -950,6 +981,8 @@ def main():
     p.add_argument("--warmup", type=int, default=0)
     p.add_argument("--between", help="shell command run after the warm-up requests")
     p.add_argument("--expect", default="200")
+    p.add_argument("--connections", type=int, default=1,
+                   help="keep-alive connections working in parallel, COUNT shared out")
     p.set_defaults(func=cmd_sequential)
 
     p = sub.add_parser("secure-link", help="sign a path for nginx secure_link")
