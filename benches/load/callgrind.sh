@@ -26,18 +26,18 @@
 #                 compare-exchanges, lock and unlock) run per request, with the sites that run
 #                 most of them: each is a full barrier of some 20 cycles that an instruction count
 #                 weighs as one (needs objdump and addr2line: apt-get install binutils)
-#   --per-thread  also prints each busy thread's share: casegate's worker that serves the
-#                 connection and its access-log writer are counted apart (callgrind's
-#                 --separate-threads), so that a change is seen in the thread it was made for; a
-#                 thread with under 0.5% of the instructions is left out of the list. Not with
-#                 --annotate, --locked or --cache-sim, which read one dump of the whole process
+#   --per-thread  also prints each busy thread's share: casegate's workers and its access-log
+#                 writer are counted apart (callgrind's --separate-threads), so that a change is
+#                 seen in the thread it was made for; a thread with under 0.5% of the
+#                 instructions is left out of the list. Not with --annotate, --locked or
+#                 --cache-sim, which read one dump of the whole process
 #   --connections N  the COUNT requests (and each connection's WARMUP) on N keep-alive
 #                 connections at once: on one, the gateway has one request to work on at a time
 #                 and its worker's loop parks and wakes twice a request; on several in flight
 #                 together it takes more than one a turn, as under load, where the park and the
 #                 reactor's turn are shared by many requests and count far less a request
 #   --tls         the requests go over TLS (TLS 1.3, the ECDSA P-256 certificate of compare.sh's
-#                 TLS row) on their one connection; the handshake is in the warm-up, not counted
+#                 TLS row) on their connections; the handshakes are in the warm-up, not counted
 # CASEGATE_BIN=path skips `cargo build --release` and uses that binary.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -272,12 +272,14 @@ def cmd_sequential(args):
 
     def run(count):
         try:
-            sock = open_connection(args.url, args.cafile, timeout=600)
+            sock = open_connection(args.url, args.cafile, timeout=120)
             leftover = b""
             for number in range(args.warmup + count):
                 if number == args.warmup:
                     warmed.wait()
                     measure.wait()
+                    if errors:
+                        return
                 sock.sendall(request)
                 status, head, body, leftover = read_response(sock, leftover)
                 if not status_matches(status, args.expect):
