@@ -28,6 +28,13 @@
 #              the plain row in the same run, a `floor:` line says how much of nginx's CPU the
 #              plain row's targets leave a gateway above that floor, and how much casegate used
 #              (each ratio from its own row's turns)
+#   proxy      not run unless asked for: nginx against casegate as a bare reverse proxy (a third
+#              instance, `passthrough = true`, no access log; the requests carry no cookie, so
+#              they go upstream with no admission, no policy and no log line), the plain row's
+#              traffic otherwise. What casegate's HTTP/1 server, upstream client and runtime cost
+#              alone; with the plain row in the same run a `layers:` line says how much the
+#              gateway's own work (cookie, policy, access log) adds. A diagnostic, not a way to
+#              deploy casegate for guests
 #
 # Every response is checked: wrk's status errors (>= 400) and socket errors must be 0 and the bytes
 # read must add up to the probed 200 response's size (so a 3xx would show); h2load's 3xx/4xx/5xx
@@ -37,7 +44,7 @@
 # full shelf, or the run fails: one that logged less than it served is not a win either.
 #
 # Usage: benches/load/compare.sh [--rounds N] [--duration SECONDS] [--rows plain,tls,h2,handshake,direct]
-#                                (or any of them and relay)
+#                                (or any of them and relay, proxy)
 #                                [--markdown FILE] [--keep]
 # Defaults: 5 rounds of 6 s per gateway and row (about 6 minutes in all). On a shared VM one
 # gateway's rounds swing by up to 40% within a minute; more, shorter turns cancel more of it.
@@ -72,12 +79,15 @@ require_tools nginx:nginx wrk:wrk h2load:nghttp2-client openssl:openssl python3:
 RELAY_ROW=0
 [[ ,$ROWS, == *,relay,* ]] && RELAY_ROW=1
 ((RELAY_ROW)) && require_tools haproxy:haproxy
+PROXY_ROW=0
+[[ ,$ROWS, == *,proxy,* ]] && PROXY_ROW=1
 build_casegate
 setup_work_dir
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
-free_ports 6
-read -r UP_PORT NGINX_PORT NGINX_TLS_PORT CASEGATE_PORT CASEGATE_TLS_PORT RELAY_PORT <<<"${PORTS[*]}"
+free_ports 7
+read -r UP_PORT NGINX_PORT NGINX_TLS_PORT CASEGATE_PORT CASEGATE_TLS_PORT RELAY_PORT BARE_PORT \
+    <<<"${PORTS[*]}"
 make_cert
 new_casegate_key
 start_upstream "$UP_PORT" 1G
@@ -89,6 +99,10 @@ start_casegate casegate-tls "$CASEGATE_TLS_PORT" tls
 CASEGATE_TLS_PID=$CASEGATE_PID
 TLS_COOKIE=$(guest_cookie "$CASEGATE_CONFIG" "$CERT")
 ((RELAY_ROW)) && start_relay "$RELAY_PORT"
+if ((PROXY_ROW)); then
+    start_casegate casegate-bare "$BARE_PORT" bare
+    CASEGATE_BARE_PID=$CASEGATE_PID
+fi
 SIGNED=$("${LOADTOOL[@]}" secure-link "$JSON_PATH" --secret "$NGINX_SECURE_LINK_SECRET" --ttl 86400)
 RESULTS="$WORK/results.jsonl"
 : >"$RESULTS"
@@ -114,6 +128,8 @@ read -r _ CASEGATE_TLS_SIZE < <(probe "https://127.0.0.1:$CASEGATE_TLS_PORT$JSON
 read -r _ DIRECT_SIZE < <(probe "http://127.0.0.1:$UP_PORT$JSON_PATH" --expect 200 --body-bytes "$JSON_BYTES")
 ((RELAY_ROW)) && read -r _ RELAY_SIZE < <(probe "http://127.0.0.1:$RELAY_PORT$JSON_PATH" \
     --expect 200 --body-bytes "$JSON_BYTES")
+((PROXY_ROW)) && read -r _ BARE_SIZE < <(probe "http://127.0.0.1:$BARE_PORT$JSON_PATH" \
+    --expect 200 --body-bytes "$JSON_BYTES")
 
 gateway_pids() {
     case $1 in
@@ -122,6 +138,7 @@ gateway_pids() {
     casegate-tls) echo "$CASEGATE_TLS_PID" ;;
     direct) "${LOADTOOL[@]}" pids "$UPSTREAM_PID" ;;
     relay) echo "$RELAY_PID" ;;
+    bare) echo "$CASEGATE_BARE_PID" ;;
     esac
 }
 
@@ -161,6 +178,7 @@ warm_up "http://127.0.0.1:$NGINX_PORT$SIGNED"
 warm_up -H "Cookie: $PLAIN_COOKIE" "http://127.0.0.1:$CASEGATE_PORT$JSON_PATH"
 warm_up "https://127.0.0.1:$NGINX_TLS_PORT$SIGNED"
 warm_up -H "Cookie: $TLS_COOKIE" "https://127.0.0.1:$CASEGATE_TLS_PORT$JSON_PATH"
+if ((PROXY_ROW)); then warm_up "http://127.0.0.1:$BARE_PORT$JSON_PATH"; fi
 
 IFS=, read -r -a ROW_LIST <<<"$ROWS"
 for row in "${ROW_LIST[@]}"; do
@@ -194,7 +212,11 @@ for row in "${ROW_LIST[@]}"; do
             wrk_round relay nginx "$round" nginx "$NGINX_SIZE" "http://127.0.0.1:$NGINX_PORT$SIGNED"
             wrk_round relay relay "$round" relay "$RELAY_SIZE" "http://127.0.0.1:$RELAY_PORT$JSON_PATH"
             ;;
-        *) die "unknown row $row (plain, tls, h2, handshake, direct, relay)" ;;
+        proxy)
+            wrk_round proxy nginx "$round" nginx "$NGINX_SIZE" "http://127.0.0.1:$NGINX_PORT$SIGNED"
+            wrk_round proxy bare "$round" bare "$BARE_SIZE" "http://127.0.0.1:$BARE_PORT$JSON_PATH"
+            ;;
+        *) die "unknown row $row (plain, tls, h2, handshake, direct, relay, proxy)" ;;
         esac
     done
 done

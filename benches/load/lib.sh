@@ -278,13 +278,16 @@ EOF
     "${LOADTOOL[@]}" wait-port "$port" || die "haproxy did not start: $(tail -5 "$dir/haproxy.log")"
 }
 
-# start_casegate NAME PORT tls|plain [LIMITS] - casegate with 2 worker threads in front of the
-# upstream, scope "view" allowing case 42's pages, and its admin listener (/metrics only) on a
+# start_casegate NAME PORT tls|plain|bare [LIMITS] - casegate with 2 worker threads in front of
+# the upstream, scope "view" allowing case 42's pages, and its admin listener (/metrics only) on a
 # free port, CASEGATE_ADMIN_PORT[NAME], never one of free_ports' PORTS (some not yet bound by the
 # process they are for). LIMITS: lines for [server.limits]. Sets CASEGATE_PID and CASEGATE_CONFIG;
-# the config's key comes from the environment.
+# the config's key comes from the environment. `bare` is plain HTTP with `passthrough = true` and
+# no access log: requests without a guest cookie go upstream with no admission, which measures
+# casegate's HTTP/1 server, upstream client and runtime alone (compare.sh's proxy row).
 start_casegate() {
     local name=$1 port=$2 mode=$3 limits=${4:-} dir="$WORK/$1" scheme=http cookie=casegate tls=""
+    local passthrough="" access='"/dev/null"'
     local admin_port
     admin_port=$("${LOADTOOL[@]}" ports 1 --avoid "${PORTS[@]}")
     CASEGATE_ADMIN_PORT[$name]=$admin_port
@@ -293,6 +296,9 @@ start_casegate() {
         scheme=https
         cookie=__Host-casegate
         tls=$'[server.tls]\ncert = "'"$CERT"$'"\nkey = "'"$KEY"'"'
+    elif [[ $mode == bare ]]; then
+        passthrough="passthrough = true"
+        access='"off"'
     fi
     cat >"$dir/casegate.toml" <<EOF
 [server]
@@ -310,6 +316,7 @@ url = "http://127.0.0.1:$UPSTREAM_PORT"
 # As nginx's upstream block below (keepalive_requests): both gateways keep their upstream
 # connections for the whole run, so neither pays for reconnects the other does not.
 pool_max_requests = 1000000
+$passthrough
 
 [keys]
 active = "bench"
@@ -339,7 +346,7 @@ listen = "127.0.0.1:$admin_port"
 [log]
 # Every request logged, formatted and written, as nginx's access_log; to nowhere, so long runs do
 # not fill the disk.
-access = "/dev/null"
+access = $access
 level = "warn"
 EOF
     "$CASEGATE_BIN" check --config "$dir/casegate.toml" >/dev/null ||

@@ -522,6 +522,7 @@ ROW_TITLES = {
     "handshake": "new TLS connection + 1 request",
     "direct": "direct to upstream (ceiling)",
     "relay": "TCP relay, no HTTP work (floor)",
+    "proxy": "casegate, no admission, no log",
 }
 # casegate / nginx targets of issue 7 section 2: (requests/s at least, p99 at most, CPU at most).
 TARGETS = {"plain": (1.1, 1.0, 0.8), "tls": (1.1, 1.0, 0.8), "h2": (1.0, None, None)}
@@ -688,7 +689,7 @@ def cmd_table(args):
     by_row = {}
     for row in rows_seen:
         summaries = by_row[row] = {}
-        for gateway in ("nginx", "casegate", "relay", "direct"):
+        for gateway in ("nginx", "casegate", "relay", "bare", "direct"):
             if (row, gateway) not in by_key:
                 continue
             s = summaries[gateway] = summarise(by_key[(row, gateway)])
@@ -696,12 +697,15 @@ def cmd_table(args):
                 f"| {ROW_TITLES.get(row, row)} | {gateway} | {s['rps']:.0f} | {s['p50_ms']:.2f} | "
                 f"{s['p99_ms']:.2f} | {s['cpu_us']:.1f} | {s['user_us']:.1f} | {s['kernel_us']:.1f} |"
             )
-        # The relay row compares the floor with nginx in the same columns (no targets).
-        challenger = "casegate" if "casegate" in summaries else "relay"
-        if "nginx" in summaries and challenger in summaries:
+        # The relay and proxy rows compare their gateway with nginx in the same columns (no
+        # targets).
+        challenger = challenger_of(summaries)
+        if "nginx" in summaries and challenger:
             ng, cg = summaries["nginx"], summaries[challenger]
             rps_t, p99_t, cpu_t = TARGETS.get(row, (None, None, None))
-            title = ROW_TITLES.get(row, row) + ("" if challenger == "casegate" else " (relay/nginx)")
+            title = ROW_TITLES.get(row, row) + (
+                "" if challenger == "casegate" else f" ({challenger}/nginx)"
+            )
             ratio_lines.append(
                 f"| {title} | {verdict(cg['rps'] / ng['rps'], rps_t, True)} | "
                 f"{verdict(cg['p99_ms'] / ng['p99_ms'], p99_t, False)} | "
@@ -715,11 +719,20 @@ def cmd_table(args):
     floor = relay_floor(by_row)
     if floor:
         text += "\n" + floor + "\n"
+    layers = proxy_layers(by_row)
+    if layers:
+        text += "\n" + layers + "\n"
     print(text)
     if args.markdown:
         with open(args.markdown, "w") as markdown:
             markdown.write(args.preamble.replace("\\n", "\n") + "\n\n" if args.preamble else "")
             markdown.write(text)
+
+
+def challenger_of(gateways):
+    """The gateway a row sets against nginx: casegate, or the relay row's haproxy, or the proxy
+    row's bare casegate."""
+    return next((g for g in ("casegate", "relay", "bare") if g in gateways), None)
 
 
 def round_spread(by_key, rows):
@@ -729,37 +742,52 @@ def round_spread(by_key, rows):
     mostly sees one level, the run's total a mix of them."""
     lines = []
     for row in rows:
+        challenger = challenger_of({gateway for (r, gateway) in by_key if r == row})
+        if not challenger:
+            continue
         per_round = summaries_by_round(
-            by_key.get((row, "nginx"), []) + by_key.get((row, "casegate"), [])
+            by_key.get((row, "nginx"), []) + by_key.get((row, challenger), [])
         )
         ratios = sorted(
-            both["casegate"]["cpu_us"] / both["nginx"]["cpu_us"]
+            both[challenger]["cpu_us"] / both["nginx"]["cpu_us"]
             for both in per_round.values()
             if len(both) == 2 and both["nginx"]["cpu_us"]
         )
         if len(ratios) < 2:
             continue
         lines.append(
-            f"round by round, {ROW_TITLES.get(row, row)}: CPU/request casegate/nginx "
+            f"round by round, {ROW_TITLES.get(row, row)}: CPU/request {challenger}/nginx "
             f"{ratios[0]:.2f}-{ratios[-1]:.2f}, median {statistics.median(ratios):.2f} "
             f"({len(ratios)} pairs)"
         )
     return "\n".join(lines)
 
 
+def beside_plain(by_row, row, challenger):
+    """The CPU ratio challenger/nginx of `row`, the plain row's casegate/nginx, and `row`'s
+    summaries; None unless both rows ran. Each ratio comes from its own row's turns: the rows run
+    minutes apart, so absolute times are not mixed across them."""
+    plain, other = by_row.get("plain", {}), by_row.get(row, {})
+    if not all(g in plain for g in ("nginx", "casegate")) or not all(
+        g in other for g in ("nginx", challenger)
+    ):
+        return None
+    return (
+        other[challenger]["cpu_us"] / other["nginx"]["cpu_us"],
+        plain["casegate"]["cpu_us"] / plain["nginx"]["cpu_us"],
+        other,
+    )
+
+
 def relay_floor(by_row):
     """How far the plain row's targets sit above a gateway doing no HTTP work at all: the relay
     row's ratios (haproxy relaying TCP against nginx secure_link, in turns, in the same minutes)
-    set beside the plain row's. Each ratio comes from its own row's turns; the rows run minutes
-    apart, so absolute times are not mixed across them."""
-    plain, relay = by_row.get("plain", {}), by_row.get("relay", {})
-    if not all(g in plain for g in ("nginx", "casegate")) or not all(
-        g in relay for g in ("nginx", "relay")
-    ):
+    set beside the plain row's."""
+    ratios = beside_plain(by_row, "relay", "relay")
+    if ratios is None:
         return None
-    relay_cpu = relay["relay"]["cpu_us"] / relay["nginx"]["cpu_us"]
+    relay_cpu, casegate_cpu, relay = ratios
     relay_rps = relay["relay"]["rps"] / relay["nginx"]["rps"]
-    casegate_cpu = plain["casegate"]["cpu_us"] / plain["nginx"]["cpu_us"]
     rps_t, _, cpu_t = TARGETS["plain"]
     return (
         f"floor: a TCP relay doing no HTTP work (the relay row) cost {relay_cpu:.2f}x nginx "
@@ -767,6 +795,23 @@ def relay_floor(by_row):
         f"targets (CPU <= {cpu_t}x, requests/s >= {rps_t}x) leave a gateway "
         f"{cpu_t - relay_cpu:+.2f}x of nginx's CPU above that floor for all its HTTP work; "
         f"casegate's plain row used {casegate_cpu - relay_cpu:+.2f}x"
+    )
+
+
+def proxy_layers(by_row):
+    """What casegate's own layers cost against what its gateway work adds: the proxy row (casegate
+    with no admission and no access log, against nginx in turns) beside the plain row (guests,
+    admitted and logged)."""
+    ratios = beside_plain(by_row, "proxy", "bare")
+    if ratios is None:
+        return None
+    bare_cpu, casegate_cpu, _ = ratios
+    _, _, cpu_t = TARGETS["plain"]
+    return (
+        f"layers: casegate with no admission and no access log (the proxy row: its HTTP/1 server, "
+        f"upstream client and runtime) cost {bare_cpu:.2f}x nginx secure_link's CPU a request (the "
+        f"plain row's target: {cpu_t}x); guests, admitted and logged (the plain row), cost "
+        f"{casegate_cpu:.2f}x: the gateway's own work {casegate_cpu - bare_cpu:+.2f}x"
     )
 
 
