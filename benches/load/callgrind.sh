@@ -134,14 +134,13 @@ callgrind_control --dump=measured "$GATEWAY_PID" >/dev/null 2>&1 || die "callgri
 mapfile -t DUMPS < <(grep -l '^desc: Trigger: .*measured' "$OUT"*)
 ((${#DUMPS[@]} > 0)) || die "no callgrind dump named 'measured' in $WORK"
 DUMP=${DUMPS[0]}
-# dump_total FILE - the instructions a dump counted.
-dump_total() {
-    sed -n 's/^summary: \([0-9]*\).*/\1/p; s/^totals: \([0-9]*\).*/\1/p' "$1" | head -1
-}
+# What each dump counted, in the order of DUMPS, and their sum.
+COUNTED=()
 TOTAL=0
 for dump in "${DUMPS[@]}"; do
-    counted=$(dump_total "$dump")
+    counted=$(sed -n 's/^summary: \([0-9]*\).*/\1/p; s/^totals: \([0-9]*\).*/\1/p' "$dump" | head -1)
     [[ -n $counted ]] || die "no instruction total in $dump"
+    COUNTED+=("$counted")
     TOTAL=$((TOTAL + counted))
 done
 say "$(machine_summary)"
@@ -153,8 +152,8 @@ fi
 echo "instructions per guest request: $((TOTAL / COUNT)) ($TOTAL in all)"
 if ((PER_THREAD)); then
     # Threads are told apart by the source they ran: callgrind numbers them, it does not name them.
-    for dump in "${DUMPS[@]}"; do
-        counted=$(dump_total "$dump")
+    for index in "${!DUMPS[@]}"; do
+        dump=${DUMPS[$index]} counted=${COUNTED[$index]}
         ((counted * 200 >= TOTAL)) || continue
         thread=$(sed -n 's/^thread: //p' "$dump" | head -1)
         if [[ $GATEWAY == nginx ]]; then
