@@ -411,7 +411,7 @@ cpuinfo_field() {
 # part of it: BBR paces every connection, loopback ones too, and bounds a large download (README,
 # Performance), where cubic sends as fast as the receiver reads. So is the x86 CPU's family and
 # model: a VM's model name is often only "AMD EPYC", and the ratios to nginx moved by 0.06x between
-# two such hosts (stop 55, benches/HISTORY.md).
+# two such hosts (stop 55, benches/HISTORY.md). So are the kernel's mitigations (below).
 machine_summary() {
     local model cores family generation=""
     model=$(cpuinfo_field 'model name')
@@ -420,7 +420,25 @@ machine_summary() {
     [[ -z $family ]] || generation=" (family $family, model $(cpuinfo_field model))"
     cores=$(nproc)
     echo "$cores x ${model:-unknown CPU}$generation, Linux $(uname -r), TCP" \
-        "$(tcp_congestion_control), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+        "$(tcp_congestion_control), mitigations ($(kernel_mitigations)), load average" \
+        "$(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+# kernel_mitigations - what the kernel does against the CPU's speculation bugs on the paths every
+# system call takes (indirect calls, returns, entry and exit), as sysfs names it: on this kind of
+# host most of a gateway's CPU a request is the kernel's, and a return thunk such as AMD's Safe
+# RET (spec_rstack_overflow) makes each of its calls and returns dearer, for both gateways and the
+# TCP relay alike (stop 57, benches/HISTORY.md).
+kernel_mitigations() {
+    local dir=/sys/devices/system/cpu/vulnerabilities name state listed=""
+    for name in spectre_v2 retbleed spec_rstack_overflow meltdown mds; do
+        [[ -r $dir/$name ]] || continue
+        state=$(<"$dir/$name")
+        [[ $state == "Not affected" ]] && continue
+        state=${state%%;*}
+        listed+="${listed:+; }$name: ${state#Mitigation: }"
+    done
+    echo "${listed:-none listed}"
 }
 
 # loopback_congestion_control - the TCP congestion control loopback connections get: the host's

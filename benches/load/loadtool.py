@@ -577,13 +577,36 @@ def by_gateway(named_values):
     return dict(named.partition("=")[::2] for named in named_values)
 
 
-def cmd_syscalls(args):
-    """Each gateway's system calls per request served, side by side (syscalls.sh)."""
-    requests = {}
-    with open(args.results) as results:
+def read_perf_counts(path):
+    """`perf stat -x,`'s lines: {event: count}. A count perf could not take fails."""
+    counts = {}
+    with open(path) as table:
+        for line in table:
+            fields = line.strip().split(",")
+            if len(fields) < 3 or line.startswith("#"):
+                continue
+            if not fields[0].isdigit():
+                fail(f"perf stat could not count {fields[2]} ({fields[0]}) in {path}")
+            counts[fields[2]] = int(fields[0])
+    if not counts:
+        fail(f"no events counted in {path}: not a `perf stat -x,` table?")
+    return counts
+
+
+def rounds_by_gateway(path):
+    """The rounds recorded in a results file, as {gateway: [round, ...]}."""
+    rounds = {}
+    with open(path) as results:
         for line in results:
             result = json.loads(line)
-            requests[result["gateway"]] = requests.get(result["gateway"], 0) + result["requests"]
+            rounds.setdefault(result["gateway"], []).append(result)
+    return rounds
+
+
+def cmd_syscalls(args):
+    """Each gateway's system calls per request served, side by side (syscalls.sh)."""
+    requests = {gateway: sum(result["requests"] for result in rounds)
+                for gateway, rounds in rounds_by_gateway(args.results).items()}
     tables = {}
     for gateway, path in by_gateway(args.strace).items():
         if not requests.get(gateway):
@@ -615,6 +638,32 @@ def cmd_syscalls(args):
     print("TCP segments this host sent a request, every process's (4: one a hop, no ACK alone)")
     print(f"  {'segments':<20}"
           + "".join(f"{int(segments[gateway]) / requests[gateway]:>22.3f}" for gateway in gateways))
+    if args.sched:
+        print_sched(by_gateway(args.sched), rounds_by_gateway(args.sched_results), gateways)
+
+
+def print_sched(counts_by_gateway, rounds, gateways):
+    """syscalls.sh --sched: wake-ups and switches per request in the unstraced rounds."""
+    rows = {"threads woken": "sched:sched_waking", "switched out": "context-switches"}
+    per_request = {}
+    for gateway in gateways:
+        if not rounds.get(gateway):
+            fail(f"no unstraced round recorded for {gateway}")
+        served = sum(result["requests"] for result in rounds[gateway])
+        counts = read_perf_counts(counts_by_gateway[gateway])
+        missing = [event for event in rows.values() if event not in counts]
+        if missing:
+            fail(f"perf stat did not count {', '.join(missing)} for {gateway}")
+        per_request[gateway] = {event: counts[event] / served for event in rows.values()}
+        per_request[gateway]["cpu"] = summarise(rounds[gateway])
+    print("scheduler events per request, one round each with no strace attached (perf stat); "
+          + ", ".join(f"{gateway} {per_request[gateway]['cpu']['rps']:.0f} req/s" for gateway in gateways))
+    for label, event in rows.items():
+        print(f"  {label:<20}"
+              + "".join(f"{per_request[gateway][event]:>22.3f}" for gateway in gateways))
+    print(f"  {'CPU us (kernel)':<20}" + "".join(
+        f"{per_request[gateway]['cpu']['cpu_us']:>14.1f} ({per_request[gateway]['cpu']['kernel_us']:.1f})"
+        for gateway in gateways))
 
 
 def cmd_pairs(args):
@@ -1001,6 +1050,9 @@ def main():
     p.add_argument("--strace", nargs="+", required=True, metavar="GATEWAY=FILE")
     p.add_argument("--segments", nargs="+", required=True, metavar="GATEWAY=COUNT",
                    help="TCP segments the host sent during each gateway's round")
+    p.add_argument("--sched", nargs="+", metavar="GATEWAY=FILE",
+                   help="perf stat -x, counts (sched_waking, context-switches) of an unstraced round")
+    p.add_argument("--sched-results", help="the unstraced rounds' results (requests served)")
     p.set_defaults(func=cmd_syscalls)
 
     p = sub.add_parser("rss", help="VmRSS of a process, KiB")

@@ -15,16 +15,24 @@
 # goes as one segment and every ACK rides on an answer, more when a gateway splits a head from its
 # body or an ACK goes alone. The loopback stack's work, most of the kernel time, is per segment.
 #
-# Usage: benches/load/syscalls.sh [--duration 4] [--keep]
+# With --sched, each gateway then serves one more round with no strace attached, under
+# `perf stat` (needs linux-perf) counting the threads its system calls woke (sched_waking, counted
+# in the waker's context: over loopback a write's delivery, and the wake-up of the peer's reader,
+# run inside the writer's call) and the times its own threads were switched out, per request
+# served: what the kernel time a request goes on besides the calls, and the round's CPU a request.
+#
+# Usage: benches/load/syscalls.sh [--duration 4] [--sched] [--keep]
 # CASEGATE_BIN=path skips `cargo build --release` and uses that binary.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 DURATION=4
 CONNECTIONS=64
+SCHED=0
 while (($#)); do
     case $1 in
     --duration) DURATION=$2; shift 2 ;;
+    --sched) SCHED=1; shift ;;
     --keep) KEEP_WORK=1; shift ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
@@ -33,6 +41,7 @@ done
 
 require_tools nginx:nginx wrk:wrk strace:strace openssl:openssl python3:python3 \
     truncate:coreutils
+((SCHED == 0)) || require_tools perf:linux-perf
 build_casegate
 setup_work_dir
 free_ports 4
@@ -82,8 +91,38 @@ counted_round() {
     [[ -s $WORK/strace.$gateway ]] || die "strace wrote no counts for $gateway: $(tail -3 "$WORK/strace.$gateway.log")"
 }
 
-counted_round nginx "$(nginx_gateway_pids)" "$NGINX_SIZE" "http://127.0.0.1:$NGINX_PORT$SIGNED"
-counted_round casegate "$CASEGATE_PID" "$CASEGATE_SIZE" "http://127.0.0.1:$CASEGATE_PORT$JSON_PATH" \
-    "Cookie: $COOKIE"
+# sched_round GATEWAY "PIDS" SIZE URL [HEADER]: one wrk round, no strace, with `perf stat`
+# counting on PIDS' threads; its requests go to SCHED_RESULTS, perf's counts to $WORK/sched.GATEWAY.
+SCHED_RESULTS="$WORK/sched-results.jsonl"
+sched_round() {
+    local gateway=$1 size=$3 url=$4 header=() counter
+    [[ -n ${5:-} ]] && header=(-H "$5")
+    # perf stat -p counts every thread the processes have when it starts: all of them by now.
+    perf stat -x, -e sched:sched_waking,context-switches -p "${2// /,}" \
+        -o "$WORK/sched.$gateway" 2>"$WORK/sched.$gateway.log" &
+    counter=$!
+    STARTED_PIDS+=("$counter")
+    sleep 0.5
+    RESULTS=$SCHED_RESULTS measure_round plain "$gateway" 1 "$2" wrk --response-size "$size" \
+        --connections "$CONNECTIONS" -- \
+        wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s -s "$LOAD_DIR/wrk_summary.lua" \
+        "${header[@]}" "$url"
+    kill -INT "$counter"
+    wait "$counter" || true
+    [[ -s $WORK/sched.$gateway ]] || die "perf stat counted nothing for $gateway: $(tail -3 "$WORK/sched.$gateway.log")"
+}
+
+NGINX_URL="http://127.0.0.1:$NGINX_PORT$SIGNED"
+CASEGATE_URL="http://127.0.0.1:$CASEGATE_PORT$JSON_PATH"
+counted_round nginx "$(nginx_gateway_pids)" "$NGINX_SIZE" "$NGINX_URL"
+counted_round casegate "$CASEGATE_PID" "$CASEGATE_SIZE" "$CASEGATE_URL" "Cookie: $COOKIE"
+SCHED_ARGS=()
+if ((SCHED)); then
+    : >"$SCHED_RESULTS"
+    sched_round nginx "$(nginx_gateway_pids)" "$NGINX_SIZE" "$NGINX_URL"
+    sched_round casegate "$CASEGATE_PID" "$CASEGATE_SIZE" "$CASEGATE_URL" "Cookie: $COOKIE"
+    SCHED_ARGS=(--sched nginx="$WORK/sched.nginx" casegate="$WORK/sched.casegate"
+        --sched-results "$SCHED_RESULTS")
+fi
 "${LOADTOOL[@]}" syscalls --results "$RESULTS" --strace nginx="$WORK/strace.nginx" \
-    casegate="$WORK/strace.casegate" --segments "${SEGMENTS[@]}"
+    casegate="$WORK/strace.casegate" --segments "${SEGMENTS[@]}" "${SCHED_ARGS[@]}"
