@@ -639,6 +639,8 @@ def cmd_syscalls(args):
     print(f"  {'segments':<20}"
           + "".join(f"{int(segments[gateway]) / requests[gateway]:>22.3f}" for gateway in gateways))
     if args.sched:
+        if not args.sched_results:
+            fail("--sched needs --sched-results, the unstraced rounds' requests")
         print_sched(by_gateway(args.sched), rounds_by_gateway(args.sched_results), gateways)
 
 

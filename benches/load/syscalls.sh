@@ -102,6 +102,7 @@ sched_round() {
         -o "$WORK/sched.$gateway" 2>"$WORK/sched.$gateway.log" &
     counter=$!
     STARTED_PIDS+=("$counter")
+    # Time for perf to open its counters on every thread before the round starts.
     sleep 0.5
     RESULTS=$SCHED_RESULTS measure_round plain "$gateway" 1 "$2" wrk --response-size "$size" \
         --connections "$CONNECTIONS" -- \
