@@ -91,10 +91,27 @@ impl DirectTcpStream {
         (ReadHalf(&self.stream), writer)
     }
 
+    /// Whether tokio has seen nothing arrive to read since the stream's reads last emptied the
+    /// socket: no system call, but only as fresh as the runtime's last poll for events (the
+    /// kernel's own word is [`DirectTcpStream::nothing_to_read`]). A socket whose last read
+    /// filled its buffer was not known to be empty, and counts as having something.
+    pub fn seen_nothing_to_read(&self) -> bool {
+        // The waker is the task's only while it waits to read; a connection asked about is
+        // between exchanges, and the next read sets its own.
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        // Outside the task's budget: a task that has spent its operations for the turn gets
+        // "not yet" from any readiness poll, which here would pass for nothing to read.
+        let ready =
+            tokio::task::unconstrained(std::future::poll_fn(|cx| self.stream.poll_read_ready(cx)));
+        std::pin::pin!(ready).poll(&mut cx).is_pending()
+    }
+
     /// Whether nothing at all waits on the socket, asked of the kernel itself: no byte, no
     /// close, no reset (a `MSG_PEEK` of one byte that would block). Any error but "would block"
     /// counts as something waiting.
     pub fn nothing_to_read(&self) -> bool {
+        #[cfg(test)]
+        KERNEL_ASKED.with(|asked| asked.set(asked.get() + 1));
         let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
         matches!(
             rustix::net::recv(
@@ -105,6 +122,13 @@ impl DirectTcpStream {
             Err(rustix::io::Errno::WOULDBLOCK)
         )
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many times this thread's streams asked the kernel whether anything waits to be read,
+    /// for tests of who asks.
+    pub(crate) static KERNEL_ASKED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 impl Drop for DirectTcpStream {

@@ -13,6 +13,7 @@ pub mod response;
 pub mod upgrade;
 pub mod upstream;
 pub mod upstream_h1;
+pub mod worker_parks;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;

@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::upstream_h1::UpstreamConnection;
+use super::worker_parks::{WorkerParks, waited_between};
 use crate::coarse_clock;
 
 /// Where a connection goes: the upstream's host (without IPv6 brackets) and port. The host is
@@ -45,6 +46,9 @@ struct Idle {
     connection: Box<UpstreamConnection>,
     /// When this connection was put back.
     since: Instant,
+    /// How many times the worker had parked when it was put back: once that has moved, tokio's
+    /// readiness has seen everything that reached the socket before the worker's last wait.
+    parks: Option<u64>,
 }
 
 #[derive(Default)]
@@ -52,6 +56,8 @@ struct IdleList {
     entries: Vec<Idle>,
     /// The limits of the last snapshot that used the pool, for `put` and the sweep.
     limits: Option<PoolLimits>,
+    /// The worker's park count, read on its thread as connections come and go.
+    parks: WorkerParks,
 }
 
 /// The idle list of one worker. Cloning shares it.
@@ -72,6 +78,7 @@ impl IdleConnections {
     ) -> Option<Box<UpstreamConnection>> {
         let mut list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
         list.limits = Some(limits);
+        let parks = list.parks.count();
         let mut index = list.entries.len();
         while index > 0 {
             index -= 1;
@@ -79,7 +86,7 @@ impl IdleConnections {
             if entry.connection.destination() != destination {
                 continue;
             }
-            let usable = usable(entry, now, &limits);
+            let usable = usable(entry, now, &limits, parks);
             let entry = list.entries.swap_remove(index);
             if usable {
                 return Some(entry.connection);
@@ -102,9 +109,11 @@ impl IdleConnections {
             drop(list);
             return;
         }
+        let parks = list.parks.count();
         list.entries.push(Idle {
             connection,
             since: now,
+            parks,
         });
     }
 
@@ -115,7 +124,9 @@ impl IdleConnections {
         let Some(limits) = list.limits else {
             return;
         };
-        list.entries.retain(|entry| usable(entry, now, &limits));
+        let parks = list.parks.count();
+        list.entries
+            .retain(|entry| usable(entry, now, &limits, parks));
     }
 
     /// How many idle connections the list holds.
@@ -144,15 +155,85 @@ impl IdleConnections {
 }
 
 /// Whether an idle connection may carry the next request. The limits are looked at again here,
-/// not only in `put`: a reload may have lowered them while the connection waited.
-fn usable(entry: &Idle, now: Instant, limits: &PoolLimits) -> bool {
+/// not only in `put`: a reload may have lowered them while the connection waited. `parks` is the
+/// worker's park count now.
+fn usable(entry: &Idle, now: Instant, limits: &PoolLimits, parks: Option<u64>) -> bool {
     now.saturating_duration_since(entry.since) < limits.idle_timeout
         && !worn_out(&entry.connection, now, limits)
-        && entry.connection.is_quiet()
+        && entry
+            .connection
+            .is_quiet(waited_between(entry.parks, parks))
 }
 
 /// Whether a connection has carried `max_requests` responses or lived `max_age`.
 fn worn_out(connection: &UpstreamConnection, now: Instant, limits: &PoolLimits) -> bool {
     connection.responses() >= limits.max_requests
         || now.saturating_duration_since(connection.opened()) >= limits.max_age
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::direct_tcp::KERNEL_ASKED;
+
+    const LIMITS: PoolLimits = PoolLimits {
+        idle_timeout: Duration::from_secs(60),
+        max_requests: 100,
+        max_age: Duration::from_secs(3600),
+    };
+
+    /// A pool holding one open connection, and the upstream's end of it.
+    async fn pool_with_a_connection() -> (IdleConnections, Destination, std::net::TcpStream) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let destination = Destination {
+            host: "127.0.0.1".into(),
+            port: address.port(),
+        };
+        let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let (peer, _) = listener.accept().unwrap();
+        let idle = IdleConnections::default();
+        idle.put(UpstreamConnection::new(stream, destination.clone()));
+        (idle, destination, peer)
+    }
+
+    fn kernel_asked() -> u64 {
+        KERNEL_ASKED.with(std::cell::Cell::get)
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_kernel_is_asked_about_a_connection_only_before_the_worker_has_waited() {
+        let (idle, destination, _peer) = pool_with_a_connection().await;
+        // Taken again before the worker ran out of work: tokio's readiness may be behind.
+        let asked = kernel_asked();
+        let connection = idle.take(&destination, LIMITS, Instant::now());
+        assert_eq!(kernel_asked(), asked + 1);
+        idle.put(connection.expect("a quiet connection is reused"));
+        // After a wait for events, tokio's readiness has seen what came before it.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let asked = kernel_asked();
+        assert!(idle.take(&destination, LIMITS, Instant::now()).is_some());
+        assert_eq!(kernel_asked(), asked, "the kernel was asked after a wait");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn stray_bytes_on_an_idle_connection_keep_it_from_reuse_either_way() {
+        for wait in [false, true] {
+            let (idle, destination, mut peer) = pool_with_a_connection().await;
+            peer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi")
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            if wait {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            assert!(
+                idle.take(&destination, LIMITS, Instant::now()).is_none(),
+                "a connection with stray bytes was reused (after a wait: {wait})"
+            );
+            assert!(idle.is_empty(), "the connection was not dropped");
+        }
+    }
 }

@@ -99,14 +99,19 @@ impl UpstreamConnection {
     }
 
     /// Whether a connection that has been idle can carry a request: nothing arrived on it while
-    /// it waited (no close, no reset, no stray bytes). The kernel is asked (a non-blocking
-    /// `MSG_PEEK`), not tokio's readiness, which lags until the runtime next polls for events:
-    /// bytes that came in after the last read and before that would pass for quiet, and then
-    /// for the next guest's answer. One system call per reuse buys that. Bytes left in the
-    /// buffer would be read as the answer too (a connection goes back only with none: checked
-    /// here all the same, since the cost of being wrong is another guest's answer).
-    pub fn is_quiet(&self) -> bool {
-        self.buffer.is_empty() && self.stream.nothing_to_read()
+    /// it waited (no close, no reset, no stray bytes), which would otherwise be read as the next
+    /// guest's answer. tokio's readiness answers without a system call, but only for what came
+    /// in before the runtime last polled for events: trusted when the worker has waited for
+    /// events since the connection was put back (`waited_for_events`, `worker_parks.rs`), which
+    /// under load is most reuses, and then only when it says nothing came. Otherwise the kernel
+    /// is asked (a non-blocking `MSG_PEEK`): bytes that came in after the last read and before
+    /// the runtime looked would pass for quiet. Bytes left in the buffer would be read as the
+    /// answer too (a connection goes back only with none: checked here all the same, since the
+    /// cost of being wrong is another guest's answer).
+    pub fn is_quiet(&self, waited_for_events: bool) -> bool {
+        self.buffer.is_empty()
+            && ((waited_for_events && self.stream.seen_nothing_to_read())
+                || self.stream.nothing_to_read())
     }
 
     /// Gets the connection ready to wait in the pool after a response read to its end: reads
@@ -163,7 +168,8 @@ pub(super) fn poll_fill(
 mod tests {
     //! `is_quiet` must see bytes (or a FIN) that reached the socket after the last read even when
     //! the runtime has not polled for events since: tokio's cached readiness does not (the
-    //! first version trusted it; found in review).
+    //! first version trusted it; found in review). After a wait for events, readiness is trusted,
+    //! and must have recorded what came before the wait.
 
     use std::future::poll_fn;
     use std::io::Write;
@@ -205,7 +211,7 @@ mod tests {
             .unwrap();
         // The bytes are in the socket now (loopback); no await, so the driver has not looked.
         std::thread::sleep(Duration::from_millis(50));
-        let quiet = connection.is_quiet();
+        let quiet = connection.is_quiet(false);
         if quiet {
             // What the next guest then gets: the stray answer as the answer to its own request.
             let head = b"GET /cases/42/mine HTTP/1.1\r\nhost: app\r\n\r\n";
@@ -232,16 +238,96 @@ mod tests {
         drop(peer);
         std::thread::sleep(Duration::from_millis(50));
         assert!(
-            !connection.is_quiet(),
+            !connection.is_quiet(false),
             "is_quiet() said quiet on a connection the upstream had closed (FIN in the socket)"
         );
+    }
+
+    fn kernel_asked() -> u64 {
+        crate::direct_tcp::KERNEL_ASKED.with(std::cell::Cell::get)
+    }
+
+    /// Lets the runtime run out of work, so that it parks and its driver records every event.
+    async fn wait_for_events() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn after_a_wait_for_events_a_quiet_connection_is_judged_without_asking_the_kernel() {
+        let (connection, _peer) = idle_connection().await;
+        wait_for_events().await;
+        let asked = kernel_asked();
+        assert!(connection.is_quiet(true));
+        assert_eq!(kernel_asked(), asked, "the kernel was asked all the same");
+        // Without a wait since, the kernel is asked.
+        assert!(connection.is_quiet(false));
+        assert_eq!(kernel_asked(), asked + 1);
+    }
+
+    /// An idle connection on which stray bytes arrived before the runtime waited for events.
+    async fn stray_bytes_before_a_wait() -> (Box<UpstreamConnection>, std::net::TcpStream) {
+        let (connection, mut peer) = idle_connection().await;
+        peer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\nanother's answer")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        wait_for_events().await;
+        (connection, peer)
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn stray_bytes_that_came_before_a_wait_for_events_are_seen_after_it() {
+        let (connection, _peer) = stray_bytes_before_a_wait().await;
+        assert!(
+            !connection.stream.seen_nothing_to_read(),
+            "the runtime's wait did not record the stray bytes"
+        );
+        assert!(
+            !connection.is_quiet(true),
+            "is_quiet(true) said quiet with 59 stray bytes seen before the wait"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn stray_bytes_are_seen_after_a_wait_even_by_a_task_out_of_its_budget() {
+        let (connection, _peer) = stray_bytes_before_a_wait().await;
+        // tokio gives a task a budget of operations a turn; past it, a readiness poll answers
+        // "not yet" whatever the socket holds. Spend it on readiness polls of this socket.
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let spent = (0..1_000)
+            .take_while(|_| {
+                connection
+                    .stream
+                    .get_ref()
+                    .poll_read_ready(&mut cx)
+                    .is_ready()
+            })
+            .count();
+        assert!(
+            spent < 1_000,
+            "the budget never ran out: the test proves nothing"
+        );
+        assert!(
+            !connection.stream.seen_nothing_to_read(),
+            "out of budget, readiness passed for nothing to read"
+        );
+        assert!(!connection.is_quiet(true));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_close_that_came_before_a_wait_for_events_is_seen_after_it() {
+        let (connection, peer) = idle_connection().await;
+        drop(peer);
+        std::thread::sleep(Duration::from_millis(50));
+        wait_for_events().await;
+        assert!(!connection.stream.seen_nothing_to_read());
+        assert!(!connection.is_quiet(true));
     }
 
     #[tokio::test(flavor = "current_thread")]
     async fn an_open_quiet_connection_is_quiet_unless_bytes_are_left_in_its_buffer() {
         let (mut connection, _peer) = idle_connection().await;
-        assert!(connection.is_quiet());
+        assert!(connection.is_quiet(false));
         connection.buffer.extend_from_slice(b"H");
-        assert!(!connection.is_quiet());
+        assert!(!connection.is_quiet(false));
     }
 }
