@@ -96,14 +96,14 @@ impl DirectTcpStream {
     /// kernel's own word is [`DirectTcpStream::nothing_to_read`]). A socket whose last read
     /// filled its buffer was not known to be empty, and counts as having something.
     pub fn seen_nothing_to_read(&self) -> bool {
-        // The waker is the task's only while it waits to read; a connection asked about is
-        // between exchanges, and the next read sets its own.
-        let mut cx = Context::from_waker(std::task::Waker::noop());
-        // Outside the task's budget: a task that has spent its operations for the turn gets
-        // "not yet" from any readiness poll, which here would pass for nothing to read.
-        let ready =
-            tokio::task::unconstrained(std::future::poll_fn(|cx| self.stream.poll_read_ready(cx)));
-        std::pin::pin!(ready).poll(&mut cx).is_pending()
+        // `try_io` calls nothing and answers "would block" when tokio has no readiness recorded,
+        // and answers what the call returns otherwise: no waker is registered, and the task's
+        // budget is not looked at (a readiness poll by a task that has spent its budget for the
+        // turn answers "not yet" whatever the socket holds, which would pass for nothing).
+        matches!(
+            self.stream.try_io(Interest::READABLE, || Ok(())),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock
+        )
     }
 
     /// Whether nothing at all waits on the socket, asked of the kernel itself: no byte, no
