@@ -128,7 +128,13 @@ impl DirectTcpStream {
 thread_local! {
     /// How many times this thread's streams asked the kernel whether anything waits to be read,
     /// for tests of who asks.
-    pub(crate) static KERNEL_ASKED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    static KERNEL_ASKED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many times this thread's streams have asked the kernel so far.
+#[cfg(test)]
+pub(crate) fn kernel_asked() -> u64 {
+    KERNEL_ASKED.with(std::cell::Cell::get)
 }
 
 impl Drop for DirectTcpStream {

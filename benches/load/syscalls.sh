@@ -69,12 +69,21 @@ tcp_segments_sent() {
                         else print $column }' /proc/net/snmp
 }
 
-# counted_round GATEWAY "PIDS" SIZE URL [HEADER]: one wrk round with strace attached to PIDS; the
+# plain_round GATEWAY "PIDS" SIZE URL [HEADER]: one round of compare.sh's plain row against the
+# gateway (every answer checked), its requests and the CPU of PIDS recorded in $RESULTS.
+plain_round() {
+    local header=()
+    [[ -n ${5:-} ]] && header=(-H "$5")
+    measure_round plain "$1" 1 "$2" wrk --response-size "$3" --connections "$CONNECTIONS" -- \
+        wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s -s "$LOAD_DIR/wrk_summary.lua" \
+        "${header[@]}" "$4"
+}
+
+# counted_round GATEWAY "PIDS" SIZE URL [HEADER]: one plain_round with strace attached to PIDS; the
 # segments the host sent during it go to SEGMENTS as GATEWAY=COUNT.
 SEGMENTS=()
 counted_round() {
-    local gateway=$1 size=$3 url=$4 header=() attach=() pid tracer segments_before
-    [[ -n ${5:-} ]] && header=(-H "$5")
+    local gateway=$1 attach=() pid tracer segments_before
     for pid in $2; do attach+=(-p "$pid"); done
     strace -f -c -o "$WORK/strace.$gateway" "${attach[@]}" 2>"$WORK/strace.$gateway.log" &
     tracer=$!
@@ -82,21 +91,18 @@ counted_round() {
     # Time for strace to attach to every thread before the round starts.
     sleep 1
     segments_before=$(tcp_segments_sent)
-    measure_round plain "$gateway" 1 "$2" wrk --response-size "$size" --connections "$CONNECTIONS" -- \
-        wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s -s "$LOAD_DIR/wrk_summary.lua" \
-        "${header[@]}" "$url"
+    plain_round "$@"
     SEGMENTS+=("$gateway=$(($(tcp_segments_sent) - segments_before))")
     kill -INT "$tracer"
     wait "$tracer" || true
     [[ -s $WORK/strace.$gateway ]] || die "strace wrote no counts for $gateway: $(tail -3 "$WORK/strace.$gateway.log")"
 }
 
-# sched_round GATEWAY "PIDS" SIZE URL [HEADER]: one wrk round, no strace, with `perf stat`
+# sched_round GATEWAY "PIDS" SIZE URL [HEADER]: one plain_round, no strace, with `perf stat`
 # counting on PIDS' threads; its requests go to SCHED_RESULTS, perf's counts to $WORK/sched.GATEWAY.
 SCHED_RESULTS="$WORK/sched-results.jsonl"
 sched_round() {
-    local gateway=$1 size=$3 url=$4 header=() counter
-    [[ -n ${5:-} ]] && header=(-H "$5")
+    local gateway=$1 counter
     # perf stat -p counts every thread the processes have when it starts: all of them by now.
     perf stat -x, -e sched:sched_waking,context-switches -p "${2// /,}" \
         -o "$WORK/sched.$gateway" 2>"$WORK/sched.$gateway.log" &
@@ -104,10 +110,7 @@ sched_round() {
     STARTED_PIDS+=("$counter")
     # Time for perf to open its counters on every thread before the round starts.
     sleep 0.5
-    RESULTS=$SCHED_RESULTS measure_round plain "$gateway" 1 "$2" wrk --response-size "$size" \
-        --connections "$CONNECTIONS" -- \
-        wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 10s -s "$LOAD_DIR/wrk_summary.lua" \
-        "${header[@]}" "$url"
+    RESULTS=$SCHED_RESULTS plain_round "$@"
     kill -INT "$counter"
     wait "$counter" || true
     [[ -s $WORK/sched.$gateway ]] || die "perf stat counted nothing for $gateway: $(tail -3 "$WORK/sched.$gateway.log")"

@@ -177,7 +177,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::direct_tcp::KERNEL_ASKED;
+    use crate::direct_tcp::kernel_asked;
+    use crate::proxy::worker_parks::wait_for_events;
 
     const LIMITS: PoolLimits = PoolLimits {
         idle_timeout: Duration::from_secs(60),
@@ -200,10 +201,6 @@ mod tests {
         (idle, destination, peer)
     }
 
-    fn kernel_asked() -> u64 {
-        KERNEL_ASKED.with(std::cell::Cell::get)
-    }
-
     #[tokio::test(flavor = "current_thread")]
     async fn the_kernel_is_asked_about_a_connection_only_before_the_worker_has_waited() {
         let (idle, destination, _peer) = pool_with_a_connection().await;
@@ -213,7 +210,7 @@ mod tests {
         assert_eq!(kernel_asked(), asked + 1);
         idle.put(connection.expect("a quiet connection is reused"));
         // After a wait for events, tokio's readiness has seen what came before it.
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        wait_for_events().await;
         let asked = kernel_asked();
         assert!(idle.take(&destination, LIMITS, Instant::now()).is_some());
         assert_eq!(kernel_asked(), asked, "the kernel was asked after a wait");
@@ -227,7 +224,7 @@ mod tests {
                 .unwrap();
             std::thread::sleep(Duration::from_millis(50));
             if wait {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                wait_for_events().await;
             }
             assert!(
                 idle.take(&destination, LIMITS, Instant::now()).is_none(),

@@ -82,6 +82,13 @@ pub fn waited_between(then: Option<u64>, now: Option<u64>) -> bool {
     matches!((then, now), (Some(then), Some(now)) if now != then)
 }
 
+/// Lets the runtime run out of work, so that it parks and its driver records every event: a
+/// wait for events, for tests.
+#[cfg(test)]
+pub(crate) async fn wait_for_events() {
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -98,7 +105,7 @@ mod tests {
         assert_eq!(parks.count(), before);
         assert!(!waited_between(before, parks.count()));
         // A sleep leaves the runtime nothing to run: it parks until the timer fires.
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        wait_for_events().await;
         assert!(waited_between(before, parks.count()));
     }
 
@@ -106,7 +113,7 @@ mod tests {
     async fn a_multi_thread_runtime_gives_no_count() {
         let mut parks = WorkerParks::default();
         assert_eq!(parks.count(), None);
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        wait_for_events().await;
         assert!(!waited_between(parks.count(), parks.count()));
     }
 

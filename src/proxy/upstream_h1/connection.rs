@@ -179,8 +179,10 @@ mod tests {
     use http::Method;
 
     use super::*;
+    use crate::direct_tcp::kernel_asked;
     use crate::proxy::empty_body;
     use crate::proxy::upstream_h1::{RequestFraming, exchange};
+    use crate::proxy::worker_parks::wait_for_events;
 
     /// A connection whose last response was read whole (by a read that did not fill its room,
     /// which clears tokio's readiness), and the upstream's end of it.
@@ -241,15 +243,6 @@ mod tests {
             !connection.is_quiet(false),
             "is_quiet() said quiet on a connection the upstream had closed (FIN in the socket)"
         );
-    }
-
-    fn kernel_asked() -> u64 {
-        crate::direct_tcp::KERNEL_ASKED.with(std::cell::Cell::get)
-    }
-
-    /// Lets the runtime run out of work, so that it parks and its driver records every event.
-    async fn wait_for_events() {
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
 
     #[tokio::test(flavor = "current_thread")]
