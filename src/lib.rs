@@ -27,6 +27,7 @@ pub mod loopback_congestion;
 pub mod mail;
 pub mod metrics;
 pub mod pages;
+pub mod panic_report;
 pub mod policy;
 pub mod process_log;
 pub mod proxy;

@@ -10,5 +10,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = cli::Args::parse();
     cli::init_logging();
+    // After the log: a panic's report is a line of it.
+    casegate::panic_report::install();
     cli::run(args)
 }

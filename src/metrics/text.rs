@@ -91,7 +91,7 @@ pub(super) fn render(metrics: &Metrics) -> String {
             "casegate_worker_connections{{worker=\"{worker}\"}} {open}"
         );
     }
-    let singles: [(&str, &str, u64); 6] = [
+    let singles: [(&str, &str, u64); 7] = [
         (
             "casegate_link_exchanges_total",
             "Links exchanged for a guest cookie.",
@@ -122,6 +122,12 @@ pub(super) fn render(metrics: &Metrics) -> String {
             "casegate_access_log_dropped_total",
             "Access-log lines dropped because a worker's shelf of lines was full or the sink failed.",
             metrics.access_log_dropped(),
+        ),
+        (
+            "casegate_panics_total",
+            "Panics since start, each a bug: the task it happened in ended (the log's error line \
+             says where).",
+            crate::panic_report::panics(),
         ),
     ];
     for (name, help, value) in singles {
