@@ -3,8 +3,8 @@
 //!
 //! A panic is a bug: casegate refuses bad input with an answer, never by panicking (the fuzz
 //! targets look for exactly this). When one happens anyway, the runtime ends only the task it ran
-//! in: in a worker that is one connection, closed without an answer, while every other guest goes
-//! on. Without a hook of ours, Rust's default one writes the panic's message to stderr as bare
+//! in (outside a task, the thread): in a worker that is one connection, closed without an answer,
+//! while every other guest goes on. Without a hook of ours, Rust's default one writes the panic's message to stderr as bare
 //! text, outside the log's format, and nothing counts it, so an operator alerting on the log's
 //! level or on `/metrics` would never hear of it.
 //!

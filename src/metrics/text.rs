@@ -125,8 +125,8 @@ pub(super) fn render(metrics: &Metrics) -> String {
         ),
         (
             "casegate_panics_total",
-            "Panics since start, each a bug: the task it happened in ended (the log's error line \
-             says where).",
+            "Panics since start, each a bug: the task or thread it happened in ended (the log's \
+             error line says where).",
             crate::panic_report::panics(),
         ),
     ];
