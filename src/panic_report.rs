@@ -2,11 +2,13 @@
 //! `casegate_panics_total`.
 //!
 //! A panic is a bug: casegate refuses bad input with an answer, never by panicking (the fuzz
-//! targets look for exactly this). When one happens anyway, the runtime ends only the task it ran
-//! in (outside a task, the thread): in a worker that is one connection, closed without an answer,
-//! while every other guest goes on. Without a hook of ours, Rust's default one writes the panic's message to stderr as bare
-//! text, outside the log's format, and nothing counts it, so an operator alerting on the log's
-//! level or on `/metrics` would never hear of it.
+//! targets look for exactly this). When one happens anyway, what it was doing stops and nothing
+//! else: a request being handled is answered as an internal error (`gateway/caught_panic.rs`),
+//! a panic in a connection's own loop closes that connection (the runtime ends its task), one on
+//! a thread of its own ends that thread; every other guest goes on. Without a hook of ours,
+//! Rust's default one writes the panic's message to stderr as bare text, outside the log's
+//! format, and nothing counts it, so an operator alerting on the log's level or on `/metrics`
+//! would never hear of it.
 //!
 //! The message is logged only when it is a string literal of casegate's own source. A message
 //! formatted at run time (`unwrap` on an error, `expect`, an index out of range) may quote what
@@ -46,9 +48,9 @@ fn report(info: &PanicHookInfo<'_>) {
         location,
         panic_message = literal_message(info).unwrap_or(NOT_LOGGED),
         version = env!("CARGO_PKG_VERSION"),
-        "casegate panicked, which is a bug: the task or thread it happened in has ended (a \
-         connection's task: that connection closed without an answer, the others go on). Please \
-         report the location and the version"
+        "casegate panicked, which is a bug: what it was doing has stopped (a request: answered as \
+         an internal error; a connection's loop: that connection closed; other connections go \
+         on). Please report the location and the version"
     );
 }
 

@@ -105,6 +105,9 @@ pub enum GatewayError {
     MailNotConfigured,
     /// The OS random number generator failed: no code can be made.
     NoRandomness,
+    /// The request's handling panicked, which is a bug (the panic's own log line says where);
+    /// answered as an internal error rather than by losing the connection (`caught_panic.rs`).
+    Panicked,
     /// Shared state (revocations, codes) is out of reach or older than allowed, so the gateway
     /// cannot tell whether the request may pass: it fails closed. `reason` is for the log.
     StateUnavailable { reason: String },
@@ -147,7 +150,8 @@ impl GatewayError {
             | GatewayError::Rewrite(_)
             | GatewayError::Internal(_)
             | GatewayError::MailNotConfigured
-            | GatewayError::NoRandomness => Page::InternalError,
+            | GatewayError::NoRandomness
+            | GatewayError::Panicked => Page::InternalError,
             GatewayError::EmailMissing { .. } => Page::InvalidLink,
             GatewayError::BadForm => Page::BadRequest,
             GatewayError::FormRefused(_) => Page::FormRefused,
@@ -182,7 +186,8 @@ impl GatewayError {
             | GatewayError::Internal(_)
             | GatewayError::Mail { .. }
             | GatewayError::MailNotConfigured
-            | GatewayError::NoRandomness => true,
+            | GatewayError::NoRandomness
+            | GatewayError::Panicked => true,
             // The outage is logged once, as it starts and ends, by the store (see
             // state::freshness); each request it refuses is a refusal as designed.
             GatewayError::StateUnavailable { .. }
@@ -310,6 +315,10 @@ impl fmt::Display for GatewayError {
             GatewayError::NoRandomness => {
                 f.write_str("the system random number generator failed; no code was made")
             }
+            GatewayError::Panicked => f.write_str(
+                "the request's handling panicked (a bug; the panic's log line says where); \
+                 answered as an internal error",
+            ),
             GatewayError::StateUnavailable { reason } => {
                 write!(
                     f,
@@ -335,6 +344,7 @@ impl std::error::Error for GatewayError {
             | GatewayError::FormRefused(_)
             | GatewayError::MailNotConfigured
             | GatewayError::NoRandomness
+            | GatewayError::Panicked
             | GatewayError::StateUnavailable { .. }
             | GatewayError::NoPath
             | GatewayError::BadHost

@@ -10,6 +10,7 @@ mod admit;
 mod answer;
 mod authenticate;
 mod build;
+mod caught_panic;
 mod error;
 mod form;
 mod forward;
@@ -25,6 +26,7 @@ mod verify_routes;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
+use std::pin::pin;
 use std::sync::Arc;
 
 use http::header::{self, HeaderValue};
@@ -43,6 +45,7 @@ pub use settings::{LinkSettings, SessionSettings};
 pub use share_context::ShareContext;
 pub use verify_routes::VerifyRoute;
 
+use self::caught_panic::CatchPanic;
 use self::forward::Route;
 use crate::access_log::{AccessRecord, RequestBody};
 use crate::clock::unix_now;
@@ -166,10 +169,11 @@ impl Gateway {
         let method = request.method().clone();
         let started = record.started();
         let mut context = ShareContext::default();
-        match self
-            .handle_inner(request, connection, &mut context, record)
-            .await
-        {
+        let handled = {
+            let handling = pin!(self.handle_inner(request, connection, &mut context, record));
+            CatchPanic::new(handling).await
+        };
+        match handled.unwrap_or(Err(GatewayError::Panicked)) {
             Ok(answer) => {
                 // Left by `forward`; requests the gateway answered itself waited on no upstream.
                 let wait = record.upstream().unwrap_or_default();

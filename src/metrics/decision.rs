@@ -41,7 +41,8 @@ impl Decision {
             | GatewayError::Internal(_)
             | GatewayError::Mail { .. }
             | GatewayError::MailNotConfigured
-            | GatewayError::NoRandomness => Decision::InternalError,
+            | GatewayError::NoRandomness
+            | GatewayError::Panicked => Decision::InternalError,
             GatewayError::StateUnavailable { .. } => Decision::StateUnavailable,
         }
     }
@@ -92,6 +93,11 @@ mod tests {
                 Decision::SharingOff,
             ),
             ("no Host", GatewayError::BadHost, Decision::BadRequest),
+            (
+                "a panic while the request was handled",
+                GatewayError::Panicked,
+                Decision::InternalError,
+            ),
         ];
         for (name, error, want) in cases {
             assert_eq!(Decision::of(error), *want, "{name}");

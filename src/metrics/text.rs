@@ -125,8 +125,7 @@ pub(super) fn render(metrics: &Metrics) -> String {
         ),
         (
             "casegate_panics_total",
-            "Panics since start, each a bug: the task or thread it happened in ended (the log's \
-             error line says where).",
+            "Panics since start, each a bug; the log's error line says where and what stopped.",
             crate::panic_report::panics(),
         ),
     ];

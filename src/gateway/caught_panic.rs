@@ -1,0 +1,90 @@
+//! A request whose handling panics is answered as an internal error instead of losing its
+//! connection.
+//!
+//! Without this, a panic in the request path unwinds out of the connection's task, which the
+//! runtime then ends: the recipient's browser sees the connection reset ("this site can't be
+//! reached") rather than the kind page every other failure gets, and the access log, finding the
+//! request unanswered, counts it as closed by the client. Caught here, it takes the path of any
+//! other internal error: the recipient's page (HTML or JSON, in their language), a 500 in the
+//! access log and `casegate_requests_total{decision="internal_error"}`. The panic itself is
+//! reported once, by the process's hook (`panic_report`), with its place in the source.
+//!
+//! The panicked future is never polled again: it is dropped with the rest of the request. What it
+//! shared with other requests is what any task that tokio ends after a panic leaves behind; no
+//! lock casegate holds across a request is poisoned by it (the maps are `dashmap`'s, whose locks
+//! are released as the panic unwinds).
+
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+/// The request's handling panicked.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Panicked;
+
+/// `inner`, with a panic in any of its polls turned into `Err(Panicked)`.
+pub(super) struct CatchPanic<F> {
+    inner: F,
+}
+
+impl<F> CatchPanic<F> {
+    pub(super) fn new(inner: F) -> Self {
+        CatchPanic { inner }
+    }
+}
+
+impl<F: Future + Unpin> Future for CatchPanic<F> {
+    type Output = Result<F::Output, Panicked>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.inner;
+        // Unwind safety: after a panic `inner` is not polled again but dropped (see the module's
+        // comment).
+        match catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
+            Ok(Poll::Pending) => Poll::Pending,
+            // The payload was reported by the panic hook; it is dropped unread.
+            Err(_payload) => Poll::Ready(Err(Panicked)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::pin;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_future_that_finishes_passes_its_output_through_every_pending_poll() {
+        let mut polls = 0;
+        let counting = std::future::poll_fn(|cx| {
+            polls += 1;
+            if polls < 3 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready("answered")
+        });
+        assert_eq!(CatchPanic::new(pin!(counting)).await, Ok("answered"));
+        assert_eq!(polls, 3);
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_a_later_poll_becomes_an_error_and_goes_no_further() {
+        let mut polls = 0;
+        let failing = std::future::poll_fn(|cx| {
+            polls += 1;
+            if polls == 1 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            panic!("the request path reached a state it cannot be in");
+        });
+        // The test goes on past the panic: it was caught, not propagated.
+        let outcome: Result<(), Panicked> = CatchPanic::new(pin!(failing)).await;
+        assert_eq!(outcome, Err(Panicked));
+        assert_eq!(polls, 2);
+    }
+}
