@@ -12,6 +12,7 @@ pub mod admin;
 #[cfg_attr(fuzzing, allow(dead_code))]
 mod allocator;
 mod ascii_case;
+mod caught_panic;
 pub mod clock;
 mod coarse_clock;
 pub mod config;

@@ -3,7 +3,7 @@
 //!
 //! A panic is a bug: casegate refuses bad input with an answer, never by panicking (the fuzz
 //! targets look for exactly this). When one happens anyway, what it was doing stops and nothing
-//! else: a request being handled is answered as an internal error (`gateway/caught_panic.rs`),
+//! else: a request being handled is answered as an internal error (`caught_panic.rs`),
 //! a panic in a connection's own loop closes that connection (the runtime ends its task), one on
 //! a thread of its own ends that thread; every other guest goes on. Without a hook of ours,
 //! Rust's default one writes the panic's message to stderr as bare text, outside the log's

@@ -87,6 +87,9 @@ pub enum ApiError {
     StoreUnavailable(StoreError),
     /// The store acknowledged a write but cannot show its result: a bug, reported as such.
     ShareMissingAfterWrite,
+    /// The request's handling panicked, which is a bug (the panic's log line says where);
+    /// answered as an internal error rather than by losing the connection (`src/caught_panic.rs`).
+    Panicked,
     /// An invitation was asked for a share without `email`.
     EmailRequired,
     /// An invitation was asked for, and the config has no `[mail]`.
@@ -152,6 +155,7 @@ impl ApiError {
             ApiError::ShareNotFound => (S::NOT_FOUND, "share_not_found"),
             ApiError::StoreUnavailable(_) => (S::SERVICE_UNAVAILABLE, "store_unavailable"),
             ApiError::ShareMissingAfterWrite => (S::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::Panicked => (S::INTERNAL_SERVER_ERROR, "internal"),
             ApiError::EmailRequired => (S::UNPROCESSABLE_ENTITY, "email_required"),
             ApiError::MailNotConfigured => (S::UNPROCESSABLE_ENTITY, "mail_not_configured"),
             ApiError::ReloadUnavailable => (S::CONFLICT, "reload_unavailable"),
@@ -251,6 +255,10 @@ impl fmt::Display for ApiError {
             ApiError::ShareMissingAfterWrite => {
                 f.write_str("the share was recorded but cannot be read back; this is a bug")
             }
+            ApiError::Panicked => f.write_str(
+                "casegate hit a bug while handling this request (its log says where); whether a \
+                 change took effect is unknown: look before trying again",
+            ),
             ApiError::EmailRequired => {
                 f.write_str("an invitation needs the share's `email`; this share has none")
             }
@@ -330,5 +338,25 @@ impl From<MintError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> ApiError {
         ApiError::StoreUnavailable(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_is_answered_as_a_bug_of_ours_with_the_stable_internal_code() {
+        assert_eq!(
+            ApiError::Panicked.status_and_code(),
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        );
+        assert!(ApiError::Panicked.is_failure(), "logged as a warning");
+        assert!(
+            ApiError::Panicked
+                .to_string()
+                .contains("look before trying again"),
+            "the client is told the change may or may not have happened"
+        );
     }
 }

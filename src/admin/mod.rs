@@ -25,6 +25,7 @@ mod shares;
 mod store_failure;
 
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -38,6 +39,7 @@ pub use respond::ApiBody;
 use self::auth::{Client, Clients};
 use self::health::{OpsRoute, Readiness};
 use self::route::Route;
+use crate::caught_panic::CatchPanic;
 use crate::config;
 use crate::gateway::Gateway;
 use crate::reload::{Reloader, Snapshot};
@@ -106,7 +108,8 @@ impl AdminApi {
                 return respond::error(&error);
             }
         };
-        match self.handle_authenticated(client, request).await {
+        let handled = CatchPanic::new(pin!(self.handle_authenticated(client, request))).await;
+        match handled.unwrap_or(Err(ApiError::Panicked)) {
             Ok(response) => response,
             Err(error) => {
                 let code = error.status_and_code().1;

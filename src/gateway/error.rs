@@ -106,7 +106,7 @@ pub enum GatewayError {
     /// The OS random number generator failed: no code can be made.
     NoRandomness,
     /// The request's handling panicked, which is a bug (the panic's own log line says where);
-    /// answered as an internal error rather than by losing the connection (`caught_panic.rs`).
+    /// answered as an internal error rather than by losing the connection (`src/caught_panic.rs`).
     Panicked,
     /// Shared state (revocations, codes) is out of reach or older than allowed, so the gateway
     /// cannot tell whether the request may pass: it fails closed. `reason` is for the log.

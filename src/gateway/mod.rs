@@ -10,7 +10,6 @@ mod admit;
 mod answer;
 mod authenticate;
 mod build;
-mod caught_panic;
 mod error;
 mod form;
 mod forward;
@@ -45,9 +44,9 @@ pub use settings::{LinkSettings, SessionSettings};
 pub use share_context::ShareContext;
 pub use verify_routes::VerifyRoute;
 
-use self::caught_panic::CatchPanic;
 use self::forward::Route;
 use crate::access_log::{AccessRecord, RequestBody};
+use crate::caught_panic::CatchPanic;
 use crate::clock::unix_now;
 use crate::mail::Mailer;
 use crate::metrics::{self, Metrics};

@@ -1,13 +1,16 @@
 //! A request whose handling panics is answered as an internal error instead of losing its
-//! connection.
+//! connection: the guest's request path (`Gateway::handle`) and the admin API's are polled through
+//! [`CatchPanic`].
 //!
 //! Without this, a panic in the request path unwinds out of the connection's task, which the
-//! runtime then ends: the recipient's browser sees the connection reset ("this site can't be
-//! reached") rather than the kind page every other failure gets, and the access log, finding the
-//! request unanswered, counts it as closed by the client. Caught here, it takes the path of any
-//! other internal error: the recipient's page (HTML or JSON, in their language), a 500 in the
-//! access log and `casegate_requests_total{decision="internal_error"}`. The panic itself is
-//! reported once, by the process's hook (`panic_report`), with its place in the source.
+//! runtime then ends: a recipient's browser sees the connection reset ("this site can't be
+//! reached") rather than the kind page every other failure gets, an API client a broken
+//! connection rather than a JSON error with a stable code, and the access log, finding the request
+//! unanswered, counts it as closed by the client. Caught, it takes the path of any other internal
+//! error: the recipient's page (HTML or JSON, in their language), a 500 in the access log and
+//! `casegate_requests_total{decision="internal_error"}`; for the admin API, `500 {"error":
+//! {"code":"internal",...}}`. The panic itself is reported once, by the process's hook
+//! (`panic_report`), with its place in the source.
 //!
 //! The panicked future is never polled again: it is dropped with the rest of the request. What it
 //! shared with other requests is what any task that tokio ends after a panic leaves behind; no
@@ -21,15 +24,15 @@ use std::task::{Context, Poll};
 
 /// The request's handling panicked.
 #[derive(Debug, PartialEq, Eq)]
-pub(super) struct Panicked;
+pub(crate) struct Panicked;
 
 /// `inner`, with a panic in any of its polls turned into `Err(Panicked)`.
-pub(super) struct CatchPanic<F> {
+pub(crate) struct CatchPanic<F> {
     inner: F,
 }
 
 impl<F> CatchPanic<F> {
-    pub(super) fn new(inner: F) -> Self {
+    pub(crate) fn new(inner: F) -> Self {
         CatchPanic { inner }
     }
 }
