@@ -13,9 +13,10 @@
 //! (`panic_report`), with its place in the source.
 //!
 //! The panicked future is never polled again: it is dropped with the rest of the request. What it
-//! shared with other requests is what any task that tokio ends after a panic leaves behind; no
-//! lock casegate holds across a request is poisoned by it (the maps are `dashmap`'s, whose locks
-//! are released as the panic unwinds).
+//! shared with other requests is what any task that tokio ends after a panic leaves behind: the
+//! locks shared between requests are `dashmap`'s, released as the panic unwinds, or std mutexes
+//! taken through a poisoning (`PoisonError::into_inner`), so one panic does not become a panic in
+//! every later request.
 
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
