@@ -66,16 +66,6 @@ impl WorkerParks {
     }
 }
 
-impl std::fmt::Debug for WorkerParks {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            WorkerParks::Unbound => "Unbound",
-            WorkerParks::Counted { .. } => "Counted",
-            WorkerParks::Uncounted => "Uncounted",
-        })
-    }
-}
-
 /// Whether the worker parked between `then` and `now` (both from [`WorkerParks::count`]); no
 /// when either is unknown.
 pub fn waited_between(then: Option<u64>, now: Option<u64>) -> bool {
