@@ -6,11 +6,12 @@
 //! moment could make this one miss its event (seen once under load in tests/mail.rs).
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
 use casegate::mail::{Mailer, OutgoingMail};
 
 mod common;
+
+use common::log_capture::LogBuffer;
 
 const FROM: &str = "Case sharing <noreply@clinic.example>";
 const GUEST: &str = "guest@clinic.example";
@@ -25,27 +26,6 @@ fn mailer_for(mail: &str) -> Mailer {
     Mailer::new(config.mail.as_ref().expect("[mail]")).expect("mailer")
 }
 
-/// Collects what the tracing subscriber writes.
-#[derive(Clone, Default)]
-struct LogBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for LogBuffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
-    type Writer = LogBuffer;
-    fn make_writer(&'a self) -> LogBuffer {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn log_mode_writes_each_mail_to_the_log_and_warns_at_start() {
     let logs = LogBuffer::default();
@@ -57,7 +37,7 @@ async fn log_mode_writes_each_mail_to_the_log_and_warns_at_start() {
     // The test runs on a current-thread runtime: everything below logs on this thread.
     let _guard = tracing::subscriber::set_default(subscriber);
     let mailer = mailer_for(&format!("[mail]\nfrom = \"{FROM}\"\nmode = \"log\"\n"));
-    let started = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let started = logs.text();
     assert!(started.contains("WARN"), "{started}");
     assert!(started.contains("NO MAIL IS SENT"), "{started}");
     assert_eq!(mailer.destination(), "the log (mail.mode = \"log\")");
@@ -70,7 +50,7 @@ async fn log_mode_writes_each_mail_to_the_log_and_warns_at_start() {
         })
         .await
         .unwrap();
-    let written = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let written = logs.text();
     let line = written
         .lines()
         .find(|line| line.contains("mail written to the log"))

@@ -5,35 +5,11 @@
 //! One test in its own binary: the hook and the log's subscriber are the process's, so nothing
 //! else may run beside it.
 
-use std::sync::{Arc, Mutex};
-
 use casegate::metrics::Metrics;
 
-#[derive(Clone, Default)]
-struct Sink(Arc<Mutex<Vec<u8>>>);
+mod common;
 
-impl std::io::Write for Sink {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Sink {
-    fn text(&self) -> String {
-        let bytes = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-}
+use common::log_capture::LogBuffer;
 
 /// Runs `work` on a thread of the given name and says whether it panicked.
 fn panicked_on(name: &str, work: impl FnOnce() + Send + 'static) -> bool {
@@ -52,13 +28,12 @@ fn read_case_number(text: &str) -> Result<u32, String> {
 
 #[test]
 fn a_panic_is_logged_where_it_happened_counted_and_never_quotes_a_formatted_message() {
-    let sink = Sink::default();
-    let writer = sink.clone();
+    let sink = LogBuffer::default();
     // The whole process's subscriber: the hook runs on the panicking thread.
     tracing::subscriber::set_global_default(
         tracing_subscriber::fmt()
             .with_ansi(false)
-            .with_writer(move || writer.clone())
+            .with_writer(sink.clone())
             .finish(),
     )
     .unwrap();

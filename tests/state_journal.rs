@@ -10,6 +10,10 @@ use casegate::state::{
     StateStore,
 };
 
+mod common;
+
+use common::log_capture::LogBuffer;
+
 const NOW: i64 = 1_750_000_000;
 const DAY: i64 = 24 * 3600;
 
@@ -526,26 +530,13 @@ async fn maintenance_compacts_once_the_journal_outgrows_its_limit() {
 
 /// Captures what the store logs while `run` executes on this thread.
 fn logged<T>(run: impl FnOnce() -> T) -> (T, String) {
-    #[derive(Clone, Default)]
-    struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Sink {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let sink = Sink::default();
-    let writer = sink.clone();
+    let sink = LogBuffer::default();
     let subscriber = tracing_subscriber::fmt()
         .with_ansi(false)
-        .with_writer(move || writer.clone())
+        .with_writer(sink.clone())
         .finish();
     let result = tracing::subscriber::with_default(subscriber, run);
-    let text = String::from_utf8_lossy(&sink.0.lock().unwrap()).into_owned();
-    (result, text)
+    (result, sink.text())
 }
 
 #[tokio::test]

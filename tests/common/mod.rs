@@ -4,6 +4,7 @@
 
 pub mod forms;
 pub mod h2_frames;
+pub mod log_capture;
 pub mod pki;
 pub mod raw_client;
 pub mod redis_server;
