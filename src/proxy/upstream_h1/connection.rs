@@ -204,15 +204,22 @@ mod tests {
         (connection, peer)
     }
 
+    /// A response nobody asked for (59 bytes): a body longer than its Content-Length written
+    /// late, a second answer.
+    const STRAY_ANSWER: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\nanother's answer";
+
+    /// Gives what the upstream just sent or closed time to reach the socket (loopback), without
+    /// an await: the runtime's driver does not look meanwhile.
+    fn let_it_arrive() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn a_stray_response_that_arrived_while_idle_is_seen_before_reuse() {
         let (mut connection, mut peer) = idle_connection().await;
-        // While the connection waits in the pool, the upstream writes a response nobody asked
-        // for (a body longer than its Content-Length, written late; a second answer).
-        peer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\nanother's answer")
-            .unwrap();
-        // The bytes are in the socket now (loopback); no await, so the driver has not looked.
-        std::thread::sleep(Duration::from_millis(50));
+        // While the connection waits in the pool, the upstream writes a response nobody asked for.
+        peer.write_all(STRAY_ANSWER).unwrap();
+        let_it_arrive();
         let quiet = connection.is_quiet(false);
         if quiet {
             // What the next guest then gets: the stray answer as the answer to its own request.
@@ -238,7 +245,7 @@ mod tests {
     async fn a_close_that_arrived_while_idle_is_seen_before_reuse() {
         let (connection, peer) = idle_connection().await;
         drop(peer);
-        std::thread::sleep(Duration::from_millis(50));
+        let_it_arrive();
         assert!(
             !connection.is_quiet(false),
             "is_quiet() said quiet on a connection the upstream had closed (FIN in the socket)"
@@ -260,9 +267,8 @@ mod tests {
     /// An idle connection on which stray bytes arrived before the runtime waited for events.
     async fn stray_bytes_before_a_wait() -> (Box<UpstreamConnection>, std::net::TcpStream) {
         let (connection, mut peer) = idle_connection().await;
-        peer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 16\r\n\r\nanother's answer")
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(50));
+        peer.write_all(STRAY_ANSWER).unwrap();
+        let_it_arrive();
         wait_for_events().await;
         (connection, peer)
     }
@@ -310,7 +316,7 @@ mod tests {
     async fn a_close_that_came_before_a_wait_for_events_is_seen_after_it() {
         let (connection, peer) = idle_connection().await;
         drop(peer);
-        std::thread::sleep(Duration::from_millis(50));
+        let_it_arrive();
         wait_for_events().await;
         assert!(!connection.stream.seen_nothing_to_read());
         assert!(!connection.is_quiet(true));
