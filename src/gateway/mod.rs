@@ -51,7 +51,7 @@ use crate::clock::unix_now;
 use crate::mail::Mailer;
 use crate::metrics::{self, Metrics};
 use crate::pages::{self, Lang, Templates};
-use crate::policy::{Policy, ScopeNameHasher, canonicalise};
+use crate::policy::{Policy, ScopeNameHasher, canonicalise_text};
 use crate::proxy::cidr::TrustedProxies;
 use crate::proxy::client::ClientSettings;
 use crate::proxy::client_address::ClientAddress;
@@ -241,7 +241,7 @@ impl Gateway {
                 crate::policy::TargetError::NotOriginForm,
             ));
         }
-        let target = canonicalise(raw_target.as_bytes()).map_err(|error| {
+        let target = canonicalise_text(raw_target).map_err(|error| {
             // Under the link prefix, a target refused here is a link with something stuck to it
             // (a full stop or slash after it, pasted from a mail) or cut short: the recipient is
             // told the link is damaged, not that their browser sent nonsense.

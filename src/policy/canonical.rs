@@ -91,14 +91,32 @@ pub enum TargetError {
 
 /// Judges `raw`, the request target exactly as it came on the wire.
 pub fn canonicalise(raw: &[u8]) -> Result<CanonicalTarget<'_>, TargetError> {
+    check_frame(raw)?;
+    // Raw bytes >= 0x80 are refused below anyway; invalid UTF-8 is refused here for the same reason.
+    let raw = std::str::from_utf8(raw).map_err(|_| TargetError::NonAscii)?;
+    judge(raw)
+}
+
+/// [`canonicalise`] for a target that is text already, as the request's URI holds it: the
+/// gateway's every request, which the UTF-8 check cost about 110 instructions (callgrind).
+pub fn canonicalise_text(raw: &str) -> Result<CanonicalTarget<'_>, TargetError> {
+    check_frame(raw.as_bytes())?;
+    judge(raw)
+}
+
+/// What is refused before a byte of the target is looked at: its length, and a first byte
+/// other than `/`.
+fn check_frame(raw: &[u8]) -> Result<(), TargetError> {
     if raw.len() > MAX_TARGET_LEN {
         return Err(TargetError::TooLong);
     }
     if raw.first() != Some(&b'/') {
         return Err(TargetError::NotOriginForm);
     }
-    // Raw bytes >= 0x80 are refused below anyway; invalid UTF-8 is refused here for the same reason.
-    let raw = std::str::from_utf8(raw).map_err(|_| TargetError::NonAscii)?;
+    Ok(())
+}
+
+fn judge(raw: &str) -> Result<CanonicalTarget<'_>, TargetError> {
     let (path, query) = match plain_path_len(raw.as_bytes()) {
         // The path is judged already; the byte after it, if any, is the `?`.
         Some(len) => (&raw[..len], raw.get(len + 1..)),
@@ -887,6 +905,15 @@ mod tests {
         #[test]
         fn canonicalise_never_panics_on_arbitrary_bytes(raw in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = canonicalise(&raw);
+        }
+
+        /// The gateway judges the URI's text; the fuzzer and the config, bytes: the two entries
+        /// give one answer, refusals included, for every target that is text.
+        #[test]
+        fn text_and_bytes_are_judged_alike(raw in "(/|[a.%?=~:;#]|2[eE]|C3|A9|\\PC){0,24}") {
+            prop_assert_eq!(canonicalise_text(&raw), canonicalise(raw.as_bytes()));
+            let rooted = format!("/{raw}");
+            prop_assert_eq!(canonicalise_text(&rooted), canonicalise(rooted.as_bytes()));
         }
 
         #[test]

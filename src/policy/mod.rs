@@ -10,7 +10,9 @@ mod cut_path;
 pub mod matcher;
 pub mod rule;
 
-pub use canonical::{CanonicalTarget, MAX_TARGET_LEN, Segments, TargetError, canonicalise};
+pub use canonical::{
+    CanonicalTarget, MAX_TARGET_LEN, Segments, TargetError, canonicalise, canonicalise_text,
+};
 pub use matcher::{
     Decision, EffectiveRules, Entry, List, Policy, PolicyError, PolicyErrorKind, ScopeNameHasher,
     ScopeSpec, compile,
