@@ -143,10 +143,21 @@ pub fn parse_response_head(
     let mut date = false;
     for (index, &span) in spans.iter().enumerate() {
         let (name_range, value_range) = field_ranges(&span);
-        let (name, disposition) = field_name(&head[name_range], index, names, Disposition::of)?;
+        let spelled = &head[name_range];
+        // A field passed on needs no `HeaderName`: when the last head had the same name here,
+        // none is copied (about 20 instructions a field, most of a response's fields).
+        let (name, disposition) = match names.recall(index, spelled) {
+            Some((_, Disposition::Passed { date: is_date })) => {
+                date |= is_date;
+                passed.push(span);
+                continue;
+            }
+            Some((name, disposition)) => (name.clone(), disposition),
+            None => learn_name(spelled, index, names, Disposition::of)?,
+        };
         let kept = match disposition {
-            Disposition::Passed => {
-                date |= name == header::DATE;
+            Disposition::Passed { date: is_date } => {
+                date |= is_date;
                 passed.push(span);
                 continue;
             }
@@ -185,8 +196,9 @@ pub fn parse_response_head(
 /// `Transfer-Encoding`, `Connection`) are all `Dropped`, so every one of them is read.
 #[derive(Debug, Clone, Copy)]
 pub enum Disposition {
-    /// Handed on as it came, never looked at again ([`PassedFields`]).
-    Passed,
+    /// Handed on as it came, never looked at again ([`PassedFields`]); `date` when it is the
+    /// `Date` field, which casegate then does not write itself.
+    Passed { date: bool },
     /// Read or changed by the sanitisers or the connection (HSTS): kept in the map, where
     /// they look ([`is_read_or_changed`]).
     Read,
@@ -203,7 +215,9 @@ impl Disposition {
         } else if is_read_or_changed(name) {
             Disposition::Read
         } else {
-            Disposition::Passed
+            Disposition::Passed {
+                date: name == header::DATE,
+            }
         }
     }
 }
@@ -274,6 +288,15 @@ impl<T> Default for KnownNames<T> {
     }
 }
 
+impl<T: Copy> KnownNames<T> {
+    /// The name the last head spelled as `spelled` in the `index`th field, and what was worked
+    /// out from it; `None` when that head had another name there, or fewer fields.
+    pub(crate) fn recall(&self, index: usize, spelled: &[u8]) -> Option<(&HeaderName, T)> {
+        let (known, name, judged) = self.0.get(index)?;
+        (**known == *spelled).then_some((name, *judged))
+    }
+}
+
 impl<T> KnownNames<T> {
     /// Forgets the names past the first `count`: what is remembered is bounded by one head.
     pub(crate) fn truncate(&mut self, count: usize) {
@@ -301,12 +324,21 @@ pub(crate) fn field_name<T: Copy>(
     names: &mut KnownNames<T>,
     judge: impl FnOnce(&HeaderName) -> T,
 ) -> Result<(HeaderName, T), HeadError> {
-    let names = &mut names.0;
-    if let Some((known, name, judged)) = names.get(index)
-        && **known == *spelled
-    {
-        return Ok((name.clone(), *judged));
+    match names.recall(index, spelled) {
+        Some((name, judged)) => Ok((name.clone(), judged)),
+        None => learn_name(spelled, index, names, judge),
     }
+}
+
+/// The field name `spelled`, parsed and judged, and remembered as the `index`th (the part of
+/// [`field_name`] for a name [`KnownNames::recall`] does not know).
+pub(crate) fn learn_name<T: Copy>(
+    spelled: &[u8],
+    index: usize,
+    names: &mut KnownNames<T>,
+    judge: impl FnOnce(&HeaderName) -> T,
+) -> Result<(HeaderName, T), HeadError> {
+    let names = &mut names.0;
     let name = HeaderName::from_bytes(spelled)
         .map_err(|_| HeadError::Malformed(httparse::Error::HeaderName))?;
     let judged = judge(&name);
@@ -696,6 +728,37 @@ mod tests {
         let handed_on = handed_on(*head);
         assert!(handed_on.contains_key("x_two"));
         assert!(!handed_on.contains_key("x-two"));
+    }
+
+    /// A passed field recalled from the last response skips its name: the date must still be
+    /// known as the date (casegate then writes none of its own), and another field in the
+    /// date's old place must not be taken for it.
+    #[test]
+    fn the_date_is_known_whether_its_name_is_recalled_or_parsed() {
+        let date = "Date: Tue, 01 Dec 2026 00:00:00 GMT\r\n";
+        let end = "Content-Length: 0\r\n\r\n";
+        let mut names = KnownNames::default();
+        for (fields, is_dated) in [
+            (date.to_owned(), true),
+            // The same spelling in the same place: recalled.
+            (date.to_owned(), true),
+            (date.to_lowercase(), true),
+            // Another field passed on where the date was, parsed and then recalled.
+            ("X-Date: 1\r\n".to_owned(), false),
+            ("X-Date: 1\r\n".to_owned(), false),
+            (format!("X-Date: 1\r\n{date}"), true),
+            (format!("X-Date: 1\r\n{date}"), true),
+        ] {
+            let text = format!("HTTP/1.1 200 OK\r\n{fields}{end}");
+            let mut buffer = BytesMut::from(text.as_bytes());
+            let Ok(Parsed::Final(head)) =
+                parse_response_head(&mut buffer, &Method::GET, &mut names)
+            else {
+                panic!("{text:?}");
+            };
+            assert_eq!(head.passed.has_date(), is_dated, "{text:?}");
+            assert_eq!(final_head(&text).passed.has_date(), is_dated, "{text:?}");
+        }
     }
 
     #[test]
