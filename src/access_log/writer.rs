@@ -30,8 +30,6 @@ pub(super) struct Writer {
     /// so that the write is atomic and the process log cannot cut a line in half.
     write_bytes: usize,
     dropped: Arc<AtomicU64>,
-    /// The line being formatted.
-    line: Vec<u8>,
     /// Whole lines gathered for the next write, and how many.
     pending: Vec<u8>,
     pending_lines: u64,
@@ -51,7 +49,6 @@ impl Writer {
             format,
             write_bytes,
             dropped,
-            line: Vec::with_capacity(512),
             pending: Vec::new(),
             pending_lines: 0,
             failing: false,
@@ -103,28 +100,31 @@ impl Writer {
             let records = &shelves[shelf];
             let shelved = &records.shelved[next[shelf]];
             next[shelf] += 1;
-            self.line.clear();
             let time = clock.wall_time_of(shelved.started);
+            // Formatted where it is written from, rather than apart and then copied there (a
+            // `memcpy` of the whole line, every line).
+            let start = self.pending.len();
             write_line(
-                &mut self.line,
+                &mut self.pending,
                 &shelved.line(&records.text),
                 time,
                 self.format,
             );
-            if self.pending.len() + self.line.len() > self.write_bytes {
-                self.write_pending();
+            if self.pending.len() > self.write_bytes {
+                // The lines before this one go in a write of their own, this one starts the next.
+                self.write_first(start);
             }
-            self.pending.extend_from_slice(&self.line);
             self.pending_lines += 1;
         }
-        self.write_pending();
+        self.write_first(self.pending.len());
     }
 
-    fn write_pending(&mut self) {
+    /// Writes the whole lines in the first `end` bytes of `pending` and removes them.
+    fn write_first(&mut self, end: usize) {
         if self.pending_lines == 0 {
             return;
         }
-        match self.sink.write_all(&self.pending) {
+        match self.sink.write_all(&self.pending[..end]) {
             Ok(()) => self.failing = false,
             Err(error) => {
                 self.dropped
@@ -132,7 +132,7 @@ impl Writer {
                 self.report(&error);
             }
         }
-        self.pending.clear();
+        self.pending.drain(..end);
         self.pending_lines = 0;
     }
 
