@@ -252,16 +252,32 @@ fn is_left_as_is_in_json(text: &[u8]) -> bool {
     let any_equal = |word: u64, byte: u8| any_below(word ^ (ONES * u64::from(byte)), 1);
     let is_clean =
         |word: u64| !(any_below(word, 0x20) || any_equal(word, b'"') || any_equal(word, b'\\'));
+    if text.len() < 8 {
+        return is_clean(short_word(text));
+    }
     let mut words = text.chunks_exact(8);
     let whole_words_clean = words.all(|word| {
         is_clean(u64::from_ne_bytes(
             word.try_into().expect("chunks of eight"),
         ))
     });
-    // The last few bytes, padded with spaces (clean) to a word.
-    let mut tail = [b' '; 8];
-    tail[..words.remainder().len()].copy_from_slice(words.remainder());
-    whole_words_clean && is_clean(u64::from_ne_bytes(tail))
+    // The last few bytes, in the word that ends the text (some of its bytes checked already,
+    // which changes nothing): copying them into a padded word was a `memcpy` call a value.
+    let last_word = &text[text.len() - 8..];
+    whole_words_clean
+        && (words.remainder().is_empty()
+            || is_clean(u64::from_ne_bytes(
+                last_word.try_into().expect("eight bytes"),
+            )))
+}
+
+/// Up to seven bytes as a word, padded with spaces (clean), each byte put in its lane without a
+/// `memcpy` call.
+fn short_word(text: &[u8]) -> u64 {
+    const SPACES: u64 = u64::from_ne_bytes([b' '; 8]);
+    text.iter().enumerate().fold(SPACES, |word, (lane, &byte)| {
+        word ^ (u64::from(byte ^ b' ') << (8 * lane))
+    })
 }
 
 /// A bare value when it is plainly safe, else a JSON-style quoted string, so a space or quote
