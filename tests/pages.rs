@@ -567,3 +567,51 @@ fn a_missing_override_directory_is_a_config_error_at_its_line() {
     );
     assert!(problem.message.contains("pages.dir"), "{}", problem.message);
 }
+
+/// A refusal is written as the client asked wherever on the request path it was made: the
+/// target refused before anything else, the link exchange, a verification page, and a request
+/// already sent upstream (whose fields are read only once it is refused). JSON, in the
+/// browser's language, every time.
+#[tokio::test]
+async fn refusals_from_every_part_of_the_path_are_json_in_the_browsers_language() {
+    let gw = TestGateway::start().await;
+    // A share without a language of its own: the browser's decides every refusal's.
+    let request = ShareRequest {
+        case: "42",
+        scope: "view",
+        ttl: None,
+        email: None,
+        lang: None,
+    };
+    let link = gw.snapshot.mint_link(&request, unix_now()).expect("mint");
+    let cookie = format!(
+        "Cookie: {}",
+        gw.exchange(&format!("/s/{}", link.token)).await
+    );
+    let embedded = Templates::embedded();
+    let refusals = [
+        ("/cases/42/%2e%2e/x", None, 400, "bad_request"),
+        ("/s/not.a.token", None, 403, "invalid_link"),
+        ("/s/verify/send", None, 403, "not_allowed"),
+        // The test upstream answers this one after the gateway's 1 s response timeout.
+        (
+            "/cases/42/slow",
+            Some(cookie.as_str()),
+            504,
+            "upstream_timeout",
+        ),
+    ];
+    for (target, cookie, status, code) in refusals {
+        let mut headers = vec!["Accept-Language: sv", "Accept: application/json"];
+        headers.extend(cookie);
+        let response = gw.get(target, &headers).await;
+        assert_eq!(response.status, status, "{target}");
+        let body: serde_json::Value = serde_json::from_slice(&response.body)
+            .unwrap_or_else(|error| panic!("{target}: not JSON ({error}): {}", response.text()));
+        assert_eq!(body["error"]["code"], code, "{target}");
+        let swedish = embedded.message(&format!("{code}.message"), Lang::Sv);
+        assert!(!swedish.is_empty(), "{code}");
+        assert_eq!(body["error"]["message"], swedish, "{target}");
+    }
+    gw.stop().await;
+}

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::header;
+use http::request::Parts;
 use http::{Request, Response, StatusCode, Version};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::time::Instant;
@@ -17,6 +18,7 @@ use super::framing::is_bodiless;
 use super::session_memo::GuestSession;
 use crate::access_log::{AccessRecord, RequestBody};
 use crate::metrics::{TunnelGauge, UpstreamClass};
+use crate::pages::PageChoice;
 use crate::proxy::client::{ForwardError, Outgoing, UpstreamAnswer};
 use crate::proxy::request::{GuestRewrite, rewrite_passthrough_request, write_guest_head};
 use crate::proxy::response::{sanitise_guest_response, sanitise_passthrough_response};
@@ -39,7 +41,9 @@ pub(super) enum Route<'a> {
 
 impl Gateway {
     /// Forwards an authorised request and streams the answer back. `upgrade` is true only for a
-    /// WebSocket handshake the policy allowed.
+    /// WebSocket handshake the policy allowed. A refusal learns, into `page`, how the client asked
+    /// for pages, from the request's fields, which are still at hand here and not after.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn forward(
         &self,
         mut request: Box<Request<RequestBody>>,
@@ -47,6 +51,7 @@ impl Gateway {
         upgrade: bool,
         connection: &ConnectionInfo,
         now: i64,
+        page: &mut Option<PageChoice>,
         record: &mut AccessRecord,
     ) -> Result<Box<Answer>, GatewayError> {
         // Put there by the HTTP/1 server for a request that may switch protocols.
@@ -54,6 +59,38 @@ impl Gateway {
             .then(|| request.extensions_mut().remove::<OnUpgrade>())
             .flatten();
         let (mut parts, body) = request.into_parts();
+        let forwarded = self
+            .exchange(
+                &mut parts,
+                body,
+                client_upgrade,
+                route,
+                upgrade,
+                connection,
+                now,
+                record,
+            )
+            .await;
+        if forwarded.is_err() {
+            *page = Some(PageChoice::of(&parts.headers));
+        }
+        forwarded
+    }
+
+    /// Sends the request whose head is `parts` upstream and makes the guest's answer of the
+    /// upstream's.
+    #[allow(clippy::too_many_arguments)]
+    async fn exchange(
+        &self,
+        parts: &mut Parts,
+        body: RequestBody,
+        client_upgrade: Option<OnUpgrade>,
+        route: Route<'_>,
+        upgrade: bool,
+        connection: &ConnectionInfo,
+        now: i64,
+        record: &mut AccessRecord,
+    ) -> Result<Box<Answer>, GatewayError> {
         let answer_in_map = parts.version == Version::HTTP_2;
         let origin = self.origin(connection);
         let body = if is_bodiless(&parts.method) {
@@ -86,11 +123,11 @@ impl Gateway {
                     origin: &origin,
                     upgrade,
                 };
-                write_guest_head(&parts, &rewrite, &body, &mut head)
+                write_guest_head(parts, &rewrite, &body, &mut head)
             }
             Route::Passthrough => {
                 rewrite_passthrough_request(
-                    &mut parts,
+                    parts,
                     self.session.cookie_name.as_str(),
                     &self.upstream,
                     &origin,
@@ -98,14 +135,14 @@ impl Gateway {
                 if upgrade {
                     restore_websocket_headers(&mut parts.headers);
                 }
-                encode_request_head(&parts, &body, &mut head)
+                encode_request_head(parts, &body, &mut head)
             }
         };
         // The server side (hyper, h2) checked the request's lengths already; one that is still
         // not a single number is refused as broken framing.
         let framing = written.map_err(|_| GatewayError::BadBody)?;
         let outgoing = Outgoing {
-            method: parts.method,
+            method: parts.method.clone(),
             head,
             framing,
         };
@@ -143,7 +180,7 @@ impl Gateway {
             },
         };
         let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-        let (mut parts, body) = response.into_parts();
+        let (mut answer, body) = response.into_parts();
         let (tunnel, body) = match (switched, client_upgrade) {
             (true, Some(client)) => match body.into_switched() {
                 Some(upstream) => (Some((client, upstream)), empty_body()),
@@ -155,7 +192,7 @@ impl Gateway {
         let lifetime = match route {
             Route::Guest { session, .. } => {
                 sanitise_guest_response(
-                    &mut parts,
+                    &mut answer,
                     Some(&mut passed),
                     &self.upstream,
                     &self.public,
@@ -165,20 +202,20 @@ impl Gateway {
                 ))
             }
             Route::Passthrough => {
-                sanitise_passthrough_response(&mut parts, &self.upstream, &self.public);
+                sanitise_passthrough_response(&mut answer, &self.upstream, &self.public);
                 None
             }
         };
         // hyper writes an HTTP/2 answer from the map alone; casegate's HTTP/1 writer takes the
         // fields passed on from where the upstream sent them.
         let passed = if answer_in_map {
-            passed.move_into(&mut parts.headers);
+            passed.move_into(&mut answer.headers);
             None
         } else {
             Some(passed)
         };
         if let Some((client, upstream)) = tunnel {
-            restore_websocket_headers(&mut parts.headers);
+            restore_websocket_headers(&mut answer.headers);
             splice(
                 client,
                 upstream,
@@ -191,7 +228,7 @@ impl Gateway {
             );
         }
         Ok(Box::new(Answer {
-            response: Response::from_parts(parts, body),
+            response: Response::from_parts(answer, body),
             passed,
         }))
     }

@@ -28,7 +28,7 @@ use std::net::IpAddr;
 use std::pin::pin;
 use std::sync::Arc;
 
-use http::header::{self, HeaderValue};
+use http::header::HeaderValue;
 use http::{HeaderMap, Request};
 use http_body_util::BodyExt;
 use tracing::{info, warn};
@@ -50,8 +50,8 @@ use crate::caught_panic::CatchPanic;
 use crate::clock::unix_now;
 use crate::mail::Mailer;
 use crate::metrics::{self, Metrics};
-use crate::pages::{self, Lang, Templates};
-use crate::policy::{Policy, ScopeNameHasher, canonicalise_text};
+use crate::pages::{self, Lang, PageChoice, Templates};
+use crate::policy::{CanonicalTarget, Policy, ScopeNameHasher, canonicalise_text};
 use crate::proxy::cidr::TrustedProxies;
 use crate::proxy::client::ClientSettings;
 use crate::proxy::client_address::ClientAddress;
@@ -163,8 +163,6 @@ impl Gateway {
         connection: &ConnectionInfo,
         record: &mut AccessRecord,
     ) -> Box<Answer> {
-        let wants_json = pages::wants_json(request.headers());
-        let accept_language = request.headers().get(header::ACCEPT_LANGUAGE).cloned();
         let method = request.method().clone();
         let started = record.started();
         let mut context = ShareContext::default();
@@ -195,10 +193,12 @@ impl Gateway {
                 } else {
                     info!(peer = %connection.peer, client = %connection.client.ip, %method, code = page.code(), %error, "request refused");
                 }
+                // Read by whoever refused the request; none after a panic (the default: HTML).
+                let choice = context.page.take().unwrap_or_default();
                 let lang = context
                     .lang
-                    .unwrap_or_else(|| Lang::choose(None, accept_language.as_ref()));
-                let mut response = pages::render(&self.templates, page, lang, wants_json)
+                    .unwrap_or_else(|| Lang::choose(None, choice.accept_language.as_ref()));
+                let mut response = pages::render(&self.templates, page, lang, choice.wants_json)
                     .map(|body| body.map_err(|never| match never {}).boxed());
                 if error.ends_session() {
                     // A revoked cookie is dropped by the browser, so it is not sent again.
@@ -229,6 +229,58 @@ impl Gateway {
         record: &mut AccessRecord,
     ) -> Result<Box<Answer>, GatewayError> {
         let now = unix_now();
+        let target = match self.target_of(&request, record) {
+            Ok(target) => target,
+            Err(error) => return Err(refusing(error, &request, context)),
+        };
+        let admission = match self.admit(&request, &target, connection, now, context, record) {
+            Ok(admission) => admission,
+            Err(error) => return Err(refusing(error, &request, context)),
+        };
+        match admission {
+            Admission::Link(token) => self
+                .exchange_link(token, request.headers(), now, context, record)
+                .map(Answer::boxed)
+                .map_err(|error| refusing(error, &request, context)),
+            Admission::Verify(route) => {
+                // Read before the form consumes the request: these requests are few.
+                context.page = Some(PageChoice::of(request.headers()));
+                self.verify_route(route, *request, connection, now, context, record)
+                    .await
+                    .map(Answer::boxed)
+            }
+            Admission::VerifyFirst(session) => self
+                .verification_required(&request, &session.guest)
+                .map(Answer::boxed)
+                .map_err(|error| refusing(error, &request, context)),
+            Admission::Guest {
+                session,
+                pin_language,
+                upgrade,
+            } => {
+                let route = Route::Guest {
+                    session: &session,
+                    pin_language,
+                };
+                let page = &mut context.page;
+                self.forward(request, route, upgrade, connection, now, page, record)
+                    .await
+            }
+            Admission::Passthrough { upgrade } => {
+                let route = Route::Passthrough;
+                let page = &mut context.page;
+                self.forward(request, route, upgrade, connection, now, page, record)
+                    .await
+            }
+        }
+    }
+
+    /// The request's target, canonical; refused when it is not one casegate judges.
+    fn target_of<'r>(
+        &self,
+        request: &'r Request<RequestBody>,
+        record: &mut AccessRecord,
+    ) -> Result<CanonicalTarget<'r>, GatewayError> {
         let raw_target = request
             .uri()
             .path_and_query()
@@ -241,7 +293,7 @@ impl Gateway {
                 crate::policy::TargetError::NotOriginForm,
             ));
         }
-        let target = canonicalise_text(raw_target).map_err(|error| {
+        canonicalise_text(raw_target).map_err(|error| {
             // Under the link prefix, a target refused here is a link with something stuck to it
             // (a full stop or slash after it, pasted from a mail) or cut short: the recipient is
             // told the link is damaged, not that their browser sent nonsense.
@@ -252,42 +304,7 @@ impl Gateway {
             } else {
                 GatewayError::BadTarget(error)
             }
-        })?;
-        match self.admit(&request, &target, connection, now, context, record)? {
-            Admission::Link(token) => self
-                .exchange_link(token, request.headers(), now, context, record)
-                .map(Answer::boxed),
-            Admission::Verify(route) => self
-                .verify_route(route, *request, connection, now, context, record)
-                .await
-                .map(Answer::boxed),
-            Admission::VerifyFirst(session) => self
-                .verification_required(&request, &session.guest)
-                .map(Answer::boxed),
-            Admission::Guest {
-                session,
-                pin_language,
-                upgrade,
-            } => {
-                let route = Route::Guest {
-                    session: &session,
-                    pin_language,
-                };
-                self.forward(request, route, upgrade, connection, now, record)
-                    .await
-            }
-            Admission::Passthrough { upgrade } => {
-                self.forward(
-                    request,
-                    Route::Passthrough,
-                    upgrade,
-                    connection,
-                    now,
-                    record,
-                )
-                .await
-            }
-        }
+        })
     }
 
     fn origin<'a>(&'a self, connection: &'a ConnectionInfo) -> Origin<'a> {
@@ -297,4 +314,14 @@ impl Gateway {
             public_host: &self.public_host,
         }
     }
+}
+
+/// `error`, with the request's fields a refusal's page is written from noted in `context`.
+fn refusing(
+    error: GatewayError,
+    request: &Request<RequestBody>,
+    context: &mut ShareContext,
+) -> GatewayError {
+    context.page = Some(PageChoice::of(request.headers()));
+    error
 }

@@ -1,7 +1,7 @@
 //! What the request path learned about the share before it refused a request: the language the
-//! refusal is worded in, and which guest cookies it drops.
+//! refusal is worded in, which guest cookies it drops, and how the client asked for pages.
 
-use crate::pages::Lang;
+use crate::pages::{Lang, PageChoice};
 
 #[derive(Debug, Default)]
 pub struct ShareContext {
@@ -13,6 +13,10 @@ pub struct ShareContext {
     /// the recipient is told "open your link again" rather than the same refusal until it
     /// expires. Only the ones the refusal is about: the guest's sessions of other cases stay.
     pub dead_cookies: Vec<String>,
+    /// The request's fields a refusal's page is written from, read when the request was refused
+    /// (a forwarded request is consumed before its answer is known, so whoever refuses it reads
+    /// them, from the fields still at hand).
+    pub page: Option<PageChoice>,
 }
 
 impl ShareContext {

@@ -15,6 +15,6 @@ mod templates;
 pub use catalog::{Entry, Page};
 pub use engine::Vars;
 pub use lang::Lang;
-pub use negotiate::wants_json;
+pub use negotiate::{PageChoice, wants_json};
 pub use render::{render, respond};
 pub use templates::Templates;

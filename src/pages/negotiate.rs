@@ -1,7 +1,27 @@
 //! Choosing between the HTML page and the JSON body from the request's `Accept` header.
 
-use http::HeaderMap;
-use http::header::ACCEPT;
+use http::header::{ACCEPT, ACCEPT_LANGUAGE};
+use http::{HeaderMap, HeaderValue};
+
+/// What a refusal's page is written from, of the request's fields: HTML or JSON, and the
+/// browser's languages. Read only once the request is refused (two lookups a request, and a
+/// reference taken to `Accept-Language`, that a forwarded request never needed). The default,
+/// when the fields are gone (the request's handling panicked): the HTML page, in the share's
+/// language or English.
+#[derive(Debug, Clone, Default)]
+pub struct PageChoice {
+    pub wants_json: bool,
+    pub accept_language: Option<HeaderValue>,
+}
+
+impl PageChoice {
+    pub fn of(headers: &HeaderMap) -> PageChoice {
+        PageChoice {
+            wants_json: wants_json(headers),
+            accept_language: headers.get(ACCEPT_LANGUAGE).cloned(),
+        }
+    }
+}
 
 /// True when the client asks for JSON and not for HTML.
 ///
@@ -16,7 +36,7 @@ pub fn wants_json(headers: &HeaderMap) -> bool {
             .iter()
             .any(|value| contains_ignore_ascii_case(value.as_bytes(), media_type))
     };
-    // Asked on every request; a browser's Accept starts with `text/html`, which settles it.
+    // A browser's Accept starts with `text/html`, which settles it.
     !lists(b"text/html") && lists(b"application/json")
 }
 
