@@ -31,7 +31,9 @@ use casegate::share::{Guest, KeyRing, Secret, cookie};
 use bytes::BytesMut;
 use casegate::proxy::upstream_h1::BodyFraming;
 use casegate::proxy::upstream_h1::chunked::{ChunkedDecoder, Decoded};
-use casegate::proxy::upstream_h1::response_head::{KnownNames, Parsed, parse_response_head};
+use casegate::proxy::upstream_h1::response_head::{
+    KnownNames, Parsed, ResponseNames, parse_response_head,
+};
 use casegate::server::h1::request_body::BodyDecoder;
 use casegate::server::h1::request_head::{HeadLimits, RequestFraming, parse_request_head};
 use http::Method;
@@ -614,14 +616,31 @@ pub enum BodyEnd {
     Broken,
 }
 
-/// Reads `stream` as casegate's upstream client does, the bytes arriving `piece` at a time.
+/// An answer as an app behind nginx sends it, whose field names a connection then remembers.
+const TYPICAL_RESPONSE: &[u8] =
+    b"HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Sat, 05 Dec 2026 16:00:00 GMT\r\n\
+    Content-Type: application/json\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\
+    ETag: \"1\"\r\nSet-Cookie: a=1\r\nAccept-Ranges: bytes\r\n\r\n{}";
+
+/// Reads `stream` as casegate's upstream client does, the bytes arriving `piece` at a time, on a
+/// new connection.
 pub fn read_upstream_response(stream: &[u8], piece: usize, method: &Method) -> UpstreamRead {
+    read_upstream_response_after(stream, piece, method, &mut ResponseNames::default())
+}
+
+/// [`read_upstream_response`] on a connection that remembers `names` from the heads it read
+/// before.
+pub fn read_upstream_response_after(
+    stream: &[u8],
+    piece: usize,
+    method: &Method,
+    names: &mut ResponseNames,
+) -> UpstreamRead {
     let mut pieces = stream.chunks(piece.max(1));
     let mut buffer = BytesMut::new();
-    let mut names = KnownNames::default();
     let mut interim = 0;
     let head = loop {
-        match parse_response_head(&mut buffer, method, &mut names) {
+        match parse_response_head(&mut buffer, method, names) {
             Ok(Parsed::Final(head)) => break *head,
             Ok(Parsed::Interim) => {
                 interim += 1;
@@ -720,6 +739,23 @@ pub fn check_upstream_response(data: &[u8]) {
         whole, split,
         "upstream_response: read in pieces of {piece}, the stream read otherwise"
     );
+    // A kept connection remembers the last head's field names, and recalls a name (and what
+    // becomes of its field) when the next head has it in the same place: after another head,
+    // then after this one, the stream reads as on a new connection.
+    let mut names = ResponseNames::default();
+    let _ = read_upstream_response_after(
+        TYPICAL_RESPONSE,
+        TYPICAL_RESPONSE.len(),
+        &method,
+        &mut names,
+    );
+    for turn in ["after another head", "after its own"] {
+        let remembered = read_upstream_response_after(stream, piece, &method, &mut names);
+        assert_eq!(
+            whole, remembered,
+            "upstream_response: read {turn} on the same connection, the stream read otherwise"
+        );
+    }
     let UpstreamRead::Read {
         status,
         fields,
