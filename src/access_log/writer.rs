@@ -30,7 +30,8 @@ pub(super) struct Writer {
     /// so that the write is atomic and the process log cannot cut a line in half.
     write_bytes: usize,
     dropped: Arc<AtomicU64>,
-    /// Whole lines gathered for the next write, and how many.
+    /// Whole lines gathered for the next write, and how many; while a line is formatted, it
+    /// follows them.
     pending: Vec<u8>,
     pending_lines: u64,
     /// Writes are failing: said once in the process log, not again until one succeeds.

@@ -219,8 +219,9 @@ impl Gateway {
     }
 
     /// `context` learns the share's language once a verified link or cookie names it, so even a
-    /// refusal after that point (revoked, not allowed) is in the share's language, and which of
-    /// our cookies a refusal drops.
+    /// refusal after that point (revoked, not allowed) is in the share's language, which of our
+    /// cookies a refusal drops, and, from whoever refuses the request, the fields its page is
+    /// written from.
     async fn handle_inner(
         &self,
         request: Box<Request<RequestBody>>,

@@ -98,7 +98,8 @@ pub fn canonicalise(raw: &[u8]) -> Result<CanonicalTarget<'_>, TargetError> {
 }
 
 /// [`canonicalise`] for a target that is text already, as the request's URI holds it: the
-/// gateway's every request, which the UTF-8 check cost about 110 instructions (callgrind).
+/// gateway's, on every request, where checking its UTF-8 again cost about 110 instructions
+/// (callgrind).
 pub fn canonicalise_text(raw: &str) -> Result<CanonicalTarget<'_>, TargetError> {
     check_frame(raw.as_bytes())?;
     judge(raw)
@@ -116,6 +117,7 @@ fn check_frame(raw: &[u8]) -> Result<(), TargetError> {
     Ok(())
 }
 
+/// The path and query of a target whose frame was checked, judged.
 fn judge(raw: &str) -> Result<CanonicalTarget<'_>, TargetError> {
     let (path, query) = match plain_path_len(raw.as_bytes()) {
         // The path is judged already; the byte after it, if any, is the `?`.
