@@ -7,7 +7,8 @@
 //! reached") rather than the kind page every other failure gets, an API client a broken
 //! connection rather than a JSON error with a stable code, and the access log, finding the request
 //! unanswered, counts it as closed by the client. Caught, it takes the path of any other internal
-//! error: the recipient's page (HTML or JSON, in their language), a 500 in the access log and
+//! error: the recipient's page (HTML, in the share's language or English: the request's `Accept`
+//! fields went with what panicked), a 500 in the access log and
 //! `casegate_requests_total{decision="internal_error"}`; for the admin API, `500 {"error":
 //! {"code":"internal",...}}`. The panic itself is reported once, by the process's hook
 //! (`panic_report`), with its place in the source.
