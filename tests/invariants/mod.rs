@@ -32,7 +32,7 @@ use bytes::BytesMut;
 use casegate::proxy::upstream_h1::BodyFraming;
 use casegate::proxy::upstream_h1::chunked::{ChunkedDecoder, Decoded};
 use casegate::proxy::upstream_h1::response_head::{
-    KnownNames, Parsed, ResponseNames, parse_response_head,
+    KnownNames, Parsed, ResponseMemory, parse_response_head,
 };
 use casegate::server::h1::request_body::BodyDecoder;
 use casegate::server::h1::request_head::{HeadLimits, RequestFraming, parse_request_head};
@@ -625,22 +625,22 @@ const TYPICAL_RESPONSE: &[u8] =
 /// Reads `stream` as casegate's upstream client does, the bytes arriving `piece` at a time, on a
 /// new connection.
 pub fn read_upstream_response(stream: &[u8], piece: usize, method: &Method) -> UpstreamRead {
-    read_upstream_response_after(stream, piece, method, &mut ResponseNames::default())
+    read_upstream_response_after(stream, piece, method, &mut ResponseMemory::default())
 }
 
-/// [`read_upstream_response`] on a connection that remembers `names` from the heads it read
+/// [`read_upstream_response`] on a connection that remembers in `memory` the heads it read
 /// before.
 pub fn read_upstream_response_after(
     stream: &[u8],
     piece: usize,
     method: &Method,
-    names: &mut ResponseNames,
+    memory: &mut ResponseMemory,
 ) -> UpstreamRead {
     let mut pieces = stream.chunks(piece.max(1));
     let mut buffer = BytesMut::new();
     let mut interim = 0;
     let head = loop {
-        match parse_response_head(&mut buffer, method, names) {
+        match parse_response_head(&mut buffer, method, memory) {
             Ok(Parsed::Final(head)) => break *head,
             Ok(Parsed::Interim) => {
                 interim += 1;
@@ -718,6 +718,35 @@ pub fn read_upstream_response_after(
     }
 }
 
+/// The stream a little changed, as the next answer on a connection often is: every digit
+/// turned to the next (a `Date`'s seconds, a length, a status), every letter's case swapped (a
+/// value, a name), and one byte, picked by `control`, made one that ends, trims or breaks a value
+/// (or an ordinary letter).
+fn variants_of(stream: &[u8], control: u8) -> [Vec<u8>; 3] {
+    let next_digits = stream
+        .iter()
+        .map(|&byte| match byte {
+            b'9' => b'0',
+            b'0'..=b'8' => byte + 1,
+            _ => byte,
+        })
+        .collect();
+    let swapped_case = stream
+        .iter()
+        .map(|&byte| match byte {
+            b'a'..=b'z' | b'A'..=b'Z' => byte ^ 0x20,
+            _ => byte,
+        })
+        .collect();
+    let mut one_byte = stream.to_vec();
+    if !one_byte.is_empty() {
+        let at = usize::from(control).wrapping_mul(37) % one_byte.len();
+        let breakers = [b' ', b'\t', b'\r', b'\n', 0, 0x7f, 0x80, b':', b'x'];
+        one_byte[at] = breakers[usize::from(control) % breakers.len()];
+    }
+    [next_digits, swapped_case, one_byte]
+}
+
 /// Arbitrary bytes as what an upstream sends for one request; the first byte picks the request's
 /// method (GET or HEAD) and the size of the pieces the rest arrives in. However the bytes are
 /// split, the same head, body and leftover are read; nothing panics; the body holds no byte the
@@ -739,21 +768,33 @@ pub fn check_upstream_response(data: &[u8]) {
         whole, split,
         "upstream_response: read in pieces of {piece}, the stream read otherwise"
     );
-    // A kept connection remembers the last head's field names, and recalls a name (and what
-    // becomes of its field) when the next head has it in the same place: after another head,
-    // then after this one, the stream reads as on a new connection.
-    let mut names = ResponseNames::default();
+    // A kept connection remembers the last head: the next is read as a repeat of it when it
+    // differs only in values handed on, and otherwise the names are recalled one by one where
+    // the next head has them in the same place. After another head, then after this one, the
+    // stream reads as on a new connection; and so do the stream's variants (digits, letter case,
+    // one byte changed) after the stream.
+    let mut memory = ResponseMemory::default();
     let _ = read_upstream_response_after(
         TYPICAL_RESPONSE,
         TYPICAL_RESPONSE.len(),
         &method,
-        &mut names,
+        &mut memory,
     );
     for turn in ["after another head", "after its own"] {
-        let remembered = read_upstream_response_after(stream, piece, &method, &mut names);
+        let remembered = read_upstream_response_after(stream, piece, &method, &mut memory);
         assert_eq!(
             whole, remembered,
             "upstream_response: read {turn} on the same connection, the stream read otherwise"
+        );
+    }
+    for variant in variants_of(stream, control) {
+        let _ = read_upstream_response_after(stream, piece, &method, &mut memory);
+        let remembered = read_upstream_response_after(&variant, piece, &method, &mut memory);
+        let fresh = read_upstream_response(&variant, piece, &method);
+        assert_eq!(
+            fresh, remembered,
+            "upstream_response: {variant:?} read after {stream:?} on the same connection, \
+             the variant read otherwise"
         );
     }
     let UpstreamRead::Read {

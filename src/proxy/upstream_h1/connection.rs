@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
-use super::response_head::ResponseNames;
+use super::response_head::ResponseMemory;
 use crate::coarse_clock;
 use crate::direct_tcp::DirectTcpStream;
 use crate::proxy::pool::Destination;
@@ -35,8 +35,8 @@ pub struct UpstreamConnection {
     /// would be read as the next exchange's response.
     pub(super) buffer: BytesMut,
     pub(super) read_size: usize,
-    /// The field names of the last response, in order (see `parse_response_head`).
-    pub(super) names: ResponseNames,
+    /// What the last response head leaves for reading the next (see `parse_response_head`).
+    pub(super) memory: ResponseMemory,
     /// The timer for the response timeout, kept from exchange to exchange (`lazy_timer`); made
     /// by the first exchange, and out of the connection while an exchange runs beside it.
     timer: Option<Pin<Box<Sleep>>>,
@@ -56,7 +56,7 @@ impl UpstreamConnection {
             destination,
             buffer: BytesMut::new(),
             read_size: FIRST_READ,
-            names: ResponseNames::default(),
+            memory: ResponseMemory::default(),
             timer: None,
             opened: coarse_clock::now(),
             responses: 0,

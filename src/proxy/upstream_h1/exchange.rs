@@ -16,7 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 use super::connection::{UpstreamConnection, poll_fill};
 use super::request_head::RequestFraming;
-use super::response_head::{HeadError, Parsed, ResponseHead, ResponseNames, parse_response_head};
+use super::response_head::{HeadError, Parsed, ResponseHead, ResponseMemory, parse_response_head};
 use crate::proxy::{Body, BoxError};
 
 /// The most interim (1xx) responses read before the final one; an upstream that sends more is
@@ -141,19 +141,19 @@ pub async fn exchange(
         stream,
         buffer,
         read_size,
-        names,
+        memory,
         ..
     } = connection;
     let (mut reader, mut writer) = stream.split();
     if framing == RequestFraming::Empty {
         writer.write_all(head).await.map_err(ExchangeError::Write)?;
-        let head = read_head(&mut reader, buffer, read_size, names, method).await?;
+        let head = read_head(&mut reader, buffer, read_size, memory, method).await?;
         return Ok(Answered {
             head,
             request_sent: true,
         });
     }
-    let mut answer = pin!(read_head(&mut reader, buffer, read_size, names, method));
+    let mut answer = pin!(read_head(&mut reader, buffer, read_size, memory, method));
     let upload = upload(&mut writer, head, body, framing);
     tokio::select! {
         biased;
@@ -169,14 +169,14 @@ async fn read_head(
     reader: &mut (impl AsyncRead + Unpin),
     buffer: &mut BytesMut,
     read_size: &mut usize,
-    names: &mut ResponseNames,
+    memory: &mut ResponseMemory,
     method: &Method,
 ) -> Result<Box<ResponseHead>, ExchangeError> {
     let mut interim = 0;
     let mut received = false;
     loop {
         if !buffer.is_empty() {
-            match parse_response_head(buffer, method, names).map_err(ExchangeError::Head)? {
+            match parse_response_head(buffer, method, memory).map_err(ExchangeError::Head)? {
                 Parsed::Final(head) => return Ok(head),
                 Parsed::Interim => {
                     interim += 1;

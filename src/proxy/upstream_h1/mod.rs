@@ -15,6 +15,7 @@ pub mod chunked;
 pub mod connection;
 pub mod exchange;
 pub mod passed_fields;
+pub mod repeated_head;
 pub mod request_head;
 pub mod response_head;
 

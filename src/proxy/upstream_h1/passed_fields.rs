@@ -105,6 +105,11 @@ impl PassedFields {
         out.extend_from_slice(&head[run]);
     }
 
+    /// Where each field sits in the head.
+    pub(super) fn spans(&self) -> &[FieldSpan] {
+        &self.spans
+    }
+
     pub fn has_date(&self) -> bool {
         self.date
     }

@@ -14,6 +14,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Version};
 
 use super::passed_fields::PassedFields;
+use super::repeated_head::{ReadHead, RepeatedHead};
 use crate::proxy::hop::{field_named_by, is_hop_by_hop, options_in};
 use crate::proxy::response::is_read_or_changed;
 
@@ -98,8 +99,16 @@ impl std::error::Error for HeadError {}
 pub fn parse_response_head(
     buffer: &mut BytesMut,
     method: &Method,
-    names: &mut ResponseNames,
+    memory: &mut ResponseMemory,
 ) -> Result<Parsed, HeadError> {
+    if let Some(head) = memory
+        .last
+        .as_ref()
+        .and_then(|last| last.read(buffer, method))
+    {
+        return Ok(Parsed::Final(head));
+    }
+    let names = &mut memory.names;
     let mut fields = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut []);
     let status = httparse::ParserConfig::default().parse_response_with_uninit_headers(
@@ -139,6 +148,8 @@ pub fn parse_response_head(
     let mut reading = FramingFields::default();
     // Only the fields casegate reads or changes: usually none.
     let mut headers = HeaderMap::new();
+    // Where the map's values sit in the head, for the next head that repeats this one.
+    let mut kept_values = Vec::new();
     let mut passed = Vec::with_capacity(count);
     let mut date = false;
     for (index, &span) in spans.iter().enumerate() {
@@ -174,18 +185,32 @@ pub fn parse_response_head(
             // visible ASCII and SP, obs-text 0x80-0xFF: its HEADER_VALUE_MAP is `http`'s rule),
             // so checking every byte again would be work for nothing. hyper's client does the
             // same.
-            let value =
-                unsafe { HeaderValue::from_maybe_shared_unchecked(head.slice(value_range)) };
+            let value = unsafe {
+                HeaderValue::from_maybe_shared_unchecked(head.slice(value_range.clone()))
+            };
+            kept_values.push((name.clone(), value_range));
             headers.append(name, value);
         }
     }
     // Remembered for the next response: this one's names and no more, so that the memory is
     // bounded by one head.
     names.truncate(count);
-    let mut passed = PassedFields::new(head, passed, date);
-    for name in &reading.connection_named {
-        headers.remove(name);
-        passed.remove(name);
+    let mut passed = PassedFields::new(head.clone(), passed, date);
+    for name in std::mem::take(&mut reading.connection_named) {
+        headers.remove(&name);
+        passed.remove(&name);
+        kept_values.retain(|(kept, _)| *kept != name);
+    }
+    if status != StatusCode::SWITCHING_PROTOCOLS {
+        let read = ReadHead {
+            bytes: &head,
+            status,
+            version,
+            passed: &passed,
+            kept: kept_values,
+            framing: &reading,
+        };
+        memory.last = RepeatedHead::remember(read, memory.last.take());
     }
     Ok(Parsed::Final(Box::new(
         reading.decide(status, version, headers, passed, method),
@@ -312,6 +337,22 @@ impl<T> KnownNames<T> {
 /// What a response's field names are remembered with.
 pub type ResponseNames = KnownNames<Disposition>;
 
+/// What a connection remembers of its last response head for reading the next: the last final
+/// head itself, which the next usually repeats but for a few values ([`RepeatedHead`]), and
+/// failing that the field names, recalled one by one.
+#[derive(Debug, Default)]
+pub struct ResponseMemory {
+    names: ResponseNames,
+    last: Option<RepeatedHead>,
+}
+
+impl ResponseMemory {
+    #[cfg(test)]
+    pub(crate) fn last_head(&self) -> Option<&RepeatedHead> {
+        self.last.as_ref()
+    }
+}
+
 /// Real field names are short; a long one is not worth remembering.
 const LONGEST_KNOWN_NAME: usize = 64;
 
@@ -355,8 +396,8 @@ pub(crate) fn learn_name<T: Copy>(
 }
 
 /// The fields that decide framing and reuse, noted as the head is read.
-#[derive(Default)]
-struct FramingFields {
+#[derive(Debug, Default, Clone)]
+pub(super) struct FramingFields {
     content_length: Option<u64>,
     transfer_encoding: bool,
     chunked_last: bool,
@@ -390,7 +431,7 @@ impl FramingFields {
         Ok(())
     }
 
-    fn decide(
+    pub(super) fn decide(
         self,
         status: StatusCode,
         version: Version,
@@ -457,7 +498,7 @@ pub(crate) fn parse_length(digits: &[u8]) -> Option<u64> {
 #[cfg(test)]
 pub(crate) fn final_head_of(text: &str, method: &Method) -> ResponseHead {
     let mut buffer = BytesMut::from(text.as_bytes());
-    match parse_response_head(&mut buffer, method, &mut KnownNames::default()) {
+    match parse_response_head(&mut buffer, method, &mut ResponseMemory::default()) {
         Ok(Parsed::Final(head)) => *head,
         other => panic!("{text:?}: {other:?}"),
     }
@@ -469,7 +510,7 @@ mod tests {
 
     fn parse(text: &str, method: &Method) -> Result<Parsed, HeadError> {
         let mut buffer = BytesMut::from(text.as_bytes());
-        parse_response_head(&mut buffer, method, &mut KnownNames::default())
+        parse_response_head(&mut buffer, method, &mut ResponseMemory::default())
     }
 
     fn final_head(text: &str) -> ResponseHead {
@@ -652,11 +693,11 @@ mod tests {
             &b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"[..],
         );
         assert!(matches!(
-            parse_response_head(&mut buffer, &Method::GET, &mut KnownNames::default()),
+            parse_response_head(&mut buffer, &Method::GET, &mut ResponseMemory::default()),
             Ok(Parsed::Interim)
         ));
         let Ok(Parsed::Final(head)) =
-            parse_response_head(&mut buffer, &Method::GET, &mut KnownNames::default())
+            parse_response_head(&mut buffer, &Method::GET, &mut ResponseMemory::default())
         else {
             panic!("no final head");
         };
@@ -696,7 +737,7 @@ mod tests {
 
     #[test]
     fn names_remembered_from_the_last_response_are_the_names_parsed_afresh() {
-        let mut names = KnownNames::default();
+        let mut names = ResponseMemory::default();
         for text in [
             "HTTP/1.1 200 OK\r\nContent-Type: a\r\nX-One: 1\r\nContent-Length: 0\r\n\r\n",
             // Same places, other case: the same names.
@@ -717,7 +758,7 @@ mod tests {
                 "{text:?}"
             );
         }
-        assert_eq!(names.len(), 4);
+        assert_eq!(names.names.len(), 4);
         // A name that only differs in a byte that is not a letter is not the remembered one.
         let mut buffer =
             BytesMut::from(&b"HTTP/1.1 200 OK\r\nX_Two: 2\r\nContent-Length: 0\r\n\r\n"[..]);
@@ -737,7 +778,7 @@ mod tests {
     fn the_date_is_known_whether_its_name_is_recalled_or_parsed() {
         let date = "Date: Tue, 01 Dec 2026 00:00:00 GMT\r\n";
         let end = "Content-Length: 0\r\n\r\n";
-        let mut names = KnownNames::default();
+        let mut names = ResponseMemory::default();
         for (fields, is_dated) in [
             (date.to_owned(), true),
             // The same spelling in the same place: recalled.
@@ -779,7 +820,7 @@ mod tests {
     /// (about 128 x 64 KiB, twice, in the first version, found in review).
     #[test]
     fn remembered_names_never_hold_more_than_one_heads_worth() {
-        let mut names = KnownNames::default();
+        let mut names = ResponseMemory::default();
         let long = "n".repeat(60_000);
         // The long name moves one place to the front with each response; the places behind it
         // are not touched by the shorter head.
@@ -797,6 +838,7 @@ mod tests {
             ));
         }
         let held: usize = names
+            .names
             .0
             .iter()
             .map(|(spelled, name, _)| spelled.len() + name.as_str().len())
@@ -804,7 +846,7 @@ mod tests {
         assert!(
             held <= 2 * MAX_HEAD_BYTES,
             "one connection remembers {held} bytes of field names ({} places)",
-            names.len()
+            names.names.len()
         );
     }
 
