@@ -500,6 +500,8 @@ fn client_stream() -> impl Strategy<Value = Vec<u8>> {
         "X-[A-Za-z]{1,8}: [ -~]{0,12}",
         "[A-Za-z-]{1,10}:[ -~]{0,10}",
         " [ -~]{0,8}",
+        // What a browser or a video player sends with every request.
+        "(Host|Cookie|Range): [ -~]{0,12}",
     ];
     let body = prop_oneof![
         (

@@ -31,11 +31,11 @@ use casegate::share::{Guest, KeyRing, Secret, cookie};
 use bytes::BytesMut;
 use casegate::proxy::upstream_h1::BodyFraming;
 use casegate::proxy::upstream_h1::chunked::{ChunkedDecoder, Decoded};
-use casegate::proxy::upstream_h1::response_head::{
-    KnownNames, Parsed, ResponseMemory, parse_response_head,
-};
+use casegate::proxy::upstream_h1::response_head::{Parsed, ResponseMemory, parse_response_head};
 use casegate::server::h1::request_body::BodyDecoder;
-use casegate::server::h1::request_head::{HeadLimits, RequestFraming, parse_request_head};
+use casegate::server::h1::request_head::{
+    HeadLimits, RequestFraming, RequestMemory, parse_request_head,
+};
 use http::Method;
 
 /// The reference config, as shipped.
@@ -718,11 +718,11 @@ pub fn read_upstream_response_after(
     }
 }
 
-/// The stream a little changed, as the next answer on a connection often is: every digit
-/// turned to the next (a `Date`'s seconds, a length, a status), every letter's case swapped (a
-/// value, a name), and one byte, picked by `control`, made one that ends, trims or breaks a value
-/// (or an ordinary letter).
-fn variants_of(stream: &[u8], control: u8) -> [Vec<u8>; 3] {
+/// The stream a little changed, as the next head on a connection often is: every digit turned to
+/// the next (a `Date`'s seconds, a length, a status), every letter's case swapped (a value, a
+/// name), every small vowel made an `x` (`close` and `chunked` no longer said), and one byte,
+/// picked by `control`, made one that ends, trims or breaks a value (or an ordinary letter).
+fn variants_of(stream: &[u8], control: u8) -> [Vec<u8>; 4] {
     let next_digits = stream
         .iter()
         .map(|&byte| match byte {
@@ -738,13 +738,20 @@ fn variants_of(stream: &[u8], control: u8) -> [Vec<u8>; 3] {
             _ => byte,
         })
         .collect();
+    let no_vowels = stream
+        .iter()
+        .map(|&byte| match byte {
+            b'a' | b'e' | b'i' | b'o' | b'u' => b'x',
+            _ => byte,
+        })
+        .collect();
     let mut one_byte = stream.to_vec();
     if !one_byte.is_empty() {
         let at = usize::from(control).wrapping_mul(37) % one_byte.len();
         let breakers = [b' ', b'\t', b'\r', b'\n', 0, 0x7f, 0x80, b':', b'x'];
         one_byte[at] = breakers[usize::from(control) % breakers.len()];
     }
-    [next_digits, swapped_case, one_byte]
+    [next_digits, swapped_case, no_vowels, one_byte]
 }
 
 /// Arbitrary bytes as what an upstream sends for one request; the first byte picks the request's
@@ -908,10 +915,20 @@ pub struct ClientRead {
 /// `piece` at a time: heads, then each body as far as its framing says, while the connection is
 /// kept alive.
 pub fn read_client_requests(stream: &[u8], piece: usize) -> ClientRead {
+    read_client_requests_remembering(stream, piece, true)
+}
+
+/// [`read_client_requests`], with the connection remembering each head for reading the next
+/// (as the server does) or forgetting it (each head parsed as on a new connection).
+pub fn read_client_requests_remembering(
+    stream: &[u8],
+    piece: usize,
+    remembering: bool,
+) -> ClientRead {
     let mut pieces = stream.chunks(piece.max(1));
     let mut fed = 0;
     let mut buffer = BytesMut::new();
-    let mut names = KnownNames::default();
+    let mut memory = RequestMemory::default();
     let mut requests = Vec::new();
     let mut feed = |buffer: &mut BytesMut| match pieces.next() {
         Some(bytes) => {
@@ -922,7 +939,10 @@ pub fn read_client_requests(stream: &[u8], piece: usize) -> ClientRead {
         None => false,
     };
     loop {
-        let head = match parse_request_head(&mut buffer, CLIENT_HEAD_LIMITS, &mut names) {
+        if !remembering {
+            memory = RequestMemory::default();
+        }
+        let head = match parse_request_head(&mut buffer, CLIENT_HEAD_LIMITS, &mut memory) {
             Ok(Some(head)) => head,
             Ok(None) if feed(&mut buffer) => continue,
             Ok(None) => break,
@@ -991,6 +1011,23 @@ pub fn check_client_requests(data: &[u8]) {
         whole.consumed <= stream.len(),
         "client_requests: more bytes read than sent"
     );
+    // A connection remembers its last head, and reads the next as a repeat of it when it differs
+    // only in values the server does not read: the stream, and the stream followed by its
+    // variants (digits, letter case, one byte changed), read as with every head parsed afresh.
+    assert_eq!(
+        whole,
+        read_client_requests_remembering(stream, stream.len().max(1), false),
+        "client_requests: read remembering each head, the stream read otherwise"
+    );
+    for variant in variants_of(stream, control) {
+        let both = [stream, &variant].concat();
+        assert_eq!(
+            read_client_requests_remembering(&both, piece, true),
+            read_client_requests_remembering(&both, piece, false),
+            "client_requests: {variant:?} read after {stream:?} remembering each head, \
+             the two read otherwise"
+        );
+    }
     for (index, request) in whole.requests.iter().enumerate() {
         let named = |wanted: &str| -> Vec<&[u8]> {
             request

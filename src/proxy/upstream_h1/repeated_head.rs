@@ -126,7 +126,7 @@ impl RepeatedHead {
 /// them a byte a field value may hold inside it: visible ASCII or obs-text (0x80-0xFF), no SP or
 /// HTAB, which the parser trims from a value's ends, and no control. All three are as long as
 /// each other.
-fn alike_but_for_values(last: &[u8], changeable: &[u8], new: &[u8]) -> bool {
+pub(crate) fn alike_but_for_values(last: &[u8], changeable: &[u8], new: &[u8]) -> bool {
     // Bytes as lanes, with masks instead of branches, in blocks of a fixed size that the compiler
     // turns into a few vector instructions; most blocks are the same bytes, found with fewer. The
     // last block ends with the head, over bytes checked already (checking them twice is

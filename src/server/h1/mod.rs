@@ -18,6 +18,7 @@
 //! coalesced into one write, a large upstream body spliced, every write under a stall limit), and
 //! go round again while both sides keep the connection alive.
 
+mod repeated_request;
 pub mod request_body;
 pub mod request_head;
 pub mod response_head;
@@ -41,10 +42,9 @@ use tokio::sync::watch;
 use tracing::debug;
 
 use crate::proxy::upstream_h1::CarriesPassedFields;
-use crate::proxy::upstream_h1::response_head::KnownNames;
 use body_pump::{BodyPump, skip_arrived_body};
 use request_body::{BodyDecoder, BodySender, H1Body, body_channel};
-use request_head::{HeadError, HeadLimits, RequestHead};
+use request_head::{HeadError, HeadLimits, RequestHead, RequestMemory};
 use response_head::Asked;
 use splice::SpliceTarget;
 use upgrade::PendingUpgrade;
@@ -95,12 +95,12 @@ pub async fn serve<T, H, F, B>(
     B::Error: std::fmt::Display,
 {
     let mut buffer = BytesMut::from(read);
-    let mut names = KnownNames::default();
+    let mut memory = RequestMemory::default();
     let mut out = Vec::new();
     let mut waiting = Waiting::new(peer, settings, shutdown);
     loop {
         let head = match waiting
-            .next_head(&mut io, &mut buffer, &mut names, &mut out, events)
+            .next_head(&mut io, &mut buffer, &mut memory, &mut out, events)
             .await
         {
             Next::Head(head) => head,
@@ -316,10 +316,10 @@ mod tests {
         let (mut client, mut server) = tokio::io::duplex(1024);
         let (_shutdown, mut waiting) = waiting(SETTINGS, false);
         let mut buffer = BytesMut::new();
-        let mut names = KnownNames::default();
+        let mut memory = RequestMemory::default();
         // What a coalesced answer of small frames leaves behind.
         let mut out = Vec::with_capacity(WRITE_BATCH * 2);
-        let next = waiting.next_head(&mut server, &mut buffer, &mut names, &mut out, &NoEvents);
+        let next = waiting.next_head(&mut server, &mut buffer, &mut memory, &mut out, &NoEvents);
         let later = async {
             tokio::time::sleep(PARK_AFTER * 2).await;
             client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
@@ -421,9 +421,9 @@ mod tests {
         };
         let (_shutdown, mut waiting) = waiting(settings, true);
         let mut buffer = BytesMut::new();
-        let mut names = KnownNames::default();
+        let mut memory = RequestMemory::default();
         let mut out = Vec::new();
-        let next = waiting.next_head(&mut client, &mut buffer, &mut names, &mut out, &NoEvents);
+        let next = waiting.next_head(&mut client, &mut buffer, &mut memory, &mut out, &NoEvents);
         let next = tokio::time::timeout(Duration::from_secs(10), next)
             .await
             .expect("a 1 MiB head in 128-byte pieces took more than 10 s to read");
@@ -472,10 +472,10 @@ mod tests {
         };
         let (_shutdown, mut waiting) = waiting(SETTINGS, false);
         let mut buffer = BytesMut::new();
-        let mut names = KnownNames::default();
+        let mut memory = RequestMemory::default();
         let mut out = Vec::new();
         let events = ParkEvents(Arc::clone(&parked));
-        let next = waiting.next_head(&mut server, &mut buffer, &mut names, &mut out, &events);
+        let next = waiting.next_head(&mut server, &mut buffer, &mut memory, &mut out, &events);
         let later = async {
             tokio::time::sleep(PARK_AFTER * 2).await;
             client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();

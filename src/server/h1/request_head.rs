@@ -16,6 +16,7 @@ use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Uri, Version};
 
+use super::repeated_request::{ReadRequest, RepeatedRequest, map_room};
 use crate::proxy::hop::options_of;
 use crate::proxy::upstream_h1::response_head::{
     FieldSpan, KnownNames, field_name, field_ranges, field_spans, parse_length,
@@ -101,20 +102,40 @@ pub const FIELDS_CEILING: usize = 1024;
 /// pages are probed (one write each, all in one set of the L1 data cache) at every poll. Only a
 /// configuration allowing more fields pays for it now (`parse_with_most_room`).
 const STACK_FIELDS: usize = 100;
-/// The fewest fields a request's map has room for (see `parse_request_head`).
-const SPARE_SLOTS: usize = 6;
+/// What a connection remembers of its last request head for reading the next: the head itself,
+/// which the next often repeats but for a few values ([`RepeatedRequest`]), and failing that the
+/// field names, recalled one by one.
+#[derive(Debug, Default)]
+pub struct RequestMemory {
+    names: KnownNames,
+    last: Option<RepeatedRequest>,
+}
+
+impl RequestMemory {
+    #[cfg(test)]
+    pub(crate) fn last_request(&self) -> Option<&RepeatedRequest> {
+        self.last.as_ref()
+    }
+}
 
 /// Parses a request head at the front of `buffer`, removing it once whole. `Ok(None)`: not whole
 /// yet, read more.
 pub fn parse_request_head(
     buffer: &mut BytesMut,
     limits: HeadLimits,
-    names: &mut KnownNames,
+    memory: &mut RequestMemory,
 ) -> Result<Option<RequestHead>, HeadError> {
+    if let Some(head) = memory
+        .last
+        .as_mut()
+        .and_then(|last| last.read(buffer, limits))
+    {
+        return Ok(Some(head));
+    }
     if limits.max_fields <= STACK_FIELDS {
-        parse_with_room::<STACK_FIELDS>(buffer, limits, names)
+        parse_with_room::<STACK_FIELDS>(buffer, limits, memory)
     } else {
-        parse_with_most_room(buffer, limits, names)
+        parse_with_most_room(buffer, limits, memory)
     }
 }
 
@@ -124,22 +145,22 @@ pub fn parse_request_head(
 fn parse_with_most_room(
     buffer: &mut BytesMut,
     limits: HeadLimits,
-    names: &mut KnownNames,
+    memory: &mut RequestMemory,
 ) -> Result<Option<RequestHead>, HeadError> {
-    parse_with_room::<FIELDS_CEILING>(buffer, limits, names)
+    parse_with_room::<FIELDS_CEILING>(buffer, limits, memory)
 }
 
 /// Parses with room for `ROOM` fields (at most `limits.max_fields` are read).
 fn parse_with_room<const ROOM: usize>(
     buffer: &mut BytesMut,
     limits: HeadLimits,
-    names: &mut KnownNames,
+    memory: &mut RequestMemory,
 ) -> Result<Option<RequestHead>, HeadError> {
     let mut storage = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; ROOM];
     let fields = &mut storage[..limits.max_fields.min(ROOM)];
-    let mut request = httparse::Request::new(&mut []);
+    let mut parsed = httparse::Request::new(&mut []);
     let length = match httparse::ParserConfig::default().parse_request_with_uninit_headers(
-        &mut request,
+        &mut parsed,
         buffer,
         fields,
     ) {
@@ -154,7 +175,7 @@ fn parse_with_room<const ROOM: usize>(
     if length > limits.max_bytes {
         return Err(HeadError::TooLarge);
     }
-    let (Some(method), Some(target), Some(minor)) = (request.method, request.path, request.version)
+    let (Some(method), Some(target), Some(minor)) = (parsed.method, parsed.path, parsed.version)
     else {
         return Err(HeadError::Malformed("incomplete request line"));
     };
@@ -170,10 +191,11 @@ fn parse_with_room<const ROOM: usize>(
     let offset = |text: &[u8]| text.as_ptr() as usize - base;
     let target_span = (offset(target.as_bytes()), target.len());
     let mut storage = [const { MaybeUninit::<FieldSpan>::uninit() }; ROOM];
-    let spans = field_spans(&mut storage, request.headers, buffer);
+    let spans = field_spans(&mut storage, parsed.headers, buffer);
     let count = spans.len();
     let head: Bytes = buffer.split_to(length).freeze();
-    let uri = Uri::from_maybe_shared(head.slice(target_span.0..target_span.0 + target_span.1))
+    let target_range = target_span.0..target_span.0 + target_span.1;
+    let uri = Uri::from_maybe_shared(head.slice(target_range.clone()))
         .map_err(|_| HeadError::Malformed("request target"))?;
 
     let mut reading = FramingFields {
@@ -181,27 +203,31 @@ fn parse_with_room<const ROOM: usize>(
         wants_upgrade: method == Method::CONNECT,
         ..FramingFields::default()
     };
-    // Room to spare: the gateway looks up about ten names a request that are usually absent
-    // (`Transfer-Encoding`, `Connection`, `Upgrade`, `Accept`, ...), and in a map sized to its
-    // fields (two slots for two) each miss probes every slot before it gives up. Half empty,
-    // most misses stop at the first empty slot.
-    let mut headers = HeaderMap::with_capacity((2 * count).max(SPARE_SLOTS));
+    let mut headers = HeaderMap::with_capacity(map_room(count));
+    // The fields in the map and the values read here, for the next head that repeats this one.
+    let mut kept = Vec::with_capacity(count);
+    let mut read_values = Vec::new();
+    let names = &mut memory.names;
     for (index, span) in spans.iter().enumerate() {
         let (name_range, value_range) = field_ranges(span);
         let (name, ()) = field_name(&head[name_range], index, names, |_| ())
             .map_err(|_| HeadError::Malformed("field name"))?;
-        let value = head.slice(value_range);
+        let value = head.slice(value_range.clone());
         // SAFETY: httparse let through only the bytes a `HeaderValue` may hold (HTAB, visible
         // ASCII and SP, obs-text 0x80-0xFF: its HEADER_VALUE_MAP is `http`'s rule), so checking
         // every byte again would be work for nothing. hyper's server does the same.
         let value = unsafe { HeaderValue::from_maybe_shared_unchecked(value) };
+        if FramingFields::reads(&name) {
+            read_values.push(value_range.clone());
+        }
         if reading.note(&name, &value, is_http_11, &mut headers)? {
+            kept.push((name.clone(), value_range));
             headers.append(name, value);
         }
     }
     names.truncate(count);
     let framing = reading.framing()?;
-    Ok(Some(RequestHead {
+    let request = RequestHead {
         method,
         uri,
         version: if is_http_11 {
@@ -217,7 +243,16 @@ fn parse_with_room<const ROOM: usize>(
         expect_continue: reading.expect_continue && is_http_11,
         wants_upgrade: reading.wants_upgrade,
         wire_len: length,
-    }))
+    };
+    let read = ReadRequest {
+        bytes: &head,
+        head: &request,
+        fields: kept,
+        read_values: &read_values,
+        target: target_range,
+    };
+    memory.last = RepeatedRequest::remember(read, memory.last.take());
+    Ok(Some(request))
 }
 
 /// What a parse error is called in the log (never the bytes themselves).
@@ -248,6 +283,18 @@ struct FramingFields {
 }
 
 impl FramingFields {
+    /// Whether [`FramingFields::note`] reads the value of a field so named.
+    fn reads(name: &header::HeaderName) -> bool {
+        [
+            header::TRANSFER_ENCODING,
+            header::CONTENT_LENGTH,
+            header::CONNECTION,
+            header::EXPECT,
+            header::UPGRADE,
+        ]
+        .contains(name)
+    }
+
     /// Notes one field; `false` when the field is not kept (a repeated or overridden length).
     fn note(
         &mut self,
@@ -332,7 +379,7 @@ mod tests {
 
     fn parse(text: &str) -> Result<Option<RequestHead>, HeadError> {
         let mut buffer = BytesMut::from(text.as_bytes());
-        parse_request_head(&mut buffer, LIMITS, &mut KnownNames::default())
+        parse_request_head(&mut buffer, LIMITS, &mut RequestMemory::default())
     }
 
     /// A GET head with `count` fields, `X-<i>: <i>`.
@@ -351,7 +398,7 @@ mod tests {
     #[test]
     fn a_whole_head_is_taken_off_the_buffer_and_the_rest_left() {
         let mut buffer = BytesMut::from(&b"GET /a?b=c HTTP/1.1\r\nHost: x\r\n\r\nGET /next"[..]);
-        let head = parse_request_head(&mut buffer, LIMITS, &mut KnownNames::default())
+        let head = parse_request_head(&mut buffer, LIMITS, &mut RequestMemory::default())
             .unwrap()
             .unwrap();
         assert_eq!(head.method, Method::GET);
@@ -384,14 +431,14 @@ mod tests {
             max_fields: 500,
         };
         let mut buffer = BytesMut::from(head_with_fields(500).as_bytes());
-        let head = parse_request_head(&mut buffer, limits, &mut KnownNames::default())
+        let head = parse_request_head(&mut buffer, limits, &mut RequestMemory::default())
             .unwrap()
             .unwrap();
         assert_eq!(head.headers.len(), 500);
         assert_eq!(head.headers["x-499"], "499");
         assert!(buffer.is_empty());
         let mut buffer = BytesMut::from(head_with_fields(501).as_bytes());
-        let refused = parse_request_head(&mut buffer, limits, &mut KnownNames::default());
+        let refused = parse_request_head(&mut buffer, limits, &mut RequestMemory::default());
         assert_eq!(refused.unwrap_err(), HeadError::TooLarge);
     }
 
@@ -496,7 +543,7 @@ mod tests {
 
     #[test]
     fn names_are_remembered_between_heads_and_bounded_by_the_last() {
-        let mut names = KnownNames::default();
+        let mut names = RequestMemory::default();
         for text in [
             "GET / HTTP/1.1\r\nHost: x\r\nAccept: */*\r\nX-Long: 1\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: x\r\nAccept: */*\r\n\r\n",
@@ -507,6 +554,6 @@ mod tests {
                 .unwrap();
             assert_eq!(head.headers["accept"], "*/*");
         }
-        assert_eq!(names.len(), 2);
+        assert_eq!(names.names.len(), 2);
     }
 }

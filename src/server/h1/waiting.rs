@@ -11,11 +11,10 @@ use tokio::sync::watch;
 use tokio::time::{Instant, Sleep};
 use tracing::debug;
 
-use super::request_head::parse_request_head;
+use super::request_head::{RequestMemory, parse_request_head};
 use super::{ConnectionEvents, Http1Settings, Next, PARK_AFTER, READ_CHUNK};
 use crate::coarse_clock;
 use crate::lazy_timer::wait_until;
-use crate::proxy::upstream_h1::response_head::KnownNames;
 
 /// Whether the server has started shutting down, as one connection asks before each wait and
 /// after each answer. `watch::Receiver::borrow` takes the channel's lock, two locked
@@ -99,7 +98,7 @@ impl Waiting {
         &mut self,
         io: &mut T,
         buffer: &mut BytesMut,
-        names: &mut KnownNames,
+        memory: &mut RequestMemory,
         out: &mut Vec<u8>,
         events: &dyn ConnectionEvents,
     ) -> Next {
@@ -118,7 +117,7 @@ impl Waiting {
                 let may_be_whole = partial_len.is_none_or(|seen| head_may_end(buffer, seen))
                     || buffer.len() >= settings.head.max_bytes;
                 if may_be_whole {
-                    match parse_request_head(buffer, settings.head, names) {
+                    match parse_request_head(buffer, settings.head, memory) {
                         Ok(Some(head)) => return Next::Head(head),
                         Ok(None) => {}
                         Err(error) => return Next::Refused(error),
@@ -178,7 +177,7 @@ impl Waiting {
                             debug!(peer = %self.peer, "parked idle connection");
                             parked = true;
                             *buffer = BytesMut::new();
-                            *names = KnownNames::default();
+                            *memory = RequestMemory::default();
                             // The last answer's write buffer (up to 128 KiB) goes too.
                             *out = Vec::new();
                             events.parked();

@@ -1,0 +1,300 @@
+//! A request head that repeats its connection's last one but for the values of fields the server
+//! does not read (a video player's `Range`, a changed cookie), read by comparing it with that head
+//! instead of parsing it again.
+//!
+//! Why: a client sends the requests of one connection with heads alike byte for byte but for a
+//! few values, and the same target when it fetches one resource piece by piece. Parsing each head
+//! again (httparse, its target as a `Uri`, each name recalled) was about 1,300 of the 22,500
+//! instructions of a guest request; comparing it with the last head is about a hundred.
+//!
+//! Why the answer is the parser's: the rule of [`alike_but_for_values`], as for the upstream's
+//! answers (`proxy::upstream_h1::repeated_head`). The request line, the names, the separators,
+//! the line ends and the values the parser reads itself (`Connection`, `Expect`, `Upgrade`) must
+//! be the same bytes, so the method, the target, the version, the keep-alive and the expectations
+//! are the same. Heads with a body's framing fields are not remembered. The map the gateway reads
+//! is built afresh from the new head's bytes, and the gateway checks every value in it as it
+//! would a parsed one. The property tests (`check_client_requests`) read streams of repeated and
+//! changed heads both ways and want the same.
+
+use std::ops::Range;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Uri, Version};
+
+use super::request_head::{HeadLimits, RequestFraming, RequestHead};
+use crate::proxy::upstream_h1::repeated_head::alike_but_for_values;
+
+/// Heads longer than this are not remembered: a kept-alive connection's memory stays small.
+pub const LONGEST_REPEATED_REQUEST: usize = 4 * 1024;
+
+/// A connection's last request head, and what was read from it.
+#[derive(Debug)]
+pub struct RepeatedRequest {
+    /// The head's bytes, request line to the blank line.
+    bytes: Vec<u8>,
+    /// For each byte of `bytes`, 0xFF where it lies in a value the parser did not read, and so
+    /// may differ, and 0 elsewhere.
+    changeable: Vec<u8>,
+    method: Method,
+    /// Where the target sits in `bytes`.
+    target: Range<usize>,
+    /// The target, parsed when the head is first repeated (a head never repeated costs no second
+    /// parse), from a copy of its bytes: a `Uri` sharing the head would keep the connection's
+    /// whole read buffer from being reused or let go.
+    uri: Option<Uri>,
+    version: Version,
+    /// Every field, in order: the name, and where the value sits in the head.
+    fields: Vec<(HeaderName, Range<usize>)>,
+    keep_alive: bool,
+    expect_continue: bool,
+    wants_upgrade: bool,
+}
+
+/// What [`RepeatedRequest::remember`] takes of a head read by the parser.
+pub(super) struct ReadRequest<'h> {
+    pub(super) bytes: &'h [u8],
+    pub(super) head: &'h RequestHead,
+    pub(super) fields: Vec<(HeaderName, Range<usize>)>,
+    /// Where the values the parser read (the framing's, `Connection`, `Expect`, `Upgrade`) sit.
+    pub(super) read_values: &'h [Range<usize>],
+    pub(super) target: Range<usize>,
+}
+
+impl RepeatedRequest {
+    /// Remembers a head for the next request on its connection, in `last`'s room when there is
+    /// one; `None` for a head too long to remember or with a body's framing.
+    pub(super) fn remember(
+        read: ReadRequest<'_>,
+        last: Option<RepeatedRequest>,
+    ) -> Option<RepeatedRequest> {
+        if read.bytes.len() > LONGEST_REPEATED_REQUEST || read.head.framing != RequestFraming::Empty
+        {
+            return None;
+        }
+        let (mut bytes, mut changeable) = match last {
+            Some(last) => (last.bytes, last.changeable),
+            None => Default::default(),
+        };
+        bytes.clear();
+        bytes.extend_from_slice(read.bytes);
+        changeable.clear();
+        changeable.resize(bytes.len(), 0);
+        for (_, value) in &read.fields {
+            changeable[value.clone()].fill(0xFF);
+        }
+        for value in read.read_values {
+            changeable[value.clone()].fill(0);
+        }
+        Some(RepeatedRequest {
+            bytes,
+            changeable,
+            method: read.head.method.clone(),
+            target: read.target,
+            uri: None,
+            version: read.head.version,
+            fields: read.fields,
+            keep_alive: read.head.keep_alive,
+            expect_continue: read.head.expect_continue,
+            wants_upgrade: read.head.wants_upgrade,
+        })
+    }
+
+    /// The head at the front of `buffer` when it repeats this one (and fits `limits`), taken
+    /// from the buffer, as the parser would have read it; `None` (and the buffer untouched)
+    /// otherwise.
+    pub(super) fn read(
+        &mut self,
+        buffer: &mut BytesMut,
+        limits: HeadLimits,
+    ) -> Option<RequestHead> {
+        if !self.is_repeated_by(buffer, limits) {
+            return None;
+        }
+        let uri = match &self.uri {
+            Some(uri) => uri.clone(),
+            None => {
+                let target = Bytes::copy_from_slice(self.bytes.get(self.target.clone())?);
+                // The same bytes the parser made a `Uri` of: refused only were they refused then.
+                let uri = Uri::from_maybe_shared(target).ok()?;
+                self.uri.insert(uri).clone()
+            }
+        };
+        let head: Bytes = buffer.split_to(self.bytes.len()).freeze();
+        let mut headers = HeaderMap::with_capacity(map_room(self.fields.len()));
+        for (name, value) in &self.fields {
+            // SAFETY: the value's bytes are the last head's, which the parser let through, or
+            // others that `alike_but_for_values` let through: bytes a `HeaderValue` may hold.
+            let value =
+                unsafe { HeaderValue::from_maybe_shared_unchecked(head.slice(value.clone())) };
+            headers.append(name.clone(), value);
+        }
+        Some(RequestHead {
+            method: self.method.clone(),
+            uri,
+            version: self.version,
+            headers,
+            framing: RequestFraming::Empty,
+            keep_alive: self.keep_alive,
+            expect_continue: self.expect_continue,
+            wants_upgrade: self.wants_upgrade,
+            wire_len: self.bytes.len(),
+        })
+    }
+
+    /// Whether `buffer` starts with a repeat of this head that fits `limits`.
+    fn is_repeated_by(&self, buffer: &[u8], limits: HeadLimits) -> bool {
+        self.bytes.len() <= limits.max_bytes
+            && self.fields.len() <= limits.max_fields
+            && buffer.get(..self.bytes.len()).is_some_and(|candidate| {
+                alike_but_for_values(&self.bytes, &self.changeable, candidate)
+            })
+    }
+}
+
+/// The fewest fields a request's map has room for (see [`map_room`]).
+const SPARE_SLOTS: usize = 6;
+
+/// Room to spare in a request's map for `count` fields: the gateway looks up about ten names a
+/// request that are usually absent (`Transfer-Encoding`, `Connection`, `Upgrade`, `Accept`,
+/// ...), and in a map sized to its fields (two slots for two) each miss probes every slot before
+/// it gives up. Half empty, most misses stop at the first empty slot.
+pub(super) fn map_room(count: usize) -> usize {
+    (2 * count).max(SPARE_SLOTS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::h1::request_head::{HeadError, RequestMemory, parse_request_head};
+
+    const LIMITS: HeadLimits = HeadLimits {
+        max_bytes: 8192,
+        max_fields: 100,
+    };
+
+    const RANGED: &str = "GET /cases/42/video.mp4 HTTP/1.1\r\nHost: share.test\r\n\
+        Cookie: casegate_session=abc\r\nRange: bytes=1000-\r\nConnection: keep-alive\r\n\r\n";
+
+    /// Everything the server and the gateway read of a head, as text, for comparing two reads.
+    fn summary(head: &RequestHead) -> String {
+        format!(
+            "{} {} {:?} {:?} {:?} {} {} {} {}",
+            head.method,
+            head.uri,
+            head.version,
+            head.headers,
+            head.framing,
+            head.keep_alive,
+            head.expect_continue,
+            head.wants_upgrade,
+            head.wire_len,
+        )
+    }
+
+    fn parse(text: &str, memory: &mut RequestMemory) -> Result<Option<RequestHead>, HeadError> {
+        parse_request_head(&mut BytesMut::from(text.as_bytes()), LIMITS, memory)
+    }
+
+    /// Reads `text` after `before` on one connection; whether it was read as a repeat, and that
+    /// it was read as on a new connection.
+    fn repeated_after(before: &str, text: &str) -> bool {
+        let mut memory = RequestMemory::default();
+        assert!(
+            matches!(parse(before, &mut memory), Ok(Some(_))),
+            "{before:?}"
+        );
+        let repeated = memory
+            .last_request()
+            .is_some_and(|last| last.is_repeated_by(text.as_bytes(), LIMITS));
+        let fresh = parse(text, &mut RequestMemory::default());
+        match (parse(text, &mut memory), fresh) {
+            (Ok(Some(head)), Ok(Some(fresh))) => {
+                assert_eq!(summary(&head), summary(&fresh), "{text:?}")
+            }
+            (Err(error), Err(fresh)) => assert_eq!(error, fresh, "{text:?}"),
+            (read, fresh) => panic!("{text:?}: {read:?}, where afresh {fresh:?}"),
+        }
+        repeated
+    }
+
+    #[test]
+    fn a_head_that_differs_only_in_values_the_server_does_not_read_is_a_repeat() {
+        for text in [
+            RANGED.to_owned(),
+            RANGED.replace("1000-", "2000-"),
+            RANGED.replace("abc", "xyz"),
+            RANGED
+                .replace("share.test", "share.tes\u{e9}")
+                .replace("\u{e9}", "t"),
+        ] {
+            assert!(repeated_after(RANGED, &text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_changed_request_line_name_or_read_value_is_parsed_again() {
+        for (from, to) in [
+            ("/cases/42/", "/cases/43/"),
+            ("GET ", "PUT "),
+            ("HTTP/1.1", "HTTP/1.0"),
+            ("Range", "Rangx"),
+            ("1000-", "1000 "),
+            ("1000-", "1000\x7f"),
+            ("keep-alive", "keep-alivX"),
+            ("keep-alive", "close     "),
+        ] {
+            let text = RANGED.replacen(from, to, 1);
+            assert!(!repeated_after(RANGED, &text), "{to:?}");
+        }
+        // Values the parser reads, each changed to one that means something else.
+        for (before, after) in [
+            ("Connection: close", "Connection: xlose"),
+            ("Expect: 100-continue", "Expect: 100-continuX"),
+            ("Content-Length: 0", "Content-Length: 5"),
+            ("Upgrade: websocket", "Upgrade: websockeX"),
+        ] {
+            let head = |field: &str| format!("GET / HTTP/1.1\r\nHost: x\r\n{field}\r\n\r\n");
+            assert!(!repeated_after(&head(before), &head(after)), "{after:?}");
+        }
+        let http10 = |value: &str| format!("GET / HTTP/1.0\r\nConnection: {value}\r\n\r\n");
+        assert!(!repeated_after(
+            &http10("keep-alive"),
+            &http10("keep-alivX")
+        ));
+    }
+
+    #[test]
+    fn heads_with_a_body_or_too_long_are_not_remembered() {
+        for text in [
+            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n".to_owned(),
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".to_owned(),
+            format!("GET / HTTP/1.1\r\nX-Pad: {}\r\n\r\n", "p".repeat(5000)),
+        ] {
+            let mut memory = RequestMemory::default();
+            assert!(matches!(parse(&text, &mut memory), Ok(Some(_))), "{text:?}");
+            assert!(memory.last_request().is_none(), "{text:?}");
+        }
+    }
+
+    /// Limits lowered by a reload hold for a repeat as for a parse.
+    #[test]
+    fn a_repeat_over_the_limits_is_parsed_and_refused() {
+        let mut memory = RequestMemory::default();
+        assert!(matches!(parse(RANGED, &mut memory), Ok(Some(_))));
+        for limits in [
+            HeadLimits {
+                max_bytes: 64,
+                max_fields: 100,
+            },
+            HeadLimits {
+                max_bytes: 8192,
+                max_fields: 2,
+            },
+        ] {
+            let refused =
+                parse_request_head(&mut BytesMut::from(RANGED.as_bytes()), limits, &mut memory);
+            assert_eq!(refused.unwrap_err(), HeadError::TooLarge, "{limits:?}");
+        }
+    }
+}
