@@ -109,6 +109,10 @@ const STACK_FIELDS: usize = 100;
 pub struct RequestMemory {
     names: KnownNames,
     last: Option<RepeatedRequest>,
+    /// A head was read on the connection before. Only a connection that carries a second request
+    /// remembers a head for the next: one opened for a single request and then kept idle (a
+    /// browser's spare connections) holds no copy of it, some 600 bytes a connection.
+    read_before: bool,
 }
 
 impl RequestMemory {
@@ -205,7 +209,9 @@ fn parse_with_room<const ROOM: usize>(
     };
     let mut headers = HeaderMap::with_capacity(map_room(count));
     // The fields in the map and the values read here, for the next head that repeats this one.
-    let mut kept = Vec::with_capacity(count);
+    let remembering = memory.read_before;
+    memory.read_before = true;
+    let mut kept = Vec::with_capacity(if remembering { count } else { 0 });
     let mut read_values = Vec::new();
     let names = &mut memory.names;
     for (index, span) in spans.iter().enumerate() {
@@ -217,11 +223,13 @@ fn parse_with_room<const ROOM: usize>(
         // ASCII and SP, obs-text 0x80-0xFF: its HEADER_VALUE_MAP is `http`'s rule), so checking
         // every byte again would be work for nothing. hyper's server does the same.
         let value = unsafe { HeaderValue::from_maybe_shared_unchecked(value) };
-        if FramingFields::reads(&name) {
+        if remembering && FramingFields::reads(&name) {
             read_values.push(value_range.clone());
         }
         if reading.note(&name, &value, is_http_11, &mut headers)? {
-            kept.push((name.clone(), value_range));
+            if remembering {
+                kept.push((name.clone(), value_range));
+            }
             headers.append(name, value);
         }
     }
@@ -244,14 +252,16 @@ fn parse_with_room<const ROOM: usize>(
         wants_upgrade: reading.wants_upgrade,
         wire_len: length,
     };
-    let read = ReadRequest {
-        bytes: &head,
-        head: &request,
-        fields: kept,
-        read_values: &read_values,
-        target: target_range,
-    };
-    memory.last = RepeatedRequest::remember(read, memory.last.take());
+    if remembering {
+        let read = ReadRequest {
+            bytes: &head,
+            head: &request,
+            fields: kept,
+            read_values: &read_values,
+            target: target_range,
+        };
+        memory.last = RepeatedRequest::remember(read, memory.last.take());
+    }
     Ok(Some(request))
 }
 
