@@ -64,17 +64,22 @@ pub(super) struct ReadRequest<'h> {
 
 impl RepeatedRequest {
     /// Remembers a head for the next request on its connection, in `last`'s room when there is
-    /// one; `None` for a head too long to remember or with a body's framing.
+    /// one; `None` for a head too long to remember or with a body's framing. Boxed: a
+    /// connection's task holds it from its second request on, and inline its couple of hundred
+    /// bytes would be part of every connection's task, idle ones and those that never repeat.
     pub(super) fn remember(
         read: ReadRequest<'_>,
-        last: Option<RepeatedRequest>,
-    ) -> Option<RepeatedRequest> {
+        mut last: Option<Box<RepeatedRequest>>,
+    ) -> Option<Box<RepeatedRequest>> {
         if read.bytes.len() > LONGEST_REPEATED_REQUEST || read.head.framing != RequestFraming::Empty
         {
             return None;
         }
-        let (mut bytes, mut changeable) = match last {
-            Some(last) => (last.bytes, last.changeable),
+        let (mut bytes, mut changeable) = match &mut last {
+            Some(last) => (
+                std::mem::take(&mut last.bytes),
+                std::mem::take(&mut last.changeable),
+            ),
             None => Default::default(),
         };
         bytes.clear();
@@ -87,7 +92,7 @@ impl RepeatedRequest {
         for value in read.read_values {
             changeable[value.clone()].fill(0);
         }
-        Some(RepeatedRequest {
+        let remembered = RepeatedRequest {
             bytes,
             changeable,
             method: read.head.method.clone(),
@@ -98,6 +103,13 @@ impl RepeatedRequest {
             keep_alive: read.head.keep_alive,
             expect_continue: read.head.expect_continue,
             wants_upgrade: read.head.wants_upgrade,
+        };
+        Some(match last {
+            Some(mut room) => {
+                *room = remembered;
+                room
+            }
+            None => Box::new(remembered),
         })
     }
 

@@ -108,7 +108,7 @@ const STACK_FIELDS: usize = 100;
 #[derive(Debug, Default)]
 pub struct RequestMemory {
     names: KnownNames,
-    last: Option<RepeatedRequest>,
+    last: Option<Box<RepeatedRequest>>,
     /// A head was read on the connection before. Only a connection that carries a second request
     /// remembers a head for the next: one opened for a single request and then kept idle (a
     /// browser's spare connections) holds no copy of it, some 600 bytes a connection.
@@ -118,7 +118,7 @@ pub struct RequestMemory {
 impl RequestMemory {
     #[cfg(test)]
     pub(crate) fn last_request(&self) -> Option<&RepeatedRequest> {
-        self.last.as_ref()
+        self.last.as_deref()
     }
 }
 
