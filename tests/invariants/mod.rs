@@ -778,8 +778,8 @@ pub fn check_upstream_response(data: &[u8]) {
     // A kept connection remembers the last head: the next is read as a repeat of it when it
     // differs only in values handed on, and otherwise the names are recalled one by one where
     // the next head has them in the same place. After another head, then after this one, the
-    // stream reads as on a new connection; and so do the stream's variants (digits, letter case,
-    // one byte changed) after the stream.
+    // stream reads as on a new connection; and so do the stream's four variants (digits, letter
+    // case, vowels, one byte changed) after the stream.
     let mut memory = ResponseMemory::default();
     let _ = read_upstream_response_after(
         TYPICAL_RESPONSE,
