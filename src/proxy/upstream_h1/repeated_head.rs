@@ -33,11 +33,8 @@ pub const LONGEST_REPEATED_HEAD: usize = 4 * 1024;
 /// A connection's last final head, and what was read from it.
 #[derive(Debug)]
 pub struct RepeatedHead {
-    /// The head's bytes, status line to the blank line.
-    bytes: Vec<u8>,
-    /// For each byte of `bytes`, 0xFF where it lies in a value handed on, and so may differ, and
-    /// 0 elsewhere.
-    changeable: Vec<u8>,
+    /// Its bytes, those inside values handed on or kept for the sanitisers changeable.
+    pattern: HeadPattern,
     status: StatusCode,
     version: Version,
     /// The fields handed on as they came, and whether one of them is `Date`.
@@ -66,26 +63,19 @@ impl RepeatedHead {
         if head.bytes.len() > LONGEST_REPEATED_HEAD {
             return None;
         }
-        let (mut bytes, mut changeable, mut passed) = match last {
-            Some(last) => (last.bytes, last.changeable, last.passed),
+        let (mut pattern, mut passed) = match last {
+            Some(last) => (last.pattern, last.passed),
             None => Default::default(),
         };
-        bytes.clear();
-        bytes.extend_from_slice(head.bytes);
-        changeable.clear();
-        changeable.resize(bytes.len(), 0);
         passed.clear();
         passed.extend_from_slice(head.passed.spans());
         let values = passed
             .iter()
             .map(|span| field_ranges(span).1)
             .chain(head.kept.iter().map(|(_, value)| value.clone()));
-        for value in values {
-            changeable[value].fill(0xFF);
-        }
+        pattern.learn(head.bytes, values);
         Some(RepeatedHead {
-            bytes,
-            changeable,
+            pattern,
             status: head.status,
             version: head.version,
             passed,
@@ -98,19 +88,9 @@ impl RepeatedHead {
     /// The head at the front of `buffer` when it repeats this one, taken from the buffer, as the
     /// parser would have read it; `None` (and the buffer untouched) otherwise.
     pub fn read(&self, buffer: &mut BytesMut, method: &Method) -> Option<Box<ResponseHead>> {
-        let candidate = buffer.get(..self.bytes.len())?;
-        if !alike_but_for_values(&self.bytes, &self.changeable, candidate) {
-            return None;
-        }
-        let head: Bytes = buffer.split_to(self.bytes.len()).freeze();
+        let head = self.pattern.take_repeat(buffer)?;
         let mut headers = HeaderMap::new();
-        for (name, value) in &self.kept {
-            // SAFETY: the value's bytes are the last head's, which the parser let through, or
-            // others that `alike_but_for_values` let through: bytes a `HeaderValue` may hold.
-            let value =
-                unsafe { HeaderValue::from_maybe_shared_unchecked(head.slice(value.clone())) };
-            headers.append(name.clone(), value);
-        }
+        append_values(&mut headers, &head, &self.kept);
         let passed = PassedFields::new(head, self.passed.clone(), self.date);
         Some(Box::new(self.framing.clone().decide(
             self.status,
@@ -122,11 +102,68 @@ impl RepeatedHead {
     }
 }
 
+/// A remembered head's bytes, and which of them a repeat may change: what the upstream client's
+/// answers and the HTTP/1 server's requests remember alike.
+#[derive(Debug, Default)]
+pub(crate) struct HeadPattern {
+    /// The head's bytes, first line to the blank line.
+    bytes: Vec<u8>,
+    /// For each of `bytes`, 0xFF where it lies in a value a repeat may change, and 0 elsewhere.
+    changeable: Vec<u8>,
+}
+
+impl HeadPattern {
+    /// Learns `head`, whose bytes within `values` a repeat may change, in the room of the head
+    /// learnt before.
+    pub(crate) fn learn(&mut self, head: &[u8], values: impl IntoIterator<Item = Range<usize>>) {
+        self.bytes.clear();
+        self.bytes.extend_from_slice(head);
+        self.changeable.clear();
+        self.changeable.resize(head.len(), 0);
+        for value in values {
+            self.changeable[value].fill(0xFF);
+        }
+    }
+
+    /// The head's bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Whether `buffer` starts with a repeat of the head ([`alike_but_for_values`]).
+    pub(crate) fn is_repeated_by(&self, buffer: &[u8]) -> bool {
+        buffer
+            .get(..self.bytes.len())
+            .is_some_and(|new| alike_but_for_values(&self.bytes, &self.changeable, new))
+    }
+
+    /// The repeat of the head at the front of `buffer`, taken from it; `None` (and the buffer
+    /// untouched) when `buffer` does not start with one.
+    pub(crate) fn take_repeat(&self, buffer: &mut BytesMut) -> Option<Bytes> {
+        self.is_repeated_by(buffer)
+            .then(|| buffer.split_to(self.bytes.len()).freeze())
+    }
+}
+
+/// Appends to `headers` the value of each of `fields` from where it sits in `head`, a repeat.
+pub(crate) fn append_values(
+    headers: &mut HeaderMap,
+    head: &Bytes,
+    fields: &[(HeaderName, Range<usize>)],
+) {
+    for (name, value) in fields {
+        // SAFETY: the value's bytes are those of a head the parser let through, or others that
+        // `alike_but_for_values` let through: bytes a `HeaderValue` may hold.
+        let value = unsafe { HeaderValue::from_maybe_shared_unchecked(head.slice(value.clone())) };
+        headers.append(name.clone(), value);
+    }
+}
+
 /// Whether `new` is `last` but for bytes where `changeable` is set (0xFF; 0 elsewhere), each of
 /// them a byte a field value may hold inside it: visible ASCII or obs-text (0x80-0xFF), no SP or
 /// HTAB, which the parser trims from a value's ends, and no control. All three are as long as
 /// each other.
-pub(crate) fn alike_but_for_values(last: &[u8], changeable: &[u8], new: &[u8]) -> bool {
+fn alike_but_for_values(last: &[u8], changeable: &[u8], new: &[u8]) -> bool {
     // Bytes as lanes, with masks instead of branches, in blocks of a fixed size that the compiler
     // turns into a few vector instructions; most blocks are the same bytes, found with fewer. The
     // last block ends with the head, over bytes checked already (checking them twice is

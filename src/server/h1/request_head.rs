@@ -208,11 +208,12 @@ fn parse_with_room<const ROOM: usize>(
         ..FramingFields::default()
     };
     let mut headers = HeaderMap::with_capacity(map_room(count));
-    // The fields in the map and the values read here, for the next head that repeats this one.
+    // The fields in the map and the values a repeat may change (those not read here), for the
+    // next head that repeats this one.
     let remembering = memory.read_before;
     memory.read_before = true;
     let mut kept = Vec::with_capacity(if remembering { count } else { 0 });
-    let mut read_values = Vec::new();
+    let mut changeable = Vec::new();
     let names = &mut memory.names;
     for (index, span) in spans.iter().enumerate() {
         let (name_range, value_range) = field_ranges(span);
@@ -223,8 +224,8 @@ fn parse_with_room<const ROOM: usize>(
         // ASCII and SP, obs-text 0x80-0xFF: its HEADER_VALUE_MAP is `http`'s rule), so checking
         // every byte again would be work for nothing. hyper's server does the same.
         let value = unsafe { HeaderValue::from_maybe_shared_unchecked(value) };
-        if remembering && FramingFields::reads(&name) {
-            read_values.push(value_range.clone());
+        if remembering && !FramingFields::reads(&name) {
+            changeable.push(value_range.clone());
         }
         if reading.note(&name, &value, is_http_11, &mut headers)? {
             if remembering {
@@ -257,7 +258,7 @@ fn parse_with_room<const ROOM: usize>(
             bytes: &head,
             head: &request,
             fields: kept,
-            read_values: &read_values,
+            changeable: &changeable,
             target: target_range,
         };
         memory.last = RepeatedRequest::remember(read, memory.last.take());
