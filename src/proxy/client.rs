@@ -19,7 +19,7 @@ use super::upstream_h1::{
     exchange,
 };
 use super::{Body, empty_body};
-use crate::lazy_timer::wait_until;
+
 use crate::loopback_congestion::LoopbackCongestion;
 use crate::metrics::Metrics;
 
@@ -302,7 +302,7 @@ async fn exchange_by(
     let outcome = tokio::select! {
         biased;
         answered = exchange(connection, head, body, framing, method) => Ok(answered),
-        () = wait_until(timer.as_mut(), deadline) => Err(Failed::TimedOut),
+        () = timer.wait_until(deadline) => Err(Failed::TimedOut),
     };
     connection.give_timer(timer);
     outcome

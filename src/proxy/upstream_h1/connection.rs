@@ -8,11 +8,12 @@ use std::task::{Context, Poll, ready};
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::response_head::ResponseMemory;
 use crate::coarse_clock;
 use crate::direct_tcp::DirectTcpStream;
+use crate::lazy_timer::LazyTimer;
 use crate::proxy::pool::Destination;
 
 /// The first read of an exchange asks for this much: a typical head and small body fit.
@@ -39,7 +40,7 @@ pub struct UpstreamConnection {
     pub(super) memory: ResponseMemory,
     /// The timer for the response timeout, kept from exchange to exchange (`lazy_timer`); made
     /// by the first exchange, and out of the connection while an exchange runs beside it.
-    timer: Option<Pin<Box<Sleep>>>,
+    timer: Option<LazyTimer>,
     /// When the connection was opened (the coarse clock), for `pool_max_age`.
     opened: Instant,
     /// Responses read to their end on it, for `pool_max_requests`.
@@ -78,13 +79,13 @@ impl UpstreamConnection {
 
     /// The connection's timer, taken out for an exchange that must end by `deadline`; given back
     /// with [`UpstreamConnection::give_timer`].
-    pub fn take_timer(&mut self, deadline: Instant) -> Pin<Box<Sleep>> {
+    pub fn take_timer(&mut self, deadline: Instant) -> LazyTimer {
         self.timer
             .take()
-            .unwrap_or_else(|| Box::pin(tokio::time::sleep_until(deadline)))
+            .unwrap_or_else(|| LazyTimer::new(deadline))
     }
 
-    pub fn give_timer(&mut self, timer: Pin<Box<Sleep>>) {
+    pub fn give_timer(&mut self, timer: LazyTimer) {
         self.timer = Some(timer);
     }
 

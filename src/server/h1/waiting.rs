@@ -8,13 +8,13 @@ use std::pin::Pin;
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tracing::debug;
 
 use super::request_head::{RequestMemory, parse_request_head};
 use super::{ConnectionEvents, Http1Settings, Next, PARK_AFTER, READ_CHUNK};
 use crate::coarse_clock;
-use crate::lazy_timer::wait_until;
+use crate::lazy_timer::LazyTimer;
 
 /// Whether the server has started shutting down, as one connection asks before each wait and
 /// after each answer. `watch::Receiver::borrow` takes the channel's lock, two locked
@@ -74,7 +74,7 @@ pub(super) struct Waiting {
     peer: SocketAddr,
     settings: Http1Settings,
     /// The connection's one timer for its waits, kept from request to request (`lazy_timer`).
-    timer: Pin<Box<Sleep>>,
+    timer: LazyTimer,
     /// The server's shutdown: read here before each wait, and by the exchange for keep-alive.
     pub(super) shutdown: ShutdownWatch,
 }
@@ -89,7 +89,7 @@ impl Waiting {
             first: true,
             peer,
             settings,
-            timer: Box::pin(tokio::time::sleep(settings.header_read_timeout)),
+            timer: LazyTimer::new(Instant::now() + settings.header_read_timeout),
             shutdown: ShutdownWatch::new(shutdown),
         }
     }
@@ -159,7 +159,7 @@ impl Waiting {
                         return Next::Close;
                     }
                 },
-                () = wait_until(self.timer.as_mut(), deadline) => {
+                () = self.timer.wait_until(deadline) => {
                     match head_deadline {
                         Some(_) => {
                             debug!(peer = %self.peer, "request head not read in time");
