@@ -12,7 +12,9 @@ use http::{Method, Request};
 use super::Gateway;
 use super::authenticate::{Chosen, open_guest};
 use super::error::{Credential, GatewayError};
-use super::framing::{check_declared_body, check_host, is_bodiless, refuse_method_override_query};
+use super::framing::{
+    RareFields, check_declared_body, check_host, is_bodiless, refuse_method_override_query,
+};
 use super::origin::comes_from_our_origin;
 use super::session_cookies::{SessionCookies, carries_session_cookie, session_cookie_names};
 use super::session_memo::GuestSession;
@@ -63,7 +65,14 @@ impl Gateway {
     ) -> Result<Admission<'t>, GatewayError> {
         let via_trusted_proxy = self.trusted_proxies.contains(connection.peer.ip());
         check_host(request, &self.public, via_trusted_proxy)?;
-        check_declared_body(request)?;
+        let rare = RareFields::of(request.headers());
+        check_declared_body(request, rare)?;
+        // Classified here, where the request's fields are known to hold no `Upgrade` at all
+        // (nearly always), and judged below for a guest or for staff.
+        let asked = match rare.upgrade {
+            true => upgrade_ask(request),
+            false => UpgradeAsk::None,
+        };
 
         let link_token = target.path().strip_prefix(self.links.prefix.as_str());
         // Under the link prefix the rest of the path is the token: only the prefix is logged.
@@ -104,7 +113,7 @@ impl Gateway {
                 return Err(GatewayError::NoSession);
             }
             // Staff applications may use WebSockets; other switches are refused for everyone.
-            let upgrade = match upgrade_ask(request) {
+            let upgrade = match asked {
                 UpgradeAsk::None => false,
                 UpgradeAsk::WebSocket => true,
                 UpgradeAsk::Unsupported => return Err(GatewayError::UpgradeRefused),
@@ -123,7 +132,7 @@ impl Gateway {
                 context.learn_lang(not_chosen.lang.as_deref());
                 not_chosen.error
             })?;
-        self.admit_guest(request, target, session, now, context, record)
+        self.admit_guest(request, asked, target, session, now, context, record)
             .inspect_err(|error| {
                 if error.ends_session() {
                     context.dead_cookies = vec![cookie_name.to_owned()];
@@ -131,10 +140,13 @@ impl Gateway {
             })
     }
 
-    /// The rest of [`Gateway::admit`] for a guest, once the request's session is chosen.
+    /// The rest of [`Gateway::admit`] for a guest, once the request's session is chosen. `asked`
+    /// is the request's protocol switch, if any.
+    #[allow(clippy::too_many_arguments)]
     fn admit_guest<'t, B>(
         &self,
         request: &Request<B>,
+        asked: UpgradeAsk,
         target: &'t CanonicalTarget<'_>,
         session: Arc<GuestSession>,
         now: i64,
@@ -166,7 +178,7 @@ impl Gateway {
         {
             return Err(GatewayError::CrossSite);
         }
-        let upgrade = self.guest_upgrade(request, guest, target)?;
+        let upgrade = self.guest_upgrade(asked, request, guest, target)?;
         Ok(Admission::Guest {
             session,
             pin_language,
@@ -223,11 +235,12 @@ impl Gateway {
     /// Whether the guest's request switches to WebSocket, which needs an `upgrade` rule of its scope.
     fn guest_upgrade<B>(
         &self,
+        asked: UpgradeAsk,
         request: &Request<B>,
         guest: &Guest,
         target: &CanonicalTarget<'_>,
     ) -> Result<bool, GatewayError> {
-        match upgrade_ask(request) {
+        match asked {
             UpgradeAsk::None => Ok(false),
             UpgradeAsk::WebSocket
                 if self.policy.allows_upgrade(
