@@ -19,7 +19,6 @@ use super::upstream_h1::{
     exchange,
 };
 use super::{Body, empty_body};
-
 use crate::loopback_congestion::LoopbackCongestion;
 use crate::metrics::Metrics;
 
