@@ -78,7 +78,7 @@ fn write_fields(out: &mut Vec<u8>, line: &Line<'_>, time: SystemTime, style: Sty
     out.push(b'\n');
 }
 
-/// The fields from `method` to `scope`, as written for the last line.
+/// The fields of `line` from `method` to `scope`, which [`LastRequestFields`] keeps.
 fn write_request_fields(out: &mut Vec<u8>, line: &Line<'_>, style: Style) {
     let facts = &line.facts;
     style.key(out, key!("method"));
@@ -103,7 +103,7 @@ fn write_request_fields(out: &mut Vec<u8>, line: &Line<'_>, style: Style) {
 /// A guest's requests come one after another with the same method, path, outcome and share (a
 /// video player's ranges of one recording, a page polling one route), and those fields are then
 /// the same bytes: they are copied whole rather than written again (five strings checked for
-/// what JSON escapes, eight keys, a number; callgrind: about a fifth of the writer's
+/// what JSON escapes, eight keys, a number; callgrind: 170 of the writer's some 2,100
 /// instructions a line).
 #[derive(Default)]
 struct LastRequestFields {
