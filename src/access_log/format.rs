@@ -7,7 +7,7 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::line::Line;
+use super::line::{Line, PackedLine};
 use crate::clock::civil_from_days;
 use crate::config::LogFormat;
 
@@ -99,67 +99,58 @@ fn write_request_fields(out: &mut Vec<u8>, line: &Line<'_>, style: Style) {
     }
 }
 
-/// The fields from `method` to `scope` of the last line written, and what they were written from.
-/// A guest's requests come one after another with the same method, path, outcome and share (a
-/// video player's ranges of one recording, a page polling one route), and those fields are then
-/// the same bytes: they are copied whole rather than written again (five strings checked for
+/// What [`write_request_fields`] writes from.
+type RequestFields<'a> = (
+    &'a str,
+    &'a str,
+    u16,
+    &'static str,
+    Option<&'static str>,
+    Option<[&'a str; 3]>,
+);
+
+fn request_fields<'a>(line: &Line<'a>) -> RequestFields<'a> {
+    let facts = &line.facts;
+    (
+        line.method,
+        line.path,
+        facts.status,
+        facts.decision,
+        facts.reason,
+        line.share,
+    )
+}
+
+/// The fields from `method` to `scope` of the last line written, and the line they were written
+/// from. A guest's requests come one after another with the same method, path, outcome and share
+/// (a video player's ranges of one recording, a page polling one route), and those fields are
+/// then the same bytes: they are copied whole rather than written again (five strings checked for
 /// what JSON escapes, eight keys, a number; callgrind: 170 of the writer's some 2,100
 /// instructions a line).
 #[derive(Default)]
 struct LastRequestFields {
-    /// `None` until a line was written.
-    style: Option<Style>,
-    status: u16,
-    decision: &'static str,
-    reason: Option<&'static str>,
-    has_share: bool,
-    /// The method, the path and the share's id, case and scope (empty without a share), one after
-    /// the other; `ends` are where each ends.
+    /// The format and the line the fields were written for, its strings in `text`; `None` until
+    /// a line was written.
+    written_for: Option<(Style, PackedLine)>,
     text: String,
-    ends: [usize; 5],
     /// The fields as written.
     bytes: Vec<u8>,
 }
 
 impl LastRequestFields {
     fn were_written_from(&self, line: &Line<'_>, style: Style) -> bool {
-        let facts = &line.facts;
-        self.style == Some(style)
-            && self.status == facts.status
-            && self.decision == facts.decision
-            && self.reason == facts.reason
-            && self.has_share == line.share.is_some()
-            && self.strings().eq(strings_of(line))
+        self.written_for.is_some_and(|(written_style, written)| {
+            written_style == style
+                && request_fields(&written.line(&self.text)) == request_fields(line)
+        })
     }
 
     fn write_from(&mut self, line: &Line<'_>, style: Style) {
-        let facts = &line.facts;
-        self.style = Some(style);
-        self.status = facts.status;
-        self.decision = facts.decision;
-        self.reason = facts.reason;
-        self.has_share = line.share.is_some();
         self.text.clear();
-        for (end, string) in self.ends.iter_mut().zip(strings_of(line)) {
-            self.text.push_str(string);
-            *end = self.text.len();
-        }
+        self.written_for = Some((style, PackedLine::pack(line, &mut self.text)));
         self.bytes.clear();
         write_request_fields(&mut self.bytes, line, style);
     }
-
-    fn strings(&self) -> impl Iterator<Item = &str> {
-        let starts = std::iter::once(0).chain(self.ends);
-        starts
-            .zip(self.ends)
-            .map(|(start, end)| self.text.get(start..end).unwrap_or_default())
-    }
-}
-
-/// The strings of `line` that [`LastRequestFields`] keeps, in its order.
-fn strings_of<'a>(line: &Line<'a>) -> [&'a str; 5] {
-    let [id, case, scope] = line.share.unwrap_or(["", "", ""]);
-    [line.method, line.path, id, case, scope]
 }
 
 /// How keys and values are spelled: a JSON object, or `key=value` pairs separated by spaces.

@@ -11,7 +11,7 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use super::line::{Facts, Line};
+use super::line::{Line, PackedLine};
 use super::record::AccessRecord;
 
 /// Aligned to two cache lines (the pair the CPU fetches together) so that no two workers' shelves
@@ -43,63 +43,29 @@ impl Records {
     }
 }
 
-/// A finished record as a shelf keeps it: its facts, and where its strings are in the
-/// [`Records::text`] it was shelved with.
+/// A finished record as a shelf keeps it: its line, packed into the [`Records::text`] it was
+/// shelved with.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Shelved {
     pub started: Instant,
     /// When its request ended: the writer interleaves the workers' lines in that order, as a
     /// single queue wrote them.
     pub finished: Instant,
-    facts: Facts,
-    /// Where the method starts in the text; `ends` are where the method, the path and the share's
-    /// id, case and scope end (the last three empty without a share).
-    start: usize,
-    ends: [usize; 5],
-    has_share: bool,
+    line: PackedLine,
 }
 
 impl Shelved {
     fn new(record: &AccessRecord, text: &mut String) -> Shelved {
-        let line = record.line();
-        let start = text.len();
-        let share = line.share;
-        let pieces = [
-            Some(line.method),
-            Some(line.path),
-            share.map(|[id, _, _]| id),
-            share.map(|[_, case, _]| case),
-            share.map(|[_, _, scope]| scope),
-        ];
-        let mut ends = [start; 5];
-        for (end, piece) in ends.iter_mut().zip(pieces) {
-            text.push_str(piece.unwrap_or_default());
-            *end = text.len();
-        }
         Shelved {
             started: record.started(),
             finished: record.finished(),
-            facts: line.facts,
-            start,
-            ends,
-            has_share: share.is_some(),
+            line: PackedLine::pack(&record.line(), text),
         }
     }
 
     /// The line, its strings read from the `text` it was shelved with.
     pub(super) fn line<'a>(&self, text: &'a str) -> Line<'a> {
-        let piece = |index: usize| {
-            let from = index
-                .checked_sub(1)
-                .map_or(self.start, |before| self.ends[before]);
-            text.get(from..self.ends[index]).unwrap_or_default()
-        };
-        Line {
-            facts: self.facts,
-            method: piece(0),
-            path: piece(1),
-            share: self.has_share.then(|| [piece(2), piece(3), piece(4)]),
-        }
+        self.line.line(text)
     }
 }
 

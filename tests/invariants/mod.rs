@@ -1012,8 +1012,9 @@ pub fn check_client_requests(data: &[u8]) {
         "client_requests: more bytes read than sent"
     );
     // A connection remembers its last head, and reads the next as a repeat of it when it differs
-    // only in values the server does not read: the stream, and the stream followed by its
-    // variants (digits, letter case, one byte changed), read as with every head parsed afresh.
+    // only in values the server does not read: the stream, and the stream followed by its four
+    // variants (digits, letter case, vowels, one byte changed), read as with every head parsed
+    // afresh.
     assert_eq!(
         whole,
         read_client_requests_remembering(stream, stream.len().max(1), false),
