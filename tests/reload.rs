@@ -15,11 +15,12 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use casegate::RunningGateway;
 use casegate::gateway::LinkMinter;
 use common::pki::TestPki;
-use common::raw_client::{RawResponse, send_raw};
+use common::raw_client::{RawResponse, keep_alive_exchange, read_one_response, send_raw};
 use common::upstream::TestUpstream;
 use common::{TEST_KEY, config_text};
 use serde_json::Value;
 use tempfile::TempDir;
+use tokio::io::AsyncWriteExt;
 
 const ADMIN_TOKEN: &str = "reload-test-admin-token-0123456789abcdef";
 /// A second signing key (33 bytes, base64url), for rotation.
@@ -70,7 +71,7 @@ struct FileGateway {
     admin: SocketAddr,
     path: PathBuf,
     minter: LinkMinter,
-    _upstream: TestUpstream,
+    upstream: TestUpstream,
     _dir: TempDir,
 }
 
@@ -93,7 +94,7 @@ impl FileGateway {
             running: Some(running),
             path,
             minter: LinkMinter::new(&config),
-            _upstream: upstream,
+            upstream,
             _dir: dir,
         }
     }
@@ -168,6 +169,72 @@ async fn a_route_added_to_the_file_is_allowed_after_a_reload_without_a_restart()
     assert_eq!(answer["restart_needed"], serde_json::json!([]));
     assert_eq!(get(gw.addr, NEW_ROUTE, Some(&cookie)).await.status, 200);
     assert_eq!(gw.reloads("ok"), 1);
+    gw.stop().await;
+}
+
+/// An HTTP/1 connection keeps the gateway's config between its requests and looks for a newer
+/// one at each: a reload reaches the next request on a connection already open, for the routes
+/// and for whom `X-Forwarded-For` is believed from.
+#[tokio::test]
+async fn the_next_request_on_an_open_connection_is_served_under_the_reloaded_config() {
+    let upstream = TestUpstream::start().await;
+    let trusting = text(&upstream, r#"trusted_proxies = ["127.0.0.1"]"#);
+    let gw = FileGateway::start(upstream, &trusting).await;
+    let cookie = gw.guest_cookie().await;
+    let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let forwarded_for = |client: &str| {
+        format!(
+            "GET /cases/42 HTTP/1.1\r\nHost: share.test\r\nCookie: {cookie}\r\nX-Forwarded-For: {client}\r\n\r\n"
+        )
+    };
+    let mut upstream_saw = Vec::new();
+    for client in ["203.0.113.1", "203.0.113.2"] {
+        stream
+            .write_all(forwarded_for(client).as_bytes())
+            .await
+            .unwrap();
+        let answer = read_one_response(&mut stream).await;
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        upstream_saw.extend(gw.upstream.take());
+    }
+    let on_the_connection = keep_alive_exchange(&mut stream, NEW_ROUTE, &cookie).await;
+    assert_eq!(
+        on_the_connection.status, 403,
+        "not allowed before the reload"
+    );
+
+    // The new file allows the route and no longer trusts the test's address.
+    let reloaded = with_new_route(&trusting).replace(r#"trusted_proxies = ["127.0.0.1"]"#, "");
+    let (status, answer) = gw.reload_with(&reloaded).await;
+    assert_eq!(status, 200, "{answer}");
+
+    let on_the_connection = keep_alive_exchange(&mut stream, NEW_ROUTE, &cookie).await;
+    assert_eq!(
+        on_the_connection.status,
+        200,
+        "{}",
+        on_the_connection.text()
+    );
+    stream
+        .write_all(forwarded_for("203.0.113.3").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(read_one_response(&mut stream).await.status, 200);
+    upstream_saw.extend(gw.upstream.take());
+    let seen: Vec<_> = upstream_saw
+        .iter()
+        .filter(|request| request.request_line.starts_with("GET /cases/42 "))
+        .map(|request| request.header("x-forwarded-for").unwrap_or("none"))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            "203.0.113.1, 127.0.0.1",
+            "203.0.113.2, 127.0.0.1",
+            "127.0.0.1"
+        ],
+        "each request's own client while trusted, then the peer"
+    );
     gw.stop().await;
 }
 

@@ -33,10 +33,13 @@ impl ConnectionGauge {
         } else {
             (HTTP1, Protocol::Http1)
         };
-        if self
-            .protocol
-            .compare_exchange(UNKNOWN, code, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
+        // Read first: only a connection's first request finds it unknown, and a plain read
+        // spares the others the locked instruction of a compare-exchange.
+        if self.protocol.load(Ordering::Relaxed) == UNKNOWN
+            && self
+                .protocol
+                .compare_exchange(UNKNOWN, code, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
         {
             self.metrics.open_connections(protocol).inc();
         }

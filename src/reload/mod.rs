@@ -17,7 +17,7 @@ use tokio::sync::Mutex;
 use tokio_rustls::TlsAcceptor;
 use tracing::{error, info, warn};
 
-pub use snapshot::{Held, Snapshot, WorkerSnapshot};
+pub use snapshot::{Held, Kept, Snapshot, WorkerSnapshot};
 
 use self::restart::{Fixed, restart_needed};
 use crate::config::{self, ConfigErrors};

@@ -86,6 +86,35 @@ impl<T> WorkerSnapshot<T> {
         }
         Arc::clone(&held.1)
     }
+
+    /// A handle for one user to keep across many reads (an HTTP/1 connection across its
+    /// requests), brought up to date by [`WorkerSnapshot::refresh`].
+    pub fn keep(&self) -> Kept<T> {
+        // The version before the value: a reload in between leaves the kept version behind, and
+        // the next refresh takes the value again.
+        let version = self.shared.version();
+        Kept {
+            version,
+            held: self.current(),
+        }
+    }
+
+    /// The value in force now, through `kept`: one load of the shared version while no reload
+    /// has happened, where [`WorkerSnapshot::current`] also takes the worker's lock and a count
+    /// on its handle (and the caller later gives the count back): four locked instructions a
+    /// request.
+    pub fn refresh<'a>(&self, kept: &'a mut Kept<T>) -> &'a T {
+        if kept.version != self.shared.version() {
+            *kept = self.keep();
+        }
+        &kept.held
+    }
+}
+
+/// A [`WorkerSnapshot`]'s value as one user keeps it, with the version it was taken at.
+pub struct Kept<T> {
+    version: u64,
+    held: Arc<Held<T>>,
 }
 
 #[cfg(test)]
@@ -113,5 +142,23 @@ mod tests {
         assert_eq!((**before, **view.current()), (1, 2));
         snapshot.replace(Arc::new(3));
         assert_eq!(**view.current(), 3);
+    }
+
+    #[test]
+    fn a_kept_handle_follows_every_replace_and_is_not_taken_again_without_one() {
+        let snapshot = Arc::new(Snapshot::new(Arc::new(1)));
+        let view = WorkerSnapshot::new(Arc::clone(&snapshot));
+        let mut kept = view.keep();
+        let first: *const i32 = view.refresh(&mut kept);
+        assert!(
+            std::ptr::eq(first, view.refresh(&mut kept)),
+            "no reload: the same value, not taken again"
+        );
+        snapshot.replace(Arc::new(2));
+        assert_eq!(*view.refresh(&mut kept), 2);
+        snapshot.replace(Arc::new(3));
+        snapshot.replace(Arc::new(4));
+        assert_eq!(*view.refresh(&mut kept), 4);
+        assert_eq!(**view.current(), 4, "the worker's own handle moved on too");
     }
 }

@@ -34,7 +34,7 @@ use crate::metrics::ConnectionGauge;
 use crate::proxy::client::UpstreamPool;
 use crate::proxy::client_address::ClientAddress;
 use crate::proxy::upstream_h1::SpliceOffer;
-use crate::reload::{Snapshot, WorkerSnapshot};
+use crate::reload::{Kept, Snapshot, WorkerSnapshot};
 
 /// What the gateway knows about the connection a request arrived on, and whom the request is from.
 /// Each request holds a clone of its own for as long as it runs.
@@ -254,11 +254,13 @@ where
             gateway,
             access_log,
             info,
-            max_header_bytes: limits.max_header_bytes,
-            max_headers: limits.max_headers,
-            pace: BodyPace {
-                grace: limits.body_read_timeout,
-                min_bytes_per_second: limits.body_min_rate,
+            limits: RequestLimits {
+                max_header_bytes: limits.max_header_bytes,
+                max_headers: limits.max_headers,
+                pace: BodyPace {
+                    grace: limits.body_read_timeout,
+                    min_bytes_per_second: limits.body_min_rate,
+                },
             },
         };
         match protocol {
@@ -271,10 +273,13 @@ where
                     header_read_timeout: limits.header_read_timeout,
                     idle_timeout: limits.idle_timeout,
                 };
-                h1::serve(io, read, peer, settings, shutdown, &events, |request| {
-                    handler.handle(request.map(ClientBody::Http1))
-                })
-                .await;
+                let handler = Http1Handler {
+                    gateway: handler.gateway.keep(),
+                    client_resolved: false,
+                    peer_client: handler.info.client.clone(),
+                    handler,
+                };
+                h1::serve(io, read, peer, settings, shutdown, &events, handler).await;
             }
             Protocol::Http2 => {
                 let mut io = io;
@@ -322,12 +327,21 @@ struct RequestHandler {
     access_log: Arc<AccessLog>,
     info: ConnectionInfo,
     gauge: ConnectionGauge,
+    limits: RequestLimits,
+}
+
+/// The limits a request is held to here: hyper's HTTP/2 side does not check the head's, and
+/// neither protocol paces the body.
+#[derive(Clone, Copy)]
+struct RequestLimits {
     max_header_bytes: usize,
     max_headers: usize,
     pace: BodyPace,
 }
 
 impl RequestHandler {
+    /// An answer for a request of an HTTP/2 connection, whose streams run at once: the future
+    /// owns what it uses.
     fn handle(
         &self,
         request: Request<ClientBody>,
@@ -335,63 +349,133 @@ impl RequestHandler {
         let gateway = self.gateway.current();
         let access_log = Arc::clone(&self.access_log);
         let mut info = self.info.clone();
-        // From any other peer the client is the peer, as `info` already says (its
-        // X-Forwarded-For value made once per connection, not per request).
-        if gateway.is_trusted_proxy(info.peer.ip()) {
-            info.client = gateway.client_address(info.peer.ip(), request.headers());
+        if let Some(client) = resolved_client(&gateway, &info, &request) {
+            info.client = client;
         }
         self.gauge.saw_request(request.version());
-        let (max_header_bytes, max_headers, pace) =
-            (self.max_header_bytes, self.max_headers, self.pace);
-        async move {
-            // The one place every request passes: the access log's record starts and ends
-            // here. Until the answer exists it is held by `Unanswered`, which logs and counts
-            // the request if the connection ends first (the connection then drops this future).
-            let mut unanswered = Unanswered::new(
-                access_log.begin(info.client.ip, request.method()),
-                &access_log,
-                gateway.metrics(),
-            );
-            let over = head::limit_exceeded(&request, max_header_bytes, max_headers);
-            let answer = if let Some((setting, limit)) = over {
-                info!(peer = %info.peer, client = %info.client.ip, setting, limit, "request head over a limit");
-                gateway.metrics().record_refused_head();
-                unanswered.record().set_refused(
-                    crate::metrics::Decision::BadRequest.as_str(),
-                    crate::pages::Page::BadRequest.code(),
-                );
-                Answer::boxed(head::too_large())
-            } else {
-                let record = unanswered.record();
-                let request = Box::new(
-                    request.map(|body| RequestBody::new(PacedBody::new(body, pace), record)),
-                );
-                // Boxed: the request path's state machine is 3 KiB, which would otherwise sit in
-                // every connection's task for its life (benches/HISTORY.md). Allocated
-                // before the future is made, so that it is built in its box rather than on the
-                // stack and then copied in (3 KiB, every request).
-                let handled = Box::into_pin(Box::write(
-                    Box::new_uninit(),
-                    gateway.handle(request, &info, record),
-                ));
-                handled.await
-            };
-            let Answer {
-                mut response,
-                passed,
-            } = *answer;
-            let mut record = unanswered.answered();
-            // Every answer, refusals and pages included: the first one a browser sees over https
-            // is what pins the host to https, whichever it is.
-            if let Some(hsts) = gateway.hsts(info.tls) {
-                response
-                    .headers_mut()
-                    .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+        let limits = self.limits;
+        async move { answer(&gateway, &access_log, &info, limits, request).await }
+    }
+}
+
+/// The gateway's answer to one request for either protocol, with the access log's record around
+/// it and the limits hyper's HTTP/2 side does not check itself.
+async fn answer(
+    gateway: &Gateway,
+    access_log: &Arc<AccessLog>,
+    info: &ConnectionInfo,
+    limits: RequestLimits,
+    request: Request<ClientBody>,
+) -> Response<LoggedBody> {
+    let RequestLimits {
+        max_header_bytes,
+        max_headers,
+        pace,
+    } = limits;
+    // The one place every request passes: the access log's record starts and ends
+    // here. Until the answer exists it is held by `Unanswered`, which logs and counts
+    // the request if the connection ends first (the connection then drops this future).
+    let mut unanswered = Unanswered::new(
+        access_log.begin(info.client.ip, request.method()),
+        access_log,
+        gateway.metrics(),
+    );
+    let over = head::limit_exceeded(&request, max_header_bytes, max_headers);
+    let answer = if let Some((setting, limit)) = over {
+        info!(peer = %info.peer, client = %info.client.ip, setting, limit, "request head over a limit");
+        gateway.metrics().record_refused_head();
+        unanswered.record().set_refused(
+            crate::metrics::Decision::BadRequest.as_str(),
+            crate::pages::Page::BadRequest.code(),
+        );
+        Answer::boxed(head::too_large())
+    } else {
+        let record = unanswered.record();
+        let request =
+            Box::new(request.map(|body| RequestBody::new(PacedBody::new(body, pace), record)));
+        // Boxed: the request path's state machine is 3 KiB, which would otherwise sit in
+        // every connection's task for its life (benches/HISTORY.md). Allocated
+        // before the future is made, so that it is built in its box rather than on the
+        // stack and then copied in (3 KiB, every request).
+        let handled = Box::into_pin(Box::write(
+            Box::new_uninit(),
+            gateway.handle(request, info, record),
+        ));
+        handled.await
+    };
+    let Answer {
+        mut response,
+        passed,
+    } = *answer;
+    let mut record = unanswered.answered();
+    // Every answer, refusals and pages included: the first one a browser sees over https
+    // is what pins the host to https, whichever it is.
+    if let Some(hsts) = gateway.hsts(info.tls) {
+        response
+            .headers_mut()
+            .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+    }
+    record.set_status(response.status());
+    let offer = response.extensions().get::<SpliceOffer>().cloned();
+    response.map(|body| LoggedBody::new(body, record, Arc::clone(access_log), offer, passed))
+}
+
+/// The client a request is from when the peer is a trusted proxy (`X-Forwarded-For`); `None`
+/// from any other peer, whose client is the peer, as the connection's `info` already says (its
+/// X-Forwarded-For value made once per connection, not per request).
+fn resolved_client<B>(
+    gateway: &Gateway,
+    info: &ConnectionInfo,
+    request: &Request<B>,
+) -> Option<ClientAddress> {
+    gateway
+        .is_trusted_proxy(info.peer.ip())
+        .then(|| gateway.client_address(info.peer.ip(), request.headers()))
+}
+
+/// An HTTP/1 connection's handler. Its requests come one at a time, so each borrows what the
+/// connection keeps (the gateway's snapshot, the connection's facts) where an HTTP/2 stream's
+/// future takes counts on them: the worker's snapshot lock, and counts on the snapshot, on what
+/// the connection's requests share and on its `X-Forwarded-For` value, each taken and given
+/// back, eight locked instructions a request.
+struct Http1Handler {
+    handler: RequestHandler,
+    gateway: Kept<Gateway>,
+    /// Whether `handler.info.client` was resolved for a request (a trusted proxy's), and so is
+    /// not the connection's own.
+    client_resolved: bool,
+    /// The connection's own client, the peer, to go back to if a reload stops trusting it.
+    peer_client: ClientAddress,
+}
+
+impl h1::Handler for Http1Handler {
+    type Body = LoggedBody;
+
+    fn handle(
+        &mut self,
+        request: Request<h1::request_body::H1Body>,
+    ) -> impl Future<Output = Response<LoggedBody>> {
+        let handler = &mut self.handler;
+        let gateway = handler.gateway.refresh(&mut self.gateway);
+        match resolved_client(gateway, &handler.info, &request) {
+            Some(client) => {
+                handler.info.client = client;
+                self.client_resolved = true;
             }
-            record.set_status(response.status());
-            let offer = response.extensions().get::<SpliceOffer>().cloned();
-            response.map(|body| LoggedBody::new(body, record, access_log, offer, passed))
+            None if self.client_resolved => {
+                handler.info.client = self.peer_client.clone();
+                self.client_resolved = false;
+            }
+            None => {}
         }
+        handler.gauge.saw_request(request.version());
+        answer(
+            gateway,
+            &handler.access_log,
+            &handler.info,
+            handler.limits,
+            request.map(ClientBody::Http1),
+        )
     }
 }
 

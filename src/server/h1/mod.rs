@@ -76,23 +76,43 @@ pub trait ConnectionEvents: Send + Sync {
     fn parked(&self);
 }
 
+/// What answers a connection's requests. They come one after another, each answered before the
+/// next is read, so an answer may borrow the handler until it is made: the connection's state is
+/// lent to each request instead of cloned for it, which a closure's future cannot do. A closure
+/// that makes an answer is a handler too.
+pub trait Handler {
+    type Body: Body<Data = Bytes, Error: std::fmt::Display> + CarriesPassedFields;
+
+    fn handle(&mut self, request: Request<H1Body>) -> impl Future<Output = Response<Self::Body>>;
+}
+
+impl<H, F, B> Handler for H
+where
+    H: FnMut(Request<H1Body>) -> F,
+    F: Future<Output = Response<B>>,
+    B: Body<Data = Bytes, Error: std::fmt::Display> + CarriesPassedFields,
+{
+    type Body = B;
+
+    fn handle(&mut self, request: Request<H1Body>) -> impl Future<Output = Response<B>> {
+        self(request)
+    }
+}
+
 /// Serves HTTP/1.1 on `io` until either side ends the connection. `read` holds bytes already
 /// read from it (the protocol sniff).
 #[allow(clippy::too_many_arguments)]
-pub async fn serve<T, H, F, B>(
+pub async fn serve<T, H>(
     mut io: T,
     read: Bytes,
     peer: SocketAddr,
     settings: Http1Settings,
     shutdown: watch::Receiver<bool>,
     events: &dyn ConnectionEvents,
-    mut handle: H,
+    mut handler: H,
 ) where
     T: AsyncRead + AsyncWrite + SpliceTarget + Unpin + Send + 'static,
-    H: FnMut(Request<H1Body>) -> F,
-    F: Future<Output = Response<B>>,
-    B: Body<Data = Bytes> + CarriesPassedFields,
-    B::Error: std::fmt::Display,
+    H: Handler,
 {
     let mut buffer = BytesMut::from(read);
     let mut memory = RequestMemory::default();
@@ -138,7 +158,7 @@ pub async fn serve<T, H, F, B>(
         // stack and then copied in.
         let answered = Box::into_pin(Box::write(
             Box::new_uninit(),
-            exchange.run(&mut handle, request, sender, decoder),
+            exchange.run(&mut handler, request, sender, decoder),
         ))
         .await;
         match answered {
@@ -190,19 +210,13 @@ struct Exchange<'a, T> {
 }
 
 impl<T: AsyncRead + AsyncWrite + SpliceTarget + Unpin> Exchange<'_, T> {
-    async fn run<H, F, B>(
+    async fn run<H: Handler>(
         self,
-        handle: &mut H,
+        handler: &mut H,
         request: Request<H1Body>,
         sender: BodySender,
         mut decoder: BodyDecoder,
-    ) -> Answered
-    where
-        H: FnMut(Request<H1Body>) -> F,
-        F: Future<Output = Response<B>>,
-        B: Body<Data = Bytes> + CarriesPassedFields,
-        B::Error: std::fmt::Display,
-    {
+    ) -> Answered {
         let Exchange {
             io,
             buffer,
@@ -215,7 +229,7 @@ impl<T: AsyncRead + AsyncWrite + SpliceTarget + Unpin> Exchange<'_, T> {
         } = self;
         let response = {
             // Made here, inside the exchange's box, rather than passed in and moved there.
-            let handled = pin!(handle(request));
+            let handled = pin!(handler.handle(request));
             let pump = BodyPump::new(&sender, &mut decoder, expect_continue);
             pump.run_beside(
                 handled,
