@@ -37,7 +37,8 @@ use crate::proxy::upstream_h1::SpliceOffer;
 use crate::reload::{Kept, Snapshot, WorkerSnapshot};
 
 /// What the gateway knows about the connection a request arrived on, and whom the request is from.
-/// Each request holds a clone of its own for as long as it runs.
+/// An HTTP/2 request holds a clone of its own for as long as it runs; an HTTP/1 connection's
+/// requests, one at a time, borrow the connection's (`Http1Handler`).
 #[derive(Clone, Debug)]
 pub struct ConnectionInfo {
     pub peer: SocketAddr,
