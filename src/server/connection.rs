@@ -441,6 +441,9 @@ fn resolved_client<B>(
 /// back, eight locked instructions a request.
 struct Http1Handler {
     handler: RequestHandler,
+    /// Brought up to date at each request. Between requests it keeps the config the last one
+    /// used: after a reload, idle connections hold the old one (one copy, shared) until their
+    /// next request or their close, `idle_timeout` at most; nothing is judged by it meanwhile.
     gateway: Kept<Gateway>,
     /// Whether `handler.info.client` was resolved for a request (a trusted proxy's), and so is
     /// not the connection's own.
