@@ -7,7 +7,7 @@
 
 use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 /// The current value of something a reload replaces as a whole.
 pub struct Snapshot<T> {
@@ -62,40 +62,41 @@ impl<T> Deref for Held<T> {
 /// the worker's own thread.
 pub struct WorkerSnapshot<T> {
     shared: Arc<Snapshot<T>>,
-    held: Mutex<(u64, Arc<Held<T>>)>,
+    held: Mutex<Kept<T>>,
 }
 
 impl<T> WorkerSnapshot<T> {
     pub fn new(shared: Arc<Snapshot<T>>) -> WorkerSnapshot<T> {
-        let version = shared.version();
-        let held = Arc::new(Held(shared.current()));
+        let held = Kept::taken_from(&shared);
         WorkerSnapshot {
             shared,
-            held: Mutex::new((version, held)),
+            held: Mutex::new(held),
         }
     }
 
     /// The value in force now, as [`Snapshot::current`] would answer.
     pub fn current(&self) -> Arc<Held<T>> {
-        let version = self.shared.version();
+        Arc::clone(&self.up_to_date().held)
+    }
+
+    /// The worker's own handle, taken again first if a reload happened since.
+    fn up_to_date(&self) -> MutexGuard<'_, Kept<T>> {
         // Nothing panics while the lock is held (a clone or a move): a poisoned one still holds
         // a whole value.
         let mut held = self.held.lock().unwrap_or_else(PoisonError::into_inner);
-        if held.0 != version {
-            *held = (version, Arc::new(Held(self.shared.current())));
+        if held.version != self.shared.version() {
+            *held = Kept::taken_from(&self.shared);
         }
-        Arc::clone(&held.1)
+        held
     }
 
     /// A handle for one user to keep across many reads (an HTTP/1 connection across its
     /// requests), brought up to date by [`WorkerSnapshot::refresh`].
     pub fn keep(&self) -> Kept<T> {
-        // The version before the value: a reload in between leaves the kept version behind, and
-        // the next refresh takes the value again.
-        let version = self.shared.version();
+        let held = self.up_to_date();
         Kept {
-            version,
-            held: self.current(),
+            version: held.version,
+            held: Arc::clone(&held.held),
         }
     }
 
@@ -111,10 +112,23 @@ impl<T> WorkerSnapshot<T> {
     }
 }
 
-/// A [`WorkerSnapshot`]'s value as one user keeps it, with the version it was taken at.
+/// A [`Snapshot`]'s value as a worker or one of its users keeps it, with the version it was
+/// taken at.
 pub struct Kept<T> {
     version: u64,
     held: Arc<Held<T>>,
+}
+
+impl<T> Kept<T> {
+    fn taken_from(shared: &Snapshot<T>) -> Kept<T> {
+        // The version before the value: a reload in between leaves the kept version behind, and
+        // the next look at the version takes the value again.
+        let version = shared.version();
+        Kept {
+            version,
+            held: Arc::new(Held(shared.current())),
+        }
+    }
 }
 
 #[cfg(test)]

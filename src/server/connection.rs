@@ -276,8 +276,7 @@ where
                 };
                 let handler = Http1Handler {
                     gateway: handler.gateway.keep(),
-                    client_resolved: false,
-                    peer_client: handler.info.client.clone(),
+                    peer_client: None,
                     handler,
                 };
                 h1::serve(io, read, peer, settings, shutdown, &events, handler).await;
@@ -445,11 +444,9 @@ struct Http1Handler {
     /// used: after a reload, idle connections hold the old one (one copy, shared) until their
     /// next request or their close, `idle_timeout` at most; nothing is judged by it meanwhile.
     gateway: Kept<Gateway>,
-    /// Whether `handler.info.client` was resolved for a request (a trusted proxy's), and so is
-    /// not the connection's own.
-    client_resolved: bool,
-    /// The connection's own client, the peer, to go back to if a reload stops trusting it.
-    peer_client: ClientAddress,
+    /// The connection's own client, the peer, set aside while `handler.info.client` holds one a
+    /// trusted proxy named, to go back to if a reload stops trusting it.
+    peer_client: Option<ClientAddress>,
 }
 
 impl h1::Handler for Http1Handler {
@@ -463,14 +460,14 @@ impl h1::Handler for Http1Handler {
         let gateway = handler.gateway.refresh(&mut self.gateway);
         match resolved_client(gateway, &handler.info, &request) {
             Some(client) => {
-                handler.info.client = client;
-                self.client_resolved = true;
+                let replaced = std::mem::replace(&mut handler.info.client, client);
+                self.peer_client.get_or_insert(replaced);
             }
-            None if self.client_resolved => {
-                handler.info.client = self.peer_client.clone();
-                self.client_resolved = false;
+            None => {
+                if let Some(own) = self.peer_client.take() {
+                    handler.info.client = own;
+                }
             }
-            None => {}
         }
         handler.gauge.saw_request(request.version());
         answer(
