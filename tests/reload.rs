@@ -15,7 +15,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use casegate::RunningGateway;
 use casegate::gateway::LinkMinter;
 use common::pki::TestPki;
-use common::raw_client::{RawResponse, keep_alive_exchange, read_one_response, send_raw};
+use common::raw_client::{
+    RawResponse, keep_alive_exchange, keep_alive_get_with, read_one_response, send_raw,
+};
 use common::upstream::TestUpstream;
 use common::{TEST_KEY, config_text};
 use serde_json::Value;
@@ -182,11 +184,8 @@ async fn the_next_request_on_an_open_connection_is_served_under_the_reloaded_con
     let gw = FileGateway::start(upstream, &trusting).await;
     let cookie = gw.guest_cookie().await;
     let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    let forwarded_for = |client: &str| {
-        format!(
-            "GET /cases/42 HTTP/1.1\r\nHost: share.test\r\nCookie: {cookie}\r\nX-Forwarded-For: {client}\r\n\r\n"
-        )
-    };
+    let forwarded_for =
+        |client: &str| keep_alive_get_with("/cases/42", &cookie, &[("X-Forwarded-For", client)]);
     let mut upstream_saw = Vec::new();
     for client in ["203.0.113.1", "203.0.113.2"] {
         stream

@@ -381,7 +381,7 @@ async fn answer(
         gateway.metrics(),
     );
     let over = head::limit_exceeded(&request, max_header_bytes, max_headers);
-    let answer = if let Some((setting, limit)) = over {
+    let given = if let Some((setting, limit)) = over {
         info!(peer = %info.peer, client = %info.client.ip, setting, limit, "request head over a limit");
         gateway.metrics().record_refused_head();
         unanswered.record().set_refused(
@@ -406,7 +406,7 @@ async fn answer(
     let Answer {
         mut response,
         passed,
-    } = *answer;
+    } = *given;
     let mut record = unanswered.answered();
     // Every answer, refusals and pages included: the first one a browser sees over https
     // is what pins the host to https, whichever it is.

@@ -120,7 +120,16 @@ fn dechunk(mut rest: &[u8]) -> Vec<u8> {
 
 /// A guest's GET for `share.test` that keeps the connection open (HTTP/1.1, no `Connection`).
 pub fn keep_alive_get(target: &str, cookie: &str) -> String {
-    format!("GET {target} HTTP/1.1\r\nHost: share.test\r\nCookie: {cookie}\r\n\r\n")
+    keep_alive_get_with(target, cookie, &[])
+}
+
+/// [`keep_alive_get`] with more fields after the cookie, as `(name, value)`.
+pub fn keep_alive_get_with(target: &str, cookie: &str, fields: &[(&str, &str)]) -> String {
+    let more: String = fields
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    format!("GET {target} HTTP/1.1\r\nHost: share.test\r\nCookie: {cookie}\r\n{more}\r\n")
 }
 
 /// Sends [`keep_alive_get`] on `stream` and reads its one response; the connection stays open.

@@ -224,10 +224,11 @@ fn parse_with_room<const ROOM: usize>(
         // ASCII and SP, obs-text 0x80-0xFF: its HEADER_VALUE_MAP is `http`'s rule), so checking
         // every byte again would be work for nothing. hyper's server does the same.
         let value = unsafe { HeaderValue::from_maybe_shared_unchecked(value) };
-        if remembering && !FramingFields::reads(&name) {
+        let noted = reading.note(&name, &value, is_http_11, &mut headers)?;
+        if remembering && noted == Noted::NotRead {
             changeable.push(value_range.clone());
         }
-        if reading.note(&name, &value, is_http_11, &mut headers)? {
+        if noted != Noted::Dropped {
             if remembering {
                 kept.push((name.clone(), value_range));
             }
@@ -293,27 +294,26 @@ struct FramingFields {
     wants_upgrade: bool,
 }
 
-impl FramingFields {
-    /// Whether [`FramingFields::note`] reads the value of a field so named.
-    fn reads(name: &header::HeaderName) -> bool {
-        [
-            header::TRANSFER_ENCODING,
-            header::CONTENT_LENGTH,
-            header::CONNECTION,
-            header::EXPECT,
-            header::UPGRADE,
-        ]
-        .contains(name)
-    }
+/// What [`FramingFields::note`] did with a field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Noted {
+    /// Not one of the fields it reads: kept, and a repeat of the head may change its value.
+    NotRead,
+    /// Read and kept: a repeat of the head must have the same value.
+    Read,
+    /// Read and left out of the map (a repeated or overridden length).
+    Dropped,
+}
 
-    /// Notes one field; `false` when the field is not kept (a repeated or overridden length).
+impl FramingFields {
+    /// Notes one field, and says whether it was one of those read here and whether it is kept.
     fn note(
         &mut self,
         name: &header::HeaderName,
         value: &HeaderValue,
         is_http_11: bool,
         headers: &mut HeaderMap,
-    ) -> Result<bool, HeadError> {
+    ) -> Result<Noted, HeadError> {
         if *name == header::TRANSFER_ENCODING {
             if !is_http_11 {
                 return Err(HeadError::Malformed("Transfer-Encoding on HTTP/1.0"));
@@ -332,7 +332,7 @@ impl FramingFields {
         } else if *name == header::CONTENT_LENGTH {
             self.length_seen = true;
             if self.transfer_encoding {
-                return Ok(false);
+                return Ok(Noted::Dropped);
             }
             let length = parse_length(value.as_bytes().trim_ascii())
                 .ok_or(HeadError::Malformed("Content-Length"))?;
@@ -340,7 +340,7 @@ impl FramingFields {
                 Some(seen) if seen != length => {
                     return Err(HeadError::Malformed("two Content-Length values"));
                 }
-                Some(_) => return Ok(false),
+                Some(_) => return Ok(Noted::Dropped),
                 None => self.content_length = Some(length),
             }
         } else if *name == header::CONNECTION {
@@ -359,8 +359,10 @@ impl FramingFields {
             self.expect_continue = value.as_bytes().eq_ignore_ascii_case(b"100-continue");
         } else if *name == header::UPGRADE {
             self.wants_upgrade = is_http_11;
+        } else {
+            return Ok(Noted::NotRead);
         }
-        Ok(true)
+        Ok(Noted::Read)
     }
 
     fn framing(&self) -> Result<RequestFraming, HeadError> {
