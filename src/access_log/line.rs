@@ -64,6 +64,51 @@ impl PackedLine {
         }
     }
 
+    /// Everything the line says but its strings.
+    pub(super) fn facts(&self) -> &Facts {
+        &self.facts
+    }
+
+    /// Whether this line (its strings in `text`) and `other` (in `other_text`) have the same
+    /// method, path, status, decision, reason and share: [`PackedLine::line`] of each, compared,
+    /// without slicing either text into five strings. The strings sit one after the other, so
+    /// with the same lengths the same bytes mean the same strings.
+    pub(super) fn same_request_fields(
+        &self,
+        text: &str,
+        other: &PackedLine,
+        other_text: &str,
+    ) -> bool {
+        let described = |line: &PackedLine| {
+            let facts = &line.facts;
+            (
+                facts.status,
+                facts.decision,
+                facts.reason,
+                line.has_share,
+                line.lengths(),
+            )
+        };
+        described(self) == described(other) && self.strings(text) == other.strings(other_text)
+    }
+
+    /// The lengths of the method, the path and the share's id, case and scope.
+    fn lengths(&self) -> [usize; 5] {
+        let mut start = self.start;
+        self.ends.map(|end| {
+            let length = end.saturating_sub(start);
+            start = end;
+            length
+        })
+    }
+
+    /// The bytes of all five strings.
+    fn strings<'a>(&self, text: &'a str) -> &'a [u8] {
+        text.as_bytes()
+            .get(self.start..self.ends[4])
+            .unwrap_or_default()
+    }
+
     /// The line, its strings read from the `text` it was packed into.
     pub(super) fn line<'a>(&self, text: &'a str) -> Line<'a> {
         let piece = |index: usize| {
@@ -78,5 +123,61 @@ impl PackedLine {
             path: piece(1),
             share: self.has_share.then(|| [piece(2), piece(3), piece(4)]),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line<'a>(path: &'a str, share: Option<[&'a str; 3]>) -> Line<'a> {
+        Line {
+            facts: Facts {
+                client: "192.0.2.7".parse().unwrap(),
+                status: 200,
+                decision: "allowed",
+                reason: None,
+                bytes_in: 0,
+                bytes_out: 42,
+                total: Duration::from_micros(1500),
+                upstream: None,
+            },
+            method: "GET",
+            path,
+            share,
+        }
+    }
+
+    #[test]
+    fn lines_are_the_same_request_by_their_strings_not_by_where_they_were_packed() {
+        let video = line("/cases/A-1/video", Some(["sh_1", "A-1", "view"]));
+        let mut text = String::from("earlier lines' strings");
+        let first = PackedLine::pack(&video, &mut text);
+        let again = PackedLine::pack(&video, &mut text);
+        let mut other_text = String::new();
+        let elsewhere = PackedLine::pack(&video, &mut other_text);
+        assert!(first.same_request_fields(&text, &again, &text));
+        assert!(first.same_request_fields(&text, &elsewhere, &other_text));
+
+        // The same bytes, split differently between the path and the share's id.
+        let split_later = line("/cases/A-1/vide", Some(["osh_1", "A-1", "view"]));
+        // No share and a share of empty strings: the same (no) bytes, not the same line.
+        let no_share = line("/cases/A-1/video", None);
+        let empty_share = line("/cases/A-1/video", Some(["", "", ""]));
+        let mut refused = video;
+        refused.facts.status = 403;
+        for different in [split_later, no_share, empty_share, refused] {
+            let mut different_text = String::new();
+            let packed = PackedLine::pack(&different, &mut different_text);
+            assert_ne!(different, video);
+            assert!(!first.same_request_fields(&text, &packed, &different_text));
+        }
+        // What the line says outside its request fields is not compared.
+        let mut later = video;
+        later.facts.bytes_out = 7;
+        later.facts.total = Duration::from_millis(3);
+        let mut later_text = String::new();
+        let packed = PackedLine::pack(&later, &mut later_text);
+        assert!(first.same_request_fields(&text, &packed, &later_text));
     }
 }

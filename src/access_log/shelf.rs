@@ -11,7 +11,7 @@
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
-use super::line::{Line, PackedLine};
+use super::line::PackedLine;
 use super::record::AccessRecord;
 
 /// Aligned to two cache lines (the pair the CPU fetches together) so that no two workers' shelves
@@ -63,9 +63,9 @@ impl Shelved {
         }
     }
 
-    /// The line, its strings read from the `text` it was shelved with.
-    pub(super) fn line<'a>(&self, text: &'a str) -> Line<'a> {
-        self.line.line(text)
+    /// The line as packed into the `text` it was shelved with.
+    pub(super) fn packed(&self) -> &PackedLine {
+        &self.line
     }
 }
 
@@ -143,6 +143,7 @@ mod tests {
     use http::{Method, StatusCode};
 
     use super::*;
+    use crate::access_log::line::Line;
 
     fn record(path: &str) -> AccessRecord {
         let mut record = AccessRecord::begin(true, IpAddr::V4(Ipv4Addr::LOCALHOST), &Method::GET);
@@ -172,7 +173,7 @@ mod tests {
         let lines: Vec<Line<'_>> = taken
             .shelved
             .iter()
-            .map(|shelved| shelved.line(&taken.text))
+            .map(|shelved| shelved.packed().line(&taken.text))
             .collect();
         assert_eq!(lines, [plain.line(), shared.line(), plain.line()]);
         assert_eq!(taken.shelved[1].started, shared.started());

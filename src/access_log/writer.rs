@@ -107,7 +107,8 @@ impl Writer {
             let start = self.pending.len();
             write_line(
                 &mut self.pending,
-                &shelved.line(&records.text),
+                shelved.packed(),
+                &records.text,
                 time,
                 self.format,
             );
