@@ -35,8 +35,8 @@ macro_rules! key {
     };
 }
 
-/// Appends the line `packed` into `text`, newline included, to `out`. `time` is when the
-/// request was received, on the wall clock.
+/// Appends the line packed as `packed` (its strings in `text`), newline included, to `out`.
+/// `time` is when the request was received, on the wall clock.
 pub(super) fn write_line(
     out: &mut Vec<u8>,
     packed: &PackedLine,
