@@ -15,14 +15,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use casegate::RunningGateway;
 use casegate::gateway::LinkMinter;
 use common::pki::TestPki;
-use common::raw_client::{
-    RawResponse, keep_alive_exchange, keep_alive_get_with, read_one_response, send_raw,
-};
+use common::raw_client::{RawResponse, keep_alive_exchange, keep_alive_exchange_with, send_raw};
 use common::upstream::TestUpstream;
 use common::{TEST_KEY, config_text};
 use serde_json::Value;
 use tempfile::TempDir;
-use tokio::io::AsyncWriteExt;
 
 const ADMIN_TOKEN: &str = "reload-test-admin-token-0123456789abcdef";
 /// A second signing key (33 bytes, base64url), for rotation.
@@ -184,15 +181,11 @@ async fn the_next_request_on_an_open_connection_is_served_under_the_reloaded_con
     let gw = FileGateway::start(upstream, &trusting).await;
     let cookie = gw.guest_cookie().await;
     let mut stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    let forwarded_for =
-        |client: &str| keep_alive_get_with("/cases/42", &cookie, &[("X-Forwarded-For", client)]);
     let mut upstream_saw = Vec::new();
     for client in ["203.0.113.1", "203.0.113.2"] {
-        stream
-            .write_all(forwarded_for(client).as_bytes())
-            .await
-            .unwrap();
-        let answer = read_one_response(&mut stream).await;
+        let forwarded_for = [("X-Forwarded-For", client)];
+        let answer =
+            keep_alive_exchange_with(&mut stream, "/cases/42", &cookie, &forwarded_for).await;
         assert_eq!(answer.status, 200, "{}", answer.text());
         upstream_saw.extend(gw.upstream.take());
     }
@@ -214,11 +207,9 @@ async fn the_next_request_on_an_open_connection_is_served_under_the_reloaded_con
         "{}",
         on_the_connection.text()
     );
-    stream
-        .write_all(forwarded_for("203.0.113.3").as_bytes())
-        .await
-        .unwrap();
-    assert_eq!(read_one_response(&mut stream).await.status, 200);
+    let forwarded_for = [("X-Forwarded-For", "203.0.113.3")];
+    let answer = keep_alive_exchange_with(&mut stream, "/cases/42", &cookie, &forwarded_for).await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
     upstream_saw.extend(gw.upstream.take());
     let seen: Vec<_> = upstream_saw
         .iter()

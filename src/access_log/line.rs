@@ -2,6 +2,7 @@
 //! it a worker's shelf holds until the writer formats it ([`PackedLine`]).
 
 use std::net::IpAddr;
+use std::ops::Range;
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,14 +93,19 @@ impl PackedLine {
         described(self) == described(other) && self.strings(text) == other.strings(other_text)
     }
 
-    /// The lengths of the method, the path and the share's id, case and scope.
-    fn lengths(&self) -> [usize; 5] {
+    /// Where the method, the path and the share's id, case and scope are in the text.
+    fn ranges(&self) -> [Range<usize>; 5] {
         let mut start = self.start;
         self.ends.map(|end| {
-            let length = end.saturating_sub(start);
+            let range = start..end;
             start = end;
-            length
+            range
         })
+    }
+
+    /// The lengths of the strings [`PackedLine::ranges`] finds.
+    fn lengths(&self) -> [usize; 5] {
+        self.ranges().map(|range| range.len())
     }
 
     /// The bytes of all five strings.
@@ -111,17 +117,14 @@ impl PackedLine {
 
     /// The line, its strings read from the `text` it was packed into.
     pub(super) fn line<'a>(&self, text: &'a str) -> Line<'a> {
-        let piece = |index: usize| {
-            let from = index
-                .checked_sub(1)
-                .map_or(self.start, |before| self.ends[before]);
-            text.get(from..self.ends[index]).unwrap_or_default()
-        };
+        let [method, path, id, case, scope] = self
+            .ranges()
+            .map(|range| text.get(range).unwrap_or_default());
         Line {
             facts: self.facts,
-            method: piece(0),
-            path: piece(1),
-            share: self.has_share.then(|| [piece(2), piece(3), piece(4)]),
+            method,
+            path,
+            share: self.has_share.then_some([id, case, scope]),
         }
     }
 }

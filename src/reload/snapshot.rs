@@ -93,11 +93,7 @@ impl<T> WorkerSnapshot<T> {
     /// A handle for one user to keep across many reads (an HTTP/1 connection across its
     /// requests), brought up to date by [`WorkerSnapshot::refresh`].
     pub fn keep(&self) -> Kept<T> {
-        let held = self.up_to_date();
-        Kept {
-            version: held.version,
-            held: Arc::clone(&held.held),
-        }
+        self.up_to_date().clone()
     }
 
     /// The value in force now, through `kept`: one load of the shared version while no reload
@@ -117,6 +113,16 @@ impl<T> WorkerSnapshot<T> {
 pub struct Kept<T> {
     version: u64,
     held: Arc<Held<T>>,
+}
+
+// By hand: a derived `Clone` would ask `T: Clone`, where only the count on the value is taken.
+impl<T> Clone for Kept<T> {
+    fn clone(&self) -> Kept<T> {
+        Kept {
+            version: self.version,
+            held: Arc::clone(&self.held),
+        }
+    }
 }
 
 impl<T> Kept<T> {

@@ -138,8 +138,18 @@ pub async fn keep_alive_exchange<S: AsyncRead + AsyncWrite + Unpin>(
     target: &str,
     cookie: &str,
 ) -> RawResponse {
+    keep_alive_exchange_with(stream, target, cookie, &[]).await
+}
+
+/// [`keep_alive_exchange`] of a [`keep_alive_get_with`] those more fields.
+pub async fn keep_alive_exchange_with<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    target: &str,
+    cookie: &str,
+    fields: &[(&str, &str)],
+) -> RawResponse {
     stream
-        .write_all(keep_alive_get(target, cookie).as_bytes())
+        .write_all(keep_alive_get_with(target, cookie, fields).as_bytes())
         .await
         .unwrap();
     read_one_response(stream).await
