@@ -24,6 +24,7 @@ use crate::proxy::request::{GuestRewrite, rewrite_passthrough_request, write_gue
 use crate::proxy::response::{sanitise_guest_response, sanitise_passthrough_response};
 use crate::proxy::upgrade::{Tunnel, restore_websocket_headers, splice};
 use crate::proxy::upstream_h1::encode_request_head;
+use crate::proxy::upstream_h1::response_head::ResponseHead;
 use crate::proxy::{BoxError, empty_body};
 use crate::server::ConnectionInfo;
 use crate::server::body_pace::is_too_slow;
@@ -161,13 +162,10 @@ impl Gateway {
         // Until the response head, also when the upstream failed or timed out; `Gateway::handle`
         // reads it back for the metrics, so the gateway's own share of the request is told apart.
         record.set_upstream(sent.into_std(), std::time::Instant::now());
-        let UpstreamAnswer {
-            response,
-            mut passed,
-        } = match answer {
+        let UpstreamAnswer { mut head, mut body } = match answer {
             Ok(answer) => {
                 self.metrics
-                    .record_upstream(UpstreamClass::of(answer.response.status()));
+                    .record_upstream(UpstreamClass::of(answer.head.status));
                 answer
             }
             Err(error) if is_too_slow(&error) => return Err(GatewayError::BodyTooSlow),
@@ -179,8 +177,8 @@ impl Gateway {
                 }
             },
         };
-        let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-        let (mut answer, body) = response.into_parts();
+        let offer = body.offer_splice();
+        let switched = head.status == StatusCode::SWITCHING_PROTOCOLS;
         let (tunnel, body) = match (switched, client_upgrade) {
             (true, Some(client)) => match body.into_switched() {
                 Some(upstream) => (Some((client, upstream)), empty_body()),
@@ -189,33 +187,40 @@ impl Gateway {
             (true, None) => return Err(GatewayError::UnexpectedSwitch),
             (false, _) => (None, body.map_err(Into::into).boxed()),
         };
+        // Cleaned where the parser left them, in the head's box.
+        let ResponseHead {
+            headers, passed, ..
+        } = &mut *head;
         let lifetime = match route {
             Route::Guest { session, .. } => {
-                sanitise_guest_response(
-                    &mut answer,
-                    Some(&mut passed),
-                    &self.upstream,
-                    &self.public,
-                );
+                sanitise_guest_response(headers, Some(passed), &self.upstream, &self.public);
                 Some(Duration::from_secs(
                     u64::try_from(session.guest.expires_at.saturating_sub(now)).unwrap_or(0),
                 ))
             }
             Route::Passthrough => {
-                sanitise_passthrough_response(&mut answer, &self.upstream, &self.public);
+                sanitise_passthrough_response(headers, &self.upstream, &self.public);
                 None
             }
         };
+        let mut response = Response::new(body);
+        *response.status_mut() = head.status;
+        *response.version_mut() = head.version;
+        *response.headers_mut() = std::mem::take(&mut head.headers);
+        if let Some(offer) = offer {
+            response.extensions_mut().insert(offer);
+        }
+        let passed = std::mem::take(&mut head.passed);
         // hyper writes an HTTP/2 answer from the map alone; casegate's HTTP/1 writer takes the
         // fields passed on from where the upstream sent them.
         let passed = if answer_in_map {
-            passed.move_into(&mut answer.headers);
+            passed.move_into(response.headers_mut());
             None
         } else {
             Some(passed)
         };
         if let Some((client, upstream)) = tunnel {
-            restore_websocket_headers(&mut answer.headers);
+            restore_websocket_headers(response.headers_mut());
             splice(
                 client,
                 upstream,
@@ -227,10 +232,7 @@ impl Gateway {
                 },
             );
         }
-        Ok(Box::new(Answer {
-            response: Response::from_parts(answer, body),
-            passed,
-        }))
+        Ok(Box::new(Answer { response, passed }))
     }
 }
 

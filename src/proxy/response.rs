@@ -1,8 +1,7 @@
 //! Rewriting an upstream response before it reaches the client. For guests the response must not
 //! set state in the browser, open the case to other origins, be cached, or point back at the upstream.
 
-use http::header::{self, HeaderName, HeaderValue};
-use http::response::Parts;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::uri::{Authority, Scheme, Uri};
 
 use super::hop::{strip_hop_by_hop, strip_hop_by_hop_and};
@@ -50,7 +49,7 @@ impl PublicOrigin {
 
 /// Cleans a response on its way to a guest: its map, and the fields passed on beside it.
 pub fn sanitise_guest_response(
-    parts: &mut Parts,
+    headers: &mut HeaderMap,
     passed: Option<&mut PassedFields>,
     upstream: &Upstream,
     public: &PublicOrigin,
@@ -58,19 +57,19 @@ pub fn sanitise_guest_response(
     // One pass over the response's names for all of them: each lookup or removal of a name the
     // response lacks would hash it for nothing. Every name removed here is one the upstream
     // client keeps in the map (`is_read_or_changed`), never among the fields it passes on.
-    strip_hop_by_hop_and(&mut parts.headers, removed_for_guests);
+    strip_hop_by_hop_and(headers, removed_for_guests);
     match passed {
         // Written with the upstream's other fields, or moved into the map with them.
         Some(passed) => passed.mark_for_guest(),
         None => {
             for (name, value) in GUEST_FIELDS {
-                parts.headers.append(name, HeaderValue::from_static(value));
+                headers.append(name, HeaderValue::from_static(value));
             }
         }
     }
     // Strict-Transport-Security is set on every response, pages included, by the connection
     // (`[server] hsts`, src/server/connection.rs), not only on forwarded ones.
-    rewrite_location(parts, upstream, public);
+    rewrite_location(headers, upstream, public);
 }
 
 /// Whether casegate reads or changes the response field `name` anywhere: the sanitisers
@@ -102,18 +101,18 @@ fn replaced_for_guests(name: &str) -> bool {
 
 /// Cleans a response to a passthrough (staff) request: only what is needed for correctness.
 pub fn sanitise_passthrough_response(
-    parts: &mut Parts,
+    headers: &mut HeaderMap,
     upstream: &Upstream,
     public: &PublicOrigin,
 ) {
-    strip_hop_by_hop(&mut parts.headers);
-    rewrite_location(parts, upstream, public);
+    strip_hop_by_hop(headers);
+    rewrite_location(headers, upstream, public);
 }
 
 /// An absolute redirect to the upstream's own origin would send the browser around casegate; point
 /// it at the public origin instead. Relative redirects and other origins are left alone.
-fn rewrite_location(parts: &mut Parts, upstream: &Upstream, public: &PublicOrigin) {
-    let Some(location) = parts.headers.get(header::LOCATION) else {
+fn rewrite_location(headers: &mut HeaderMap, upstream: &Upstream, public: &PublicOrigin) {
+    let Some(location) = headers.get(header::LOCATION) else {
         return;
     };
     let Ok(uri) = location.to_str().unwrap_or_default().parse::<Uri>() else {
@@ -125,7 +124,7 @@ fn rewrite_location(parts: &mut Parts, upstream: &Upstream, public: &PublicOrigi
     let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
     let rewritten = format!("{}{}", public.as_url_prefix(), path_and_query);
     if let Ok(value) = HeaderValue::from_str(&rewritten) {
-        parts.headers.insert(header::LOCATION, value);
+        headers.insert(header::LOCATION, value);
     }
 }
 
@@ -145,12 +144,12 @@ mod tests {
         }
     }
 
-    fn response(pairs: &[(&str, &str)]) -> Parts {
+    fn response(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut builder = Response::builder();
         for (name, value) in pairs {
             builder = builder.header(*name, *value);
         }
-        builder.body(()).unwrap().into_parts().0
+        builder.body(()).unwrap().into_parts().0.headers
     }
 
     /// The upstream client keeps in the map every field a sanitiser or the connection acts on,
@@ -177,7 +176,7 @@ mod tests {
             );
         }
         // Every field the guest sanitiser removes from the map is one of them.
-        let mut parts = response(&[
+        let mut headers = response(&[
             ("set-cookie", "a=1"),
             ("set-cookie2", "a=1"),
             ("access-control-max-age", "1"),
@@ -187,11 +186,10 @@ mod tests {
             ("content-type", "text/html"),
             ("vary", "Accept"),
         ]);
-        let before: Vec<HeaderName> = parts.headers.keys().cloned().collect();
-        sanitise_guest_response(&mut parts, None, &upstream(), &public());
+        let before: Vec<HeaderName> = headers.keys().cloned().collect();
+        sanitise_guest_response(&mut headers, None, &upstream(), &public());
         for name in before {
-            let upstream_value_left = parts
-                .headers
+            let upstream_value_left = headers
                 .get_all(&name)
                 .iter()
                 .any(|value| !GUEST_FIELDS.iter().any(|(_, ours)| value == ours));
@@ -203,7 +201,7 @@ mod tests {
 
     #[test]
     fn guest_response_cannot_set_state_share_or_be_cached() {
-        let mut parts = response(&[
+        let mut headers = response(&[
             ("set-cookie", "admin=1"),
             ("set-cookie2", "admin=1"),
             ("access-control-allow-origin", "*"),
@@ -213,8 +211,8 @@ mod tests {
             ("connection", "close"),
             ("content-type", "video/webm"),
         ]);
-        sanitise_guest_response(&mut parts, None, &upstream(), &public());
-        let h = &parts.headers;
+        sanitise_guest_response(&mut headers, None, &upstream(), &public());
+        let h = &headers;
         assert!(!h.contains_key("set-cookie"));
         assert!(!h.contains_key("set-cookie2"));
         assert!(!h.contains_key("access-control-allow-origin"));
@@ -234,7 +232,7 @@ mod tests {
 
     #[test]
     fn a_guest_response_loses_exactly_what_it_must_in_one_pass() {
-        let mut parts = response(&[
+        let mut headers = response(&[
             ("connection", "Keep-Alive, X-Upstream-Secret"),
             ("connection", "close"),
             ("keep-alive", "timeout=5"),
@@ -260,9 +258,8 @@ mod tests {
             ("x-frame-options", "SAMEORIGIN"),
             ("vary", "Accept-Encoding"),
         ]);
-        sanitise_guest_response(&mut parts, None, &upstream(), &public());
-        let mut left: Vec<(String, String)> = parts
-            .headers
+        sanitise_guest_response(&mut headers, None, &upstream(), &public());
+        let mut left: Vec<(String, String)> = headers
             .iter()
             .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
             .collect();
@@ -285,8 +282,7 @@ mod tests {
             .collect();
         assert_eq!(left, expected);
         // Several values of one name keep their order.
-        let frame: Vec<&str> = parts
-            .headers
+        let frame: Vec<&str> = headers
             .get_all("x-frame-options")
             .iter()
             .map(|v| v.to_str().unwrap())
@@ -296,18 +292,18 @@ mod tests {
 
     #[test]
     fn a_passthrough_response_keeps_cookies_and_cors_but_not_hop_by_hop() {
-        let mut parts = response(&[
+        let mut headers = response(&[
             ("connection", "x-named"),
             ("x-named", "1"),
             ("transfer-encoding", "chunked"),
             ("set-cookie", "staff=1"),
             ("access-control-allow-origin", "https://staff.example"),
         ]);
-        sanitise_passthrough_response(&mut parts, &upstream(), &public());
-        let mut left: Vec<&str> = parts.headers.keys().map(|name| name.as_str()).collect();
+        sanitise_passthrough_response(&mut headers, &upstream(), &public());
+        let mut left: Vec<&str> = headers.keys().map(|name| name.as_str()).collect();
         left.sort_unstable();
         assert_eq!(left, ["access-control-allow-origin", "set-cookie"]);
-        assert!(!parts.headers.contains_key("cache-control"));
+        assert!(!headers.contains_key("cache-control"));
     }
 
     #[test]
@@ -322,9 +318,9 @@ mod tests {
             ("http://127.0.0.1:9999/x", "http://127.0.0.1:9999/x"),
         ];
         for (location, expected) in cases {
-            let mut parts = response(&[("location", location)]);
-            sanitise_guest_response(&mut parts, None, &upstream(), &public());
-            assert_eq!(parts.headers["location"], expected, "{location}");
+            let mut headers = response(&[("location", location)]);
+            sanitise_guest_response(&mut headers, None, &upstream(), &public());
+            assert_eq!(headers["location"], expected, "{location}");
         }
     }
 }

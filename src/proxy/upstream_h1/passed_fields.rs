@@ -10,10 +10,11 @@
 //! response's map as before, where the sanitisers find them. An HTTP/2 answer is written by hyper
 //! from the map, so there the fields are moved into it ([`PassedFields::move_into`]).
 //!
-//! The fields travel beside the response, not in it: from the upstream client to the gateway
-//! ([`crate::proxy::client::UpstreamAnswer`]), which sanitises them with the map, and on in the
-//! answer's body to the HTTP/1 writer ([`CarriesPassedFields`]). The response's extensions
-//! carried them at first; their map cost three allocations and about 500 instructions a request.
+//! The fields travel beside the response's map, not in it: in the parsed head from the upstream
+//! client to the gateway ([`crate::proxy::client::UpstreamAnswer`]), which sanitises them with
+//! the map, and on in the answer's body to the HTTP/1 writer ([`CarriesPassedFields`]). The
+//! response's extensions carried them at first; their map cost three allocations and about 500
+//! instructions a request.
 
 use bytes::Bytes;
 use http::HeaderMap;

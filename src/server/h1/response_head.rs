@@ -221,7 +221,7 @@ mod tests {
             scheme: http::uri::Scheme::HTTPS,
             authority: http::uri::Authority::from_static("share.example.org"),
         };
-        sanitise_guest_response(&mut parts, Some(&mut passed), &upstream, &public);
+        sanitise_guest_response(&mut parts.headers, Some(&mut passed), &upstream, &public);
         (parts, passed)
     }
 
