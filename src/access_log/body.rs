@@ -14,7 +14,7 @@ use super::AccessLog;
 use super::record::AccessRecord;
 use crate::proxy::upstream_h1::{CarriesPassedFields, PassedFields, SpliceOffer};
 use crate::proxy::{Body, BoxError};
-use crate::server::body_pace::{PacedBody, PacedBodyError};
+use crate::server::body_pace::{BodyPace, ClientBody, PacedBody, PacedBodyError};
 
 /// The request body the gateway reads: hyper's, under the body pace, counted for the access log.
 #[derive(Debug)]
@@ -24,14 +24,21 @@ pub struct RequestBody {
 }
 
 impl RequestBody {
-    /// Counts into the record only when there is a body to count: a GET costs no counter.
-    pub fn new(inner: PacedBody, record: &mut AccessRecord) -> RequestBody {
-        let counter = if inner.is_end_stream() {
-            None
-        } else {
-            record.bytes_in_counter()
-        };
-        RequestBody { inner, counter }
+    /// The client's body, read under `pace`; counted once [`RequestBody::count_into`] names the
+    /// record. Made as the request is, before the record exists, so that the request is boxed
+    /// once as it is made and not copied into a new one when its body changes type.
+    pub fn paced(body: ClientBody, pace: BodyPace) -> RequestBody {
+        RequestBody {
+            inner: PacedBody::new(body, pace),
+            counter: None,
+        }
+    }
+
+    /// Counts into `record` only when there is a body to count: a GET costs no counter.
+    pub fn count_into(&mut self, record: &mut AccessRecord) {
+        if !self.inner.is_end_stream() {
+            self.counter = record.bytes_in_counter();
+        }
     }
 }
 

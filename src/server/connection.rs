@@ -19,7 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::{debug, info};
 
 use super::activity::{Activity, TrackedIo};
-use super::body_pace::{BodyPace, ClientBody, PacedBody};
+use super::body_pace::{BodyPace, ClientBody};
 use super::h1;
 use super::head;
 use super::lifetime::Lifetime;
@@ -293,7 +293,7 @@ where
                 let handler = &handler;
                 let service = service_fn(move |request: Request<Incoming>| {
                     let in_flight = service_activity.request_started();
-                    let handled = handler.handle(request.map(ClientBody::Http2));
+                    let handled = handler.handle(request);
                     async move {
                         let response = handled.await;
                         drop(in_flight);
@@ -344,8 +344,11 @@ impl RequestHandler {
     /// owns what it uses.
     fn handle(
         &self,
-        request: Request<ClientBody>,
+        request: Request<Incoming>,
     ) -> impl Future<Output = Response<LoggedBody>> + Send + 'static {
+        let pace = self.limits.pace;
+        let request =
+            Box::new(request.map(|body| RequestBody::paced(ClientBody::Http2(body), pace)));
         let gateway = self.gateway.current();
         let access_log = Arc::clone(&self.access_log);
         let mut info = self.info.clone();
@@ -365,12 +368,12 @@ async fn answer(
     access_log: &Arc<AccessLog>,
     info: &ConnectionInfo,
     limits: RequestLimits,
-    request: Request<ClientBody>,
+    mut request: Box<Request<RequestBody>>,
 ) -> Response<LoggedBody> {
     let RequestLimits {
         max_header_bytes,
         max_headers,
-        pace,
+        ..
     } = limits;
     // The one place every request passes: the access log's record starts and ends
     // here. Until the answer exists it is held by `Unanswered`, which logs and counts
@@ -391,8 +394,7 @@ async fn answer(
         Answer::boxed(head::too_large())
     } else {
         let record = unanswered.record();
-        let request =
-            Box::new(request.map(|body| RequestBody::new(PacedBody::new(body, pace), record)));
+        request.body_mut().count_into(record);
         // Boxed: the request path's state machine is 3 KiB, which would otherwise sit in
         // every connection's task for its life (benches/HISTORY.md). Allocated
         // before the future is made, so that it is built in its box rather than on the
@@ -450,11 +452,16 @@ struct Http1Handler {
 }
 
 impl h1::Handler for Http1Handler {
+    type RequestBody = RequestBody;
     type Body = LoggedBody;
+
+    fn request_body(&self, body: h1::request_body::H1Body) -> RequestBody {
+        RequestBody::paced(ClientBody::Http1(body), self.handler.limits.pace)
+    }
 
     fn handle(
         &mut self,
-        request: Request<h1::request_body::H1Body>,
+        request: Box<Request<RequestBody>>,
     ) -> impl Future<Output = Response<LoggedBody>> {
         let handler = &mut self.handler;
         let gateway = handler.gateway.refresh(&mut self.gateway);
@@ -475,7 +482,7 @@ impl h1::Handler for Http1Handler {
             &handler.access_log,
             &handler.info,
             handler.limits,
-            request.map(ClientBody::Http1),
+            request,
         )
     }
 }
