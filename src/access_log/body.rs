@@ -74,18 +74,19 @@ pub struct LoggedBody {
     sent: u64,
     /// A large body the HTTP/1 server may move without polling it counts its bytes here.
     offer: Option<SpliceOffer>,
-    /// Taken when the record is handed to the log, so it is logged once.
-    record: Option<Box<AccessRecord>>,
-    log: Arc<AccessLog>,
+    /// The request's record and the log it goes to, from [`LoggedBody::log_into`] (`None` with
+    /// the access log off); taken when the record is handed to the log, so it is logged once.
+    logging: Option<(Box<AccessRecord>, Arc<AccessLog>)>,
     /// The upstream's fields passed on as they came, for the HTTP/1 writer.
     passed: Option<PassedFields>,
 }
 
 impl LoggedBody {
+    /// The body of an answer, made where the answer is (the gateway); it logs nothing until
+    /// [`LoggedBody::log_into`] gives it the request's record, as the connection does for every
+    /// answer, so that the answer is not made anew around a body of another type.
     pub fn new(
         inner: Body,
-        record: Box<AccessRecord>,
-        log: Arc<AccessLog>,
         offer: Option<SpliceOffer>,
         passed: Option<PassedFields>,
     ) -> LoggedBody {
@@ -93,17 +94,23 @@ impl LoggedBody {
             inner,
             sent: 0,
             offer,
-            record: record.is_enabled().then_some(record),
-            log,
+            logging: None,
             passed,
         }
     }
 
+    /// Logs `record` to `log` once the body is done, or dropped.
+    pub fn log_into(&mut self, record: Box<AccessRecord>, log: &Arc<AccessLog>) {
+        if record.is_enabled() {
+            self.logging = Some((record, Arc::clone(log)));
+        }
+    }
+
     fn log_once(&mut self) {
-        if let Some(mut record) = self.record.take() {
+        if let Some((mut record, log)) = self.logging.take() {
             let moved = self.offer.as_ref().map_or(0, SpliceOffer::moved);
             record.finish(self.sent + moved);
-            self.log.submit(record);
+            log.submit(record);
         }
     }
 }

@@ -16,7 +16,7 @@ use super::answer::Answer;
 use super::error::GatewayError;
 use super::framing::is_bodiless;
 use super::session_memo::GuestSession;
-use crate::access_log::{AccessRecord, RequestBody};
+use crate::access_log::{AccessRecord, LoggedBody, RequestBody};
 use crate::metrics::{TunnelGauge, UpstreamClass};
 use crate::pages::PageChoice;
 use crate::proxy::client::{ForwardError, Outgoing, UpstreamAnswer};
@@ -203,24 +203,17 @@ impl Gateway {
                 None
             }
         };
-        let mut response = Response::new(body);
-        *response.status_mut() = head.status;
-        *response.version_mut() = head.version;
-        *response.headers_mut() = std::mem::take(&mut head.headers);
-        if let Some(offer) = offer {
-            response.extensions_mut().insert(offer);
-        }
-        let passed = std::mem::take(&mut head.passed);
         // hyper writes an HTTP/2 answer from the map alone; casegate's HTTP/1 writer takes the
         // fields passed on from where the upstream sent them.
+        let passed = std::mem::take(&mut head.passed);
         let passed = if answer_in_map {
-            passed.move_into(response.headers_mut());
+            passed.move_into(&mut head.headers);
             None
         } else {
             Some(passed)
         };
         if let Some((client, upstream)) = tunnel {
-            restore_websocket_headers(response.headers_mut());
+            restore_websocket_headers(&mut head.headers);
             splice(
                 client,
                 upstream,
@@ -232,7 +225,15 @@ impl Gateway {
                 },
             );
         }
-        Ok(Box::new(Answer { response, passed }))
+        // Made in its box, where it stays until it is written.
+        let mut answer = Box::new(Response::new(LoggedBody::new(body, offer.clone(), passed)));
+        *answer.status_mut() = head.status;
+        *answer.version_mut() = head.version;
+        *answer.headers_mut() = std::mem::take(&mut head.headers);
+        if let Some(offer) = offer {
+            answer.extensions_mut().insert(offer);
+        }
+        Ok(answer)
     }
 }
 

@@ -34,7 +34,7 @@ use http_body_util::BodyExt;
 use tracing::{info, warn};
 
 pub use admit::Admission;
-pub use answer::Answer;
+pub use answer::{Answer, boxed_answer};
 pub use build::BuildError;
 pub use error::GatewayError;
 pub use mint::{LinkMinter, MintError, MintedLink, ShareRequest};
@@ -213,7 +213,7 @@ impl Gateway {
                 let wait = (!upstream_failed).then_some(std::time::Duration::ZERO);
                 self.metrics
                     .record_request(decision, started.elapsed(), wait);
-                Answer::boxed(response)
+                boxed_answer(response)
             }
         }
     }
@@ -241,18 +241,18 @@ impl Gateway {
         match admission {
             Admission::Link(token) => self
                 .exchange_link(token, request.headers(), now, context, record)
-                .map(Answer::boxed)
+                .map(boxed_answer)
                 .map_err(|error| refusing(error, &request, context)),
             Admission::Verify(route) => {
                 // Read before the form consumes the request: these requests are few.
                 context.page = Some(PageChoice::of(request.headers()));
                 self.verify_route(route, *request, connection, now, context, record)
                     .await
-                    .map(Answer::boxed)
+                    .map(boxed_answer)
             }
             Admission::VerifyFirst(session) => self
                 .verification_required(&request, &session.guest)
-                .map(Answer::boxed)
+                .map(boxed_answer)
                 .map_err(|error| refusing(error, &request, context)),
             Admission::Guest {
                 session,

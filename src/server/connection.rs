@@ -28,12 +28,11 @@ use super::slots::ConnectionSlot;
 use crate::access_log::{AccessLog, LoggedBody, RequestBody, Unanswered};
 use crate::config::Limits;
 use crate::direct_tcp::{DirectTcpStream, LeaveWriteBatch};
-use crate::gateway::{Answer, Gateway, SessionMemo};
+use crate::gateway::{Answer, Gateway, SessionMemo, boxed_answer};
 use crate::loopback_congestion::LoopbackCongestion;
 use crate::metrics::ConnectionGauge;
 use crate::proxy::client::UpstreamPool;
 use crate::proxy::client_address::ClientAddress;
-use crate::proxy::upstream_h1::SpliceOffer;
 use crate::reload::{Kept, Snapshot, WorkerSnapshot};
 
 /// What the gateway knows about the connection a request arrived on, and whom the request is from.
@@ -357,7 +356,8 @@ impl RequestHandler {
         }
         self.gauge.saw_request(request.version());
         let limits = self.limits;
-        async move { answer(&gateway, &access_log, &info, limits, request).await }
+        // hyper takes the answer by value.
+        async move { *answer(&gateway, &access_log, &info, limits, request).await }
     }
 }
 
@@ -369,7 +369,7 @@ async fn answer(
     info: &ConnectionInfo,
     limits: RequestLimits,
     mut request: Box<Request<RequestBody>>,
-) -> Response<LoggedBody> {
+) -> Box<Answer> {
     let RequestLimits {
         max_header_bytes,
         max_headers,
@@ -384,14 +384,14 @@ async fn answer(
         gateway.metrics(),
     );
     let over = head::limit_exceeded(&request, max_header_bytes, max_headers);
-    let given = if let Some((setting, limit)) = over {
+    let mut answer = if let Some((setting, limit)) = over {
         info!(peer = %info.peer, client = %info.client.ip, setting, limit, "request head over a limit");
         gateway.metrics().record_refused_head();
         unanswered.record().set_refused(
             crate::metrics::Decision::BadRequest.as_str(),
             crate::pages::Page::BadRequest.code(),
         );
-        Answer::boxed(head::too_large())
+        boxed_answer(head::too_large())
     } else {
         let record = unanswered.record();
         request.body_mut().count_into(record);
@@ -405,21 +405,17 @@ async fn answer(
         ));
         handled.await
     };
-    let Answer {
-        mut response,
-        passed,
-    } = *given;
     let mut record = unanswered.answered();
     // Every answer, refusals and pages included: the first one a browser sees over https
     // is what pins the host to https, whichever it is.
     if let Some(hsts) = gateway.hsts(info.tls) {
-        response
+        answer
             .headers_mut()
             .insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
     }
-    record.set_status(response.status());
-    let offer = response.extensions().get::<SpliceOffer>().cloned();
-    response.map(|body| LoggedBody::new(body, record, Arc::clone(access_log), offer, passed))
+    record.set_status(answer.status());
+    answer.body_mut().log_into(record, access_log);
+    answer
 }
 
 /// The client a request is from when the peer is a trusted proxy (`X-Forwarded-For`); `None`
@@ -459,10 +455,7 @@ impl h1::Handler for Http1Handler {
         RequestBody::paced(ClientBody::Http1(body), self.handler.limits.pace)
     }
 
-    fn handle(
-        &mut self,
-        request: Box<Request<RequestBody>>,
-    ) -> impl Future<Output = Response<LoggedBody>> {
+    fn handle(&mut self, request: Box<Request<RequestBody>>) -> impl Future<Output = Box<Answer>> {
         let handler = &mut self.handler;
         let gateway = handler.gateway.refresh(&mut self.gateway);
         match resolved_client(gateway, &handler.info, &request) {

@@ -49,10 +49,10 @@ impl<'a> BodyPump<'a> {
         buffer: &mut BytesMut,
         read_limit: usize,
         stall: Duration,
-    ) -> Option<Response<B>>
+    ) -> Option<Box<Response<B>>>
     where
         T: AsyncRead + AsyncWrite + Unpin,
-        F: Future<Output = Response<B>>,
+        F: Future<Output = Box<Response<B>>>,
     {
         if self.decoder.is_done() {
             self.sender.end();

@@ -117,7 +117,7 @@ impl<T: SpliceTarget + AsyncWrite + Unpin> Stalling<'_, T> {
 /// `stall` limit.
 pub(super) async fn write_response<T, B>(
     io: &mut T,
-    response: Response<B>,
+    response: Box<Response<B>>,
     asked: Asked,
     out: &mut Vec<u8>,
     stall: Duration,
@@ -140,7 +140,7 @@ where
             keep_alive: false,
             ..asked
         };
-        return Box::pin(write_response(io.io, refusal, asked, out, stall)).await;
+        return Box::pin(write_response(io.io, Box::new(refusal), asked, out, stall)).await;
     }
     let (parts, body) = response.into_parts();
     let mut body = pin!(body);
