@@ -12,7 +12,7 @@ use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
 use super::AccessLog;
 use super::record::AccessRecord;
-use crate::proxy::upstream_h1::{CarriesPassedFields, PassedFields, SpliceOffer};
+use crate::proxy::upstream_h1::{PassedFields, SpliceOffer, UpstreamExtras};
 use crate::proxy::{Body, BoxError};
 use crate::server::body_pace::{BodyPace, ClientBody, PacedBody, PacedBodyError};
 
@@ -72,7 +72,8 @@ impl HttpBody for RequestBody {
 pub struct LoggedBody {
     inner: Body,
     sent: u64,
-    /// A large body the HTTP/1 server may move without polling it counts its bytes here.
+    /// A large body's offer to the HTTP/1 writer to move it without polling it; what it moves is
+    /// counted here.
     offer: Option<SpliceOffer>,
     /// The request's record and the log it goes to, from [`LoggedBody::log_into`] (`None` with
     /// the access log off); taken when the record is handed to the log, so it is logged once.
@@ -145,9 +146,13 @@ impl HttpBody for LoggedBody {
     }
 }
 
-impl CarriesPassedFields for LoggedBody {
+impl UpstreamExtras for LoggedBody {
     fn passed_fields(&self) -> Option<&PassedFields> {
         self.passed.as_ref()
+    }
+
+    fn splice_offer(&self) -> Option<&SpliceOffer> {
+        self.offer.as_ref()
     }
 }
 

@@ -226,13 +226,10 @@ impl Gateway {
             );
         }
         // Made in its box, where it stays until it is written.
-        let mut answer = Box::new(Response::new(LoggedBody::new(body, offer.clone(), passed)));
+        let mut answer = Box::new(Response::new(LoggedBody::new(body, offer, passed)));
         *answer.status_mut() = head.status;
         *answer.version_mut() = head.version;
         *answer.headers_mut() = std::mem::take(&mut head.headers);
-        if let Some(offer) = offer {
-            answer.extensions_mut().insert(offer);
-        }
         Ok(answer)
     }
 }

@@ -22,6 +22,6 @@ pub mod response_head;
 pub use body::{BodyError, SpliceOffer, Spliceable, UpstreamBody};
 pub use connection::UpstreamConnection;
 pub use exchange::{Answered, ExchangeError, exchange};
-pub use passed_fields::{CarriesPassedFields, PassedFields};
+pub use passed_fields::{PassedFields, UpstreamExtras};
 pub use request_head::{RequestFraming, encode_request_head};
 pub use response_head::BodyFraming;

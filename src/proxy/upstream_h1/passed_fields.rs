@@ -12,7 +12,7 @@
 //!
 //! The fields travel beside the response's map, not in it: in the parsed head from the upstream
 //! client to the gateway ([`crate::proxy::client::UpstreamAnswer`]), which sanitises them with
-//! the map, and on in the answer's body to the HTTP/1 writer ([`CarriesPassedFields`]). The
+//! the map, and on in the answer's body to the HTTP/1 writer ([`UpstreamExtras`]). The
 //! response's extensions carried them at first; their map cost three allocations and about 500
 //! instructions a request.
 
@@ -20,6 +20,7 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http::header::{self, HeaderName, HeaderValue};
 
+use super::body::SpliceOffer;
 use super::response_head::{FieldSpan, field_ranges};
 use crate::proxy::field_line::write_field_line;
 use crate::proxy::response::GUEST_FIELDS;
@@ -39,17 +40,22 @@ pub struct PassedFields {
     guest: bool,
 }
 
-/// A response body that may bring the upstream's fields passed on beside it: the HTTP/1 writer
-/// asks its answer's body for them. Bodies the gateway makes itself bring none.
-pub trait CarriesPassedFields {
+/// What a response body may bring from the upstream beside its frames, which the HTTP/1 writer
+/// asks its answer's body for: the upstream's fields passed on as they came, and a large body's
+/// offer to be moved socket to socket. Bodies the gateway makes itself bring neither.
+pub trait UpstreamExtras {
     fn passed_fields(&self) -> Option<&PassedFields> {
+        None
+    }
+
+    fn splice_offer(&self) -> Option<&SpliceOffer> {
         None
     }
 }
 
-impl CarriesPassedFields for http_body_util::Empty<Bytes> {}
+impl UpstreamExtras for http_body_util::Empty<Bytes> {}
 
-impl CarriesPassedFields for http_body_util::Full<Bytes> {}
+impl UpstreamExtras for http_body_util::Full<Bytes> {}
 
 impl PassedFields {
     /// `spans` point into `head` and were checked by the parser: names are tokens, values hold

@@ -41,7 +41,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
 use tracing::debug;
 
-use crate::proxy::upstream_h1::CarriesPassedFields;
+use crate::proxy::upstream_h1::UpstreamExtras;
 use body_pump::{BodyPump, skip_arrived_body};
 use request_body::{BodyDecoder, BodySender, H1Body, body_channel};
 use request_head::{HeadError, HeadLimits, RequestHead, RequestMemory};
@@ -83,7 +83,7 @@ pub trait ConnectionEvents: Send + Sync {
 pub trait Handler {
     /// The body of the requests the handler takes, made from the one the connection reads.
     type RequestBody;
-    type Body: Body<Data = Bytes, Error: std::fmt::Display> + CarriesPassedFields;
+    type Body: Body<Data = Bytes, Error: std::fmt::Display> + UpstreamExtras;
 
     fn request_body(&self, body: H1Body) -> Self::RequestBody;
 
@@ -101,7 +101,7 @@ impl<H, F, B> Handler for H
 where
     H: FnMut(Request<H1Body>) -> F,
     F: Future<Output = Response<B>>,
-    B: Body<Data = Bytes, Error: std::fmt::Display> + CarriesPassedFields,
+    B: Body<Data = Bytes, Error: std::fmt::Display> + UpstreamExtras,
 {
     type RequestBody = H1Body;
     type Body = B;

@@ -15,7 +15,7 @@ use tracing::debug;
 
 use super::response_head::{Asked, ResponseFraming, encode_response_head, write_chunk_size};
 use super::splice::{SpliceTarget, splice_exactly};
-use crate::proxy::upstream_h1::{CarriesPassedFields, SpliceOffer, Spliceable};
+use crate::proxy::upstream_h1::{SpliceOffer, Spliceable, UpstreamExtras};
 
 /// Body frames up to this size are copied behind the head (or the frame before) and go out in
 /// one write; larger ones are written from where they are, as is the frame that ends a body of
@@ -124,7 +124,7 @@ pub(super) async fn write_response<T, B>(
 ) -> std::io::Result<Written>
 where
     T: AsyncWrite + SpliceTarget + Unpin,
-    B: Body<Data = Bytes> + CarriesPassedFields,
+    B: Body<Data = Bytes> + UpstreamExtras,
     B::Error: std::fmt::Display,
 {
     let mut io = Stalling::new(io, stall);
@@ -159,7 +159,7 @@ where
     // A large body from the upstream, to a plain TCP client: moved socket to socket.
     if let ResponseFraming::Length(length) = framing
         && io.tcp().is_some()
-        && let Some(offer) = parts.extensions.get::<SpliceOffer>()
+        && let Some(offer) = body.splice_offer()
         && let Some(spliceable) = offer.take()
     {
         return splice_response(&mut io, out, spliceable, length, offer, encoded.keep_alive).await;
