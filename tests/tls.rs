@@ -14,7 +14,7 @@ use tokio_rustls::TlsConnector;
 
 use common::pki::TestPki;
 use common::raw_client::parse_response;
-use common::upstream::TestUpstream;
+use common::upstream::{TestUpstream, video_bytes};
 use common::{TestGateway, cookie_named};
 
 async fn start_tls_gateway(pki: &TestPki) -> TestGateway {
@@ -226,12 +226,40 @@ async fn get_over_tls(
     pki: &TestPki,
     target: &str,
 ) -> common::raw_client::RawResponse {
+    get_over_tls_with(gw, pki, target, "").await
+}
+
+/// A GET over HTTP/1.1 on a new TLS connection, with `headers` (whole lines, each ending in CRLF).
+async fn get_over_tls_with(
+    gw: &TestGateway,
+    pki: &TestPki,
+    target: &str,
+    headers: &str,
+) -> common::raw_client::RawResponse {
     let mut tls = connect(gw, pki, &[b"http/1.1"]).await;
-    let request = format!("GET {target} HTTP/1.1\r\nHost: share.test\r\nConnection: close\r\n\r\n");
+    let request =
+        format!("GET {target} HTTP/1.1\r\nHost: share.test\r\n{headers}Connection: close\r\n\r\n");
     tls.write_all(request.as_bytes()).await.unwrap();
     let mut bytes = Vec::new();
     let _ = tls.read_to_end(&mut bytes).await;
     parse_response(&bytes).expect("a response")
+}
+
+/// A client over TLS gets a video's bytes encrypted by casegate: none can be spliced socket to
+/// socket as over plain HTTP/1 (`tests/upstream_responses.rs`).
+#[tokio::test]
+async fn a_large_body_over_tls_is_encrypted_through_casegate_not_spliced() {
+    let pki = TestPki::new();
+    let gw = start_tls_gateway(&pki).await;
+    let link = gw.link_path("42", "view");
+    let exchanged = get_over_tls(&gw, &pki, &link).await;
+    assert_eq!(exchanged.status, 303);
+    let cookie = common::raw_client::cookie_pair(&exchanged);
+    let cookie = format!("Cookie: {cookie}\r\n");
+    let response = get_over_tls_with(&gw, &pki, "/cases/42/video", &cookie).await;
+    assert_eq!(response.status, 200);
+    assert!(response.body == video_bytes(), "video bytes differ");
+    assert_eq!(gw.metric("casegate_response_bytes_spliced_total"), 0);
 }
 
 /// An idle HTTP/1 connection is parked after a second (`src/server/lifetime.rs`); over TLS the

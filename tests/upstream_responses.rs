@@ -37,8 +37,11 @@ async fn redirects_to_the_upstream_origin_are_rewritten_to_the_public_one() {
     );
 }
 
+/// A range is read and written by casegate; a whole video over plain HTTP/1 goes from the
+/// upstream's socket to the client's in the kernel (`splice(2)`). The client gets the same bytes
+/// either way, so only the counter tells which path a body took.
 #[tokio::test]
-async fn range_requests_pass_through_so_video_can_seek() {
+async fn range_requests_pass_through_so_video_can_seek_and_a_whole_video_is_spliced() {
     let gw = TestGateway::start().await;
     let cookie = gw.open_link("42", "view").await;
     let video = video_bytes();
@@ -56,6 +59,8 @@ async fn range_requests_pass_through_so_video_can_seek() {
     assert_eq!(response.body, video[1000..2000]);
     let received = gw.upstream.take();
     assert_eq!(received[0].header("range"), Some("bytes=1000-1999"));
+    let spliced = || gw.metric("casegate_response_bytes_spliced_total");
+    assert_eq!(spliced(), 0, "a 1000-byte range is not spliced");
 
     let full = gw
         .get("/cases/42/video", &[&format!("Cookie: {cookie}")])
@@ -63,6 +68,14 @@ async fn range_requests_pass_through_so_video_can_seek() {
     assert_eq!(full.status, 200);
     assert_eq!(full.body.len(), video.len());
     assert!(full.body == video, "video bytes differ");
+    // What the upstream's first read brought in with the head is written from casegate's buffer
+    // (at most a read buffer's worth); the rest is spliced.
+    let whole = video.len() as u64;
+    assert!(
+        spliced() > whole - 1024 * 1024 && spliced() <= whole,
+        "{} of {whole} bytes spliced",
+        spliced()
+    );
 }
 
 #[tokio::test]

@@ -177,7 +177,7 @@ impl Gateway {
                 }
             },
         };
-        let offer = body.offer_splice();
+        let offer = body.offer_splice(&self.metrics);
         let switched = head.status == StatusCode::SWITCHING_PROTOCOLS;
         let (tunnel, body) = match (switched, client_upgrade) {
             (true, Some(client)) => match body.into_switched() {

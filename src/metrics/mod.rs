@@ -34,6 +34,9 @@ pub struct Metrics {
     link_exchanges: Counter,
     /// Connections opened to the upstream (kept ones carry many requests each).
     upstream_connections_opened: Counter,
+    /// Response body bytes moved socket to socket by `splice(2)` (large bodies over plain
+    /// HTTP/1), which never entered casegate.
+    spliced_bytes: Counter,
     codes_sent: Counter,
     codes_verified: Counter,
     codes_failed: Counter,
@@ -94,6 +97,12 @@ impl Metrics {
     /// A new connection to the upstream: rare while the pool keeps them, so one shared counter.
     pub fn record_upstream_connection_opened(&self) {
         self.upstream_connections_opened.inc();
+    }
+
+    /// Body bytes a large response moved from the upstream's socket to the client's in the kernel:
+    /// counted once a body's splice ends, so rare and shared.
+    pub fn record_spliced(&self, bytes: u64) {
+        self.spliced_bytes.add(bytes);
     }
 
     pub fn record_link_exchange(&self) {

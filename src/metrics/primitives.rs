@@ -41,6 +41,11 @@ impl Counter {
         add(&self.0, 1, writers);
     }
 
+    /// Adds `by` (bytes, not events), from any thread.
+    pub fn add(&self, by: u64) {
+        add(&self.0, by, Writers::Shared);
+    }
+
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }

@@ -91,7 +91,7 @@ pub(super) fn render(metrics: &Metrics) -> String {
             "casegate_worker_connections{{worker=\"{worker}\"}} {open}"
         );
     }
-    let singles: [(&str, &str, u64); 7] = [
+    let singles: [(&str, &str, u64); 8] = [
         (
             "casegate_link_exchanges_total",
             "Links exchanged for a guest cookie.",
@@ -102,6 +102,12 @@ pub(super) fn render(metrics: &Metrics) -> String {
             "Connections opened to the upstream; upstream responses divided by this is how many \
              requests each kept connection carried.",
             metrics.upstream_connections_opened.get(),
+        ),
+        (
+            "casegate_response_bytes_spliced_total",
+            "Response body bytes moved from the upstream's socket to the client's by splice(2), \
+             never copied through casegate: bodies of 1 MiB or more over plain HTTP/1.",
+            metrics.spliced_bytes.get(),
         ),
         (
             "casegate_verify_codes_sent_total",

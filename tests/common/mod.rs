@@ -231,6 +231,17 @@ impl TestGateway {
             .render()
     }
 
+    /// One series' value in [`TestGateway::scrape`], e.g. `casegate_link_exchanges_total`.
+    pub fn metric(&self, series: &str) -> u64 {
+        let scrape = self.scrape();
+        scrape
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("{series} is not in the scrape:\n{scrape}"))
+            .parse()
+            .expect("a whole number")
+    }
+
     /// Access-log lines dropped so far (queue full or sink failing).
     pub fn access_log_dropped(&self) -> u64 {
         self.running

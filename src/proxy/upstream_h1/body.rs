@@ -19,6 +19,7 @@ use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use super::chunked::{ChunkedDecoder, ChunkedError, Decoded};
 use super::connection::UpstreamConnection;
 use super::response_head::BodyFraming;
+use crate::metrics::Metrics;
 use crate::proxy::pool::IdleConnections;
 
 /// A length-framed body at least this long is offered to a writer that can move it from socket to
@@ -99,14 +100,15 @@ pub struct UpstreamBody {
 /// ([`super::UpstreamExtras::splice_offer`]), which may take it before it polls the body and move the rest of the body straight
 /// from the upstream's socket to the client's (`splice(2)`, `server::h1::splice`): the bytes then
 /// never enter casegate. The first poll of the body withdraws the offer, so a writer that does
-/// not take it reads the body as usual. Also counts the bytes moved, for the access log.
-#[derive(Clone, Default)]
+/// not take it reads the body as usual. Also counts the bytes moved, for the access log, and the
+/// bytes spliced, for the metrics.
+#[derive(Clone)]
 pub struct SpliceOffer(Arc<OfferShared>);
 
-#[derive(Default)]
 struct OfferShared {
     slot: Mutex<Option<Spliceable>>,
     moved: AtomicU64,
+    metrics: Arc<Metrics>,
 }
 
 /// What a writer that took the offer holds: the connection (its buffer may hold the body's first
@@ -130,9 +132,16 @@ impl SpliceOffer {
             .take()
     }
 
-    /// Counts body bytes the writer moved itself.
+    /// Counts body bytes the writer moved itself (written from the connection's buffer, or
+    /// spliced).
     pub fn record_moved(&self, bytes: u64) {
         self.0.moved.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Counts body bytes the writer moved from socket to socket in the kernel.
+    pub fn record_spliced(&self, bytes: u64) {
+        self.record_moved(bytes);
+        self.0.metrics.record_spliced(bytes);
     }
 
     /// The body bytes the writer moved itself.
@@ -203,8 +212,8 @@ impl UpstreamBody {
     }
 
     /// Offers a body of at least [`SPLICE_FROM`] bytes to be moved by its writer (see
-    /// [`SpliceOffer`]); `None` for any other.
-    pub fn offer_splice(&mut self) -> Option<SpliceOffer> {
+    /// [`SpliceOffer`]); `None` for any other. The bytes spliced are counted in `metrics`.
+    pub fn offer_splice(&mut self, metrics: &Arc<Metrics>) -> Option<SpliceOffer> {
         let Reading::Length { remaining } = self.reading else {
             return None;
         };
@@ -212,17 +221,16 @@ impl UpstreamBody {
             return None;
         }
         let connection = self.connection.take()?;
-        let offer = SpliceOffer::default();
-        *offer
-            .0
-            .slot
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Spliceable {
-            connection,
-            remaining,
-            reusable: self.reusable,
-            home: self.home.clone(),
-        });
+        let offer = SpliceOffer(Arc::new(OfferShared {
+            slot: Mutex::new(Some(Spliceable {
+                connection,
+                remaining,
+                reusable: self.reusable,
+                home: self.home.clone(),
+            })),
+            moved: AtomicU64::new(0),
+            metrics: Arc::clone(metrics),
+        }));
         self.offer = Some(offer.clone());
         Some(offer)
     }

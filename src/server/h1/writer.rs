@@ -322,7 +322,7 @@ async fn splice_response<T: AsyncWrite + SpliceTarget + Unpin>(
         &mut moved,
     )
     .await;
-    offer.record_moved(moved);
+    offer.record_spliced(moved);
     spliceable.took(moved);
     if let Err(error) = result {
         debug!(%error, "moving the response body failed; closing the connection");
