@@ -10,7 +10,8 @@
 # straight from the upstream to warm up (not counted: the first read of the file fills the page
 # cache), then each round downloads it direct, through casegate and through nginx, with curl to
 # /dev/null (each checked: status 200 and every byte). casegate's VmRSS is sampled every 20 ms
-# during its downloads; growth = peak minus the value just before. It also reports the CPU seconds
+# during its downloads; growth = peak minus the value just before, and how much of each body it
+# moved socket to socket (its casegate_response_bytes_spliced_total). It also reports the CPU seconds
 # per GiB that curl, the upstream and each gateway spent (user and kernel) on each path, and the
 # throughput that CPU allows on this machine's cores: a download through casegate cannot take less
 # wall time than its three processes' CPU time over the cores.
@@ -109,6 +110,12 @@ download() {
     echo "${speed%.*} $(tail -1 "$WORK/curl_time")"
 }
 
+# spliced_bytes: casegate's count of body bytes moved socket to socket so far.
+spliced_bytes() {
+    "${LOADTOOL[@]}" metric "http://127.0.0.1:${CASEGATE_ADMIN_PORT[casegate]}/metrics" \
+        casegate_response_bytes_spliced_total
+}
+
 # cpu_of PID...: "user,system" CPU seconds the processes have used so far.
 cpu_of() { "${LOADTOOL[@]}" cpu "$@"; }
 
@@ -127,9 +134,11 @@ for round in $(seq 1 "$ROUNDS"); do
     sampler=$!
     STARTED_PIDS+=("$sampler")
     sleep 0.2
+    spliced_before=$(spliced_bytes)
     casegate_before=$(cpu_of "$CASEGATE_PID")
     read -r through curl_user curl_system < <(download "$CASEGATE_URL" "Cookie: $COOKIE")
     casegate_after=$(cpu_of "$CASEGATE_PID")
+    spliced=$(($(spliced_bytes) - spliced_before))
     # shellcheck disable=SC2086
     up_after=$(cpu_of $UPSTREAM_PIDS)
     touch "$WORK/stop"
@@ -142,13 +151,15 @@ for round in $(seq 1 "$ROUNDS"); do
     nginx_after=$(cpu_of $NGINX_GATEWAY_PIDS)
     # shellcheck disable=SC2086
     up_last=$(cpu_of $UPSTREAM_PIDS)
-    echo "$direct $through $first $peak $nginx direct:curl=$direct_curl_user,$direct_curl_system" \
+    echo "$direct $through $first $peak $nginx $spliced" \
+        "direct:curl=$direct_curl_user,$direct_curl_system" \
         "direct:upstream=$up_before:$up_middle through:curl=$curl_user,$curl_system" \
         "through:upstream=$up_middle:$up_after through:casegate=$casegate_before:$casegate_after" \
         "nginx:curl=$nginx_curl_user,$nginx_curl_system nginx:upstream=$up_after:$up_last" \
         "nginx:gateway=$nginx_before:$nginx_after" >>"$RESULTS"
     say "  round $round: direct $((direct / 1048576)) MiB/s, casegate $((through / 1048576)) MiB/s," \
-        "nginx $((nginx / 1048576)) MiB/s, casegate VmRSS $((first / 1024)) -> peak $((peak / 1024)) MiB"
+        "nginx $((nginx / 1048576)) MiB/s, casegate VmRSS $((first / 1024)) -> peak $((peak / 1024)) MiB," \
+        "$(awk -v s="$spliced" -v b="$BYTES" 'BEGIN { printf "%.2f", 100 * s / b }')% of the body spliced"
 done
 
 python3 - "$RESULTS" "$BYTES" "$(nproc)" <<'EOF'
@@ -160,8 +171,8 @@ cores = int(sys.argv[3])
 rows, cpu = [], defaultdict(list)  # cpu[(path, process)]: (user, kernel) seconds per round
 for line in open(sys.argv[1]):
     fields = line.split()
-    rows.append(list(map(int, fields[:5])))
-    for field in fields[5:]:
+    rows.append(list(map(int, fields[:6])))
+    for field in fields[6:]:
         key, value = field.split("=")
         path, process = key.split(":")
         if ":" in value:  # before:after of a process that outlives the round
@@ -179,6 +190,10 @@ print(f"direct   {direct / 2**20:8.0f} MiB/s (median of {len(rows)})")
 print(f"casegate {through / 2**20:8.0f} MiB/s = {ratio:.0%} of direct (target >= 90%: {'met' if ratio >= 0.9 else 'MISSED'})")
 print(f"nginx    {nginx / 2**20:8.0f} MiB/s = {nginx / direct:.0%} of direct (secure_link, compare.sh's config); casegate/nginx {through / nginx:.2f}x")
 print(f"casegate VmRSS growth during a download: at most {growth:.1f} MiB (target <= 16 MiB: {'met' if growth <= 16 else 'MISSED'})")
+# casegate_response_bytes_spliced_total: the bytes that went socket to socket in the kernel; the
+# rest of the body was read and written by casegate (the bytes that came with the head).
+spliced = min(r[5] for r in rows) / int(sys.argv[2])
+print(f"casegate moved at least {spliced:.2%} of each download's body socket to socket (splice(2))")
 
 # Where the CPU goes, per GiB (medians of the rounds), and the ceiling that sets: the processes
 # share the machine's cores, so a download through casegate takes at least its processes' CPU
