@@ -120,7 +120,7 @@ pub async fn splice_exactly(
                             splice(from.as_raw_fd(), pipe.write.as_raw_fd(), want)
                         })
                     }
-                    // Fewer bytes than wake it came: what did is handed on all the same.
+                    // Fewer than `WAKE_AT` bytes came within `HAND_ON_AFTER`: what did goes on.
                     Err(_) => splice(from.as_raw_fd(), pipe.write.as_raw_fd(), want),
                 }
             } else {
@@ -181,9 +181,9 @@ const WAKE_AT: usize = 256 * 1024;
 const HAND_ON_AFTER: Duration = Duration::from_millis(10);
 
 /// The upstream socket's `SO_RCVLOWAT` while a body is spliced from it: the kernel reports it
-/// readable once `WAKE_AT` bytes are waiting, or what is left of the body when less, and still
-/// acknowledges every segment so that the upstream keeps sending. Put back to 1 (every byte wakes)
-/// before the connection can serve another response.
+/// readable once `WAKE_AT` bytes are waiting, or what is left of the body when less, and until
+/// then acknowledges what arrives at once (every second segment), so the upstream keeps sending.
+/// Put back to 1 (every byte wakes) before the connection can serve another response.
 struct WakeAt<'a> {
     socket: &'a TcpStream,
     set: usize,
