@@ -102,18 +102,25 @@ pub async fn splice_exactly(
 ) -> io::Result<()> {
     let pipe = Pipe::new()?;
     let mut wake = WakeAt::new(from);
+    // The upstream sent nothing for `HAND_ON_AFTER`: its next byte wakes casegate, and no timer
+    // ticks while it sends none.
+    let mut paused = false;
     let mut left = length;
     let mut in_pipe = 0usize;
     while left > 0 || in_pipe > 0 {
         if left > 0 && in_pipe < pipe.size {
-            wake.at(usize::try_from(left).unwrap_or(usize::MAX));
-            let want = usize::try_from(left)
-                .unwrap_or(usize::MAX)
-                .min(pipe.size - in_pipe);
+            let body_left = usize::try_from(left).unwrap_or(usize::MAX);
+            wake.at(if paused { 1 } else { body_left });
+            let want = body_left.min(pipe.size - in_pipe);
             let filled = if in_pipe == 0 {
                 // Nothing to hand on: wait for the upstream. An empty pipe has room, so a
                 // would-block here means the socket is empty, and its readiness is cleared.
-                match tokio::time::timeout(HAND_ON_AFTER, from.readable()).await {
+                let waited = if paused {
+                    Ok(from.readable().await)
+                } else {
+                    tokio::time::timeout(HAND_ON_AFTER, from.readable()).await
+                };
+                match waited {
                     Ok(ready) => {
                         ready?;
                         from.try_io(Interest::READABLE, || {
@@ -121,7 +128,11 @@ pub async fn splice_exactly(
                         })
                     }
                     // Fewer than `WAKE_AT` bytes came within `HAND_ON_AFTER`: what did goes on.
-                    Err(_) => splice(from.as_raw_fd(), pipe.write.as_raw_fd(), want),
+                    Err(_) => {
+                        let taken = splice(from.as_raw_fd(), pipe.write.as_raw_fd(), want);
+                        paused = matches!(&taken, Err(error) if error.kind() == io::ErrorKind::WouldBlock);
+                        taken
+                    }
                 }
             } else {
                 // Something to hand on: take only what is already there, without touching the
@@ -138,6 +149,7 @@ pub async fn splice_exactly(
                     ));
                 }
                 Ok(filled) => {
+                    paused = false;
                     in_pipe += filled;
                     left -= filled as u64;
                 }
@@ -194,7 +206,8 @@ impl<'a> WakeAt<'a> {
         WakeAt { socket, set: 1 }
     }
 
-    /// Wake at `WAKE_AT` bytes, or at `left` when fewer are left. A refusal keeps what was set.
+    /// Wake at `WAKE_AT` bytes, or at `left` when fewer are left (1: at every byte). A refusal
+    /// keeps what was set.
     fn at(&mut self, left: usize) {
         let want = left.clamp(1, WAKE_AT);
         if want != self.set && set_receive_low_water(self.socket, want).is_ok() {
@@ -365,6 +378,14 @@ mod tests {
             .expect("the first 1000 bytes reach the client before the rest is sent")
             .unwrap();
         assert_eq!(first, [9u8; 1000]);
+        // Nothing more comes: the splice waits for the next byte, with no timer ticking.
+        tokio::time::timeout(STALL, async {
+            while receive_low_water(socket) != 1 {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+        .expect("a paused upstream's next byte wakes the splice");
         upstream_end
             .write_all(&vec![9u8; 4 * WAKE_AT - 1000])
             .await
