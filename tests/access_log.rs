@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use casegate::clock::unix_now;
-use common::TestGateway;
 use common::raw_client::cookie_pair;
+use common::{TestGateway, counter_value};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -212,14 +212,6 @@ async fn a_sink_that_takes_nothing_drops_lines_but_never_stalls_a_request() {
     assert!(stopping.elapsed() < Duration::from_secs(10));
     stop_reader.send(()).unwrap();
     reader.join().unwrap();
-}
-
-/// The line of `counter` (its labels in braces) in a `/metrics` scrape.
-fn counter_value(scrape: &str, series: &str) -> u64 {
-    scrape
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {series} in:\n{scrape}"))
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use common::raw_client::{RawResponse, send_raw};
 use common::upstream::TestUpstream;
-use common::{TestGateway, config_text};
+use common::{TestGateway, config_text, series_value};
 
 const ADMIN_TOKEN: &str = "metrics-test-admin-token-0123456789abcdef";
 
@@ -104,14 +104,6 @@ async fn admin(gateway: &TestGateway, method: &str, target: &str, token: bool) -
 fn value(scrape: &str, series: &str) -> f64 {
     series_value(scrape, series)
         .unwrap_or_else(|| panic!("{series} is not in the scrape:\n{scrape}"))
-}
-
-/// The value of one series, `None` when the scrape does not have it.
-fn series_value(scrape: &str, series: &str) -> Option<f64> {
-    scrape
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map(|value| value.parse().expect("a number"))
 }
 
 async fn scrape(gateway: &TestGateway) -> String {

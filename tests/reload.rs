@@ -17,7 +17,7 @@ use casegate::gateway::LinkMinter;
 use common::pki::TestPki;
 use common::raw_client::{RawResponse, keep_alive_exchange, keep_alive_exchange_with, send_raw};
 use common::upstream::TestUpstream;
-use common::{TEST_KEY, config_text};
+use common::{TEST_KEY, config_text, counter_value};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -128,13 +128,10 @@ impl FileGateway {
     }
 
     fn reloads(&self, result: &str) -> u64 {
-        let scrape = self.scrape();
-        let prefix = format!("casegate_reloads_total{{result=\"{result}\"}} ");
-        scrape
-            .lines()
-            .find_map(|line| line.strip_prefix(&prefix))
-            .and_then(|count| count.parse().ok())
-            .unwrap_or_else(|| panic!("no {prefix} in:\n{scrape}"))
+        counter_value(
+            &self.scrape(),
+            &format!("casegate_reloads_total{{result=\"{result}\"}}"),
+        )
     }
 
     async fn stop(mut self) {

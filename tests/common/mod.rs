@@ -231,15 +231,9 @@ impl TestGateway {
             .render()
     }
 
-    /// One series' value in [`TestGateway::scrape`], e.g. `casegate_link_exchanges_total`.
+    /// One counter's value in [`TestGateway::scrape`], e.g. `casegate_link_exchanges_total`.
     pub fn metric(&self, series: &str) -> u64 {
-        let scrape = self.scrape();
-        scrape
-            .lines()
-            .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-            .unwrap_or_else(|| panic!("{series} is not in the scrape:\n{scrape}"))
-            .parse()
-            .expect("a whole number")
+        counter_value(&self.scrape(), series)
     }
 
     /// Access-log lines dropped so far (queue full or sink failing).
@@ -384,4 +378,21 @@ pub async fn at_the_start_of_a_second() {
         .subsec_nanos();
     let rest = std::time::Duration::from_nanos(u64::from(1_000_000_000 - into_second));
     tokio::time::sleep(rest + std::time::Duration::from_millis(5)).await;
+}
+
+/// The value of one series in a Prometheus scrape (its name and labels, e.g.
+/// `casegate_requests_total{decision="allowed"}`); `None` when the scrape does not have it.
+pub fn series_value(scrape: &str, series: &str) -> Option<f64> {
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|value| value.parse().expect("a number"))
+}
+
+/// A counter's value in a scrape: a whole number, there.
+pub fn counter_value(scrape: &str, series: &str) -> u64 {
+    let value = series_value(scrape, series)
+        .unwrap_or_else(|| panic!("{series} is not in the scrape:\n{scrape}"));
+    assert!(value.fract() == 0.0 && value >= 0.0, "{series} is {value}");
+    value as u64
 }
