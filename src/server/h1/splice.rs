@@ -216,12 +216,11 @@ impl<'a> WakeAt<'a> {
     }
 
     /// Back to waking at every byte. Failing, the connection must not be used again.
-    fn reset(mut self) -> io::Result<()> {
-        if self.set != 1 {
-            set_receive_low_water(self.socket, 1)?;
-            self.set = 1;
+    fn reset(self) -> io::Result<()> {
+        if self.set == 1 {
+            return Ok(());
         }
-        Ok(())
+        set_receive_low_water(self.socket, 1)
     }
 }
 
