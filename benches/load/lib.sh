@@ -369,21 +369,24 @@ access_log_drops() {
 
 # measure_round ROW GATEWAY ROUND PIDS TOOL [record options] -- command...: runs one load round
 # (the command, its output to $WORK/round.out) and adds it to $RESULTS with the CPU time that the
-# processes PIDS (one word, space-separated) spent meanwhile. A failed command, or a round that
+# processes PIDS (one word, space-separated) spent meanwhile, and that the whole machine did. A failed command, or a round that
 # fails loadtool's checks (statuses, sizes, errors), ends the script naming the round.
 measure_round() {
-    local row=$1 gateway=$2 round=$3 tool=$5 pids before after
+    local row=$1 gateway=$2 round=$3 tool=$5 pids before after machine_before machine_after
     read -r -a pids <<<"$4"
     shift 5
     local record=()
     while [[ $1 != -- ]]; do record+=("$1"); shift; done
     shift
     before=$("${LOADTOOL[@]}" cpu "${pids[@]}")
+    machine_before=$("${LOADTOOL[@]}" machine-cpu)
     "$@" >"$WORK/round.out" 2>&1 || die "row $row, $gateway, round $round: $1 failed: $(tail -5 "$WORK/round.out")"
+    machine_after=$("${LOADTOOL[@]}" machine-cpu)
     after=$("${LOADTOOL[@]}" cpu "${pids[@]}")
     "${LOADTOOL[@]}" record --tool "$tool" --output "$WORK/round.out" --results "$RESULTS" \
         --row "$row" --gateway "$gateway" --round "$round" --cpu-before "$before" \
-        --cpu-after "$after" "${record[@]}" || die "row $row, $gateway, round $round failed its checks (above)"
+        --cpu-after "$after" --machine-before "$machine_before" --machine-after "$machine_after" \
+        "${record[@]}" || die "row $row, $gateway, round $round failed its checks (above)"
 }
 
 # guest_cookie CONFIG [CAFILE] - mints a link to case 42 with `casegate mint`, opens it as a

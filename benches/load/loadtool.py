@@ -146,6 +146,24 @@ def cmd_cpu(args):
     print(f"{user:.2f},{system:.2f}")
 
 
+def machine_busy_seconds():
+    """CPU seconds every CPU of the machine has spent on anything but idling since boot: the
+    client, the upstream, the gateway, the kernel's threads and interrupts alike (/proc/stat's
+    first line: user, nice, system, irq, softirq and steal; idle and iowait left out)."""
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
+def cmd_machine_cpu(_args):
+    """BUSY,UPTIME: the machine's busy CPU seconds and the seconds since boot, read together so
+    that a round's two readings give how busy its CPUs were over the same window."""
+    with open("/proc/uptime") as uptime:
+        since_boot = float(uptime.read().split()[0])
+    print(f"{machine_busy_seconds():.2f},{since_boot:.2f}")
+
+
 def user_and_system(text):
     """`cmd_cpu`'s output read back: (user, system) seconds."""
     user, system = text.split(",")
@@ -501,6 +519,11 @@ def cmd_record(args):
         cpu_system_seconds=system_after - system_before,
     )
     result["cpu_seconds"] = result["cpu_user_seconds"] + result["cpu_system_seconds"]
+    if args.machine_before and args.machine_after:
+        busy_before, uptime_before = map(float, args.machine_before.split(","))
+        busy_after, uptime_after = map(float, args.machine_after.split(","))
+        result["machine_cpu_seconds"] = busy_after - busy_before
+        result["machine_wall_seconds"] = uptime_after - uptime_before
     with open(args.results, "a") as results:
         results.write(json.dumps(result) + "\n")
     rps = result["requests"] / result["seconds"]
@@ -767,6 +790,9 @@ def cmd_table(args):
     spread = round_spread(by_key, rows_seen)
     if spread:
         text += "\n" + spread + "\n"
+    machine = whole_machine(by_key, rows_seen)
+    if machine:
+        text += "\n" + machine + "\n"
     floor = relay_floor(by_row)
     if floor:
         text += "\n" + floor + "\n"
@@ -810,6 +836,43 @@ def round_spread(by_key, rows):
             f"round by round, {ROW_TITLES.get(row, row)}: CPU/request {challenger}/nginx "
             f"{ratios[0]:.2f}-{ratios[-1]:.2f}, median {statistics.median(ratios):.2f} "
             f"({len(ratios)} pairs)"
+        )
+    return "\n".join(lines)
+
+
+def whole_machine(by_key, rows):
+    """All processes' CPU a request in each gateway's rounds: the client, the upstream and the
+    gateway share the machine's CPUs, so while they keep it busy requests/s follow the whole
+    machine's CPU a request, not the gateway's alone. The requests/s ratio can reach about the
+    inverse of this one; what the gateway saves is diluted by what the client and the upstream
+    spend. Rounds recorded before the machine's CPU was read are left out."""
+    lines = []
+    cpus = os.cpu_count() or 1
+    for row in rows:
+        challenger = challenger_of({gateway for (r, gateway) in by_key if r == row})
+        if not challenger:
+            continue
+        measured = {}
+        for gateway in ("nginx", challenger):
+            rounds = [r for r in by_key.get((row, gateway), []) if "machine_cpu_seconds" in r]
+            if not rounds:
+                break
+            requests = sum(r["requests"] for r in rounds)
+            measured[gateway] = (
+                sum(r["machine_cpu_seconds"] for r in rounds) / requests * 1e6,
+                summarise(rounds)["cpu_us"],
+                sum(r["machine_cpu_seconds"] for r in rounds)
+                / (sum(r["machine_wall_seconds"] for r in rounds) * cpus),
+            )
+        if len(measured) < 2:
+            continue
+        (all_n, own_n, busy_n), (all_c, own_c, busy_c) = measured["nginx"], measured[challenger]
+        lines.append(
+            f"whole machine, {ROW_TITLES.get(row, row)}: all processes' CPU a request {all_n:.1f} us "
+            f"in nginx's rounds (the gateway's {own_n:.1f}), {all_c:.1f} us in {challenger}'s "
+            f"({own_c:.1f}): {all_c / all_n:.2f}x, so about {all_n / all_c:.2f}x the requests/s "
+            f"while the machine is busy (busy {100 * busy_n:.0f}% and {100 * busy_c:.0f}% of its "
+            f"{cpus} CPUs' time)"
         )
     return "\n".join(lines)
 
@@ -1040,6 +1103,9 @@ def main():
     p.add_argument("pids", type=int, nargs="+")
     p.set_defaults(func=cmd_cpu)
 
+    p = sub.add_parser("machine-cpu", help="the machine's busy CPU seconds and uptime: BUSY,UPTIME")
+    p.set_defaults(func=cmd_machine_cpu)
+
     p = sub.add_parser("locked", help="locked instructions run per request, from a callgrind dump")
     p.add_argument("dump")
     p.add_argument("binary")
@@ -1109,6 +1175,8 @@ def main():
     p.add_argument("--round", type=int, required=True)
     p.add_argument("--cpu-before", required=True, help="`cpu`'s output before the round")
     p.add_argument("--cpu-after", required=True, help="`cpu`'s output after the round")
+    p.add_argument("--machine-before", help="`machine-cpu`'s output before the round")
+    p.add_argument("--machine-after", help="`machine-cpu`'s output after the round")
     p.add_argument("--response-size", type=int, default=0)
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--log-file")
