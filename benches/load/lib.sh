@@ -369,8 +369,9 @@ access_log_drops() {
 
 # measure_round ROW GATEWAY ROUND PIDS TOOL [record options] -- command...: runs one load round
 # (the command, its output to $WORK/round.out) and adds it to $RESULTS with the CPU time that the
-# processes PIDS (one word, space-separated) spent meanwhile, and that the whole machine did. A failed command, or a round that
-# fails loadtool's checks (statuses, sizes, errors), ends the script naming the round.
+# processes PIDS (one word, space-separated) spent meanwhile, and the whole machine's. A failed
+# command, or a round that fails loadtool's checks (statuses, sizes, errors), ends the script
+# naming the round.
 measure_round() {
     local row=$1 gateway=$2 round=$3 tool=$5 pids before after machine_before machine_after
     read -r -a pids <<<"$4"

@@ -146,22 +146,19 @@ def cmd_cpu(args):
     print(f"{user:.2f},{system:.2f}")
 
 
-def machine_busy_seconds():
-    """CPU seconds every CPU of the machine has spent on anything but idling since boot: the
-    client, the upstream, the gateway, the kernel's threads and interrupts alike (/proc/stat's
-    first line: user, nice, system, irq, softirq and steal; idle and iowait left out)."""
+def cmd_machine_cpu(_args):
+    """BUSY,UPTIME: the CPU seconds every CPU of the machine has spent on anything but idling
+    since boot (the client, the upstream, the gateway, the kernel's threads and interrupts alike:
+    /proc/stat's user, nice, system, irq, softirq and steal; idle and iowait left out), and the
+    seconds since boot, read together so that a round's two readings give how busy its CPUs were
+    over the same window."""
     with open("/proc/stat") as stat:
         fields = [int(value) for value in stat.readline().split()[1:9]]
     user, nice, system, _idle, _iowait, irq, softirq, steal = fields
-    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
-
-
-def cmd_machine_cpu(_args):
-    """BUSY,UPTIME: the machine's busy CPU seconds and the seconds since boot, read together so
-    that a round's two readings give how busy its CPUs were over the same window."""
+    busy = (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
     with open("/proc/uptime") as uptime:
         since_boot = float(uptime.read().split()[0])
-    print(f"{machine_busy_seconds():.2f},{since_boot:.2f}")
+    print(f"{busy:.2f},{since_boot:.2f}")
 
 
 def user_and_system(text):
