@@ -67,9 +67,13 @@ pub struct IdleConnections {
 }
 
 impl IdleConnections {
-    /// A connection to `host:port` that is ready for a request, if there is one. The most
-    /// recently returned one is preferred (its socket and buffers are warm). `now` is the
-    /// caller's reading of the clock.
+    /// A connection to `host:port` that is ready for a request, if there is one. One put back
+    /// before the worker last waited for events is preferred: tokio's readiness speaks for it,
+    /// where any other is asked the kernel about (`MSG_PEEK`, a system call). Under load a worker
+    /// runs for a while without waiting, and about half the connections it took were put back
+    /// since (0.45 peeks a request in the plain row of `benches/load/compare.sh`, stop 66).
+    /// Among those alike, the last in the list (most often the most recently returned, whose
+    /// socket and buffers are warm). `now` is the caller's reading of the clock.
     pub fn take(
         &self,
         destination: &Destination,
@@ -79,20 +83,25 @@ impl IdleConnections {
         let mut list = self.list.lock().unwrap_or_else(PoisonError::into_inner);
         list.limits = Some(limits);
         let parks = list.parks.count();
-        let mut index = list.entries.len();
-        while index > 0 {
-            index -= 1;
-            let entry = &mut list.entries[index];
-            if entry.connection.destination() != destination {
-                continue;
-            }
-            let usable = usable(entry, now, &limits, parks);
+        loop {
+            // The park counts first: they sit in the list, the destination behind a pointer.
+            let index = list
+                .entries
+                .iter()
+                .rposition(|entry| {
+                    waited_between(entry.parks, parks)
+                        && entry.connection.destination() == destination
+                })
+                .or_else(|| {
+                    list.entries
+                        .iter()
+                        .rposition(|entry| entry.connection.destination() == destination)
+                })?;
             let entry = list.entries.swap_remove(index);
-            if usable {
+            if usable(&entry, now, &limits, parks) {
                 return Some(entry.connection);
             }
         }
-        None
     }
 
     /// Keeps `connection` for later requests to its destination, unless it has carried or
@@ -186,18 +195,34 @@ mod tests {
         max_age: Duration::from_secs(3600),
     };
 
-    /// A pool holding one open connection, and the upstream's end of it.
-    async fn pool_with_a_connection() -> (IdleConnections, Destination, std::net::TcpStream) {
+    /// A listening socket standing for the upstream, and its address as a destination.
+    fn upstream() -> (std::net::TcpListener, Destination) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = listener.local_addr().unwrap();
         let destination = Destination {
             host: "127.0.0.1".into(),
-            port: address.port(),
+            port: listener.local_addr().unwrap().port(),
         };
-        let stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        (listener, destination)
+    }
+
+    /// A new connection to the upstream, and the upstream's end of it.
+    async fn connection_to(
+        listener: &std::net::TcpListener,
+        destination: &Destination,
+    ) -> (Box<UpstreamConnection>, std::net::TcpStream) {
+        let stream = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
         let (peer, _) = listener.accept().unwrap();
+        (UpstreamConnection::new(stream, destination.clone()), peer)
+    }
+
+    /// A pool holding one open connection, and the upstream's end of it.
+    async fn pool_with_a_connection() -> (IdleConnections, Destination, std::net::TcpStream) {
+        let (listener, destination) = upstream();
+        let (connection, peer) = connection_to(&listener, &destination).await;
         let idle = IdleConnections::default();
-        idle.put(UpstreamConnection::new(stream, destination.clone()));
+        idle.put(connection);
         (idle, destination, peer)
     }
 
@@ -214,6 +239,35 @@ mod tests {
         let asked = kernel_asked();
         assert!(idle.take(&destination, LIMITS, Instant::now()).is_some());
         assert_eq!(kernel_asked(), asked, "the kernel was asked after a wait");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_connection_put_back_before_the_worker_waited_is_taken_before_a_later_one() {
+        let (listener, destination) = upstream();
+        let idle = IdleConnections::default();
+        let (seen, seen_peer) = connection_to(&listener, &destination).await;
+        idle.put(seen);
+        wait_for_events().await;
+        // Put back since the wait, last in the list: tokio's readiness may be behind for it.
+        let (recent, _recent_peer) = connection_to(&listener, &destination).await;
+        idle.put(recent);
+        let asked = kernel_asked();
+        let taken = idle
+            .take(&destination, LIMITS, Instant::now())
+            .expect("a quiet connection is reused");
+        assert_eq!(
+            kernel_asked(),
+            asked,
+            "the kernel was asked about a connection"
+        );
+        assert_eq!(
+            taken.into_parts().0.get_ref().local_addr().unwrap(),
+            seen_peer.peer_addr().unwrap(),
+            "the connection put back after the wait was taken first"
+        );
+        // Only the later one is left, and the kernel is asked about it.
+        assert!(idle.take(&destination, LIMITS, Instant::now()).is_some());
+        assert_eq!(kernel_asked(), asked + 1);
     }
 
     #[tokio::test(flavor = "current_thread")]
