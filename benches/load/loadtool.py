@@ -855,11 +855,11 @@ def whole_machine(by_key, rows):
             if not rounds:
                 break
             requests = sum(r["requests"] for r in rounds)
+            busy = sum(r["machine_cpu_seconds"] for r in rounds)
             measured[gateway] = (
-                sum(r["machine_cpu_seconds"] for r in rounds) / requests * 1e6,
+                busy / requests * 1e6,
                 summarise(rounds)["cpu_us"],
-                sum(r["machine_cpu_seconds"] for r in rounds)
-                / (sum(r["machine_wall_seconds"] for r in rounds) * cpus),
+                busy / (sum(r["machine_wall_seconds"] for r in rounds) * cpus),
             )
         if len(measured) < 2:
             continue

@@ -97,11 +97,11 @@ pub struct UpstreamBody {
 }
 
 /// A large length-framed body's connection, offered by the answer's body to the HTTP/1 server
-/// ([`super::UpstreamExtras::splice_offer`]), which may take it before it polls the body and
-/// move the rest of the body straight from the upstream's socket to the client's (`splice(2)`,
-/// `server::h1::splice`): the bytes then never enter casegate. The first poll of the body withdraws the offer, so a writer that does
-/// not take it reads the body as usual. Also counts the bytes moved, for the access log, and the
-/// bytes spliced, for the metrics.
+/// ([`super::UpstreamExtras::splice_offer`]), which may take it before it polls the body and move
+/// the rest of the body straight from the upstream's socket to the client's (`splice(2)`,
+/// `server::h1::splice`): the bytes then never enter casegate. The first poll of the body withdraws
+/// the offer, so a writer that does not take it reads the body as usual. Also counts the bytes
+/// moved, for the access log, and the bytes spliced, for the metrics.
 #[derive(Clone)]
 pub struct SpliceOffer(Arc<OfferShared>);
 

@@ -314,6 +314,20 @@ mod tests {
         value
     }
 
+    /// Waits, within [`STALL`], until the splice has set `socket` to wake at `bytes`.
+    async fn low_water_becomes(
+        socket: RawFd,
+        bytes: usize,
+    ) -> Result<(), tokio::time::error::Elapsed> {
+        let bytes = libc::c_int::try_from(bytes).unwrap();
+        tokio::time::timeout(STALL, async {
+            while receive_low_water(socket) != bytes {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+        .await
+    }
+
     /// The upstream's socket wakes casegate at `WAKE_AT` bytes while a body is spliced; the
     /// connection goes back to the pool waking at every byte again, or a small response read
     /// from it next would wait for bytes that never come.
@@ -363,13 +377,9 @@ mod tests {
         });
         // Once the socket wakes at `WAKE_AT` the splice waits for the upstream, which then
         // sends fewer bytes than that.
-        tokio::time::timeout(STALL, async {
-            while receive_low_water(socket) != WAKE_AT as libc::c_int {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        })
-        .await
-        .expect("the splice starts waiting");
+        low_water_becomes(socket, WAKE_AT)
+            .await
+            .expect("the splice starts waiting");
         upstream_end.write_all(&[9u8; 1000]).await.unwrap();
         let mut first = [0u8; 1000];
         tokio::time::timeout(STALL, client_end.read_exact(&mut first))
@@ -378,13 +388,9 @@ mod tests {
             .unwrap();
         assert_eq!(first, [9u8; 1000]);
         // Nothing more comes: the splice waits for the next byte, with no timer ticking.
-        tokio::time::timeout(STALL, async {
-            while receive_low_water(socket) != 1 {
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        })
-        .await
-        .expect("a paused upstream's next byte wakes the splice");
+        low_water_becomes(socket, 1)
+            .await
+            .expect("a paused upstream's next byte wakes the splice");
         upstream_end
             .write_all(&vec![9u8; 4 * WAKE_AT - 1000])
             .await
