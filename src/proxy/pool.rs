@@ -181,7 +181,7 @@ fn worn_out(connection: &UpstreamConnection, now: Instant, limits: &PoolLimits) 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::io::Write;
     use std::time::Duration;
 
@@ -196,7 +196,7 @@ mod tests {
     };
 
     /// A listening socket standing for the upstream, and its address as a destination.
-    fn upstream() -> (std::net::TcpListener, Destination) {
+    pub(crate) fn upstream() -> (std::net::TcpListener, Destination) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let destination = Destination {
             host: "127.0.0.1".into(),
@@ -206,7 +206,7 @@ mod tests {
     }
 
     /// A new connection to the upstream, and the upstream's end of it.
-    async fn connection_to(
+    pub(crate) async fn connection_to(
         listener: &std::net::TcpListener,
         destination: &Destination,
     ) -> (Box<UpstreamConnection>, std::net::TcpStream) {

@@ -182,22 +182,15 @@ mod tests {
     use super::*;
     use crate::direct_tcp::kernel_asked;
     use crate::proxy::empty_body;
+    use crate::proxy::pool::tests::{connection_to, upstream};
     use crate::proxy::upstream_h1::{RequestFraming, exchange};
     use crate::proxy::worker_parks::wait_for_events;
 
     /// A connection whose last response was read whole (by a read that did not fill its room,
     /// which clears tokio's readiness), and the upstream's end of it.
     async fn idle_connection() -> (Box<UpstreamConnection>, std::net::TcpStream) {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let stream = TcpStream::connect(listener.local_addr().unwrap())
-            .await
-            .unwrap();
-        let (mut peer, _) = listener.accept().unwrap();
-        let destination = Destination {
-            host: "127.0.0.1".into(),
-            port: listener.local_addr().unwrap().port(),
-        };
-        let mut connection = UpstreamConnection::new(stream, destination);
+        let (listener, destination) = upstream();
+        let (mut connection, mut peer) = connection_to(&listener, &destination).await;
         peer.write_all(b"HTTP/1.1 204 No Content\r\n\r\n").unwrap();
         let read = poll_fn(|cx| connection.poll_fill(cx)).await.unwrap();
         assert_eq!(read, 27);
