@@ -373,17 +373,18 @@ access_log_drops() {
 # command, or a round that fails loadtool's checks (statuses, sizes, errors), ends the script
 # naming the round.
 measure_round() {
-    local row=$1 gateway=$2 round=$3 tool=$5 pids before after machine_before machine_after
+    local row=$1 gateway=$2 round=$3 tool=$5 pids reading before after machine_before machine_after
     read -r -a pids <<<"$4"
     shift 5
     local record=()
     while [[ $1 != -- ]]; do record+=("$1"); shift; done
     shift
-    before=$("${LOADTOOL[@]}" cpu "${pids[@]}")
-    machine_before=$("${LOADTOOL[@]}" machine-cpu)
+    # The gateway's CPU and the machine's, read by one process on each side of the round.
+    reading=$("${LOADTOOL[@]}" cpu --machine "${pids[@]}") || die "could not read the CPU times"
+    read -r before machine_before <<<"$reading"
     "$@" >"$WORK/round.out" 2>&1 || die "row $row, $gateway, round $round: $1 failed: $(tail -5 "$WORK/round.out")"
-    machine_after=$("${LOADTOOL[@]}" machine-cpu)
-    after=$("${LOADTOOL[@]}" cpu "${pids[@]}")
+    reading=$("${LOADTOOL[@]}" cpu --machine "${pids[@]}") || die "could not read the CPU times"
+    read -r after machine_after <<<"$reading"
     "${LOADTOOL[@]}" record --tool "$tool" --output "$WORK/round.out" --results "$RESULTS" \
         --row "$row" --gateway "$gateway" --round "$round" --cpu-before "$before" \
         --cpu-after "$after" --machine-before "$machine_before" --machine-after "$machine_after" \
