@@ -6,13 +6,16 @@
 # (worker_processes 2) and casegate in front of it (release build, [server] workers = 2; one
 # instance on plain HTTP, one on TLS). Then, row by row, it alternates the two gateways round by
 # round (nginx, casegate, nginx, casegate...) so machine drift hits both, and prints per row and
-# gateway: requests/s, p50/p99 latency and CPU time per request (utime+stime from /proc/<pid>/stat
-# of the gateway's processes - nginx master and workers, the casegate process - over the round,
-# divided by the requests it served; split into user space and kernel, utime and stime), and the
-# ratios casegate/nginx. The last ratio, casegate's kernel time against nginx's whole CPU time, is
+# gateway: requests/s (all its rounds' requests over all their seconds), p50/p99 latency (the
+# medians of the rounds') and CPU time per request (utime+stime from /proc/<pid>/stat of the
+# gateway's processes - nginx master and workers, the casegate process - over the rounds,
+# divided by the requests they served; split into user space and kernel, utime and stime), and
+# the ratios casegate/nginx. The last ratio, casegate's kernel time against nginx's whole CPU time, is
 # the floor under the CPU ratio: no user-space saving takes casegate below it. A `round by round`
-# line per row gives the CPU ratio of each round's pair (casegate's round and nginx's just before
-# it), lowest, median and highest: how far the run's total could have landed elsewhere. A `whole
+# line per row gives the CPU and requests/s ratios of each round's pair (casegate's round and
+# nginx's just before it), lowest, median and highest: how far the run's total could have landed
+# elsewhere; and the ratio of the medians of each gateway's rounds, the requests/s statistic
+# until stop 68 (benches/HISTORY.md). A `whole
 # machine` line per row gives the CPU a request of every process on the machine (client,
 # upstream, gateway, the kernel's threads; /proc/stat) in each gateway's rounds: while the client,
 # the upstream and the gateway keep both CPUs busy, requests/s follow that total, so the
@@ -230,7 +233,7 @@ run, $(cut -d' ' -f1-3 /proc/loadavg) after. $(nginx -v 2>&1 | sed 's/^nginx ver
 $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), h2load $(h2load --version | awk '{print $2}'), casegate \
 $CASEGATE_BIN (checkout $(cd "$REPO_DIR" && git rev-parse --short HEAD 2>/dev/null || echo unknown)). \
 Command: \`$COMMAND_LINE\` \
-($ROUNDS rounds of ${DURATION}s per gateway and row; medians of the rounds, CPU summed over them)."
+($ROUNDS rounds of ${DURATION}s per gateway and row; requests/s and CPU over all the rounds, latencies the medians of the rounds)."
 say ""
 "${LOADTOOL[@]}" table "$RESULTS" ${MARKDOWN:+--markdown "$MARKDOWN"} --preamble "$PREAMBLE"
 [[ -n $MARKDOWN ]] && say "Markdown table written to $MARKDOWN"

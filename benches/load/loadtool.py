@@ -556,10 +556,16 @@ TARGETS = {"plain": (1.1, 1.0, 0.8), "tls": (1.1, 1.0, 0.8), "h2": (1.0, None, N
 
 
 def summarise(rounds):
+    """One gateway's rounds of a row. requests/s are the requests of all the rounds over all
+    their seconds, as the CPU a request is all their CPU over all their requests: the two ratios
+    then speak of the same requests, and the rounds' mean keeps what a median of five throws away
+    (over the plain runs of stops 66 to 68 both ratios averaged the same, the mean's spread a
+    fifth less: benches/HISTORY.md, stop 68). The latencies are the medians of the rounds' own."""
     requests = sum(r["requests"] for r in rounds)
     return {
         "rounds": len(rounds),
-        "rps": statistics.median(r["requests"] / r["seconds"] for r in rounds),
+        "rps": requests / sum(r["seconds"] for r in rounds),
+        "rps_median": statistics.median(r["requests"] / r["seconds"] for r in rounds),
         "p50_ms": statistics.median(r["p50_us"] for r in rounds) / 1000,
         "p99_ms": statistics.median(r["p99_us"] for r in rounds) / 1000,
         "cpu_us": sum(r["cpu_seconds"] for r in rounds) / requests * 1e6,
@@ -817,8 +823,8 @@ def challenger_of(gateways):
 
 
 def round_spread(by_key, rows):
-    """The CPU ratio of each round's pair (casegate's round and nginx's just before it, seconds
-    apart): how far one run's total could have landed elsewhere. On a shared VM the cost of a
+    """The CPU and requests/s ratios of each round's pair (casegate's round and nginx's just
+    before it, seconds apart): how far one run's total could have landed elsewhere. On a shared VM the cost of a
     request moves between levels that last tens of seconds, for both gateways; a round's pair
     mostly sees one level, the run's total a mix of them."""
     lines = []
@@ -829,17 +835,19 @@ def round_spread(by_key, rows):
         per_round = summaries_by_round(
             by_key.get((row, "nginx"), []) + by_key.get((row, challenger), [])
         )
-        ratios = sorted(
-            both[challenger]["cpu_us"] / both["nginx"]["cpu_us"]
-            for both in per_round.values()
-            if len(both) == 2 and both["nginx"]["cpu_us"]
-        )
-        if len(ratios) < 2:
+        pairs = [both for both in per_round.values() if len(both) == 2 and both["nginx"]["cpu_us"]]
+        if len(pairs) < 2:
             continue
+        ratios = sorted(both[challenger]["cpu_us"] / both["nginx"]["cpu_us"] for both in pairs)
+        speeds = sorted(both[challenger]["rps"] / both["nginx"]["rps"] for both in pairs)
+        # The ratio of the medians of each gateway's rounds: the table's requests/s until stop 68.
+        medians = (summarise(by_key[(row, challenger)])["rps_median"]
+                   / summarise(by_key[(row, "nginx")])["rps_median"])
         lines.append(
             f"round by round, {ROW_TITLES.get(row, row)}: CPU/request {challenger}/nginx "
-            f"{ratios[0]:.2f}-{ratios[-1]:.2f}, median {statistics.median(ratios):.2f} "
-            f"({len(ratios)} pairs)"
+            f"{ratios[0]:.2f}-{ratios[-1]:.2f}, median {statistics.median(ratios):.2f}; "
+            f"requests/s {speeds[0]:.2f}-{speeds[-1]:.2f}, median {statistics.median(speeds):.2f} "
+            f"({len(pairs)} pairs; the medians of the rounds {medians:.2f}x)"
         )
     return "\n".join(lines)
 
