@@ -10,16 +10,16 @@
 # medians of the rounds') and CPU time per request (utime+stime from /proc/<pid>/stat of the
 # gateway's processes - nginx master and workers, the casegate process - over the rounds,
 # divided by the requests they served; split into user space and kernel, utime and stime), and
-# the ratios casegate/nginx. The last ratio, casegate's kernel time against nginx's whole CPU time, is
-# the floor under the CPU ratio: no user-space saving takes casegate below it. A `round by round`
-# line per row gives the CPU and requests/s ratios of each round's pair (casegate's round and
-# nginx's just before it), lowest, median and highest: how far the run's total could have landed
-# elsewhere; and the ratio of the medians of each gateway's rounds, the requests/s statistic
-# until stop 68 (benches/HISTORY.md). A `whole
-# machine` line per row gives the CPU a request of every process on the machine (client,
-# upstream, gateway, the kernel's threads; /proc/stat) in each gateway's rounds: while the client,
-# the upstream and the gateway keep both CPUs busy, requests/s follow that total, so the
-# requests/s ratio can reach about its inverse, and a gateway's saving counts only for its share.
+# the ratios casegate/nginx. The last ratio, casegate's kernel time against nginx's whole CPU
+# time, is the floor under the CPU ratio: no user-space saving takes casegate below it. A `round
+# by round` line per row gives the CPU and requests/s ratios of each round's pair (casegate's
+# round and nginx's just before it), lowest, median and highest: how far the run's total could
+# have landed elsewhere; and the ratio of the medians of each gateway's rounds, the requests/s
+# statistic until stop 68 (benches/HISTORY.md). A `whole machine` line per row gives the CPU a
+# request of every process on the machine (client, upstream, gateway, the kernel's threads;
+# /proc/stat) in each gateway's rounds: while the client, the upstream and the gateway keep both
+# CPUs busy, requests/s follow that total, so the requests/s ratio can reach about its inverse,
+# and a gateway's saving counts only for its share.
 #
 # Rows (guests: casegate with the cookie from opening a `casegate mint` link; nginx with an
 # md5/expires signed URL; both fetch /cases/42/summary.json, 1 KiB):

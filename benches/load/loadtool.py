@@ -560,7 +560,8 @@ def summarise(rounds):
     their seconds, as the CPU a request is all their CPU over all their requests: the two ratios
     then speak of the same requests, and the rounds' mean keeps what a median of five throws away
     (over fifty plain runs of stops 66 to 68 both ratios averaged 1.18x, spread 0.064 for the
-    totals against 0.083 for the medians: benches/HISTORY.md, stop 68). The latencies are the medians of the rounds' own."""
+    totals against 0.083 for the medians: benches/HISTORY.md, stop 68). The latencies are the
+    medians of the rounds' own."""
     requests = sum(r["requests"] for r in rounds)
     return {
         "rounds": len(rounds),
@@ -824,9 +825,9 @@ def challenger_of(gateways):
 
 def round_spread(by_key, rows):
     """The CPU and requests/s ratios of each round's pair (casegate's round and nginx's just
-    before it, seconds apart): how far one run's total could have landed elsewhere. On a shared VM the cost of a
-    request moves between levels that last tens of seconds, for both gateways; a round's pair
-    mostly sees one level, the run's total a mix of them."""
+    before it, seconds apart): how far one run's total could have landed elsewhere. On a shared
+    VM the cost of a request moves between levels that last tens of seconds, for both gateways; a
+    round's pair mostly sees one level, the run's total a mix of them."""
     lines = []
     for row in rows:
         challenger = challenger_of({gateway for (r, gateway) in by_key if r == row})
@@ -835,7 +836,9 @@ def round_spread(by_key, rows):
         per_round = summaries_by_round(
             by_key.get((row, "nginx"), []) + by_key.get((row, challenger), [])
         )
-        pairs = [both for both in per_round.values() if len(both) == 2 and both["nginx"]["cpu_us"]]
+        pairs = [
+            both for both in per_round.values() if len(both) == 2 and both["nginx"]["cpu_us"]
+        ]
         if len(pairs) < 2:
             continue
         ratios = sorted(both[challenger]["cpu_us"] / both["nginx"]["cpu_us"] for both in pairs)
