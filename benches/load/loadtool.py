@@ -798,7 +798,7 @@ def cmd_table(args):
                 f"{cg['kernel_us'] / ng['cpu_us']:.2f} |"
             )
     text = "\n".join(lines) + "\n\n" + "\n".join(ratio_lines) + "\n"
-    spread = round_spread(by_key, rows_seen)
+    spread = round_spread(by_key, by_row, rows_seen)
     if spread:
         text += "\n" + spread + "\n"
     machine = whole_machine(by_key, rows_seen)
@@ -823,11 +823,12 @@ def challenger_of(gateways):
     return next((g for g in ("casegate", "relay", "bare") if g in gateways), None)
 
 
-def round_spread(by_key, rows):
+def round_spread(by_key, by_row, rows):
     """The CPU and requests/s ratios of each round's pair (casegate's round and nginx's just
     before it, seconds apart): how far one run's total could have landed elsewhere. On a shared
     VM the cost of a request moves between levels that last tens of seconds, for both gateways; a
-    round's pair mostly sees one level, the run's total a mix of them."""
+    round's pair mostly sees one level, the run's total a mix of them. `by_row` holds the table's
+    summaries of each gateway's rounds."""
     lines = []
     for row in rows:
         challenger = challenger_of({gateway for (r, gateway) in by_key if r == row})
@@ -844,8 +845,8 @@ def round_spread(by_key, rows):
         ratios = sorted(both[challenger]["cpu_us"] / both["nginx"]["cpu_us"] for both in pairs)
         speeds = sorted(both[challenger]["rps"] / both["nginx"]["rps"] for both in pairs)
         # The ratio of the medians of each gateway's rounds: the table's requests/s until stop 68.
-        medians = (summarise(by_key[(row, challenger)])["rps_median"]
-                   / summarise(by_key[(row, "nginx")])["rps_median"])
+        summaries = by_row[row]
+        medians = summaries[challenger]["rps_median"] / summaries["nginx"]["rps_median"]
         lines.append(
             f"round by round, {ROW_TITLES.get(row, row)}: CPU/request {challenger}/nginx "
             f"{ratios[0]:.2f}-{ratios[-1]:.2f}, median {statistics.median(ratios):.2f}; "
