@@ -142,10 +142,10 @@ def cpu_times(pids):
 
 
 def cmd_cpu(args):
-    """USER,SYSTEM of the processes and, with --machine, BUSY,UPTIME after a space: both read by
-    one process, so that a round's readings take one interpreter's start-up each, outside the
-    round (two processes put the second one's start-up, some 20 ms of CPU, in the machine's
-    window)."""
+    """USER,SYSTEM of the processes and, with --machine, BUSY,UPTIME,STEAL,RTO after a space:
+    both read by one process, so that a round's readings take one interpreter's start-up each,
+    outside the round (two processes put the second one's start-up, some 20 ms of CPU, in the
+    machine's window)."""
     user, system = cpu_times(args.pids)
     reading = f"{user:.2f},{system:.2f}"
     if args.machine:
@@ -154,18 +154,33 @@ def cmd_cpu(args):
 
 
 def machine_cpu():
-    """BUSY,UPTIME: the CPU seconds every CPU of the machine has spent on anything but idling
-    since boot (the client, the upstream, the gateway, the kernel's threads and interrupts alike:
-    /proc/stat's user, nice, system, irq, softirq and steal; idle and iowait left out), and the
+    """BUSY,UPTIME,STEAL,RTO: the CPU seconds every CPU of the machine has spent on anything but
+    idling since boot (the client, the upstream, the gateway, the kernel's threads and interrupts
+    alike: /proc/stat's user, nice, system, irq, softirq and steal; idle and iowait left out), the
     seconds since boot, read together so that a round's two readings give how busy its CPUs were
-    over the same window."""
+    over the same window, of the busy seconds those the hypervisor ran something else on the VM's
+    CPUs (steal: while it does, whatever the VM runs there waits, the gateway's workers, the
+    client or the upstream, and every request in flight on them waits as long), and the TCP
+    retransmission timeouts so far (`tcp_timeouts`)."""
     with open("/proc/stat") as stat:
         fields = [int(value) for value in stat.readline().split()[1:9]]
     user, nice, system, _idle, _iowait, irq, softirq, steal = fields
     busy = (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
     with open("/proc/uptime") as uptime:
         since_boot = float(uptime.read().split()[0])
-    return f"{busy:.2f},{since_boot:.2f}"
+    return f"{busy:.2f},{since_boot:.2f},{steal / CLOCK_TICKS:.2f},{tcp_timeouts()}"
+
+
+def tcp_timeouts():
+    """The TCP retransmission timeouts the kernel has taken since boot, every connection's
+    (/proc/net/netstat's TCPTimeouts): a request whose segment or ACK went missing waits at least
+    200 ms (the minimum RTO) before it is sent again, which on loopback only a full queue causes."""
+    with open("/proc/net/netstat") as netstat:
+        lines = netstat.read().splitlines()
+    for names, values in zip(lines[::2], lines[1::2]):
+        if names.startswith("TcpExt:"):
+            return int(values.split()[names.split().index("TCPTimeouts")])
+    fail("no TcpExt line in /proc/net/netstat")
 
 
 def user_and_system(text):
@@ -400,6 +415,7 @@ def cmd_handshakes(args):
                 "bad_statuses": bad,
                 "p50_us": percentile(latencies, 50),
                 "p99_us": percentile(latencies, 99),
+                "max_us": latencies[-1] if latencies else 0,
             }
         )
     )
@@ -446,6 +462,7 @@ def parse_wrk(text, args):
         "seconds": wrk["duration_us"] / 1e6,
         "p50_us": wrk["p50_us"],
         "p99_us": wrk["p99_us"],
+        "max_us": wrk["max_us"],
         "non_2xx": wrk["status"],
     }, problems
 
@@ -488,6 +505,7 @@ def parse_h2load(text, args):
         "seconds": seconds,
         "p50_us": percentile(latencies, 50),
         "p99_us": percentile(latencies, 99),
+        "max_us": latencies[-1] if latencies else 0,
         "non_2xx": wrong + non_2xx,
     }, problems
 
@@ -524,10 +542,16 @@ def cmd_record(args):
     )
     result["cpu_seconds"] = result["cpu_user_seconds"] + result["cpu_system_seconds"]
     if args.machine_before and args.machine_after:
-        busy_before, uptime_before = map(float, args.machine_before.split(","))
-        busy_after, uptime_after = map(float, args.machine_after.split(","))
+        busy_before, uptime_before, steal_before, rto_before = map(
+            float, args.machine_before.split(",")
+        )
+        busy_after, uptime_after, steal_after, rto_after = map(
+            float, args.machine_after.split(",")
+        )
         result["machine_cpu_seconds"] = busy_after - busy_before
         result["machine_wall_seconds"] = uptime_after - uptime_before
+        result["machine_steal_seconds"] = steal_after - steal_before
+        result["tcp_timeouts"] = int(rto_after - rto_before)
     with open(args.results, "a") as results:
         results.write(json.dumps(result) + "\n")
     rps = result["requests"] / result["seconds"]
@@ -536,7 +560,14 @@ def cmd_record(args):
     print(
         f"  {args.row:<10} {args.gateway:<8} round {args.round}: {rps:9.0f} req/s  "
         f"p50 {result['p50_us'] / 1000:6.2f} ms  p99 {result['p99_us'] / 1000:6.2f} ms  "
+        f"max {result['max_us'] / 1000:7.1f} ms  "
         f"cpu {cpu_us:6.1f} us/req ({kernel_us:.1f} kernel)  ({result['requests']} requests, all 2xx)"
+        + (
+            f"  steal {result['machine_steal_seconds']:.2f} s, "
+            f"{result['tcp_timeouts']} TCP timeouts"
+            if "machine_steal_seconds" in result
+            else ""
+        )
     )
 
 
@@ -875,20 +906,26 @@ def whole_machine(by_key, rows):
                 break
             requests = sum(r["requests"] for r in rounds)
             busy = sum(r["machine_cpu_seconds"] for r in rounds)
+            cpu_time = sum(r["machine_wall_seconds"] for r in rounds) * cpus
+            # Rounds recorded before steal was read (stop 69) count as none stolen.
+            steal = sum(r.get("machine_steal_seconds", 0) for r in rounds)
             measured[gateway] = (
                 busy / requests * 1e6,
                 summarise(rounds)["cpu_us"],
-                busy / (sum(r["machine_wall_seconds"] for r in rounds) * cpus),
+                busy / cpu_time,
+                steal / cpu_time,
             )
         if len(measured) < 2:
             continue
-        (all_n, own_n, busy_n), (all_c, own_c, busy_c) = measured["nginx"], measured[challenger]
+        (all_n, own_n, busy_n, steal_n) = measured["nginx"]
+        (all_c, own_c, busy_c, steal_c) = measured[challenger]
         lines.append(
             f"whole machine, {ROW_TITLES.get(row, row)}: all processes' CPU a request {all_n:.1f} us "
             f"in nginx's rounds (the gateway's {own_n:.1f}), {all_c:.1f} us in {challenger}'s "
             f"({own_c:.1f}): {all_c / all_n:.2f}x, so about {all_n / all_c:.2f}x the requests/s "
             f"while the machine is busy (busy {100 * busy_n:.0f}% and {100 * busy_c:.0f}% of its "
-            f"{cpus} CPUs' time)"
+            f"{cpus} CPUs' time, of which the hypervisor took {100 * steal_n:.1f}% and "
+            f"{100 * steal_c:.1f}%)"
         )
     return "\n".join(lines)
 
@@ -1118,7 +1155,8 @@ def main():
     p = sub.add_parser("cpu", help="user and kernel CPU seconds of processes: USER,SYSTEM")
     p.add_argument("pids", type=int, nargs="+")
     p.add_argument("--machine", action="store_true",
-                   help="also the machine's busy CPU seconds and uptime: USER,SYSTEM BUSY,UPTIME")
+                   help="also the machine's busy CPU seconds, uptime, stolen seconds and TCP "
+                   "retransmission timeouts: USER,SYSTEM BUSY,UPTIME,STEAL,RTO")
     p.set_defaults(func=cmd_cpu)
 
     p = sub.add_parser("locked", help="locked instructions run per request, from a callgrind dump")
@@ -1190,8 +1228,8 @@ def main():
     p.add_argument("--round", type=int, required=True)
     p.add_argument("--cpu-before", required=True, help="`cpu`'s output before the round")
     p.add_argument("--cpu-after", required=True, help="`cpu`'s output after the round")
-    p.add_argument("--machine-before", help="`cpu --machine`'s BUSY,UPTIME before the round")
-    p.add_argument("--machine-after", help="`cpu --machine`'s BUSY,UPTIME after the round")
+    p.add_argument("--machine-before", help="`cpu --machine`'s BUSY,UPTIME,STEAL,RTO before the round")
+    p.add_argument("--machine-after", help="`cpu --machine`'s BUSY,UPTIME,STEAL,RTO after the round")
     p.add_argument("--response-size", type=int, default=0)
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--log-file")
