@@ -54,11 +54,12 @@
 #                                (or any of them and relay, proxy)
 #                                [--markdown FILE] [--keep]
 # Defaults: 10 rounds of 6 s per gateway and row (about 11 minutes in all). On a shared VM one
-# gateway's rounds swing by up to 40% within a minute; more turns cancel more of it. Five rounds
-# (the default until stop 69) left a run's plain ratios a standard deviation of 0.041 (requests/s)
-# and 0.030 (CPU) from the next run's, as much as the targets' margins; ten, 0.030 and 0.023, with
-# the same means (benches/HISTORY.md, stop 69). Rounds stay 6 s: a round's first requests wait
-# behind its 64 new connections (and their TLS handshakes), which shorter rounds would weigh more.
+# gateway's rounds swing by up to 40% within a minute; more turns cancel more of it. With five
+# rounds (the default until stop 69) the plain ratios spread across runs with a standard deviation
+# of 0.041 (requests/s) and 0.030 (CPU), about the targets' margins; with ten, 0.030 and 0.023,
+# around the same means (benches/HISTORY.md, stop 69). Rounds stay 6 s: a round's first requests
+# wait behind its 64 new connections (and their TLS handshakes), which shorter rounds would weigh
+# more.
 # CASEGATE_BIN=path skips `cargo build --release` and uses that binary.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

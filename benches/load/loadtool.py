@@ -907,8 +907,7 @@ def whole_machine(by_key, rows):
             requests = sum(r["requests"] for r in rounds)
             busy = sum(r["machine_cpu_seconds"] for r in rounds)
             cpu_time = sum(r["machine_wall_seconds"] for r in rounds) * cpus
-            # Rounds recorded before steal was read (stop 69) count as none stolen.
-            steal = sum(r.get("machine_steal_seconds", 0) for r in rounds)
+            steal = sum(r["machine_steal_seconds"] for r in rounds)
             measured[gateway] = (
                 busy / requests * 1e6,
                 summarise(rounds)["cpu_us"],
