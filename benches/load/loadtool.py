@@ -541,17 +541,14 @@ def cmd_record(args):
         cpu_system_seconds=system_after - system_before,
     )
     result["cpu_seconds"] = result["cpu_user_seconds"] + result["cpu_system_seconds"]
-    if args.machine_before and args.machine_after:
-        busy_before, uptime_before, steal_before, rto_before = map(
-            float, args.machine_before.split(",")
-        )
-        busy_after, uptime_after, steal_after, rto_after = map(
-            float, args.machine_after.split(",")
-        )
-        result["machine_cpu_seconds"] = busy_after - busy_before
-        result["machine_wall_seconds"] = uptime_after - uptime_before
-        result["machine_steal_seconds"] = steal_after - steal_before
-        result["tcp_timeouts"] = int(rto_after - rto_before)
+    busy_before, uptime_before, steal_before, rto_before = map(
+        float, args.machine_before.split(",")
+    )
+    busy_after, uptime_after, steal_after, rto_after = map(float, args.machine_after.split(","))
+    result["machine_cpu_seconds"] = busy_after - busy_before
+    result["machine_wall_seconds"] = uptime_after - uptime_before
+    result["machine_steal_seconds"] = steal_after - steal_before
+    result["tcp_timeouts"] = int(rto_after - rto_before)
     with open(args.results, "a") as results:
         results.write(json.dumps(result) + "\n")
     rps = result["requests"] / result["seconds"]
@@ -562,12 +559,7 @@ def cmd_record(args):
         f"p50 {result['p50_us'] / 1000:6.2f} ms  p99 {result['p99_us'] / 1000:6.2f} ms  "
         f"max {result['max_us'] / 1000:7.1f} ms  "
         f"cpu {cpu_us:6.1f} us/req ({kernel_us:.1f} kernel)  ({result['requests']} requests, all 2xx)"
-        + (
-            f"  steal {result['machine_steal_seconds']:.2f} s, "
-            f"{result['tcp_timeouts']} TCP timeouts"
-            if "machine_steal_seconds" in result
-            else ""
-        )
+        f"  steal {result['machine_steal_seconds']:.2f} s, {result['tcp_timeouts']} TCP timeouts"
     )
 
 
@@ -832,7 +824,7 @@ def cmd_table(args):
     spread = round_spread(by_key, by_row, rows_seen)
     if spread:
         text += "\n" + spread + "\n"
-    machine = whole_machine(by_key, rows_seen)
+    machine = whole_machine(by_key, by_row, rows_seen)
     if machine:
         text += "\n" + machine + "\n"
     floor = relay_floor(by_row)
@@ -887,12 +879,12 @@ def round_spread(by_key, by_row, rows):
     return "\n".join(lines)
 
 
-def whole_machine(by_key, rows):
+def whole_machine(by_key, by_row, rows):
     """All processes' CPU a request in each gateway's rounds: the client, the upstream and the
     gateway share the machine's CPUs, so while they keep it busy requests/s follow the whole
     machine's CPU a request, not the gateway's alone. The requests/s ratio can reach about the
     inverse of this one; what the gateway saves is diluted by what the client and the upstream
-    spend. Rounds recorded before the machine's CPU was read are left out."""
+    spend. `by_row` holds the table's summaries of each gateway's rounds."""
     lines = []
     cpus = os.cpu_count() or 1
     for row in rows:
@@ -901,7 +893,7 @@ def whole_machine(by_key, rows):
             continue
         measured = {}
         for gateway in ("nginx", challenger):
-            rounds = [r for r in by_key.get((row, gateway), []) if "machine_cpu_seconds" in r]
+            rounds = by_key.get((row, gateway), [])
             if not rounds:
                 break
             requests = sum(r["requests"] for r in rounds)
@@ -910,7 +902,7 @@ def whole_machine(by_key, rows):
             steal = sum(r["machine_steal_seconds"] for r in rounds)
             measured[gateway] = (
                 busy / requests * 1e6,
-                summarise(rounds)["cpu_us"],
+                by_row[row][gateway]["cpu_us"],
                 busy / cpu_time,
                 steal / cpu_time,
             )
@@ -1227,8 +1219,8 @@ def main():
     p.add_argument("--round", type=int, required=True)
     p.add_argument("--cpu-before", required=True, help="`cpu`'s output before the round")
     p.add_argument("--cpu-after", required=True, help="`cpu`'s output after the round")
-    p.add_argument("--machine-before", help="`cpu --machine`'s BUSY,UPTIME,STEAL,RTO before the round")
-    p.add_argument("--machine-after", help="`cpu --machine`'s BUSY,UPTIME,STEAL,RTO after the round")
+    p.add_argument("--machine-before", required=True, help="`cpu --machine`'s BUSY,UPTIME,STEAL,RTO before the round")
+    p.add_argument("--machine-after", required=True, help="`cpu --machine`'s BUSY,UPTIME,STEAL,RTO after the round")
     p.add_argument("--response-size", type=int, default=0)
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--log-file")
