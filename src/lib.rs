@@ -12,6 +12,7 @@ pub mod admin;
 #[cfg_attr(fuzzing, allow(dead_code))]
 mod allocator;
 mod ascii_case;
+pub mod build_info;
 mod caught_panic;
 pub mod clock;
 mod coarse_clock;
@@ -340,7 +341,7 @@ async fn serve_on(
         StateBackend::Embedded => config.state.path.display().to_string(),
         StateBackend::Redis(redis) => redis.url.redacted().to_owned(),
     };
-    info!(%local_addr, tls = config.server.tls.is_some(), %state, mail = mailer.as_ref().map(Mailer::destination), "casegate listening");
+    info!(%local_addr, tls = config.server.tls.is_some(), %state, mail = mailer.as_ref().map(Mailer::destination), version = build_info::VERSION, build = build_info::BUILD, commit = build_info::COMMIT, "casegate listening");
     Ok(RunningGateway {
         local_addr,
         admin_addr,

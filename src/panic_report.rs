@@ -47,10 +47,12 @@ fn report(info: &PanicHookInfo<'_>) {
         thread,
         location,
         panic_message = literal_message(info).unwrap_or(NOT_LOGGED),
-        version = env!("CARGO_PKG_VERSION"),
+        version = crate::build_info::VERSION,
+        build = crate::build_info::BUILD,
+        commit = crate::build_info::COMMIT,
         "casegate panicked, which is a bug: what it was doing has stopped (a request: answered as \
          an internal error; a connection's loop: that connection closed; other connections go \
-         on). Please report the location and the version"
+         on). Please report the location, the version, the build and the commit"
     );
 }
 

@@ -50,6 +50,30 @@ fn keygen_prints_a_256_bit_base64url_key() {
 }
 
 #[test]
+fn version_names_how_it_was_built() {
+    for flag in ["--version", "-V"] {
+        let out = casegate(&[flag]);
+        assert!(out.status.success());
+        let printed = String::from_utf8(out.stdout).unwrap();
+        // Built by the same cargo run as this test, with the same environment: no CASEGATE_BUILD
+        // unless the one running the tests set it (benches/load/pgo.sh sets it for its builds).
+        let build = option_env!("CASEGATE_BUILD").unwrap_or(if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        });
+        let expected = match option_env!("CASEGATE_COMMIT") {
+            Some(commit) => format!("{build} build of {commit}"),
+            None => format!("{build} build"),
+        };
+        assert_eq!(
+            printed,
+            format!("casegate {} ({expected})\n", env!("CARGO_PKG_VERSION"))
+        );
+    }
+}
+
+#[test]
 fn check_accepts_the_shipped_config() {
     let out = casegate(&["check", "--config", "config/casegate.toml"]);
     assert!(

@@ -320,7 +320,15 @@ async fn metrics_and_health_need_no_token_but_the_api_still_does() {
     let health = admin(&gateway, "GET", "/healthz", false).await;
     assert_eq!(health.status, 200);
     assert_eq!(health.text(), r#"{"status":"ok"}"#);
-    assert_eq!(admin(&gateway, "GET", "/metrics", false).await.status, 200);
+    let scraped = scrape(&gateway).await;
+    // Which casegate answers: the version, how it was built and from which commit.
+    let build_info = format!(
+        "casegate_build_info{{version=\"{}\",build=\"{}\",commit=\"{}\"}}",
+        env!("CARGO_PKG_VERSION"),
+        casegate::build_info::BUILD,
+        casegate::build_info::COMMIT.unwrap_or("unknown"),
+    );
+    assert_eq!(value(&scraped, &build_info), 1.0);
     assert_eq!(admin(&gateway, "POST", "/metrics", false).await.status, 405);
     assert_eq!(
         admin(&gateway, "GET", "/v1/shares", false).await.status,

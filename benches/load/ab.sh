@@ -70,7 +70,7 @@ round() {
 }
 
 say "$(machine_summary)"
-say "A: $A_BIN; B: $B_BIN; $PAIRS pairs of ${DURATION}s rounds"
+say "A: $(casegate_identity "$A_BIN"); B: $(casegate_identity "$B_BIN"); $PAIRS pairs of ${DURATION}s rounds"
 for build in a b; do # warm-up, not counted
     port=$A_PORT cookie=$A_COOKIE
     [[ $build == b ]] && port=$B_PORT cookie=$B_COOKIE

@@ -103,7 +103,7 @@ if [[ $GATEWAY == casegate ]]; then
     GATEWAY_PID=$CASEGATE_PID
     HEADERS=(--header "Cookie: $(guest_cookie "$CASEGATE_CONFIG" "$CAFILE")")
     URL="$SCHEME://127.0.0.1:$GATEWAY_PORT$JSON_PATH"
-    VERSION="casegate $("$CASEGATE_BIN" --version 2>/dev/null || echo '(version unknown)')"
+    VERSION=$(casegate_identity "$CASEGATE_BIN")
 else
     dir="$WORK/nginx-gateway"
     mkdir -p "$dir"

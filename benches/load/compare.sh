@@ -236,7 +236,8 @@ done
 PREAMBLE="Machine: $(machine_summary | sed 's/, load average.*//'); load average $LOAD_BEFORE before the \
 run, $(cut -d' ' -f1-3 /proc/loadavg) after. $(nginx -v 2>&1 | sed 's/^nginx version: //'), \
 $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), h2load $(h2load --version | awk '{print $2}'), casegate \
-$CASEGATE_BIN (checkout $(cd "$REPO_DIR" && git rev-parse --short HEAD 2>/dev/null || echo unknown)). \
+$(casegate_identity "$CASEGATE_BIN"); the scripts of checkout \
+$(cd "$REPO_DIR" && git rev-parse --short HEAD 2>/dev/null || echo unknown). \
 Command: \`$COMMAND_LINE\` \
 ($ROUNDS rounds of ${DURATION}s per gateway and row; requests/s and CPU over all the rounds, latencies the medians of the rounds)."
 say ""

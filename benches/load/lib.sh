@@ -93,6 +93,14 @@ build_casegate() {
     CASEGATE_BIN="${CARGO_TARGET_DIR:-$REPO_DIR/target}/release/casegate"
 }
 
+# casegate_identity BIN - what a report says the binary it measured is: its path and its
+# `--version` ("casegate 0.1.0 (profile-guided build of c8f4d45)", "casegate 0.1.0 (release
+# build)"), which names how it was built and, for pgo.sh's builds, the commit (src/build_info.rs).
+# The scripts' own checkout may be another commit than the binary's.
+casegate_identity() {
+    echo "$1 ($("$1" --version 2>/dev/null || echo 'version unknown'))"
+}
+
 # make_cert - one ECDSA P-256 certificate for 127.0.0.1, used by both gateways.
 make_cert() {
     CERT="$WORK/cert.pem"

@@ -44,18 +44,27 @@ PROFILES="$TARGET/pgo-profiles"
 rm -rf "$PROFILES"
 mkdir -p "$PROFILES/train"
 
-# build_pgo DIR FLAG - the release build of casegate into $TARGET/DIR with one more rustc flag.
-# Both builds go through here, so they differ in that flag only: a profile matches only a build
-# with the same settings, and a mismatch is silent (the profile is then not applied).
+# What `casegate --version`, its build_info metric and its log say the binaries are (src/build_info.rs):
+# the commit they are built from, "-dirty" with uncommitted changes to tracked files.
+COMMIT=$(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || true)
+if [[ -n $COMMIT ]] && ! git -C "$REPO_DIR" diff --quiet HEAD -- 2>/dev/null; then
+    COMMIT+=-dirty
+fi
+
+# build_pgo DIR FLAG KIND - the release build of casegate into $TARGET/DIR with one more rustc
+# flag, naming itself a KIND build. Both builds go through here, so they differ in that flag and
+# that name only: a profile matches only a build with the same settings, and a mismatch is silent
+# (the profile is then not applied). The name is a constant's text, which the profile does not see.
 build_pgo() {
     (cd "$REPO_DIR" && RUSTFLAGS="${RUSTFLAGS:-} $2" CARGO_TARGET_DIR="$TARGET/$1" \
+        env CASEGATE_BUILD="$3" ${COMMIT:+CASEGATE_COMMIT="$COMMIT"} \
         cargo build --release --locked --quiet --bin casegate) || die "the build in $TARGET/$1 failed"
 }
 
 say "1/3 instrumented build (target/pgo-instrumented)..."
 # Build scripts are instrumented too and write their own profiles while building; those go to
 # build/, away from the training's.
-build_pgo pgo-instrumented "-Cprofile-generate=$PROFILES/build"
+build_pgo pgo-instrumented "-Cprofile-generate=$PROFILES/build" profile-instrumented
 
 say "2/3 training: compare.sh rows plain,tls,h2,handshake and big_download.sh, one round each..."
 # Every process of the instrumented binary (serve, mint, keygen, check) writes its own profile
@@ -79,5 +88,5 @@ PROFILE="$PROFILES/casegate-$(sha256sum "$PROFILES/merged.profdata" | cut -c1-16
 mv "$PROFILES/merged.profdata" "$PROFILE"
 
 say "3/3 optimised build (target/pgo)..."
-build_pgo pgo "-Cprofile-use=$PROFILE"
-say "built $TARGET/pgo/release/casegate (profile: ${#RAW[@]} processes, $PROFILE)"
+build_pgo pgo "-Cprofile-use=$PROFILE" profile-guided
+say "built $TARGET/pgo/release/casegate, $("$TARGET/pgo/release/casegate" --version) (profile: ${#RAW[@]} processes, $PROFILE)"

@@ -16,7 +16,8 @@ use clap::{Parser, Subcommand};
 
 /// casegate: share one case of a legacy case app through a signed link, read-only, and nothing else.
 #[derive(Parser, Debug)]
-#[command(name = "casegate", version, about)]
+// `--version` names the build and its commit too (`casegate::build_info`).
+#[command(name = "casegate", version = casegate::build_info::version_line(), about)]
 pub struct Args {
     #[command(subcommand)]
     pub(crate) command: Command,

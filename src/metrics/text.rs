@@ -3,6 +3,8 @@
 
 use std::fmt::Write;
 
+use crate::build_info;
+
 use super::{
     Decision, Histogram, LATENCY_BUCKETS, Metrics, Outcome, Protocol, StateWrite, UpstreamClass,
 };
@@ -16,12 +18,17 @@ pub(super) fn render(metrics: &Metrics) -> String {
         &mut out,
         "casegate_build_info",
         "gauge",
-        "Always 1; the version label says which casegate is running.",
+        "Always 1; the labels say which casegate is running: its version, how it was built \
+         (profile-guided, release) and from which commit (unknown when the build did not say).",
     );
     series(
         &mut out,
         "casegate_build_info",
-        &[("version", env!("CARGO_PKG_VERSION"))],
+        &[
+            ("version", build_info::VERSION),
+            ("build", build_info::BUILD),
+            ("commit", build_info::COMMIT.unwrap_or("unknown")),
+        ],
         1,
     );
     header(
