@@ -40,7 +40,7 @@ const _: () = assert!(
 
 /// The words after the version in `casegate --version`: "profile-guided build of c8f4d45",
 /// "release build".
-pub fn describe() -> String {
+fn describe() -> String {
     match COMMIT {
         Some(commit) => format!("{BUILD} build of {commit}"),
         None => format!("{BUILD} build"),

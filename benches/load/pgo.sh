@@ -44,8 +44,9 @@ PROFILES="$TARGET/pgo-profiles"
 rm -rf "$PROFILES"
 mkdir -p "$PROFILES/train"
 
-# What `casegate --version`, its build_info metric and its log say the binaries are (src/build_info.rs):
-# the commit they are built from, "-dirty" with uncommitted changes to tracked files.
+# What `casegate --version`, its build_info metric and its log say the binaries are
+# (src/build_info.rs): the commit they are built from, "-dirty" with uncommitted changes to
+# tracked files.
 COMMIT=$(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || true)
 if [[ -n $COMMIT ]] && ! git -C "$REPO_DIR" diff --quiet HEAD -- 2>/dev/null; then
     COMMIT+=-dirty
